@@ -1,0 +1,439 @@
+//! Host arrays of any supported dtype ([`DynArray`]), borrowed views of them ([`ArgView`]) for
+//! calling compiled functions, NumPy's broadcasting rules, and NumPy-like printing.
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use ndarray::{ArcArray, Array, ArrayD, ArrayView, ArrayViewD, Dimension, IxDyn};
+use std::fmt;
+
+/// A Rust element type fusebox can compute with.
+pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'static {
+    const DTYPE: DType;
+    fn wrap(a: ArcArray<Self, IxDyn>) -> DynArray;
+    fn unwrap(a: &DynArray) -> Option<&ArcArray<Self, IxDyn>>;
+    fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_>;
+}
+
+macro_rules! element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            fn wrap(a: ArcArray<Self, IxDyn>) -> DynArray {
+                DynArray::$variant(a)
+            }
+            fn unwrap(a: &DynArray) -> Option<&ArcArray<Self, IxDyn>> {
+                match a {
+                    DynArray::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_> {
+                ArgView::$variant(v)
+            }
+        }
+    };
+}
+element!(bool, Bool);
+element!(i32, I32);
+element!(i64, I64);
+element!(f32, F32);
+element!(f64, F64);
+
+/// An n-dimensional array of any supported dtype, with any strides. Cheap to clone (shared).
+#[derive(Clone, PartialEq)]
+pub enum DynArray {
+    Bool(ArcArray<bool, IxDyn>),
+    I32(ArcArray<i32, IxDyn>),
+    I64(ArcArray<i64, IxDyn>),
+    F32(ArcArray<f32, IxDyn>),
+    F64(ArcArray<f64, IxDyn>),
+}
+
+/// Apply `$body` to the typed array inside a [`DynArray`] (or [`ArgView`]).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch {
+    ($value:expr, $a:ident => $body:expr) => {
+        match $value {
+            $crate::array::DynArray::Bool($a) => $body,
+            $crate::array::DynArray::I32($a) => $body,
+            $crate::array::DynArray::I64($a) => $body,
+            $crate::array::DynArray::F32($a) => $body,
+            $crate::array::DynArray::F64($a) => $body,
+        }
+    };
+}
+
+impl DynArray {
+    pub fn dtype(&self) -> DType {
+        match self {
+            DynArray::Bool(_) => DType::Bool,
+            DynArray::I32(_) => DType::I32,
+            DynArray::I64(_) => DType::I64,
+            DynArray::F32(_) => DType::F32,
+            DynArray::F64(_) => DType::F64,
+        }
+    }
+    pub fn shape(&self) -> &[usize] {
+        dispatch!(self, a => a.shape())
+    }
+    /// Strides in elements (may be negative or zero).
+    pub fn strides(&self) -> &[isize] {
+        dispatch!(self, a => a.strides())
+    }
+    pub fn len(&self) -> usize {
+        dispatch!(self, a => a.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+    /// Size of the elements in bytes (what reading the whole array once moves).
+    pub fn nbytes(&self) -> usize {
+        self.len() * self.dtype().size()
+    }
+
+    /// Borrow as a view, for calling a compiled function.
+    pub fn view(&self) -> ArgView<'_> {
+        match self {
+            DynArray::Bool(a) => ArgView::Bool(a.view()),
+            DynArray::I32(a) => ArgView::I32(a.view()),
+            DynArray::I64(a) => ArgView::I64(a.view()),
+            DynArray::F32(a) => ArgView::F32(a.view()),
+            DynArray::F64(a) => ArgView::F64(a.view()),
+        }
+    }
+
+    /// The typed array, if the dtype is `T`'s.
+    pub fn as_array<T: Element>(&self) -> Result<&ArcArray<T, IxDyn>> {
+        T::unwrap(self).ok_or_else(|| {
+            Error::Type(format!("array has dtype {}, not {}", self.dtype(), T::DTYPE))
+        })
+    }
+    /// The typed array as an owned `ArrayD<T>`, if the dtype is `T`'s.
+    pub fn into_array<T: Element>(self) -> Result<ArrayD<T>> {
+        Ok(self.as_array::<T>()?.to_owned())
+    }
+    pub fn into_f64(self) -> Result<ArrayD<f64>> {
+        self.into_array()
+    }
+    pub fn into_f32(self) -> Result<ArrayD<f32>> {
+        self.into_array()
+    }
+    pub fn into_i64(self) -> Result<ArrayD<i64>> {
+        self.into_array()
+    }
+    pub fn into_i32(self) -> Result<ArrayD<i32>> {
+        self.into_array()
+    }
+    pub fn into_bool(self) -> Result<ArrayD<bool>> {
+        self.into_array()
+    }
+
+    /// The single element of a 0-d (or one-element) array as f64, for printing and tests.
+    pub fn scalar_f64(&self) -> Option<f64> {
+        if self.len() != 1 {
+            return None;
+        }
+        Some(match self {
+            DynArray::Bool(a) => *a.iter().next()? as u8 as f64,
+            DynArray::I32(a) => *a.iter().next()? as f64,
+            DynArray::I64(a) => *a.iter().next()? as f64,
+            DynArray::F32(a) => *a.iter().next()? as f64,
+            DynArray::F64(a) => *a.iter().next()?,
+        })
+    }
+}
+
+impl<T: Element, D: Dimension> From<Array<T, D>> for DynArray {
+    fn from(a: Array<T, D>) -> Self {
+        T::wrap(a.into_dyn().into_shared())
+    }
+}
+impl<T: Element, D: Dimension> From<ArcArray<T, D>> for DynArray {
+    fn from(a: ArcArray<T, D>) -> Self {
+        T::wrap(a.into_dyn())
+    }
+}
+/// Views are copied (the expression may outlive the borrow); strides of an owned or shared
+/// array are kept as they are.
+impl<T: Element, D: Dimension> From<ArrayView<'_, T, D>> for DynArray {
+    fn from(a: ArrayView<'_, T, D>) -> Self {
+        T::wrap(a.into_dyn().to_owned().into_shared())
+    }
+}
+
+/// A borrowed array argument of any dtype (any strides), for compiled functions.
+#[derive(Clone)]
+pub enum ArgView<'a> {
+    Bool(ArrayViewD<'a, bool>),
+    I32(ArrayViewD<'a, i32>),
+    I64(ArrayViewD<'a, i64>),
+    F32(ArrayViewD<'a, f32>),
+    F64(ArrayViewD<'a, f64>),
+}
+
+impl<'a> ArgView<'a> {
+    pub fn dtype(&self) -> DType {
+        match self {
+            ArgView::Bool(_) => DType::Bool,
+            ArgView::I32(_) => DType::I32,
+            ArgView::I64(_) => DType::I64,
+            ArgView::F32(_) => DType::F32,
+            ArgView::F64(_) => DType::F64,
+        }
+    }
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            ArgView::Bool(a) => a.shape(),
+            ArgView::I32(a) => a.shape(),
+            ArgView::I64(a) => a.shape(),
+            ArgView::F32(a) => a.shape(),
+            ArgView::F64(a) => a.shape(),
+        }
+    }
+    /// Strides in elements.
+    pub fn strides(&self) -> &[isize] {
+        match self {
+            ArgView::Bool(a) => a.strides(),
+            ArgView::I32(a) => a.strides(),
+            ArgView::I64(a) => a.strides(),
+            ArgView::F32(a) => a.strides(),
+            ArgView::F64(a) => a.strides(),
+        }
+    }
+    /// Pointer to the element at index `[0, 0, ...]`.
+    pub fn as_ptr(&self) -> *const u8 {
+        match self {
+            ArgView::Bool(a) => a.as_ptr() as *const u8,
+            ArgView::I32(a) => a.as_ptr() as *const u8,
+            ArgView::I64(a) => a.as_ptr() as *const u8,
+            ArgView::F32(a) => a.as_ptr() as *const u8,
+            ArgView::F64(a) => a.as_ptr() as *const u8,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copy into an owned (shared) array.
+    pub fn to_dyn_array(&self) -> DynArray {
+        match self {
+            ArgView::Bool(a) => DynArray::Bool(a.to_owned().into_shared()),
+            ArgView::I32(a) => DynArray::I32(a.to_owned().into_shared()),
+            ArgView::I64(a) => DynArray::I64(a.to_owned().into_shared()),
+            ArgView::F32(a) => DynArray::F32(a.to_owned().into_shared()),
+            ArgView::F64(a) => DynArray::F64(a.to_owned().into_shared()),
+        }
+    }
+}
+
+impl<'a, T: Element, D: Dimension> From<ArrayView<'a, T, D>> for ArgView<'a> {
+    fn from(v: ArrayView<'a, T, D>) -> Self {
+        T::wrap_view(v.into_dyn())
+    }
+}
+impl<'a, T: Element, D: Dimension> From<&'a Array<T, D>> for ArgView<'a> {
+    fn from(a: &'a Array<T, D>) -> Self {
+        T::wrap_view(a.view().into_dyn())
+    }
+}
+impl<'a> From<&'a DynArray> for ArgView<'a> {
+    fn from(a: &'a DynArray) -> Self {
+        a.view()
+    }
+}
+
+/// NumPy broadcasting of two shapes.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    lhs: a.to_vec(),
+                    rhs: b.to_vec(),
+                })
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Strides (in elements) that read an array of `shape`/`strides` as if broadcast to
+/// `out_shape`: leading new dimensions and stretched size-1 dimensions get stride 0.
+/// The caller guarantees that `shape` broadcasts to `out_shape`.
+pub fn broadcast_strides(shape: &[usize], strides: &[isize], out_shape: &[usize]) -> Vec<isize> {
+    debug_assert!(shape.len() <= out_shape.len());
+    let lead = out_shape.len() - shape.len();
+    let mut s = vec![0isize; out_shape.len()];
+    for i in 0..shape.len() {
+        s[lead + i] = if shape[i] == 1 && out_shape[lead + i] != 1 {
+            0
+        } else {
+            strides[i]
+        };
+    }
+    s
+}
+
+/// Number of elements of a shape, checked against the address space.
+pub fn checked_len(shape: &[usize], elem_size: usize) -> Result<usize> {
+    let mut n: usize = 1;
+    for &d in shape {
+        n = n
+            .checked_mul(d)
+            .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows the address space")))?;
+    }
+    n.checked_mul(elem_size)
+        .filter(|b| *b <= isize::MAX as usize)
+        .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows the address space")))?;
+    Ok(n)
+}
+
+/// Format a float like NumPy's repr of a scalar (`1.0`, `0.5`, `nan`, `inf`, `1e+20`).
+pub fn fmt_float(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{x:e}");
+        // Rust prints 1e20 / 1.5e-7; NumPy prints 1e+20 / 1.5e-07.
+        if let Some((m, e)) = s.split_once('e') {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', e),
+            };
+            return format!("{m}e{sign}{digits:0>2}");
+        }
+        return s;
+    }
+    let s = format!("{x}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+fn fmt_elem(a: &DynArray, idx: &[usize]) -> String {
+    let ix = IxDyn(idx);
+    match a {
+        DynArray::Bool(x) => (if x[ix] { "True" } else { "False" }).to_string(),
+        DynArray::I32(x) => x[ix].to_string(),
+        DynArray::I64(x) => x[ix].to_string(),
+        DynArray::F32(x) => fmt_array_float(x[ix] as f64),
+        DynArray::F64(x) => fmt_array_float(x[ix]),
+    }
+}
+
+/// Inside arrays NumPy prints `1.` rather than `1.0`.
+fn fmt_array_float(x: f64) -> String {
+    let s = fmt_float(x);
+    match s.strip_suffix(".0") {
+        Some(t) if !s.contains('e') => format!("{t}."),
+        _ => s,
+    }
+}
+
+/// NumPy-like preview: at most `edge` items at each end of each axis, `...` between.
+pub fn preview(a: &DynArray, edge: usize) -> String {
+    fn rec(a: &DynArray, idx: &mut Vec<usize>, edge: usize, out: &mut String, depth: usize) {
+        let shape = a.shape();
+        if idx.len() == shape.len() {
+            out.push_str(&fmt_elem(a, idx));
+            return;
+        }
+        let n = shape[idx.len()];
+        out.push('[');
+        let items: Vec<Option<usize>> = if n > 2 * edge {
+            (0..edge).map(Some).chain([None]).chain((n - edge..n).map(Some)).collect()
+        } else {
+            (0..n).map(Some).collect()
+        };
+        let last_axis = idx.len() + 1 == shape.len();
+        for (k, item) in items.iter().enumerate() {
+            if k > 0 {
+                if last_axis {
+                    out.push_str(", ");
+                } else {
+                    out.push_str(",\n");
+                    out.push_str(&" ".repeat(depth + 1));
+                }
+            }
+            match item {
+                Some(i) => {
+                    idx.push(*i);
+                    rec(a, idx, edge, out, depth + 1);
+                    idx.pop();
+                }
+                None => out.push_str("..."),
+            }
+        }
+        out.push(']');
+    }
+    let mut out = String::new();
+    rec(a, &mut Vec::new(), edge, &mut out, 6);
+    out
+}
+
+impl fmt::Display for DynArray {
+    /// `array([1., 2., 3.])`, with `dtype=` for dtypes NumPy would name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = preview(self, 3);
+        let dt = match self.dtype() {
+            DType::F64 | DType::I64 | DType::Bool => String::new(),
+            d => format!(", dtype={d}"),
+        };
+        write!(f, "array({body}{dt})")
+    }
+}
+
+impl fmt::Debug for DynArray {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self} shape={:?}", self.shape())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr1;
+
+    #[test]
+    fn broadcasting() {
+        assert_eq!(broadcast_shapes(&[3, 1], &[4]).unwrap(), vec![3, 4]);
+        assert_eq!(broadcast_shapes(&[], &[2, 2]).unwrap(), vec![2, 2]);
+        assert_eq!(broadcast_shapes(&[0], &[1]).unwrap(), vec![0]);
+        assert!(matches!(
+            broadcast_shapes(&[3], &[4]),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert_eq!(broadcast_strides(&[3, 1], &[1, 1], &[2, 3, 4]), vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn numpy_like_display() {
+        let a: DynArray = arr1(&[1.0, 2.5, f64::NAN]).into();
+        assert_eq!(a.to_string(), "array([1., 2.5, nan])");
+        let b: DynArray = arr1(&[1i32, 2]).into();
+        assert_eq!(b.to_string(), "array([1, 2], dtype=int32)");
+        let c: DynArray = Array::from_iter((0..10).map(|x| x as f64)).into();
+        assert_eq!(c.to_string(), "array([0., 1., 2., ..., 7., 8., 9.])");
+        assert_eq!(fmt_float(1e20), "1e+20");
+        assert_eq!(fmt_float(1.5e-7), "1.5e-07");
+    }
+}

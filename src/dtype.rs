@@ -1,0 +1,221 @@
+//! Element types and NumPy 2 type promotion (NEP 50).
+//!
+//! Arrays are *strong*: their dtype wins. Rust and literal scalars are *weak* (like Python numbers
+//! in NumPy 2): `f32_array * 2.0` stays `float32`, `i32_array + 1` stays `int32`, and an integer
+//! literal that does not fit the array's dtype is an error, not a silent wrap.
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// The element types fusebox computes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    Bool,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl DType {
+    /// All dtypes, in promotion order within each kind.
+    pub const ALL: [DType; 5] = [DType::Bool, DType::I32, DType::I64, DType::F32, DType::F64];
+
+    /// Bytes per element in host memory (bool is one byte, as in NumPy).
+    pub fn size(self) -> usize {
+        match self {
+            DType::Bool => 1,
+            DType::I32 | DType::F32 => 4,
+            DType::I64 | DType::F64 => 8,
+        }
+    }
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+    pub fn is_int(self) -> bool {
+        matches!(self, DType::I32 | DType::I64)
+    }
+    pub fn is_bool(self) -> bool {
+        self == DType::Bool
+    }
+    /// NumPy's name (`float64`, `int32`, `bool`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+    /// Short suffix used in the kernel IR text (`f64`, `i32`, `bool`).
+    pub fn short(self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+    /// Parse NumPy-style names (`float64`, `f8`, `int32`, `bool`, ...).
+    pub fn parse(s: &str) -> Result<DType> {
+        Ok(match s {
+            "bool" | "b1" | "?" => DType::Bool,
+            "int32" | "i4" | "i32" => DType::I32,
+            "int64" | "i8" | "i64" | "int" => DType::I64,
+            "float32" | "f4" | "f32" => DType::F32,
+            "float64" | "f8" | "f64" | "float" | "double" => DType::F64,
+            _ => return Err(Error::UnsupportedDtype(format!("unknown dtype `{s}`"))),
+        })
+    }
+    /// The float type that float-only functions (sqrt, exp, ...) compute in for this input:
+    /// floats keep their type, integers go to float64. `bool` has no answer here because NumPy
+    /// gives float16, which fusebox does not support.
+    pub fn float_result(self) -> Option<DType> {
+        match self {
+            DType::F32 => Some(DType::F32),
+            DType::F64 | DType::I32 | DType::I64 => Some(DType::F64),
+            DType::Bool => None,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// NumPy's promotion of two strong dtypes (`np.result_type` on arrays).
+pub fn promote(a: DType, b: DType) -> DType {
+    use DType::*;
+    if a == b {
+        return a;
+    }
+    match (a, b) {
+        (Bool, x) | (x, Bool) => x,
+        (I32, I64) | (I64, I32) => I64,
+        (F32, F64) | (F64, F32) => F64,
+        // int32/int64 with float32: float64 (float32 cannot hold every int32 exactly).
+        (I32 | I64, F32) | (F32, I32 | I64) => F64,
+        (I32 | I64, F64) | (F64, I32 | I64) => F64,
+        _ => unreachable!("all pairs covered"),
+    }
+}
+
+/// The kind of a weak (Python-like) scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeakKind {
+    Bool,
+    Int,
+    Float,
+}
+
+/// A weak scalar literal: a Rust number or a literal in a string expression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    pub fn kind(self) -> WeakKind {
+        match self {
+            Scalar::Bool(_) => WeakKind::Bool,
+            Scalar::Int(_) => WeakKind::Int,
+            Scalar::Float(_) => WeakKind::Float,
+        }
+    }
+    /// The dtype a lone weak scalar becomes when it must be materialized
+    /// (NumPy: Python bool -> bool, int -> int64, float -> float64).
+    pub fn default_dtype(self) -> DType {
+        match self {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::Int(_) => DType::I64,
+            Scalar::Float(_) => DType::F64,
+        }
+    }
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Scalar::Bool(b) => b as u8 as f64,
+            Scalar::Int(i) => i as f64,
+            Scalar::Float(f) => f,
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{}", crate::array::fmt_float(*x)),
+        }
+    }
+}
+
+/// Promotion of a strong dtype with a weak scalar kind (NEP 50).
+pub fn promote_weak(strong: DType, weak: WeakKind) -> DType {
+    match (strong, weak) {
+        (s, WeakKind::Bool) => s,
+        (DType::Bool, WeakKind::Int) => DType::I64,
+        (s, WeakKind::Int) => s,
+        (DType::Bool | DType::I32 | DType::I64, WeakKind::Float) => DType::F64,
+        (s, WeakKind::Float) => s,
+    }
+}
+
+/// Check that a weak scalar's value is representable in `dtype` (NumPy 2 raises
+/// `OverflowError: Python integer ... out of bounds for int32`).
+pub fn check_weak_fits(value: Scalar, dtype: DType) -> Result<()> {
+    if let Scalar::Int(v) = value {
+        let fits = match dtype {
+            DType::I32 => i32::try_from(v).is_ok(),
+            _ => true,
+        };
+        if !fits {
+            return Err(Error::IntegerOverflow {
+                value: v as i128,
+                dtype: dtype.name().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DType::*;
+
+    #[test]
+    fn promotion_table_matches_numpy() {
+        // np.result_type on arrays of these dtypes.
+        let cases = [
+            (Bool, Bool, Bool),
+            (Bool, I32, I32),
+            (I32, I64, I64),
+            (I32, F32, F64),
+            (I64, F32, F64),
+            (F32, F64, F64),
+            (Bool, F32, F32),
+            (I64, F64, F64),
+        ];
+        for (a, b, r) in cases {
+            assert_eq!(promote(a, b), r, "{a} {b}");
+            assert_eq!(promote(b, a), r, "{b} {a}");
+        }
+    }
+
+    #[test]
+    fn weak_scalars_follow_nep50() {
+        assert_eq!(promote_weak(F32, WeakKind::Float), F32);
+        assert_eq!(promote_weak(I32, WeakKind::Int), I32);
+        assert_eq!(promote_weak(I32, WeakKind::Float), F64);
+        assert_eq!(promote_weak(Bool, WeakKind::Int), I64);
+        assert_eq!(promote_weak(Bool, WeakKind::Bool), Bool);
+        assert!(check_weak_fits(Scalar::Int(1 << 40), I32).is_err());
+        assert!(check_weak_fits(Scalar::Int(1 << 40), I64).is_ok());
+    }
+}

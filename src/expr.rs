@@ -1,0 +1,641 @@
+//! Lazy expressions: what users build. Nothing computes until a [`crate::Session`] is asked to.
+//!
+//! An [`Expr`] is an immutable, shared tree node. Its dtype and shape are inferred as it is built
+//! (NumPy broadcasting, NEP 50 promotion), so mistakes surface early; because Rust operators
+//! cannot return `Result`, an invalid node carries its error and every computation on it returns
+//! that error. Operations on weak literals only (`2.0 * PI`) are folded at once, with Python
+//! number semantics, exactly as NumPy sees them.
+//!
+//! The optimizer turns an `Expr` into a hash-consed graph (see [`crate::opt`]); backends never
+//! see `Expr`.
+use crate::array::{broadcast_shapes, preview, DynArray};
+use crate::dtype::{check_weak_fits, promote, promote_weak, DType, Scalar};
+use crate::error::{Error, Result};
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::semantics;
+use std::fmt;
+use std::sync::Arc;
+
+/// Dtype and shape of an expression; `weak` holds the value of a weak literal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub weak: Option<Scalar>,
+}
+
+/// The kinds of expression node.
+#[derive(Clone)]
+pub enum ExprKind {
+    /// A named placeholder, bound to data at compute or call time.
+    Symbol(String),
+    /// Bound data (Blaze's `Data`), optionally named.
+    Data { name: Option<String>, array: DynArray },
+    /// A weak scalar (a Rust number, or a literal in a string expression).
+    Literal(Scalar),
+    Unary(UnaryOp, Expr),
+    Binary(BinaryOp, Expr, Expr),
+    /// `where(cond, a, b)`.
+    Where(Expr, Expr, Expr),
+    /// `astype(dtype)`.
+    Cast(DType, Expr),
+    /// A whole-array reduction.
+    Reduce(ReduceOp, Expr),
+}
+
+pub(crate) struct Node {
+    pub kind: ExprKind,
+    pub meta: Result<Meta>,
+}
+
+/// A lazy array expression. Cheap to clone.
+#[derive(Clone)]
+pub struct Expr(pub(crate) Arc<Node>);
+
+impl Expr {
+    fn new(kind: ExprKind, meta: Result<Meta>) -> Expr {
+        Expr(Arc::new(Node { kind, meta }))
+    }
+    pub fn kind(&self) -> &ExprKind {
+        &self.0.kind
+    }
+    /// Dtype and shape, or the error this expression carries.
+    pub fn meta(&self) -> Result<&Meta> {
+        self.0.meta.as_ref().map_err(Clone::clone)
+    }
+    pub fn dtype(&self) -> Result<DType> {
+        Ok(self.meta()?.dtype)
+    }
+    pub fn shape(&self) -> Result<Vec<usize>> {
+        Ok(self.meta()?.shape.clone())
+    }
+    /// Identity of the node (same `Arc`).
+    pub(crate) fn ptr_id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
+    /// A symbol: a named placeholder with a dtype and a shape.
+    pub fn symbol(name: &str, dtype: DType, shape: &[usize]) -> Expr {
+        Expr::new(
+            ExprKind::Symbol(name.to_string()),
+            Ok(Meta {
+                dtype,
+                shape: shape.to_vec(),
+                weak: None,
+            }),
+        )
+    }
+    /// Bound data, optionally named (a name is what `Display` and `explain` show).
+    pub fn data(array: impl Into<DynArray>, name: Option<&str>) -> Expr {
+        let array = array.into();
+        let meta = Meta {
+            dtype: array.dtype(),
+            shape: array.shape().to_vec(),
+            weak: None,
+        };
+        Expr::new(
+            ExprKind::Data {
+                name: name.map(str::to_string),
+                array,
+            },
+            Ok(meta),
+        )
+    }
+    /// A weak scalar literal.
+    pub fn literal(s: Scalar) -> Expr {
+        Expr::new(
+            ExprKind::Literal(s),
+            Ok(Meta {
+                dtype: s.default_dtype(),
+                shape: vec![],
+                weak: Some(s),
+            }),
+        )
+    }
+
+    /// Element-wise unary operation.
+    pub fn unary(op: UnaryOp, x: Expr) -> Expr {
+        let meta = (|| {
+            let m = x.meta()?;
+            let (_, r) = op.signature(m.dtype)?;
+            if let Some(s) = m.weak {
+                return Ok(Meta {
+                    dtype: r,
+                    shape: vec![],
+                    weak: Some(fold_unary(op, s)?),
+                });
+            }
+            Ok(Meta {
+                dtype: r,
+                shape: m.shape.clone(),
+                weak: None,
+            })
+        })();
+        if let Ok(Meta { weak: Some(s), .. }) = meta {
+            return Expr::literal(s);
+        }
+        Expr::new(ExprKind::Unary(op, x), meta)
+    }
+
+    /// Element-wise binary operation (also comparisons).
+    pub fn binary(op: BinaryOp, a: Expr, b: Expr) -> Expr {
+        let meta = (|| {
+            let (ma, mb) = (a.meta()?, b.meta()?);
+            if let (Some(x), Some(y)) = (ma.weak, mb.weak) {
+                let s = fold_binary(op, x, y)?;
+                return Ok(Meta {
+                    dtype: s.default_dtype(),
+                    shape: vec![],
+                    weak: Some(s),
+                });
+            }
+            let (compute, result) = binary_types(op, ma, mb)?;
+            let _ = compute;
+            Ok(Meta {
+                dtype: result,
+                shape: broadcast_shapes(&ma.shape, &mb.shape)?,
+                weak: None,
+            })
+        })();
+        if let Ok(Meta { weak: Some(s), .. }) = meta {
+            return Expr::literal(s);
+        }
+        Expr::new(ExprKind::Binary(op, a, b), meta)
+    }
+
+    /// `where(cond, a, b)`: `a` where `cond` is true, else `b` (NumPy's `np.where`).
+    pub fn select(cond: Expr, a: Expr, b: Expr) -> Expr {
+        let meta = (|| {
+            let (mc, ma, mb) = (cond.meta()?, a.meta()?, b.meta()?);
+            let dtype = where_dtype(ma, mb)?;
+            let shape = broadcast_shapes(&broadcast_shapes(&mc.shape, &ma.shape)?, &mb.shape)?;
+            Ok(Meta {
+                dtype,
+                shape,
+                weak: None,
+            })
+        })();
+        Expr::new(ExprKind::Where(cond, a, b), meta)
+    }
+
+    /// Convert to another dtype (`astype`), with NumPy's casting results.
+    pub fn astype(&self, dtype: DType) -> Expr {
+        let meta = self.meta().map(|m| Meta {
+            dtype,
+            shape: m.shape.clone(),
+            weak: None,
+        });
+        Expr::new(ExprKind::Cast(dtype, self.clone()), meta)
+    }
+
+    /// Whole-array reduction.
+    pub fn reduce(op: ReduceOp, x: Expr) -> Expr {
+        let meta = (|| {
+            let m = x.meta()?;
+            let (_, r) = op.signature(m.dtype)?;
+            Ok(Meta {
+                dtype: r,
+                shape: vec![],
+                weak: None,
+            })
+        })();
+        Expr::new(ExprKind::Reduce(op, x), meta)
+    }
+
+    /// Sum of all elements (NumPy's `x.sum()`: int64 for bool and integers).
+    pub fn sum(&self) -> Expr {
+        Expr::reduce(ReduceOp::Sum, self.clone())
+    }
+
+    /// `self ** other`.
+    pub fn pow(&self, other: impl Into<Expr>) -> Expr {
+        Expr::binary(BinaryOp::Pow, self.clone(), other.into())
+    }
+    /// Floor division (`//`).
+    pub fn floor_div(&self, other: impl Into<Expr>) -> Expr {
+        Expr::binary(BinaryOp::FloorDiv, self.clone(), other.into())
+    }
+}
+
+macro_rules! unary_methods {
+    ($($name:ident => $op:ident),* $(,)?) => {
+        impl Expr {
+            $(
+                #[doc = concat!("Element-wise `", stringify!($name), "`.")]
+                pub fn $name(&self) -> Expr {
+                    Expr::unary(UnaryOp::$op, self.clone())
+                }
+            )*
+        }
+        /// Free functions mirroring NumPy's (`exp(&x)`), for code that reads like the math.
+        pub mod functions {
+            use super::Expr;
+            $(
+                #[doc = concat!("Element-wise `", stringify!($name), "`.")]
+                pub fn $name(x: impl Into<Expr>) -> Expr {
+                    x.into().$name()
+                }
+            )*
+            pub use super::{where_, maximum, minimum, arctan2, hypot, fmod, copysign, nextafter};
+        }
+    };
+}
+unary_methods! {
+    abs => Abs, sign => Sign, sqrt => Sqrt, exp => Exp, expm1 => Expm1, log => Log,
+    log1p => Log1p, log2 => Log2, log10 => Log10, sin => Sin, cos => Cos, tan => Tan,
+    arcsin => Arcsin, arccos => Arccos, arctan => Arctan, sinh => Sinh, cosh => Cosh,
+    tanh => Tanh, arcsinh => Arcsinh, arccosh => Arccosh, arctanh => Arctanh, floor => Floor,
+    ceil => Ceil, round => Round, trunc => Trunc,
+}
+
+macro_rules! binary_methods {
+    ($($name:ident => $op:ident),* $(,)?) => {
+        impl Expr {
+            $(
+                #[doc = concat!("Element-wise `", stringify!($name), "` (broadcasting).")]
+                pub fn $name(&self, other: impl Into<Expr>) -> Expr {
+                    Expr::binary(BinaryOp::$op, self.clone(), other.into())
+                }
+            )*
+        }
+        $(
+            #[doc = concat!("Element-wise `", stringify!($name), "` (broadcasting).")]
+            pub fn $name(a: impl Into<Expr>, b: impl Into<Expr>) -> Expr {
+                Expr::binary(BinaryOp::$op, a.into(), b.into())
+            }
+        )*
+    };
+}
+binary_methods! {
+    maximum => Maximum, minimum => Minimum, arctan2 => Arctan2, hypot => Hypot, fmod => Fmod,
+    copysign => Copysign, nextafter => Nextafter,
+}
+
+macro_rules! comparison_methods {
+    ($($name:ident => $op:ident),* $(,)?) => {
+        impl Expr {
+            $(
+                #[doc = concat!("Element-wise comparison `", stringify!($name), "`, giving bool.")]
+                pub fn $name(&self, other: impl Into<Expr>) -> Expr {
+                    Expr::binary(BinaryOp::$op, self.clone(), other.into())
+                }
+            )*
+        }
+    };
+}
+comparison_methods! { eq_ => Eq, ne_ => Ne, lt => Lt, le => Le, gt => Gt, ge => Ge }
+
+/// `where(cond, a, b)` (NumPy's `np.where`; `where` is a Rust keyword).
+pub fn where_(cond: impl Into<Expr>, a: impl Into<Expr>, b: impl Into<Expr>) -> Expr {
+    Expr::select(cond.into(), a.into(), b.into())
+}
+
+/// `(compute dtype, result dtype)` of a binary operator on two operands (NEP 50).
+pub(crate) fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> {
+    let common = match (a.weak, b.weak) {
+        (None, None) => promote(a.dtype, b.dtype),
+        (Some(s), None) => weak_with(s, b.dtype)?,
+        (None, Some(s)) => weak_with(s, a.dtype)?,
+        (Some(x), Some(y)) => promote(x.default_dtype(), y.default_dtype()),
+    };
+    let (compute, result) = op.signature(common)?;
+    if op == BinaryOp::Pow && compute.is_int() {
+        if let Some(Scalar::Int(e)) = b.weak {
+            if e < 0 {
+                return Err(Error::Value(
+                    "Integers to negative integer powers are not allowed.".into(),
+                ));
+            }
+        }
+    }
+    Ok((compute, result))
+}
+
+fn weak_with(s: Scalar, strong: DType) -> Result<DType> {
+    let d = promote_weak(strong, s.kind());
+    check_weak_fits(s, d)?;
+    Ok(d)
+}
+
+/// Result dtype of `where(c, a, b)`: `a` and `b` promoted like a binary operator's operands.
+pub(crate) fn where_dtype(a: &Meta, b: &Meta) -> Result<DType> {
+    Ok(match (a.weak, b.weak) {
+        (None, None) => promote(a.dtype, b.dtype),
+        (Some(s), None) => weak_with(s, b.dtype)?,
+        (None, Some(s)) => weak_with(s, a.dtype)?,
+        (Some(x), Some(y)) => promote(x.default_dtype(), y.default_dtype()),
+    })
+}
+
+/// Fold a unary operator on a weak literal (Python number semantics, float64 math).
+fn fold_unary(op: UnaryOp, s: Scalar) -> Result<Scalar> {
+    use UnaryOp::*;
+    Ok(match (op, s) {
+        (Neg, Scalar::Int(i)) => Scalar::Int(i.checked_neg().ok_or_else(overflow)?),
+        (Neg, Scalar::Bool(b)) => Scalar::Int(-(b as i64)),
+        (Abs, Scalar::Int(i)) => Scalar::Int(i.checked_abs().ok_or_else(overflow)?),
+        (Sign, Scalar::Int(i)) => Scalar::Int(i.signum()),
+        (Not, Scalar::Int(i)) => Scalar::Int(!i),
+        (Not, Scalar::Bool(b)) => Scalar::Bool(!b),
+        (Not, Scalar::Float(_)) => {
+            return Err(Error::Type("`~` needs bool or integer operands".into()))
+        }
+        (Floor | Ceil | Round | Trunc | Abs, Scalar::Bool(b)) => Scalar::Int(b as i64),
+        (Floor | Ceil | Round | Trunc, Scalar::Int(i)) => Scalar::Int(i),
+        (_, s) => Scalar::Float(semantics::unary_f64(op, s.as_f64())),
+    })
+}
+
+fn overflow() -> Error {
+    Error::Value("integer literal overflow".into())
+}
+
+/// Fold a binary operator on two weak literals (Python number semantics).
+fn fold_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar> {
+    use BinaryOp::*;
+    if op.is_comparison() {
+        return Ok(Scalar::Bool(match (a, b) {
+            (Scalar::Float(_), _) | (_, Scalar::Float(_)) => {
+                semantics::compare(op, a.as_f64(), b.as_f64())
+            }
+            _ => semantics::compare(op, int_of(a), int_of(b)),
+        }));
+    }
+    let float = matches!(a, Scalar::Float(_)) || matches!(b, Scalar::Float(_));
+    if let (Scalar::Bool(x), Scalar::Bool(y), And | Or | Xor) = (a, b, op) {
+        return Ok(Scalar::Bool(semantics::binary_bool(op, x, y)));
+    }
+    let float_only = matches!(op, Div | Arctan2 | Hypot | Copysign | Nextafter)
+        || (op == Pow && int_of(b) < 0);
+    if float || float_only {
+        if matches!(op, And | Or | Xor | Shl | Shr) {
+            return Err(Error::Type(format!("`{op}` needs bool or integer operands")));
+        }
+        return Ok(Scalar::Float(semantics::binary_f64(op, a.as_f64(), b.as_f64())));
+    }
+    let (x, y) = (int_of(a), int_of(b));
+    let v = match op {
+        Add => x.checked_add(y),
+        Sub => x.checked_sub(y),
+        Mul => x.checked_mul(y),
+        Pow => u32::try_from(y).ok().and_then(|e| x.checked_pow(e)),
+        FloorDiv | Rem | Fmod if y == 0 => {
+            return Err(Error::Value("integer division or modulo by zero".into()))
+        }
+        _ => Some(semantics::binary_i64(op, x, y)),
+    };
+    v.map(Scalar::Int).ok_or_else(overflow)
+}
+
+fn int_of(s: Scalar) -> i64 {
+    match s {
+        Scalar::Bool(b) => b as i64,
+        Scalar::Int(i) => i,
+        Scalar::Float(f) => f as i64,
+    }
+}
+
+// ---- conversions into Expr -------------------------------------------------------------
+
+impl From<&Expr> for Expr {
+    fn from(e: &Expr) -> Expr {
+        e.clone()
+    }
+}
+impl From<f64> for Expr {
+    fn from(v: f64) -> Expr {
+        Expr::literal(Scalar::Float(v))
+    }
+}
+impl From<f32> for Expr {
+    fn from(v: f32) -> Expr {
+        Expr::literal(Scalar::Float(v as f64))
+    }
+}
+impl From<i64> for Expr {
+    fn from(v: i64) -> Expr {
+        Expr::literal(Scalar::Int(v))
+    }
+}
+impl From<i32> for Expr {
+    fn from(v: i32) -> Expr {
+        Expr::literal(Scalar::Int(v as i64))
+    }
+}
+impl From<bool> for Expr {
+    fn from(v: bool) -> Expr {
+        Expr::literal(Scalar::Bool(v))
+    }
+}
+
+// ---- operator overloading ---------------------------------------------------------------
+
+macro_rules! binop_trait {
+    ($tr:ident, $method:ident, $op:ident) => {
+        impl<R: Into<Expr>> std::ops::$tr<R> for Expr {
+            type Output = Expr;
+            fn $method(self, rhs: R) -> Expr {
+                Expr::binary(BinaryOp::$op, self, rhs.into())
+            }
+        }
+        impl<R: Into<Expr>> std::ops::$tr<R> for &Expr {
+            type Output = Expr;
+            fn $method(self, rhs: R) -> Expr {
+                Expr::binary(BinaryOp::$op, self.clone(), rhs.into())
+            }
+        }
+        // One left-hand impl per number kind, so `2.0 * x` and `1 + x` infer without annotations.
+        binop_trait!(@scalar $tr, $method, $op, f64, i64, bool);
+    };
+    (@scalar $tr:ident, $method:ident, $op:ident, $($t:ty),*) => {
+        $(
+            impl std::ops::$tr<Expr> for $t {
+                type Output = Expr;
+                fn $method(self, rhs: Expr) -> Expr {
+                    Expr::binary(BinaryOp::$op, Expr::from(self), rhs)
+                }
+            }
+            impl std::ops::$tr<&Expr> for $t {
+                type Output = Expr;
+                fn $method(self, rhs: &Expr) -> Expr {
+                    Expr::binary(BinaryOp::$op, Expr::from(self), rhs.clone())
+                }
+            }
+        )*
+    };
+}
+binop_trait!(Add, add, Add);
+binop_trait!(Sub, sub, Sub);
+binop_trait!(Mul, mul, Mul);
+binop_trait!(Div, div, Div);
+binop_trait!(Rem, rem, Rem);
+binop_trait!(BitAnd, bitand, And);
+binop_trait!(BitOr, bitor, Or);
+binop_trait!(BitXor, bitxor, Xor);
+binop_trait!(Shl, shl, Shl);
+binop_trait!(Shr, shr, Shr);
+
+impl std::ops::Neg for Expr {
+    type Output = Expr;
+    fn neg(self) -> Expr {
+        Expr::unary(UnaryOp::Neg, self)
+    }
+}
+impl std::ops::Neg for &Expr {
+    type Output = Expr;
+    fn neg(self) -> Expr {
+        Expr::unary(UnaryOp::Neg, self.clone())
+    }
+}
+impl std::ops::Not for Expr {
+    type Output = Expr;
+    fn not(self) -> Expr {
+        Expr::unary(UnaryOp::Not, self)
+    }
+}
+impl std::ops::Not for &Expr {
+    type Output = Expr;
+    fn not(self) -> Expr {
+        Expr::unary(UnaryOp::Not, self.clone())
+    }
+}
+
+// ---- printing ---------------------------------------------------------------------------
+
+/// Binding strength of an infix operator (Python's table).
+pub(crate) fn precedence(op: BinaryOp) -> u8 {
+    use BinaryOp::*;
+    match op {
+        Or => 1,
+        Xor => 2,
+        And => 3,
+        Eq | Ne | Lt | Le | Gt | Ge => 4,
+        Shl | Shr => 5,
+        Add | Sub => 6,
+        Mul | Div | FloorDiv | Rem => 7,
+        Pow => 9,
+        _ => 10,
+    }
+}
+
+const PREC_UNARY: u8 = 8;
+const PREC_ATOM: u8 = 11;
+
+impl Expr {
+    fn prec(&self) -> u8 {
+        match self.kind() {
+            ExprKind::Binary(op, ..) if op.symbol().is_some() => precedence(*op),
+            ExprKind::Unary(UnaryOp::Neg | UnaryOp::Not, _) => PREC_UNARY,
+            ExprKind::Literal(Scalar::Int(i)) if *i < 0 => PREC_UNARY,
+            ExprKind::Literal(Scalar::Float(f)) if f.is_sign_negative() => PREC_UNARY,
+            _ => PREC_ATOM,
+        }
+    }
+    fn fmt_prec(&self, f: &mut fmt::Formatter<'_>, min: u8) -> fmt::Result {
+        let paren = self.prec() < min;
+        if paren {
+            f.write_str("(")?;
+        }
+        match self.kind() {
+            ExprKind::Symbol(n) => f.write_str(n)?,
+            ExprKind::Data { name: Some(n), .. } => f.write_str(n)?,
+            ExprKind::Data { name: None, array } => write!(f, "{array}")?,
+            ExprKind::Literal(s) => write!(f, "{s}")?,
+            ExprKind::Unary(UnaryOp::Neg, x) => {
+                f.write_str("-")?;
+                x.fmt_prec(f, PREC_UNARY)?
+            }
+            ExprKind::Unary(UnaryOp::Not, x) => {
+                f.write_str("~")?;
+                x.fmt_prec(f, PREC_UNARY)?
+            }
+            ExprKind::Unary(op, x) => write!(f, "{op}({x})")?,
+            ExprKind::Binary(op, a, b) => match op.symbol() {
+                Some(sym) => {
+                    let p = precedence(*op);
+                    // Left-associative, except `**` (right-associative, binds tighter than
+                    // unary minus on its left).
+                    let (lp, rp) = if *op == BinaryOp::Pow { (p + 1, PREC_UNARY) } else { (p, p + 1) };
+                    a.fmt_prec(f, lp)?;
+                    write!(f, " {sym} ")?;
+                    b.fmt_prec(f, rp)?;
+                }
+                None => write!(f, "{op}({a}, {b})")?,
+            },
+            ExprKind::Where(c, a, b) => write!(f, "where({c}, {a}, {b})")?,
+            ExprKind::Cast(d, x) => write!(f, "astype({x}, {d})")?,
+            ExprKind::Reduce(op, x) => write!(f, "{op}({x})")?,
+        }
+        if paren {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Expr {
+    /// The expression in numexpr syntax (parseable by [`crate::parse`]); unnamed data prints as
+    /// a NumPy-like preview.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_prec(f, 0)
+    }
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.meta() {
+            Ok(m) => write!(f, "Expr({self}: {} {:?})", m.dtype, m.shape),
+            Err(e) => write!(f, "Expr({self}: error: {e})"),
+        }
+    }
+}
+
+/// Preview of bound data for `Display` in tools (NumPy-like, 3 items per edge).
+pub fn data_preview(a: &DynArray) -> String {
+    preview(a, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x() -> Expr {
+        Expr::symbol("x", DType::F64, &[10])
+    }
+
+    #[test]
+    fn display_uses_minimal_parentheses() {
+        let x = x();
+        let poly = (5.0 * &x + 4.0) * &x + 1.0;
+        assert_eq!(poly.to_string(), "(5.0 * x + 4.0) * x + 1.0");
+        let e = -(&x - 1.0).pow(2) / 2.0;
+        assert_eq!(e.to_string(), "-(x - 1.0) ** 2 / 2.0");
+        let e = &x - (&x - 1.0);
+        assert_eq!(e.to_string(), "x - (x - 1.0)");
+        assert_eq!(where_(x.gt(0.0), x.exp(), 0.0).to_string(), "where(x > 0.0, exp(x), 0.0)");
+    }
+
+    #[test]
+    fn weak_literals_fold_and_keep_array_dtype() {
+        let c = 2.0 * Expr::from(std::f64::consts::PI);
+        assert!(matches!(c.kind(), ExprKind::Literal(Scalar::Float(_))));
+        let y = Expr::symbol("y", DType::F32, &[3]) * 2.0;
+        assert_eq!(y.dtype().unwrap(), DType::F32);
+        let i = Expr::symbol("i", DType::I32, &[3]);
+        assert_eq!((&i / &i).dtype().unwrap(), DType::F64);
+        assert_eq!((&i + 1).dtype().unwrap(), DType::I32);
+        assert!(matches!((&i + (1i64 << 40)).dtype(), Err(Error::IntegerOverflow { .. })));
+        assert_eq!(i.sum().dtype().unwrap(), DType::I64);
+    }
+
+    #[test]
+    fn shape_errors_name_both_shapes() {
+        let a = Expr::symbol("a", DType::F64, &[3]);
+        let b = Expr::symbol("b", DType::F64, &[4]);
+        let e = (&a + &b).exp();
+        match e.dtype() {
+            Err(Error::ShapeMismatch { lhs, rhs }) => assert_eq!((lhs, rhs), (vec![3], vec![4])),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Kernel IR: the one small language both backends compile.
+//!
+//! A [`Kernel`] is a single loop over an iteration space (the output's shape). Its body is typed
+//! scalar SSA: value `vN` is the result of instruction `N`. Instructions read array inputs at the
+//! current index ([`Inst::Load`]: the backend applies each input's strides, 0 for broadcast
+//! dimensions), constants, and element-wise operations; the kernel ends in one [`Output`]: a store
+//! into a fresh output array, or a reduction into one accumulator.
+//!
+//! Invariants (checked by [`Kernel::verify`], which every backend calls before code generation):
+//! - operands are defined before use;
+//! - binary operands have the same dtype, and that dtype is the one the operator computes in
+//!   (promotion and casts were made explicit by the optimizer);
+//! - comparisons produce `bool`, `select` takes a `bool` condition;
+//! - the reduction's operand is in the reduction's accumulator dtype.
+//!
+//! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use std::collections::HashMap;
+use std::fmt::{self, Write};
+use std::hash::{Hash, Hasher};
+
+/// An SSA value: the result of the instruction with the same index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value(pub u32);
+
+impl Value {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// A typed constant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Const {
+    Bool(bool),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Const {
+    pub fn dtype(self) -> DType {
+        match self {
+            Const::Bool(_) => DType::Bool,
+            Const::I32(_) => DType::I32,
+            Const::I64(_) => DType::I64,
+            Const::F32(_) => DType::F32,
+            Const::F64(_) => DType::F64,
+        }
+    }
+    /// The raw bits, for hashing and exact (NaN-aware, sign-of-zero-aware) equality.
+    pub fn bits(self) -> u64 {
+        match self {
+            Const::Bool(b) => b as u64,
+            Const::I32(v) => v as u32 as u64,
+            Const::I64(v) => v as u64,
+            Const::F32(v) => v.to_bits() as u64,
+            Const::F64(v) => v.to_bits(),
+        }
+    }
+    /// The value converted to f64 (exact for everything but large i64).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Const::Bool(b) => b as u8 as f64,
+            Const::I32(v) => v as f64,
+            Const::I64(v) => v as f64,
+            Const::F32(v) => v as f64,
+            Const::F64(v) => v,
+        }
+    }
+}
+
+impl Eq for Const {}
+impl Hash for Const {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.dtype().hash(state);
+        self.bits().hash(state);
+    }
+}
+// Equality by bits so that hash-consing never merges 0.0 with -0.0 nor drops NaN payloads.
+impl Const {
+    pub fn same(self, other: Const) -> bool {
+        self.dtype() == other.dtype() && self.bits() == other.bits()
+    }
+}
+
+impl fmt::Display for Const {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Const::Bool(b) => write!(f, "{b}"),
+            Const::I32(v) => write!(f, "{v}"),
+            Const::I64(v) => write!(f, "{v}"),
+            Const::F32(v) => f.write_str(&crate::array::fmt_float(*v as f64)),
+            Const::F64(v) => f.write_str(&crate::array::fmt_float(*v)),
+        }
+    }
+}
+
+/// One instruction. Its result type is stored beside it in [`InstData`].
+#[derive(Debug, Clone, Copy)]
+pub enum Inst {
+    /// Read input `input` at the current index.
+    Load { input: u32 },
+    Const(Const),
+    Unary { op: UnaryOp, arg: Value },
+    Binary { op: BinaryOp, lhs: Value, rhs: Value },
+    /// `cond ? on_true : on_false`, element-wise.
+    Select { cond: Value, on_true: Value, on_false: Value },
+    /// Convert `arg` to the instruction's type with NumPy's `astype` semantics.
+    Cast { arg: Value },
+}
+
+impl PartialEq for Inst {
+    fn eq(&self, other: &Self) -> bool {
+        use Inst::*;
+        match (self, other) {
+            (Load { input: a }, Load { input: b }) => a == b,
+            (Const(a), Const(b)) => a.same(*b),
+            (Unary { op: o1, arg: a1 }, Unary { op: o2, arg: a2 }) => o1 == o2 && a1 == a2,
+            (
+                Binary { op: o1, lhs: l1, rhs: r1 },
+                Binary { op: o2, lhs: l2, rhs: r2 },
+            ) => o1 == o2 && l1 == l2 && r1 == r2,
+            (
+                Select { cond: c1, on_true: t1, on_false: f1 },
+                Select { cond: c2, on_true: t2, on_false: f2 },
+            ) => c1 == c2 && t1 == t2 && f1 == f2,
+            (Cast { arg: a }, Cast { arg: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+impl Eq for Inst {}
+impl Hash for Inst {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Inst::Load { input } => input.hash(state),
+            Inst::Const(c) => c.hash(state),
+            Inst::Unary { op, arg } => (op, arg).hash(state),
+            Inst::Binary { op, lhs, rhs } => (op, lhs, rhs).hash(state),
+            Inst::Select { cond, on_true, on_false } => (cond, on_true, on_false).hash(state),
+            Inst::Cast { arg } => arg.hash(state),
+        }
+    }
+}
+
+/// An instruction and the dtype of its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstData {
+    pub inst: Inst,
+    pub ty: DType,
+}
+
+/// What the kernel produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// Write `value` at the current index of a fresh, C-contiguous output array.
+    Store { value: Value },
+    /// Combine `value` over the whole iteration space into one accumulator (a 0-d result).
+    Reduce { op: ReduceOp, value: Value },
+}
+
+/// A fused element-wise kernel (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Kernel {
+    /// Dtypes of the array inputs, in the order of `Load { input }` indices.
+    pub inputs: Vec<DType>,
+    pub insts: Vec<InstData>,
+    pub output: Output,
+}
+
+impl Kernel {
+    /// Type of a value.
+    pub fn ty(&self, v: Value) -> DType {
+        self.insts[v.index()].ty
+    }
+    /// The dtype of the output array or accumulator.
+    pub fn output_dtype(&self) -> DType {
+        match self.output {
+            Output::Store { value } | Output::Reduce { value, .. } => self.ty(value),
+        }
+    }
+    pub fn is_reduction(&self) -> bool {
+        matches!(self.output, Output::Reduce { .. })
+    }
+    /// A stable 64-bit key of the kernel's structure, used by the compiled-kernel caches.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+
+    /// Check the invariants listed in the module docs.
+    pub fn verify(&self) -> Result<()> {
+        let err = |i: usize, msg: String| Err(Error::InvalidKernel(format!("v{i}: {msg}")));
+        for (i, d) in self.insts.iter().enumerate() {
+            let defined = |v: Value| v.index() < i;
+            let ty = |v: Value| self.insts[v.index()].ty;
+            match d.inst {
+                Inst::Load { input } => match self.inputs.get(input as usize) {
+                    None => return err(i, format!("load of undeclared input in{input}")),
+                    Some(t) if *t != d.ty => {
+                        return err(i, format!("load.{} of input in{input}: {t}", d.ty.short()))
+                    }
+                    _ => {}
+                },
+                Inst::Const(c) => {
+                    if c.dtype() != d.ty {
+                        return err(i, format!("constant {c} is not {}", d.ty));
+                    }
+                }
+                Inst::Unary { op, arg } => {
+                    if !defined(arg) {
+                        return err(i, format!("use of {arg} before definition"));
+                    }
+                    match op.signature(ty(arg)) {
+                        Ok((c, r)) if c == ty(arg) && r == d.ty => {}
+                        _ => return err(i, format!("{op} of {} cannot produce {}", ty(arg), d.ty)),
+                    }
+                }
+                Inst::Binary { op, lhs, rhs } => {
+                    if !defined(lhs) || !defined(rhs) {
+                        return err(i, "use of a value before its definition".into());
+                    }
+                    if ty(lhs) != ty(rhs) {
+                        return err(i, format!("{op} of {} and {}", ty(lhs), ty(rhs)));
+                    }
+                    match op.signature(ty(lhs)) {
+                        Ok((c, r)) if c == ty(lhs) && r == d.ty => {}
+                        _ => return err(i, format!("{op} of {} cannot produce {}", ty(lhs), d.ty)),
+                    }
+                }
+                Inst::Select { cond, on_true, on_false } => {
+                    if !defined(cond) || !defined(on_true) || !defined(on_false) {
+                        return err(i, "use of a value before its definition".into());
+                    }
+                    if ty(cond) != DType::Bool || ty(on_true) != d.ty || ty(on_false) != d.ty {
+                        return err(i, "select needs a bool condition and two operands of its type".into());
+                    }
+                }
+                Inst::Cast { arg } => {
+                    if !defined(arg) {
+                        return err(i, format!("use of {arg} before definition"));
+                    }
+                }
+            }
+        }
+        match self.output {
+            Output::Store { value } | Output::Reduce { value, .. } if value.index() >= self.insts.len() => {
+                Err(Error::InvalidKernel(format!("output uses undefined {value}")))
+            }
+            Output::Reduce { op, value } => match op.signature(self.ty(value)) {
+                Ok((c, _)) if c == self.ty(value) => Ok(()),
+                _ => Err(Error::InvalidKernel(format!(
+                    "{op} cannot accumulate {}",
+                    self.ty(value)
+                ))),
+            },
+            Output::Store { .. } => Ok(()),
+        }
+    }
+
+    /// Bytes one evaluation over `n` output elements moves, given each input's element count.
+    pub fn bytes_moved(&self, input_lens: &[usize], n: usize) -> u64 {
+        let reads: u64 = self
+            .inputs
+            .iter()
+            .zip(input_lens)
+            .map(|(t, len)| (t.size() * len) as u64)
+            .sum();
+        let writes = match self.output {
+            Output::Store { .. } => (self.output_dtype().size() * n) as u64,
+            Output::Reduce { .. } => 0,
+        };
+        reads + writes
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ins: Vec<String> = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("in{i}: {}", t.short()))
+            .collect();
+        let out = match self.output {
+            Output::Store { .. } => format!("store {}", self.output_dtype().short()),
+            Output::Reduce { op, .. } => format!("reduce.{op} {}", self.output_dtype().short()),
+        };
+        writeln!(f, "kernel({}) -> {out} {{", ins.join(", "))?;
+        for (i, d) in self.insts.iter().enumerate() {
+            let mut line = String::new();
+            let t = d.ty.short();
+            match d.inst {
+                Inst::Load { input } => write!(line, "load.{t} in{input}")?,
+                Inst::Const(c) => write!(line, "const.{t} {c}")?,
+                Inst::Unary { op, arg } => write!(line, "{op}.{t} {arg}")?,
+                Inst::Binary { op, lhs, rhs } => {
+                    // Comparisons are printed with their operand type (`lt.f64`).
+                    let ot = self.insts[lhs.index()].ty.short();
+                    write!(line, "{op}.{ot} {lhs}, {rhs}")?
+                }
+                Inst::Select { cond, on_true, on_false } => {
+                    write!(line, "select.{t} {cond}, {on_true}, {on_false}")?
+                }
+                Inst::Cast { arg } => {
+                    let from = self.insts[arg.index()].ty.short();
+                    write!(line, "cast.{from}.{t} {arg}")?
+                }
+            }
+            writeln!(f, "  v{i} = {line}")?;
+        }
+        match self.output {
+            Output::Store { value } => writeln!(f, "  store {value}")?,
+            Output::Reduce { op, value } => writeln!(f, "  reduce.{op} {value}")?,
+        }
+        write!(f, "}}")
+    }
+}
+
+/// Builds a kernel, numbering values and merging identical instructions (local CSE).
+#[derive(Default)]
+pub struct KernelBuilder {
+    inputs: Vec<DType>,
+    insts: Vec<InstData>,
+    memo: HashMap<InstData, Value>,
+}
+
+impl KernelBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Declare an array input; returns its index for [`Inst::Load`].
+    pub fn input(&mut self, ty: DType) -> u32 {
+        self.inputs.push(ty);
+        (self.inputs.len() - 1) as u32
+    }
+    pub fn push(&mut self, inst: Inst, ty: DType) -> Value {
+        let d = InstData { inst, ty };
+        if let Some(v) = self.memo.get(&d) {
+            return *v;
+        }
+        let v = Value(self.insts.len() as u32);
+        self.insts.push(d);
+        self.memo.insert(d, v);
+        v
+    }
+    pub fn ty(&self, v: Value) -> DType {
+        self.insts[v.index()].ty
+    }
+    pub fn finish(self, output: Output) -> Kernel {
+        Kernel {
+            inputs: self.inputs,
+            insts: self.insts,
+            output,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poly() -> Kernel {
+        let mut b = KernelBuilder::new();
+        let x = b.input(DType::F64);
+        let v0 = b.push(Inst::Load { input: x }, DType::F64);
+        let c5 = b.push(Inst::Const(Const::F64(5.0)), DType::F64);
+        let m = b.push(Inst::Binary { op: BinaryOp::Mul, lhs: c5, rhs: v0 }, DType::F64);
+        b.finish(Output::Store { value: m })
+    }
+
+    #[test]
+    fn prints_and_verifies() {
+        let k = poly();
+        k.verify().unwrap();
+        assert_eq!(
+            k.to_string(),
+            "kernel(in0: f64) -> store f64 {\n  v0 = load.f64 in0\n  v1 = const.f64 5.0\n  v2 = mul.f64 v1, v0\n  store v2\n}"
+        );
+    }
+
+    #[test]
+    fn verifier_rejects_mixed_operands() {
+        let mut k = poly();
+        k.insts[1] = InstData { inst: Inst::Const(Const::F32(5.0)), ty: DType::F32 };
+        assert!(matches!(k.verify(), Err(Error::InvalidKernel(_))));
+        let mut k = poly();
+        k.insts[2].inst = Inst::Binary { op: BinaryOp::Mul, lhs: Value(1), rhs: Value(2) };
+        assert!(k.verify().is_err());
+    }
+
+    #[test]
+    fn builder_merges_identical_instructions() {
+        let mut b = KernelBuilder::new();
+        let x = b.input(DType::F32);
+        let a = b.push(Inst::Load { input: x }, DType::F32);
+        let a2 = b.push(Inst::Load { input: x }, DType::F32);
+        assert_eq!(a, a2);
+        let z = b.push(Inst::Const(Const::F64(0.0)), DType::F64);
+        let nz = b.push(Inst::Const(Const::F64(-0.0)), DType::F64);
+        assert_ne!(z, nz, "0.0 and -0.0 are different constants");
+    }
+}

@@ -1,0 +1,13 @@
+//! fusebox (crate docs are written below, once the pipeline is in place).
+pub mod array;
+pub mod dtype;
+pub mod error;
+pub mod expr;
+pub mod kir;
+pub mod ops;
+pub mod semantics;
+
+pub use array::{ArgView, DynArray, Element};
+pub use dtype::{DType, Scalar};
+pub use error::{Error, Result};
+pub use expr::{functions, where_, Expr};

@@ -1,0 +1,367 @@
+//! Scalar semantics of every operator for every dtype, following NumPy 2 on x86-64.
+//!
+//! This module is the written-down definition the reference evaluator applies element by
+//! element, and the CPU JIT calls for operations Cranelift has no instruction for
+//! (transcendentals, `pow`, float `%` and `//`, ...). Cases NumPy defines specially:
+//! - integer `//`, `%` and `fmod` by zero give 0 (NumPy warns and returns 0);
+//!   `MIN // -1` wraps to `MIN`; integer arithmetic wraps;
+//! - float `//` by zero is `a / b` (inf or NaN); float `%` by zero is NaN; the sign of `%`
+//!   follows the divisor, a zero remainder takes the divisor's sign;
+//! - `maximum`/`minimum` propagate NaN; `sign(NaN)` is NaN and `sign(±0)` is `+0`;
+//! - `round` is half to even; `floor`/`ceil`/`trunc`/`round` keep integer dtypes;
+//! - shifts by a negative amount or by at least the bit width give 0 (`>>` of a negative: -1);
+//! - integer `**` with a negative exponent (NumPy raises; fusebox cannot raise per element)
+//!   gives the truncated real result: 1 for base 1, ±1 for base -1, else 0;
+//! - float to integer casts of NaN or out-of-range values give the integer's minimum (what
+//!   NumPy's C cast gives on x86-64).
+use crate::ops::{BinaryOp, UnaryOp};
+
+macro_rules! float_semantics {
+    ($unary:ident, $binary:ident, $t:ty, $m:ident) => {
+        /// Element-wise unary operator on this float type.
+        pub fn $unary(op: UnaryOp, x: $t) -> $t {
+            use UnaryOp::*;
+            match op {
+                Neg => -x,
+                Not => <$t>::NAN,
+                Abs => x.abs(),
+                Sign => {
+                    if x > 0.0 {
+                        1.0
+                    } else if x < 0.0 {
+                        -1.0
+                    } else if x == 0.0 {
+                        0.0
+                    } else {
+                        x
+                    }
+                }
+                Sqrt => x.sqrt(),
+                Exp => x.exp(),
+                Expm1 => x.exp_m1(),
+                Log => x.ln(),
+                Log1p => x.ln_1p(),
+                Log2 => x.log2(),
+                Log10 => x.log10(),
+                Sin => x.sin(),
+                Cos => x.cos(),
+                Tan => x.tan(),
+                Arcsin => x.asin(),
+                Arccos => x.acos(),
+                Arctan => x.atan(),
+                Sinh => libm::$m::sinh(x),
+                Cosh => libm::$m::cosh(x),
+                Tanh => libm::$m::tanh(x),
+                Arcsinh => libm::$m::asinh(x),
+                Arccosh => libm::$m::acosh(x),
+                Arctanh => libm::$m::atanh(x),
+                Floor => x.floor(),
+                Ceil => x.ceil(),
+                Round => x.round_ties_even(),
+                Trunc => x.trunc(),
+            }
+        }
+
+        /// Element-wise binary operator on this float type (comparisons: see [`compare`]).
+        pub fn $binary(op: BinaryOp, a: $t, b: $t) -> $t {
+            use BinaryOp::*;
+            match op {
+                Add => a + b,
+                Sub => a - b,
+                Mul => a * b,
+                Div => a / b,
+                FloorDiv => {
+                    // npy_floor_divide / npy_divmod.
+                    if b == 0.0 {
+                        return a / b;
+                    }
+                    let m = a % b;
+                    let mut div = (a - m) / b;
+                    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+                        div -= 1.0;
+                    }
+                    if div != 0.0 {
+                        let mut f = div.floor();
+                        if div - f > 0.5 {
+                            f += 1.0;
+                        }
+                        f
+                    } else {
+                        (0.0 as $t).copysign(a / b)
+                    }
+                }
+                Rem => {
+                    // npy_remainder: sign of the divisor; by zero: NaN.
+                    if b == 0.0 {
+                        return a % b;
+                    }
+                    let m = a % b;
+                    if m != 0.0 {
+                        if (b < 0.0) != (m < 0.0) {
+                            m + b
+                        } else {
+                            m
+                        }
+                    } else {
+                        (0.0 as $t).copysign(b)
+                    }
+                }
+                Pow => a.powf(b),
+                Maximum => {
+                    if a >= b || a.is_nan() {
+                        a
+                    } else {
+                        b
+                    }
+                }
+                Minimum => {
+                    if a <= b || a.is_nan() {
+                        a
+                    } else {
+                        b
+                    }
+                }
+                Arctan2 => a.atan2(b),
+                Hypot => libm::$m::hypot(a, b),
+                Fmod => a % b,
+                Copysign => a.copysign(b),
+                Nextafter => libm::$m::nextafter(a, b),
+                And | Or | Xor | Shl | Shr | Eq | Ne | Lt | Le | Gt | Ge => <$t>::NAN,
+            }
+        }
+    };
+}
+
+mod libm {
+    pub mod f64 {
+        pub use ::libm::{acosh, asinh, atanh, cosh, hypot, nextafter, sinh, tanh};
+    }
+    pub mod f32 {
+        pub use ::libm::{
+            acoshf as acosh, asinhf as asinh, atanhf as atanh, coshf as cosh, hypotf as hypot,
+            nextafterf as nextafter, sinhf as sinh, tanhf as tanh,
+        };
+    }
+}
+
+float_semantics!(unary_f64, binary_f64, f64, f64);
+float_semantics!(unary_f32, binary_f32, f32, f32);
+
+macro_rules! int_semantics {
+    ($unary:ident, $binary:ident, $t:ty) => {
+        /// Element-wise unary operator on this integer type (wrapping).
+        pub fn $unary(op: UnaryOp, x: $t) -> $t {
+            use UnaryOp::*;
+            match op {
+                Neg => x.wrapping_neg(),
+                Not => !x,
+                Abs => x.wrapping_abs(),
+                Sign => x.signum(),
+                Floor | Ceil | Round | Trunc => x,
+                _ => 0,
+            }
+        }
+
+        /// Element-wise binary operator on this integer type (wrapping; see module docs).
+        pub fn $binary(op: BinaryOp, a: $t, b: $t) -> $t {
+            use BinaryOp::*;
+            const BITS: $t = <$t>::BITS as $t;
+            match op {
+                Add => a.wrapping_add(b),
+                Sub => a.wrapping_sub(b),
+                Mul => a.wrapping_mul(b),
+                FloorDiv => {
+                    if b == 0 {
+                        0
+                    } else if b == -1 {
+                        a.wrapping_neg()
+                    } else {
+                        let q = a / b;
+                        if a % b != 0 && ((a < 0) != (b < 0)) {
+                            q - 1
+                        } else {
+                            q
+                        }
+                    }
+                }
+                Rem => {
+                    if b == 0 || b == -1 {
+                        0
+                    } else {
+                        let r = a % b;
+                        if r != 0 && ((r < 0) != (b < 0)) {
+                            r + b
+                        } else {
+                            r
+                        }
+                    }
+                }
+                Fmod => {
+                    if b == 0 || b == -1 {
+                        0
+                    } else {
+                        a % b
+                    }
+                }
+                Pow => {
+                    if b < 0 {
+                        return match a {
+                            1 => 1,
+                            -1 => {
+                                if b % 2 == 0 {
+                                    1
+                                } else {
+                                    -1
+                                }
+                            }
+                            _ => 0,
+                        };
+                    }
+                    let (mut base, mut e, mut acc) = (a, b, 1 as $t);
+                    while e > 0 {
+                        if e & 1 == 1 {
+                            acc = acc.wrapping_mul(base);
+                        }
+                        base = base.wrapping_mul(base);
+                        e >>= 1;
+                    }
+                    acc
+                }
+                Maximum => a.max(b),
+                Minimum => a.min(b),
+                And => a & b,
+                Or => a | b,
+                Xor => a ^ b,
+                Shl => {
+                    if b < 0 || b >= BITS {
+                        0
+                    } else {
+                        a << b
+                    }
+                }
+                Shr => {
+                    if b < 0 || b >= BITS {
+                        if a < 0 {
+                            -1
+                        } else {
+                            0
+                        }
+                    } else {
+                        a >> b
+                    }
+                }
+                Div | Arctan2 | Hypot | Copysign | Nextafter | Eq | Ne | Lt | Le | Gt | Ge => 0,
+            }
+        }
+    };
+}
+
+int_semantics!(unary_i64, binary_i64, i64);
+int_semantics!(unary_i32, binary_i32, i32);
+
+/// Element-wise unary operator on bool.
+pub fn unary_bool(op: UnaryOp, x: bool) -> bool {
+    match op {
+        UnaryOp::Not => !x,
+        _ => x,
+    }
+}
+
+/// Element-wise binary operator on bool (`+` is `or`, `*` is `and`, as in NumPy).
+pub fn binary_bool(op: BinaryOp, a: bool, b: bool) -> bool {
+    use BinaryOp::*;
+    match op {
+        Add | Or | Maximum => a | b,
+        Mul | And | Minimum => a & b,
+        Xor => a ^ b,
+        _ => false,
+    }
+}
+
+/// Comparison operators (IEEE for floats: NaN compares unequal to everything).
+pub fn compare<T: PartialOrd>(op: BinaryOp, a: T, b: T) -> bool {
+    use BinaryOp::*;
+    match op {
+        Eq => a == b,
+        Ne => a != b,
+        Lt => a < b,
+        Le => a <= b,
+        Gt => a > b,
+        Ge => a >= b,
+        _ => false,
+    }
+}
+
+/// Float to int64 with NumPy's x86-64 result for NaN and out-of-range values (`i64::MIN`).
+pub fn f64_to_i64(x: f64) -> i64 {
+    let t = x.trunc();
+    if t >= -9.223372036854775808e18 && t < 9.223372036854775808e18 {
+        t as i64
+    } else {
+        i64::MIN
+    }
+}
+
+/// Float to int32 with NumPy's x86-64 result for NaN and out-of-range values (`i32::MIN`).
+pub fn f64_to_i32(x: f64) -> i32 {
+    let t = x.trunc();
+    if t >= -2147483648.0 && t < 2147483648.0 {
+        t as i32
+    } else {
+        i32::MIN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BinaryOp::*;
+
+    #[test]
+    fn float_division_family_matches_numpy() {
+        // Values printed by NumPy 2.4 for np.remainder and np.floor_divide.
+        let a = [5.0, -5.0, 5.0, 0.0, -0.0];
+        let b = [-3.0, 3.0, 0.0, -2.0, 2.0];
+        let rem: Vec<f64> = a.iter().zip(&b).map(|(x, y)| binary_f64(Rem, *x, *y)).collect();
+        assert_eq!(rem[..2], [-1.0, 1.0]);
+        assert!(rem[2].is_nan());
+        assert!(rem[3] == 0.0 && rem[3].is_sign_negative());
+        assert!(rem[4] == 0.0 && rem[4].is_sign_positive());
+        let fd = [
+            binary_f64(FloorDiv, 5.0, -3.0),
+            binary_f64(FloorDiv, -5.0, 3.0),
+            binary_f64(FloorDiv, 5.0, 0.0),
+            binary_f64(FloorDiv, -1.0, 0.0),
+        ];
+        assert_eq!(fd, [-2.0, -2.0, f64::INFINITY, f64::NEG_INFINITY]);
+        assert!(binary_f64(FloorDiv, 0.0, -2.0).is_sign_negative());
+    }
+
+    #[test]
+    fn integer_edge_cases_match_numpy() {
+        assert_eq!(binary_i32(FloorDiv, 7, 0), 0);
+        assert_eq!(binary_i32(Rem, 7, 0), 0);
+        assert_eq!(binary_i32(FloorDiv, i32::MIN, -1), i32::MIN);
+        assert_eq!(binary_i64(FloorDiv, -7, 2), -4);
+        assert_eq!(binary_i64(Rem, -7, 2), 1);
+        assert_eq!(binary_i64(Fmod, -7, 2), -1);
+        assert_eq!(binary_i64(Shl, 1, 64), 0);
+        assert_eq!(binary_i64(Shr, -8, 70), -1);
+        assert_eq!(binary_i64(Pow, 3, 4), 81);
+        assert_eq!(unary_i32(UnaryOp::Abs, i32::MIN), i32::MIN);
+        assert_eq!(f64_to_i64(f64::NAN), i64::MIN);
+        assert_eq!(f64_to_i32(1e300), i32::MIN);
+        assert_eq!(f64_to_i32(-2147483648.5), i32::MIN + 0);
+    }
+
+    #[test]
+    fn nan_propagation_and_sign() {
+        assert!(binary_f64(Maximum, f64::NAN, 1.0).is_nan());
+        assert!(binary_f64(Maximum, 1.0, f64::NAN).is_nan());
+        assert!(binary_f64(Minimum, 1.0, f64::NAN).is_nan());
+        assert!(unary_f64(UnaryOp::Sign, f64::NAN).is_nan());
+        assert!(unary_f64(UnaryOp::Sign, -0.0).is_sign_positive());
+        assert_eq!(unary_f64(UnaryOp::Round, 2.5), 2.0);
+        assert_eq!(unary_f64(UnaryOp::Round, -0.5), -0.0);
+    }
+}
