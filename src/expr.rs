@@ -70,6 +70,7 @@ impl Expr {
         Ok(self.meta()?.shape.clone())
     }
     /// Identity of the node (same `Arc`).
+    #[allow(dead_code)]
     pub(crate) fn ptr_id(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
@@ -291,7 +292,7 @@ pub fn where_(cond: impl Into<Expr>, a: impl Into<Expr>, b: impl Into<Expr>) -> 
 }
 
 /// `(compute dtype, result dtype)` of a binary operator on two operands (NEP 50).
-pub(crate) fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> {
+pub fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> {
     let common = match (a.weak, b.weak) {
         (None, None) => promote(a.dtype, b.dtype),
         (Some(s), None) => weak_with(s, b.dtype)?,
@@ -318,7 +319,7 @@ fn weak_with(s: Scalar, strong: DType) -> Result<DType> {
 }
 
 /// Result dtype of `where(c, a, b)`: `a` and `b` promoted like a binary operator's operands.
-pub(crate) fn where_dtype(a: &Meta, b: &Meta) -> Result<DType> {
+pub fn where_dtype(a: &Meta, b: &Meta) -> Result<DType> {
     Ok(match (a.weak, b.weak) {
         (None, None) => promote(a.dtype, b.dtype),
         (Some(s), None) => weak_with(s, b.dtype)?,

@@ -1,10 +1,15 @@
 //! fusebox (crate docs are written below, once the pipeline is in place).
 pub mod array;
+pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod expr;
+pub mod gpu;
 pub mod kir;
+pub mod npy;
 pub mod ops;
+pub mod parse;
+pub mod reference;
 pub mod semantics;
 
 pub use array::{ArgView, DynArray, Element};
