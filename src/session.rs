@@ -121,6 +121,9 @@ struct ExecPlan {
     /// Shapes of the symbol inputs, in parameter order (the plan's cache key).
     param_shapes: Vec<Vec<usize>>,
     steps: Vec<(Step, Arc<CpuKernel>)>,
+    /// For each step, the temporaries no later step reads (dropped right after it runs, so an
+    /// unfused plan holds no more temporaries than NumPy would).
+    frees: Vec<Vec<u32>>,
 }
 
 impl Session {
@@ -262,26 +265,31 @@ impl Session {
             .filter(|(p, _)| matches!(p, PlanInput::Symbol { .. }))
             .map(|(_, s)| s.clone())
             .collect();
+        let frees = last_uses(compiled.iter().map(|(s, _)| s));
         Ok(ExecPlan {
             inputs: lowered.inputs,
             param_shapes,
             steps: compiled,
+            frees,
         })
     }
 
     fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<DynArray> {
         let cpu = self.cpu()?;
-        let mut temps: Vec<DynArray> = Vec::with_capacity(plan.steps.len());
+        let mut temps: Vec<Option<DynArray>> = Vec::with_capacity(plan.steps.len());
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
-        for (step, kernel) in &plan.steps {
+        for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
             let out = {
                 let views: Vec<ArgView<'_>> = step
                     .args
                     .iter()
                     .map(|b| match *b {
                         Buf::Input(i) => inputs[i as usize].reborrow(),
-                        Buf::Temp(t) => temps[t as usize].view(),
+                        Buf::Temp(t) => temps[t as usize]
+                            .as_ref()
+                            .expect("a temporary is freed only after its last use")
+                            .view(),
                     })
                     .collect();
                 read += views
@@ -293,7 +301,10 @@ impl Session {
             if !step.kernel.is_reduction() {
                 written += out.nbytes() as u64;
             }
-            temps.push(out);
+            temps.push(Some(out));
+            for t in frees {
+                temps[*t as usize] = None;
+            }
         }
         if let Ok(mut st) = self.inner.stats.lock() {
             st.kernels_launched += plan.steps.len() as u64;
@@ -303,6 +314,7 @@ impl Session {
         }
         temps
             .pop()
+            .flatten()
             .ok_or_else(|| Error::InvalidKernel("empty plan".into()))
     }
 
@@ -387,6 +399,24 @@ fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
             }
         })
         .collect()
+}
+
+/// For each step, the temporaries whose last reader it is.
+fn last_uses<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<Vec<u32>> {
+    let steps: Vec<&Step> = steps.collect();
+    let mut last: HashMap<u32, usize> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        for b in &s.args {
+            if let Buf::Temp(t) = b {
+                last.insert(*t, i);
+            }
+        }
+    }
+    let mut frees = vec![vec![]; steps.len()];
+    for (t, i) in last {
+        frees[i].push(t);
+    }
+    frees
 }
 
 /// Resolve plan inputs to views: symbols from `lookup`, data from the expression.
