@@ -233,14 +233,14 @@ macro_rules! int_semantics {
                 Or => a | b,
                 Xor => a ^ b,
                 Shl => {
-                    if b < 0 || b >= BITS {
+                    if !(0..BITS).contains(&b) {
                         0
                     } else {
                         a << b
                     }
                 }
                 Shr => {
-                    if b < 0 || b >= BITS {
+                    if !(0..BITS).contains(&b) {
                         if a < 0 {
                             -1
                         } else {
@@ -294,8 +294,9 @@ pub fn compare<T: PartialOrd>(op: BinaryOp, a: T, b: T) -> bool {
 
 /// Float to int64 with NumPy's x86-64 result for NaN and out-of-range values (`i64::MIN`).
 pub fn f64_to_i64(x: f64) -> i64 {
+    const TWO_63: f64 = (1u64 << 63) as f64;
     let t = x.trunc();
-    if t >= -9.223372036854775808e18 && t < 9.223372036854775808e18 {
+    if (-TWO_63..TWO_63).contains(&t) {
         t as i64
     } else {
         i64::MIN
@@ -305,68 +306,10 @@ pub fn f64_to_i64(x: f64) -> i64 {
 /// Float to int32 with NumPy's x86-64 result for NaN and out-of-range values (`i32::MIN`).
 pub fn f64_to_i32(x: f64) -> i32 {
     let t = x.trunc();
-    if t >= -2147483648.0 && t < 2147483648.0 {
+    if (-2147483648.0..2147483648.0).contains(&t) {
         t as i32
     } else {
         i32::MIN
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use BinaryOp::*;
-
-    #[test]
-    fn float_division_family_matches_numpy() {
-        // Values printed by NumPy 2.4 for np.remainder and np.floor_divide.
-        let a = [5.0, -5.0, 5.0, 0.0, -0.0];
-        let b = [-3.0, 3.0, 0.0, -2.0, 2.0];
-        let rem: Vec<f64> = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| binary_f64(Rem, *x, *y))
-            .collect();
-        assert_eq!(rem[..2], [-1.0, 1.0]);
-        assert!(rem[2].is_nan());
-        assert!(rem[3] == 0.0 && rem[3].is_sign_negative());
-        assert!(rem[4] == 0.0 && rem[4].is_sign_positive());
-        let fd = [
-            binary_f64(FloorDiv, 5.0, -3.0),
-            binary_f64(FloorDiv, -5.0, 3.0),
-            binary_f64(FloorDiv, 5.0, 0.0),
-            binary_f64(FloorDiv, -1.0, 0.0),
-        ];
-        assert_eq!(fd, [-2.0, -2.0, f64::INFINITY, f64::NEG_INFINITY]);
-        assert!(binary_f64(FloorDiv, 0.0, -2.0).is_sign_negative());
-    }
-
-    #[test]
-    fn integer_edge_cases_match_numpy() {
-        assert_eq!(binary_i32(FloorDiv, 7, 0), 0);
-        assert_eq!(binary_i32(Rem, 7, 0), 0);
-        assert_eq!(binary_i32(FloorDiv, i32::MIN, -1), i32::MIN);
-        assert_eq!(binary_i64(FloorDiv, -7, 2), -4);
-        assert_eq!(binary_i64(Rem, -7, 2), 1);
-        assert_eq!(binary_i64(Fmod, -7, 2), -1);
-        assert_eq!(binary_i64(Shl, 1, 64), 0);
-        assert_eq!(binary_i64(Shr, -8, 70), -1);
-        assert_eq!(binary_i64(Pow, 3, 4), 81);
-        assert_eq!(unary_i32(UnaryOp::Abs, i32::MIN), i32::MIN);
-        assert_eq!(f64_to_i64(f64::NAN), i64::MIN);
-        assert_eq!(f64_to_i32(1e300), i32::MIN);
-        assert_eq!(f64_to_i32(-2147483648.5), i32::MIN + 0);
-    }
-
-    #[test]
-    fn nan_propagation_and_sign() {
-        assert!(binary_f64(Maximum, f64::NAN, 1.0).is_nan());
-        assert!(binary_f64(Maximum, 1.0, f64::NAN).is_nan());
-        assert!(binary_f64(Minimum, 1.0, f64::NAN).is_nan());
-        assert!(unary_f64(UnaryOp::Sign, f64::NAN).is_nan());
-        assert!(unary_f64(UnaryOp::Sign, -0.0).is_sign_positive());
-        assert_eq!(unary_f64(UnaryOp::Round, 2.5), 2.0);
-        assert_eq!(unary_f64(UnaryOp::Round, -0.5), -0.0);
     }
 }
 
@@ -448,4 +391,62 @@ pub fn fold_binary(
         (F64(x), F64(y)) => F64(binary_f64(op, x, y)),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BinaryOp::*;
+
+    #[test]
+    fn float_division_family_matches_numpy() {
+        // Values printed by NumPy 2.4 for np.remainder and np.floor_divide.
+        let a = [5.0, -5.0, 5.0, 0.0, -0.0];
+        let b = [-3.0, 3.0, 0.0, -2.0, 2.0];
+        let rem: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| binary_f64(Rem, *x, *y))
+            .collect();
+        assert_eq!(rem[..2], [-1.0, 1.0]);
+        assert!(rem[2].is_nan());
+        assert!(rem[3] == 0.0 && rem[3].is_sign_negative());
+        assert!(rem[4] == 0.0 && rem[4].is_sign_positive());
+        let fd = [
+            binary_f64(FloorDiv, 5.0, -3.0),
+            binary_f64(FloorDiv, -5.0, 3.0),
+            binary_f64(FloorDiv, 5.0, 0.0),
+            binary_f64(FloorDiv, -1.0, 0.0),
+        ];
+        assert_eq!(fd, [-2.0, -2.0, f64::INFINITY, f64::NEG_INFINITY]);
+        assert!(binary_f64(FloorDiv, 0.0, -2.0).is_sign_negative());
+    }
+
+    #[test]
+    fn integer_edge_cases_match_numpy() {
+        assert_eq!(binary_i32(FloorDiv, 7, 0), 0);
+        assert_eq!(binary_i32(Rem, 7, 0), 0);
+        assert_eq!(binary_i32(FloorDiv, i32::MIN, -1), i32::MIN);
+        assert_eq!(binary_i64(FloorDiv, -7, 2), -4);
+        assert_eq!(binary_i64(Rem, -7, 2), 1);
+        assert_eq!(binary_i64(Fmod, -7, 2), -1);
+        assert_eq!(binary_i64(Shl, 1, 64), 0);
+        assert_eq!(binary_i64(Shr, -8, 70), -1);
+        assert_eq!(binary_i64(Pow, 3, 4), 81);
+        assert_eq!(unary_i32(UnaryOp::Abs, i32::MIN), i32::MIN);
+        assert_eq!(f64_to_i64(f64::NAN), i64::MIN);
+        assert_eq!(f64_to_i32(1e300), i32::MIN);
+        assert_eq!(f64_to_i32(-2147483648.5), i32::MIN);
+    }
+
+    #[test]
+    fn nan_propagation_and_sign() {
+        assert!(binary_f64(Maximum, f64::NAN, 1.0).is_nan());
+        assert!(binary_f64(Maximum, 1.0, f64::NAN).is_nan());
+        assert!(binary_f64(Minimum, 1.0, f64::NAN).is_nan());
+        assert!(unary_f64(UnaryOp::Sign, f64::NAN).is_nan());
+        assert!(unary_f64(UnaryOp::Sign, -0.0).is_sign_positive());
+        assert_eq!(unary_f64(UnaryOp::Round, 2.5), 2.0);
+        assert_eq!(unary_f64(UnaryOp::Round, -0.5), -0.0);
+    }
 }

@@ -442,13 +442,16 @@ fn bind<'a>(
         .collect()
 }
 
+/// A plan and the argument shapes it was made for.
+type PlanByShapes = (Vec<Vec<usize>>, Arc<ExecPlan>);
+
 /// A compiled expression: a function of its symbols.
 pub struct Compiled {
     session: Session,
     expr: Expr,
     params: Vec<(String, DType)>,
     /// Plans by argument shapes (most recent first).
-    cache: Mutex<Vec<(Vec<Vec<usize>>, Arc<ExecPlan>)>>,
+    cache: Mutex<Vec<PlanByShapes>>,
 }
 
 impl Compiled {

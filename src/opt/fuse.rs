@@ -42,9 +42,8 @@ pub enum Partition {
 pub fn partition(l: &Lowered, mode: Partition) -> Vec<Step> {
     let g = &l.graph;
     let mut materialized = vec![false; g.len()];
-    for i in 0..g.len() {
-        let id = NodeId(i as u32);
-        materialized[i] = match (mode, g.node(id)) {
+    for (i, m) in materialized.iter_mut().enumerate() {
+        *m = match (mode, g.node(NodeId(i as u32))) {
             (_, Node::Reduce(..)) => true,
             (_, Node::Input(_) | Node::Const(_)) => false,
             (Partition::Fused, _) => false,

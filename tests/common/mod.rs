@@ -46,7 +46,7 @@ pub fn values(dtype: DType, n: usize, seed: u64) -> ArrayD<f64> {
     let v: Vec<f64> = (0..n)
         .map(|i| match dtype {
             DType::F32 | DType::F64 => {
-                if i < F64_EDGES.len() && seed % 2 == 0 {
+                if i < F64_EDGES.len() && seed.is_multiple_of(2) {
                     F64_EDGES[i]
                 } else {
                     let m = r.unit() * 2.0 - 1.0;
