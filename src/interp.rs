@@ -88,6 +88,8 @@ pub fn run(k: &Kernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<Dy
                     _ => vals[on_false.index()],
                 },
                 Inst::Cast { arg } => semantics::cast(vals[arg.index()], d.ty),
+                Inst::Bitcast { arg } => semantics::bitcast(vals[arg.index()], d.ty)
+                    .ok_or_else(|| Error::InvalidKernel(format!("v{i}: bad bitcast")))?,
             };
         }
         match k.output {

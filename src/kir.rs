@@ -138,6 +138,11 @@ pub enum Inst {
     Cast {
         arg: Value,
     },
+    /// Reinterpret the bits of `arg` as the instruction's type (f64 <-> i64, f32 <-> i32).
+    /// Not produced from user expressions: only the math expansions ([`crate::mathlib`]) use it.
+    Bitcast {
+        arg: Value,
+    },
 }
 
 impl PartialEq for Inst {
@@ -172,6 +177,7 @@ impl PartialEq for Inst {
                 },
             ) => c1 == c2 && t1 == t2 && f1 == f2,
             (Cast { arg: a }, Cast { arg: b }) => a == b,
+            (Bitcast { arg: a }, Bitcast { arg: b }) => a == b,
             _ => false,
         }
     }
@@ -190,7 +196,7 @@ impl Hash for Inst {
                 on_true,
                 on_false,
             } => (cond, on_true, on_false).hash(state),
-            Inst::Cast { arg } => arg.hash(state),
+            Inst::Cast { arg } | Inst::Bitcast { arg } => arg.hash(state),
         }
     }
 }
@@ -301,6 +307,21 @@ impl Kernel {
                         return err(i, format!("use of {arg} before definition"));
                     }
                 }
+                Inst::Bitcast { arg } => {
+                    if !defined(arg) {
+                        return err(i, format!("use of {arg} before definition"));
+                    }
+                    let ok = matches!(
+                        (ty(arg), d.ty),
+                        (DType::F64, DType::I64)
+                            | (DType::I64, DType::F64)
+                            | (DType::F32, DType::I32)
+                            | (DType::I32, DType::F32)
+                    );
+                    if !ok {
+                        return err(i, format!("bitcast from {} to {}", ty(arg), d.ty));
+                    }
+                }
             }
         }
         match self.output {
@@ -371,6 +392,10 @@ impl fmt::Display for Kernel {
                 Inst::Cast { arg } => {
                     let from = self.insts[arg.index()].ty.short();
                     write!(line, "cast.{from}.{t} {arg}")?
+                }
+                Inst::Bitcast { arg } => {
+                    let from = self.insts[arg.index()].ty.short();
+                    write!(line, "bitcast.{from}.{t} {arg}")?
                 }
             }
             writeln!(f, "  v{i} = {line}")?;

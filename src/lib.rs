@@ -73,6 +73,7 @@ pub mod expr;
 pub mod gpu;
 pub mod interp;
 pub mod kir;
+pub mod mathlib;
 pub mod npy;
 pub mod ops;
 pub mod opt;

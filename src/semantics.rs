@@ -358,6 +358,19 @@ pub fn cast(c: crate::kir::Const, to: crate::dtype::DType) -> crate::kir::Const 
     }
 }
 
+/// Reinterpret a constant's bits as `to` (f64 <-> i64, f32 <-> i32); `None` for other pairs.
+pub fn bitcast(c: crate::kir::Const, to: crate::dtype::DType) -> Option<crate::kir::Const> {
+    use crate::dtype::DType;
+    use crate::kir::Const::*;
+    Some(match (c, to) {
+        (F64(x), DType::I64) => I64(x.to_bits() as i64),
+        (I64(x), DType::F64) => F64(f64::from_bits(x as u64)),
+        (F32(x), DType::I32) => I32(x.to_bits() as i32),
+        (I32(x), DType::F32) => F32(f32::from_bits(x as u32)),
+        _ => return None,
+    })
+}
+
 /// Apply a unary operator to a constant of the operator's compute dtype.
 pub fn fold_unary(op: UnaryOp, c: crate::kir::Const) -> crate::kir::Const {
     use crate::kir::Const::*;
