@@ -18,6 +18,10 @@
 //! Measured against glibc over the test sweep (see `tests` below and `tests/mathlib.rs`):
 //! f64 `exp` and `log` within 1 ULP, f32 within 1 ULP.
 //! Other transcendental functions are still calls to libm (see [`crate::semantics`]).
+
+// The coefficients are written with all the digits they were published with; each literal is
+// the f64 nearest to that decimal, which is the value the algorithm was fitted for.
+#![allow(clippy::excessive_precision)]
 use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::ops::{BinaryOp, UnaryOp};
