@@ -15,8 +15,16 @@
 //!   `log(1+f) = f - (hfsq - s (hfsq + R(s^2)))`, plus `k ln 2` in two parts; then 0 -> -inf,
 //!   negative -> NaN, inf -> inf, NaN -> NaN.
 //!
-//! Measured against glibc over the test sweep (see `tests` below and `tests/mathlib.rs`):
-//! f64 `exp` and `log` within 1 ULP, f32 within 1 ULP.
+//! Error bounds, measured against glibc's libm (itself < 1 ULP from the true result) over
+//! dense sweeps of each function's domain, its special values (NaN, ±inf, ±0, subnormals,
+//! overflow and underflow edges) and 100,000 random bit patterns; `ULP_BOUNDS` holds them and
+//! the test `ulp_table` fails if any is exceeded:
+//!
+//! | function | f64 | f32 |
+//! |---|---|---|
+//! | `exp` | 1 ULP | 1 ULP |
+//! | `log` | 1 ULP | 1 ULP |
+//!
 //! Other transcendental functions are still calls to libm (see [`crate::semantics`]).
 
 // The coefficients are written with all the digits they were published with; each literal is
@@ -25,6 +33,14 @@
 use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::ops::{BinaryOp, UnaryOp};
+
+/// `(function, dtype, max ULP vs glibc)` for every expanded function: the documented table.
+pub const ULP_BOUNDS: [(UnaryOp, DType, u64); 4] = [
+    (UnaryOp::Exp, DType::F64, 1),
+    (UnaryOp::Exp, DType::F32, 1),
+    (UnaryOp::Log, DType::F64, 1),
+    (UnaryOp::Log, DType::F32, 1),
+];
 
 /// Whether the pass expands this operation on this dtype.
 pub fn expands(op: UnaryOp, dtype: DType) -> bool {
@@ -476,7 +492,15 @@ mod tests {
                     _ => crate::semantics::unary_f32(op, *x as f32) as f64,
                 };
                 let u = ulp(*g, want, dt == DType::F32);
-                assert!(u <= 1, "{op}.{dt}({x:e}) = {g:e}, libm {want:e}, {u} ulp");
+                let bound = ULP_BOUNDS
+                    .iter()
+                    .find(|b| b.0 == op && b.1 == dt)
+                    .unwrap()
+                    .2;
+                assert!(
+                    u <= bound,
+                    "{op}.{dt}({x:e}) = {g:e}, libm {want:e}, {u} ulp"
+                );
                 u
             })
             .max()
@@ -491,9 +515,32 @@ mod tests {
         max_ulp(UnaryOp::Exp, DType::F32, &sweep(-2.0, 2.0, 20001));
     }
 
+    /// Measures every function of `ULP_BOUNDS` over its whole domain and prints the table.
+    #[test]
+    fn ulp_table() {
+        let mut rows = vec![];
+        for (op, dt, bound) in ULP_BOUNDS {
+            let xs: Vec<f64> = match op {
+                UnaryOp::Exp if dt == DType::F64 => sweep(-746.0, 710.0, 50001),
+                UnaryOp::Exp => sweep(-104.0, 89.0, 50001),
+                _ => {
+                    let mut v = sweep(0.0, 4.0, 20001);
+                    v.extend((0..4000).map(|i| 2f64.powf(-1074.0 + i as f64 * 0.5)));
+                    v
+                }
+            };
+            let m = max_ulp(op, dt, &xs);
+            rows.push(format!("| {op} | {dt} | {m} (bound {bound}) |"));
+        }
+        eprintln!(
+            "| function | dtype | max ULP measured |\n|---|---|---|\n{}",
+            rows.join("\n")
+        );
+    }
+
     /// Random bit patterns: every exponent, sign and payload, NaNs and infinities included.
     #[test]
-    fn random_bit_patterns_within_one_ulp() {
+    fn random_bit_patterns_within_bounds() {
         let mut state = 0x243F6A8885A308D3u64;
         let mut next = || {
             state ^= state << 13;
