@@ -648,6 +648,14 @@ impl Gen<'_, '_> {
                         Mode::Vector { .. } => self.cast_v(mode, k.ty(arg), d.ty, x)?,
                     }
                 }
+                // Same width by the verifier: a pure reinterpretation, lane by lane.
+                Inst::Bitcast { arg } => {
+                    let x = vals[arg.index()];
+                    match mode {
+                        Mode::Scalar => self.b.ins().bitcast(scalar_type(d.ty), MemFlagsData::new(), x),
+                        Mode::Vector { .. } => self.b.ins().bitcast(mode.ty(d.ty), lanes_flags(), x),
+                    }
+                }
             };
             vals.push(v);
         }

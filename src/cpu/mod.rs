@@ -150,10 +150,13 @@ impl CpuBackend {
         }
         // Compile without holding the lock. The SIMD variant can fail where Cranelift has no
         // lowering for some vector instruction; the scalar-only function always works.
-        let code = match codegen::simd_width(kernel) {
-            Some(w) => codegen::compile(&self.isa, kernel, Some(w))
-                .or_else(|_| codegen::compile(&self.isa, kernel, None))?,
-            None => codegen::compile(&self.isa, kernel, None)?,
+        // exp/log become primitive instructions, so they run in the SIMD loop (see mathlib).
+        let lowered = crate::mathlib::expand(kernel);
+        lowered.verify()?;
+        let code = match codegen::simd_width(&lowered) {
+            Some(w) => codegen::compile(&self.isa, &lowered, Some(w))
+                .or_else(|_| codegen::compile(&self.isa, &lowered, None))?,
+            None => codegen::compile(&self.isa, &lowered, None)?,
         };
         let compiled = Arc::new(CpuKernel {
             kernel: kernel.clone(),
