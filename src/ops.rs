@@ -315,3 +315,30 @@ impl fmt::Display for ReduceOp {
         f.write_str(self.name())
     }
 }
+
+/// NumPy's fast paths for `float_array ** python_scalar` (`fast_scalar_power` in NumPy's
+/// `number.c`): NumPy computes these exponents with another ufunc, so they are part of the
+/// results NumPy gives (`(-inf) ** 0.5` is NaN because it is `sqrt(-inf)`; `x ** 2` is `x * x`,
+/// which `pow` does not promise to match in the last bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowFastPath {
+    /// `x ** 1` -> `x`
+    Identity,
+    /// `x ** 2` -> `x * x`
+    Square,
+    /// `x ** 0.5` -> `sqrt(x)`
+    Sqrt,
+    /// `x ** -1` -> `1 / x`
+    Reciprocal,
+}
+
+/// The fast path NumPy takes for a float array raised to the weak scalar `exponent`.
+pub fn pow_fast_path(exponent: crate::dtype::Scalar) -> Option<PowFastPath> {
+    match exponent.as_f64() {
+        1.0 => Some(PowFastPath::Identity),
+        2.0 => Some(PowFastPath::Square),
+        0.5 => Some(PowFastPath::Sqrt),
+        -1.0 => Some(PowFastPath::Reciprocal),
+        _ => None,
+    }
+}

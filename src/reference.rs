@@ -16,7 +16,7 @@ use crate::array::{broadcast_shapes, DynArray, Element};
 use crate::dtype::{check_weak_fits, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::expr::{binary_types, where_dtype, Expr, ExprKind, Meta};
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, UnaryOp};
 use crate::semantics;
 use ndarray::{arr0, ArcArray, ArrayD, IxDyn, Zip};
 use std::collections::HashMap;
@@ -148,6 +148,20 @@ fn eval_node(
                 e.meta()?; // as for unary: two weak operands fold unless that fails
             }
             let (compute, _result) = binary_types(*op, &a.meta(), &b.meta())?;
+            // NumPy computes float_array ** 1, 2, 0.5, -1 with other ufuncs.
+            if let (BinaryOp::Pow, Value::Array(x), Value::Weak(s)) = (op, &a, &b) {
+                if let (true, Some(path)) = (compute.is_float(), pow_fast_path(*s)) {
+                    let x = cast(x, compute);
+                    return Ok(Value::Array(match path {
+                        PowFastPath::Identity => x,
+                        PowFastPath::Square => binary(BinaryOp::Mul, &x, &x)?,
+                        PowFastPath::Sqrt => unary(UnaryOp::Sqrt, &x)?,
+                        PowFastPath::Reciprocal => {
+                            binary(BinaryOp::Div, &materialize(Scalar::Float(1.0), compute), &x)?
+                        }
+                    }));
+                }
+            }
             Value::Array(binary(*op, &a.to_dtype(compute)?, &b.to_dtype(compute)?)?)
         }
         ExprKind::Where(c, a, b) => {

@@ -11,6 +11,7 @@ use crate::dtype::{check_weak_fits, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::expr::{binary_types, where_dtype, Expr, ExprKind};
 use crate::kir::Const;
+use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, UnaryOp};
 use std::collections::HashMap;
 
 /// Deepest expression the planner accepts (a limit, with a clear error, instead of a stack
@@ -139,6 +140,42 @@ impl Lowering<'_> {
         Ok(self.cast_to(id, dtype))
     }
 
+    /// `float_array ** weak_scalar` as NumPy computes it (see [`pow_fast_path`]); this is
+    /// semantics, not optimization, so it applies with `optimize: false` too.
+    fn numpy_power(
+        &mut self,
+        op: BinaryOp,
+        x: &Expr,
+        y: &Expr,
+        compute: DType,
+        depth: usize,
+    ) -> Result<Option<NodeId>> {
+        let (BinaryOp::Pow, ExprKind::Literal(s)) = (op, y.kind()) else {
+            return Ok(None);
+        };
+        if !compute.is_float() || x.meta()?.weak.is_some() {
+            return Ok(None);
+        }
+        let Some(path) = pow_fast_path(*s) else {
+            return Ok(None);
+        };
+        let a = self.lower_as(x, compute, depth)?;
+        let shape = self.graph.shape(a).to_vec();
+        Ok(Some(match path {
+            PowFastPath::Identity => a,
+            PowFastPath::Square => self.add(Node::Binary(BinaryOp::Mul, a, a), compute, shape),
+            PowFastPath::Sqrt => self.add(Node::Unary(UnaryOp::Sqrt, a), compute, shape),
+            PowFastPath::Reciprocal => {
+                let one = self.graph.add(
+                    Node::Const(semantics_const(Scalar::Float(1.0), compute)),
+                    compute,
+                    vec![],
+                );
+                self.add(Node::Binary(BinaryOp::Div, one, a), compute, shape)
+            }
+        }))
+    }
+
     fn lower(&mut self, e: &Expr, depth: usize) -> Result<NodeId> {
         if depth > MAX_DEPTH {
             return Err(Error::TooDeep(MAX_DEPTH));
@@ -194,6 +231,10 @@ impl Lowering<'_> {
             }
             ExprKind::Binary(op, x, y) => {
                 let (compute, result) = binary_types(*op, x.meta()?, y.meta()?)?;
+                if let Some(id) = self.numpy_power(*op, x, y, compute, d)? {
+                    self.memo.insert(key, id);
+                    return Ok(id);
+                }
                 let a = self.lower_as(x, compute, d)?;
                 let b = self.lower_as(y, compute, d)?;
                 let shape = broadcast_shapes(self.graph.shape(a), self.graph.shape(b))?;
