@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 use fusebox::expr::ExprKind;
 use fusebox::npy::{read_npy, write_npy};
 use fusebox::parse::{names, parse};
+use fusebox::{Device, Options, Session};
 use fusebox::{DynArray, Expr, Result};
 use ndarray::Array1;
-use shim::{Device, Options, Session};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +53,7 @@ struct EvalArgs {
     out: Option<PathBuf>,
     /// Where to run: auto, cpu, gpu (or gpu:N), reference.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
-    device: DeviceArg,
+    device: Device,
     /// Run every operation as its own pass (no fusion, no rewrites).
     #[arg(long)]
     no_optimize: bool,
@@ -63,14 +63,6 @@ struct EvalArgs {
     /// Print the result (and the plan, with --explain) as one JSON object.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum DeviceArg {
-    Auto,
-    Cpu,
-    Gpu(usize),
-    Reference,
 }
 
 fn parse_binding(s: &str) -> std::result::Result<(String, String), String> {
@@ -88,26 +80,8 @@ fn parse_binding(s: &str) -> std::result::Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-fn parse_device(s: &str) -> std::result::Result<DeviceArg, String> {
-    Ok(match s {
-        "auto" => DeviceArg::Auto,
-        "cpu" => DeviceArg::Cpu,
-        "gpu" => DeviceArg::Gpu(0),
-        "reference" | "ref" => DeviceArg::Reference,
-        _ => match s.strip_prefix("gpu:").and_then(|n| n.parse().ok()) {
-            Some(i) => DeviceArg::Gpu(i),
-            None => return Err("expected auto, cpu, gpu, gpu:N or reference".into()),
-        },
-    })
-}
-
-fn device(d: DeviceArg) -> Device {
-    match d {
-        DeviceArg::Auto => Device::Auto,
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Gpu(i) => Device::Gpu(i),
-        DeviceArg::Reference => Device::Reference,
-    }
+fn parse_device(s: &str) -> std::result::Result<Device, String> {
+    Device::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -156,7 +130,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
     }
     let expr = parse(&args.expr, &|n| bound.get(n).cloned())?;
     let session = Session::with_options(Options {
-        device: device(args.device),
+        device: args.device,
         optimize: !args.no_optimize,
         ..Options::default()
     });
@@ -302,7 +276,6 @@ fn demo(n: usize) -> Result<()> {
                 .map(|(_, v)| Expr::from(*v))
         })?;
         println!("== {title}: {src}");
-        println!("expression: {expr}");
         let result = fused.compute(&expr)?;
         println!(
             "result: shape {}, dtype {}",
@@ -352,67 +325,4 @@ fn devices() {
         Err(e) => println!("  JIT target: unavailable ({e})"),
     }
     println!("GPU: no GPU backend yet");
-}
-
-/// TEMPORARY stand-in for the crate's `Session` API (written in parallel on main); deleted when
-/// main is merged.
-mod shim {
-    use fusebox::{DynArray, Error, Expr, Result};
-    use std::fmt;
-    #[allow(dead_code)]
-    pub enum Device {
-        Auto,
-        Cpu,
-        Gpu(usize),
-        Reference,
-    }
-    #[allow(dead_code)]
-    pub struct Options {
-        pub device: Device,
-        pub optimize: bool,
-        pub threads: usize,
-    }
-    impl Default for Options {
-        fn default() -> Self {
-            Options {
-                device: Device::Auto,
-                optimize: true,
-                threads: 0,
-            }
-        }
-    }
-    pub struct Session(#[allow(dead_code)] Options);
-    pub struct Explain {
-        pub bytes_fused: u64,
-        pub bytes_unfused: u64,
-        pub device: String,
-    }
-    impl fmt::Display for Explain {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(
-                f,
-                "{} {} {}",
-                self.device, self.bytes_fused, self.bytes_unfused
-            )
-        }
-    }
-    impl Explain {
-        pub fn to_json(&self) -> String {
-            "{}".into()
-        }
-    }
-    impl Session {
-        pub fn new() -> Session {
-            Session(Options::default())
-        }
-        pub fn with_options(o: Options) -> Session {
-            Session(o)
-        }
-        pub fn compute(&self, _e: &Expr) -> Result<DynArray> {
-            Err(Error::Device("no backend merged yet".into()))
-        }
-        pub fn explain(&self, _e: &Expr) -> Result<Explain> {
-            Err(Error::Device("no backend merged yet".into()))
-        }
-    }
 }

@@ -258,3 +258,38 @@ fn nesting_is_capped_without_overflowing_the_stack() {
     check(&lits, Expr::from(10_001i64));
     assert_eq!(names(&"(".repeat(100_000)), Err(Error::TooDeep(256)));
 }
+
+#[test]
+fn imag_and_ones_like_are_exact_for_every_value() {
+    use fusebox::{Device, DynArray, Options, Session};
+    use ndarray::arr1;
+    let data = |n: &str| -> Option<Expr> {
+        Some(match n {
+            "x" => Expr::data(arr1(&[1.5, f64::NAN, -f64::INFINITY, -0.0]), Some("x")),
+            "f" => Expr::data(arr1(&[f32::NAN, 2.0, 0.0, -1.0]), Some("f")),
+            "b" => Expr::data(arr1(&[true, false, true, true]), Some("b")),
+            "i" => Expr::data(arr1(&[i32::MIN, 0, 7, -1]), Some("i")),
+            _ => return None,
+        })
+    };
+    for device in [Device::Reference, Device::Cpu] {
+        let s = Session::with_options(Options {
+            device,
+            ..Options::default()
+        });
+        let run = |src: &str| s.compute(&parse(src, &data).unwrap()).unwrap();
+        assert_eq!(run("imag(x)"), DynArray::from(arr1(&[0.0; 4])));
+        assert_eq!(run("ones_like(x)"), DynArray::from(arr1(&[1.0; 4])));
+        assert_eq!(run("imag(f)"), DynArray::from(arr1(&[0.0f32; 4])));
+        assert_eq!(run("ones_like(f)"), DynArray::from(arr1(&[1.0f32; 4])));
+        assert_eq!(run("imag(b)"), DynArray::from(arr1(&[false; 4])));
+        assert_eq!(run("ones_like(b)"), DynArray::from(arr1(&[true; 4])));
+        assert_eq!(run("imag(i)"), DynArray::from(arr1(&[0i32; 4])));
+        assert_eq!(run("ones_like(i)"), DynArray::from(arr1(&[1i32; 4])));
+        // real/conj/copy of real input are the input itself.
+        assert_eq!(
+            run("real(i) + conj(i) - copy(i)"),
+            DynArray::from(arr1(&[i32::MIN, 0, 7, -1]))
+        );
+    }
+}
