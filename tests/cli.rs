@@ -1,0 +1,298 @@
+//! The `fusebox` binary end to end: .npy in, .npy out, values checked against Rust-computed
+//! expectations (NumPy's rules), and the error contract (one `error: ...` line, exit status 1;
+//! usage errors exit 2).
+use ndarray::{arr0, arr1, arr2, Array1, ArrayD, ShapeBuilder};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fusebox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(args)
+        .output()
+        .expect("run fusebox")
+}
+
+fn write<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(
+    dir: &Path,
+    name: &str,
+    a: &ndarray::Array<A, D>,
+) -> String {
+    let p = dir.join(name);
+    a.write_npy(File::create(&p).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+fn read<T: ndarray_npy::ReadableElement>(p: &Path) -> ArrayD<T> {
+    ArrayD::<T>::read_npy(File::open(p).unwrap()).unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run `eval` writing to `out.npy`; assert success; return the path.
+fn eval_to(dir: &Path, args: &[&str]) -> PathBuf {
+    let out = dir.join("out.npy");
+    let mut all = vec!["eval"];
+    all.extend_from_slice(args);
+    let out_s = out.display().to_string();
+    all.extend_from_slice(&["-o", &out_s]);
+    let o = fusebox(&all);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    out
+}
+
+/// Assert the error contract: exit status 1 and exactly one line `error: <prefix>...`.
+fn check_error(args: &[&str], prefix: &str) -> String {
+    let o = fusebox(args);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: {prefix}")),
+        "{args:?}: {err:?} does not start with error: {prefix}"
+    );
+    err
+}
+
+#[test]
+fn polynomial_matches_a_rust_loop_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let xs = [0.5, 1.0, -3.25, 1e10, f64::NAN, f64::INFINITY, -0.0, 7.0];
+    let x = write(dir.path(), "x.npy", &arr1(&xs));
+    let out = eval_to(dir.path(), &["(5.0*x + 4.0)*x + 1.0", &format!("x={x}")]);
+    let got = read::<f64>(&out);
+    assert_eq!(got.shape(), &[xs.len()]);
+    for (g, v) in got.iter().zip(xs) {
+        let want = (5.0 * v + 4.0) * v + 1.0;
+        assert!(
+            g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+            "{v}: {g}"
+        );
+    }
+}
+
+#[test]
+fn prints_a_numpy_like_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &arr1(&[1.0, 2.0, 3.0]));
+    let o = fusebox(&["eval", "x + 1", &format!("x={x}")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "shape: (3,)\ndtype: float64\narray([2., 3., 4.])\n"
+    );
+}
+
+#[test]
+fn number_bindings_are_weak_and_npy_0d_arrays_are_strong() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = write(dir.path(), "j.npy", &arr1(&[1i32, -2, 3]));
+    // A number literal is weak: int32 stays int32 (NEP 50).
+    let out = eval_to(dir.path(), &["j * k", &format!("j={j}"), "k=2"]);
+    assert_eq!(read::<i32>(&out), arr1(&[2, -4, 6]).into_dyn());
+    // A 0-d int64 .npy is an array: int32 * int64 -> int64, shape (3,).
+    let k = write(dir.path(), "k.npy", &arr0(2i64));
+    let out = eval_to(dir.path(), &["j * k", &format!("j={j}"), &format!("k={k}")]);
+    assert_eq!(read::<i64>(&out), arr1(&[2i64, -4, 6]).into_dyn());
+    // 0-d in, 0-d out.
+    let a = write(dir.path(), "a.npy", &arr0(2.5f64));
+    let o = fusebox(&["eval", "a * 2 - 1", &format!("a={a}")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("shape: ()\ndtype: float64\n"),
+        "{}",
+        stdout(&o)
+    );
+    let out = eval_to(dir.path(), &["a * 2 - 1", &format!("a={a}")]);
+    assert_eq!(read::<f64>(&out), arr0(4.0).into_dyn());
+}
+
+#[test]
+fn fortran_order_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = ndarray::Array::from_shape_vec((2, 3).f(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]).unwrap();
+    assert_eq!(m, arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]));
+    let mp = write(dir.path(), "m.npy", &m);
+    let r = write(dir.path(), "r.npy", &arr1(&[10.0, 20.0, 30.0]));
+    let out = eval_to(
+        dir.path(),
+        &["m * r", &format!("m={mp}"), &format!("r={r}")],
+    );
+    let want = arr2(&[[10.0, 40.0, 90.0], [40.0, 100.0, 180.0]]).into_dyn();
+    assert_eq!(read::<f64>(&out), want);
+}
+
+#[test]
+fn bool_and_int32_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = write(dir.path(), "b.npy", &arr1(&[true, false, true, false]));
+    let i = write(dir.path(), "i.npy", &arr1(&[1i32, 2, -3, i32::MIN]));
+    let out = eval_to(
+        dir.path(),
+        &["where(b, i, -i)", &format!("b={b}"), &format!("i={i}")],
+    );
+    // -i32::MIN wraps to i32::MIN, as in NumPy.
+    assert_eq!(read::<i32>(&out), arr1(&[1, -2, -3, i32::MIN]).into_dyn());
+    let out = eval_to(
+        dir.path(),
+        &["~b | (i > 0)", &format!("b={b}"), &format!("i={i}")],
+    );
+    assert_eq!(
+        read::<bool>(&out),
+        arr1(&[true, true, false, true]).into_dyn()
+    );
+    let out = eval_to(dir.path(), &["sum(i)", &format!("i={i}")]);
+    let want = 1i64 + 2 - 3 + i32::MIN as i64;
+    assert_eq!(read::<i64>(&out), arr0(want).into_dyn());
+}
+
+#[test]
+fn gaussian_matches_rust_within_a_few_ulp() {
+    let dir = tempfile::tempdir().unwrap();
+    let xs = Array1::linspace(-5.0, 5.0, 101);
+    let x = write(dir.path(), "x.npy", &xs);
+    let src = "1/(sigma*sqrt(2*pi)) * exp(-(x-mu)**2/(2*sigma**2))";
+    let args = [src, &format!("x={x}"), "mu=-1.33", "sigma=1.25"];
+    let got = read::<f64>(&eval_to(dir.path(), &args));
+    let (mu, sigma) = (-1.33f64, 1.25f64);
+    for (g, v) in got.iter().zip(xs.iter()) {
+        let want = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt())
+            * (-(v - mu).powi(2) / (2.0 * sigma * sigma)).exp();
+        assert!(
+            (g - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
+            "{v}: {g} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn error_lines_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &arr1(&[1.0, 2.0, 3.0]));
+    let w = write(dir.path(), "w.npy", &arr1(&[1.0, 2.0, 3.0, 4.0]));
+    let xb = format!("x={x}");
+    check_error(&["eval", "x + ", &xb], "parse error at column 5");
+    check_error(&["eval", "x + y", &xb], "unknown name `y`");
+    let e = check_error(&["eval", "x + w", &xb, &format!("w={w}")], "shape mismatch");
+    assert!(e.contains("[3]") && e.contains("[4]"), "{e}");
+    let e = check_error(&["eval", "x + 1", "x=/nonexistent/dir/x.npy"], "npy error");
+    assert!(e.contains("/nonexistent/dir/x.npy"), "{e}");
+    let junk = dir.path().join("junk.npy");
+    std::fs::write(&junk, b"not an npy file").unwrap();
+    check_error(
+        &["eval", "x", &format!("x={}", junk.display())],
+        "npy error",
+    );
+    let u8s = write(dir.path(), "u.npy", &arr1(&[1u8, 2]));
+    let e = check_error(&["eval", "x", &format!("x={u8s}")], "unsupported dtype");
+    assert!(e.contains("|u1"), "{e}");
+    check_error(&["eval", "sin(x, x)", &xb], "parse error at column 1");
+    // Usage errors: clap, exit status 2.
+    assert_eq!(fusebox(&[]).status.code(), Some(2));
+    assert_eq!(fusebox(&["eval"]).status.code(), Some(2));
+    assert_eq!(fusebox(&["eval", "x", "novalue"]).status.code(), Some(2));
+    assert_eq!(
+        fusebox(&["eval", "x", &xb, "--device", "tpu"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn gpu_device_computes_or_reports_one_device_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &arr1(&[1.0, 2.0, 3.0]));
+    let o = fusebox(&["eval", "x * 2", &format!("x={x}"), "--device", "gpu"]);
+    if o.status.success() {
+        assert!(
+            stdout(&o).ends_with("array([2., 4., 6.])\n"),
+            "{}",
+            stdout(&o)
+        );
+    } else {
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: device error: "), "{err}");
+    }
+}
+
+#[test]
+fn leading_minus_expression_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &arr1(&[1.0, -2.0]));
+    for extra in [
+        &[][..],
+        &["--no-optimize"][..],
+        &["--device", "reference"][..],
+        &["--device", "cpu"][..],
+    ] {
+        let xb = format!("x={x}");
+        let mut args = vec!["eval", "-x ** 2", xb.as_str()];
+        args.extend_from_slice(extra);
+        let o = fusebox(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        assert!(
+            stdout(&o).ends_with("array([-1., -4.])\n"),
+            "{extra:?}: {}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn json_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &arr1(&[0.5, f64::NAN]));
+    let o = fusebox(&["eval", "x * 2", &format!("x={x}"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "{\"shape\": [2], \"dtype\": \"float64\", \"data\": [1.0, NaN]}\n"
+    );
+    let o = fusebox(&["eval", "x * 2 + 1", &format!("x={x}"), "--explain"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let at = text.find("shape: (2,)").expect("summary");
+    assert!(at > 0, "the plan comes before the result: {text}");
+    let o = fusebox(&[
+        "eval",
+        "x * 2 + 1",
+        &format!("x={x}"),
+        "--explain",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"explain\": {"), "{}", stdout(&o));
+}
+
+#[test]
+fn devices_and_demo() {
+    let o = fusebox(&["devices"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        stdout(&o).starts_with(&format!("CPU: {cores} cores")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("GPU"), "{}", stdout(&o));
+    let o = fusebox(&["demo", "--n", "1000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(text.matches("speedup").count(), 3, "{text}");
+    // The seed's `data.a.sum()` on [1, 2, 3].
+    assert!(text.contains("array(6)"), "{text}");
+    // Polynomial at x = 999: (5*999 + 4)*999 + 1.
+    assert!(
+        text.contains(&format!("{}.", (5.0 * 999.0 + 4.0) * 999.0 + 1.0)),
+        "{text}"
+    );
+}

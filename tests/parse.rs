@@ -1,0 +1,295 @@
+//! The string front end against Rust-built expressions: precedence (compared structurally, fully
+//! parenthesized), error kinds and columns, printing/parsing round trips, nesting limits.
+use fusebox::expr::ExprKind;
+use fusebox::parse::{names, parse};
+use fusebox::{where_, DType, Error, Expr};
+
+fn sym(name: &str) -> Option<Expr> {
+    Some(match name {
+        "x" | "y" | "z" => Expr::symbol(name, DType::F64, &[3]),
+        "f" => Expr::symbol(name, DType::F32, &[3]),
+        "i" | "j" => Expr::symbol(name, DType::I64, &[3]),
+        "b" | "c" => Expr::symbol(name, DType::Bool, &[3]),
+        "m" => Expr::symbol(name, DType::F64, &[2, 3]),
+        "w" => Expr::symbol(name, DType::F64, &[4]),
+        _ => return None,
+    })
+}
+fn s(name: &str) -> Expr {
+    sym(name).unwrap()
+}
+
+/// Fully parenthesized structure: the oracle for precedence (independent of `Display`).
+fn tree(e: &Expr) -> String {
+    match e.kind() {
+        ExprKind::Symbol(n) => n.clone(),
+        ExprKind::Data { name, .. } => format!("data:{}", name.as_deref().unwrap_or("?")),
+        ExprKind::Literal(v) => format!("{v:?}"),
+        ExprKind::Unary(op, x) => format!("({op} {})", tree(x)),
+        ExprKind::Binary(op, a, b) => format!("({op} {} {})", tree(a), tree(b)),
+        ExprKind::Where(c, a, b) => format!("(where {} {} {})", tree(c), tree(a), tree(b)),
+        ExprKind::Cast(d, x) => format!("(astype {} {d})", tree(x)),
+        ExprKind::Reduce(op, x) => format!("({op} {})", tree(x)),
+    }
+}
+
+fn p(src: &str) -> Expr {
+    parse(src, &sym).unwrap_or_else(|e| panic!("{src}: {e}"))
+}
+
+fn check(src: &str, built: Expr) {
+    assert_eq!(tree(&p(src)), tree(&built), "{src}");
+}
+
+#[test]
+fn precedence_follows_python() {
+    let (x, y, i, j, b, c) = (s("x"), s("y"), s("i"), s("j"), s("b"), s("c"));
+    check("x + y * 2", &x + &y * 2i64);
+    check("x - y - 1", (&x - &y) - 1i64);
+    check("x / y * 2.5", (&x / &y) * 2.5);
+    check("x // 2 % 3", x.floor_div(2i64) % 3i64);
+    check("-x ** 2", -(x.pow(2i64)));
+    check("-x * y", (-&x) * &y);
+    check("2 * -x", 2i64 * -&x);
+    check("x ** y ** 2", x.pow(y.pow(2i64)));
+    check("(x ** y) ** 2", x.pow(&y).pow(2i64));
+    check("x ** -y ** 2", x.pow(-(y.pow(2i64))));
+    check("2 ** -1", Expr::from(0.5));
+    check("-2 ** 2", Expr::from(-4i64));
+    check("+x", x.clone());
+    check("i << 1 + 1", &i << 2i64);
+    check("i & j | i ^ j", (&i & &j) | (&i ^ &j));
+    check("i | j ^ i & j", &i | (&j ^ (&i & &j)));
+    check("~b & c", !&b & &c);
+    check("~~b", !!&b);
+    // Comparisons bind looser than bitwise operators, as in Python and numexpr:
+    check("i == 1 | 2", i.eq_(3i64));
+    check("(x > 0) & (y <= 1)", x.gt(0i64) & y.le(1i64));
+    check("x + 1 >= y * 2", (&x + 1i64).ge(&y * 2i64));
+    check("(x < y) < 1", x.lt(&y).lt(1i64));
+    check("x != y", x.ne_(&y));
+}
+
+#[test]
+fn literals_and_constants() {
+    let x = s("x");
+    check("1.", Expr::from(1.0));
+    check(".5", Expr::from(0.5));
+    check("1e-3", Expr::from(1e-3));
+    check("1E+3", Expr::from(1e3));
+    check("42", Expr::from(42i64));
+    check("True", Expr::from(true));
+    check("False | True", Expr::from(true));
+    check("pi", Expr::from(std::f64::consts::PI));
+    check("2 * e", Expr::from(2.0 * std::f64::consts::E));
+    check("-9223372036854775808", Expr::from(i64::MIN));
+    check("x * nan + inf", &x * f64::NAN + f64::INFINITY);
+    // A binding wins over the constant.
+    let e = parse("e + 1", &|n| (n == "e").then(|| s("x"))).unwrap();
+    assert_eq!(tree(&e), tree(&(s("x") + 1i64)));
+}
+
+#[test]
+fn functions() {
+    let (x, y, i) = (s("x"), s("y"), s("i"));
+    check("where(x > 0, x, -x)", where_(x.gt(0i64), &x, -&x));
+    check("sin(x) + cos(y)", x.sin() + y.cos());
+    check("arctan2(x, y)", x.arctan2(&y));
+    check("absolute(x) + abs(y)", x.abs() + y.abs());
+    check("rint(x)", x.round());
+    check("mod(i, 3)", &i % 3i64);
+    check("fmod(x, 2.0)", x.fmod(2.0));
+    check("pow(x, 3)", x.pow(3i64));
+    check("maximum(x, minimum(y, 1))", x.maximum(y.minimum(1i64)));
+    check("floor_divide(i, 2)", i.floor_div(2i64));
+    check("astype(i, float32) + 1", i.astype(DType::F32) + 1i64);
+    check("astype(x, 'int64')", x.astype(DType::I64));
+    check("astype(x, \"bool\")", x.astype(DType::Bool));
+    check("sum(x * 2)", (&x * 2i64).sum());
+    check("conj(x) + real(y) + copy(x)", &x + &y + &x);
+    check("sqrt(exp(log1p(x)))", x.log1p().exp().sqrt());
+    // imag of real input: zeros of the input's dtype and shape; ones_like: ones.
+    let zero = where_(x.eq_(&x), 0i64, 0i64).astype(DType::F64);
+    check("imag(x)", zero);
+    let ones = p("ones_like(f)");
+    assert_eq!(ones.dtype().unwrap(), DType::F32);
+    assert_eq!(ones.shape().unwrap(), vec![3]);
+    let ib = p("imag(b)");
+    assert_eq!(ib.dtype().unwrap(), DType::Bool);
+    check("imag(2.5)", Expr::from(0.0));
+    check("ones_like(3)", Expr::from(1i64));
+    assert_eq!(p("ones_like(m)").shape().unwrap(), vec![2, 3]);
+}
+
+fn err(src: &str) -> Error {
+    match parse(src, &sym) {
+        Ok(e) => panic!("{src}: expected an error, got {e}"),
+        Err(e) => e,
+    }
+}
+
+/// A parse error at `column` whose message contains `fragment`.
+fn check_err(src: &str, column: usize, fragment: &str) {
+    match err(src) {
+        Error::Parse { column: c, message } => {
+            assert_eq!(c, column, "{src}: {message}");
+            assert!(message.contains(fragment), "{src}: {message}");
+        }
+        other => panic!("{src}: {other:?}"),
+    }
+}
+
+#[test]
+fn errors_have_exact_columns() {
+    check_err("x + ", 5, "end of expression");
+    check_err("", 1, "empty");
+    check_err("x + * y", 5, "found `*`");
+    check_err("(x + y", 7, "expected `)`");
+    check_err("x + y)", 6, "unmatched `)`");
+    check_err("x y", 3, "unexpected `y`");
+    check_err("sin(x, y)", 1, "`sin` takes 1 argument, got 2");
+    check_err("  where(x, y)", 3, "takes 3 arguments, got 2");
+    check_err("x + foo(x)", 5, "unknown function `foo`");
+    check_err("contains(x, y)", 1, "strings");
+    check_err("x $ y", 3, "unexpected character `$`");
+    check_err("α + $", 5, "`$`");
+    check_err("x < y < 1", 7, "chained comparisons");
+    check_err("x > 0 & y > 0", 11, "chained comparisons");
+    check_err("x = 1", 3, "==");
+    check_err("!b", 1, "`~`");
+    check_err("x and y", 3, "`&`");
+    check_err("99999999999999999999 + x", 1, "int64");
+    check_err("9223372036854775808", 1, "int64");
+    check_err("astype(x, complex64)", 11, "unknown dtype `complex64`");
+    check_err("astype(x)", 1, "takes 2 arguments, got 1");
+    check_err("1.5j", 1, "complex");
+    check_err("sin + 1", 1, "needs arguments");
+    check_err("x.sum()", 2, "`.`");
+    check_err("sum(x, axis=0)", 12, "==");
+    check_err("'float32'", 1, "string");
+    check_err("1e+", 2, "exponent");
+}
+
+#[test]
+fn unknown_names_and_type_errors() {
+    assert_eq!(err("zz + 1"), Error::UnknownName("zz".into()));
+    assert_eq!(err("sin(q)"), Error::UnknownName("q".into()));
+    match err("x + w") {
+        Error::ShapeMismatch { lhs, rhs } => assert_eq!((lhs, rhs), (vec![3], vec![4])),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(err("~x"), Error::Type(_)));
+    assert!(matches!(err("+b"), Error::Type(_)));
+    assert!(matches!(
+        err("astype(i, int32) + 2**40"),
+        Error::IntegerOverflow { .. }
+    ));
+    // Syntax errors are reported before type errors.
+    assert!(matches!(err("~x + (1"), Error::Parse { column: 8, .. }));
+}
+
+#[test]
+fn display_round_trips() {
+    let (x, y, i, b) = (s("x"), s("y"), s("i"), s("b"));
+    let mu = -1.33;
+    let sigma = 1.25;
+    let cases = [
+        (5.0 * &x + 4.0) * &x + 1.0,
+        1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt())
+            * (-(&x - mu).pow(2i64) / (2.0 * sigma * sigma)).exp(),
+        where_(x.gt(0.0), x.exp(), 0.0),
+        -(&x - 1.0).pow(2i64) / 2.0,
+        &x - (&y - 1.0),
+        x.pow(-1.0),
+        Expr::from(-2.0).pow(&x),
+        x.arctan2(&y).maximum(x.hypot(1.5)),
+        (&i % 3i64).astype(DType::F32) + 1.5,
+        (&i << 2i64) ^ (&i >> 1i64) | &i,
+        !&b & (&b ^ true) | &b,
+        x.lt(&y),
+        ((&x * 2.0).sum() + 1e20).floor(),
+        &x * f64::NAN - f64::INFINITY,
+        x.copysign(-1.0).nextafter(&y).fmod(2.0),
+        where_(b.clone(), &i, i.floor_div(-2i64)),
+    ];
+    for e in cases {
+        let text = e.to_string();
+        let back = parse(&text, &sym).unwrap_or_else(|err| panic!("{text}: {err}"));
+        assert_eq!(back.to_string(), text);
+        assert_eq!(tree(&back), tree(&e), "{text}");
+    }
+}
+
+#[test]
+fn names_in_order_of_first_use() {
+    let n = names("x + sin(y) * x + pi + astype(z, float32) + e + where(b, q, x)").unwrap();
+    assert_eq!(n, vec!["x", "y", "z", "b", "q"]);
+    // Only the syntax is checked: these names have no dtype yet.
+    assert_eq!(names("~a & b").unwrap(), vec!["a", "b"]);
+    assert!(matches!(names("x +"), Err(Error::Parse { column: 4, .. })));
+}
+
+#[test]
+fn nesting_is_capped_without_overflowing_the_stack() {
+    let ok = format!("{}x{}", "(".repeat(256), ")".repeat(256));
+    assert_eq!(tree(&p(&ok)), "x");
+    let deep = format!("{}x{}", "(".repeat(257), ")".repeat(257));
+    assert_eq!(err(&deep), Error::TooDeep(256));
+    assert_eq!(err(&"(".repeat(100_000)), Error::TooDeep(256));
+    assert_eq!(
+        err(&format!("{}x", "-".repeat(100_000))),
+        Error::TooDeep(256)
+    );
+    assert_eq!(
+        err(&format!("{}x", "sin(".repeat(100_000))),
+        Error::TooDeep(256)
+    );
+    assert_eq!(
+        err(&format!("x{}", "**x".repeat(100_000))),
+        Error::TooDeep(256)
+    );
+    // A long flat chain builds a deep tree: capped too (printing or dropping it would recurse).
+    let flat_ok = format!("x{}", " + x".repeat(255));
+    assert!(parse(&flat_ok, &sym).is_ok());
+    let flat = format!("x{}", " + x".repeat(100_000));
+    assert_eq!(err(&flat), Error::TooDeep(256));
+    // Literals fold, so a long literal chain is one node.
+    let lits = format!("1{}", " + 1".repeat(10_000));
+    check(&lits, Expr::from(10_001i64));
+    assert_eq!(names(&"(".repeat(100_000)), Err(Error::TooDeep(256)));
+}
+
+#[test]
+fn imag_and_ones_like_are_exact_for_every_value() {
+    use fusebox::{Device, DynArray, Options, Session};
+    use ndarray::arr1;
+    let data = |n: &str| -> Option<Expr> {
+        Some(match n {
+            "x" => Expr::data(arr1(&[1.5, f64::NAN, -f64::INFINITY, -0.0]), Some("x")),
+            "f" => Expr::data(arr1(&[f32::NAN, 2.0, 0.0, -1.0]), Some("f")),
+            "b" => Expr::data(arr1(&[true, false, true, true]), Some("b")),
+            "i" => Expr::data(arr1(&[i32::MIN, 0, 7, -1]), Some("i")),
+            _ => return None,
+        })
+    };
+    for device in [Device::Reference, Device::Cpu] {
+        let s = Session::with_options(Options {
+            device,
+            ..Options::default()
+        });
+        let run = |src: &str| s.compute(&parse(src, &data).unwrap()).unwrap();
+        assert_eq!(run("imag(x)"), DynArray::from(arr1(&[0.0; 4])));
+        assert_eq!(run("ones_like(x)"), DynArray::from(arr1(&[1.0; 4])));
+        assert_eq!(run("imag(f)"), DynArray::from(arr1(&[0.0f32; 4])));
+        assert_eq!(run("ones_like(f)"), DynArray::from(arr1(&[1.0f32; 4])));
+        assert_eq!(run("imag(b)"), DynArray::from(arr1(&[false; 4])));
+        assert_eq!(run("ones_like(b)"), DynArray::from(arr1(&[true; 4])));
+        assert_eq!(run("imag(i)"), DynArray::from(arr1(&[0i32; 4])));
+        assert_eq!(run("ones_like(i)"), DynArray::from(arr1(&[1i32; 4])));
+        // real/conj/copy of real input are the input itself.
+        assert_eq!(
+            run("real(i) + conj(i) - copy(i)"),
+            DynArray::from(arr1(&[i32::MIN, 0, 7, -1]))
+        );
+    }
+}
