@@ -108,7 +108,11 @@ impl DynArray {
     /// The typed array, if the dtype is `T`'s.
     pub fn as_array<T: Element>(&self) -> Result<&ArcArray<T, IxDyn>> {
         T::unwrap(self).ok_or_else(|| {
-            Error::Type(format!("array has dtype {}, not {}", self.dtype(), T::DTYPE))
+            Error::Type(format!(
+                "array has dtype {}, not {}",
+                self.dtype(),
+                T::DTYPE
+            ))
         })
     }
     /// The typed array as an owned `ArrayD<T>`, if the dtype is `T`'s.
@@ -219,6 +223,17 @@ impl<'a> ArgView<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The same view with a lifetime shortened to this borrow (lets caller views and views of
+    /// local temporaries live in one `Vec`).
+    pub fn reborrow(&self) -> ArgView<'_> {
+        match self {
+            ArgView::Bool(a) => ArgView::Bool(a.view()),
+            ArgView::I32(a) => ArgView::I32(a.view()),
+            ArgView::I64(a) => ArgView::I64(a.view()),
+            ArgView::F32(a) => ArgView::F32(a.view()),
+            ArgView::F64(a) => ArgView::F64(a.view()),
+        }
+    }
     /// Copy into an owned (shared) array.
     pub fn to_dyn_array(&self) -> DynArray {
         match self {
@@ -252,8 +267,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -290,9 +313,9 @@ pub fn broadcast_strides(shape: &[usize], strides: &[isize], out_shape: &[usize]
 pub fn checked_len(shape: &[usize], elem_size: usize) -> Result<usize> {
     let mut n: usize = 1;
     for &d in shape {
-        n = n
-            .checked_mul(d)
-            .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows the address space")))?;
+        n = n.checked_mul(d).ok_or_else(|| {
+            Error::TooLarge(format!("shape {shape:?} overflows the address space"))
+        })?;
     }
     n.checked_mul(elem_size)
         .filter(|b| *b <= isize::MAX as usize)
@@ -360,7 +383,11 @@ pub fn preview(a: &DynArray, edge: usize) -> String {
         let n = shape[idx.len()];
         out.push('[');
         let items: Vec<Option<usize>> = if n > 2 * edge {
-            (0..edge).map(Some).chain([None]).chain((n - edge..n).map(Some)).collect()
+            (0..edge)
+                .map(Some)
+                .chain([None])
+                .chain((n - edge..n).map(Some))
+                .collect()
         } else {
             (0..n).map(Some).collect()
         };
@@ -422,7 +449,10 @@ mod tests {
             broadcast_shapes(&[3], &[4]),
             Err(Error::ShapeMismatch { .. })
         ));
-        assert_eq!(broadcast_strides(&[3, 1], &[1, 1], &[2, 3, 4]), vec![0, 1, 0]);
+        assert_eq!(
+            broadcast_strides(&[3, 1], &[1, 1], &[2, 3, 4]),
+            vec![0, 1, 0]
+        );
     }
 
     #[test]

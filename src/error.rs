@@ -7,7 +7,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Error {
     /// Operands whose shapes do not broadcast (NumPy's rules).
-    #[error("shape mismatch: operands could not be broadcast together with shapes {lhs:?} and {rhs:?}")]
+    #[error(
+        "shape mismatch: operands could not be broadcast together with shapes {lhs:?} and {rhs:?}"
+    )]
     ShapeMismatch { lhs: Vec<usize>, rhs: Vec<usize> },
     /// A name in an expression that is not bound to data.
     #[error("unknown name `{0}`")]

@@ -30,7 +30,10 @@ pub enum ExprKind {
     /// A named placeholder, bound to data at compute or call time.
     Symbol(String),
     /// Bound data (Blaze's `Data`), optionally named.
-    Data { name: Option<String>, array: DynArray },
+    Data {
+        name: Option<String>,
+        array: DynArray,
+    },
     /// A weak scalar (a Rust number, or a literal in a string expression).
     Literal(Scalar),
     Unary(UnaryOp, Expr),
@@ -366,13 +369,19 @@ fn fold_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar> {
     if let (Scalar::Bool(x), Scalar::Bool(y), And | Or | Xor) = (a, b, op) {
         return Ok(Scalar::Bool(semantics::binary_bool(op, x, y)));
     }
-    let float_only = matches!(op, Div | Arctan2 | Hypot | Copysign | Nextafter)
-        || (op == Pow && int_of(b) < 0);
+    let float_only =
+        matches!(op, Div | Arctan2 | Hypot | Copysign | Nextafter) || (op == Pow && int_of(b) < 0);
     if float || float_only {
         if matches!(op, And | Or | Xor | Shl | Shr) {
-            return Err(Error::Type(format!("`{op}` needs bool or integer operands")));
+            return Err(Error::Type(format!(
+                "`{op}` needs bool or integer operands"
+            )));
         }
-        return Ok(Scalar::Float(semantics::binary_f64(op, a.as_f64(), b.as_f64())));
+        return Ok(Scalar::Float(semantics::binary_f64(
+            op,
+            a.as_f64(),
+            b.as_f64(),
+        )));
     }
     let (x, y) = (int_of(a), int_of(b));
     let v = match op {
@@ -556,7 +565,11 @@ impl Expr {
                     let p = precedence(*op);
                     // Left-associative, except `**` (right-associative, binds tighter than
                     // unary minus on its left).
-                    let (lp, rp) = if *op == BinaryOp::Pow { (p + 1, PREC_UNARY) } else { (p, p + 1) };
+                    let (lp, rp) = if *op == BinaryOp::Pow {
+                        (p + 1, PREC_UNARY)
+                    } else {
+                        (p, p + 1)
+                    };
                     a.fmt_prec(f, lp)?;
                     write!(f, " {sym} ")?;
                     b.fmt_prec(f, rp)?;
@@ -613,7 +626,10 @@ mod tests {
         assert_eq!(e.to_string(), "-(x - 1.0) ** 2 / 2.0");
         let e = &x - (&x - 1.0);
         assert_eq!(e.to_string(), "x - (x - 1.0)");
-        assert_eq!(where_(x.gt(0.0), x.exp(), 0.0).to_string(), "where(x > 0.0, exp(x), 0.0)");
+        assert_eq!(
+            where_(x.gt(0.0), x.exp(), 0.0).to_string(),
+            "where(x > 0.0, exp(x), 0.0)"
+        );
     }
 
     #[test]
@@ -625,7 +641,10 @@ mod tests {
         let i = Expr::symbol("i", DType::I32, &[3]);
         assert_eq!((&i / &i).dtype().unwrap(), DType::F64);
         assert_eq!((&i + 1).dtype().unwrap(), DType::I32);
-        assert!(matches!((&i + (1i64 << 40)).dtype(), Err(Error::IntegerOverflow { .. })));
+        assert!(matches!(
+            (&i + (1i64 << 40)).dtype(),
+            Err(Error::IntegerOverflow { .. })
+        ));
         assert_eq!(i.sum().dtype().unwrap(), DType::I64);
     }
 

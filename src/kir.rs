@@ -37,8 +37,9 @@ impl fmt::Display for Value {
     }
 }
 
-/// A typed constant.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A typed constant. Equality and hashing are by bits, so hash-consing never merges `0.0` with
+/// `-0.0` and a NaN constant equals itself.
+#[derive(Debug, Clone, Copy)]
 pub enum Const {
     Bool(bool),
     I32(i32),
@@ -79,6 +80,11 @@ impl Const {
     }
 }
 
+impl PartialEq for Const {
+    fn eq(&self, other: &Self) -> bool {
+        self.same(*other)
+    }
+}
 impl Eq for Const {}
 impl Hash for Const {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -109,14 +115,34 @@ impl fmt::Display for Const {
 #[derive(Debug, Clone, Copy)]
 pub enum Inst {
     /// Read input `input` at the current index.
-    Load { input: u32 },
+    Load {
+        input: u32,
+    },
     Const(Const),
-    Unary { op: UnaryOp, arg: Value },
-    Binary { op: BinaryOp, lhs: Value, rhs: Value },
+    Unary {
+        op: UnaryOp,
+        arg: Value,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Value,
+        rhs: Value,
+    },
     /// `cond ? on_true : on_false`, element-wise.
-    Select { cond: Value, on_true: Value, on_false: Value },
+    Select {
+        cond: Value,
+        on_true: Value,
+        on_false: Value,
+    },
     /// Convert `arg` to the instruction's type with NumPy's `astype` semantics.
-    Cast { arg: Value },
+    Cast {
+        arg: Value,
+    },
+    /// Reinterpret the bits of `arg` as the instruction's type (f64 <-> i64, f32 <-> i32).
+    /// Not produced from user expressions: only the math expansions ([`crate::mathlib`]) use it.
+    Bitcast {
+        arg: Value,
+    },
 }
 
 impl PartialEq for Inst {
@@ -127,14 +153,31 @@ impl PartialEq for Inst {
             (Const(a), Const(b)) => a.same(*b),
             (Unary { op: o1, arg: a1 }, Unary { op: o2, arg: a2 }) => o1 == o2 && a1 == a2,
             (
-                Binary { op: o1, lhs: l1, rhs: r1 },
-                Binary { op: o2, lhs: l2, rhs: r2 },
+                Binary {
+                    op: o1,
+                    lhs: l1,
+                    rhs: r1,
+                },
+                Binary {
+                    op: o2,
+                    lhs: l2,
+                    rhs: r2,
+                },
             ) => o1 == o2 && l1 == l2 && r1 == r2,
             (
-                Select { cond: c1, on_true: t1, on_false: f1 },
-                Select { cond: c2, on_true: t2, on_false: f2 },
+                Select {
+                    cond: c1,
+                    on_true: t1,
+                    on_false: f1,
+                },
+                Select {
+                    cond: c2,
+                    on_true: t2,
+                    on_false: f2,
+                },
             ) => c1 == c2 && t1 == t2 && f1 == f2,
             (Cast { arg: a }, Cast { arg: b }) => a == b,
+            (Bitcast { arg: a }, Bitcast { arg: b }) => a == b,
             _ => false,
         }
     }
@@ -148,8 +191,12 @@ impl Hash for Inst {
             Inst::Const(c) => c.hash(state),
             Inst::Unary { op, arg } => (op, arg).hash(state),
             Inst::Binary { op, lhs, rhs } => (op, lhs, rhs).hash(state),
-            Inst::Select { cond, on_true, on_false } => (cond, on_true, on_false).hash(state),
-            Inst::Cast { arg } => arg.hash(state),
+            Inst::Select {
+                cond,
+                on_true,
+                on_false,
+            } => (cond, on_true, on_false).hash(state),
+            Inst::Cast { arg } | Inst::Bitcast { arg } => arg.hash(state),
         }
     }
 }
@@ -240,12 +287,19 @@ impl Kernel {
                         _ => return err(i, format!("{op} of {} cannot produce {}", ty(lhs), d.ty)),
                     }
                 }
-                Inst::Select { cond, on_true, on_false } => {
+                Inst::Select {
+                    cond,
+                    on_true,
+                    on_false,
+                } => {
                     if !defined(cond) || !defined(on_true) || !defined(on_false) {
                         return err(i, "use of a value before its definition".into());
                     }
                     if ty(cond) != DType::Bool || ty(on_true) != d.ty || ty(on_false) != d.ty {
-                        return err(i, "select needs a bool condition and two operands of its type".into());
+                        return err(
+                            i,
+                            "select needs a bool condition and two operands of its type".into(),
+                        );
                     }
                 }
                 Inst::Cast { arg } => {
@@ -253,11 +307,30 @@ impl Kernel {
                         return err(i, format!("use of {arg} before definition"));
                     }
                 }
+                Inst::Bitcast { arg } => {
+                    if !defined(arg) {
+                        return err(i, format!("use of {arg} before definition"));
+                    }
+                    let ok = matches!(
+                        (ty(arg), d.ty),
+                        (DType::F64, DType::I64)
+                            | (DType::I64, DType::F64)
+                            | (DType::F32, DType::I32)
+                            | (DType::I32, DType::F32)
+                    );
+                    if !ok {
+                        return err(i, format!("bitcast from {} to {}", ty(arg), d.ty));
+                    }
+                }
             }
         }
         match self.output {
-            Output::Store { value } | Output::Reduce { value, .. } if value.index() >= self.insts.len() => {
-                Err(Error::InvalidKernel(format!("output uses undefined {value}")))
+            Output::Store { value } | Output::Reduce { value, .. }
+                if value.index() >= self.insts.len() =>
+            {
+                Err(Error::InvalidKernel(format!(
+                    "output uses undefined {value}"
+                )))
             }
             Output::Reduce { op, value } => match op.signature(self.ty(value)) {
                 Ok((c, _)) if c == self.ty(value) => Ok(()),
@@ -311,12 +384,18 @@ impl fmt::Display for Kernel {
                     let ot = self.insts[lhs.index()].ty.short();
                     write!(line, "{op}.{ot} {lhs}, {rhs}")?
                 }
-                Inst::Select { cond, on_true, on_false } => {
-                    write!(line, "select.{t} {cond}, {on_true}, {on_false}")?
-                }
+                Inst::Select {
+                    cond,
+                    on_true,
+                    on_false,
+                } => write!(line, "select.{t} {cond}, {on_true}, {on_false}")?,
                 Inst::Cast { arg } => {
                     let from = self.insts[arg.index()].ty.short();
                     write!(line, "cast.{from}.{t} {arg}")?
+                }
+                Inst::Bitcast { arg } => {
+                    let from = self.insts[arg.index()].ty.short();
+                    write!(line, "bitcast.{from}.{t} {arg}")?
                 }
             }
             writeln!(f, "  v{i} = {line}")?;
@@ -377,7 +456,14 @@ mod tests {
         let x = b.input(DType::F64);
         let v0 = b.push(Inst::Load { input: x }, DType::F64);
         let c5 = b.push(Inst::Const(Const::F64(5.0)), DType::F64);
-        let m = b.push(Inst::Binary { op: BinaryOp::Mul, lhs: c5, rhs: v0 }, DType::F64);
+        let m = b.push(
+            Inst::Binary {
+                op: BinaryOp::Mul,
+                lhs: c5,
+                rhs: v0,
+            },
+            DType::F64,
+        );
         b.finish(Output::Store { value: m })
     }
 
@@ -394,10 +480,17 @@ mod tests {
     #[test]
     fn verifier_rejects_mixed_operands() {
         let mut k = poly();
-        k.insts[1] = InstData { inst: Inst::Const(Const::F32(5.0)), ty: DType::F32 };
+        k.insts[1] = InstData {
+            inst: Inst::Const(Const::F32(5.0)),
+            ty: DType::F32,
+        };
         assert!(matches!(k.verify(), Err(Error::InvalidKernel(_))));
         let mut k = poly();
-        k.insts[2].inst = Inst::Binary { op: BinaryOp::Mul, lhs: Value(1), rhs: Value(2) };
+        k.insts[2].inst = Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: Value(1),
+            rhs: Value(2),
+        };
         assert!(k.verify().is_err());
     }
 

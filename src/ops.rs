@@ -162,7 +162,9 @@ impl UnaryOp {
             Not => Ok((x, x)),
             // NumPy 2: floor/ceil/trunc/round keep integer and bool dtypes.
             Floor | Ceil | Trunc => Ok((x, x)),
-            Round if x.is_bool() => bad("NumPy gives float16, which fusebox does not support; cast first"),
+            Round if x.is_bool() => {
+                bad("NumPy gives float16, which fusebox does not support; cast first")
+            }
             Round => Ok((x, x)),
             _ => match x.float_result() {
                 Some(f) => Ok((f, f)),
@@ -256,7 +258,11 @@ impl BinaryOp {
             Sub if common.is_bool() => bad("not supported for bool (NumPy raises; use `^`)"),
             Sub => Ok((common, common)),
             Div => {
-                let f = if common.is_float() { common } else { DType::F64 };
+                let f = if common.is_float() {
+                    common
+                } else {
+                    DType::F64
+                };
                 Ok((f, f))
             }
             FloorDiv | Rem | Pow | Fmod if common.is_bool() => bad(f16),
@@ -265,7 +271,9 @@ impl BinaryOp {
                 Some(f) => Ok((f, f)),
                 None => bad(f16),
             },
-            And | Or | Xor if common.is_float() => bad("bitwise operators need bool or integer operands"),
+            And | Or | Xor if common.is_float() => {
+                bad("bitwise operators need bool or integer operands")
+            }
             And | Or | Xor => Ok((common, common)),
             Shl | Shr if !common.is_int() => bad("shifts need integer operands"),
             Shl | Shr => Ok((common, common)),

@@ -233,14 +233,14 @@ macro_rules! int_semantics {
                 Or => a | b,
                 Xor => a ^ b,
                 Shl => {
-                    if b < 0 || b >= BITS {
+                    if !(0..BITS).contains(&b) {
                         0
                     } else {
                         a << b
                     }
                 }
                 Shr => {
-                    if b < 0 || b >= BITS {
+                    if !(0..BITS).contains(&b) {
                         if a < 0 {
                             -1
                         } else {
@@ -294,8 +294,9 @@ pub fn compare<T: PartialOrd>(op: BinaryOp, a: T, b: T) -> bool {
 
 /// Float to int64 with NumPy's x86-64 result for NaN and out-of-range values (`i64::MIN`).
 pub fn f64_to_i64(x: f64) -> i64 {
+    const TWO_63: f64 = (1u64 << 63) as f64;
     let t = x.trunc();
-    if t >= -9.223372036854775808e18 && t < 9.223372036854775808e18 {
+    if (-TWO_63..TWO_63).contains(&t) {
         t as i64
     } else {
         i64::MIN
@@ -305,11 +306,104 @@ pub fn f64_to_i64(x: f64) -> i64 {
 /// Float to int32 with NumPy's x86-64 result for NaN and out-of-range values (`i32::MIN`).
 pub fn f64_to_i32(x: f64) -> i32 {
     let t = x.trunc();
-    if t >= -2147483648.0 && t < 2147483648.0 {
+    if (-2147483648.0..2147483648.0).contains(&t) {
         t as i32
     } else {
         i32::MIN
     }
+}
+
+/// Convert a constant to `to` with NumPy's `astype` results (see the module docs).
+pub fn cast(c: crate::kir::Const, to: crate::dtype::DType) -> crate::kir::Const {
+    use crate::dtype::DType;
+    use crate::kir::Const::{self, *};
+    let as_f64 = |c: Const| -> f64 {
+        match c {
+            Bool(b) => b as u8 as f64,
+            I32(v) => v as f64,
+            I64(v) => v as f64,
+            F32(v) => v as f64,
+            F64(v) => v,
+        }
+    };
+    match to {
+        DType::Bool => Bool(match c {
+            Bool(b) => b,
+            I32(v) => v != 0,
+            I64(v) => v != 0,
+            F32(v) => v != 0.0,
+            F64(v) => v != 0.0,
+        }),
+        DType::I32 => I32(match c {
+            Bool(b) => b as i32,
+            I32(v) => v,
+            I64(v) => v as i32,
+            F32(_) | F64(_) => f64_to_i32(as_f64(c)),
+        }),
+        DType::I64 => I64(match c {
+            Bool(b) => b as i64,
+            I32(v) => v as i64,
+            I64(v) => v,
+            F32(_) | F64(_) => f64_to_i64(as_f64(c)),
+        }),
+        // Rust's `as` rounds integers to the nearest float, like C and NumPy.
+        DType::F32 => F32(match c {
+            Bool(b) => b as u8 as f32,
+            I32(v) => v as f32,
+            I64(v) => v as f32,
+            F32(v) => v,
+            F64(v) => v as f32,
+        }),
+        DType::F64 => F64(as_f64(c)),
+    }
+}
+
+/// Reinterpret a constant's bits as `to` (f64 <-> i64, f32 <-> i32); `None` for other pairs.
+pub fn bitcast(c: crate::kir::Const, to: crate::dtype::DType) -> Option<crate::kir::Const> {
+    use crate::dtype::DType;
+    use crate::kir::Const::*;
+    Some(match (c, to) {
+        (F64(x), DType::I64) => I64(x.to_bits() as i64),
+        (I64(x), DType::F64) => F64(f64::from_bits(x as u64)),
+        (F32(x), DType::I32) => I32(x.to_bits() as i32),
+        (I32(x), DType::F32) => F32(f32::from_bits(x as u32)),
+        _ => return None,
+    })
+}
+
+/// Apply a unary operator to a constant of the operator's compute dtype.
+pub fn fold_unary(op: UnaryOp, c: crate::kir::Const) -> crate::kir::Const {
+    use crate::kir::Const::*;
+    match c {
+        Bool(x) => Bool(unary_bool(op, x)),
+        I32(x) => I32(unary_i32(op, x)),
+        I64(x) => I64(unary_i64(op, x)),
+        F32(x) => F32(unary_f32(op, x)),
+        F64(x) => F64(unary_f64(op, x)),
+    }
+}
+
+/// Apply a binary operator to two constants of the operator's compute dtype (comparisons give
+/// `Bool`). `None` if the dtypes differ.
+pub fn fold_binary(
+    op: BinaryOp,
+    a: crate::kir::Const,
+    b: crate::kir::Const,
+) -> Option<crate::kir::Const> {
+    use crate::kir::Const::*;
+    Some(match (a, b) {
+        (Bool(x), Bool(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (I32(x), I32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (I64(x), I64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (F32(x), F32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (F64(x), F64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (Bool(x), Bool(y)) => Bool(binary_bool(op, x, y)),
+        (I32(x), I32(y)) => I32(binary_i32(op, x, y)),
+        (I64(x), I64(y)) => I64(binary_i64(op, x, y)),
+        (F32(x), F32(y)) => F32(binary_f32(op, x, y)),
+        (F64(x), F64(y)) => F64(binary_f64(op, x, y)),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -322,7 +416,11 @@ mod tests {
         // Values printed by NumPy 2.4 for np.remainder and np.floor_divide.
         let a = [5.0, -5.0, 5.0, 0.0, -0.0];
         let b = [-3.0, 3.0, 0.0, -2.0, 2.0];
-        let rem: Vec<f64> = a.iter().zip(&b).map(|(x, y)| binary_f64(Rem, *x, *y)).collect();
+        let rem: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| binary_f64(Rem, *x, *y))
+            .collect();
         assert_eq!(rem[..2], [-1.0, 1.0]);
         assert!(rem[2].is_nan());
         assert!(rem[3] == 0.0 && rem[3].is_sign_negative());
@@ -351,7 +449,7 @@ mod tests {
         assert_eq!(unary_i32(UnaryOp::Abs, i32::MIN), i32::MIN);
         assert_eq!(f64_to_i64(f64::NAN), i64::MIN);
         assert_eq!(f64_to_i32(1e300), i32::MIN);
-        assert_eq!(f64_to_i32(-2147483648.5), i32::MIN + 0);
+        assert_eq!(f64_to_i32(-2147483648.5), i32::MIN);
     }
 
     #[test]

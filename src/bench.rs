@@ -1,0 +1,331 @@
+//! The benchmark matrix behind `fusebox bench` and `benches/`: the cases of BENCHMARKS.md
+//! (copy, add1, poly, gauss, sumsq, two) at any size, each run by every implementation
+//! (fusebox fused and unfused, ndarray eager with temporaries as NumPy does, a hand-written
+//! fused `ndarray::Zip` loop, and fusebox's copy kernel as the memory-bus baseline).
+//!
+//! Implementations run interleaved (one call of each per round, median over rounds), so the
+//! ratios within one run are fair on a noisy machine.
+use crate::array::{ArgView, DynArray};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::session::{Compiled, Options, Session};
+use ndarray::{Array1, Zip};
+use std::time::{Duration, Instant};
+
+/// The benchmark cases.
+pub const CASES: [&str; 6] = ["copy", "add1", "poly", "gauss", "sumsq", "two"];
+/// The implementations.
+pub const IMPLS: [&str; 5] = ["fused", "unfused", "ndarray-eager", "ndarray-zip", "copy"];
+
+const MU: f64 = -1.33;
+const SIGMA: f64 = 1.25;
+
+/// The expression of a case over symbols `x` (and `b` for `two`, where `x` plays `a`).
+pub fn case_expr(case: &str) -> Result<Expr> {
+    let x = Expr::symbol("x", DType::F64, &[0]);
+    let b = Expr::symbol("b", DType::F64, &[0]);
+    Ok(match case {
+        "copy" => x,
+        "add1" => &x + 1.0,
+        "poly" => (5.0 * &x + 4.0) * &x + 1.0,
+        "gauss" => {
+            1.0 / (SIGMA * (2.0 * std::f64::consts::PI).sqrt())
+                * (-(&x - MU).pow(2.0) / (2.0 * SIGMA * SIGMA)).exp()
+        }
+        "sumsq" => (&x * &x).sum(),
+        "two" => 2.0 * &x + 3.0 * &b * &b - &x / &b,
+        _ => {
+            return Err(Error::Argument(format!(
+                "unknown bench case `{case}` (one of {CASES:?})"
+            )))
+        }
+    })
+}
+
+/// Bytes a fused kernel of the case must move per element (BENCHMARKS.md).
+pub fn case_bytes_per_elem(case: &str) -> u64 {
+    match case {
+        "sumsq" => 8,
+        "two" => 24,
+        _ => 16,
+    }
+}
+
+/// Inputs of a case: x = linspace(-5, 5, n); b in [1, 2).
+pub fn case_inputs(case: &str, n: usize) -> Vec<Array1<f64>> {
+    let x = Array1::linspace(-5.0, 5.0, n);
+    if case == "two" {
+        let b = Array1::from_iter((0..n).map(|i| 1.0 + (i % 1000) as f64 / 1000.0));
+        vec![x, b]
+    } else {
+        vec![x]
+    }
+}
+
+/// NumPy's way: one operator at a time, a fresh temporary each.
+pub fn ndarray_eager(case: &str, ins: &[Array1<f64>]) -> DynArray {
+    let x = &ins[0];
+    match case {
+        "copy" => x.to_owned().into(),
+        "add1" => (x + 1.0).into(),
+        "poly" => {
+            let t1 = x * 5.0;
+            let t2 = &t1 + 4.0;
+            let t3 = &t2 * x;
+            (&t3 + 1.0).into()
+        }
+        "gauss" => {
+            let c = 1.0 / (SIGMA * (2.0 * std::f64::consts::PI).sqrt());
+            let t1 = x - MU;
+            let t2 = &t1 * &t1;
+            let t3 = t2.mapv(|v| -v);
+            let t4 = &t3 / (2.0 * SIGMA * SIGMA);
+            let t5 = t4.mapv(f64::exp);
+            (&t5 * c).into()
+        }
+        "sumsq" => {
+            let t = x * x;
+            ndarray::arr0(t.sum()).into()
+        }
+        _ => {
+            let b = &ins[1];
+            let t1 = x * 2.0;
+            let t2 = b * 3.0;
+            let t3 = &t2 * b;
+            let t4 = &t1 + &t3;
+            let t5 = x / b;
+            (&t4 - &t5).into()
+        }
+    }
+}
+
+/// What a careful Rust programmer writes: one fused `Zip` loop (single thread).
+pub fn ndarray_zip(case: &str, ins: &[Array1<f64>]) -> DynArray {
+    let x = &ins[0];
+    let mut out = Array1::<f64>::zeros(0);
+    let mut fill = |f: &dyn Fn(f64) -> f64| {
+        out = Zip::from(x).map_collect(|&v| f(v));
+    };
+    match case {
+        "copy" => fill(&|v| v),
+        "add1" => fill(&|v| v + 1.0),
+        "poly" => fill(&|v| (5.0 * v + 4.0) * v + 1.0),
+        "gauss" => {
+            let c = 1.0 / (SIGMA * (2.0 * std::f64::consts::PI).sqrt());
+            let d = 2.0 * SIGMA * SIGMA;
+            fill(&|v| c * (-(v - MU) * (v - MU) / d).exp())
+        }
+        "sumsq" => return ndarray::arr0(x.fold(0.0, |acc, v| acc + v * v)).into(),
+        _ => {
+            let b = &ins[1];
+            return Zip::from(x)
+                .and(b)
+                .map_collect(|&a, &b| 2.0 * a + 3.0 * b * b - a / b)
+                .into();
+        }
+    }
+    out.into()
+}
+
+/// One measurement.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub case: String,
+    pub n: usize,
+    pub implementation: String,
+    pub device: String,
+    pub threads: usize,
+    pub median_s: f64,
+    /// Bytes a fused kernel must move (the GB/s numerator, the same for every implementation).
+    pub bytes: u64,
+}
+
+impl Record {
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 / self.median_s / 1e9
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "case": self.case, "n": self.n, "impl": self.implementation, "device": self.device,
+            "threads": self.threads, "median_s": self.median_s, "bytes": self.bytes,
+            "gbps": self.gbps(),
+        })
+    }
+}
+
+/// Bench configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cases: Vec<String>,
+    pub sizes: Vec<usize>,
+    pub impls: Vec<String>,
+    /// CPU threads for fusebox (0 = all cores).
+    pub threads: usize,
+    /// Wall-time budget per (case, size), split across rounds.
+    pub budget: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cases: CASES.iter().map(|s| s.to_string()).collect(),
+            sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
+            impls: IMPLS.iter().map(|s| s.to_string()).collect(),
+            threads: 0,
+            budget: Duration::from_millis(1500),
+        }
+    }
+}
+
+fn call(f: &Compiled, ins: &[Array1<f64>]) -> Result<DynArray> {
+    let views: Vec<ArgView<'_>> = ins.iter().map(|a| a.view().into()).collect();
+    f.call(&views)
+}
+
+/// Run the matrix; records come in (case, size, implementation) order.
+pub fn run(cfg: &Config) -> Result<Vec<Record>> {
+    let fused = Session::with_options(Options {
+        threads: cfg.threads,
+        ..Options::default()
+    });
+    let unfused = Session::with_options(Options {
+        threads: cfg.threads,
+        optimize: false,
+        ..Options::default()
+    });
+    let threads = fused_threads(cfg.threads);
+    let copy_f = fused.compile(&case_expr("copy")?)?;
+    let mut out = vec![];
+    for case in &cfg.cases {
+        let e = case_expr(case)?;
+        let (ff, uf) = (fused.compile(&e)?, unfused.compile(&e)?);
+        for &n in &cfg.sizes {
+            let ins = case_inputs(case, n);
+            let impls: Vec<&str> = cfg
+                .impls
+                .iter()
+                .map(String::as_str)
+                .filter(|i| IMPLS.contains(i))
+                .collect();
+            let run_one = |imp: &str| -> Result<Duration> {
+                let t = Instant::now();
+                let r = match imp {
+                    "fused" => call(&ff, &ins)?,
+                    "unfused" => call(&uf, &ins)?,
+                    "ndarray-eager" => ndarray_eager(case, &ins),
+                    "ndarray-zip" => ndarray_zip(case, &ins),
+                    _ => call(&copy_f, &ins[..1])?,
+                };
+                let d = t.elapsed();
+                drop(r);
+                Ok(d)
+            };
+            // Warm-up round, which also sizes the number of rounds to the budget.
+            let mut round = Duration::ZERO;
+            for imp in &impls {
+                round += run_one(imp)?;
+            }
+            let rounds = (cfg.budget.as_secs_f64() / round.as_secs_f64().max(1e-9))
+                .clamp(3.0, 2000.0) as usize;
+            let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); impls.len()];
+            for _ in 0..rounds {
+                for (k, imp) in impls.iter().enumerate() {
+                    times[k].push(run_one(imp)?.as_secs_f64());
+                }
+            }
+            for (k, imp) in impls.iter().enumerate() {
+                let mut t = std::mem::take(&mut times[k]);
+                t.sort_by(f64::total_cmp);
+                out.push(Record {
+                    case: case.clone(),
+                    n,
+                    implementation: imp.to_string(),
+                    device: "cpu".into(),
+                    threads: if imp.starts_with("ndarray") {
+                        1
+                    } else {
+                        threads
+                    },
+                    median_s: t[t.len() / 2],
+                    bytes: case_bytes_per_elem(case) * n as u64,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn fused_threads(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    }
+}
+
+/// A text table: one row per (case, n), one column per implementation (median time), then
+/// GB/s of the fused kernel and each implementation's ratio to `copy`.
+pub fn table(records: &[Record]) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<6} {:>10} {:<14} {:>12} {:>9} {:>9}\n",
+        "case", "n", "impl", "median", "GB/s", "x copy"
+    ));
+    for r in records {
+        let copy = records
+            .iter()
+            .find(|c| c.case == r.case && c.n == r.n && c.implementation == "copy")
+            .map(|c| c.median_s);
+        let ratio = copy
+            .map(|c| format!("{:.2}", r.median_s / c))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{:<6} {:>10} {:<14} {:>12} {:>9.2} {:>9}\n",
+            r.case,
+            r.n,
+            r.implementation,
+            fmt_time(r.median_s),
+            r.gbps(),
+            ratio
+        ));
+    }
+    s
+}
+
+/// Seconds in a readable unit.
+pub fn fmt_time(t: f64) -> String {
+    if t >= 1.0 {
+        format!("{t:.3} s")
+    } else if t >= 1e-3 {
+        format!("{:.3} ms", t * 1e3)
+    } else {
+        format!("{:.3} us", t * 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_implementation_computes_the_same_thing() {
+        let s = Session::new();
+        for case in CASES {
+            let ins = case_inputs(case, 1001);
+            let f = s.compile(&case_expr(case).unwrap()).unwrap();
+            let ours = call(&f, &ins).unwrap().into_f64().unwrap();
+            for other in [ndarray_eager(case, &ins), ndarray_zip(case, &ins)] {
+                let o = other.into_f64().unwrap();
+                for (a, b) in ours.iter().zip(o.iter()) {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * (1.0 + b.abs()) * 1001.0,
+                        "{case}: {a} {b}"
+                    );
+                }
+            }
+        }
+    }
+}

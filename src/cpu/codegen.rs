@@ -1,0 +1,1167 @@
+//! Kernel IR -> Cranelift IR -> machine code.
+//!
+//! Every kernel becomes one function that processes one *inner run* of the iteration space:
+//!
+//! ```text
+//! extern "C" fn(ins: *const *const u8, in_strides_bytes: *const isize, out: *mut u8, n: usize)
+//! ```
+//!
+//! `ins[j]` points at input `j`'s first element of the run and `in_strides_bytes[j]` is its step
+//! (0 for a broadcast input, negative for a reversed one). A store kernel writes `n` contiguous
+//! elements at `out`; a reduction writes the sum of its `n` values to `*out` (an `f64` for float
+//! kernels, float32 included, an `i64` for integer sums).
+//!
+//! The function has up to two loops:
+//! - a SIMD loop (128-bit vectors, unrolled) taken when every input's stride equals its element
+//!   size. It exists only when all non-bool values of the kernel share one byte width and the
+//!   kernel neither loads nor stores bool (comparison results live as lane masks of that width);
+//! - a scalar loop for any strides, which also finishes the SIMD loop's tail.
+//!
+//! Operations without a vector instruction are computed per lane with the scalar code.
+//! Transcendentals and the float `//`, `%`, `fmod`, `**`, ... call `extern "C"` wrappers around
+//! [`crate::semantics`], so results equal the reference evaluator's bit for bit.
+//!
+//! Invariant: only kernels that passed [`Kernel::verify`] reach this module.
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kir::{Const, Inst, Kernel, Output};
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::semantics;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData,
+    Type, UserFuncName, Value,
+};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use std::collections::HashMap;
+
+/// Bytes in one SIMD register (Cranelift's x86-64 backend emits 128-bit vectors only).
+const VEC_BYTES: usize = 16;
+/// Vectors per SIMD-loop iteration for store kernels.
+const STORE_UNROLL: usize = 2;
+/// Vectors per SIMD-loop iteration for reductions: 4 x f64x2 = 8 independent partial sums, like
+/// NumPy's pairwise summation blocks.
+const REDUCE_UNROLL: usize = 4;
+
+/// A compiled kernel function and the module owning its code.
+pub(crate) struct Compiled {
+    /// `Some` until dropped; freeing it releases the code.
+    module: Option<JITModule>,
+    pub(crate) code: *const u8,
+    /// Whether the function has a SIMD loop.
+    pub(crate) simd: bool,
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: `code` points into this module's memory and is only called through a
+            // `&CpuKernel`, which cannot outlive the kernel that owns this `Compiled`.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// The byte width the SIMD loop works in, if the kernel can have one (see the module docs).
+pub(crate) fn simd_width(k: &Kernel) -> Option<usize> {
+    if k.inputs.iter().any(|t| t.is_bool()) {
+        return None;
+    }
+    if matches!(k.output, Output::Store { .. }) && k.output_dtype().is_bool() {
+        return None;
+    }
+    let mut width = None;
+    for d in &k.insts {
+        if d.ty.is_bool() {
+            continue;
+        }
+        match width {
+            None => width = Some(d.ty.size()),
+            Some(w) if w != d.ty.size() => return None,
+            _ => {}
+        }
+    }
+    width
+}
+
+/// The function types of the `extern "C"` wrappers.
+type UnF64 = extern "C" fn(f64) -> f64;
+type UnF32 = extern "C" fn(f32) -> f32;
+type BinF64 = extern "C" fn(f64, f64) -> f64;
+type BinF32 = extern "C" fn(f32, f32) -> f32;
+type BinI64 = extern "C" fn(i64, i64) -> i64;
+type BinI32 = extern "C" fn(i32, i32) -> i32;
+
+extern "C" fn un_f64<const I: usize>(x: f64) -> f64 {
+    semantics::unary_f64(UnaryOp::ALL[I], x)
+}
+extern "C" fn un_f32<const I: usize>(x: f32) -> f32 {
+    semantics::unary_f32(UnaryOp::ALL[I], x)
+}
+extern "C" fn bin_f64<const I: usize>(a: f64, b: f64) -> f64 {
+    semantics::binary_f64(BinaryOp::ALL[I], a, b)
+}
+extern "C" fn bin_f32<const I: usize>(a: f32, b: f32) -> f32 {
+    semantics::binary_f32(BinaryOp::ALL[I], a, b)
+}
+extern "C" fn bin_i64<const I: usize>(a: i64, b: i64) -> i64 {
+    semantics::binary_i64(BinaryOp::ALL[I], a, b)
+}
+extern "C" fn bin_i32<const I: usize>(a: i32, b: i32) -> i32 {
+    semantics::binary_i32(BinaryOp::ALL[I], a, b)
+}
+
+/// One monomorphic wrapper per operator index (`$f::<0>`, `$f::<1>`, ...).
+macro_rules! fn_table {
+    ($f:ident as $ty:ty; $($i:literal)*) => { [$($f::<$i> as $ty),*] };
+}
+static UN_F64: [UnF64; UnaryOp::ALL.len()] = fn_table!(un_f64 as UnF64;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26);
+static UN_F32: [UnF32; UnaryOp::ALL.len()] = fn_table!(un_f32 as UnF32;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26);
+static BIN_F64: [BinF64; BinaryOp::ALL.len()] = fn_table!(bin_f64 as BinF64;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+static BIN_F32: [BinF32; BinaryOp::ALL.len()] = fn_table!(bin_f32 as BinF32;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+static BIN_I64: [BinI64; BinaryOp::ALL.len()] = fn_table!(bin_i64 as BinI64;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+static BIN_I32: [BinI32; BinaryOp::ALL.len()] = fn_table!(bin_i32 as BinI32;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+
+/// A Rust function the generated code calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Helper {
+    Un(UnaryOp, DType),
+    Bin(BinaryOp, DType),
+}
+
+impl Helper {
+    /// The helper an operation needs in the scalar code, if any (`dt`: operand dtype).
+    fn for_unary(op: UnaryOp, dt: DType) -> Option<Helper> {
+        (dt.is_float() && op.is_transcendental() && op != UnaryOp::Sqrt).then_some(Helper::Un(op, dt))
+    }
+    fn for_binary(op: BinaryOp, dt: DType) -> Option<Helper> {
+        use BinaryOp::*;
+        let call = match dt {
+            DType::F32 | DType::F64 => {
+                matches!(op, FloorDiv | Rem | Pow | Arctan2 | Hypot | Fmod | Nextafter)
+            }
+            DType::I32 | DType::I64 => op == Pow,
+            DType::Bool => false,
+        };
+        call.then_some(Helper::Bin(op, dt))
+    }
+    fn name(self) -> String {
+        match self {
+            Helper::Un(op, dt) => format!("fusebox_{}_{}", op.name(), dt.short()),
+            Helper::Bin(op, dt) => format!("fusebox_{}_{}", op.name(), dt.short()),
+        }
+    }
+    fn ptr(self) -> *const u8 {
+        let ui = |op: UnaryOp| UnaryOp::ALL.iter().position(|o| *o == op).unwrap_or(0);
+        let bi = |op: BinaryOp| BinaryOp::ALL.iter().position(|o| *o == op).unwrap_or(0);
+        match self {
+            Helper::Un(op, DType::F32) => UN_F32[ui(op)] as *const u8,
+            Helper::Un(op, _) => UN_F64[ui(op)] as *const u8,
+            Helper::Bin(op, DType::F32) => BIN_F32[bi(op)] as *const u8,
+            Helper::Bin(op, DType::F64) => BIN_F64[bi(op)] as *const u8,
+            Helper::Bin(op, DType::I32) => BIN_I32[bi(op)] as *const u8,
+            Helper::Bin(op, _) => BIN_I64[bi(op)] as *const u8,
+        }
+    }
+    fn arity(self) -> usize {
+        match self {
+            Helper::Un(..) => 1,
+            Helper::Bin(..) => 2,
+        }
+    }
+    fn dtype(self) -> DType {
+        match self {
+            Helper::Un(_, d) | Helper::Bin(_, d) => d,
+        }
+    }
+}
+
+fn helpers_needed(k: &Kernel) -> Vec<Helper> {
+    let mut out = Vec::new();
+    for d in &k.insts {
+        let h = match d.inst {
+            Inst::Unary { op, arg } => Helper::for_unary(op, k.ty(arg)),
+            Inst::Binary { op, lhs, .. } => Helper::for_binary(op, k.ty(lhs)),
+            _ => None,
+        };
+        if let Some(h) = h {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+fn compile_err(e: impl std::fmt::Display) -> Error {
+    Error::Compile(e.to_string())
+}
+
+/// Compile `k`; with `simd: Some(width)` the function gets a SIMD loop in that byte width.
+pub(crate) fn compile(isa: &OwnedTargetIsa, k: &Kernel, simd: Option<usize>) -> Result<Compiled> {
+    let helpers = helpers_needed(k);
+    let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
+    for h in &helpers {
+        jb.symbol(h.name(), h.ptr());
+    }
+    let mut module = JITModule::new(jb);
+    let compiled = build(&mut module, k, simd, &helpers);
+    match compiled {
+        Ok(code) => Ok(Compiled {
+            module: Some(module),
+            code,
+            simd: simd.is_some(),
+        }),
+        Err(e) => {
+            // SAFETY: no function of this module was handed out.
+            unsafe { module.free_memory() };
+            Err(e)
+        }
+    }
+}
+
+fn build(
+    module: &mut JITModule,
+    k: &Kernel,
+    simd: Option<usize>,
+    helpers: &[Helper],
+) -> Result<*const u8> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    sig.params.push(AbiParam::new(types::I64));
+    let fid = module
+        .declare_function("kernel", Linkage::Local, &sig)
+        .map_err(compile_err)?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, fid.as_u32());
+
+    let mut helper_ids = Vec::new();
+    for h in helpers {
+        let t = scalar_type(h.dtype());
+        let mut s = module.make_signature();
+        for _ in 0..h.arity() {
+            s.params.push(AbiParam::new(t));
+        }
+        s.returns.push(AbiParam::new(t));
+        let id = module
+            .declare_function(&h.name(), Linkage::Import, &s)
+            .map_err(compile_err)?;
+        helper_ids.push((*h, id));
+    }
+
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let mut refs = HashMap::new();
+    for (h, id) in helper_ids {
+        refs.insert(h, module.declare_func_in_func(id, b.func));
+    }
+    let mut g = Gen {
+        b: &mut b,
+        k,
+        helpers: &refs,
+    };
+    g.function(simd)?;
+    b.seal_all_blocks();
+    b.finalize(module.target_config());
+
+    // Cranelift reports unsupported lowerings as errors; guard against panics all the same, so
+    // that the caller can fall back to the scalar-only function.
+    let defined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        module.define_function(fid, &mut ctx)
+    }))
+    .map_err(|_| Error::Compile("Cranelift panicked while compiling the kernel".into()))?;
+    defined.map_err(|e| Error::Compile(format!("{e:?}")))?;
+    module.finalize_definitions().map_err(compile_err)?;
+    Ok(module.get_finalized_function(fid))
+}
+
+/// The Cranelift type of a scalar of dtype `dt` (bool: one byte, 0 or 1).
+fn scalar_type(dt: DType) -> Type {
+    match dt {
+        DType::Bool => types::I8,
+        DType::I32 => types::I32,
+        DType::I64 => types::I64,
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+    }
+}
+
+/// How values are held: one element per SSA value, or one vector of `16 / width` lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Scalar,
+    /// Lanes of `width` bytes; bool values are lane masks (all ones / all zeros).
+    Vector { width: usize },
+}
+
+impl Mode {
+    fn lanes(self) -> usize {
+        match self {
+            Mode::Scalar => 1,
+            Mode::Vector { width } => VEC_BYTES / width,
+        }
+    }
+    fn ty(self, dt: DType) -> Type {
+        match self {
+            Mode::Scalar => scalar_type(dt),
+            Mode::Vector { width } => {
+                let lane = match dt {
+                    DType::Bool if width == 4 => types::I32,
+                    DType::Bool => types::I64,
+                    d => scalar_type(d),
+                };
+                lane.by((VEC_BYTES / width) as u32).expect("a 128-bit vector type")
+            }
+        }
+    }
+}
+
+fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+fn lanes_flags() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+struct Gen<'a, 'f> {
+    b: &'a mut FunctionBuilder<'f>,
+    k: &'a Kernel,
+    helpers: &'a HashMap<Helper, FuncRef>,
+}
+
+/// The accumulator dtype of a reduction (float32 sums accumulate in float64).
+fn acc_dtype(dt: DType) -> DType {
+    if dt.is_float() {
+        DType::F64
+    } else {
+        DType::I64
+    }
+}
+
+fn args(vals: &[Value]) -> Vec<BlockArg> {
+    vals.iter().map(|v| BlockArg::Value(*v)).collect()
+}
+
+impl Gen<'_, '_> {
+    /// Emit the whole function (see the module docs for its loops).
+    fn function(&mut self, simd: Option<usize>) -> Result<()> {
+        let k = self.k;
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let p = self.b.block_params(entry).to_vec();
+        let (ins, strides, out, n) = (p[0], p[1], p[2], p[3]);
+        let mut bases = Vec::new();
+        let mut steps = Vec::new();
+        for j in 0..k.inputs.len() {
+            let off = (j * 8) as i32;
+            bases.push(self.b.ins().load(types::I64, mem(), ins, off));
+            steps.push(self.b.ins().load(types::I64, mem(), strides, off));
+        }
+        let reduce_dt = match k.output {
+            Output::Reduce { .. } => Some(k.output_dtype()),
+            Output::Store { .. } => None,
+        };
+        let acc_ty = reduce_dt.map(|d| scalar_type(acc_dtype(d)));
+
+        let scalar_head = self.b.create_block();
+        let scalar_body = self.b.create_block();
+        let exit = self.b.create_block();
+        let i_head = self.b.append_block_param(scalar_head, types::I64);
+        let i_body = self.b.append_block_param(scalar_body, types::I64);
+        let mut acc_head = None;
+        let mut acc_body = None;
+        let mut acc_exit = None;
+        if let Some(t) = acc_ty {
+            acc_head = Some(self.b.append_block_param(scalar_head, t));
+            acc_body = Some(self.b.append_block_param(scalar_body, t));
+            acc_exit = Some(self.b.append_block_param(exit, t));
+        }
+        let zero_i = self.b.ins().iconst(types::I64, 0);
+        let zero_acc = acc_ty.map(|t| self.zero(t));
+
+        // Start: SIMD loop when it exists and the run is contiguous, else the scalar loop.
+        let mut start: Vec<Value> = vec![zero_i];
+        start.extend(zero_acc);
+        match simd {
+            Some(width) => self.simd_loop(width, &bases, &steps, out, n, scalar_head, &start)?,
+            None => {
+                self.b.ins().jump(scalar_head, &args(&start));
+            }
+        }
+
+        // Scalar loop: head tests i < n.
+        self.b.switch_to_block(scalar_head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, n);
+        let mut body_args = vec![i_head];
+        body_args.extend(acc_head);
+        self.b
+            .ins()
+            .brif(more, scalar_body, &args(&body_args), exit, &args(&acc_head.into_iter().collect::<Vec<_>>()));
+
+        self.b.switch_to_block(scalar_body);
+        let mut addrs = Vec::new();
+        for j in 0..k.inputs.len() {
+            let off = self.b.ins().imul(i_body, steps[j]);
+            addrs.push(self.b.ins().iadd(bases[j], off));
+        }
+        let vals = self.body(Mode::Scalar, &addrs, 0)?;
+        let next = self.b.ins().iadd_imm_s(i_body, 1);
+        let mut back = vec![next];
+        match k.output {
+            Output::Store { value } => {
+                let size = k.output_dtype().size() as i64;
+                let off = self.b.ins().imul_imm_s(i_body, size);
+                let addr = self.b.ins().iadd(out, off);
+                self.b.ins().store(mem(), vals[value.index()], addr, 0);
+            }
+            Output::Reduce { value, .. } => {
+                let mut v = vals[value.index()];
+                if k.ty(value) == DType::F32 {
+                    v = self.b.ins().fpromote(types::F64, v);
+                }
+                let acc = acc_body.expect("reduction accumulator");
+                back.push(self.add(acc, v));
+            }
+        }
+        self.b.ins().jump(scalar_head, &args(&back));
+
+        self.b.switch_to_block(exit);
+        if let Some(acc) = acc_exit {
+            self.b.ins().store(mem(), acc, out, 0);
+        }
+        self.b.ins().return_(&[]);
+        Ok(())
+    }
+
+    fn zero(&mut self, t: Type) -> Value {
+        if t == types::F64 {
+            self.b.ins().f64const(0.0)
+        } else if t == types::F32 {
+            self.b.ins().f32const(0.0)
+        } else if t.is_vector() {
+            let s = self.zero(t.lane_type());
+            self.b.ins().splat(t, s)
+        } else {
+            self.b.ins().iconst(t, 0)
+        }
+    }
+
+    fn add(&mut self, a: Value, b: Value) -> Value {
+        let t = self.b.func.dfg.value_type(a);
+        if t.lane_type().is_float() {
+            self.b.ins().fadd(a, b)
+        } else {
+            self.b.ins().iadd(a, b)
+        }
+    }
+
+    /// Emit the SIMD loop. Ends the current block with a branch; leaves into `scalar_head` with
+    /// the index reached (and the reduction's partial sum).
+    #[allow(clippy::too_many_arguments)]
+    fn simd_loop(
+        &mut self,
+        width: usize,
+        bases: &[Value],
+        steps: &[Value],
+        out: Value,
+        n: Value,
+        scalar_head: cranelift_codegen::ir::Block,
+        scalar_start: &[Value],
+    ) -> Result<()> {
+        let k = self.k;
+        let mode = Mode::Vector { width };
+        let lanes = mode.lanes();
+        let reduce_dt = match k.output {
+            Output::Reduce { .. } => Some(k.output_dtype()),
+            Output::Store { .. } => None,
+        };
+        let unroll = if reduce_dt.is_some() {
+            if reduce_dt == Some(DType::F32) {
+                REDUCE_UNROLL / 2
+            } else {
+                REDUCE_UNROLL
+            }
+        } else {
+            STORE_UNROLL
+        };
+        let step = (lanes * unroll) as i64;
+        // Vector accumulators: f32 values are widened into two f64x2 halves.
+        let (n_acc, acc_vty) = match reduce_dt {
+            None => (0, types::I64X2),
+            Some(DType::F32) => (2 * unroll, types::F64X2),
+            Some(DType::F64) => (unroll, types::F64X2),
+            Some(_) => (unroll, types::I64X2),
+        };
+
+        // Contiguity test and vector trip count.
+        let mut contiguous = self.b.ins().iconst(types::I8, 1);
+        for (j, dt) in k.inputs.iter().enumerate() {
+            let c = self.b.ins().icmp_imm_s(IntCC::Equal, steps[j], dt.size() as i64);
+            contiguous = self.b.ins().band(contiguous, c);
+        }
+        let nv = self.b.ins().band_imm_s(n, -step);
+        let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
+        let go = self.b.ins().band(contiguous, has);
+
+        let body = self.b.create_block();
+        let done = self.b.create_block();
+        let i = self.b.append_block_param(body, types::I64);
+        let i_done = self.b.append_block_param(done, types::I64);
+        let mut accs = Vec::new();
+        let mut accs_done = Vec::new();
+        for _ in 0..n_acc {
+            accs.push(self.b.append_block_param(body, acc_vty));
+            accs_done.push(self.b.append_block_param(done, acc_vty));
+        }
+        let mut init = vec![self.b.ins().iconst(types::I64, 0)];
+        for _ in 0..n_acc {
+            let z = self.zero(acc_vty);
+            init.push(z);
+        }
+        self.b
+            .ins()
+            .brif(go, body, &args(&init), scalar_head, &args(scalar_start));
+
+        self.b.switch_to_block(body);
+        let mut addrs = Vec::new();
+        for (j, dt) in k.inputs.iter().enumerate() {
+            let off = self.b.ins().imul_imm_s(i, dt.size() as i64);
+            addrs.push(self.b.ins().iadd(bases[j], off));
+        }
+        let out_addr = match k.output {
+            Output::Store { .. } => {
+                let off = self.b.ins().imul_imm_s(i, k.output_dtype().size() as i64);
+                Some(self.b.ins().iadd(out, off))
+            }
+            Output::Reduce { .. } => None,
+        };
+        let mut new_accs = accs.clone();
+        for u in 0..unroll {
+            let offset = (u * VEC_BYTES) as i32;
+            let vals = self.body(mode, &addrs, offset)?;
+            match k.output {
+                Output::Store { value } => {
+                    let addr = out_addr.expect("store address");
+                    self.b.ins().store(mem(), vals[value.index()], addr, offset);
+                }
+                Output::Reduce { value, .. } => {
+                    let v = vals[value.index()];
+                    if reduce_dt == Some(DType::F32) {
+                        let (lo, hi) = self.widen_f32x4(v);
+                        new_accs[2 * u] = self.b.ins().fadd(new_accs[2 * u], lo);
+                        new_accs[2 * u + 1] = self.b.ins().fadd(new_accs[2 * u + 1], hi);
+                    } else {
+                        new_accs[u] = self.add(new_accs[u], v);
+                    }
+                }
+            }
+        }
+        let next = self.b.ins().iadd_imm_s(i, step);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, nv);
+        let mut back = vec![next];
+        back.extend(&new_accs);
+        self.b.ins().brif(more, body, &args(&back), done, &args(&back));
+
+        // Horizontal sum of the accumulators, then the scalar loop finishes the tail.
+        self.b.switch_to_block(done);
+        let mut leave = vec![i_done];
+        if reduce_dt.is_some() {
+            let mut level = accs_done.clone();
+            while level.len() > 1 {
+                let mut nextl = Vec::new();
+                for pair in level.chunks(2) {
+                    nextl.push(if pair.len() == 2 { self.add(pair[0], pair[1]) } else { pair[0] });
+                }
+                level = nextl;
+            }
+            let v = level[0];
+            let a = self.b.ins().extractlane(v, 0);
+            let c = self.b.ins().extractlane(v, 1);
+            leave.push(self.add(a, c));
+        }
+        self.b.ins().jump(scalar_head, &args(&leave));
+        Ok(())
+    }
+
+    /// The two f64x2 halves of an f32x4.
+    fn widen_f32x4(&mut self, v: Value) -> (Value, Value) {
+        let lo = self.b.ins().fvpromote_low(v);
+        let bytes = self.b.ins().bitcast(types::I8X16, lanes_flags(), v);
+        let mask: Vec<u8> = (8..16).chain(8..16).collect();
+        let imm = self.b.func.dfg.immediates.push(ConstantData::from(mask));
+        let moved = self.b.ins().shuffle(bytes, bytes, imm);
+        let high = self.b.ins().bitcast(types::F32X4, lanes_flags(), moved);
+        let hi = self.b.ins().fvpromote_low(high);
+        (lo, hi)
+    }
+
+    /// Emit the kernel's instructions; inputs are loaded from `addrs[j] + offset`.
+    fn body(&mut self, mode: Mode, addrs: &[Value], offset: i32) -> Result<Vec<Value>> {
+        let k = self.k;
+        let mut vals: Vec<Value> = Vec::with_capacity(k.insts.len());
+        for d in &k.insts {
+            let v = match d.inst {
+                Inst::Load { input } => {
+                    let addr = addrs[input as usize];
+                    self.b.ins().load(mode.ty(d.ty), mem(), addr, offset)
+                }
+                Inst::Const(c) => self.constant(mode, c),
+                Inst::Unary { op, arg } => match mode {
+                    Mode::Scalar => self.unary_s(op, k.ty(arg), vals[arg.index()])?,
+                    Mode::Vector { .. } => self.unary_v(mode, op, k.ty(arg), vals[arg.index()])?,
+                },
+                Inst::Binary { op, lhs, rhs } => {
+                    let (a, b) = (vals[lhs.index()], vals[rhs.index()]);
+                    match mode {
+                        Mode::Scalar => self.binary_s(op, k.ty(lhs), a, b)?,
+                        Mode::Vector { .. } => self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?,
+                    }
+                }
+                Inst::Select { cond, on_true, on_false } => {
+                    let (c, t, f) = (vals[cond.index()], vals[on_true.index()], vals[on_false.index()]);
+                    match mode {
+                        Mode::Scalar => self.b.ins().select(c, t, f),
+                        Mode::Vector { .. } => {
+                            let c = self.mask_as(c, mode.ty(d.ty));
+                            self.b.ins().bitselect(c, t, f)
+                        }
+                    }
+                }
+                Inst::Cast { arg } => {
+                    let x = vals[arg.index()];
+                    match mode {
+                        Mode::Scalar => self.cast_s(k.ty(arg), d.ty, x),
+                        Mode::Vector { .. } => self.cast_v(mode, k.ty(arg), d.ty, x)?,
+                    }
+                }
+                // Same width by the verifier: a pure reinterpretation, lane by lane.
+                Inst::Bitcast { arg } => {
+                    let x = vals[arg.index()];
+                    match mode {
+                        Mode::Scalar => self.b.ins().bitcast(scalar_type(d.ty), MemFlagsData::new(), x),
+                        Mode::Vector { .. } => self.b.ins().bitcast(mode.ty(d.ty), lanes_flags(), x),
+                    }
+                }
+            };
+            vals.push(v);
+        }
+        Ok(vals)
+    }
+
+    fn scalar_const(&mut self, c: Const) -> Value {
+        match c {
+            Const::Bool(b) => self.b.ins().iconst(types::I8, b as i64),
+            Const::I32(v) => self.iconst(types::I32, v as i64),
+            Const::I64(v) => self.b.ins().iconst(types::I64, v),
+            Const::F32(v) => self.b.ins().f32const(v),
+            Const::F64(v) => self.b.ins().f64const(v),
+        }
+    }
+
+    fn constant(&mut self, mode: Mode, c: Const) -> Value {
+        match mode {
+            Mode::Scalar => self.scalar_const(c),
+            Mode::Vector { .. } => {
+                let t = mode.ty(c.dtype());
+                let s = match c {
+                    Const::Bool(b) => return self.iconst(t, -(b as i64)),
+                    c => self.scalar_const(c),
+                };
+                self.b.ins().splat(t, s)
+            }
+        }
+    }
+
+    /// A lane mask reinterpreted as vector type `t` (for `bitselect`).
+    fn mask_as(&mut self, mask: Value, t: Type) -> Value {
+        if self.b.func.dfg.value_type(mask) == t {
+            mask
+        } else {
+            self.b.ins().bitcast(t, lanes_flags(), mask)
+        }
+    }
+
+    fn fconst(&mut self, t: Type, x: f64) -> Value {
+        if t.lane_type() == types::F32 {
+            let s = self.b.ins().f32const(x as f32);
+            if t.is_vector() {
+                return self.b.ins().splat(t, s);
+            }
+            s
+        } else {
+            let s = self.b.ins().f64const(x);
+            if t.is_vector() {
+                return self.b.ins().splat(t, s);
+            }
+            s
+        }
+    }
+
+    /// An integer constant (splatted for vector types). Cranelift wants narrow immediates
+    /// zero-extended, so `x` is masked to the lane width.
+    fn iconst(&mut self, t: Type, x: i64) -> Value {
+        let lane = t.lane_type();
+        let bits = lane.bits();
+        let x = if bits < 64 { x & ((1i64 << bits) - 1) } else { x };
+        let s = self.b.ins().iconst(lane, x);
+        if t.is_vector() {
+            self.b.ins().splat(t, s)
+        } else {
+            s
+        }
+    }
+
+    fn call(&mut self, h: Helper, xs: &[Value]) -> Result<Value> {
+        let f = *self
+            .helpers
+            .get(&h)
+            .ok_or_else(|| Error::Compile(format!("helper {} was not declared", h.name())))?;
+        let inst = self.b.ins().call(f, xs);
+        Ok(self.b.inst_results(inst)[0])
+    }
+
+    fn unsupported<T>(&self, what: String) -> Result<T> {
+        Err(Error::Compile(format!("no CPU lowering for {what}")))
+    }
+
+    // ---- scalar code ----
+
+    fn unary_s(&mut self, op: UnaryOp, dt: DType, x: Value) -> Result<Value> {
+        use UnaryOp::*;
+        let t = scalar_type(dt);
+        Ok(match dt {
+            DType::Bool => match op {
+                Not => self.b.ins().bxor_imm_s(x, 1),
+                Abs | Floor | Ceil | Trunc => x,
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => match op {
+                Neg => self.b.ins().ineg(x),
+                Not => self.b.ins().bnot(x),
+                Abs => {
+                    let neg = self.b.ins().ineg(x);
+                    let lt = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                    self.b.ins().select(lt, neg, x)
+                }
+                Sign => {
+                    let gt = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, x, 0);
+                    let lt = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                    let gt = self.b.ins().uextend(t, gt);
+                    let lt = self.b.ins().uextend(t, lt);
+                    self.b.ins().isub(gt, lt)
+                }
+                Floor | Ceil | Round | Trunc => x,
+                _ => return self.unsupported(format!("{op} of {dt}")),
+            },
+            DType::F32 | DType::F64 => match op {
+                Neg => self.b.ins().fneg(x),
+                Abs => self.b.ins().fabs(x),
+                Sqrt => self.b.ins().sqrt(x),
+                Floor => self.b.ins().floor(x),
+                Ceil => self.b.ins().ceil(x),
+                Round => self.b.ins().nearest(x),
+                Trunc => self.b.ins().trunc(x),
+                Not => self.fconst(t, f64::NAN),
+                Sign => {
+                    // x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x (NaN stays NaN).
+                    let zero = self.fconst(t, 0.0);
+                    let one = self.fconst(t, 1.0);
+                    let mone = self.fconst(t, -1.0);
+                    let gt = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                    let lt = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                    let eq = self.b.ins().fcmp(FloatCC::Equal, x, zero);
+                    let r = self.b.ins().select(eq, zero, x);
+                    let r = self.b.ins().select(lt, mone, r);
+                    self.b.ins().select(gt, one, r)
+                }
+                _ => self.call(Helper::Un(op, dt), &[x])?,
+            },
+        })
+    }
+
+    fn binary_s(&mut self, op: BinaryOp, dt: DType, a: Value, b: Value) -> Result<Value> {
+        use BinaryOp::*;
+        if op.is_comparison() {
+            return Ok(match dt {
+                DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
+                DType::Bool => self.b.ins().icmp(int_cc(op, false), a, b),
+                _ => self.b.ins().icmp(int_cc(op, true), a, b),
+            });
+        }
+        let t = scalar_type(dt);
+        Ok(match dt {
+            DType::Bool => match op {
+                Add | Or | Maximum => self.b.ins().bor(a, b),
+                Mul | And | Minimum => self.b.ins().band(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => {
+                let bits = t.bits() as i64;
+                match op {
+                    Add => self.b.ins().iadd(a, b),
+                    Sub => self.b.ins().isub(a, b),
+                    Mul => self.b.ins().imul(a, b),
+                    And => self.b.ins().band(a, b),
+                    Or => self.b.ins().bor(a, b),
+                    Xor => self.b.ins().bxor(a, b),
+                    Maximum => {
+                        let c = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, a, b);
+                        self.b.ins().select(c, a, b)
+                    }
+                    Minimum => {
+                        let c = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, a, b);
+                        self.b.ins().select(c, a, b)
+                    }
+                    FloorDiv | Rem | Fmod => {
+                        // Cranelift's sdiv/srem trap on 0 and MIN / -1: divide by 1 in those
+                        // cases and pick the defined result (semantics.rs) with selects.
+                        let zero = self.iconst(t, 0);
+                        let mone = self.iconst(t, -1);
+                        let zero_b = self.b.ins().icmp(IntCC::Equal, b, zero);
+                        let mone_b = self.b.ins().icmp(IntCC::Equal, b, mone);
+                        let special = self.b.ins().bor(zero_b, mone_b);
+                        let one = self.b.ins().iconst(t, 1);
+                        let safe = self.b.ins().select(special, one, b);
+                        let r = self.b.ins().srem(a, safe);
+                        match op {
+                            Fmod => self.b.ins().select(special, zero, r),
+                            Rem => {
+                                // r != 0 && (r < 0) != (b < 0) -> r + b
+                                let adjust = self.sign_differs(r, b);
+                                let rb = self.b.ins().iadd(r, b);
+                                let r = self.b.ins().select(adjust, rb, r);
+                                self.b.ins().select(special, zero, r)
+                            }
+                            _ => {
+                                let q = self.b.ins().sdiv(a, safe);
+                                let adjust = self.sign_differs(r, b);
+                                let q1 = self.b.ins().iadd_imm_s(q, -1);
+                                let q = self.b.ins().select(adjust, q1, q);
+                                let neg = self.b.ins().ineg(a);
+                                let q = self.b.ins().select(mone_b, neg, q);
+                                self.b.ins().select(zero_b, zero, q)
+                            }
+                        }
+                    }
+                    Shl => {
+                        // Amounts outside [0, bits) give 0 (unsigned compare catches negatives).
+                        let out = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                        let s = self.b.ins().ishl(a, b);
+                        let zero = self.b.ins().iconst(t, 0);
+                        self.b.ins().select(out, zero, s)
+                    }
+                    Shr => {
+                        // Amounts outside [0, bits) shift by bits - 1 (0 or -1, by sign).
+                        let out = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                        let top = self.b.ins().iconst(t, bits - 1);
+                        let amount = self.b.ins().select(out, top, b);
+                        self.b.ins().sshr(a, amount)
+                    }
+                    Pow => self.call(Helper::Bin(op, dt), &[a, b])?,
+                    _ => return self.unsupported(format!("{op} of {dt}")),
+                }
+            }
+            DType::F32 | DType::F64 => match op {
+                Add => self.b.ins().fadd(a, b),
+                Sub => self.b.ins().fsub(a, b),
+                Mul => self.b.ins().fmul(a, b),
+                Div => self.b.ins().fdiv(a, b),
+                Copysign => self.b.ins().fcopysign(a, b),
+                Maximum | Minimum => {
+                    // NumPy: (a >= b || isnan(a)) ? a : b (and <= for minimum).
+                    let cc = if op == Maximum {
+                        FloatCC::GreaterThanOrEqual
+                    } else {
+                        FloatCC::LessThanOrEqual
+                    };
+                    let c = self.b.ins().fcmp(cc, a, b);
+                    let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+                    let c = self.b.ins().bor(c, nan);
+                    self.b.ins().select(c, a, b)
+                }
+                And | Or | Xor | Shl | Shr => self.fconst(t, f64::NAN),
+                _ => self.call(Helper::Bin(op, dt), &[a, b])?,
+            },
+        })
+    }
+
+    /// `r != 0 && (r < 0) != (b < 0)` as a scalar flag.
+    fn sign_differs(&mut self, r: Value, b: Value) -> Value {
+        let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+        let x = self.b.ins().bxor(r, b);
+        let differ = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+        self.b.ins().band(nz, differ)
+    }
+
+    fn cast_s(&mut self, from: DType, to: DType, x: Value) -> Value {
+        use DType::*;
+        let t = scalar_type(to);
+        match (from, to) {
+            _ if from == to => x,
+            (Bool, I32 | I64) => self.b.ins().uextend(t, x),
+            (Bool, F32 | F64) => {
+                let one = self.fconst(t, 1.0);
+                let zero = self.fconst(t, 0.0);
+                self.b.ins().select(x, one, zero)
+            }
+            (I32 | I64, Bool) => self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
+            (F32 | F64, Bool) => {
+                let zero = self.fconst(scalar_type(from), 0.0);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+            }
+            (I32, I64) => self.b.ins().sextend(t, x),
+            (I64, I32) => self.b.ins().ireduce(t, x),
+            (I32 | I64, F32 | F64) => self.b.ins().fcvt_from_sint(t, x),
+            (F32, F64) => self.b.ins().fpromote(t, x),
+            (F64, F32) => self.b.ins().fdemote(t, x),
+            (F32 | F64, I32 | I64) => {
+                // semantics::f64_to_i64 / f64_to_i32: NaN and out of range give MIN. The
+                // saturating conversion already gives MIN below the range; above it (and for
+                // NaN, where the ordered compare is false) pick MIN.
+                let x = if from == F32 { self.b.ins().fpromote(types::F64, x) } else { x };
+                let bits = t.bits() as i32;
+                let sat = self.b.ins().fcvt_to_sint_sat(t, x);
+                let limit = self.b.ins().f64const(2f64.powi(bits - 1));
+                let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
+                let min = self.iconst(t, if to == I32 { i32::MIN as i64 } else { i64::MIN });
+                self.b.ins().select(ok, sat, min)
+            }
+            _ => x,
+        }
+    }
+
+    // ---- vector code ----
+
+    /// Apply scalar code to each lane (for operations without a vector instruction).
+    fn per_lane(
+        &mut self,
+        mode: Mode,
+        out: DType,
+        xs: &[Value],
+        mut f: impl FnMut(&mut Self, &[Value]) -> Result<Value>,
+    ) -> Result<Value> {
+        let t = mode.ty(out);
+        let mut acc: Option<Value> = None;
+        for lane in 0..mode.lanes() {
+            let ls: Vec<Value> = xs.iter().map(|x| self.b.ins().extractlane(*x, lane as u8)).collect();
+            let r = f(self, &ls)?;
+            acc = Some(match acc {
+                None => self.b.ins().splat(t, r),
+                Some(v) => self.b.ins().insertlane(v, r, lane as u8),
+            });
+        }
+        acc.ok_or_else(|| Error::Compile("vector with no lanes".into()))
+    }
+
+    fn unary_v(&mut self, mode: Mode, op: UnaryOp, dt: DType, x: Value) -> Result<Value> {
+        use UnaryOp::*;
+        let t = mode.ty(dt);
+        Ok(match dt {
+            DType::Bool => match op {
+                Not => self.b.ins().bnot(x),
+                Abs | Floor | Ceil | Trunc => x,
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => match op {
+                Neg => self.b.ins().ineg(x),
+                Not => self.b.ins().bnot(x),
+                Abs => {
+                    let zero = self.iconst(t, 0);
+                    let neg = self.b.ins().isub(zero, x);
+                    let lt = self.b.ins().icmp(IntCC::SignedLessThan, x, zero);
+                    self.b.ins().bitselect(lt, neg, x)
+                }
+                Sign => {
+                    // Lane masks are -1 where true: sign = (x < 0) - (x > 0).
+                    let zero = self.iconst(t, 0);
+                    let lt = self.b.ins().icmp(IntCC::SignedLessThan, x, zero);
+                    let gt = self.b.ins().icmp(IntCC::SignedGreaterThan, x, zero);
+                    self.b.ins().isub(lt, gt)
+                }
+                Floor | Ceil | Round | Trunc => x,
+                _ => return self.unsupported(format!("{op} of {dt}")),
+            },
+            DType::F32 | DType::F64 => match op {
+                Neg => self.b.ins().fneg(x),
+                Abs => self.b.ins().fabs(x),
+                Sqrt => self.b.ins().sqrt(x),
+                Floor => self.b.ins().floor(x),
+                Ceil => self.b.ins().ceil(x),
+                Round => self.b.ins().nearest(x),
+                Trunc => self.b.ins().trunc(x),
+                Not => self.fconst(t, f64::NAN),
+                Sign => {
+                    let zero = self.fconst(t, 0.0);
+                    let one = self.fconst(t, 1.0);
+                    let mone = self.fconst(t, -1.0);
+                    let gt = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                    let lt = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                    let eq = self.b.ins().fcmp(FloatCC::Equal, x, zero);
+                    let (gt, lt, eq) = (self.mask_as(gt, t), self.mask_as(lt, t), self.mask_as(eq, t));
+                    let r = self.b.ins().bitselect(eq, zero, x);
+                    let r = self.b.ins().bitselect(lt, mone, r);
+                    self.b.ins().bitselect(gt, one, r)
+                }
+                _ => self.per_lane(mode, dt, &[x], |g, l| g.unary_s(op, dt, l[0]))?,
+            },
+        })
+    }
+
+    fn binary_v(
+        &mut self,
+        mode: Mode,
+        op: BinaryOp,
+        dt: DType,
+        res: DType,
+        a: Value,
+        b: Value,
+    ) -> Result<Value> {
+        use BinaryOp::*;
+        let t = mode.ty(dt);
+        if op.is_comparison() {
+            return Ok(match dt {
+                DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
+                DType::I32 | DType::I64 => self.b.ins().icmp(int_cc(op, true), a, b),
+                DType::Bool => {
+                    // Masks: false < true, computed bitwise.
+                    match op {
+                        Eq => {
+                            let x = self.b.ins().bxor(a, b);
+                            self.b.ins().bnot(x)
+                        }
+                        Ne => self.b.ins().bxor(a, b),
+                        Lt => self.b.ins().band_not(b, a),
+                        Le => self.b.ins().bor_not(b, a),
+                        Gt => self.b.ins().band_not(a, b),
+                        _ => self.b.ins().bor_not(a, b),
+                    }
+                }
+            });
+        }
+        Ok(match dt {
+            DType::Bool => match op {
+                Add | Or | Maximum => self.b.ins().bor(a, b),
+                Mul | And | Minimum => self.b.ins().band(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => match op {
+                Add => self.b.ins().iadd(a, b),
+                Sub => self.b.ins().isub(a, b),
+                Mul => self.b.ins().imul(a, b),
+                And => self.b.ins().band(a, b),
+                Or => self.b.ins().bor(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                Maximum => {
+                    let c = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, a, b);
+                    self.b.ins().bitselect(c, a, b)
+                }
+                Minimum => {
+                    let c = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, a, b);
+                    self.b.ins().bitselect(c, a, b)
+                }
+                _ => self.per_lane(mode, res, &[a, b], |g, l| g.binary_s(op, dt, l[0], l[1]))?,
+            },
+            DType::F32 | DType::F64 => match op {
+                Add => self.b.ins().fadd(a, b),
+                Sub => self.b.ins().fsub(a, b),
+                Mul => self.b.ins().fmul(a, b),
+                Div => self.b.ins().fdiv(a, b),
+                Maximum | Minimum => {
+                    let cc = if op == Maximum {
+                        FloatCC::GreaterThanOrEqual
+                    } else {
+                        FloatCC::LessThanOrEqual
+                    };
+                    let c = self.b.ins().fcmp(cc, a, b);
+                    let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+                    let c = self.b.ins().bor(c, nan);
+                    let c = self.mask_as(c, t);
+                    self.b.ins().bitselect(c, a, b)
+                }
+                Copysign => {
+                    // Sign bit of b, the other bits of a.
+                    let sign = self.fconst(t, -0.0);
+                    self.b.ins().bitselect(sign, b, a)
+                }
+                _ => self.per_lane(mode, res, &[a, b], |g, l| g.binary_s(op, dt, l[0], l[1]))?,
+            },
+        })
+    }
+
+    fn cast_v(&mut self, mode: Mode, from: DType, to: DType, x: Value) -> Result<Value> {
+        use DType::*;
+        let t = mode.ty(to);
+        Ok(match (from, to) {
+            _ if from == to => x,
+            (Bool, I32 | I64) => {
+                let one = self.iconst(t, 1);
+                self.b.ins().band(x, one)
+            }
+            (Bool, F32 | F64) => {
+                let one = self.fconst(t, 1.0);
+                let zero = self.fconst(t, 0.0);
+                let m = self.mask_as(x, t);
+                self.b.ins().bitselect(m, one, zero)
+            }
+            (I32 | I64, Bool) => {
+                let zero = self.iconst(mode.ty(from), 0);
+                self.b.ins().icmp(IntCC::NotEqual, x, zero)
+            }
+            (F32 | F64, Bool) => {
+                let zero = self.fconst(mode.ty(from), 0.0);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+            }
+            (I32, F32) => self.b.ins().fcvt_from_sint(t, x),
+            (F32, I32) => {
+                let sat = self.b.ins().fcvt_to_sint_sat(t, x);
+                let limit = self.fconst(mode.ty(F32), 2147483648.0);
+                let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
+                let min = self.iconst(t, i32::MIN as i64);
+                self.b.ins().bitselect(ok, sat, min)
+            }
+            _ => self.per_lane(mode, to, &[x], |g, l| Ok(g.cast_s(from, to, l[0])))?,
+        })
+    }
+}
+
+fn float_cc(op: BinaryOp) -> FloatCC {
+    match op {
+        BinaryOp::Eq => FloatCC::Equal,
+        BinaryOp::Ne => FloatCC::NotEqual,
+        BinaryOp::Lt => FloatCC::LessThan,
+        BinaryOp::Le => FloatCC::LessThanOrEqual,
+        BinaryOp::Gt => FloatCC::GreaterThan,
+        _ => FloatCC::GreaterThanOrEqual,
+    }
+}
+
+fn int_cc(op: BinaryOp, signed: bool) -> IntCC {
+    match (op, signed) {
+        (BinaryOp::Eq, _) => IntCC::Equal,
+        (BinaryOp::Ne, _) => IntCC::NotEqual,
+        (BinaryOp::Lt, true) => IntCC::SignedLessThan,
+        (BinaryOp::Le, true) => IntCC::SignedLessThanOrEqual,
+        (BinaryOp::Gt, true) => IntCC::SignedGreaterThan,
+        (_, true) => IntCC::SignedGreaterThanOrEqual,
+        (BinaryOp::Lt, false) => IntCC::UnsignedLessThan,
+        (BinaryOp::Le, false) => IntCC::UnsignedLessThanOrEqual,
+        (BinaryOp::Gt, false) => IntCC::UnsignedGreaterThan,
+        (_, false) => IntCC::UnsignedGreaterThanOrEqual,
+    }
+}

@@ -1,0 +1,660 @@
+//! The session: owns device choice, backends, kernel caches and counters, and runs plans.
+//!
+//! `compute` = lower + optimize (cached by nothing: microseconds) -> partition into kernels ->
+//! compile each kernel (cached by the backend, keyed by the IR's fingerprint) -> run the steps,
+//! keeping temporaries only between the kernels that need them.
+use crate::array::{ArgView, DynArray};
+use crate::cpu::{CpuBackend, CpuKernel};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::opt::{self, Buf, Lowered, Partition, PlanInput, Step};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Where plans run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// Let fusebox choose (today: the CPU; the cost model will choose per plan).
+    #[default]
+    Auto,
+    /// The Cranelift JIT on the host.
+    Cpu,
+    /// GPU adapter number `n` (as listed by `fusebox devices`).
+    Gpu(usize),
+    /// The reference evaluator: plain ndarray, one operator at a time (the tests' oracle).
+    Reference,
+}
+
+impl Device {
+    /// Parse `auto`, `cpu`, `gpu`, `gpu:N`, `reference`.
+    pub fn parse(s: &str) -> Result<Device> {
+        Ok(match s {
+            "auto" => Device::Auto,
+            "cpu" => Device::Cpu,
+            "gpu" => Device::Gpu(0),
+            "reference" | "ref" => Device::Reference,
+            _ => match s.strip_prefix("gpu:").and_then(|n| n.parse().ok()) {
+                Some(n) => Device::Gpu(n),
+                None => {
+                    return Err(Error::Argument(format!(
+                        "unknown device `{s}` (expected auto, cpu, gpu, gpu:N or reference)"
+                    )))
+                }
+            },
+        })
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Auto => f.write_str("auto"),
+            Device::Cpu => f.write_str("cpu"),
+            Device::Gpu(n) => write!(f, "gpu:{n}"),
+            Device::Reference => f.write_str("reference"),
+        }
+    }
+}
+
+/// Session options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub device: Device,
+    /// `false`: no folding or rewrites, one kernel per operator with a temporary each (Blaze's
+    /// `compute(expr, optimize=False)`, the unfused baseline).
+    pub optimize: bool,
+    /// CPU threads; 0 = all cores.
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            device: Device::Auto,
+            optimize: true,
+            threads: 0,
+        }
+    }
+}
+
+/// What actually happened in a session (counters only grow).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Plans built (lowering + optimization + partition).
+    pub plans: u64,
+    pub kernels_launched: u64,
+    /// Bytes kernels read from their inputs (each input counted once per launch).
+    pub bytes_read: u64,
+    /// Bytes kernels wrote to their outputs.
+    pub bytes_written: u64,
+    /// Kernel compilations, and compile requests answered from the cache.
+    pub compilations: u64,
+    pub cache_hits: u64,
+    /// Wall time spent running kernels on the CPU.
+    pub cpu_time: Duration,
+}
+
+struct Inner {
+    options: Options,
+    cpu: OnceLock<std::result::Result<CpuBackend, Error>>,
+    stats: Mutex<Stats>,
+}
+
+/// Entry point: build expressions, compute them, compile them. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+/// A plan with compiled kernels, ready to run on bound inputs.
+struct ExecPlan {
+    inputs: Vec<PlanInput>,
+    /// Shapes of the symbol inputs, in parameter order (the plan's cache key).
+    param_shapes: Vec<Vec<usize>>,
+    steps: Vec<(Step, Arc<CpuKernel>)>,
+    /// For each step, the temporaries no later step reads (dropped right after it runs, so an
+    /// unfused plan holds no more temporaries than NumPy would).
+    frees: Vec<Vec<u32>>,
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session::with_options(Options::default())
+    }
+    pub fn with_options(options: Options) -> Session {
+        Session {
+            inner: Arc::new(Inner {
+                options,
+                cpu: OnceLock::new(),
+                stats: Mutex::new(Stats::default()),
+            }),
+        }
+    }
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// A named placeholder of the given dtype and shape.
+    pub fn symbol(&self, name: &str, dtype: DType, shape: &[usize]) -> Expr {
+        Expr::symbol(name, dtype, shape)
+    }
+    /// Bind data (any ndarray array; views are copied, owned and shared arrays are not).
+    pub fn data(&self, array: impl Into<DynArray>) -> Expr {
+        Expr::data(array, None)
+    }
+    /// Bind data under a name (shown by `Display` and `explain`).
+    pub fn named_data(&self, name: &str, array: impl Into<DynArray>) -> Expr {
+        Expr::data(array, Some(name))
+    }
+
+    /// Counters of what this session did.
+    pub fn stats(&self) -> Stats {
+        let mut s = self
+            .inner
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        if let Some(Ok(cpu)) = self.inner.cpu.get() {
+            let c = cpu.counters();
+            s.compilations = c.compilations;
+            s.cache_hits = c.cache_hits;
+        }
+        s
+    }
+
+    fn cpu(&self) -> Result<&CpuBackend> {
+        self.inner
+            .cpu
+            .get_or_init(|| CpuBackend::new(self.inner.options.threads))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn device(&self) -> Result<Device> {
+        match self.inner.options.device {
+            Device::Auto | Device::Cpu => Ok(Device::Cpu),
+            Device::Gpu(_) => Err(Error::Device("no GPU backend yet".into())),
+            Device::Reference => Ok(Device::Reference),
+        }
+    }
+
+    /// Evaluate an expression whose inputs are all bound data.
+    pub fn compute(&self, expr: &Expr) -> Result<DynArray> {
+        self.compute_with(expr, &[])
+    }
+
+    /// Evaluate with symbols bound to arrays (any strides; not copied on the CPU).
+    pub fn compute_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<DynArray> {
+        if self.device()? == Device::Reference {
+            let map: HashMap<String, DynArray> = bindings
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_dyn_array()))
+                .collect();
+            return crate::reference::evaluate(expr, &map);
+        }
+        let shapes = |name: &str| {
+            bindings
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.shape().to_vec())
+        };
+        let plan = self.plan(expr, &shapes)?;
+        let args = bind(&plan.inputs, |name| {
+            bindings
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.reborrow())
+        })?;
+        self.execute(&plan, &args)
+    }
+
+    /// Compile `expr` into a function of its symbols (in order of first appearance), callable
+    /// on new arrays of the same dtypes, like `numba.vectorize`. Kernels compile now; calls
+    /// with new shapes re-plan (microseconds) but compile nothing.
+    pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
+        let plan = Arc::new(self.plan(expr, &|_| None)?);
+        let params = plan
+            .inputs
+            .iter()
+            .filter_map(|p| match p {
+                PlanInput::Symbol { name, dtype } => Some((name.clone(), *dtype)),
+                PlanInput::Data { .. } => None,
+            })
+            .collect();
+        let shapes = plan.param_shapes.clone();
+        Ok(Compiled {
+            session: self.clone(),
+            expr: expr.clone(),
+            params,
+            cache: Mutex::new(vec![(shapes, plan)]),
+        })
+    }
+
+    /// Lower, optimize, partition and compile.
+    fn plan(&self, expr: &Expr, shapes: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<ExecPlan> {
+        let lowered = opt::lower(expr, shapes, self.inner.options.optimize)?;
+        let mode = if self.inner.options.optimize {
+            Partition::Fused
+        } else {
+            Partition::Unfused
+        };
+        let steps = opt::partition(&lowered, mode);
+        let cpu = self.cpu()?;
+        let mut compiled = Vec::with_capacity(steps.len());
+        for s in steps {
+            let k = cpu.compile(&s.kernel)?;
+            compiled.push((s, k));
+        }
+        if let Ok(mut st) = self.inner.stats.lock() {
+            st.plans += 1;
+        }
+        let param_shapes = lowered
+            .inputs
+            .iter()
+            .zip(&lowered.input_shapes)
+            .filter(|(p, _)| matches!(p, PlanInput::Symbol { .. }))
+            .map(|(_, s)| s.clone())
+            .collect();
+        let frees = last_uses(compiled.iter().map(|(s, _)| s));
+        Ok(ExecPlan {
+            inputs: lowered.inputs,
+            param_shapes,
+            steps: compiled,
+            frees,
+        })
+    }
+
+    fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<DynArray> {
+        let cpu = self.cpu()?;
+        let mut temps: Vec<Option<DynArray>> = Vec::with_capacity(plan.steps.len());
+        let (mut read, mut written) = (0u64, 0u64);
+        let start = Instant::now();
+        for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
+            let out = {
+                let views: Vec<ArgView<'_>> = step
+                    .args
+                    .iter()
+                    .map(|b| match *b {
+                        Buf::Input(i) => inputs[i as usize].reborrow(),
+                        Buf::Temp(t) => temps[t as usize]
+                            .as_ref()
+                            .expect("a temporary is freed only after its last use")
+                            .view(),
+                    })
+                    .collect();
+                read += views
+                    .iter()
+                    .map(|v| (v.len() * v.dtype().size()) as u64)
+                    .sum::<u64>();
+                cpu.run(kernel, &views, &step.shape)?
+            };
+            if !step.kernel.is_reduction() {
+                written += out.nbytes() as u64;
+            }
+            temps.push(Some(out));
+            for t in frees {
+                temps[*t as usize] = None;
+            }
+        }
+        if let Ok(mut st) = self.inner.stats.lock() {
+            st.kernels_launched += plan.steps.len() as u64;
+            st.bytes_read += read;
+            st.bytes_written += written;
+            st.cpu_time += start.elapsed();
+        }
+        temps
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::InvalidKernel("empty plan".into()))
+    }
+
+    /// The plan for `expr` without running it: optimized graph, kernels, device, and the bytes a
+    /// fused and an unfused evaluation move.
+    pub fn explain(&self, expr: &Expr) -> Result<Explain> {
+        self.explain_with(expr, &[])
+    }
+
+    /// [`Session::explain`] with symbols bound to arrays of the given shapes.
+    pub fn explain_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<Explain> {
+        let shapes = |name: &str| {
+            bindings
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.shape().to_vec())
+        };
+        let device = match self.device()? {
+            Device::Reference => "reference".to_string(),
+            _ => "cpu".to_string(),
+        };
+        let fused = opt::lower(expr, &shapes, true)?;
+        let unfused = opt::lower(expr, &shapes, false)?;
+        let fused_steps = opt::partition(&fused, Partition::Fused);
+        let unfused_steps = opt::partition(&unfused, Partition::Unfused);
+        let fused_info = step_infos(&fused, &fused_steps, &device);
+        let unfused_info = step_infos(&unfused, &unfused_steps, &device);
+        let total = |ks: &[KernelInfo]| ks.iter().map(|k| k.bytes_read + k.bytes_written).sum();
+        let (bytes_fused, bytes_unfused) = (total(&fused_info), total(&unfused_info));
+        Ok(Explain {
+            expression: expr.to_string(),
+            graph: fused.graph.to_text(&fused.input_labels()),
+            device,
+            optimize: self.inner.options.optimize,
+            bytes_fused,
+            bytes_unfused,
+            kernels: if self.inner.options.optimize {
+                fused_info
+            } else {
+                unfused_info
+            },
+        })
+    }
+}
+
+fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
+    let labels = l.input_labels();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let len_of = |b: &Buf| -> (usize, String) {
+                match *b {
+                    Buf::Input(n) => (
+                        l.input_shapes[n as usize].iter().product(),
+                        labels[n as usize].clone(),
+                    ),
+                    Buf::Temp(t) => {
+                        let node = steps[t as usize].node;
+                        (l.graph.shape(node).iter().product(), format!("t{t}"))
+                    }
+                }
+            };
+            let (lens, reads): (Vec<usize>, Vec<String>) = s.args.iter().map(len_of).unzip();
+            let n: usize = s.shape.iter().product();
+            let bytes_read: u64 = s
+                .kernel
+                .inputs
+                .iter()
+                .zip(&lens)
+                .map(|(t, len)| (t.size() * len) as u64)
+                .sum();
+            let bytes_written = s.kernel.bytes_moved(&lens, n) - bytes_read;
+            KernelInfo {
+                index: i,
+                ir: s.kernel.to_string(),
+                shape: s.shape.clone(),
+                device: device.to_string(),
+                reads,
+                bytes_read,
+                bytes_written,
+            }
+        })
+        .collect()
+}
+
+/// For each step, the temporaries whose last reader it is.
+fn last_uses<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<Vec<u32>> {
+    let steps: Vec<&Step> = steps.collect();
+    let mut last: HashMap<u32, usize> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        for b in &s.args {
+            if let Buf::Temp(t) = b {
+                last.insert(*t, i);
+            }
+        }
+    }
+    let mut frees = vec![vec![]; steps.len()];
+    for (t, i) in last {
+        frees[i].push(t);
+    }
+    frees
+}
+
+/// Resolve plan inputs to views: symbols from `lookup`, data from the expression.
+fn bind<'a>(
+    inputs: &'a [PlanInput],
+    lookup: impl Fn(&str) -> Option<ArgView<'a>>,
+) -> Result<Vec<ArgView<'a>>> {
+    inputs
+        .iter()
+        .map(|p| match p {
+            PlanInput::Data { array, .. } => Ok(array.view()),
+            PlanInput::Symbol { name, dtype } => {
+                let v = lookup(name).ok_or_else(|| Error::UnknownName(name.clone()))?;
+                if v.dtype() != *dtype {
+                    return Err(Error::Type(format!(
+                        "`{name}` is declared {dtype} but bound to {} data",
+                        v.dtype()
+                    )));
+                }
+                Ok(v)
+            }
+        })
+        .collect()
+}
+
+/// A plan and the argument shapes it was made for.
+type PlanByShapes = (Vec<Vec<usize>>, Arc<ExecPlan>);
+
+/// A compiled expression: a function of its symbols.
+pub struct Compiled {
+    session: Session,
+    expr: Expr,
+    params: Vec<(String, DType)>,
+    /// Plans by argument shapes (most recent first).
+    cache: Mutex<Vec<PlanByShapes>>,
+}
+
+impl Compiled {
+    /// Parameter names and dtypes, in call order.
+    pub fn params(&self) -> &[(String, DType)] {
+        &self.params
+    }
+    /// The expression this function computes.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
+    /// Call with one array per parameter, in [`Compiled::params`] order.
+    pub fn call(&self, args: &[ArgView<'_>]) -> Result<DynArray> {
+        if args.len() != self.params.len() {
+            return Err(Error::Argument(format!(
+                "expected {} arguments ({}), got {}",
+                self.params.len(),
+                self.params
+                    .iter()
+                    .map(|p| p.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                args.len()
+            )));
+        }
+        for ((name, dt), a) in self.params.iter().zip(args) {
+            if a.dtype() != *dt {
+                return Err(Error::Type(format!(
+                    "argument `{name}` must be {dt}, got {}",
+                    a.dtype()
+                )));
+            }
+        }
+        let plan = self.plan_for(args)?;
+        let named: Vec<(&str, ArgView<'_>)> = self
+            .params
+            .iter()
+            .map(|p| p.0.as_str())
+            .zip(args.iter().cloned())
+            .collect();
+        let inputs = bind(&plan.inputs, |name| {
+            named
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.reborrow())
+        })?;
+        self.session.execute(&plan, &inputs)
+    }
+
+    fn plan_for(&self, args: &[ArgView<'_>]) -> Result<Arc<ExecPlan>> {
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| Error::Argument("compiled function poisoned by a panic".into()))?;
+        if let Some(p) = cache.iter().find(|(shapes, _)| {
+            shapes.len() == args.len() && shapes.iter().zip(args).all(|(s, a)| s == a.shape())
+        }) {
+            return Ok(p.1.clone());
+        }
+        let shapes: Vec<Vec<usize>> = args.iter().map(|a| a.shape().to_vec()).collect();
+        let lookup = |name: &str| {
+            self.params
+                .iter()
+                .position(|p| p.0 == name)
+                .map(|i| shapes[i].clone())
+        };
+        let plan = Arc::new(self.session.plan(&self.expr, &lookup)?);
+        cache.insert(0, (shapes, plan.clone()));
+        cache.truncate(8);
+        Ok(plan)
+    }
+}
+
+/// One kernel of an [`Explain`] report.
+#[derive(Debug, Clone)]
+pub struct KernelInfo {
+    pub index: usize,
+    /// The kernel IR text.
+    pub ir: String,
+    /// Iteration space.
+    pub shape: Vec<usize>,
+    pub device: String,
+    /// What each kernel input reads (input names, or `tN` for step N's result).
+    pub reads: Vec<String>,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+/// A plan, explained: what runs where and what it moves.
+#[derive(Debug, Clone)]
+pub struct Explain {
+    pub expression: String,
+    /// The optimized graph, one node per line.
+    pub graph: String,
+    pub device: String,
+    pub optimize: bool,
+    /// The kernels that run (fused, or one per operator with `optimize: false`).
+    pub kernels: Vec<KernelInfo>,
+    /// Bytes read + written by the fused plan.
+    pub bytes_fused: u64,
+    /// Bytes read + written evaluating one operator at a time with temporaries.
+    pub bytes_unfused: u64,
+}
+
+impl Explain {
+    pub fn bytes_saved(&self) -> u64 {
+        self.bytes_unfused.saturating_sub(self.bytes_fused)
+    }
+    pub fn saved_percent(&self) -> f64 {
+        if self.bytes_unfused == 0 {
+            0.0
+        } else {
+            100.0 * self.bytes_saved() as f64 / self.bytes_unfused as f64
+        }
+    }
+    /// Machine-readable form (`fusebox eval --explain --json`).
+    pub fn to_json(&self) -> String {
+        let kernels: Vec<serde_json::Value> = self
+            .kernels
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "index": k.index,
+                    "device": k.device,
+                    "shape": k.shape,
+                    "reads": k.reads,
+                    "bytes_read": k.bytes_read,
+                    "bytes_written": k.bytes_written,
+                    "ir": k.ir,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "expression": self.expression,
+            "device": self.device,
+            "optimize": self.optimize,
+            "graph": self.graph,
+            "bytes_fused": self.bytes_fused,
+            "bytes_unfused": self.bytes_unfused,
+            "bytes_saved": self.bytes_saved(),
+            "saved_percent": self.saved_percent(),
+            "kernels": kernels,
+        })
+        .to_string()
+    }
+}
+
+/// Bytes in human units (decimal, like disk and bandwidth figures: 1 GB = 1e9 B).
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b} B")
+    }
+}
+
+impl fmt::Display for Explain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "expression: {}", self.expression)?;
+        writeln!(f, "optimized graph:")?;
+        for line in self.graph.lines() {
+            writeln!(f, "  {line}")?;
+        }
+        let mode = if self.optimize {
+            "fused"
+        } else {
+            "unfused: one per operator"
+        };
+        writeln!(
+            f,
+            "kernels: {} ({mode}), device: {}",
+            self.kernels.len(),
+            self.device
+        )?;
+        for k in &self.kernels {
+            writeln!(
+                f,
+                "kernel {} over {:?}, reads [{}], moves {} read + {} written",
+                k.index,
+                k.shape,
+                k.reads.join(", "),
+                human_bytes(k.bytes_read),
+                human_bytes(k.bytes_written)
+            )?;
+            for line in k.ir.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        write!(
+            f,
+            "bytes moved: fused {} ({} B), unfused {} ({} B), saved {} ({:.0}%)",
+            human_bytes(self.bytes_fused),
+            self.bytes_fused,
+            human_bytes(self.bytes_unfused),
+            self.bytes_unfused,
+            human_bytes(self.bytes_saved()),
+            self.saved_percent()
+        )
+    }
+}

@@ -1,0 +1,246 @@
+//! Shared test helpers: edge-value inputs for every dtype, layouts (contiguous, strided,
+//! reversed, transposed, broadcast, 0-d, empty), and agreement checks with ULP tolerances.
+#![allow(dead_code)]
+use fusebox::{DType, DynArray};
+use ndarray::{ArcArray, ArrayD, Axis, IxDyn, ShapeBuilder, Slice};
+
+/// Deterministic pseudo-random numbers (SplitMix64), so failures reproduce.
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const F64_EDGES: [f64; 14] = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::MIN_POSITIVE,
+    5e-324,
+    1e300,
+    -1e300,
+    2.5,
+    -3.5,
+];
+
+/// `n` values of `dtype`: the edge values first, then random values of mixed magnitude.
+pub fn values(dtype: DType, n: usize, seed: u64) -> ArrayD<f64> {
+    let mut r = Rng::new(seed);
+    let v: Vec<f64> = (0..n)
+        .map(|i| match dtype {
+            DType::F32 | DType::F64 => {
+                if i < F64_EDGES.len() && seed.is_multiple_of(2) {
+                    F64_EDGES[i]
+                } else {
+                    let m = r.unit() * 2.0 - 1.0;
+                    let e = [1.0, 10.0, 0.01, 1000.0][i % 4];
+                    m * e
+                }
+            }
+            DType::I32 | DType::I64 => {
+                let edges = [0.0, 1.0, -1.0, 2.0, -7.0, 31.0, 64.0];
+                if i < edges.len() {
+                    edges[i]
+                } else {
+                    ((r.unit() * 200.0) - 100.0).round()
+                }
+            }
+            DType::Bool => (r.next_u64() % 2) as f64,
+        })
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap()
+}
+
+/// Convert f64 values to a DynArray of `dtype` (integer extremes added for int dtypes).
+pub fn typed(dtype: DType, v: &ArrayD<f64>) -> DynArray {
+    match dtype {
+        DType::Bool => v.mapv(|x| x != 0.0).into(),
+        DType::I32 => {
+            let mut a = v.mapv(|x| x as i32);
+            if let Some(x) = a.iter_mut().nth(7) {
+                *x = i32::MIN;
+            }
+            if let Some(x) = a.iter_mut().nth(8) {
+                *x = i32::MAX;
+            }
+            a.into()
+        }
+        DType::I64 => {
+            let mut a = v.mapv(|x| x as i64);
+            if let Some(x) = a.iter_mut().nth(7) {
+                *x = i64::MIN;
+            }
+            if let Some(x) = a.iter_mut().nth(8) {
+                *x = i64::MAX;
+            }
+            a.into()
+        }
+        DType::F32 => v.mapv(|x| x as f32).into(),
+        DType::F64 => v.clone().into(),
+    }
+}
+
+/// An array of `dtype` and `shape` laid out as `layout` says, with the same logical values
+/// whatever the layout.
+pub fn array(dtype: DType, shape: &[usize], layout: Layout, seed: u64) -> DynArray {
+    let n: usize = shape.iter().product();
+    let flat = typed(dtype, &values(dtype, n, seed));
+    fusebox::dispatch!(&flat, a => {
+        let vals: Vec<_> = a.iter().copied().collect();
+        fusebox::Element::wrap(relayout(vals, shape, layout))
+    })
+}
+
+/// Memory layouts the suite covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Contiguous,
+    /// Every second element of a larger buffer along the last axis.
+    Strided,
+    /// Negative stride along the last axis.
+    Reversed,
+    /// Fortran order (transposed strides).
+    Fortran,
+}
+
+pub const LAYOUTS: [Layout; 4] = [
+    Layout::Contiguous,
+    Layout::Strided,
+    Layout::Reversed,
+    Layout::Fortran,
+];
+
+/// `vals` (C order) as an array of `shape` stored in `layout`; the logical values are `vals`.
+fn relayout<T: fusebox::Element>(
+    vals: Vec<T>,
+    shape: &[usize],
+    layout: Layout,
+) -> ArcArray<T, IxDyn> {
+    let c = ArrayD::from_shape_vec(IxDyn(shape), vals).unwrap();
+    if shape.is_empty() {
+        return c.into_shared();
+    }
+    let k = Axis(shape.len() - 1);
+    match layout {
+        Layout::Contiguous => c.into_shared(),
+        Layout::Fortran => {
+            let mut f = ArrayD::from_elem(IxDyn(shape).f(), T::default());
+            f.assign(&c);
+            f.into_shared()
+        }
+        Layout::Strided => {
+            let mut big_shape = shape.to_vec();
+            big_shape[k.0] *= 2;
+            let mut big = ArrayD::from_elem(IxDyn(&big_shape), T::default());
+            big.slice_axis_mut(k, Slice::new(0, None, 2)).assign(&c);
+            let mut s = big.into_shared();
+            s.slice_axis_inplace(k, Slice::new(0, None, 2));
+            s
+        }
+        Layout::Reversed => {
+            let mut v = c.view();
+            v.invert_axis(k);
+            let mut r = v.to_owned().into_shared();
+            r.invert_axis(k);
+            r
+        }
+    }
+}
+
+/// Distance in units in the last place between two floats of the same type (0 when both are
+/// NaN or bitwise equal; infinity-aware).
+pub fn ulp_f64(a: f64, b: f64) -> u64 {
+    if a.is_nan() && b.is_nan() {
+        return 0;
+    }
+    if a.is_nan() || b.is_nan() {
+        return u64::MAX;
+    }
+    if a == b {
+        return 0;
+    }
+    let key = |x: f64| {
+        let i = x.to_bits() as i64;
+        if i < 0 {
+            i64::MIN - i
+        } else {
+            i
+        }
+    };
+    (key(a) as i128 - key(b) as i128)
+        .unsigned_abs()
+        .min(u64::MAX as u128) as u64
+}
+
+pub fn ulp_f32(a: f32, b: f32) -> u64 {
+    if a.is_nan() && b.is_nan() {
+        return 0;
+    }
+    if a.is_nan() || b.is_nan() {
+        return u64::MAX;
+    }
+    if a == b {
+        return 0;
+    }
+    let key = |x: f32| {
+        let i = x.to_bits() as i32;
+        if i < 0 {
+            i32::MIN as i64 - i as i64
+        } else {
+            i as i64
+        }
+    };
+    (key(a) - key(b)).unsigned_abs()
+}
+
+/// Assert that `ours` agrees with `oracle`: same dtype and shape; integers and bools equal;
+/// floats within `max_ulp` (0 = bitwise, except that any NaN matches any NaN).
+pub fn assert_agree(what: &str, ours: &DynArray, oracle: &DynArray, max_ulp: u64) {
+    assert_eq!(ours.dtype(), oracle.dtype(), "{what}: dtype");
+    assert_eq!(ours.shape(), oracle.shape(), "{what}: shape");
+    let mut bad = vec![];
+    match (ours, oracle) {
+        (DynArray::F64(a), DynArray::F64(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                if ulp_f64(*x, *y) > max_ulp {
+                    bad.push(format!("[{i}] ours {x:e} oracle {y:e}"));
+                }
+            }
+        }
+        (DynArray::F32(a), DynArray::F32(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                if ulp_f32(*x, *y) > max_ulp {
+                    bad.push(format!("[{i}] ours {x:e} oracle {y:e}"));
+                }
+            }
+        }
+        _ => {
+            if ours != oracle {
+                bad.push(format!("ours {ours:?}\noracle {oracle:?}"));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{what}: {} mismatches:\n{}",
+        bad.len(),
+        bad.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
+}

@@ -1,0 +1,334 @@
+//! Differential tests: the CPU JIT (fused, and unfused one-kernel-per-operator) against the
+//! reference evaluator, for every operator and function, every dtype it accepts, and every
+//! layout: contiguous, strided, reversed, Fortran-order, broadcast, 0-d and empty.
+//!
+//! Tolerance: exact (bitwise; any NaN matches any NaN) for everything but the transcendental
+//! functions, which may differ by at most [`TRANSCENDENTAL_ULP`] units in the last place.
+mod common;
+use common::*;
+use fusebox::ops::{BinaryOp, UnaryOp};
+use fusebox::{reference, DType, Device, DynArray, Expr, Options, Session};
+use std::collections::HashMap;
+
+/// Documented bound for transcendental functions (exp, log, sin, pow, ...) vs the oracle.
+const TRANSCENDENTAL_ULP: u64 = 2;
+
+fn sessions() -> Vec<(&'static str, Session)> {
+    vec![
+        (
+            "fused",
+            Session::with_options(Options {
+                device: Device::Cpu,
+                ..Options::default()
+            }),
+        ),
+        (
+            "unfused",
+            Session::with_options(Options {
+                device: Device::Cpu,
+                optimize: false,
+                ..Options::default()
+            }),
+        ),
+    ]
+}
+
+/// Evaluate `e` on every session and compare with the reference evaluator. When the oracle
+/// returns an error, every session must return an error too.
+fn check(what: &str, e: &Expr, ulp: u64, sessions: &[(&str, Session)]) {
+    let oracle = reference::evaluate(e, &HashMap::new());
+    for (name, s) in sessions {
+        let ours = s.compute(e);
+        match (&ours, &oracle) {
+            (Ok(a), Ok(b)) => assert_agree(&format!("{what} [{name}] {e}"), a, b, ulp),
+            (Err(_), Err(_)) => {}
+            (Ok(a), Err(err)) => panic!("{what} [{name}] {e}: oracle error {err}, ours {a:?}"),
+            (Err(err), Ok(b)) => panic!("{what} [{name}] {e}: our error {err}, oracle {b:?}"),
+        }
+    }
+}
+
+fn unary_ulp(op: UnaryOp) -> u64 {
+    if op.is_transcendental() && op != UnaryOp::Sqrt {
+        TRANSCENDENTAL_ULP
+    } else {
+        0
+    }
+}
+
+fn binary_ulp(op: BinaryOp) -> u64 {
+    match op {
+        BinaryOp::Pow | BinaryOp::Arctan2 | BinaryOp::Hypot => TRANSCENDENTAL_ULP,
+        _ => 0,
+    }
+}
+
+const SHAPES: [&[usize]; 6] = [&[37], &[5, 7], &[], &[0], &[3, 0], &[2, 3, 4]];
+
+#[test]
+fn unary_ops_every_dtype_and_layout() {
+    let ss = sessions();
+    for op in UnaryOp::ALL {
+        for dt in DType::ALL {
+            for (si, shape) in SHAPES.iter().enumerate() {
+                for layout in LAYOUTS {
+                    if layout != Layout::Contiguous && si > 1 {
+                        continue;
+                    }
+                    let a = Expr::data(array(dt, shape, layout, 2 * si as u64), Some("a"));
+                    check(
+                        &format!("{op} {dt} {shape:?} {layout:?}"),
+                        &Expr::unary(op, a),
+                        unary_ulp(op),
+                        &ss,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_every_dtype_pair() {
+    let ss = sessions();
+    for op in BinaryOp::ALL {
+        for da in DType::ALL {
+            for db in DType::ALL {
+                for (layout, shape) in [
+                    (Layout::Contiguous, &[37][..]),
+                    (Layout::Strided, &[5, 7][..]),
+                ] {
+                    let a = Expr::data(array(da, shape, layout, 2), Some("a"));
+                    let b = Expr::data(array(db, shape, Layout::Reversed, 4), Some("b"));
+                    check(
+                        &format!("{op} {da} {db} {layout:?}"),
+                        &Expr::binary(op, a, b),
+                        binary_ulp(op),
+                        &ss,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_and_zero_d() {
+    let ss = sessions();
+    for op in BinaryOp::ALL {
+        for dt in [DType::I32, DType::F32, DType::F64, DType::Bool] {
+            let col = Expr::data(array(dt, &[5, 1], Layout::Contiguous, 2), Some("col"));
+            let row = Expr::data(array(dt, &[7], Layout::Strided, 4), Some("row"));
+            let zero_d = Expr::data(array(dt, &[], Layout::Contiguous, 6), Some("z"));
+            let ulp = binary_ulp(op);
+            check(
+                &format!("{op} {dt} col*row"),
+                &Expr::binary(op, col.clone(), row.clone()),
+                ulp,
+                &ss,
+            );
+            check(
+                &format!("{op} {dt} z*row"),
+                &Expr::binary(op, zero_d.clone(), row),
+                ulp,
+                &ss,
+            );
+            check(
+                &format!("{op} {dt} col*z"),
+                &Expr::binary(op, col, zero_d),
+                ulp,
+                &ss,
+            );
+        }
+    }
+}
+
+#[test]
+fn weak_scalars_on_either_side() {
+    let ss = sessions();
+    let scalars = [
+        Expr::from(2.5),
+        Expr::from(-3i64),
+        Expr::from(true),
+        Expr::from(0.0),
+        Expr::from(7i64),
+    ];
+    for op in BinaryOp::ALL {
+        for dt in DType::ALL {
+            let a = Expr::data(array(dt, &[37], Layout::Contiguous, 2), Some("a"));
+            for s in &scalars {
+                let ulp = binary_ulp(op);
+                check(
+                    &format!("{op} {dt} a,{s}"),
+                    &Expr::binary(op, a.clone(), s.clone()),
+                    ulp,
+                    &ss,
+                );
+                check(
+                    &format!("{op} {dt} {s},a"),
+                    &Expr::binary(op, s.clone(), a.clone()),
+                    ulp,
+                    &ss,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn casts_between_every_pair() {
+    let ss = sessions();
+    for from in DType::ALL {
+        for to in DType::ALL {
+            for layout in LAYOUTS {
+                let a = Expr::data(array(from, &[5, 7], layout, 2), Some("a"));
+                check(
+                    &format!("astype {from}->{to} {layout:?}"),
+                    &a.astype(to),
+                    0,
+                    &ss,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn where_selects_with_broadcasting() {
+    let ss = sessions();
+    for dt in DType::ALL {
+        let a = Expr::data(array(dt, &[5, 7], Layout::Fortran, 2), Some("a"));
+        let b = Expr::data(array(dt, &[7], Layout::Reversed, 4), Some("b"));
+        let c = Expr::data(
+            array(DType::Bool, &[5, 1], Layout::Contiguous, 6),
+            Some("c"),
+        );
+        check(
+            &format!("where {dt}"),
+            &fusebox::where_(c.clone(), a.clone(), b.clone()),
+            0,
+            &ss,
+        );
+        check(
+            &format!("where {dt} scalar"),
+            &fusebox::where_(a.gt(0), a.clone(), 0),
+            0,
+            &ss,
+        );
+        // A non-bool condition means `!= 0`, as in np.where.
+        check(
+            &format!("where {dt} nonbool"),
+            &fusebox::where_(a.clone(), 1.5, b),
+            0,
+            &ss,
+        );
+    }
+}
+
+/// Sums: the reference uses NumPy's pairwise algorithm; the JIT sums in another order, so
+/// floats are compared with a relative bound (integers exactly, with wrap-around).
+#[test]
+fn sum_every_dtype_and_layout() {
+    for (name, s) in sessions() {
+        for dt in DType::ALL {
+            for (si, shape) in SHAPES.iter().enumerate() {
+                for layout in LAYOUTS {
+                    // Odd seeds: finite values only, so the sum is a number to compare.
+                    let arr = array(dt, shape, layout, 2 * si as u64 + 1);
+                    let e = Expr::data(arr.clone(), Some("a")).sum();
+                    let ours = s.compute(&e).unwrap();
+                    let oracle = reference::evaluate(&e, &HashMap::new()).unwrap();
+                    assert_eq!(ours.dtype(), oracle.dtype());
+                    assert_eq!(ours.shape(), &[] as &[usize]);
+                    let (x, y) = (ours.scalar_f64().unwrap(), oracle.scalar_f64().unwrap());
+                    // Summation error bound: a small multiple of eps * sum(|v|).
+                    let abs_sum: f64 = typed_abs_sum(&arr);
+                    let tol = match dt {
+                        DType::F64 => 1e-13 * abs_sum,
+                        DType::F32 => 1e-5 * abs_sum,
+                        _ => 0.0,
+                    };
+                    assert!(
+                        (x - y).abs() <= tol,
+                        "[{name}] sum {dt} {shape:?} {layout:?}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn seed_expressions_and_compound_trees() {
+    let ss = sessions();
+    let x = Expr::data(array(DType::F64, &[1001], Layout::Contiguous, 3), Some("x"));
+    let a = Expr::data(array(DType::F64, &[1001], Layout::Strided, 5), Some("a"));
+    let b = Expr::data(
+        array(DType::F64, &[1001], Layout::Contiguous, 7).clone(),
+        Some("b"),
+    );
+    let i = Expr::data(array(DType::I32, &[1001], Layout::Reversed, 9), Some("i"));
+    let f = Expr::data(
+        array(DType::F32, &[1001], Layout::Contiguous, 11),
+        Some("f"),
+    );
+    let (mu, sigma) = (-1.33, 1.25);
+    let cases: Vec<(&str, Expr, u64)> = vec![
+        ("poly", (5.0 * &x + 4.0) * &x + 1.0, 0),
+        (
+            "gauss",
+            1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt())
+                * (-(&x - mu).pow(2.0) / (2.0 * sigma * sigma)).exp(),
+            TRANSCENDENTAL_ULP,
+        ),
+        ("two", 2.0 * &a + 3.0 * &b * &b - &a / &b, 0),
+        ("mixed", (&i * 3 + 1).astype(DType::F32) * &f - &i / 7, 0),
+        (
+            "where chain",
+            fusebox::where_(x.gt(0.0) & a.lt(&b), x.sqrt(), -a.abs()),
+            0,
+        ),
+        (
+            "shared subtree",
+            {
+                let t = (&x - &a).exp();
+                &t * &t + t.sin()
+            },
+            4,
+        ),
+        ("reduce then map", &x - x.sum() / 1001.0, 0),
+        ("int chain", (&i * &i).floor_div(3) % 5 + (&i << 2i64), 0),
+    ];
+    for (name, e, ulp) in &cases {
+        check(name, e, *ulp, &ss);
+    }
+}
+
+#[test]
+fn results_have_numpy_dtypes() {
+    let s = Session::new();
+    let f32a = Expr::data(array(DType::F32, &[3], Layout::Contiguous, 1), None);
+    let i32a = Expr::data(array(DType::I32, &[3], Layout::Contiguous, 1), None);
+    let cases: Vec<(Expr, DType)> = vec![
+        (&f32a * 2.0, DType::F32),
+        (&i32a / &i32a, DType::F64),
+        (&i32a + &f32a, DType::F64),
+        (&i32a + 1, DType::I32),
+        (i32a.sum(), DType::I64),
+        (f32a.sum(), DType::F32),
+        (i32a.sqrt(), DType::F64),
+        (i32a.floor(), DType::I32),
+    ];
+    for (e, dt) in cases {
+        let r: DynArray = s.compute(&e).unwrap();
+        assert_eq!(r.dtype(), dt, "{e}");
+    }
+}
+
+fn typed_abs_sum(a: &DynArray) -> f64 {
+    match a {
+        DynArray::F64(x) => x.iter().map(|v| v.abs()).sum(),
+        DynArray::F32(x) => x.iter().map(|v| v.abs() as f64).sum(),
+        _ => 0.0,
+    }
+}

@@ -1,0 +1,188 @@
+//! Session behaviour: binding symbols, compiled functions, kernel caching, counters, and the
+//! typed errors bad input gets.
+mod common;
+use common::*;
+use fusebox::{DType, Device, DynArray, Error, Expr, Options, Session};
+use ndarray::{arr1, Array1, ArrayD, IxDyn};
+
+fn poly_expected(x: &[f64]) -> Vec<f64> {
+    x.iter().map(|t| (5.0 * t + 4.0) * t + 1.0).collect()
+}
+
+#[test]
+fn compute_binds_symbols_to_views_of_any_layout() {
+    let s = Session::new();
+    let x = s.symbol("x", DType::F64, &[4]);
+    let poly = (5.0 * &x + 4.0) * &x + 1.0;
+    let data = Array1::linspace(-2.0, 2.0, 8);
+    // A strided view: every second element, not copied.
+    let view = data.slice(ndarray::s![..;2]);
+    let r = s
+        .compute_with(&poly, &[("x", view.into())])
+        .unwrap()
+        .into_f64()
+        .unwrap();
+    let xs: Vec<f64> = view.iter().copied().collect();
+    assert_eq!(r.iter().copied().collect::<Vec<_>>(), poly_expected(&xs));
+}
+
+#[test]
+fn second_compute_compiles_nothing() {
+    let s = Session::new();
+    let x = s.named_data("x", Array1::linspace(0.0, 1.0, 1000));
+    let e = (5.0 * &x + 4.0) * &x + 1.0;
+    let first = s.compute(&e).unwrap();
+    let after_first = s.stats();
+    assert_eq!(after_first.compilations, 1);
+    let second = s.compute(&e).unwrap();
+    let after_second = s.stats();
+    assert_eq!(
+        after_second.compilations, 1,
+        "no compilation the second time"
+    );
+    assert_eq!(after_second.cache_hits, after_first.cache_hits + 1);
+    assert_eq!(first, second);
+    assert_eq!(after_second.kernels_launched, 2);
+    assert_eq!(after_second.bytes_read, 2 * 8000);
+    assert_eq!(after_second.bytes_written, 2 * 8000);
+}
+
+#[test]
+fn compiled_function_runs_on_new_arrays_and_shapes() {
+    let s = Session::new();
+    let a = s.symbol("a", DType::F64, &[3]);
+    let b = s.symbol("b", DType::F64, &[3]);
+    let f = s.compile(&(2.0 * &a + 3.0 * &b * &b - &a / &b)).unwrap();
+    assert_eq!(
+        f.params().iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let compiled = s.stats().compilations;
+    for n in [3usize, 10, 1, 0] {
+        let av = Array1::from_iter((0..n).map(|i| i as f64 - 1.5));
+        let bv = Array1::from_iter((0..n).map(|i| 1.0 + i as f64 / 8.0));
+        let r = f
+            .call(&[(&av).into(), (&bv).into()])
+            .unwrap()
+            .into_f64()
+            .unwrap();
+        let want: Vec<f64> = av
+            .iter()
+            .zip(&bv)
+            .map(|(a, b)| 2.0 * a + 3.0 * b * b - a / b)
+            .collect();
+        assert_eq!(r.iter().copied().collect::<Vec<_>>(), want, "n = {n}");
+    }
+    // Broadcasting at call time: a (2,1) against b (3,).
+    let av = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, 2.0]).unwrap();
+    let bv = arr1(&[1.0, 2.0, 4.0]);
+    let r = f.call(&[(&av).into(), (&bv).into()]).unwrap();
+    assert_eq!(r.shape(), &[2, 3]);
+    assert_eq!(
+        s.stats().compilations,
+        compiled,
+        "new shapes re-plan but compile nothing"
+    );
+}
+
+#[test]
+fn reference_device_and_unfused_mode_agree_with_fused() {
+    let x = Expr::data(array(DType::F64, &[100], Layout::Contiguous, 1), Some("x"));
+    let e = (&x * &x).sum() + (5.0 * &x + 4.0).exp().sum();
+    let fused = Session::new().compute(&e).unwrap();
+    let unfused = Session::with_options(Options {
+        optimize: false,
+        ..Options::default()
+    })
+    .compute(&e)
+    .unwrap();
+    let reference = Session::with_options(Options {
+        device: Device::Reference,
+        ..Options::default()
+    })
+    .compute(&e)
+    .unwrap();
+    let (a, b, c) = (
+        fused.scalar_f64().unwrap(),
+        unfused.scalar_f64().unwrap(),
+        reference.scalar_f64().unwrap(),
+    );
+    assert!(
+        (a - c).abs() <= 1e-12 * c.abs() && (b - c).abs() <= 1e-12 * c.abs(),
+        "{a} {b} {c}"
+    );
+}
+
+#[test]
+fn unfused_mode_launches_one_kernel_per_operator() {
+    let s = Session::with_options(Options {
+        optimize: false,
+        ..Options::default()
+    });
+    let x = s.named_data("x", Array1::<f64>::zeros(10));
+    s.compute(&((5.0 * &x + 4.0) * &x + 1.0)).unwrap();
+    let st = s.stats();
+    assert_eq!(st.kernels_launched, 4);
+    assert_eq!(st.bytes_read + st.bytes_written, 72 * 10);
+}
+
+#[test]
+fn seed_sum_of_small_data() {
+    // The seed's `data.a.sum()` on [1, 2, 3] is 6, an int64.
+    let s = Session::new();
+    let a = s.named_data("a", arr1(&[1i64, 2, 3]));
+    let r = s.compute(&a.sum()).unwrap();
+    assert_eq!(r, DynArray::from(ndarray::arr0(6i64)));
+}
+
+#[test]
+fn errors_are_typed_and_name_the_problem() {
+    let s = Session::new();
+    let x = s.symbol("x", DType::F64, &[3]);
+    // Unknown name: a symbol never bound.
+    match s.compute(&(&x + 1.0)) {
+        Err(Error::UnknownName(n)) => assert_eq!(n, "x"),
+        other => panic!("{other:?}"),
+    }
+    // Shape mismatch, with both shapes, at call time.
+    let y = s.symbol("y", DType::F64, &[3]);
+    let f = s.compile(&(&x + &y)).unwrap();
+    let (a, b) = (Array1::<f64>::zeros(3), Array1::<f64>::zeros(4));
+    match f.call(&[(&a).into(), (&b).into()]) {
+        Err(Error::ShapeMismatch { lhs, rhs }) => assert_eq!((lhs, rhs), (vec![3], vec![4])),
+        other => panic!("{other:?}"),
+    }
+    // Wrong dtype and arity.
+    let i = Array1::<i32>::zeros(3);
+    assert!(matches!(
+        f.call(&[(&a).into(), (&i).into()]),
+        Err(Error::Type(_))
+    ));
+    assert!(matches!(f.call(&[(&a).into()]), Err(Error::Argument(_))));
+    // An operator NumPy rejects.
+    let bools = s.data(arr1(&[true, false]));
+    assert!(matches!(s.compute(&(&bools - &bools)), Err(Error::Type(_))));
+    // NEP 50: a literal that does not fit int32.
+    let ints = s.data(arr1(&[1i32, 2]));
+    assert!(matches!(
+        s.compute(&(&ints + 5_000_000_000i64)),
+        Err(Error::IntegerOverflow { .. })
+    ));
+    // GPU not available yet: a clear device error, not a crash.
+    let g = Session::with_options(Options {
+        device: Device::Gpu(0),
+        ..Options::default()
+    });
+    assert!(matches!(g.compute(&(&ints + 1)), Err(Error::Device(_))));
+}
+
+#[test]
+fn deep_expressions_are_refused_not_crashed() {
+    let s = Session::new();
+    let x = s.named_data("x", arr1(&[1.0]));
+    let mut e = x.clone();
+    for _ in 0..5000 {
+        e = e + 1.0;
+    }
+    assert!(matches!(s.compute(&e), Err(Error::TooDeep(_))));
+}
