@@ -279,6 +279,9 @@ fn compare(ours: &DynArray, numpy: &DynArray, tol: Tol) -> Outcome {
 
 /// The element of input `a` that produced output element `ix` (NumPy broadcasting).
 fn input_elem(a: &DynArray, ix: &[usize]) -> String {
+    if a.ndim() > ix.len() {
+        return format!("<{} elements reduced>", a.len());
+    }
     let lead = ix.len() - a.ndim();
     let idx: Vec<usize> = a
         .shape()
@@ -298,17 +301,18 @@ fn input_elem(a: &DynArray, ix: &[usize]) -> String {
 
 /// Check one engine (`eval`) against every golden case; returns the failure report lines and
 /// the max ULP table.
+/// Per function and result dtype: (max ULP measured, tolerance applied, elements where NaN or
+/// infinity disagreed and no distance applies).
+type UlpTable = BTreeMap<(String, DType), (u64, Tol, usize)>;
+
 fn check_all(
     eval: &dyn Fn(&Expr) -> fusebox::Result<DynArray>,
-) -> (
-    Vec<String>,
-    BTreeMap<(String, DType), (u64, Tol, usize)>,
-    usize,
-) {
+    ulp_overrides: &[(&str, DType, u64, &str)],
+) -> (Vec<String>, UlpTable, usize) {
     let cases = read_manifest();
     let mut cache: HashMap<String, DynArray> = HashMap::new();
     let mut failures = Vec::new();
-    let mut table: BTreeMap<(String, DType), (u64, Tol, usize)> = BTreeMap::new();
+    let mut table: UlpTable = BTreeMap::new();
     for case in &cases {
         let mut data = HashMap::new();
         let mut inputs = Vec::new();
@@ -376,7 +380,17 @@ fn check_all(
             ));
             continue;
         }
-        let outcome = compare(&ours, &expected, case.tol);
+        let op_name = case.name.split("__").next().unwrap_or("?");
+        let tol = match case.tol {
+            Tol::Ulp(n) => Tol::Ulp(
+                ulp_overrides
+                    .iter()
+                    .find(|(o, d, _, _)| *o == op_name && *d == expected.dtype())
+                    .map_or(n, |(_, _, m, _)| n.max(*m)),
+            ),
+            t => t,
+        };
+        let outcome = compare(&ours, &expected, tol);
         if let Tol::Ulp(_) = case.tol {
             let op = case.name.split("__").next().unwrap_or("?").to_string();
             let entry = table
@@ -389,7 +403,7 @@ fn check_all(
             let mut msg = format!(
                 "{head} [{}, {:?}]: {} of {} elements differ",
                 expected.dtype(),
-                case.tol,
+                tol,
                 outcome.bad.len(),
                 expected.len()
             );
@@ -413,12 +427,7 @@ fn check_all(
     (failures, table, cases.len())
 }
 
-fn report(
-    engine: &str,
-    failures: &[String],
-    table: &BTreeMap<(String, DType), (u64, Tol, usize)>,
-    n: usize,
-) {
+fn report(engine: &str, failures: &[String], table: &UlpTable, n: usize) {
     eprintln!("{engine}: max ULP distance to NumPy per function and result dtype:");
     eprintln!(
         "  {:<10} {:<8} {:>8} {:>8} {:>14}",
@@ -444,14 +453,35 @@ fn report(
 /// file this test does not own. Each entry is a case-name pattern (`*` matches any run) and the
 /// finding. They are printed on every run; a pattern that no longer matches any failing case
 /// fails the test, so the list cannot go stale: delete the entry when the fix lands.
-const KNOWN_FINDINGS: &[(&str, &str)] = &[
+/// Every engine: the findings in `semantics.rs` and `expr.rs` show up in all of them.
+const REF: &[&str] = &["reference", "cpu-jit", "cpu-jit-unfused"];
+const JIT: &[&str] = &["cpu-jit", "cpu-jit-unfused"];
+const KNOWN_FINDINGS: &[(&[&str], &str, &str)] = &[
     (
+        JIT,
+        "sum__f*",
+        "cpu: the JIT's float sum is pairwise but not in NumPy's order, so it differs from \
+         np.sum by 1 ULP from n = 8 on (f32 n=8: numpy -897.04285, ours -897.0428) and by up \
+         to 12 ULP at n = 1000 (f64: numpy 555.0874982773307, ours 555.0874982773294). NumPy \
+         adds 8 interleaved accumulators per block of <= 128, combines them as \
+         ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), adds the tail in order, splits longer runs at \
+         n/2 rounded down to a multiple of 8, and adds the result to 0.0 \
+         (reference::pairwise_sum_f64 is that algorithm)",
+    ),
+    (
+        JIT,
+        "compound__sum_mul",
+        "cpu: same float sum order finding as `sum__f*`",
+    ),
+    (
+        REF,
         "maximum__*",
         "semantics.rs: np.maximum returns the second operand when a == b, so \
          maximum(-0.0, 0.0) = 0.0 and maximum(0.0, -0.0) = -0.0; fusebox returns the first. \
          Fix: `if a > b || a.is_nan() { a } else { b }`",
     ),
     (
+        REF,
         "arccosh__f*",
         "semantics.rs: libm's acosh/acoshf (musl's algorithm) returns finite garbage instead of \
          NaN for many x < -1 (arccosh(-263.29675f32) = 0.6536823, arccosh(-55316.678...) = \
@@ -459,11 +489,13 @@ const KNOWN_FINDINGS: &[(&str, &str)] = &[
          (x >= 1 or NaN passes through)",
     ),
     (
+        REF,
         "minimum__*",
         "semantics.rs: np.minimum returns the second operand when a == b (minimum(-0.0, 0.0) \
          = 0.0); fix: `if a < b || a.is_nan() { a } else { b }`",
     ),
     (
+        REF,
         "*__i32_w3000000000",
         "expr.rs binary_types: NumPy checks a weak int against the loop dtype, not the common \
          dtype: int32_array / 3000000000 (and arctan2, hypot, copysign, nextafter) run in \
@@ -472,6 +504,7 @@ const KNOWN_FINDINGS: &[(&str, &str)] = &[
          comparisons with an int literal outside the int dtype, compute in int64",
     ),
     (
+        REF,
         "where__*w3000000000*",
         "np.where(c, int32_array, 3000000000) silently wraps the literal to int32 in NumPy 2.4 \
          (-1294967296); fusebox raises IntegerOverflow. Arguably fusebox is right: decide",
@@ -500,13 +533,15 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// Split failures into unexpected ones and known findings; stale findings count as unexpected.
-fn triage(failures: Vec<String>) -> (Vec<String>, Vec<String>) {
+fn triage(engine: &str, failures: Vec<String>) -> (Vec<String>, Vec<String>) {
     let mut unexpected = Vec::new();
     let mut known = Vec::new();
-    let mut used = vec![false; KNOWN_FINDINGS.len()];
+    let mine = |k: usize| KNOWN_FINDINGS[k].0.contains(&engine);
+    let mut used: Vec<bool> = (0..KNOWN_FINDINGS.len()).map(|k| !mine(k)).collect();
     for f in failures {
         let name = f.split(' ').next().unwrap_or("");
-        match KNOWN_FINDINGS.iter().position(|(p, _)| glob(p, name)) {
+        let hit = (0..KNOWN_FINDINGS.len()).find(|&k| mine(k) && glob(KNOWN_FINDINGS[k].1, name));
+        match hit {
             Some(k) => {
                 used[k] = true;
                 known.push(f);
@@ -514,7 +549,7 @@ fn triage(failures: Vec<String>) -> (Vec<String>, Vec<String>) {
             None => unexpected.push(f),
         }
     }
-    for ((pattern, _), used) in KNOWN_FINDINGS.iter().zip(used) {
+    for ((_, pattern, _), used) in KNOWN_FINDINGS.iter().zip(used) {
         if !used {
             unexpected.push(format!(
                 "known finding `{pattern}` no longer fails: remove it from KNOWN_FINDINGS"
@@ -526,11 +561,11 @@ fn triage(failures: Vec<String>) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn reference_evaluator_agrees_with_numpy() {
-    let (failures, table, n) = check_all(&|e| reference::evaluate(e, &HashMap::new()));
-    let (unexpected, known) = triage(failures);
+    let (failures, table, n) = check_all(&|e| reference::evaluate(e, &HashMap::new()), &[]);
+    let (unexpected, known) = triage("reference", failures);
     report("reference", &unexpected, &table, n);
     eprintln!("reference: {} cases hit known findings:", known.len());
-    for (pattern, finding) in KNOWN_FINDINGS {
+    for (_, pattern, finding) in KNOWN_FINDINGS {
         eprintln!("  KNOWN `{pattern}`: {finding}");
     }
     for k in &known {
@@ -543,6 +578,41 @@ fn reference_evaluator_agrees_with_numpy() {
         unexpected.len(),
         unexpected.join("\n")
     );
+}
+
+/// The JIT computes exp and log with its own vector math (src/mathlib.rs, documented as
+/// <= 1 ULP from glibc); NumPy's float64 log is glibc's, so its measured bound of 0 becomes 1.
+const JIT_ULP: &[(&str, DType, u64, &str)] =
+    &[("log", DType::F64, 1, "mathlib log: <= 1 ULP from glibc")];
+
+fn check_engine(engine: &str, session: fusebox::Session) {
+    let (failures, table, n) = check_all(&|e| session.compute(e), JIT_ULP);
+    let (unexpected, known) = triage(engine, failures);
+    report(engine, &unexpected, &table, n);
+    eprintln!("{engine}: {} cases hit known findings", known.len());
+    for k in &known {
+        eprintln!("  known: {k}");
+    }
+    assert!(
+        unexpected.is_empty(),
+        "{} of {n} golden cases disagree with NumPy on {engine}:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
+
+#[test]
+fn cpu_jit_unfused_agrees_with_numpy() {
+    let options = fusebox::Options {
+        optimize: false,
+        ..Default::default()
+    };
+    check_engine("cpu-jit-unfused", fusebox::Session::with_options(options));
+}
+
+#[test]
+fn cpu_jit_agrees_with_numpy() {
+    check_engine("cpu-jit", fusebox::Session::new());
 }
 
 #[test]
