@@ -10,7 +10,7 @@
 use fusebox::expr::ExprKind;
 use fusebox::ops::{BinaryOp, UnaryOp};
 use fusebox::{reference, DType, DynArray, Expr, Scalar};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use ndarray::{ArcArray, ArrayD, Axis, Dimension, IxDyn, Slice};
 use ndarray_npy::{read_npy, ReadNpyError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -301,12 +301,52 @@ fn input_elem(a: &DynArray, ix: &[usize]) -> String {
 
 /// Check one engine (`eval`) against every golden case; returns the failure report lines and
 /// the max ULP table.
+/// The same values with other strides: axis 0 reversed (a negative stride) and every other
+/// element of a buffer twice as long along the last axis. 0-d arrays are returned as they are.
+fn strided_copy(a: &DynArray) -> DynArray {
+    fn go<T: fusebox::Element>(a: &ArcArray<T, IxDyn>) -> DynArray {
+        if a.ndim() == 0 {
+            return DynArray::from(a.clone());
+        }
+        let last = a.ndim() - 1;
+        let n0 = a.shape()[0];
+        let mut shape = a.shape().to_vec();
+        shape[last] *= 2;
+        let mut big = ArrayD::<T>::default(IxDyn(&shape));
+        for (ix, &v) in a.indexed_iter() {
+            let mut j = ix.as_array_view().to_vec();
+            j[0] = n0 - 1 - j[0];
+            j[last] *= 2;
+            big[IxDyn(&j)] = v;
+        }
+        let mut big = big.into_shared();
+        big.slice_each_axis_inplace(|ax| {
+            if ax.axis.index() == last {
+                Slice::new(0, None, 2)
+            } else {
+                Slice::from(..)
+            }
+        });
+        big.invert_axis(Axis(0));
+        debug_assert_eq!(big.shape(), a.shape()); // values: see the unit test (NaN != NaN)
+        DynArray::from(big)
+    }
+    match a {
+        DynArray::Bool(x) => go(x),
+        DynArray::I32(x) => go(x),
+        DynArray::I64(x) => go(x),
+        DynArray::F32(x) => go(x),
+        DynArray::F64(x) => go(x),
+    }
+}
+
 /// Per function and result dtype: (max ULP measured, tolerance applied, elements where NaN or
 /// infinity disagreed and no distance applies).
 type UlpTable = BTreeMap<(String, DType), (u64, Tol, usize)>;
 
 fn check_all(
     dir: &Path,
+    strided: bool,
     eval: &dyn Fn(&Expr) -> fusebox::Result<DynArray>,
 ) -> (Vec<String>, UlpTable, usize) {
     let cases = read_manifest(dir);
@@ -321,6 +361,7 @@ fn check_all(
                 .entry(path.clone())
                 .or_insert_with(|| load(dir, path))
                 .clone();
+            let arr = if strided { strided_copy(&arr) } else { arr };
             inputs.push((sym.clone(), arr.clone()));
             data.insert(sym.clone(), Expr::data(arr, Some(sym)));
         }
@@ -552,8 +593,9 @@ fn triage(engine: &str, failures: Vec<String>) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn reference_evaluator_agrees_with_numpy() {
-    let (failures, table, n) =
-        check_all(&golden_dir(), &|e| reference::evaluate(e, &HashMap::new()));
+    let (failures, table, n) = check_all(&golden_dir(), false, &|e| {
+        reference::evaluate(e, &HashMap::new())
+    });
     let (unexpected, known) = triage("reference", failures);
     report("reference", &unexpected, &table, n);
     eprintln!("reference: {} cases hit known findings:", known.len());
@@ -572,9 +614,17 @@ fn reference_evaluator_agrees_with_numpy() {
     );
 }
 
-fn check_engine(engine: &str, session: fusebox::Session) {
-    let (failures, table, n) = check_all(&golden_dir(), &|e| session.compute(e));
+/// Run every case on `eval` (`engine` names it for the known findings); `strided` rebinds
+/// every input with other strides (see [`strided_copy`]): the results must not change.
+fn check_engine(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Result<DynArray>) {
+    let (failures, table, n) = check_all(&golden_dir(), strided, eval);
     let (unexpected, known) = triage(engine, failures);
+    let label = if strided {
+        format!("{engine} (strided inputs)")
+    } else {
+        engine.to_string()
+    };
+    let engine = label.as_str();
     report(engine, &unexpected, &table, n);
     eprintln!("{engine}: {} cases hit known findings", known.len());
     for k in &known {
@@ -594,12 +644,35 @@ fn cpu_jit_unfused_agrees_with_numpy() {
         optimize: false,
         ..Default::default()
     };
-    check_engine("cpu-jit-unfused", fusebox::Session::with_options(options));
+    let session = fusebox::Session::with_options(options);
+    check_engine("cpu-jit-unfused", false, &|e| session.compute(e));
 }
 
 #[test]
 fn cpu_jit_agrees_with_numpy() {
-    check_engine("cpu-jit", fusebox::Session::new());
+    let session = fusebox::Session::new();
+    check_engine("cpu-jit", false, &|e| session.compute(e));
+}
+
+#[test]
+fn reference_on_strided_inputs_agrees_with_numpy() {
+    check_engine("reference", true, &|e| {
+        reference::evaluate(e, &HashMap::new())
+    });
+}
+
+#[test]
+fn cpu_jit_on_strided_inputs_agrees_with_numpy() {
+    let session = fusebox::Session::new();
+    check_engine("cpu-jit", true, &|e| session.compute(e));
+}
+
+#[test]
+fn strided_copy_keeps_values_and_changes_strides() {
+    let a = DynArray::from(ndarray::arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]));
+    let b = strided_copy(&a);
+    assert_eq!(a, b);
+    assert_eq!(b.strides(), &[-6, 2]);
 }
 
 /// A wider ULP survey than the committed fixtures allow (200,000 inputs per function):
@@ -612,10 +685,10 @@ fn ulp_survey() {
         panic!("set FUSEBOX_ULP_SURVEY to the directory gen_golden.py --survey wrote");
     };
     let dir = PathBuf::from(dir);
-    let (failures, table, n) = check_all(&dir, &|e| reference::evaluate(e, &HashMap::new()));
+    let (failures, table, n) = check_all(&dir, false, &|e| reference::evaluate(e, &HashMap::new()));
     report("survey reference", &failures, &table, n);
     let session = fusebox::Session::new();
-    let (failures, table, n) = check_all(&dir, &|e| session.compute(e));
+    let (failures, table, n) = check_all(&dir, false, &|e| session.compute(e));
     report("survey cpu-jit", &failures, &table, n);
 }
 
