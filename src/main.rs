@@ -6,7 +6,7 @@
 use clap::{Parser, Subcommand};
 use fusebox::expr::ExprKind;
 use fusebox::npy::{read_npy, write_npy};
-use fusebox::parse::{names, parse};
+use fusebox::parse::{names, parse, CONSTANT_NAMES};
 use fusebox::{Device, Options, Session};
 use fusebox::{DynArray, Error, Expr, Result};
 use ndarray::Array1;
@@ -145,11 +145,13 @@ fn bind_value(name: &str, value: &str) -> Result<Expr> {
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
-    // Only the names the expression uses are loaded.
+    // Only the names the expression uses are loaded (and `pi`, `e`, ... when the user binds
+    // them: a binding wins over the constant). The first binding of a name wins.
     let used = names(&args.expr)?;
     let mut bound: HashMap<String, Expr> = HashMap::new();
     for (name, value) in &args.bindings {
-        if used.contains(name) && !bound.contains_key(name) {
+        let wanted = used.contains(name) || CONSTANT_NAMES.contains(&name.as_str());
+        if wanted && !bound.contains_key(name) {
             bound.insert(name.clone(), bind_value(name, value)?);
         }
     }

@@ -330,3 +330,14 @@ fn bench_runs_a_small_matrix() {
         "argument error: unknown implementation",
     );
 }
+
+#[test]
+fn a_binding_overrides_a_constant() {
+    let o = fusebox(&["eval", "e * 2 + pi", "e=3", "pi=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "shape: ()\ndtype: int64\narray(7)\n");
+    let o = fusebox(&["eval", "e * 2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = format!("array({})\n", std::f64::consts::E * 2.0);
+    assert!(stdout(&o).ends_with(&want), "{}", stdout(&o));
+}
