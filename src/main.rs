@@ -6,9 +6,9 @@
 use clap::{Parser, Subcommand};
 use fusebox::expr::ExprKind;
 use fusebox::npy::{read_npy, write_npy};
-use fusebox::parse::{names, parse};
+use fusebox::parse::{names, parse, CONSTANT_NAMES};
 use fusebox::{Device, Options, Session};
-use fusebox::{DynArray, Expr, Result};
+use fusebox::{DynArray, Error, Expr, Result};
 use ndarray::Array1;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +38,30 @@ enum Cmd {
     },
     /// List the CPU and GPU devices fusebox can use.
     Devices,
+    /// Time the benchmark matrix (fused, unfused, ndarray eager and Zip, copy baseline).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Cases to run (comma-separated): copy, add1, poly, gauss, sumsq, two. Default: all.
+    #[arg(long = "case", value_delimiter = ',')]
+    cases: Vec<String>,
+    /// Sizes (comma-separated). Default: 1e3 to 1e7 by powers of ten.
+    #[arg(long = "n", value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Implementations (comma-separated): fused, unfused, ndarray-eager, ndarray-zip, copy.
+    #[arg(long = "impl", value_delimiter = ',')]
+    impls: Vec<String>,
+    /// CPU threads for fusebox (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Wall-time budget per (case, size) in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    budget_ms: u64,
+    /// One JSON object per measurement instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +117,7 @@ fn main() -> ExitCode {
             devices();
             Ok(())
         }
+        Cmd::Bench(args) => bench(&args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,11 +145,13 @@ fn bind_value(name: &str, value: &str) -> Result<Expr> {
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
-    // Only the names the expression uses are loaded.
+    // Only the names the expression uses are loaded (and `pi`, `e`, ... when the user binds
+    // them: a binding wins over the constant). The first binding of a name wins.
     let used = names(&args.expr)?;
     let mut bound: HashMap<String, Expr> = HashMap::new();
     for (name, value) in &args.bindings {
-        if used.contains(name) && !bound.contains_key(name) {
+        let wanted = used.contains(name) || CONSTANT_NAMES.contains(&name.as_str());
+        if wanted && !bound.contains_key(name) {
             bound.insert(name.clone(), bind_value(name, value)?);
         }
     }
@@ -313,6 +340,51 @@ fn median_time(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     }
     times.sort();
     Ok(times[1])
+}
+
+// ---- bench ------------------------------------------------------------------------------
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    use fusebox::bench::{self, Config, CASES, IMPLS};
+    let mut cfg = Config {
+        threads: args.threads,
+        budget: Duration::from_millis(args.budget_ms),
+        ..Config::default()
+    };
+    for c in &args.cases {
+        if !CASES.contains(&c.as_str()) {
+            return Err(Error::Argument(format!(
+                "unknown bench case `{c}` (one of {})",
+                CASES.join(", ")
+            )));
+        }
+    }
+    for i in &args.impls {
+        if !IMPLS.contains(&i.as_str()) {
+            return Err(Error::Argument(format!(
+                "unknown implementation `{i}` (one of {})",
+                IMPLS.join(", ")
+            )));
+        }
+    }
+    if !args.cases.is_empty() {
+        cfg.cases = args.cases.clone();
+    }
+    if !args.sizes.is_empty() {
+        cfg.sizes = args.sizes.clone();
+    }
+    if !args.impls.is_empty() {
+        cfg.impls = args.impls.clone();
+    }
+    let records = bench::run(&cfg)?;
+    if args.json {
+        for r in &records {
+            println!("{}", r.to_json());
+        }
+    } else {
+        print!("{}", bench::table(&records));
+    }
+    Ok(())
 }
 
 // ---- devices ----------------------------------------------------------------------------

@@ -91,6 +91,9 @@ pub fn names(src: &str) -> Result<Vec<String>> {
     Ok(found.into_inner())
 }
 
+/// Names that are weak float literals unless `lookup` binds them.
+pub const CONSTANT_NAMES: [&str; 4] = ["pi", "e", "nan", "inf"];
+
 const CONSTANTS: [(&str, f64); 4] = [
     ("pi", std::f64::consts::PI),
     ("e", std::f64::consts::E),

@@ -296,3 +296,48 @@ fn devices_and_demo() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_runs_a_small_matrix() {
+    let args = [
+        "bench",
+        "--case",
+        "poly,copy",
+        "--n",
+        "1000",
+        "--impl",
+        "fused,copy",
+    ];
+    let o = fusebox(&[&args[..], &["--budget-ms", "20", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    // One record per (case, n, implementation).
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with('{') && l.contains("\"n\":1000")),
+        "{text}"
+    );
+    let o = fusebox(&[&args[..], &["--budget-ms", "20"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("case"), "{}", stdout(&o));
+    check_error(
+        &["bench", "--case", "nope"],
+        "argument error: unknown bench case `nope`",
+    );
+    check_error(
+        &["bench", "--impl", "numpy"],
+        "argument error: unknown implementation",
+    );
+}
+
+#[test]
+fn a_binding_overrides_a_constant() {
+    let o = fusebox(&["eval", "e * 2 + pi", "e=3", "pi=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "shape: ()\ndtype: int64\narray(7)\n");
+    let o = fusebox(&["eval", "e * 2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = format!("array({})\n", std::f64::consts::E * 2.0);
+    assert!(stdout(&o).ends_with(&want), "{}", stdout(&o));
+}
