@@ -296,13 +296,29 @@ pub fn where_(cond: impl Into<Expr>, a: impl Into<Expr>, b: impl Into<Expr>) -> 
 
 /// `(compute dtype, result dtype)` of a binary operator on two operands (NEP 50).
 pub fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> {
-    let common = match (a.weak, b.weak) {
-        (None, None) => promote(a.dtype, b.dtype),
-        (Some(s), None) => weak_with(s, b.dtype)?,
-        (None, Some(s)) => weak_with(s, a.dtype)?,
-        (Some(x), Some(y)) => promote(x.default_dtype(), y.default_dtype()),
+    let weak = match (a.weak, b.weak) {
+        (Some(s), None) => Some((s, b.dtype)),
+        (None, Some(s)) => Some((s, a.dtype)),
+        _ => None,
     };
+    let mut common = match (a.weak, b.weak, weak) {
+        (_, _, Some((s, strong))) => promote_weak(strong, s.kind()),
+        (Some(x), Some(y), None) => promote(x.default_dtype(), y.default_dtype()),
+        _ => promote(a.dtype, b.dtype),
+    };
+    // NumPy 2 compares with an integer literal outside the array's range exactly
+    // (`int32_array < 3_000_000_000` is all True): compare in int64.
+    if let Some((s, _)) = weak {
+        if op.is_comparison() && common.is_int() && check_weak_fits(s, common).is_err() {
+            common = DType::I64;
+        }
+    }
     let (compute, result) = op.signature(common)?;
+    // The literal must fit the dtype the operation computes in (`int32_array / 3e9` computes
+    // in float64 and is fine; `int32_array + 3e9` is an OverflowError in NumPy).
+    if let Some((s, _)) = weak {
+        check_weak_fits(s, compute)?;
+    }
     if op == BinaryOp::Pow && compute.is_int() {
         if let Some(Scalar::Int(e)) = b.weak {
             if e < 0 {
@@ -516,10 +532,11 @@ impl std::ops::Not for &Expr {
 pub(crate) fn precedence(op: BinaryOp) -> u8 {
     use BinaryOp::*;
     match op {
-        Or => 1,
-        Xor => 2,
-        And => 3,
-        Eq | Ne | Lt | Le | Gt | Ge => 4,
+        // Python: comparisons bind loosest, below `|`, `^` and `&`.
+        Eq | Ne | Lt | Le | Gt | Ge => 1,
+        Or => 2,
+        Xor => 3,
+        And => 4,
         Shl | Shr => 5,
         Add | Sub => 6,
         Mul | Div | FloorDiv | Rem => 7,
@@ -567,6 +584,9 @@ impl Expr {
                     // unary minus on its left).
                     let (lp, rp) = if *op == BinaryOp::Pow {
                         (p + 1, PREC_UNARY)
+                    } else if op.is_comparison() {
+                        // Comparisons do not chain in numexpr: parenthesize nested ones.
+                        (p + 1, p + 1)
                     } else {
                         (p, p + 1)
                     };
@@ -630,6 +650,10 @@ mod tests {
             where_(x.gt(0.0), x.exp(), 0.0).to_string(),
             "where(x > 0.0, exp(x), 0.0)"
         );
+        let b = x.gt(0.0) & x.lt(1.0);
+        assert_eq!(b.to_string(), "(x > 0.0) & (x < 1.0)");
+        assert_eq!(x.lt(1.0).eq_(true).to_string(), "(x < 1.0) == True");
+        assert_eq!(x.lt(&x + 1.0).to_string(), "x < x + 1.0");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   `MIN // -1` wraps to `MIN`; integer arithmetic wraps;
 //! - float `//` by zero is `a / b` (inf or NaN); float `%` by zero is NaN; the sign of `%`
 //!   follows the divisor, a zero remainder takes the divisor's sign;
-//! - `maximum`/`minimum` propagate NaN; `sign(NaN)` is NaN and `sign(±0)` is `+0`;
+//! - `maximum`/`minimum` propagate NaN and return the second operand on ties (so
+//!   `maximum(0.0, -0.0)` is `-0.0`); `sign(NaN)` is NaN and `sign(±0)` is `+0`;
 //! - `round` is half to even; `floor`/`ceil`/`trunc`/`round` keep integer dtypes;
 //! - shifts by a negative amount or by at least the bit width give 0 (`>>` of a negative: -1);
 //! - integer `**` with a negative exponent (NumPy raises; fusebox cannot raise per element)
@@ -53,7 +54,14 @@ macro_rules! float_semantics {
                 Cosh => libm::$m::cosh(x),
                 Tanh => libm::$m::tanh(x),
                 Arcsinh => libm::$m::asinh(x),
-                Arccosh => libm::$m::acosh(x),
+                // libm's acosh returns finite garbage below 1; NumPy gives NaN.
+                Arccosh => {
+                    if x < 1.0 {
+                        <$t>::NAN
+                    } else {
+                        libm::$m::acosh(x)
+                    }
+                }
                 Arctanh => libm::$m::atanh(x),
                 Floor => x.floor(),
                 Ceil => x.ceil(),
@@ -107,15 +115,17 @@ macro_rules! float_semantics {
                     }
                 }
                 Pow => a.powf(b),
+                // NumPy 2.4 (measured): the second operand on ties, so maximum(0.0, -0.0)
+                // is -0.0; NaN in either operand propagates.
                 Maximum => {
-                    if a >= b || a.is_nan() {
+                    if a > b || a.is_nan() {
                         a
                     } else {
                         b
                     }
                 }
                 Minimum => {
-                    if a <= b || a.is_nan() {
+                    if a < b || a.is_nan() {
                         a
                     } else {
                         b

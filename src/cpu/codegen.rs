@@ -927,11 +927,11 @@ impl Gen<'_, '_> {
                 Div => self.b.ins().fdiv(a, b),
                 Copysign => self.b.ins().fcopysign(a, b),
                 Maximum | Minimum => {
-                    // NumPy: (a >= b || isnan(a)) ? a : b (and <= for minimum).
+                    // NumPy: (a > b || isnan(a)) ? a : b (and < for minimum): ties give b.
                     let cc = if op == Maximum {
-                        FloatCC::GreaterThanOrEqual
+                        FloatCC::GreaterThan
                     } else {
-                        FloatCC::LessThanOrEqual
+                        FloatCC::LessThan
                     };
                     let c = self.b.ins().fcmp(cc, a, b);
                     let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
@@ -1139,9 +1139,9 @@ impl Gen<'_, '_> {
                 Div => self.b.ins().fdiv(a, b),
                 Maximum | Minimum => {
                     let cc = if op == Maximum {
-                        FloatCC::GreaterThanOrEqual
+                        FloatCC::GreaterThan
                     } else {
-                        FloatCC::LessThanOrEqual
+                        FloatCC::LessThan
                     };
                     let c = self.b.ins().fcmp(cc, a, b);
                     let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
