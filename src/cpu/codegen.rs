@@ -29,8 +29,8 @@ use crate::ops::{BinaryOp, UnaryOp};
 use crate::semantics;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData,
-    Type, UserFuncName, Value,
+    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Type,
+    UserFuncName, Value,
 };
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -141,13 +141,17 @@ enum Helper {
 impl Helper {
     /// The helper an operation needs in the scalar code, if any (`dt`: operand dtype).
     fn for_unary(op: UnaryOp, dt: DType) -> Option<Helper> {
-        (dt.is_float() && op.is_transcendental() && op != UnaryOp::Sqrt).then_some(Helper::Un(op, dt))
+        (dt.is_float() && op.is_transcendental() && op != UnaryOp::Sqrt)
+            .then_some(Helper::Un(op, dt))
     }
     fn for_binary(op: BinaryOp, dt: DType) -> Option<Helper> {
         use BinaryOp::*;
         let call = match dt {
             DType::F32 | DType::F64 => {
-                matches!(op, FloorDiv | Rem | Pow | Arctan2 | Hypot | Fmod | Nextafter)
+                matches!(
+                    op,
+                    FloorDiv | Rem | Pow | Arctan2 | Hypot | Fmod | Nextafter
+                )
             }
             DType::I32 | DType::I64 => op == Pow,
             DType::Bool => false,
@@ -280,10 +284,12 @@ fn build(
     // Cranelift reports unsupported lowerings as errors; guard against panics all the same, so
     // that the caller can fall back to the scalar-only function.
     let defined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        module.define_function(fid, &mut ctx)
+        module
+            .define_function(fid, &mut ctx)
+            .map_err(|e| Error::Compile(format!("{e:?}")))
     }))
     .map_err(|_| Error::Compile("Cranelift panicked while compiling the kernel".into()))?;
-    defined.map_err(|e| Error::Compile(format!("{e:?}")))?;
+    defined?;
     module.finalize_definitions().map_err(compile_err)?;
     Ok(module.get_finalized_function(fid))
 }
@@ -304,7 +310,9 @@ fn scalar_type(dt: DType) -> Type {
 enum Mode {
     Scalar,
     /// Lanes of `width` bytes; bool values are lane masks (all ones / all zeros).
-    Vector { width: usize },
+    Vector {
+        width: usize,
+    },
 }
 
 impl Mode {
@@ -323,7 +331,8 @@ impl Mode {
                     DType::Bool => types::I64,
                     d => scalar_type(d),
                 };
-                lane.by((VEC_BYTES / width) as u32).expect("a 128-bit vector type")
+                lane.by((VEC_BYTES / width) as u32)
+                    .expect("a 128-bit vector type")
             }
         }
     }
@@ -408,9 +417,13 @@ impl Gen<'_, '_> {
         let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, n);
         let mut body_args = vec![i_head];
         body_args.extend(acc_head);
-        self.b
-            .ins()
-            .brif(more, scalar_body, &args(&body_args), exit, &args(&acc_head.into_iter().collect::<Vec<_>>()));
+        self.b.ins().brif(
+            more,
+            scalar_body,
+            &args(&body_args),
+            exit,
+            &args(&acc_head.into_iter().collect::<Vec<_>>()),
+        );
 
         self.b.switch_to_block(scalar_body);
         let mut addrs = Vec::new();
@@ -510,7 +523,10 @@ impl Gen<'_, '_> {
         // Contiguity test and vector trip count.
         let mut contiguous = self.b.ins().iconst(types::I8, 1);
         for (j, dt) in k.inputs.iter().enumerate() {
-            let c = self.b.ins().icmp_imm_s(IntCC::Equal, steps[j], dt.size() as i64);
+            let c = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::Equal, steps[j], dt.size() as i64);
             contiguous = self.b.ins().band(contiguous, c);
         }
         let nv = self.b.ins().band_imm_s(n, -step);
@@ -574,7 +590,9 @@ impl Gen<'_, '_> {
         let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, nv);
         let mut back = vec![next];
         back.extend(&new_accs);
-        self.b.ins().brif(more, body, &args(&back), done, &args(&back));
+        self.b
+            .ins()
+            .brif(more, body, &args(&back), done, &args(&back));
 
         // Horizontal sum of the accumulators, then the scalar loop finishes the tail.
         self.b.switch_to_block(done);
@@ -584,7 +602,11 @@ impl Gen<'_, '_> {
             while level.len() > 1 {
                 let mut nextl = Vec::new();
                 for pair in level.chunks(2) {
-                    nextl.push(if pair.len() == 2 { self.add(pair[0], pair[1]) } else { pair[0] });
+                    nextl.push(if pair.len() == 2 {
+                        self.add(pair[0], pair[1])
+                    } else {
+                        pair[0]
+                    });
                 }
                 level = nextl;
             }
@@ -631,8 +653,16 @@ impl Gen<'_, '_> {
                         Mode::Vector { .. } => self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?,
                     }
                 }
-                Inst::Select { cond, on_true, on_false } => {
-                    let (c, t, f) = (vals[cond.index()], vals[on_true.index()], vals[on_false.index()]);
+                Inst::Select {
+                    cond,
+                    on_true,
+                    on_false,
+                } => {
+                    let (c, t, f) = (
+                        vals[cond.index()],
+                        vals[on_true.index()],
+                        vals[on_false.index()],
+                    );
                     match mode {
                         Mode::Scalar => self.b.ins().select(c, t, f),
                         Mode::Vector { .. } => {
@@ -708,7 +738,11 @@ impl Gen<'_, '_> {
     fn iconst(&mut self, t: Type, x: i64) -> Value {
         let lane = t.lane_type();
         let bits = lane.bits();
-        let x = if bits < 64 { x & ((1i64 << bits) - 1) } else { x };
+        let x = if bits < 64 {
+            x & ((1i64 << bits) - 1)
+        } else {
+            x
+        };
         let s = self.b.ins().iconst(lane, x);
         if t.is_vector() {
             self.b.ins().splat(t, s)
@@ -852,14 +886,20 @@ impl Gen<'_, '_> {
                     }
                     Shl => {
                         // Amounts outside [0, bits) give 0 (unsigned compare catches negatives).
-                        let out = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                        let out =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
                         let s = self.b.ins().ishl(a, b);
                         let zero = self.b.ins().iconst(t, 0);
                         self.b.ins().select(out, zero, s)
                     }
                     Shr => {
                         // Amounts outside [0, bits) shift by bits - 1 (0 or -1, by sign).
-                        let out = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                        let out =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
                         let top = self.b.ins().iconst(t, bits - 1);
                         let amount = self.b.ins().select(out, top, b);
                         self.b.ins().sshr(a, amount)
@@ -925,7 +965,11 @@ impl Gen<'_, '_> {
                 // semantics::f64_to_i64 / f64_to_i32: NaN and out of range give MIN. The
                 // saturating conversion already gives MIN below the range; above it (and for
                 // NaN, where the ordered compare is false) pick MIN.
-                let x = if from == F32 { self.b.ins().fpromote(types::F64, x) } else { x };
+                let x = if from == F32 {
+                    self.b.ins().fpromote(types::F64, x)
+                } else {
+                    x
+                };
                 let bits = t.bits() as i32;
                 let sat = self.b.ins().fcvt_to_sint_sat(t, x);
                 let limit = self.b.ins().f64const(2f64.powi(bits - 1));
@@ -950,7 +994,10 @@ impl Gen<'_, '_> {
         let t = mode.ty(out);
         let mut acc: Option<Value> = None;
         for lane in 0..mode.lanes() {
-            let ls: Vec<Value> = xs.iter().map(|x| self.b.ins().extractlane(*x, lane as u8)).collect();
+            let ls: Vec<Value> = xs
+                .iter()
+                .map(|x| self.b.ins().extractlane(*x, lane as u8))
+                .collect();
             let r = f(self, &ls)?;
             acc = Some(match acc {
                 None => self.b.ins().splat(t, r),
@@ -1004,7 +1051,11 @@ impl Gen<'_, '_> {
                     let gt = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
                     let lt = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
                     let eq = self.b.ins().fcmp(FloatCC::Equal, x, zero);
-                    let (gt, lt, eq) = (self.mask_as(gt, t), self.mask_as(lt, t), self.mask_as(eq, t));
+                    let (gt, lt, eq) = (
+                        self.mask_as(gt, t),
+                        self.mask_as(lt, t),
+                        self.mask_as(eq, t),
+                    );
                     let r = self.b.ins().bitselect(eq, zero, x);
                     let r = self.b.ins().bitselect(lt, mone, r);
                     self.b.ins().bitselect(gt, one, r)

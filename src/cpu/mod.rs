@@ -91,7 +91,11 @@ type KernelFn = unsafe extern "C" fn(*const *const u8, *const isize, *mut u8, us
 impl CpuBackend {
     /// A backend running on `threads` threads; `threads = 0` means all cores.
     pub fn new(threads: usize) -> Result<CpuBackend> {
-        let threads = if threads == 0 { num_cpus::get().max(1) } else { threads };
+        let threads = if threads == 0 {
+            num_cpus::get().max(1)
+        } else {
+            threads
+        };
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
             f.set(k, v)
@@ -175,7 +179,12 @@ impl CpuBackend {
     }
 
     /// Run `k` over the iteration space `out_shape` (see the module docs).
-    pub fn run(&self, k: &CpuKernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<DynArray> {
+    pub fn run(
+        &self,
+        k: &CpuKernel,
+        inputs: &[ArgView<'_>],
+        out_shape: &[usize],
+    ) -> Result<DynArray> {
         let kernel = &k.kernel;
         if inputs.len() != kernel.inputs.len() {
             return Err(Error::Argument(format!(
@@ -194,7 +203,9 @@ impl CpuBackend {
             let s = a.shape();
             let lead = out_shape.len().checked_sub(s.len());
             let fits = lead.is_some_and(|lead| {
-                s.iter().zip(&out_shape[lead..]).all(|(d, o)| d == o || *d == 1)
+                s.iter()
+                    .zip(&out_shape[lead..])
+                    .all(|(d, o)| d == o || *d == 1)
             });
             if !fits {
                 return Err(Error::ShapeMismatch {
@@ -225,25 +236,37 @@ impl CpuBackend {
         }
     }
 
-    fn store<T: Element>(&self, f: KernelFn, plan: &Plan, n: usize, shape: &[usize]) -> Result<DynArray> {
+    fn store<T: Element>(
+        &self,
+        f: KernelFn,
+        plan: &Plan,
+        n: usize,
+        shape: &[usize],
+    ) -> Result<DynArray> {
         let mut out = Array::<T, IxDyn>::uninit(IxDyn(shape));
         let base = SendPtr(out.as_mut_ptr() as *mut u8);
         let size = std::mem::size_of::<T>();
         let fill = |lo: usize, hi: usize| {
-            let base = base;
             let mut w = Walker::new(plan, lo, hi);
             while let Some((pos, len)) = w.next_run(usize::MAX) {
                 // SAFETY: `pos + len <= n`, the output holds `n` elements of `size` bytes, and
                 // the pointers in `w.ptrs` address `len` elements of each input at its stride.
                 unsafe {
-                    f(w.ptrs.as_ptr(), plan.inner.as_ptr(), base.0.add(pos * size), len);
+                    f(
+                        w.ptrs.as_ptr(),
+                        plan.inner.as_ptr(),
+                        base.at(pos * size),
+                        len,
+                    );
                 }
             }
         };
         match &self.pool {
             Some(pool) if n >= PARALLEL_THRESHOLD => {
                 // Ranges are disjoint, so the threads write disjoint parts of the output.
-                let chunks = (self.threads * 4).min(n.div_ceil(PARALLEL_THRESHOLD / 4)).max(1);
+                let chunks = (self.threads * 4)
+                    .min(n.div_ceil(PARALLEL_THRESHOLD / 4))
+                    .max(1);
                 let per = n.div_ceil(chunks);
                 pool.install(|| {
                     (0..chunks)
@@ -271,12 +294,19 @@ impl CpuBackend {
                 let end = (pos + SUM_BLOCK).min(hi);
                 let mut block = A::ZERO;
                 while pos < end {
-                    let Some((_, len)) = w.next_run(end - pos) else { break };
+                    let Some((_, len)) = w.next_run(end - pos) else {
+                        break;
+                    };
                     let mut part = A::ZERO;
                     // SAFETY: the run's pointers address `len` elements of each input; the
                     // function writes one accumulator (f64 or i64, matching A) at `part`.
                     unsafe {
-                        f(w.ptrs.as_ptr(), plan.inner.as_ptr(), &mut part as *mut A as *mut u8, len);
+                        f(
+                            w.ptrs.as_ptr(),
+                            plan.inner.as_ptr(),
+                            &mut part as *mut A as *mut u8,
+                            len,
+                        );
                     }
                     block = block.add(part);
                     pos += len;
@@ -310,6 +340,16 @@ fn scalar_array<T: Element>(x: T) -> DynArray {
 /// A raw pointer that may cross threads (the code using it keeps accesses disjoint).
 #[derive(Clone, Copy)]
 struct SendPtr(*mut u8);
+impl SendPtr {
+    /// `self + bytes` (a method, so closures capture the whole `SendPtr`).
+    ///
+    /// # Safety
+    /// The result must stay inside the allocation `self` points into.
+    unsafe fn at(self, bytes: usize) -> *mut u8 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.0.add(bytes) }
+    }
+}
 // SAFETY: only used for the output buffer, whose parts written by different threads are
 // disjoint (see `CpuBackend::store`).
 unsafe impl Send for SendPtr {}
@@ -358,9 +398,10 @@ impl Plan {
                 continue;
             }
             let mergeable = !dims.is_empty()
-                && byte_strides.iter().zip(&strides).all(|(bs, cs)| {
-                    *cs.last().unwrap_or(&0) == bs[d] * out_shape[d] as isize
-                });
+                && byte_strides
+                    .iter()
+                    .zip(&strides)
+                    .all(|(bs, cs)| *cs.last().unwrap_or(&0) == bs[d] * out_shape[d] as isize);
             if mergeable {
                 let last = dims.len() - 1;
                 dims[last] *= out_shape[d];
@@ -436,7 +477,9 @@ impl<'p> Walker<'p> {
             *p = plan.bases[j].0.wrapping_offset(off);
         }
         let last = plan.dims.len() - 1;
-        let len = (plan.dims[last] - self.idx[last]).min(self.hi - self.pos).min(max);
+        let len = (plan.dims[last] - self.idx[last])
+            .min(self.hi - self.pos)
+            .min(max);
         let at = self.pos;
         self.pos += len;
         self.idx[last] += len;
@@ -498,7 +541,11 @@ impl<A: Accum> Pairwise<A> {
     fn finish(&self) -> A {
         let mut acc = A::ZERO;
         for k in (0..self.len).rev() {
-            acc = if k + 1 == self.len { self.vals[k] } else { self.vals[k].add(acc) };
+            acc = if k + 1 == self.len {
+                self.vals[k]
+            } else {
+                self.vals[k].add(acc)
+            };
         }
         acc
     }

@@ -18,15 +18,6 @@ enum V {
 }
 
 impl V {
-    fn dtype(self) -> DType {
-        match self {
-            V::B(_) => DType::Bool,
-            V::I32(_) => DType::I32,
-            V::I64(_) => DType::I64,
-            V::F32(_) => DType::F32,
-            V::F64(_) => DType::F64,
-        }
-    }
     /// Bitwise equality, with every NaN equal to every NaN.
     fn same(self, o: V) -> bool {
         match (self, o) {
@@ -139,8 +130,8 @@ fn edges(dt: DType) -> Vec<V> {
         f64::INFINITY,
         f64::NEG_INFINITY,
         f64::NAN,
-        9.223372036854775808e18,
-        -9.223372036854775808e18,
+        9223372036854775808.0,
+        -9223372036854775808.0,
         2147483648.0,
         -2147483648.5,
         2147483647.5,
@@ -150,10 +141,29 @@ fn edges(dt: DType) -> Vec<V> {
     ];
     match dt {
         DType::Bool => vec![V::B(false), V::B(true)],
-        DType::I32 => [0, 1, -1, 2, -2, 3, -3, 7, -7, 31, 32, 33, -33, 100, 12345, i32::MAX, i32::MIN, i32::MIN + 1]
-            .into_iter()
-            .map(V::I32)
-            .collect(),
+        DType::I32 => [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            7,
+            -7,
+            31,
+            32,
+            33,
+            -33,
+            100,
+            12345,
+            i32::MAX,
+            i32::MIN,
+            i32::MIN + 1,
+        ]
+        .into_iter()
+        .map(V::I32)
+        .collect(),
         DType::I64 => [
             0,
             1,
@@ -180,7 +190,11 @@ fn edges(dt: DType) -> Vec<V> {
         .into_iter()
         .map(V::I64)
         .collect(),
-        DType::F32 => floats.iter().map(|x| V::F32(*x as f32)).chain([V::F32(f32::MAX), V::F32(-16777217.0)]).collect(),
+        DType::F32 => floats
+            .iter()
+            .map(|x| V::F32(*x as f32))
+            .chain([V::F32(f32::MAX), V::F32(-16777217.0)])
+            .collect(),
         DType::F64 => floats.iter().map(|x| V::F64(*x)).collect(),
     }
 }
@@ -226,7 +240,11 @@ fn check_same(what: &str, got: &DynArray, expected: &[V], inputs: &[Vec<V>]) {
     assert_eq!(got_v.len(), expected.len(), "{what}: length");
     for (i, (g, e)) in got_v.iter().zip(expected).enumerate() {
         let args: Vec<String> = inputs.iter().map(|x| format!("{:?}", x.get(i))).collect();
-        assert!(g.same(*e), "{what}: element {i} (inputs {}): got {g:?}, expected {e:?}", args.join(", "));
+        assert!(
+            g.same(*e),
+            "{what}: element {i} (inputs {}): got {g:?}, expected {e:?}",
+            args.join(", ")
+        );
     }
 }
 
@@ -299,17 +317,14 @@ fn backend() -> CpuBackend {
     CpuBackend::new(1).unwrap()
 }
 
-/// Lengths that exercise the SIMD loop, its unrolled remainder and the scalar tail.
-fn lengths_around(n: usize) -> usize {
-    n
-}
-
 #[test]
 fn every_unary_op_matches_semantics() {
     let be = backend();
     for op in UnaryOp::ALL {
         for dt in DType::ALL {
-            let Ok((c, r)) = op.signature(dt) else { continue };
+            let Ok((c, r)) = op.signature(dt) else {
+                continue;
+            };
             if c != dt {
                 continue;
             }
@@ -320,7 +335,12 @@ fn every_unary_op_matches_semantics() {
                 let a = storage(&xs, dt, layout);
                 let got = be.run(&k, &[view_of(&a, layout)], &[xs.len()]).unwrap();
                 assert_eq!(got.dtype(), r);
-                check_same(&format!("{op}.{dt} {layout:?}"), &got, &expected, &[xs.clone()]);
+                check_same(
+                    &format!("{op}.{dt} {layout:?}"),
+                    &got,
+                    &expected,
+                    std::slice::from_ref(&xs),
+                );
             }
         }
     }
@@ -331,7 +351,9 @@ fn every_binary_op_matches_semantics() {
     let be = backend();
     for op in BinaryOp::ALL {
         for dt in DType::ALL {
-            let Ok((c, r)) = op.signature(dt) else { continue };
+            let Ok((c, r)) = op.signature(dt) else {
+                continue;
+            };
             if c != dt {
                 continue;
             }
@@ -340,15 +362,28 @@ fn every_binary_op_matches_semantics() {
             // Every pair of edge values.
             let xs: Vec<V> = e.iter().flat_map(|a| e.iter().map(move |_| *a)).collect();
             let ys: Vec<V> = e.iter().flat_map(|_| e.iter().copied()).collect();
-            let expected: Vec<V> = xs.iter().zip(&ys).map(|(a, b)| eval_binary(op, *a, *b)).collect();
+            let expected: Vec<V> = xs
+                .iter()
+                .zip(&ys)
+                .map(|(a, b)| eval_binary(op, *a, *b))
+                .collect();
             for layout in LAYOUTS {
                 let a = storage(&xs, dt, layout);
                 let b = storage(&ys, dt, Layout::Contiguous);
                 let got = be
-                    .run(&k, &[view_of(&a, layout), view_of(&b, Layout::Contiguous)], &[xs.len()])
+                    .run(
+                        &k,
+                        &[view_of(&a, layout), view_of(&b, Layout::Contiguous)],
+                        &[xs.len()],
+                    )
                     .unwrap();
                 assert_eq!(got.dtype(), r);
-                check_same(&format!("{op}.{dt} {layout:?}"), &got, &expected, &[xs.clone(), ys.clone()]);
+                check_same(
+                    &format!("{op}.{dt} {layout:?}"),
+                    &got,
+                    &expected,
+                    &[xs.clone(), ys.clone()],
+                );
             }
             // Broadcast: (m, 1) with (1, m) gives every pair too, in the same order.
             let m = e.len();
@@ -356,7 +391,12 @@ fn every_binary_op_matches_semantics() {
             let b = to_array(&e, dt, &[1, m]);
             let got = be.run(&k, &[a.view(), b.view()], &[m, m]).unwrap();
             assert_eq!(got.shape(), &[m, m]);
-            check_same(&format!("{op}.{dt} broadcast"), &got, &expected, &[xs.clone(), ys.clone()]);
+            check_same(
+                &format!("{op}.{dt} broadcast"),
+                &got,
+                &expected,
+                &[xs.clone(), ys.clone()],
+            );
         }
     }
 }
@@ -387,7 +427,14 @@ fn simd_loop_is_generated_for_uniform_width_kernels() {
                         let x = b.push(Inst::Load { input: i }, dt);
                         let y = b.push(Inst::Load { input: j }, dt);
                         let c = b.push(Inst::Binary { op, lhs: x, rhs: y }, r);
-                        let z = b.push(Inst::Select { cond: c, on_true: x, on_false: y }, dt);
+                        let z = b.push(
+                            Inst::Select {
+                                cond: c,
+                                on_true: x,
+                                on_false: y,
+                            },
+                            dt,
+                        );
                         k = b.finish(Output::Store { value: z });
                     }
                     if !be.compile(&k).unwrap().has_simd() {
@@ -397,7 +444,12 @@ fn simd_loop_is_generated_for_uniform_width_kernels() {
             }
         }
     }
-    for (from, to) in [(DType::I32, DType::F32), (DType::F32, DType::I32), (DType::I64, DType::F64), (DType::F64, DType::I64)] {
+    for (from, to) in [
+        (DType::I32, DType::F32),
+        (DType::F32, DType::I32),
+        (DType::I64, DType::F64),
+        (DType::F64, DType::I64),
+    ] {
         if !be.compile(&cast_kernel(from, to)).unwrap().has_simd() {
             missing.push(format!("cast {from}->{to}"));
         }
@@ -424,7 +476,12 @@ fn casts_between_all_dtypes_match_astype() {
             for layout in LAYOUTS {
                 let a = storage(&xs, from, layout);
                 let got = be.run(&k, &[view_of(&a, layout)], &[xs.len()]).unwrap();
-                check_same(&format!("cast {from}->{to} {layout:?}"), &got, &expected, &[xs.clone()]);
+                check_same(
+                    &format!("cast {from}->{to} {layout:?}"),
+                    &got,
+                    &expected,
+                    std::slice::from_ref(&xs),
+                );
             }
         }
     }
@@ -440,7 +497,13 @@ fn casts_through_bool_masks_in_the_simd_loop() {
         let i = b.input(dt);
         let x = b.push(Inst::Load { input: i }, dt);
         let m = b.push(Inst::Cast { arg: x }, DType::Bool);
-        let n = b.push(Inst::Unary { op: UnaryOp::Not, arg: m }, DType::Bool);
+        let n = b.push(
+            Inst::Unary {
+                op: UnaryOp::Not,
+                arg: m,
+            },
+            DType::Bool,
+        );
         let y = b.push(Inst::Cast { arg: n }, dt);
         let k = be.compile(&b.finish(Output::Store { value: y })).unwrap();
         assert!(k.has_simd(), "{dt}");
@@ -450,11 +513,18 @@ fn casts_through_bool_masks_in_the_simd_loop() {
         let expected: Vec<V> = xs
             .iter()
             .map(|x| {
-                let V::B(m) = eval_cast(*x, DType::Bool) else { unreachable!() };
+                let V::B(m) = eval_cast(*x, DType::Bool) else {
+                    unreachable!()
+                };
                 eval_cast(V::B(!m), dt)
             })
             .collect();
-        check_same(&format!("bool round trip {dt}"), &got, &expected, &[xs.clone()]);
+        check_same(
+            &format!("bool round trip {dt}"),
+            &got,
+            &expected,
+            std::slice::from_ref(&xs),
+        );
     }
 }
 
@@ -467,15 +537,34 @@ fn select_with_bool_input_and_with_comparison() {
     let y: Vec<V> = (0..n).map(|i| V::F64(-(i as f64) * 0.5)).collect();
     // select(c, x, y) with a bool input (scalar loop only).
     let mut b = KernelBuilder::new();
-    let (ic, ix, iy) = (b.input(DType::Bool), b.input(DType::F64), b.input(DType::F64));
+    let (ic, ix, iy) = (
+        b.input(DType::Bool),
+        b.input(DType::F64),
+        b.input(DType::F64),
+    );
     let vc = b.push(Inst::Load { input: ic }, DType::Bool);
     let vx = b.push(Inst::Load { input: ix }, DType::F64);
     let vy = b.push(Inst::Load { input: iy }, DType::F64);
-    let s = b.push(Inst::Select { cond: vc, on_true: vx, on_false: vy }, DType::F64);
+    let s = b.push(
+        Inst::Select {
+            cond: vc,
+            on_true: vx,
+            on_false: vy,
+        },
+        DType::F64,
+    );
     let k = be.compile(&b.finish(Output::Store { value: s })).unwrap();
-    let (ca, xa, ya) = (to_array(&c, DType::Bool, &[n]), to_array(&x, DType::F64, &[n]), to_array(&y, DType::F64, &[n]));
-    let got = be.run(&k, &[ca.view(), xa.view(), ya.view()], &[n]).unwrap();
-    let expected: Vec<V> = (0..n).map(|i| if let V::B(true) = c[i] { x[i] } else { y[i] }).collect();
+    let (ca, xa, ya) = (
+        to_array(&c, DType::Bool, &[n]),
+        to_array(&x, DType::F64, &[n]),
+        to_array(&y, DType::F64, &[n]),
+    );
+    let got = be
+        .run(&k, &[ca.view(), xa.view(), ya.view()], &[n])
+        .unwrap();
+    let expected: Vec<V> = (0..n)
+        .map(|i| if let V::B(true) = c[i] { x[i] } else { y[i] })
+        .collect();
     check_same("select bool input", &got, &expected, &[]);
 
     // where(x > y * 3, x, y) on i32: SIMD masks.
@@ -484,17 +573,49 @@ fn select_with_bool_input_and_with_comparison() {
     let vx = b.push(Inst::Load { input: ix }, DType::I32);
     let vy = b.push(Inst::Load { input: iy }, DType::I32);
     let three = b.push(Inst::Const(Const::I32(3)), DType::I32);
-    let y3 = b.push(Inst::Binary { op: BinaryOp::Mul, lhs: vy, rhs: three }, DType::I32);
-    let gt = b.push(Inst::Binary { op: BinaryOp::Gt, lhs: vx, rhs: y3 }, DType::Bool);
-    let s = b.push(Inst::Select { cond: gt, on_true: vx, on_false: vy }, DType::I32);
+    let y3 = b.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: vy,
+            rhs: three,
+        },
+        DType::I32,
+    );
+    let gt = b.push(
+        Inst::Binary {
+            op: BinaryOp::Gt,
+            lhs: vx,
+            rhs: y3,
+        },
+        DType::Bool,
+    );
+    let s = b.push(
+        Inst::Select {
+            cond: gt,
+            on_true: vx,
+            on_false: vy,
+        },
+        DType::I32,
+    );
     let k = be.compile(&b.finish(Output::Store { value: s })).unwrap();
     assert!(k.has_simd());
     let xs: Vec<i32> = (0..n as i32).map(|i| i * 7 - 100).collect();
     let ys: Vec<i32> = (0..n as i32).map(|i| 20 - i * 2).collect();
     let got = be
-        .run(&k, &[Array1::from(xs.clone()).view().into(), Array1::from(ys.clone()).view().into()], &[n])
+        .run(
+            &k,
+            &[
+                Array1::from(xs.clone()).view().into(),
+                Array1::from(ys.clone()).view().into(),
+            ],
+            &[n],
+        )
         .unwrap();
-    let expected: Vec<V> = xs.iter().zip(&ys).map(|(x, y)| V::I32(if *x > y * 3 { *x } else { *y })).collect();
+    let expected: Vec<V> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(x, y)| V::I32(if *x > y * 3 { *x } else { *y }))
+        .collect();
     check_same("select i32 comparison", &got, &expected, &[]);
 }
 
@@ -505,8 +626,22 @@ fn axpy_kernel() -> Kernel {
     let vx = b.push(Inst::Load { input: ix }, DType::F64);
     let vy = b.push(Inst::Load { input: iy }, DType::F64);
     let two = b.push(Inst::Const(Const::F64(2.0)), DType::F64);
-    let m = b.push(Inst::Binary { op: BinaryOp::Mul, lhs: vx, rhs: two }, DType::F64);
-    let r = b.push(Inst::Binary { op: BinaryOp::Add, lhs: m, rhs: vy }, DType::F64);
+    let m = b.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: vx,
+            rhs: two,
+        },
+        DType::F64,
+    );
+    let r = b.push(
+        Inst::Binary {
+            op: BinaryOp::Add,
+            lhs: m,
+            rhs: vy,
+        },
+        DType::F64,
+    );
     b.finish(Output::Store { value: r })
 }
 
@@ -522,11 +657,19 @@ fn zero_dim_and_broadcast_inputs() {
     assert_eq!(got.scalar_f64(), Some(3.25));
     // 0-d with (3, 4), and (3, 1) with (4,).
     let m = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
-    let got = be.run(&k, &[(&x).into(), (&m).into()], &[3, 4]).unwrap().into_f64().unwrap();
+    let got = be
+        .run(&k, &[(&x).into(), (&m).into()], &[3, 4])
+        .unwrap()
+        .into_f64()
+        .unwrap();
     assert_eq!(got, m.mapv(|v| 3.0 + v).into_dyn());
     let col = Array2::from_shape_fn((3, 1), |(i, _)| i as f64);
     let row = Array1::from(vec![10.0, 20.0, 30.0, 40.0]);
-    let got = be.run(&k, &[(&col).into(), (&row).into()], &[3, 4]).unwrap().into_f64().unwrap();
+    let got = be
+        .run(&k, &[(&col).into(), (&row).into()], &[3, 4])
+        .unwrap()
+        .into_f64()
+        .unwrap();
     let expected = Array2::from_shape_fn((3, 4), |(i, j)| i as f64 * 2.0 + row[j]);
     assert_eq!(got, expected.into_dyn());
 }
@@ -539,12 +682,22 @@ fn two_dimensional_non_contiguous_views() {
     let a = big.slice(s![1..6;2, ..;3]); // (3, 4), strides (20, 3)
     let b = Array2::from_shape_fn((4, 3), |(i, j)| (i * 3 + j) as f64 - 5.0);
     let bt = b.t(); // (3, 4), strides (1, 3)
-    let got = be.run(&k, &[a.into(), bt.into()], &[3, 4]).unwrap().into_f64().unwrap();
+    let got = be
+        .run(&k, &[a.into(), bt.into()], &[3, 4])
+        .unwrap()
+        .into_f64()
+        .unwrap();
     let expected = Array2::from_shape_fn((3, 4), |(i, j)| a[[i, j]] * 2.0 + bt[[i, j]]);
     assert_eq!(got, expected.into_dyn());
     // A contiguous 3-D array coalesces to one run; results are the same.
-    let c = ArrayD::from_shape_fn(IxDyn(&[2, 3, 5]), |ix| (ix[0] * 15 + ix[1] * 5 + ix[2]) as f64);
-    let got = be.run(&k, &[(&c).into(), (&c).into()], &[2, 3, 5]).unwrap().into_f64().unwrap();
+    let c = ArrayD::from_shape_fn(IxDyn(&[2, 3, 5]), |ix| {
+        (ix[0] * 15 + ix[1] * 5 + ix[2]) as f64
+    });
+    let got = be
+        .run(&k, &[(&c).into(), (&c).into()], &[2, 3, 5])
+        .unwrap()
+        .into_f64()
+        .unwrap();
     assert_eq!(got, c.mapv(|v| v * 3.0));
 }
 
@@ -569,7 +722,10 @@ fn sum_kernel(dt: DType) -> Kernel {
     if !dt.is_float() && dt != DType::I64 {
         x = b.push(Inst::Cast { arg: x }, DType::I64);
     }
-    b.finish(Output::Reduce { op: ReduceOp::Sum, value: x })
+    b.finish(Output::Reduce {
+        op: ReduceOp::Sum,
+        value: x,
+    })
 }
 
 #[test]
@@ -580,8 +736,12 @@ fn float32_sum_is_accurate() {
     let n = 10_000_000;
     let x: Vec<f32> = (0..n).map(|i| 0.1 + (i % 1000) as f32 * 1e-4).collect();
     let exact: f64 = x.iter().map(|v| *v as f64).sum::<f64>(); // f64 sums of f32 values: ~1e-9 relative
-    let got = be.run(&k, &[Array1::from(x.clone()).view().into()], &[n]).unwrap();
-    let DynArray::F32(g) = &got else { panic!("dtype") };
+    let got = be
+        .run(&k, &[Array1::from(x.clone()).view().into()], &[n])
+        .unwrap();
+    let DynArray::F32(g) = &got else {
+        panic!("dtype")
+    };
     let g = g[[]];
     assert!(((g as f64 - exact) / exact).abs() < 1e-7, "{g} vs {exact}");
     // Strided input (scalar loop), same accuracy.
@@ -598,13 +758,19 @@ fn float64_sum_is_pairwise_accurate() {
     let x: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64) * 1e-7).collect();
     // Exact: n + 1e-7 * n(n-1)/2.
     let exact = n as f64 + 1e-7 * (n as f64) * (n as f64 - 1.0) / 2.0;
-    let got = be.run(&k, &[Array1::from(x).view().into()], &[n]).unwrap().scalar_f64().unwrap();
+    let got = be
+        .run(&k, &[Array1::from(x).view().into()], &[n])
+        .unwrap()
+        .scalar_f64()
+        .unwrap();
     assert!(((got - exact) / exact).abs() < 1e-14, "{got} vs {exact}");
     // Small cases, every length around the SIMD step and block size, against an exact sum of
     // small integers.
     for len in 0..300usize {
         let x: Vec<f64> = (0..len).map(|i| (i % 17) as f64 - 8.0).collect();
-        let got = be.run(&k, &[Array1::from(x.clone()).view().into()], &[lengths_around(len)]).unwrap();
+        let got = be
+            .run(&k, &[Array1::from(x.clone()).view().into()], &[len])
+            .unwrap();
         assert_eq!(got.scalar_f64(), Some(x.iter().sum::<f64>()), "len {len}");
     }
 }
@@ -635,16 +801,30 @@ fn many_threads_equal_one_thread() {
     let x = Array1::from_shape_fn(n, |i| (i as f64 * 0.37).sin());
     let y = Array1::from_shape_fn(2 * n, |i| i as f64 * 1e-3);
     let yv = y.slice(s![..;-2]);
-    let (k1, k4) = (one.compile(&axpy_kernel()).unwrap(), four.compile(&axpy_kernel()).unwrap());
+    let (k1, k4) = (
+        one.compile(&axpy_kernel()).unwrap(),
+        four.compile(&axpy_kernel()).unwrap(),
+    );
     let a = one.run(&k1, &[(&x).into(), yv.into()], &[n]).unwrap();
     let b = four.run(&k4, &[(&x).into(), yv.into()], &[n]).unwrap();
     assert!(a == b);
     assert_eq!(a.into_f64().unwrap()[[12345]], x[12345] * 2.0 + yv[12345]);
     // Sums: bitwise equal regardless of the thread count, contiguous and strided.
-    let (s1, s4) = (one.compile(&sum_kernel(DType::F64)).unwrap(), four.compile(&sum_kernel(DType::F64)).unwrap());
+    let (s1, s4) = (
+        one.compile(&sum_kernel(DType::F64)).unwrap(),
+        four.compile(&sum_kernel(DType::F64)).unwrap(),
+    );
     for v in [x.view(), yv] {
-        let a = one.run(&s1, &[v.into()], &[n]).unwrap().scalar_f64().unwrap();
-        let b = four.run(&s4, &[v.into()], &[n]).unwrap().scalar_f64().unwrap();
+        let a = one
+            .run(&s1, &[v.into()], &[n])
+            .unwrap()
+            .scalar_f64()
+            .unwrap();
+        let b = four
+            .run(&s4, &[v.into()], &[n])
+            .unwrap()
+            .scalar_f64()
+            .unwrap();
         assert_eq!(a.to_bits(), b.to_bits());
         let naive: f64 = v.iter().sum();
         assert!((a - naive).abs() <= 1e-9 * naive.abs().max(1.0));
@@ -657,9 +837,21 @@ fn compiling_twice_hits_the_cache() {
     let a = be.compile(&axpy_kernel()).unwrap();
     let b = be.compile(&axpy_kernel()).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    assert_eq!(be.counters(), CpuCounters { compilations: 1, cache_hits: 1 });
+    assert_eq!(
+        be.counters(),
+        CpuCounters {
+            compilations: 1,
+            cache_hits: 1
+        }
+    );
     be.compile(&sum_kernel(DType::F64)).unwrap();
-    assert_eq!(be.counters(), CpuCounters { compilations: 2, cache_hits: 1 });
+    assert_eq!(
+        be.counters(),
+        CpuCounters {
+            compilations: 2,
+            cache_hits: 1
+        }
+    );
 }
 
 #[test]
@@ -668,11 +860,27 @@ fn bad_arguments_are_errors() {
     let k = be.compile(&axpy_kernel()).unwrap();
     let x = Array1::from(vec![1.0, 2.0, 3.0]);
     let i = Array1::from(vec![1i64, 2, 3]);
-    assert!(matches!(be.run(&k, &[(&x).into()], &[3]), Err(Error::Argument(_))));
-    assert!(matches!(be.run(&k, &[(&x).into(), (&i).into()], &[3]), Err(Error::Argument(_))));
-    assert!(matches!(be.run(&k, &[(&x).into(), (&x).into()], &[4]), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(be.run(&k, &[(&x).into(), (&x).into()], &[]), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        be.run(&k, &[(&x).into()], &[3]),
+        Err(Error::Argument(_))
+    ));
+    assert!(matches!(
+        be.run(&k, &[(&x).into(), (&i).into()], &[3]),
+        Err(Error::Argument(_))
+    ));
+    assert!(matches!(
+        be.run(&k, &[(&x).into(), (&x).into()], &[4]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        be.run(&k, &[(&x).into(), (&x).into()], &[]),
+        Err(Error::ShapeMismatch { .. })
+    ));
     let mut bad = axpy_kernel();
-    bad.insts[2].inst = Inst::Binary { op: BinaryOp::Mul, lhs: KV(0), rhs: KV(5) };
+    bad.insts[2].inst = Inst::Binary {
+        op: BinaryOp::Mul,
+        lhs: KV(0),
+        rhs: KV(5),
+    };
     assert!(matches!(be.compile(&bad), Err(Error::InvalidKernel(_))));
 }
