@@ -884,3 +884,69 @@ fn bad_arguments_are_errors() {
     };
     assert!(matches!(be.compile(&bad), Err(Error::InvalidKernel(_))));
 }
+
+/// Rough throughput numbers (run with `--ignored --nocapture`); asserts nothing but equality.
+#[test]
+#[ignore]
+fn throughput_report() {
+    let n = 10_000_000;
+    let x = Array1::from_shape_fn(n, |i| i as f64 * 1e-6);
+    let y = Array1::from_shape_fn(n, |i| 1.0 - i as f64 * 1e-7);
+    for threads in [1, 2] {
+        let be = CpuBackend::new(threads).unwrap();
+        let k = be.compile(&axpy_kernel()).unwrap();
+        let s = be.compile(&sum_kernel(DType::F64)).unwrap();
+        let t = std::time::Instant::now();
+        let mut r = None;
+        for _ in 0..10 {
+            r = Some(be.run(&k, &[(&x).into(), (&y).into()], &[n]).unwrap());
+        }
+        let dt = t.elapsed().as_secs_f64() / 10.0;
+        println!(
+            "threads {threads}: axpy {:.2} GB/s ({:.2} ms)",
+            24.0 * n as f64 / dt / 1e9,
+            dt * 1e3
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            be.run(&s, &[(&x).into()], &[n]).unwrap();
+        }
+        let dt = t.elapsed().as_secs_f64() / 10.0;
+        println!(
+            "threads {threads}: sum {:.2} GB/s ({:.2} ms)",
+            8.0 * n as f64 / dt / 1e9,
+            dt * 1e3
+        );
+        let xs = x.slice(s![..;-1]);
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            be.run(&k, &[xs.into(), (&y).into()], &[n]).unwrap();
+        }
+        let dt = t.elapsed().as_secs_f64() / 10.0;
+        println!(
+            "threads {threads}: axpy reversed (scalar loop) {:.2} ms",
+            dt * 1e3
+        );
+        assert_eq!(r.unwrap().into_f64().unwrap()[[7]], x[7] * 2.0 + y[7]);
+    }
+}
+
+#[test]
+fn kernels_without_inputs_and_sums_of_broadcasts() {
+    let be = backend();
+    // A constant store fills the whole (coalesced) iteration space.
+    let mut b = KernelBuilder::new();
+    let c = b.push(Inst::Const(Const::I32(-7)), DType::I32);
+    let k = be.compile(&b.finish(Output::Store { value: c })).unwrap();
+    let got = be.run(&k, &[], &[3, 5, 2]).unwrap().into_i32().unwrap();
+    assert_eq!(got, ArrayD::from_elem(IxDyn(&[3, 5, 2]), -7));
+    // sum over a (1000, 3) space of a (3,) row broadcast down the rows, and of a 2-D view.
+    let s = be.compile(&sum_kernel(DType::F64)).unwrap();
+    let row = Array1::from(vec![0.5, -1.25, 4.0]);
+    let got = be.run(&s, &[(&row).into()], &[1000, 3]).unwrap();
+    assert_eq!(got.scalar_f64(), Some(3250.0));
+    let m = Array2::from_shape_fn((300, 7), |(i, j)| (i * 7 + j) as f64);
+    let t = m.t();
+    let got = be.run(&s, &[t.into()], &[7, 300]).unwrap();
+    assert_eq!(got.scalar_f64(), Some((2100 * 2099 / 2) as f64));
+}
