@@ -929,6 +929,14 @@ fn throughput_report() {
         );
         assert_eq!(r.unwrap().into_f64().unwrap()[[7]], x[7] * 2.0 + y[7]);
     }
+    // Baseline: ndarray's own `x * 2 + y` (allocates its output too).
+    let t = std::time::Instant::now();
+    for _ in 0..10 {
+        let r = &x * 2.0 + &y;
+        assert_eq!(r.len(), n);
+    }
+    let dt = t.elapsed().as_secs_f64() / 10.0;
+    println!("ndarray x * 2 + y: {:.2} ms", dt * 1e3);
 }
 
 #[test]
