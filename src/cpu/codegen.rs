@@ -284,10 +284,12 @@ fn build(
     // Cranelift reports unsupported lowerings as errors; guard against panics all the same, so
     // that the caller can fall back to the scalar-only function.
     let defined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        module.define_function(fid, &mut ctx)
+        module
+            .define_function(fid, &mut ctx)
+            .map_err(|e| Error::Compile(format!("{e:?}")))
     }))
     .map_err(|_| Error::Compile("Cranelift panicked while compiling the kernel".into()))?;
-    defined.map_err(|e| Error::Compile(format!("{e:?}")))?;
+    defined?;
     module.finalize_definitions().map_err(compile_err)?;
     Ok(module.get_finalized_function(fid))
 }

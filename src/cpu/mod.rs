@@ -250,7 +250,6 @@ impl CpuBackend {
         let base = SendPtr(out.as_mut_ptr() as *mut u8);
         let size = std::mem::size_of::<T>();
         let fill = |lo: usize, hi: usize| {
-            let base = base;
             let mut w = Walker::new(plan, lo, hi);
             while let Some((pos, len)) = w.next_run(usize::MAX) {
                 // SAFETY: `pos + len <= n`, the output holds `n` elements of `size` bytes, and
@@ -259,7 +258,7 @@ impl CpuBackend {
                     f(
                         w.ptrs.as_ptr(),
                         plan.inner.as_ptr(),
-                        base.0.add(pos * size),
+                        base.at(pos * size),
                         len,
                     );
                 }
@@ -344,6 +343,16 @@ fn scalar_array<T: Element>(x: T) -> DynArray {
 /// A raw pointer that may cross threads (the code using it keeps accesses disjoint).
 #[derive(Clone, Copy)]
 struct SendPtr(*mut u8);
+impl SendPtr {
+    /// `self + bytes` (a method, so closures capture the whole `SendPtr`).
+    ///
+    /// # Safety
+    /// The result must stay inside the allocation `self` points into.
+    unsafe fn at(self, bytes: usize) -> *mut u8 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.0.add(bytes) }
+    }
+}
 // SAFETY: only used for the output buffer, whose parts written by different threads are
 // disjoint (see `CpuBackend::store`).
 unsafe impl Send for SendPtr {}
