@@ -8,6 +8,9 @@
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
+/// case -> implementation -> [(n, GB/s, ns per element)]
+type Series = BTreeMap<String, BTreeMap<String, Vec<(f64, f64, f64)>>>;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (input, output) = match args.as_slice() {
@@ -15,8 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: plot_bench BENCH.json OUT.svg".into()),
     };
     let records: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&input)?)?;
-    // case -> impl -> [(n, gbps, ns per element)]
-    let mut data: BTreeMap<String, BTreeMap<String, Vec<(f64, f64, f64)>>> = BTreeMap::new();
+    let mut data: Series = BTreeMap::new();
     for r in &records {
         let (Some(case), Some(imp), Some(n), Some(gbps), Some(t)) = (
             r["case"].as_str(),
