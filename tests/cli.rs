@@ -148,7 +148,7 @@ fn bool_and_int32_inputs() {
         arr1(&[true, true, false, true]).into_dyn()
     );
     let out = eval_to(dir.path(), &["sum(i)", &format!("i={i}")]);
-    let want = 1i64 + 2 - 3 + i32::MIN as i64;
+    let want: i64 = [1i64, 2, -3, i32::MIN as i64].iter().sum();
     assert_eq!(read::<i64>(&out), arr0(want).into_dyn());
 }
 
