@@ -1,5 +1,6 @@
 // Bit-level helpers for f32.
 fn fb_max_f32() -> f32 { return 3.4028234663852886e38; }
+fn fb_min_normal_f32() -> f32 { return 1.1754943508222875e-38; }
 fn fb_nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u); }
 fn fb_signbit_f32(x: f32) -> bool { return (bitcast<u32>(x) & 0x80000000u) != 0u; }
 

@@ -1,5 +1,13 @@
 // NumPy semantics WGSL lacks, for one float type. `$F` is replaced by f32 or f64 before use.
 // Every function here uses only exact operations (compare, select, +, -, *, /, trunc, floor).
+// Float `!=` is written `!(a == b)`: naga lowers `!=` to an ordered comparison (false for NaN).
+
+// x * 1 with the 1 read from the parameter buffer (P[4]): an optimization barrier, so that
+// drivers that simplify float algebra (Mesa's NIR turns (1 + x) - 1 into x) keep the rounding
+// steps that error-free transformations rely on.
+fn fb_o_$F(x: $F) -> $F {
+    return x * $F(P[4]);
+}
 
 fn fb_isnan_$F(x: $F) -> bool {
     return !(x == x);
@@ -30,6 +38,12 @@ fn fb_copysign_$F(a: $F, b: $F) -> $F {
     return select(abs(a), -abs(a), fb_signbit_$F(b));
 }
 
+// frexp(x).exp for finite x > 0, subnormals included.
+fn fb_exponent_$F(x: $F) -> i32 {
+    if (x < fb_min_normal_$F()) { return i32(frexp(x * $F(18014398509481984.0)).exp) - 54; }
+    return i32(frexp(x).exp);
+}
+
 // C fmod (exact): long division by |b| * 2^k, each subtraction exact.
 fn fb_fmod_$F(a: $F, b: $F) -> $F {
     if (fb_isnan_$F(a) || fb_isnan_$F(b) || fb_isinf_$F(a) || b == $F(0.0)) {
@@ -41,9 +55,13 @@ fn fb_fmod_$F(a: $F, b: $F) -> $F {
         return a;
     }
     var r = ax;
-    let eb = i32(frexp(bx).exp);
+    let eb = fb_exponent_$F(bx);
     for (var i = 0; i < 2200 && r >= bx; i++) {
-        var t = ldexp(bx, i32(frexp(r).exp) - eb);
+        // t = bx * 2^k with k = exponent(r) - exponent(bx), by exact power-of-two products
+        // (ldexp and frexp are not trusted on subnormals).
+        let k = fb_exponent_$F(r) - eb;
+        let k1 = k / 3;
+        var t = bx * ldexp($F(1.0), k1) * ldexp($F(1.0), k1) * ldexp($F(1.0), k - 2 * k1);
         if (t > r) { t = t * $F(0.5); }
         r = r - t;
     }
@@ -54,7 +72,7 @@ fn fb_fmod_$F(a: $F, b: $F) -> $F {
 fn fb_rem_$F(a: $F, b: $F) -> $F {
     let m = fb_fmod_$F(a, b);
     if (b == $F(0.0)) { return m; }
-    if (m != $F(0.0)) {
+    if (!(m == $F(0.0))) {
         if ((b < $F(0.0)) != (m < $F(0.0))) { return m + b; }
         return m;
     }
@@ -66,8 +84,8 @@ fn fb_floordiv_$F(a: $F, b: $F) -> $F {
     if (b == $F(0.0)) { return a / b; }
     let m = fb_fmod_$F(a, b);
     var div = (a - m) / b;
-    if (m != $F(0.0) && ((b < $F(0.0)) != (m < $F(0.0)))) { div = div - $F(1.0); }
-    if (div != $F(0.0)) {
+    if (!(m == $F(0.0)) && ((b < $F(0.0)) != (m < $F(0.0)))) { div = div - $F(1.0); }
+    if (!(div == $F(0.0))) {
         var f = floor(div);
         if (div - f > $F(0.5)) { f = f + $F(1.0); }
         return f;

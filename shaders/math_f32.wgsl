@@ -7,7 +7,7 @@ fn fb_log_f32(x: f32) -> f32 { return select(log(x), fb_nan_f32(), x < 0.0); }
 fn fb_log2_f32(x: f32) -> f32 { return select(log2(x), fb_nan_f32(), x < 0.0); }
 fn fb_log10_f32(x: f32) -> f32 { return fb_log_f32(x) * 0.43429448190325182765; }
 fn fb_expm1_f32(x: f32) -> f32 {
-    let u = exp(x);
+    let u = fb_o_f32(exp(x));
     if (u == 1.0) { return x; }
     let um1 = u - 1.0;
     if (um1 == -1.0 || fb_isinf_f32(u)) { return um1; }
@@ -15,7 +15,7 @@ fn fb_expm1_f32(x: f32) -> f32 {
 }
 fn fb_log1p_f32(x: f32) -> f32 {
     if (x < -1.0) { return fb_nan_f32(); }
-    let u = 1.0 + x;
+    let u = fb_o_f32(1.0 + x);
     if (u == 1.0) { return x; }
     if (fb_isinf_f32(u)) { return u; }
     return log(u) * (x / (u - 1.0));

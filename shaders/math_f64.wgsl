@@ -82,24 +82,24 @@ fn fb_log2_f64(x: f64) -> f64 {
     let hfsq: f64 = 0.5 * f * f;
     let r = fb_log_r_f64(s);
     // log(m) = f - hfsq + s*(hfsq+r); split f - hfsq into hi + lo for the multiplication.
-    let hi = f - hfsq;
+    let hi = fb_o_f64(f - hfsq);
     let lo = (f - hi) - hfsq + s * (hfsq + r);
     // 1/ln2 = IVH + IVL
     let ivh: f64 = 1.44269502162933349609e+00;
     let ivl: f64 = 1.92596299112661746887e-08;
     let hi32 = fb_hi26(hi);
-    let lo2 = lo + (hi - hi32);
+    let lo2 = lo + fb_o_f64(hi - hi32);
     let val_hi = hi32 * ivh;
     let val_lo = (lo2 + hi32) * ivl + lo2 * ivh;
     let y = f64(sp.e);
-    let w = y + val_hi;
+    let w = fb_o_f64(y + val_hi);
     return w + (val_lo + ((y - w) + val_hi));
 }
 
 // Keep the top 26 bits of the significand (so products with a 27-bit constant are exact).
 fn fb_hi26(x: f64) -> f64 {
-    let c = x * 134217729.0;
-    return c - (c - x);
+    let c = fb_o_f64(x * 134217729.0);
+    return c - fb_o_f64(c - x);
 }
 
 fn fb_log10_f64(x: f64) -> f64 {
@@ -122,7 +122,7 @@ fn fb_log10_f64(x: f64) -> f64 {
     let val_hi = hi * ivh;
     let y2 = y * l2h;
     let val_lo = y * l2l + (lo + hi) * ivl + lo * ivh;
-    let w = y2 + val_hi;
+    let w = fb_o_f64(y2 + val_hi);
     return w + (val_lo + ((y2 - w) + val_hi));
 }
 
@@ -131,7 +131,7 @@ fn fb_log1p_f64(x: f64) -> f64 {
     if (x < -1.0) { return fb_nan_f64(); }
     if (x == -1.0) { return -fb_inf_f64(); }
     if (x > 9007199254740992.0) { return fb_log_f64(x); }
-    let u: f64 = 1.0 + x;
+    let u = fb_o_f64(1.0 + x);
     if (u == 1.0) { return x; }
     return fb_log_f64(u) * (x / (u - 1.0));
 }
@@ -142,7 +142,7 @@ fn fb_expm1_f64(x: f64) -> f64 {
     if (x < -40.0) { return -1.0; }
     if (abs(x) < 1.1102230246251565e-16) { return x; }
     // expm1(x) = 2 tanh(x/2) / (1 - tanh(x/2)) is circular; use Kahan's trick on u = exp(x).
-    let u = fb_exp_f64(x);
+    let u = fb_o_f64(fb_exp_f64(x));
     if (u == 1.0) { return x; }
     let um1 = u - 1.0;
     if (um1 == -1.0) { return -1.0; }
@@ -177,13 +177,13 @@ fn fb_rem_pio2_f64(x: f64) -> FbRed {
     var w = n * 6.07710050650619224932e-11;
     var t = r;
     w = n * 6.07710050630396597660e-11;
-    r = t - w;
+    r = fb_o_f64(t - w);
     w = n * 2.02226624879595063154e-21 - ((t - r) - w);
     t = r;
     w = n * 2.02226624871116645580e-21;
-    r = t - w;
+    r = fb_o_f64(t - w);
     w = n * 8.47842766036889956997e-32 - ((t - r) - w);
-    let y0 = r - w;
+    let y0 = fb_o_f64(r - w);
     let y1 = (r - y0) - w;
     // n mod 4 without overflowing i32 for huge |x|.
     let q = n - 4.0 * floor(n * 0.25);
@@ -413,7 +413,7 @@ fn fb_atanh_f64(x: f64) -> f64 {
 // Exact product a*b = p + e (Dekker/Veltkamp; needs unfused multiply and add).
 struct FbDD { hi: f64, lo: f64 }
 fn fb_two_prod(a: f64, b: f64) -> FbDD {
-    let p = a * b;
+    let p = fb_o_f64(a * b);
     let ah = fb_hi26(a);
     let al = a - ah;
     let bh = fb_hi26(b);
@@ -427,7 +427,7 @@ fn fb_log_dd(x: f64) -> FbDD {
     let sp = fb_split_f64(x);
     let f = sp.m - 1.0;
     let k = f64(sp.e);
-    let dh: f64 = 2.0 + f;
+    let dh: f64 = fb_o_f64(2.0 + f);
     let dl = f - (dh - 2.0);
     let s = f / dh;
     let sd = fb_two_prod(s, dh);
@@ -436,11 +436,11 @@ fn fb_log_dd(x: f64) -> FbDD {
     // k*ln2 (hi exact) + 2s, then the small terms.
     let a = k * FB_LN2_HI;
     let b: f64 = 2.0 * s;
-    let hi = a + b;
-    let bv = hi - a;
+    let hi = fb_o_f64(a + b);
+    let bv = fb_o_f64(hi - a);
     let err = (a - (hi - bv)) + (b - bv);
     let lo = err + (2.0 * slo + tail + k * FB_LN2_LO);
-    let h2 = hi + lo;
+    let h2 = fb_o_f64(hi + lo);
     return FbDD(h2, lo - (h2 - hi));
 }
 
@@ -471,10 +471,16 @@ fn fb_pow_f64(x: f64, y: f64) -> f64 {
         return select(inf, -inf, negs);
     }
     if (x < 0.0 && !fb_is_int_f64(y)) { return fb_nan_f64(); }
+    if (abs(x) == 1.0) { return select(f64(1.0), f64(-1.0), x < 0.0 && odd); }
+    // |y| this large: the result under- or overflows (and keeps the splitting in range).
+    if (ay > 1e300) {
+        if ((abs(x) < 1.0) == (y > 0.0)) { return 0.0; }
+        return inf;
+    }
     let l = fb_log_dd(abs(x));
     let p = fb_two_prod(y, l.hi);
     let plo = p.lo + y * l.lo;
-    let hi = p.hi + plo;
+    let hi = fb_o_f64(p.hi + plo);
     let lo = plo - (hi - p.hi);
     var r: f64 = 0.0;
     if (hi > 709.782712893383973096) {
@@ -503,7 +509,7 @@ fn fb_hypot_f64(a: f64, b: f64) -> f64 {
     // sqrt(p^2 + q^2) with the squares as exact double-doubles.
     let pp = fb_two_prod(p, p);
     let qq = fb_two_prod(q, q);
-    let sh = pp.hi + qq.hi;
+    let sh = fb_o_f64(pp.hi + qq.hi);
     let sl = (pp.hi - sh) + qq.hi + pp.lo + qq.lo;
     let r = sqrt(sh);
     // One Newton step on the residual: r + (s - r^2) / (2r).

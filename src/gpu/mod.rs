@@ -64,18 +64,20 @@ pub struct GpuCounters {
     pub dispatches: u64,
 }
 
-fn instance() -> wgpu::Instance {
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    // Vulkan first; GL only as a fallback (it has no f64 and is noisy on headless machines).
-    desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL;
+    desc.backends = backends;
     wgpu::Instance::new(desc)
 }
 
-fn sorted_adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    // GL only when nothing else exists (it has no f64, and prints errors on headless machines).
+/// Adapters, Vulkan first. GL only when nothing else exists (it has no f64, and prints errors
+/// on headless machines). The instance is returned too: adapters must not outlive it.
+fn sorted_adapters() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
     let primary = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    let mut inst = instance(primary);
     let mut list = pollster::block_on(inst.enumerate_adapters(primary));
     if list.is_empty() {
+        inst = instance(wgpu::Backends::GL);
         list = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::GL));
     }
     list.sort_by_key(|a| match a.get_info().backend {
@@ -83,7 +85,7 @@ fn sorted_adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
         wgpu::Backend::Metal | wgpu::Backend::Dx12 => 1,
         _ => 2,
     });
-    list
+    (inst, list)
 }
 
 fn describe(index: usize, a: &wgpu::Adapter) -> AdapterInfo {
@@ -104,9 +106,8 @@ fn describe(index: usize, a: &wgpu::Adapter) -> AdapterInfo {
 /// All adapters (Vulkan first), for `fusebox devices`. Never panics; empty when none.
 pub fn adapters() -> Vec<AdapterInfo> {
     std::panic::catch_unwind(|| {
-        let inst = instance();
-        sorted_adapters(&inst)
-            .iter()
+        let (_inst, list) = sorted_adapters();
+        list.iter()
             .enumerate()
             .map(|(i, a)| describe(i, a))
             .collect()
@@ -206,8 +207,7 @@ impl GpuBackend {
     /// Open adapter `index` (as listed by [`adapters`]), requesting its own limits and the
     /// `SHADER_F64` / `SHADER_INT64` features when present.
     pub fn new(index: usize) -> Result<GpuBackend> {
-        let inst = instance();
-        let list = sorted_adapters(&inst);
+        let (_inst, list) = sorted_adapters();
         if list.is_empty() {
             return Err(Error::Device("no GPU adapter found".into()));
         }
@@ -513,8 +513,10 @@ impl GpuBackend {
             });
         }
 
-        let ndim = out_shape.len();
         let all_flat = hosts.iter().zip(&streamed).all(|(h, s)| *s || h.shape == out_shape);
+        // With every input flat the shader needs no multi-index: pass no dimensions at all.
+        let ndim = if all_flat { 0 } else { out_shape.len() };
+        let shape_p: &[usize] = if all_flat { &[] } else { out_shape };
         // Whole inputs.
         let mut bound: Vec<Option<wgpu::Buffer>> = Vec::new();
         for (h, s) in hosts.iter().zip(&streamed) {
@@ -532,11 +534,11 @@ impl GpuBackend {
         let mut start = 0usize;
         while start < n {
             let len = chunk.min(n - start);
-            // Parameters: n, start, row, ndim, shape, then per input: flat, base, strides.
+            // Parameters: n, start, row, ndim, 1, shape, then per input: flag, base, strides.
             let groups = (len as u32).div_ceil(WORKGROUP);
             let (gx, gy) = Self::grid(groups);
-            let mut p: Vec<u32> = vec![len as u32, start as u32, gx * WORKGROUP, if all_flat { 0 } else { ndim as u32 }];
-            p.extend(out_shape.iter().map(|&d| d as u32));
+            let mut p: Vec<u32> = vec![len as u32, start as u32, gx * WORKGROUP, ndim as u32, 1];
+            p.extend(shape_p.iter().map(|&d| d as u32));
             let mut stream_bufs: Vec<Option<wgpu::Buffer>> = Vec::new();
             for (i, h) in hosts.iter().enumerate() {
                 if streamed[i] {
@@ -549,8 +551,10 @@ impl GpuBackend {
                 } else {
                     let flat = h.shape == out_shape;
                     p.extend([if flat { 2 } else { 0 }, 0]);
-                    let st = broadcast_strides(&h.shape, &h.c_strides, out_shape);
-                    p.extend(st.iter().map(|&s| s as u32));
+                    if !all_flat {
+                        let st = broadcast_strides(&h.shape, &h.c_strides, out_shape);
+                        p.extend(st.iter().map(|&s| s as u32));
+                    }
                     stream_bufs.push(None);
                 }
             }
