@@ -212,7 +212,10 @@ impl GpuBackend {
             return Err(Error::Device("no GPU adapter found".into()));
         }
         let adapter = list.get(index).ok_or_else(|| {
-            Error::Device(format!("no GPU adapter with index {index} ({} found)", list.len()))
+            Error::Device(format!(
+                "no GPU adapter with index {index} ({} found)",
+                list.len()
+            ))
         })?;
         let info = describe(index, adapter);
         let wanted = wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64;
@@ -266,12 +269,17 @@ impl GpuBackend {
     /// exercise the chunked path on small arrays. `None` restores the adapter's limit.
     #[doc(hidden)]
     pub fn set_binding_limit(&self, bytes: Option<u64>) {
-        let v = bytes.map_or(self.info.max_binding_size, |b| b.clamp(4096, self.info.max_binding_size));
+        let v = bytes.map_or(self.info.max_binding_size, |b| {
+            b.clamp(4096, self.info.max_binding_size)
+        });
         self.binding_limit.store(v, Ordering::Relaxed);
     }
 
     fn options(&self) -> wgsl::Options {
-        wgsl::Options { f64: self.info.f64 && self.info.i64, i64: self.info.i64 }
+        wgsl::Options {
+            f64: self.info.f64 && self.info.i64,
+            i64: self.info.i64,
+        }
     }
 
     fn check_dtypes(&self, k: &Kernel) -> Result<()> {
@@ -306,31 +314,39 @@ impl GpuBackend {
     fn build_pipe(&self, source: &str, n_inputs: usize, label: &str) -> Result<Pipe> {
         wgsl::validate(source, self.options()).map_err(|e| Error::Compile(e.to_string()))?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
         let mut entries = vec![storage_entry(0, true), storage_entry(1, false)];
         for i in 0..n_inputs {
             entries.push(storage_entry(2 + i as u32, true));
         }
-        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &entries,
-        });
-        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Compile(format!("{label}: {e}")));
         }
@@ -342,8 +358,8 @@ impl GpuBackend {
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<GpuKernel>> {
         kernel.verify()?;
         self.check_dtypes(kernel)?;
-        let source =
-            wgsl::write_kernel_with(kernel, self.options()).map_err(|e| Error::Compile(e.to_string()))?;
+        let source = wgsl::write_kernel_with(kernel, self.options())
+            .map_err(|e| Error::Compile(e.to_string()))?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         source.hash(&mut h);
         let key = h.finish();
@@ -368,7 +384,10 @@ impl GpuBackend {
         }
         let src = wgsl::write_sum_pass(t).map_err(|e| Error::Compile(e.to_string()))?;
         let p = Arc::new(self.build_pipe(&src, 1, "fusebox sum pass")?);
-        self.sum_pipes.lock().map_err(poisoned)?.insert(t, p.clone());
+        self.sum_pipes
+            .lock()
+            .map_err(poisoned)?
+            .insert(t, p.clone());
         Ok(p)
     }
 
@@ -376,12 +395,27 @@ impl GpuBackend {
         let cap = size.max(256).next_power_of_two();
         // Never round past what one binding may hold.
         let limit = self.info.max_binding_size.max(size);
-        let cap = if cap > limit { round_up(size, 256) } else { cap };
-        if let Some(b) = self.pool.lock().map_err(poisoned)?.free.get_mut(&(kind, cap)).and_then(|v| v.pop()) {
+        let cap = if cap > limit {
+            round_up(size, 256)
+        } else {
+            cap
+        };
+        if let Some(b) = self
+            .pool
+            .lock()
+            .map_err(poisoned)?
+            .free
+            .get_mut(&(kind, cap))
+            .and_then(|v| v.pop())
+        {
             return Ok(b);
         }
         let usage = match kind {
-            Kind::Storage => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            Kind::Storage => {
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC
+            }
             Kind::Staging => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         };
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -408,11 +442,17 @@ impl GpuBackend {
         }
         // write_buffer needs a multiple of 4 bytes; every device element is 4 or 8 bytes.
         self.queue.write_buffer(buf, offset, bytes);
-        self.uploaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.uploaded
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
 
     /// Copy `size` bytes of `src` back to the host.
-    fn download(&self, encoder: wgpu::CommandEncoder, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    fn download(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        size: u64,
+    ) -> Result<Vec<u8>> {
         let mut encoder = encoder;
         let size4 = round_up(size, 4);
         let staging = self.acquire(Kind::Staging, size4)?;
@@ -430,7 +470,9 @@ impl GpuBackend {
             .map_err(|_| Error::Device("buffer map callback never ran".into()))?
             .map_err(|e| Error::Device(format!("map: {e}")))?;
         let out = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Device(format!("map: {e}")))?;
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Device(format!("map: {e}")))?;
             view[..size as usize].to_vec()
         };
         staging.unmap();
@@ -451,7 +493,12 @@ impl GpuBackend {
 
     /// Same contract as the CPU backend: inputs broadcast to `out_shape` (any strides);
     /// `Store` -> fresh C-contiguous array of `out_shape`; `Reduce(Sum)` -> 0-d array.
-    pub fn run(&self, k: &GpuKernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<DynArray> {
+    pub fn run(
+        &self,
+        k: &GpuKernel,
+        inputs: &[ArgView<'_>],
+        out_shape: &[usize],
+    ) -> Result<DynArray> {
         self.take_lost()?;
         let kern = &k.kernel;
         if inputs.len() != kern.inputs.len() {
@@ -463,13 +510,22 @@ impl GpuBackend {
         }
         for (i, (a, t)) in inputs.iter().zip(&kern.inputs).enumerate() {
             if a.dtype() != *t {
-                return Err(Error::Argument(format!("input {i} has dtype {}, kernel expects {t}", a.dtype())));
+                return Err(Error::Argument(format!(
+                    "input {i} has dtype {}, kernel expects {t}",
+                    a.dtype()
+                )));
             }
             let s = a.shape();
             let ok = s.len() <= out_shape.len()
-                && s.iter().rev().zip(out_shape.iter().rev()).all(|(&x, &o)| x == o || x == 1);
+                && s.iter()
+                    .rev()
+                    .zip(out_shape.iter().rev())
+                    .all(|(&x, &o)| x == o || x == 1);
             if !ok {
-                return Err(Error::ShapeMismatch { lhs: s.to_vec(), rhs: out_shape.to_vec() });
+                return Err(Error::ShapeMismatch {
+                    lhs: s.to_vec(),
+                    rhs: out_shape.to_vec(),
+                });
             }
         }
         let out_t = kern.output_dtype();
@@ -485,7 +541,13 @@ impl GpuBackend {
         result
     }
 
-    fn run_chunks(&self, k: &GpuKernel, hosts: &[HostInput], out_shape: &[usize], n: usize) -> Result<DynArray> {
+    fn run_chunks(
+        &self,
+        k: &GpuKernel,
+        hosts: &[HostInput],
+        out_shape: &[usize],
+        n: usize,
+    ) -> Result<DynArray> {
         let kern = &k.kernel;
         let out_t = kern.output_dtype();
         let reduce = matches!(kern.output, Output::Reduce { .. });
@@ -498,13 +560,9 @@ impl GpuBackend {
                 widest = widest.max(device_size(h.dtype) as u64);
             }
         }
-        let chunk = if widest == 0 {
-            // Reductions over small inputs: bounded only by 32-bit indexing of the grid.
-            (1u64 << 31) - (1u64 << 31) % WORKGROUP as u64
-        } else {
-            let c = limit / widest;
-            (c - c % WORKGROUP as u64).max(WORKGROUP as u64)
-        } as usize;
+        // Reductions over small inputs (widest == 0): bounded only by 32-bit indexing.
+        let c = limit.checked_div(widest).unwrap_or(1u64 << 31);
+        let chunk = (c - c % WORKGROUP as u64).max(WORKGROUP as u64) as usize;
 
         if n == 0 {
             return Ok(match (reduce, out_t) {
@@ -513,7 +571,10 @@ impl GpuBackend {
             });
         }
 
-        let all_flat = hosts.iter().zip(&streamed).all(|(h, s)| *s || h.shape == out_shape);
+        let all_flat = hosts
+            .iter()
+            .zip(&streamed)
+            .all(|(h, s)| *s || h.shape == out_shape);
         // With every input flat the shader needs no multi-index: pass no dimensions at all.
         let ndim = if all_flat { 0 } else { out_shape.len() };
         let shape_p: &[usize] = if all_flat { &[] } else { out_shape };
@@ -560,15 +621,31 @@ impl GpuBackend {
             }
             let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
             self.upload(&params, 0, bytemuck::cast_slice(&p));
-            let out_len = if reduce { groups as u64 * osz as u64 } else { len as u64 * osz as u64 };
+            let out_len = if reduce {
+                groups as u64 * osz as u64
+            } else {
+                len as u64 * osz as u64
+            };
             let out = self.acquire(Kind::Storage, round_up(out_len, 4))?;
             let mut entries = vec![
-                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: out.as_entire_binding(),
+                },
             ];
             for i in 0..hosts.len() {
-                let b = bound[i].as_ref().or(stream_bufs[i].as_ref()).ok_or_else(|| Error::Device("internal: input buffer missing".into()))?;
-                entries.push(wgpu::BindGroupEntry { binding: 2 + i as u32, resource: b.as_entire_binding() });
+                let b = bound[i]
+                    .as_ref()
+                    .or(stream_bufs[i].as_ref())
+                    .ok_or_else(|| Error::Device("internal: input buffer missing".into()))?;
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 2 + i as u32,
+                    resource: b.as_entire_binding(),
+                });
             }
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("fusebox kernel"),
@@ -635,10 +712,16 @@ impl GpuBackend {
         let mut cur = buf;
         let mut count = count;
         let osz = device_size(t) as u64;
-        let pipe = if count > 1 { Some(self.sum_pipe(t)?) } else { None };
+        let pipe = if count > 1 {
+            Some(self.sum_pipe(t)?)
+        } else {
+            None
+        };
         let mut keep: Vec<wgpu::Buffer> = Vec::new();
         while count > 1 {
-            let pipe = pipe.as_ref().ok_or_else(|| Error::Device("internal: no sum pipeline".into()))?;
+            let pipe = pipe
+                .as_ref()
+                .ok_or_else(|| Error::Device("internal: no sum pipeline".into()))?;
             let groups = (count as u32).div_ceil(WORKGROUP);
             let (gx, gy) = Self::grid(groups);
             let p: [u32; 4] = [count as u32, 0, gx * WORKGROUP, 0];
@@ -659,9 +742,18 @@ impl GpuBackend {
                 label: Some("fusebox sum pass"),
                 layout: &pipe.layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: next.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: cur.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: next.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: cur.as_entire_binding(),
+                    },
                 ],
             });
             {
@@ -708,7 +800,10 @@ fn empty_array(t: DType, shape: &[usize]) -> DynArray {
 }
 
 fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<DynArray> {
-    fn typed<T: bytemuck::Pod + crate::array::Element>(bytes: &[u8], shape: &[usize]) -> Result<DynArray> {
+    fn typed<T: bytemuck::Pod + crate::array::Element>(
+        bytes: &[u8],
+        shape: &[usize],
+    ) -> Result<DynArray> {
         let v: Vec<T> = bytemuck::pod_collect_to_vec(bytes);
         Ok(ArrayD::from_shape_vec(IxDyn(shape), v)
             .map_err(|e| Error::Device(format!("read-back of {shape:?}: {e}")))?

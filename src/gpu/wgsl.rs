@@ -335,10 +335,15 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
     k.verify().map_err(|e| WgslError::Invalid(e.to_string()))?;
     let used = dtypes_used(k);
     if used.contains(&DType::F64) && !(opts.f64 && opts.i64) {
-        return Err(WgslError::Unsupported("float64 needs SHADER_F64 and SHADER_INT64".into()));
+        return Err(WgslError::Unsupported(
+            "float64 needs SHADER_F64 and SHADER_INT64".into(),
+        ));
     }
     // f32 transcendentals go through f64 only when f64 is fully usable.
-    let opts = Options { f64: opts.f64 && opts.i64, ..opts };
+    let opts = Options {
+        f64: opts.f64 && opts.i64,
+        ..opts
+    };
     if used.contains(&DType::I64) && !opts.i64 {
         return Err(WgslError::Unsupported("int64 needs SHADER_INT64".into()));
     }
@@ -348,9 +353,18 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
     let w = &mut s;
     let n_in = k.inputs.len();
     let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
-    let _ = writeln!(w, "@group(0) @binding(1) var<storage, read_write> OUT: array<{}>;", storage_ty(out_t));
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(1) var<storage, read_write> OUT: array<{}>;",
+        storage_ty(out_t)
+    );
     for (i, t) in k.inputs.iter().enumerate() {
-        let _ = writeln!(w, "@group(0) @binding({}) var<storage, read> IN{i}: array<{}>;", 2 + i, storage_ty(*t));
+        let _ = writeln!(
+            w,
+            "@group(0) @binding({}) var<storage, read> IN{i}: array<{}>;",
+            2 + i,
+            storage_ty(*t)
+        );
     }
     if reduce {
         let _ = writeln!(w, "var<workgroup> WG: array<{}, 256>;", ty(out_t));
@@ -377,12 +391,18 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
         let _ = writeln!(w, "        for (var d = ndim; d > 0u; d = d - 1u) {{");
         let _ = writeln!(w, "            let size = P[4u + d];\n            let c = rem % size;\n            rem = rem / size;");
         for i in 0..n_in {
-            let _ = writeln!(w, "            o{i} = o{i} + c * P[5u + ndim + {i}u * (2u + ndim) + 1u + d];");
+            let _ = writeln!(
+                w,
+                "            o{i} = o{i} + c * P[5u + ndim + {i}u * (2u + ndim) + 1u + d];"
+            );
         }
         let _ = writeln!(w, "        }}");
         for i in 0..n_in {
             let _ = writeln!(w, "        let f{i} = P[5u + ndim + {i}u * (2u + ndim)];");
-            let _ = writeln!(w, "        o{i} = select(select(o{i}, g, f{i} == 2u), local, f{i} == 1u);");
+            let _ = writeln!(
+                w,
+                "        o{i} = select(select(o{i}, g, f{i} == 2u), local, f{i} == 1u);"
+            );
         }
     }
     for (i, d) in k.insts.iter().enumerate() {
@@ -399,7 +419,11 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
             Inst::Const(c) => const_expr(c),
             Inst::Unary { op, arg } => unary(op, t, &v(arg), opts)?,
             Inst::Binary { op, lhs, rhs } => binary(op, k.ty(lhs), &v(lhs), &v(rhs), opts)?,
-            Inst::Select { cond, on_true, on_false } => {
+            Inst::Select {
+                cond,
+                on_true,
+                on_false,
+            } => {
                 format!("select({}, {}, {})", v(on_false), v(on_true), v(cond))
             }
             Inst::Cast { arg } => cast(k.ty(arg), t, &v(arg)),
@@ -433,7 +457,10 @@ fn write_tree(w: &mut String) {
     let _ = writeln!(w, "    for (var s = 128u; s > 0u; s = s >> 1u) {{");
     let _ = writeln!(w, "        if (lid < s) {{ WG[lid] = WG[lid] + WG[lid + s]; }}\n        workgroupBarrier();\n    }}");
     let _ = writeln!(w, "    let part = wid.x + wid.y * nwg.x;");
-    let _ = writeln!(w, "    if (lid == 0u && part < (n + 255u) / 256u) {{ OUT[part] = WG[0]; }}");
+    let _ = writeln!(
+        w,
+        "    if (lid == 0u && part < (n + 255u) / 256u) {{ OUT[part] = WG[0]; }}"
+    );
 }
 
 /// A pass of the sum reduction over `t` values: `OUT[group] = sum(IN0[group*256 ..])`.
@@ -442,23 +469,39 @@ pub fn write_sum_pass(t: DType) -> Result<String, WgslError> {
     let w = &mut s;
     let ts = ty(t);
     let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
-    let _ = writeln!(w, "@group(0) @binding(1) var<storage, read_write> OUT: array<{ts}>;");
-    let _ = writeln!(w, "@group(0) @binding(2) var<storage, read> IN0: array<{ts}>;");
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(1) var<storage, read_write> OUT: array<{ts}>;"
+    );
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(2) var<storage, read> IN0: array<{ts}>;"
+    );
     let _ = writeln!(w, "var<workgroup> WG: array<{ts}, 256>;");
     let _ = writeln!(w, "@compute @workgroup_size(256)");
     let _ = writeln!(w, "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{");
-    let _ = writeln!(w, "    let n = P[0];\n    let local = gid.x + gid.y * P[2];");
-    let _ = writeln!(w, "    var acc = {ts}(0);\n    if (local < n) {{ acc = IN0[local]; }}");
+    let _ = writeln!(
+        w,
+        "    let n = P[0];\n    let local = gid.x + gid.y * P[2];"
+    );
+    let _ = writeln!(
+        w,
+        "    var acc = {ts}(0);\n    if (local < n) {{ acc = IN0[local]; }}"
+    );
     write_tree(w);
     let _ = writeln!(w, "}}");
-    let opts = Options { f64: t == DType::F64, i64: t != DType::F32 };
+    let opts = Options {
+        f64: t == DType::F64,
+        i64: t != DType::F32,
+    };
     validate(&s, opts)?;
     Ok(s)
 }
 
 /// Parse and validate WGSL with naga, with the capabilities `opts` grants.
 pub fn validate(source: &str, opts: Options) -> Result<(), WgslError> {
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| WgslError::Parse(e.emit_to_string(source)))?;
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| WgslError::Parse(e.emit_to_string(source)))?;
     let mut caps = naga::valid::Capabilities::empty();
     if opts.f64 {
         caps |= naga::valid::Capabilities::FLOAT64;
@@ -495,7 +538,16 @@ mod tests {
                     _ => continue,
                 }
                 let k = unary_kernel(op, t);
-                for opts in [Options { f64: true, i64: true }, Options { f64: t == DType::F64, i64: t.size() == 8 }] {
+                for opts in [
+                    Options {
+                        f64: true,
+                        i64: true,
+                    },
+                    Options {
+                        f64: t == DType::F64,
+                        i64: t.size() == 8,
+                    },
+                ] {
                     if let Err(e) = write_kernel_with(&k, opts) {
                         panic!("{op} {t} {opts:?}: {e}");
                     }
@@ -508,7 +560,9 @@ mod tests {
     fn every_binary_op_and_cast_validates() {
         for t in DType::ALL {
             for op in BinaryOp::ALL {
-                let Ok((c, r)) = op.signature(t) else { continue };
+                let Ok((c, r)) = op.signature(t) else {
+                    continue;
+                };
                 if c != t {
                     continue;
                 }
@@ -517,9 +571,23 @@ mod tests {
                 let y = b.input(t);
                 let vx = b.push(Inst::Load { input: x }, t);
                 let vy = b.push(Inst::Load { input: y }, t);
-                let v = b.push(Inst::Binary { op, lhs: vx, rhs: vy }, r);
+                let v = b.push(
+                    Inst::Binary {
+                        op,
+                        lhs: vx,
+                        rhs: vy,
+                    },
+                    r,
+                );
                 let k = b.finish(Output::Store { value: v });
-                write_kernel_with(&k, Options { f64: true, i64: true }).unwrap_or_else(|e| panic!("{op} {t}: {e}"));
+                write_kernel_with(
+                    &k,
+                    Options {
+                        f64: true,
+                        i64: true,
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{op} {t}: {e}"));
             }
             for to in DType::ALL {
                 let mut b = KernelBuilder::new();
@@ -538,6 +606,9 @@ mod tests {
     #[test]
     fn f64_without_the_feature_is_refused() {
         let k = unary_kernel(UnaryOp::Exp, DType::F64);
-        assert!(matches!(write_kernel_with(&k, Options::default()), Err(WgslError::Unsupported(_))));
+        assert!(matches!(
+            write_kernel_with(&k, Options::default()),
+            Err(WgslError::Unsupported(_))
+        ));
     }
 }
