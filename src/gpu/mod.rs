@@ -661,9 +661,12 @@ impl GpuBackend {
             }
             self.dispatches.fetch_add(1, Ordering::Relaxed);
             if reduce {
-                let (enc, total) = self.reduce_passes(enc, out, groups as usize, out_t)?;
+                let (enc, total, used) = self.reduce_passes(enc, out, groups as usize, out_t)?;
                 // Keep the chunk's total on the device until all chunks are done.
                 self.queue.submit([enc.finish()]);
+                for b in used {
+                    self.release(Kind::Storage, b);
+                }
                 chunk_sums.push(total);
             } else {
                 let bytes = self.download(enc, &out, len as u64 * osz as u64)?;
@@ -689,11 +692,11 @@ impl GpuBackend {
             for (i, b) in chunk_sums.iter().enumerate() {
                 enc.copy_buffer_to_buffer(b, 0, &all, (i * osz) as u64, osz as u64);
             }
-            let (enc, total) = self.reduce_passes(enc, all, chunk_sums.len(), out_t)?;
-            for b in chunk_sums {
+            let (enc, total, used) = self.reduce_passes(enc, all, chunk_sums.len(), out_t)?;
+            let bytes = self.download(enc, &total, osz as u64)?;
+            for b in chunk_sums.into_iter().chain(used) {
                 self.release(Kind::Storage, b);
             }
-            let bytes = self.download(enc, &total, osz as u64)?;
             self.release(Kind::Storage, total);
             return bytes_to_array(out_t, &bytes, &[]);
         }
@@ -708,7 +711,7 @@ impl GpuBackend {
         buf: wgpu::Buffer,
         count: usize,
         t: DType,
-    ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer)> {
+    ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer, Vec<wgpu::Buffer>)> {
         let mut cur = buf;
         let mut count = count;
         let osz = device_size(t) as u64;
@@ -768,12 +771,9 @@ impl GpuBackend {
             cur = next;
             count = groups as usize;
         }
-        // Buffers still referenced by `enc` go back to the pool after it is submitted; wgpu keeps
-        // them alive until then, and reuse only happens in later submissions (queue order).
-        for b in keep {
-            self.release(Kind::Storage, b);
-        }
-        Ok((enc, cur))
+        // Buffers read by `enc` go back to the pool only after it is submitted (by the caller):
+        // another thread could otherwise write into them before this pass reads them.
+        Ok((enc, cur, keep))
     }
 }
 
