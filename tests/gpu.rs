@@ -1046,3 +1046,70 @@ fn unsupported_dtypes_are_refused_cleanly() {
         }
     }
 }
+
+#[test]
+fn resident_arrays_are_not_re_uploaded() {
+    let Some(b) = backend() else { return };
+    // y = x * 2 + 1 on the device, then sum(y) and y - x, without touching the host in between.
+    let t = DType::F32;
+    let mut kb = KernelBuilder::new();
+    let x = load(&mut kb, t);
+    let c2 = kb.push(Inst::Const(Const::F32(2.0)), t);
+    let c1 = kb.push(Inst::Const(Const::F32(1.0)), t);
+    let m = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: x,
+            rhs: c2,
+        },
+        t,
+    );
+    let y = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Add,
+            lhs: m,
+            rhs: c1,
+        },
+        t,
+    );
+    let affine = b.compile(&kb.finish(Output::Store { value: y })).unwrap();
+    let sub = b.compile(&binary_kernel(BinaryOp::Sub, t)).unwrap();
+    let sum = b.compile(&sum_kernel(t)).unwrap();
+    let xs = ArrayD::<f32>::from_shape_fn(IxDyn(&[64, 50]), |i| (i[0] * 50 + i[1]) as f32 * 0.25);
+    let row = ArrayD::<f32>::from_shape_fn(IxDyn(&[50]), |i| i[0] as f32);
+
+    let c0 = b.counters();
+    let dx = b.upload(&ArgView::from(xs.view())).unwrap();
+    let drow = b.upload(&ArgView::from(row.view())).unwrap();
+    let c1 = b.counters();
+    assert_eq!(c1.bytes_uploaded - c0.bytes_uploaded, (64 * 50 + 50) * 4);
+    let dy = b.run_resident(&affine, &[&dx], &[64, 50]).unwrap();
+    let dd = b.run_resident(&sub, &[&dy, &drow], &[64, 50]).unwrap();
+    let ds = b.run_resident(&sum, &[&dy], &[64, 50]).unwrap();
+    let c2 = b.counters();
+    assert_eq!(
+        c2.bytes_uploaded, c1.bytes_uploaded,
+        "data already on the device was re-uploaded"
+    );
+    assert_eq!(
+        c2.bytes_downloaded, c1.bytes_downloaded,
+        "a resident run read data back"
+    );
+    assert_eq!((dy.shape(), ds.shape()), (&[64usize, 50][..], &[][..]));
+
+    let want_y = xs.mapv(|v| v * 2.0 + 1.0);
+    assert_eq!(b.download(&dy).unwrap().into_f32().unwrap(), want_y);
+    let want_d = &want_y - &row;
+    assert_eq!(b.download(&dd).unwrap().into_f32().unwrap(), want_d);
+    let s = b.download(&ds).unwrap().scalar_f64().unwrap();
+    let host: f64 = want_y.iter().map(|&v| v as f64).sum();
+    assert!(
+        (s - host).abs() <= 1e-6 * host.abs(),
+        "resident sum {s} vs host {host}"
+    );
+    assert!(b.counters().bytes_downloaded > c2.bytes_downloaded);
+    // bool round trip through the u32 device layout.
+    let flags = ArrayD::from_shape_vec(IxDyn(&[3]), vec![true, false, true]).unwrap();
+    let df = b.upload(&ArgView::from(flags.view())).unwrap();
+    assert_eq!(b.download(&df).unwrap().into_bool().unwrap(), flags);
+}

@@ -288,6 +288,10 @@ impl GpuBackend {
         if k.is_reduction() && !k.output_dtype().is_float() {
             types.push(DType::I64);
         }
+        self.check_dtypes_of(&types)
+    }
+
+    fn check_dtypes_of(&self, types: &[DType]) -> Result<()> {
         if !(self.info.f64 && self.info.i64) && types.contains(&DType::F64) {
             return Err(Error::UnsupportedDtype(format!(
                 "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the math polyfills use 64-bit bit access), which {} ({}) lacks",
@@ -436,7 +440,7 @@ impl GpuBackend {
         }
     }
 
-    fn upload(&self, buf: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+    fn upload_bytes(&self, buf: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -447,7 +451,7 @@ impl GpuBackend {
     }
 
     /// Copy `size` bytes of `src` back to the host.
-    fn download(
+    fn download_buf(
         &self,
         encoder: wgpu::CommandEncoder,
         src: &wgpu::Buffer,
@@ -585,7 +589,7 @@ impl GpuBackend {
                 bound.push(None);
             } else {
                 let b = self.acquire(Kind::Storage, round_up(h.bytes.len().max(4) as u64, 4))?;
-                self.upload(&b, 0, &h.bytes);
+                self.upload_bytes(&b, 0, &h.bytes);
                 bound.push(Some(b));
             }
         }
@@ -607,7 +611,7 @@ impl GpuBackend {
                     p.extend(std::iter::repeat_n(0, ndim));
                     let bytes = h.chunk_bytes(out_shape, start, len)?;
                     let b = self.acquire(Kind::Storage, round_up(bytes.len() as u64, 4))?;
-                    self.upload(&b, 0, &bytes);
+                    self.upload_bytes(&b, 0, &bytes);
                     stream_bufs.push(Some(b));
                 } else {
                     let flat = h.shape == out_shape;
@@ -620,7 +624,9 @@ impl GpuBackend {
                 }
             }
             let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
-            self.upload(&params, 0, bytemuck::cast_slice(&p));
+            // Parameters are not counted as uploaded data.
+            self.queue
+                .write_buffer(&params, 0, bytemuck::cast_slice(&p));
             let out_len = if reduce {
                 groups as u64 * osz as u64
             } else {
@@ -669,7 +675,7 @@ impl GpuBackend {
                 }
                 chunk_sums.push(total);
             } else {
-                let bytes = self.download(enc, &out, len as u64 * osz as u64)?;
+                let bytes = self.download_buf(enc, &out, len as u64 * osz as u64)?;
                 if out_bytes.is_empty() {
                     out_bytes.reserve_exact(n * osz);
                 }
@@ -693,7 +699,7 @@ impl GpuBackend {
                 enc.copy_buffer_to_buffer(b, 0, &all, (i * osz) as u64, osz as u64);
             }
             let (enc, total, used) = self.reduce_passes(enc, all, chunk_sums.len(), out_t)?;
-            let bytes = self.download(enc, &total, osz as u64)?;
+            let bytes = self.download_buf(enc, &total, osz as u64)?;
             for b in chunk_sums.into_iter().chain(used) {
                 self.release(Kind::Storage, b);
             }
@@ -774,6 +780,213 @@ impl GpuBackend {
         // Buffers read by `enc` go back to the pool only after it is submitted (by the caller):
         // another thread could otherwise write into them before this pass reads them.
         Ok((enc, cur, keep))
+    }
+}
+
+/// An array resident on the device: C-contiguous, in device layout (bool as u32).
+pub struct GpuArray {
+    buffer: wgpu::Buffer,
+    dtype: DType,
+    shape: Vec<usize>,
+}
+
+impl GpuArray {
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for GpuArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuArray({}, {:?})", self.dtype, self.shape)
+    }
+}
+
+impl GpuBackend {
+    fn resident_buffer(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("fusebox resident"),
+            size: round_up(bytes.max(4), 4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    fn check_resident_size(&self, bytes: u64) -> Result<()> {
+        let limit = self.binding_limit.load(Ordering::Relaxed);
+        if bytes > limit {
+            return Err(Error::TooLarge(format!(
+                "{bytes} bytes: a device-resident array must fit one storage binding ({limit} bytes); \
+                 use GpuBackend::run, which streams larger arrays"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copy an array to the device once; it stays there for [`GpuBackend::run_resident`].
+    pub fn upload(&self, a: &ArgView<'_>) -> Result<GpuArray> {
+        self.take_lost()?;
+        let t = a.dtype();
+        self.check_dtypes_of(&[t])?;
+        let h = HostInput::new(a);
+        self.check_resident_size(h.bytes.len() as u64)?;
+        let buffer = self.resident_buffer(h.bytes.len() as u64);
+        self.upload_bytes(&buffer, 0, &h.bytes);
+        Ok(GpuArray {
+            buffer,
+            dtype: t,
+            shape: h.shape,
+        })
+    }
+
+    /// Copy a device array back to the host.
+    pub fn download(&self, a: &GpuArray) -> Result<DynArray> {
+        let size = (a.len() * device_size(a.dtype)) as u64;
+        if size == 0 {
+            return Ok(empty_array(a.dtype, &a.shape));
+        }
+        let enc = self.device.create_command_encoder(&Default::default());
+        let bytes = self.download_buf(enc, &a.buffer, size)?;
+        bytes_to_array(a.dtype, &bytes, &a.shape)
+    }
+
+    /// Run `k` on device arrays (broadcast to `out_shape`); the result stays on the device.
+    /// Nothing is copied to or from the host but the small parameter block.
+    pub fn run_resident(
+        &self,
+        k: &GpuKernel,
+        inputs: &[&GpuArray],
+        out_shape: &[usize],
+    ) -> Result<GpuArray> {
+        self.take_lost()?;
+        let kern = &k.kernel;
+        if inputs.len() != kern.inputs.len() {
+            return Err(Error::Argument(format!(
+                "kernel takes {} inputs, {} given",
+                kern.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (i, (a, t)) in inputs.iter().zip(&kern.inputs).enumerate() {
+            if a.dtype != *t {
+                return Err(Error::Argument(format!(
+                    "input {i} has dtype {}, kernel expects {t}",
+                    a.dtype
+                )));
+            }
+            let s = &a.shape;
+            let ok = s.len() <= out_shape.len()
+                && s.iter()
+                    .rev()
+                    .zip(out_shape.iter().rev())
+                    .all(|(&x, &o)| x == o || x == 1);
+            if !ok {
+                return Err(Error::ShapeMismatch {
+                    lhs: s.clone(),
+                    rhs: out_shape.to_vec(),
+                });
+            }
+        }
+        let out_t = kern.output_dtype();
+        let reduce = kern.is_reduction();
+        let osz = device_size(out_t);
+        let n = crate::array::checked_len(out_shape, osz)?;
+        if n as u64 >= u32::MAX as u64 {
+            return Err(Error::TooLarge(format!(
+                "{n} elements: the GPU backend indexes with 32-bit integers"
+            )));
+        }
+        let result_shape: Vec<usize> = if reduce { vec![] } else { out_shape.to_vec() };
+        if !reduce {
+            self.check_resident_size((n * osz) as u64)?;
+        }
+        if n == 0 {
+            let buffer = self.resident_buffer(osz as u64);
+            if reduce {
+                // Sum of nothing: zero.
+                self.queue
+                    .write_buffer(&buffer, 0, &vec![0u8; round_up(osz as u64, 4) as usize]);
+            }
+            return Ok(GpuArray {
+                buffer,
+                dtype: out_t,
+                shape: result_shape,
+            });
+        }
+        let ndim = out_shape.len();
+        let groups = (n as u32).div_ceil(WORKGROUP);
+        let (gx, gy) = Self::grid(groups);
+        let mut p: Vec<u32> = vec![n as u32, 0, gx * WORKGROUP, ndim as u32, 1];
+        p.extend(out_shape.iter().map(|&d| d as u32));
+        for a in inputs {
+            p.extend([if a.shape == out_shape { 2 } else { 0 }, 0]);
+            let st = broadcast_strides(&a.shape, &c_strides(&a.shape), out_shape);
+            p.extend(st.iter().map(|&s| s as u32));
+        }
+        let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
+        self.queue
+            .write_buffer(&params, 0, bytemuck::cast_slice(&p));
+        let out = if reduce {
+            self.acquire(Kind::Storage, round_up(groups as u64 * osz as u64, 4))?
+        } else {
+            self.resident_buffer((n * osz) as u64)
+        };
+        let mut entries = vec![
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: out.as_entire_binding(),
+            },
+        ];
+        for (i, a) in inputs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 2 + i as u32,
+                resource: a.buffer.as_entire_binding(),
+            });
+        }
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("fusebox resident kernel"),
+            layout: &k.layout,
+            entries: &entries,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        let (enc, out, used) = if reduce {
+            self.reduce_passes(enc, out, groups as usize, out_t)?
+        } else {
+            (enc, out, Vec::new())
+        };
+        self.queue.submit([enc.finish()]);
+        self.release(Kind::Storage, params);
+        for b in used {
+            self.release(Kind::Storage, b);
+        }
+        self.take_lost()?;
+        Ok(GpuArray {
+            buffer: out,
+            dtype: out_t,
+            shape: result_shape,
+        })
     }
 }
 
