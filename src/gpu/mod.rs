@@ -166,6 +166,7 @@ pub struct GpuBackend {
     queue: wgpu::Queue,
     /// Bytes one storage binding may hold (the adapter's limit, or a smaller test override).
     binding_limit: AtomicU64,
+    f32_builtins: std::sync::atomic::AtomicBool,
     cache: Mutex<HashMap<u64, Arc<GpuKernel>>>,
     sum_pipes: Mutex<HashMap<DType, Arc<Pipe>>>,
     pool: Mutex<Pool>,
@@ -236,6 +237,7 @@ impl GpuBackend {
         }));
         Ok(GpuBackend {
             binding_limit: AtomicU64::new(info.max_binding_size),
+            f32_builtins: std::sync::atomic::AtomicBool::new(false),
             info,
             device,
             queue,
@@ -265,6 +267,13 @@ impl GpuBackend {
         }
     }
 
+    /// Compute f32 transcendentals with the WGSL built-ins even when f64 is available (to
+    /// measure them). Affects later compilations only.
+    #[doc(hidden)]
+    pub fn set_f32_builtins(&self, on: bool) {
+        self.f32_builtins.store(on, Ordering::Relaxed);
+    }
+
     /// Pretend one storage binding holds at most `bytes` (at least 4 KiB), so that tests can
     /// exercise the chunked path on small arrays. `None` restores the adapter's limit.
     #[doc(hidden)]
@@ -279,6 +288,7 @@ impl GpuBackend {
         wgsl::Options {
             f64: self.info.f64 && self.info.i64,
             i64: self.info.i64,
+            f32_builtins: self.f32_builtins.load(Ordering::Relaxed),
         }
     }
 

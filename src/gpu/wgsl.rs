@@ -45,10 +45,14 @@
 //! The reference is Rust's std/libm, itself not always correctly rounded, so part of each
 //! number is the reference's error.) [`ULP_BOUNDS`] holds the asserted bounds.
 //!
-//! f32 functions: when the adapter has `SHADER_F64` they are computed by the f64 polyfills and
-//! rounded once to f32 (within 1 ULP of the correctly rounded value); without it the WGSL
-//! built-ins are used (`shaders/math_f32.wgsl`), whose accuracy is the driver's (WGSL allows
-//! e.g. 3 + 2|x| ULP for `exp`).
+//! f32 functions: when the adapter has `SHADER_F64` (and `SHADER_INT64`) they are computed by
+//! the f64 polyfills and rounded once to f32 (the table's f32 column: 1-2 ULP from Rust's f32
+//! libm, which is itself not always correctly rounded). Without f64 the WGSL built-ins are used
+//! (`shaders/math_f32.wgsl`), whose accuracy is the driver's: on lavapipe they are poor (exp
+//! flushes subnormal results: ~8e6 ULP; sinh/tanh/asinh/atanh lose all relative accuracy near
+//! 0; atan(NaN) is not NaN; log ~1400 ULP near 1; only sin/cos/tan/hypot stay within 4 ULP).
+//! `tests/gpu.rs` (`f32_builtin_math_accuracy`) measures and prints them. Writing f32
+//! polyfills for f64-less adapters is future work.
 //!
 //! sin/cos/tan reduce the argument with a three-part Cody-Waite pi/2: accurate for
 //! |x| < 1.6e6; beyond that the error grows with |x| (no Payne-Hanek reduction).
@@ -106,6 +110,9 @@ pub struct Options {
     pub f64: bool,
     /// `SHADER_INT64`.
     pub i64: bool,
+    /// Use the WGSL built-ins for f32 transcendentals even when f64 is available (for
+    /// measuring them; the default computes them through the f64 polyfills).
+    pub f32_builtins: bool,
 }
 
 const FLOAT: &str = include_str!("../../shaders/float.wgsl");
@@ -152,7 +159,7 @@ fn library(uses: &[DType], opts: Options) -> String {
         }
         s += MATH_F64;
     }
-    if has(DType::F32) && !opts.f64 {
+    if has(DType::F32) && (!opts.f64 || opts.f32_builtins) {
         s += MATH_F32;
     }
     if has(DType::I32) {
@@ -178,7 +185,7 @@ fn const_expr(c: Const) -> String {
 
 /// The f32 form of a float function: through f64 when available.
 fn float_call(name: &str, t: DType, args: &[String], opts: Options) -> String {
-    if t == DType::F32 && opts.f64 {
+    if t == DType::F32 && opts.f64 && !opts.f32_builtins {
         let a: Vec<String> = args.iter().map(|a| format!("f64({a})")).collect();
         format!("f32(fb_{name}_f64({}))", a.join(", "))
     } else {
@@ -326,6 +333,7 @@ pub fn write_kernel(k: &Kernel) -> Result<String, WgslError> {
         Options {
             f64: used.contains(&DType::F64),
             i64: used.contains(&DType::I64) || used.contains(&DType::F64),
+            ..Default::default()
         },
     )
 }
@@ -493,6 +501,7 @@ pub fn write_sum_pass(t: DType) -> Result<String, WgslError> {
     let opts = Options {
         f64: t == DType::F64,
         i64: t != DType::F32,
+        ..Default::default()
     };
     validate(&s, opts)?;
     Ok(s)
@@ -542,10 +551,12 @@ mod tests {
                     Options {
                         f64: true,
                         i64: true,
+                        ..Default::default()
                     },
                     Options {
                         f64: t == DType::F64,
                         i64: t.size() == 8,
+                        ..Default::default()
                     },
                 ] {
                     if let Err(e) = write_kernel_with(&k, opts) {
@@ -585,6 +596,7 @@ mod tests {
                     Options {
                         f64: true,
                         i64: true,
+                        ..Default::default()
                     },
                 )
                 .unwrap_or_else(|e| panic!("{op} {t}: {e}"));
