@@ -1,0 +1,626 @@
+//! WGSL code generation from the kernel IR, and naga validation.
+//!
+//! One invocation per output element on a 2-D grid of 256-thread workgroups. The parameter
+//! buffer (`P`, `array<u32>`) holds: `[n, start, row, ndim, 1, shape[ndim],` then per input
+//! `flag, base, strides[ndim]]`; an input's offset is `sum(index_d * stride_d)` over the
+//! output's multi-index (0 strides for broadcast dimensions), or the flat global index
+//! (`flag == 2`, input of the output's shape) or the index inside the current chunk
+//! (`flag == 1`, a streamed input). The `1` is an optimization barrier for the math helpers
+//! (`x * P[4]`: drivers cannot fold it, so error-free transformations survive). bool values are `u32` in buffers and `bool` in registers.
+//!
+//! Hand-written helpers live in `shaders/` (included at build time): NumPy's `%`, `//`,
+//! `fmod` (exact long division), integer division by zero, shifts out of range, NaN-propagating
+//! `maximum`/`minimum`, `sign`, float->int casts (MIN for NaN/out of range), `nextafter`,
+//! `copysign`, and the f64 transcendentals (`shaders/math_f64.wgsl`). WGSL's `round` is half to
+//! even (checked by the tests).
+//!
+//! Accuracy of transcendentals, measured on lavapipe against `semantics.rs` (Rust std / libm) by
+//! `tests/gpu.rs` (`transcendental_ulp_bounds`), which asserts the bounds below:
+//!
+//! | function | f64 | f32 (via f64) |
+//! |---|---|---|
+//! | exp | 1 | 1 |
+//! | expm1 | 2 | 1 |
+//! | log | 1 | 1 |
+//! | log1p | 2 | 1 |
+//! | log2 | 1 | 1 |
+//! | log10 | 2 | 2 |
+//! | sin | 2 | 1 |
+//! | cos | 2 | 1 |
+//! | tan | 3 | 1 |
+//! | arcsin | 2 | 1 |
+//! | arccos | 1 | 1 |
+//! | arctan | 1 | 1 |
+//! | sinh | 2 | 2 |
+//! | cosh | 1 | 1 |
+//! | tanh | 3 | 1 |
+//! | arcsinh | 2 | 1 |
+//! | arccosh | 2 | 1 |
+//! | arctanh | 2 | 2 |
+//! | pow | 1 | 1 |
+//! | arctan2 | 1 | 1 |
+//! | hypot | 1 | 1 |
+//!
+//! (4,000 inputs per function over its domain plus special values; sin/cos/tan on |x| <= 1e5.
+//! The reference is Rust's std/libm, itself not always correctly rounded, so part of each
+//! number is the reference's error.) [`ULP_BOUNDS`] holds the asserted bounds.
+//!
+//! f32 functions: when the adapter has `SHADER_F64` (and `SHADER_INT64`) they are computed by
+//! the f64 polyfills and rounded once to f32 (the table's f32 column: 1-2 ULP from Rust's f32
+//! libm, which is itself not always correctly rounded). Without f64 the WGSL built-ins are used
+//! (`shaders/math_f32.wgsl`), whose accuracy is the driver's: on lavapipe they are poor (exp
+//! flushes subnormal results: ~8e6 ULP; sinh/tanh/asinh/atanh lose all relative accuracy near
+//! 0; atan(NaN) is not NaN; log ~1400 ULP near 1; only sin/cos/tan/hypot stay within 4 ULP).
+//! `tests/gpu.rs` (`f32_builtin_math_accuracy`) measures and prints them. Writing f32
+//! polyfills for f64-less adapters is future work.
+//!
+//! sin/cos/tan reduce the argument with a three-part Cody-Waite pi/2: accurate for
+//! |x| < 1.6e6; beyond that the error grows with |x| (no Payne-Hanek reduction).
+use crate::dtype::DType;
+use crate::kir::{Const, Inst, Kernel, Output};
+use crate::ops::{BinaryOp, UnaryOp};
+use std::fmt::Write;
+use thiserror::Error;
+
+/// Maximum error in ULP of each transcendental, as measured on lavapipe (asserted by the tests):
+/// `(name, f64 bound, f32 bound when computed through f64)`.
+pub const ULP_BOUNDS: &[(&str, u64, u64)] = &[
+    ("exp", 1, 2),
+    ("expm1", 2, 2),
+    ("log", 1, 2),
+    ("log1p", 2, 2),
+    ("log2", 1, 2),
+    ("log10", 2, 2),
+    ("sin", 2, 2),
+    ("cos", 2, 2),
+    ("tan", 3, 2),
+    ("arcsin", 2, 2),
+    ("arccos", 2, 2),
+    ("arctan", 1, 2),
+    ("sinh", 2, 2),
+    ("cosh", 2, 2),
+    ("tanh", 3, 2),
+    ("arcsinh", 2, 2),
+    ("arccosh", 2, 2),
+    ("arctanh", 2, 2),
+    ("pow", 2, 2),
+    ("arctan2", 2, 2),
+    ("hypot", 1, 2),
+];
+
+/// Why a kernel could not be turned into a valid shader.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WgslError {
+    #[error("kernel IR failed verification: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("generated WGSL does not parse: {0}")]
+    Parse(String),
+    #[error("generated WGSL does not validate: {0}")]
+    Validation(String),
+}
+
+/// What the target adapter offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// `SHADER_F64`: f64 allowed, and f32 transcendentals go through the f64 polyfills. The f64
+    /// helpers need bit access (`bitcast<u64>`, and naga types `frexp(f64).exp` as i64), so f64
+    /// is only usable together with `i64`.
+    pub f64: bool,
+    /// `SHADER_INT64`.
+    pub i64: bool,
+    /// Use the WGSL built-ins for f32 transcendentals even when f64 is available (for
+    /// measuring them; the default computes them through the f64 polyfills).
+    pub f32_builtins: bool,
+}
+
+const FLOAT: &str = include_str!("../../shaders/float.wgsl");
+const FLOAT_I64: &str = include_str!("../../shaders/float_i64.wgsl");
+const INT: &str = include_str!("../../shaders/int.wgsl");
+const BITS_F32: &str = include_str!("../../shaders/bits_f32.wgsl");
+const BITS_F64: &str = include_str!("../../shaders/bits_f64.wgsl");
+const MATH_F64: &str = include_str!("../../shaders/math_f64.wgsl");
+const MATH_F32: &str = include_str!("../../shaders/math_f32.wgsl");
+
+fn ty(t: DType) -> &'static str {
+    match t {
+        DType::Bool => "bool",
+        DType::I32 => "i32",
+        DType::I64 => "i64",
+        DType::F32 => "f32",
+        DType::F64 => "f64",
+    }
+}
+
+fn storage_ty(t: DType) -> &'static str {
+    match t {
+        DType::Bool => "u32",
+        t => ty(t),
+    }
+}
+
+/// The helper library for the dtypes a shader uses.
+fn library(uses: &[DType], opts: Options) -> String {
+    let mut s = String::new();
+    let has = |t| uses.contains(&t);
+    if has(DType::F32) {
+        s += BITS_F32;
+        s += &FLOAT.replace("$F", "f32");
+        if opts.i64 {
+            s += &FLOAT_I64.replace("$F", "f32");
+        }
+    }
+    if has(DType::F64) || (has(DType::F32) && opts.f64) {
+        s += BITS_F64;
+        s += &FLOAT.replace("$F", "f64");
+        if opts.i64 {
+            s += &FLOAT_I64.replace("$F", "f64");
+        }
+        s += MATH_F64;
+    }
+    if has(DType::F32) && (!opts.f64 || opts.f32_builtins) {
+        s += MATH_F32;
+    }
+    if has(DType::I32) {
+        s += &INT.replace("$I", "i32").replace("$BITS", "32");
+    }
+    if has(DType::I64) {
+        s += &INT.replace("$I", "i64").replace("$BITS", "64");
+    }
+    s
+}
+
+fn const_expr(c: Const) -> String {
+    match c {
+        Const::Bool(b) => b.to_string(),
+        Const::I32(v) if v == i32::MIN => "(i32(-2147483647) - 1)".into(),
+        Const::I32(v) => format!("i32({v})"),
+        Const::I64(v) if v == i64::MIN => "(i64(-9223372036854775807) - i64(1))".into(),
+        Const::I64(v) => format!("i64({v})"),
+        Const::F32(v) => format!("bitcast<f32>({}u)", v.to_bits()),
+        Const::F64(v) => format!("bitcast<f64>({}lu)", v.to_bits()),
+    }
+}
+
+/// The f32 form of a float function: through f64 when available.
+fn float_call(name: &str, t: DType, args: &[String], opts: Options) -> String {
+    if t == DType::F32 && opts.f64 && !opts.f32_builtins {
+        let a: Vec<String> = args.iter().map(|a| format!("f64({a})")).collect();
+        format!("f32(fb_{name}_f64({}))", a.join(", "))
+    } else {
+        format!("fb_{name}_{}({})", ty(t), args.join(", "))
+    }
+}
+
+fn unary(op: UnaryOp, t: DType, a: &str, opts: Options) -> Result<String, WgslError> {
+    use UnaryOp::*;
+    let ts = ty(t);
+    Ok(match (op, t) {
+        (Neg, DType::Bool) | (Sign, DType::Bool) | (Round, DType::Bool) => {
+            return Err(WgslError::Unsupported(format!("{op} of bool")))
+        }
+        (Abs | Floor | Ceil | Trunc, DType::Bool) => a.to_string(),
+        (Not, DType::Bool) => format!("!{a}"),
+        (Not, DType::I32 | DType::I64) => format!("~{a}"),
+        (Not, _) => return Err(WgslError::Unsupported(format!("{op} of {t}"))),
+        (Neg, DType::I32 | DType::I64) => format!("({}(0) - {a})", ts),
+        (Neg, _) => format!("(-{a})"),
+        (Abs, DType::I32 | DType::I64) => format!("fb_abs_{ts}({a})"),
+        (Abs, _) => format!("abs({a})"),
+        (Sign, _) => format!("fb_sign_{ts}({a})"),
+        (Floor | Ceil | Trunc | Round, DType::I32 | DType::I64) => a.to_string(),
+        (Floor, _) => format!("floor({a})"),
+        (Ceil, _) => format!("ceil({a})"),
+        (Trunc, _) => format!("trunc({a})"),
+        (Round, _) => format!("round({a})"),
+        (Sqrt, _) => format!("sqrt({a})"),
+        (_, DType::F32 | DType::F64) => {
+            let name = match op {
+                Exp => "exp",
+                Expm1 => "expm1",
+                Log => "log",
+                Log1p => "log1p",
+                Log2 => "log2",
+                Log10 => "log10",
+                Sin => "sin",
+                Cos => "cos",
+                Tan => "tan",
+                Arcsin => "asin",
+                Arccos => "acos",
+                Arctan => "atan",
+                Sinh => "sinh",
+                Cosh => "cosh",
+                Tanh => "tanh",
+                Arcsinh => "asinh",
+                Arccosh => "acosh",
+                Arctanh => "atanh",
+                _ => return Err(WgslError::Unsupported(format!("{op} of {t}"))),
+            };
+            float_call(name, t, &[a.to_string()], opts)
+        }
+        _ => return Err(WgslError::Unsupported(format!("{op} of {t}"))),
+    })
+}
+
+fn binary(op: BinaryOp, t: DType, a: &str, b: &str, opts: Options) -> Result<String, WgslError> {
+    use BinaryOp::*;
+    let ts = ty(t);
+    let unsupported = || Err(WgslError::Unsupported(format!("{op} of {t}")));
+    if op.is_comparison() {
+        let sym = op.symbol().unwrap_or("==");
+        return Ok(match (op, t) {
+            // naga lowers float `!=` to an ordered comparison (false for NaN): negate `==`.
+            (Ne, _) => format!("!({a} == {b})"),
+            (Eq, _) => format!("({a} == {b})"),
+            (_, DType::Bool) => format!("(u32({a}) {sym} u32({b}))"),
+            _ => format!("({a} {sym} {b})"),
+        });
+    }
+    Ok(match t {
+        DType::Bool => match op {
+            Add | Or | Maximum => format!("({a} || {b})"),
+            Mul | And | Minimum => format!("({a} && {b})"),
+            Xor => format!("({a} != {b})"),
+            _ => return unsupported(),
+        },
+        DType::I32 | DType::I64 => match op {
+            Add => format!("({a} + {b})"),
+            Sub => format!("({a} - {b})"),
+            Mul => format!("({a} * {b})"),
+            And => format!("({a} & {b})"),
+            Or => format!("({a} | {b})"),
+            Xor => format!("({a} ^ {b})"),
+            FloorDiv => format!("fb_floordiv_{ts}({a}, {b})"),
+            Rem => format!("fb_rem_{ts}({a}, {b})"),
+            Fmod => format!("fb_fmod_{ts}({a}, {b})"),
+            Pow => format!("fb_pow_{ts}({a}, {b})"),
+            Shl => format!("fb_shl_{ts}({a}, {b})"),
+            Shr => format!("fb_shr_{ts}({a}, {b})"),
+            Maximum => format!("fb_max_{ts}({a}, {b})"),
+            Minimum => format!("fb_min_{ts}({a}, {b})"),
+            _ => return unsupported(),
+        },
+        DType::F32 | DType::F64 => match op {
+            Add => format!("({a} + {b})"),
+            Sub => format!("({a} - {b})"),
+            Mul => format!("({a} * {b})"),
+            Div => format!("({a} / {b})"),
+            FloorDiv => format!("fb_floordiv_{ts}({a}, {b})"),
+            Rem => format!("fb_rem_{ts}({a}, {b})"),
+            Fmod => format!("fb_fmod_{ts}({a}, {b})"),
+            Maximum => format!("fb_maximum_{ts}({a}, {b})"),
+            Minimum => format!("fb_minimum_{ts}({a}, {b})"),
+            Copysign => format!("fb_copysign_{ts}({a}, {b})"),
+            Nextafter => format!("fb_nextafter_{ts}({a}, {b})"),
+            Pow => float_call("pow", t, &[a.into(), b.into()], opts),
+            Arctan2 => float_call("atan2", t, &[a.into(), b.into()], opts),
+            Hypot => float_call("hypot", t, &[a.into(), b.into()], opts),
+            _ => return unsupported(),
+        },
+    })
+}
+
+fn cast(from: DType, to: DType, a: &str) -> String {
+    use DType::*;
+    if from == to {
+        return a.to_string();
+    }
+    match (from, to) {
+        (_, Bool) if from.is_float() => format!("!({a} == {}(0.0))", ty(from)),
+        (_, Bool) => format!("({a} != {}(0))", ty(from)),
+        (Bool, _) => format!("select({t}(0), {t}(1), {a})", t = ty(to)),
+        (F32 | F64, I32) => format!("fb_to_i32_{}({a})", ty(from)),
+        (F32 | F64, I64) => format!("fb_to_i64_{}({a})", ty(from)),
+        _ => format!("{}({a})", ty(to)),
+    }
+}
+
+/// Every dtype a kernel touches (inputs, values, the sum accumulator).
+fn dtypes_used(k: &Kernel) -> Vec<DType> {
+    let mut v: Vec<DType> = k.inputs.clone();
+    v.extend(k.insts.iter().map(|d| d.ty));
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// WGSL for `k`, for an adapter that has exactly the features the kernel's dtypes need.
+pub fn write_kernel(k: &Kernel) -> Result<String, WgslError> {
+    let used = dtypes_used(k);
+    write_kernel_with(
+        k,
+        Options {
+            f64: used.contains(&DType::F64),
+            i64: used.contains(&DType::I64) || used.contains(&DType::F64),
+            ..Default::default()
+        },
+    )
+}
+
+/// WGSL for `k` on an adapter with `opts`.
+pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError> {
+    k.verify().map_err(|e| WgslError::Invalid(e.to_string()))?;
+    let used = dtypes_used(k);
+    if used.contains(&DType::F64) && !(opts.f64 && opts.i64) {
+        return Err(WgslError::Unsupported(
+            "float64 needs SHADER_F64 and SHADER_INT64".into(),
+        ));
+    }
+    // f32 transcendentals go through f64 only when f64 is fully usable.
+    let opts = Options {
+        f64: opts.f64 && opts.i64,
+        ..opts
+    };
+    if used.contains(&DType::I64) && !opts.i64 {
+        return Err(WgslError::Unsupported("int64 needs SHADER_INT64".into()));
+    }
+    let out_t = k.output_dtype();
+    let reduce = matches!(k.output, Output::Reduce { .. });
+    let mut s = String::new();
+    let w = &mut s;
+    let n_in = k.inputs.len();
+    let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(1) var<storage, read_write> OUT: array<{}>;",
+        storage_ty(out_t)
+    );
+    for (i, t) in k.inputs.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "@group(0) @binding({}) var<storage, read> IN{i}: array<{}>;",
+            2 + i,
+            storage_ty(*t)
+        );
+    }
+    if reduce {
+        let _ = writeln!(w, "var<workgroup> WG: array<{}, 256>;", ty(out_t));
+    }
+    let _ = writeln!(w, "@compute @workgroup_size(256)");
+    let _ = writeln!(
+        w,
+        "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{"
+    );
+    let _ = writeln!(w, "    let n = P[0];\n    let local = gid.x + gid.y * P[2];\n    let g = P[1] + local;\n    let ndim = P[3];");
+    if reduce {
+        let _ = writeln!(w, "    var acc = {}(0);", ty(out_t));
+        let _ = writeln!(w, "    if (local < n) {{");
+    } else {
+        let _ = writeln!(w, "    if (local >= n) {{ return; }}");
+        let _ = writeln!(w, "    {{");
+    }
+    // Offsets of each input.
+    for i in 0..n_in {
+        let _ = writeln!(w, "        var o{i} = 0u;");
+    }
+    if n_in > 0 {
+        let _ = writeln!(w, "        var rem = g;");
+        let _ = writeln!(w, "        for (var d = ndim; d > 0u; d = d - 1u) {{");
+        let _ = writeln!(w, "            let size = P[4u + d];\n            let c = rem % size;\n            rem = rem / size;");
+        for i in 0..n_in {
+            let _ = writeln!(
+                w,
+                "            o{i} = o{i} + c * P[5u + ndim + {i}u * (2u + ndim) + 1u + d];"
+            );
+        }
+        let _ = writeln!(w, "        }}");
+        for i in 0..n_in {
+            let _ = writeln!(w, "        let f{i} = P[5u + ndim + {i}u * (2u + ndim)];");
+            let _ = writeln!(
+                w,
+                "        o{i} = select(select(o{i}, g, f{i} == 2u), local, f{i} == 1u);"
+            );
+        }
+    }
+    for (i, d) in k.insts.iter().enumerate() {
+        let t = d.ty;
+        let v = |x: crate::kir::Value| format!("v{}", x.0);
+        let e = match d.inst {
+            Inst::Load { input } => {
+                if t == DType::Bool {
+                    format!("(IN{input}[o{input}] != 0u)")
+                } else {
+                    format!("IN{input}[o{input}]")
+                }
+            }
+            Inst::Const(c) => const_expr(c),
+            Inst::Unary { op, arg } => unary(op, t, &v(arg), opts)?,
+            Inst::Binary { op, lhs, rhs } => binary(op, k.ty(lhs), &v(lhs), &v(rhs), opts)?,
+            Inst::Select {
+                cond,
+                on_true,
+                on_false,
+            } => {
+                format!("select({}, {}, {})", v(on_false), v(on_true), v(cond))
+            }
+            Inst::Cast { arg } => cast(k.ty(arg), t, &v(arg)),
+        };
+        let _ = writeln!(w, "        let v{i}: {} = {e};", ty(t));
+    }
+    match k.output {
+        Output::Store { value } => {
+            let val = if out_t == DType::Bool {
+                format!("select(0u, 1u, v{})", value.0)
+            } else {
+                format!("v{}", value.0)
+            };
+            let _ = writeln!(w, "        OUT[local] = {val};");
+            let _ = writeln!(w, "    }}");
+        }
+        Output::Reduce { value, .. } => {
+            let _ = writeln!(w, "        acc = v{};", value.0);
+            let _ = writeln!(w, "    }}");
+            write_tree(w);
+        }
+    }
+    let _ = writeln!(w, "}}");
+    s.push_str(&library(&used, opts));
+    validate(&s, opts)?;
+    Ok(s)
+}
+
+fn write_tree(w: &mut String) {
+    let _ = writeln!(w, "    WG[lid] = acc;\n    workgroupBarrier();");
+    let _ = writeln!(w, "    for (var s = 128u; s > 0u; s = s >> 1u) {{");
+    let _ = writeln!(w, "        if (lid < s) {{ WG[lid] = WG[lid] + WG[lid + s]; }}\n        workgroupBarrier();\n    }}");
+    let _ = writeln!(w, "    let part = wid.x + wid.y * nwg.x;");
+    let _ = writeln!(
+        w,
+        "    if (lid == 0u && part < (n + 255u) / 256u) {{ OUT[part] = WG[0]; }}"
+    );
+}
+
+/// A pass of the sum reduction over `t` values: `OUT[group] = sum(IN0[group*256 ..])`.
+pub fn write_sum_pass(t: DType) -> Result<String, WgslError> {
+    let mut s = String::new();
+    let w = &mut s;
+    let ts = ty(t);
+    let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(1) var<storage, read_write> OUT: array<{ts}>;"
+    );
+    let _ = writeln!(
+        w,
+        "@group(0) @binding(2) var<storage, read> IN0: array<{ts}>;"
+    );
+    let _ = writeln!(w, "var<workgroup> WG: array<{ts}, 256>;");
+    let _ = writeln!(w, "@compute @workgroup_size(256)");
+    let _ = writeln!(w, "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{");
+    let _ = writeln!(
+        w,
+        "    let n = P[0];\n    let local = gid.x + gid.y * P[2];"
+    );
+    let _ = writeln!(
+        w,
+        "    var acc = {ts}(0);\n    if (local < n) {{ acc = IN0[local]; }}"
+    );
+    write_tree(w);
+    let _ = writeln!(w, "}}");
+    let opts = Options {
+        f64: t == DType::F64,
+        i64: t != DType::F32,
+        ..Default::default()
+    };
+    validate(&s, opts)?;
+    Ok(s)
+}
+
+/// Parse and validate WGSL with naga, with the capabilities `opts` grants.
+pub fn validate(source: &str, opts: Options) -> Result<(), WgslError> {
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| WgslError::Parse(e.emit_to_string(source)))?;
+    let mut caps = naga::valid::Capabilities::empty();
+    if opts.f64 {
+        caps |= naga::valid::Capabilities::FLOAT64;
+    }
+    if opts.i64 {
+        caps |= naga::valid::Capabilities::SHADER_INT64;
+    }
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .validate(&module)
+        .map_err(|e| WgslError::Validation(e.emit_to_string(source)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kir::KernelBuilder;
+
+    fn unary_kernel(op: UnaryOp, t: DType) -> Kernel {
+        let mut b = KernelBuilder::new();
+        let x = b.input(t);
+        let v = b.push(Inst::Load { input: x }, t);
+        let (_, r) = op.signature(t).unwrap();
+        let u = b.push(Inst::Unary { op, arg: v }, r);
+        b.finish(Output::Store { value: u })
+    }
+
+    #[test]
+    fn every_unary_op_validates() {
+        for t in DType::ALL {
+            for op in UnaryOp::ALL {
+                match op.signature(t) {
+                    Ok((c, _)) if c == t => {}
+                    _ => continue,
+                }
+                let k = unary_kernel(op, t);
+                for opts in [
+                    Options {
+                        f64: true,
+                        i64: true,
+                        ..Default::default()
+                    },
+                    Options {
+                        f64: t == DType::F64,
+                        i64: t.size() == 8,
+                        ..Default::default()
+                    },
+                ] {
+                    if let Err(e) = write_kernel_with(&k, opts) {
+                        panic!("{op} {t} {opts:?}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_binary_op_and_cast_validates() {
+        for t in DType::ALL {
+            for op in BinaryOp::ALL {
+                let Ok((c, r)) = op.signature(t) else {
+                    continue;
+                };
+                if c != t {
+                    continue;
+                }
+                let mut b = KernelBuilder::new();
+                let x = b.input(t);
+                let y = b.input(t);
+                let vx = b.push(Inst::Load { input: x }, t);
+                let vy = b.push(Inst::Load { input: y }, t);
+                let v = b.push(
+                    Inst::Binary {
+                        op,
+                        lhs: vx,
+                        rhs: vy,
+                    },
+                    r,
+                );
+                let k = b.finish(Output::Store { value: v });
+                write_kernel_with(
+                    &k,
+                    Options {
+                        f64: true,
+                        i64: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{op} {t}: {e}"));
+            }
+            for to in DType::ALL {
+                let mut b = KernelBuilder::new();
+                let x = b.input(t);
+                let vx = b.push(Inst::Load { input: x }, t);
+                let v = b.push(Inst::Cast { arg: vx }, to);
+                let k = b.finish(Output::Store { value: v });
+                write_kernel(&k).unwrap_or_else(|e| panic!("cast {t}->{to}: {e}"));
+            }
+        }
+        for t in [DType::F32, DType::F64, DType::I64] {
+            write_sum_pass(t).unwrap();
+        }
+    }
+
+    #[test]
+    fn f64_without_the_feature_is_refused() {
+        let k = unary_kernel(UnaryOp::Exp, DType::F64);
+        assert!(matches!(
+            write_kernel_with(&k, Options::default()),
+            Err(WgslError::Unsupported(_))
+        ));
+    }
+}

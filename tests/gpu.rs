@@ -1,0 +1,1189 @@
+//! Differential tests of the GPU backend against `semantics.rs` (the scalar definition of every
+//! op). They skip with a printed reason when no adapter exists, and fail instead when
+//! `FUSEBOX_REQUIRE_GPU=1` (CI, on lavapipe).
+//!
+//! Exact agreement (bit for bit, any NaN matching any NaN) for + - * / comparisons, casts,
+//! integer ops, floor/ceil/round/trunc, select, % // fmod, maximum/minimum, copysign,
+//! nextafter, sign, sqrt; the ULP bounds of `fusebox::gpu::wgsl::ULP_BOUNDS` for
+//! transcendentals.
+use fusebox::gpu::{adapters, wgsl, GpuBackend};
+use fusebox::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
+use fusebox::ops::{BinaryOp, ReduceOp, UnaryOp};
+use fusebox::semantics as sem;
+use fusebox::{ArgView, DType, DynArray};
+use ndarray::{ArrayD, IxDyn};
+use std::sync::OnceLock;
+
+fn backend() -> Option<&'static GpuBackend> {
+    static B: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    B.get_or_init(|| {
+        let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        let list = adapters();
+        if list.is_empty() {
+            if required {
+                panic!("FUSEBOX_REQUIRE_GPU=1 but no GPU adapter was found");
+            }
+            println!("skipping GPU tests: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)");
+            return None;
+        }
+        match GpuBackend::new(0) {
+            Ok(b) => Some(b),
+            Err(e) if !required => {
+                println!("skipping GPU tests: {e}");
+                None
+            }
+            Err(e) => panic!("FUSEBOX_REQUIRE_GPU=1 but the adapter cannot be opened: {e}"),
+        }
+    })
+    .as_ref()
+}
+
+fn supported(b: &GpuBackend, t: DType) -> bool {
+    match t {
+        DType::F64 => b.info().f64,
+        DType::I64 => b.info().i64,
+        _ => true,
+    }
+}
+
+// ---- values ------------------------------------------------------------------------------
+
+/// A scalar of any dtype, for oracles (f32 values are held exactly in f64).
+#[derive(Clone, Copy, Debug)]
+enum V {
+    B(bool),
+    I(i64),
+    F(f64),
+}
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+    fn unit(&mut self) -> f64 {
+        self.next() as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    /// Log-uniform magnitude in [10^lo, 10^hi], random sign when `signed`.
+    fn mag(&mut self, lo: f64, hi: f64, signed: bool) -> f64 {
+        let m = 10f64.powf(self.range(lo, hi));
+        if signed && self.next() & 1 == 1 {
+            -m
+        } else {
+            m
+        }
+    }
+}
+
+fn specials(t: DType) -> Vec<V> {
+    match t {
+        DType::Bool => vec![V::B(false), V::B(true)],
+        DType::I32 => [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            7,
+            -7,
+            31,
+            32,
+            33,
+            -32,
+            100,
+            -100,
+            i32::MIN as i64,
+            i32::MAX as i64,
+            i32::MIN as i64 + 1,
+        ]
+        .into_iter()
+        .map(V::I)
+        .collect(),
+        DType::I64 => [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            7,
+            -7,
+            63,
+            64,
+            65,
+            -64,
+            100,
+            -100,
+            i64::MIN,
+            i64::MAX,
+            i64::MIN + 1,
+            1 << 40,
+        ]
+        .into_iter()
+        .map(V::I)
+        .collect(),
+        DType::F32 | DType::F64 => {
+            let mut v = vec![
+                0.0,
+                -0.0,
+                1.0,
+                -1.0,
+                0.5,
+                -0.5,
+                1.5,
+                -1.5,
+                2.5,
+                -2.5,
+                3.0,
+                -3.0,
+                7.0,
+                -7.0,
+                0.1,
+                -0.1,
+                1e-3,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NAN,
+                1e10,
+                -1e10,
+                3e9,
+                -3e9,
+                1e19,
+                -1e19,
+                1e30,
+                -1e30,
+                2147483647.0,
+                2147483648.0,
+                -2147483648.0,
+                -2147483649.0,
+                9.223372036854775807e18,
+            ];
+            if t == DType::F64 {
+                v.extend([
+                    1e-310,
+                    -1e-310,
+                    1e300,
+                    -1e300,
+                    4503599627370497.0,
+                    f64::MAX,
+                    f64::MIN_POSITIVE,
+                ]);
+            } else {
+                v.extend([1e-40, -1e-40, f32::MAX as f64, 16777217.0]);
+            }
+            v.into_iter().map(|x| V::F(round_to(t, x))).collect()
+        }
+    }
+}
+
+fn round_to(t: DType, x: f64) -> f64 {
+    if t == DType::F32 {
+        x as f32 as f64
+    } else {
+        x
+    }
+}
+
+fn random(t: DType, n: usize, seed: u64) -> Vec<V> {
+    let mut r = Lcg(seed);
+    (0..n)
+        .map(|i| match t {
+            DType::Bool => V::B(r.next() & 1 == 1),
+            DType::I32 => V::I(if i % 2 == 0 {
+                (r.next() % 200) as i64 - 100
+            } else {
+                r.next() as u32 as i32 as i64
+            }),
+            DType::I64 => V::I(if i % 2 == 0 {
+                (r.next() % 200) as i64 - 100
+            } else {
+                (r.next() << 11 | r.next() & 2047) as i64
+            }),
+            _ => V::F(round_to(
+                t,
+                if i % 2 == 0 {
+                    r.range(-100.0, 100.0)
+                } else {
+                    r.mag(-30.0, 30.0, true)
+                },
+            )),
+        })
+        .collect()
+}
+
+fn array(t: DType, vals: &[V], shape: &[usize]) -> DynArray {
+    let sh = IxDyn(shape);
+    macro_rules! mk {
+        ($ty:ty, $f:expr) => {
+            ArrayD::<$ty>::from_shape_vec(sh, vals.iter().map($f).collect())
+                .unwrap()
+                .into()
+        };
+    }
+    match t {
+        DType::Bool => mk!(bool, |v| matches!(v, V::B(true))),
+        DType::I32 => mk!(i32, |v| match v {
+            V::I(x) => *x as i32,
+            _ => 0,
+        }),
+        DType::I64 => mk!(i64, |v| match v {
+            V::I(x) => *x,
+            _ => 0,
+        }),
+        DType::F32 => mk!(f32, |v| match v {
+            V::F(x) => *x as f32,
+            _ => 0.0,
+        }),
+        DType::F64 => mk!(f64, |v| match v {
+            V::F(x) => *x,
+            _ => 0.0,
+        }),
+    }
+}
+
+fn values(a: &DynArray) -> Vec<V> {
+    match a {
+        DynArray::Bool(a) => a.iter().map(|&x| V::B(x)).collect(),
+        DynArray::I32(a) => a.iter().map(|&x| V::I(x as i64)).collect(),
+        DynArray::I64(a) => a.iter().map(|&x| V::I(x)).collect(),
+        DynArray::F32(a) => a.iter().map(|&x| V::F(x as f64)).collect(),
+        DynArray::F64(a) => a.iter().map(|&x| V::F(x)).collect(),
+    }
+}
+
+// ---- oracles -----------------------------------------------------------------------------
+
+fn oracle_unary(op: UnaryOp, t: DType, x: V) -> V {
+    match (t, x) {
+        (DType::Bool, V::B(b)) => V::B(sem::unary_bool(op, b)),
+        (DType::I32, V::I(i)) => V::I(sem::unary_i32(op, i as i32) as i64),
+        (DType::I64, V::I(i)) => V::I(sem::unary_i64(op, i)),
+        (DType::F32, V::F(f)) => V::F(sem::unary_f32(op, f as f32) as f64),
+        (DType::F64, V::F(f)) => V::F(sem::unary_f64(op, f)),
+        _ => unreachable!(),
+    }
+}
+
+fn oracle_binary(op: BinaryOp, t: DType, a: V, b: V) -> V {
+    if op.is_comparison() {
+        return V::B(match (a, b) {
+            (V::B(x), V::B(y)) => sem::compare(op, x, y),
+            (V::I(x), V::I(y)) => sem::compare(op, x, y),
+            (V::F(x), V::F(y)) if t == DType::F32 => sem::compare(op, x as f32, y as f32),
+            (V::F(x), V::F(y)) => sem::compare(op, x, y),
+            _ => unreachable!(),
+        });
+    }
+    match (t, a, b) {
+        (DType::Bool, V::B(x), V::B(y)) => V::B(sem::binary_bool(op, x, y)),
+        (DType::I32, V::I(x), V::I(y)) => V::I(sem::binary_i32(op, x as i32, y as i32) as i64),
+        (DType::I64, V::I(x), V::I(y)) => V::I(sem::binary_i64(op, x, y)),
+        (DType::F32, V::F(x), V::F(y)) => V::F(sem::binary_f32(op, x as f32, y as f32) as f64),
+        (DType::F64, V::F(x), V::F(y)) => V::F(sem::binary_f64(op, x, y)),
+        _ => unreachable!(),
+    }
+}
+
+fn oracle_cast(to: DType, x: V) -> V {
+    match (x, to) {
+        (V::B(b), DType::Bool) => V::B(b),
+        (V::B(b), DType::F32 | DType::F64) => V::F(b as u8 as f64),
+        (V::B(b), _) => V::I(b as i64),
+        (V::I(i), DType::Bool) => V::B(i != 0),
+        (V::I(i), DType::I32) => V::I(i as i32 as i64),
+        (V::I(i), DType::I64) => V::I(i),
+        (V::I(i), DType::F32) => V::F(i as f32 as f64),
+        (V::I(i), DType::F64) => V::F(i as f64),
+        (V::F(f), DType::Bool) => V::B(f != 0.0),
+        (V::F(f), DType::I32) => V::I(sem::f64_to_i32(f) as i64),
+        (V::F(f), DType::I64) => V::I(sem::f64_to_i64(f)),
+        (V::F(f), DType::F32) => V::F(f as f32 as f64),
+        (V::F(f), DType::F64) => V::F(f),
+    }
+}
+
+/// Distance in units in the last place of `t` (0 when both are NaN; MAX when only one is).
+fn ulps(t: DType, a: f64, b: f64) -> u64 {
+    if a.is_nan() || b.is_nan() {
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            u64::MAX
+        };
+    }
+    if t == DType::F32 {
+        let o = |x: f32| {
+            let b = x.to_bits() as i64;
+            if b & 0x8000_0000 != 0 {
+                -(b & 0x7fff_ffff)
+            } else {
+                b
+            }
+        };
+        (o(a as f32) - o(b as f32)).unsigned_abs()
+    } else {
+        let o = |x: f64| {
+            let b = x.to_bits() as i64;
+            if b < 0 {
+                -((b as u64 & 0x7fff_ffff_ffff_ffff) as i64)
+            } else {
+                b
+            }
+        };
+        (o(a) as i128 - o(b) as i128)
+            .unsigned_abs()
+            .min(u64::MAX as u128) as u64
+    }
+}
+
+/// Exact agreement: same bits (so -0 differs from 0), any NaN equal to any NaN.
+fn same(a: V, b: V) -> bool {
+    match (a, b) {
+        (V::B(x), V::B(y)) => x == y,
+        (V::I(x), V::I(y)) => x == y,
+        (V::F(x), V::F(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
+        _ => false,
+    }
+}
+
+// ---- kernels -----------------------------------------------------------------------------
+
+fn load(b: &mut KernelBuilder, t: DType) -> Value {
+    let i = b.input(t);
+    b.push(Inst::Load { input: i }, t)
+}
+
+fn unary_kernel(op: UnaryOp, t: DType) -> Kernel {
+    let mut b = KernelBuilder::new();
+    let x = load(&mut b, t);
+    let r = op.signature(t).unwrap().1;
+    let v = b.push(Inst::Unary { op, arg: x }, r);
+    b.finish(Output::Store { value: v })
+}
+
+fn binary_kernel(op: BinaryOp, t: DType) -> Kernel {
+    let mut b = KernelBuilder::new();
+    let x = load(&mut b, t);
+    let y = load(&mut b, t);
+    let r = op.signature(t).unwrap().1;
+    let v = b.push(Inst::Binary { op, lhs: x, rhs: y }, r);
+    b.finish(Output::Store { value: v })
+}
+
+fn run(b: &GpuBackend, k: &Kernel, inputs: &[DynArray], shape: &[usize]) -> DynArray {
+    let gk = b.compile(k).unwrap_or_else(|e| panic!("{e}\n{k}"));
+    let views: Vec<ArgView<'_>> = inputs.iter().map(|a| a.view()).collect();
+    b.run(&gk, &views, shape)
+        .unwrap_or_else(|e| panic!("{e}\n{k}"))
+}
+
+fn bound(name: &str, t: DType) -> u64 {
+    let (_, b64, b32) = wgsl::ULP_BOUNDS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .unwrap_or_else(|| panic!("no bound for {name}"));
+    if t == DType::F32 {
+        *b32
+    } else {
+        *b64
+    }
+}
+
+// ---- tests -------------------------------------------------------------------------------
+
+#[test]
+fn exact_unary_ops_match_semantics() {
+    let Some(b) = backend() else { return };
+    for t in DType::ALL.into_iter().filter(|t| supported(b, *t)) {
+        let mut xs = specials(t);
+        xs.extend(random(t, 500, 7));
+        let input = array(t, &xs, &[xs.len()]);
+        for op in UnaryOp::ALL {
+            if op.is_transcendental() && op != UnaryOp::Sqrt {
+                continue;
+            }
+            match op.signature(t) {
+                Ok((c, _)) if c == t => {}
+                _ => continue,
+            }
+            let got = values(&run(
+                b,
+                &unary_kernel(op, t),
+                std::slice::from_ref(&input),
+                &[xs.len()],
+            ));
+            for (x, g) in xs.iter().zip(&got) {
+                let want = oracle_unary(op, t, *x);
+                assert!(
+                    same(want, *g),
+                    "{op}.{t}({x:?}): GPU {g:?}, semantics {want:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_match_semantics() {
+    let Some(b) = backend() else { return };
+    for t in DType::ALL.into_iter().filter(|t| supported(b, *t)) {
+        let sp = specials(t);
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for x in &sp {
+            for y in &sp {
+                xs.push(*x);
+                ys.push(*y);
+            }
+        }
+        xs.extend(random(t, 400, 11));
+        ys.extend(random(t, 400, 12));
+        let n = xs.len();
+        let inputs = [array(t, &xs, &[n]), array(t, &ys, &[n])];
+        for op in BinaryOp::ALL {
+            match op.signature(t) {
+                Ok((c, _)) if c == t => {}
+                _ => continue,
+            }
+            let got = values(&run(b, &binary_kernel(op, t), &inputs, &[n]));
+            let name = op.name();
+            let ulp_op = matches!(op, BinaryOp::Pow | BinaryOp::Arctan2 | BinaryOp::Hypot);
+            for ((x, y), g) in xs.iter().zip(&ys).zip(&got) {
+                let want = oracle_binary(op, t, *x, *y);
+                let ok = match (want, *g) {
+                    (V::F(w), V::F(gv)) if ulp_op => {
+                        // Huge results of pow with random operands: compare in ULP too.
+                        ulps(t, w, gv) <= bound(name, t)
+                    }
+                    _ => same(want, *g),
+                };
+                assert!(
+                    ok,
+                    "{name}.{t}({x:?}, {y:?}): GPU {g:?}, semantics {want:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn casts_and_select_match_semantics() {
+    let Some(b) = backend() else { return };
+    for from in DType::ALL.into_iter().filter(|t| supported(b, *t)) {
+        let mut xs = specials(from);
+        xs.extend(random(from, 200, 3));
+        let n = xs.len();
+        let input = array(from, &xs, &[n]);
+        for to in DType::ALL.into_iter().filter(|t| supported(b, *t)) {
+            let mut kb = KernelBuilder::new();
+            let x = load(&mut kb, from);
+            let c = kb.push(Inst::Cast { arg: x }, to);
+            let k = kb.finish(Output::Store { value: c });
+            let got = values(&run(b, &k, std::slice::from_ref(&input), &[n]));
+            for (x, g) in xs.iter().zip(&got) {
+                let want = oracle_cast(to, *x);
+                assert!(
+                    same(want, *g),
+                    "cast {from}->{to} of {x:?}: GPU {g:?}, semantics {want:?}"
+                );
+            }
+        }
+        // select(x > 0 (as bool), x, -x) style: condition from the data, two value operands.
+        let mut kb = KernelBuilder::new();
+        let c = load(&mut kb, DType::Bool);
+        let x = load(&mut kb, from);
+        let y = load(&mut kb, from);
+        let s = kb.push(
+            Inst::Select {
+                cond: c,
+                on_true: x,
+                on_false: y,
+            },
+            from,
+        );
+        let k = kb.finish(Output::Store { value: s });
+        let conds = random(DType::Bool, n, 5);
+        let ys = random(from, n, 6);
+        let got = values(&run(
+            b,
+            &k,
+            &[
+                array(DType::Bool, &conds, &[n]),
+                input.clone(),
+                array(from, &ys, &[n]),
+            ],
+            &[n],
+        ));
+        for i in 0..n {
+            let want = if matches!(conds[i], V::B(true)) {
+                xs[i]
+            } else {
+                ys[i]
+            };
+            assert!(
+                same(want, got[i]),
+                "select.{from} at {i}: GPU {:?}, want {want:?}",
+                got[i]
+            );
+        }
+    }
+}
+
+/// Inputs per transcendental: a domain where the function is defined and interesting.
+fn domain(op: &str, t: DType, n: usize) -> Vec<f64> {
+    let mut r = Lcg(op.len() as u64 * 7919 + 1);
+    let f32t = t == DType::F32;
+    let (lo_e, hi_e) = if f32t { (-37.0, 37.0) } else { (-300.0, 300.0) };
+    let mut v: Vec<f64> = (0..n)
+        .map(|i| match op {
+            "exp" => {
+                if f32t {
+                    r.range(-103.0, 88.0)
+                } else {
+                    r.range(-745.0, 709.7)
+                }
+            }
+            "expm1" => {
+                if i % 2 == 0 {
+                    r.range(-1.0, 1.0)
+                } else if f32t {
+                    r.range(-20.0, 88.0)
+                } else {
+                    r.range(-40.0, 709.0)
+                }
+            }
+            "log" | "log2" | "log10" => {
+                if i % 3 == 0 {
+                    r.range(0.5, 2.0)
+                } else {
+                    r.mag(lo_e, hi_e, false)
+                }
+            }
+            "log1p" => {
+                if i % 2 == 0 {
+                    r.range(-0.999, 1.0)
+                } else {
+                    r.mag(lo_e, 20.0, false)
+                }
+            }
+            "sin" | "cos" | "tan" => {
+                if i % 2 == 0 {
+                    r.range(-10.0, 10.0)
+                } else {
+                    r.range(-1e5, 1e5)
+                }
+            }
+            "arcsin" | "arccos" | "arctanh" => r.range(-1.0, 1.0),
+            "arctan" | "arcsinh" => r.mag(-10.0, 10.0, true),
+            "sinh" | "cosh" => {
+                if i % 2 == 0 {
+                    r.range(-2.0, 2.0)
+                } else if f32t {
+                    r.range(-89.0, 89.0)
+                } else {
+                    r.range(-710.0, 710.0)
+                }
+            }
+            "tanh" => r.range(-25.0, 25.0),
+            "arccosh" => 1.0 + r.mag(-10.0, if f32t { 30.0 } else { 300.0 }, false),
+            _ => unreachable!(),
+        })
+        .map(|x| round_to(t, x))
+        .collect();
+    v.extend([
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        0.5,
+        2.0,
+        1e-20,
+    ]);
+    v
+}
+
+/// Max ULP error of every transcendental of the given dtypes on `b`: (table, bound failures).
+fn measure_ulps(
+    b: &GpuBackend,
+    types: &[DType],
+    bound: &dyn Fn(&str, DType) -> u64,
+) -> (Vec<String>, Vec<String>) {
+    let mut table = Vec::new();
+    let mut failures = Vec::new();
+    for &t in types {
+        for op in UnaryOp::ALL
+            .into_iter()
+            .filter(|o| o.is_transcendental() && *o != UnaryOp::Sqrt)
+        {
+            let xs = domain(op.name(), t, 4000);
+            let vals: Vec<V> = xs.iter().map(|&x| V::F(x)).collect();
+            let got = values(&run(
+                b,
+                &unary_kernel(op, t),
+                &[array(t, &vals, &[xs.len()])],
+                &[xs.len()],
+            ));
+            let mut worst = (0u64, 0.0f64);
+            for (x, g) in xs.iter().zip(&got) {
+                let V::F(want) = oracle_unary(op, t, V::F(*x)) else {
+                    unreachable!()
+                };
+                let V::F(g) = *g else { unreachable!() };
+                let u = ulps(t, want, g);
+                if u > worst.0 {
+                    worst = (u, *x);
+                }
+            }
+            table.push(format!(
+                "{:8} {t}: max {} ulp (at {:e})",
+                op.name(),
+                worst.0,
+                worst.1
+            ));
+            if worst.0 > bound(op.name(), t) {
+                failures.push(format!(
+                    "{op}.{t}: {} ulp at x = {:e} (bound {})",
+                    worst.0,
+                    worst.1,
+                    bound(op.name(), t)
+                ));
+            }
+        }
+        for op in [BinaryOp::Pow, BinaryOp::Arctan2, BinaryOp::Hypot] {
+            let mut r = Lcg(99);
+            let n = 4000;
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                let (x, y) = match op {
+                    BinaryOp::Pow if i % 4 == 0 => {
+                        (-r.mag(-3.0, 3.0, false), (r.next() % 41) as f64 - 20.0)
+                    }
+                    BinaryOp::Pow => (r.mag(-5.0, 5.0, false), r.range(-60.0, 60.0)),
+                    _ => (r.mag(-20.0, 20.0, true), r.mag(-20.0, 20.0, true)),
+                };
+                xs.push(V::F(round_to(t, x)));
+                ys.push(V::F(round_to(t, y)));
+            }
+            let got = values(&run(
+                b,
+                &binary_kernel(op, t),
+                &[array(t, &xs, &[n]), array(t, &ys, &[n])],
+                &[n],
+            ));
+            let mut worst = (0u64, 0.0, 0.0);
+            for ((x, y), g) in xs.iter().zip(&ys).zip(&got) {
+                let (V::F(want), V::F(gv), V::F(xv), V::F(yv)) =
+                    (oracle_binary(op, t, *x, *y), *g, *x, *y)
+                else {
+                    unreachable!()
+                };
+                let u = ulps(t, want, gv);
+                if u > worst.0 {
+                    worst = (u, xv, yv);
+                }
+            }
+            table.push(format!(
+                "{:8} {t}: max {} ulp (at {:e}, {:e})",
+                op.name(),
+                worst.0,
+                worst.1,
+                worst.2
+            ));
+            if worst.0 > bound(op.name(), t) {
+                failures.push(format!(
+                    "{op}.{t}: {} ulp at ({:e}, {:e})",
+                    worst.0, worst.1, worst.2
+                ));
+            }
+        }
+    }
+    (table, failures)
+}
+
+#[test]
+fn transcendental_ulp_bounds() {
+    let Some(b) = backend() else { return };
+    // f32 goes through the f64 polyfills only with f64 + i64; otherwise see the built-ins test.
+    let types: &[DType] = if b.info().f64 && b.info().i64 {
+        &[DType::F64, DType::F32]
+    } else {
+        &[]
+    };
+    let (table, failures) = measure_ulps(b, types, &bound);
+    println!(
+        "measured on {} ({}):\n{}",
+        b.info().name,
+        b.info().backend,
+        table.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "ULP bounds exceeded:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn f32_builtin_math_accuracy() {
+    // The WGSL built-ins (used for f32 when the adapter has no f64): accuracy is the driver's.
+    // A separate device, so that the other tests keep the default.
+    let Some(b0) = backend() else { return };
+    let b = GpuBackend::new(b0.info().index).unwrap();
+    b.set_f32_builtins(true);
+    let k = b.compile(&unary_kernel(UnaryOp::Exp, DType::F32)).unwrap();
+    assert!(
+        k.source().contains("= fb_exp_f32(v0)"),
+        "built-ins were not selected"
+    );
+    let (table, failures) = measure_ulps(&b, &[DType::F32], &|name, _| builtin_bound(name));
+    println!(
+        "f32 WGSL built-ins on {}:\n{}",
+        b.info().name,
+        table.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "f32 built-in bounds exceeded:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Bounds for the f32 built-ins: as measured on lavapipe (a regression check); other drivers
+/// differ, so elsewhere the table is only printed.
+fn builtin_bound(name: &str) -> u64 {
+    let on_lavapipe = backend().is_some_and(|b| b.info().name.contains("llvmpipe"));
+    if !on_lavapipe {
+        return u64::MAX;
+    }
+    LAVAPIPE_F32_BUILTIN_ULPS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, u)| *u)
+}
+
+/// Measured on lavapipe (LLVM 15): the built-ins flush subnormal results, lose relative accuracy
+/// near zero (sinh/tanh/asinh/atanh of tiny x give 0 or worse) and atan(NaN) is not NaN; this is
+/// why f32 goes through the f64 polyfills whenever the adapter allows.
+const LAVAPIPE_F32_BUILTIN_ULPS: &[(&str, u64)] = &[
+    ("exp", 7998397),
+    ("expm1", 195),
+    ("log", 1392),
+    ("log1p", 9806),
+    ("log2", 336),
+    ("log10", 388),
+    ("sin", 4),
+    ("cos", 1),
+    ("tan", 3),
+    ("arcsin", 3819),
+    ("arccos", 3679),
+    ("arctan", u64::MAX),
+    ("sinh", 348330744),
+    ("cosh", 7882604),
+    ("tanh", 348330744),
+    ("arcsinh", 863572148),
+    ("arccosh", 1028365728),
+    ("arctanh", 507307272),
+    ("pow", 6389474),
+    ("arctan2", 347),
+    ("hypot", 2),
+];
+
+fn sum_kernel(t: DType) -> Kernel {
+    let mut kb = KernelBuilder::new();
+    let x = load(&mut kb, t);
+    let acc = ReduceOp::Sum.signature(t).unwrap().0;
+    let v = if acc == t {
+        x
+    } else {
+        kb.push(Inst::Cast { arg: x }, acc)
+    };
+    kb.finish(Output::Reduce {
+        op: ReduceOp::Sum,
+        value: v,
+    })
+}
+
+#[test]
+fn sum_matches_host() {
+    let Some(b) = backend() else { return };
+    for n in [0usize, 1, 255, 256, 257, 70_000, 1_000_003] {
+        // Integers: exact.
+        if b.info().i64 {
+            let xs: Vec<V> = (0..n)
+                .map(|i| V::I((i as i64 * 7919) % 2001 - 1000))
+                .collect();
+            let want: i64 = xs
+                .iter()
+                .map(|v| if let V::I(x) = v { *x } else { 0 })
+                .sum();
+            let got = run(
+                b,
+                &sum_kernel(DType::I32),
+                &[array(DType::I32, &xs, &[n])],
+                &[n],
+            );
+            assert_eq!(got.shape(), &[] as &[usize]);
+            assert_eq!(
+                got.into_i64().unwrap().into_iter().next(),
+                Some(want),
+                "sum of {n} i32"
+            );
+            let bs: Vec<V> = (0..n).map(|i| V::B(i % 3 == 0)).collect();
+            let got = run(
+                b,
+                &sum_kernel(DType::Bool),
+                &[array(DType::Bool, &bs, &[n])],
+                &[n],
+            );
+            assert_eq!(
+                got.into_i64().unwrap().into_iter().next(),
+                Some(n.div_ceil(3) as i64)
+            );
+        }
+        // Floats: against an f64 (or exact-ish) host sum, to the pairwise-sum tolerance.
+        for t in [DType::F32, DType::F64]
+            .into_iter()
+            .filter(|t| supported(b, *t))
+        {
+            let xs: Vec<V> = (0..n)
+                .map(|i| V::F(round_to(t, ((i % 1000) as f64 - 499.5) * 0.37)))
+                .collect();
+            let want: f64 = xs
+                .iter()
+                .map(|v| if let V::F(x) = v { *x } else { 0.0 })
+                .sum();
+            let got = run(b, &sum_kernel(t), &[array(t, &xs, &[n])], &[n])
+                .scalar_f64()
+                .unwrap();
+            let scale: f64 = xs
+                .iter()
+                .map(|v| if let V::F(x) = v { x.abs() } else { 0.0 })
+                .sum::<f64>()
+                .max(1.0);
+            let eps = if t == DType::F32 { 1e-6 } else { 1e-14 };
+            assert!(
+                (got - want).abs() <= eps * scale,
+                "sum of {n} {t}: GPU {got}, host {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn strided_broadcast_zero_d_and_empty_inputs() {
+    let Some(b) = backend() else { return };
+    let t = DType::F32;
+    // x * y + x with x strided (every other column, reversed rows) and y broadcast (a row).
+    let mut kb = KernelBuilder::new();
+    let x = load(&mut kb, t);
+    let y = load(&mut kb, t);
+    let m = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: x,
+            rhs: y,
+        },
+        t,
+    );
+    let a = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Add,
+            lhs: m,
+            rhs: x,
+        },
+        t,
+    );
+    let k = kb.finish(Output::Store { value: a });
+    let gk = b.compile(&k).unwrap();
+    let base = ArrayD::<f32>::from_shape_fn(IxDyn(&[5, 8]), |i| (i[0] * 10 + i[1]) as f32);
+    let xs = base.slice(ndarray::s![..;-1, ..;2]).into_dyn();
+    let row = ArrayD::<f32>::from_shape_fn(IxDyn(&[4]), |i| i[0] as f32 + 0.5);
+    let col = ArrayD::<f32>::from_shape_fn(IxDyn(&[5, 1]), |i| i[0] as f32 - 2.0);
+    let scalar = ArrayD::<f32>::from_elem(IxDyn(&[]), 3.0);
+    for y in [row.view(), col.view(), scalar.view()] {
+        let got = b
+            .run(
+                &gk,
+                &[ArgView::from(xs.view()), ArgView::from(y.view())],
+                &[5, 4],
+            )
+            .unwrap()
+            .into_f32()
+            .unwrap();
+        let yb = y.broadcast(IxDyn(&[5, 4])).unwrap();
+        let want = ndarray::Zip::from(&xs)
+            .and(&yb)
+            .map_collect(|&a, &c| a * c + a);
+        assert_eq!(got, want, "y of shape {:?}", y.shape());
+    }
+    // A transposed (column-major) input.
+    let tr = base.t();
+    let gk1 = b.compile(&unary_kernel(UnaryOp::Neg, t)).unwrap();
+    let got = b
+        .run(&gk1, &[ArgView::from(tr.view())], &[8, 5])
+        .unwrap()
+        .into_f32()
+        .unwrap();
+    assert_eq!(got, tr.mapv(|v| -v));
+    // 0-d in, 0-d out.
+    let got = b
+        .run(&gk1, &[ArgView::from(scalar.view())], &[])
+        .unwrap()
+        .into_f32()
+        .unwrap();
+    assert_eq!(got.shape(), &[] as &[usize]);
+    assert_eq!(got.into_iter().next(), Some(-3.0));
+    // Empty.
+    let empty = ArrayD::<f32>::zeros(IxDyn(&[0, 3]));
+    let got = b
+        .run(&gk1, &[ArgView::from(empty.view())], &[0, 3])
+        .unwrap();
+    assert_eq!(got.shape(), &[0, 3]);
+    let s = b.compile(&sum_kernel(t)).unwrap();
+    assert_eq!(
+        b.run(&s, &[ArgView::from(empty.view())], &[0, 3])
+            .unwrap()
+            .scalar_f64(),
+        Some(0.0)
+    );
+    // Shape errors are typed, not panics.
+    assert!(b.run(&gk1, &[ArgView::from(row.view())], &[3]).is_err());
+}
+
+#[test]
+fn chunked_runs_equal_one_pass() {
+    let Some(b) = backend() else { return };
+    // Force chunking with a 4 KiB binding limit (1024 f32 per chunk): inputs above it stream,
+    // a broadcast input is gathered per chunk; results must equal the one-pass run exactly.
+    let mut kb = KernelBuilder::new();
+    let x = load(&mut kb, DType::F32);
+    let y = load(&mut kb, DType::F32);
+    let e = kb.push(
+        Inst::Unary {
+            op: UnaryOp::Exp,
+            arg: x,
+        },
+        DType::F32,
+    );
+    let v = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Sub,
+            lhs: e,
+            rhs: y,
+        },
+        DType::F32,
+    );
+    let store = kb.finish(Output::Store { value: v });
+    let sum = Kernel {
+        output: Output::Reduce {
+            op: ReduceOp::Sum,
+            value: v,
+        },
+        ..store.clone()
+    };
+    let xs = ArrayD::<f32>::from_shape_fn(IxDyn(&[37, 301]), |i| {
+        ((i[0] * 301 + i[1]) % 97) as f32 * 0.01
+    });
+    let ys_big = ArrayD::<f32>::from_shape_fn(IxDyn(&[37, 1]), |i| i[0] as f32);
+    let ys_small = ArrayD::<f32>::from_shape_fn(IxDyn(&[301]), |i| i[0] as f32 * 0.5);
+    let ys_wide = ArrayD::<f32>::from_shape_fn(IxDyn(&[1, 301]), |i| i[1] as f32 * 0.25);
+    let gs = b.compile(&store).unwrap();
+    let gsum = b.compile(&sum).unwrap();
+    for y in [ys_big.view(), ys_small.view(), ys_wide.view()] {
+        let args = [ArgView::from(xs.view()), ArgView::from(y.view())];
+        b.set_binding_limit(None);
+        let one = b.run(&gs, &args, &[37, 301]).unwrap();
+        let one_sum = b.run(&gsum, &args, &[37, 301]).unwrap();
+        let d0 = b.counters().dispatches;
+        b.set_binding_limit(Some(4096));
+        let chunked = b.run(&gs, &args, &[37, 301]).unwrap();
+        assert!(
+            b.counters().dispatches - d0 >= 10,
+            "the run was not chunked"
+        );
+        let chunked_sum = b.run(&gsum, &args, &[37, 301]).unwrap();
+        b.set_binding_limit(None);
+        assert_eq!(one, chunked, "y {:?}", y.shape());
+        let (s1, s2) = (
+            one_sum.scalar_f64().unwrap(),
+            chunked_sum.scalar_f64().unwrap(),
+        );
+        assert!(
+            (s1 - s2).abs() <= 1e-5 * s1.abs().max(1.0),
+            "sum {s1} vs chunked {s2}"
+        );
+    }
+}
+
+#[test]
+fn larger_than_one_binding_f64() {
+    let Some(b) = backend() else { return };
+    if !b.info().f64 {
+        println!("skipping: adapter has no f64");
+        return;
+    }
+    // 20M f64 = 160 MB > the 128 MiB binding limit of lavapipe: (5x + 4)x + 1, exact.
+    let n = 20_000_000usize;
+    let xs = ArrayD::<f64>::from_shape_fn(IxDyn(&[n]), |i| (i[0] % 100_003) as f64 * 1e-3 - 50.0);
+    let mut kb = KernelBuilder::new();
+    let x = load(&mut kb, DType::F64);
+    let c5 = kb.push(Inst::Const(Const::F64(5.0)), DType::F64);
+    let c4 = kb.push(Inst::Const(Const::F64(4.0)), DType::F64);
+    let c1 = kb.push(Inst::Const(Const::F64(1.0)), DType::F64);
+    let m = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: c5,
+            rhs: x,
+        },
+        DType::F64,
+    );
+    let a = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Add,
+            lhs: m,
+            rhs: c4,
+        },
+        DType::F64,
+    );
+    let m2 = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: a,
+            rhs: x,
+        },
+        DType::F64,
+    );
+    let p = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Add,
+            lhs: m2,
+            rhs: c1,
+        },
+        DType::F64,
+    );
+    let k = kb.finish(Output::Store { value: p });
+    let gk = b.compile(&k).unwrap();
+    let d0 = b.counters().dispatches;
+    let got = b
+        .run(&gk, &[ArgView::from(xs.view())], &[n])
+        .unwrap()
+        .into_f64()
+        .unwrap();
+    assert!(
+        b.counters().dispatches - d0 >= 2,
+        "160 MB must be processed in chunks"
+    );
+    let want = xs.mapv(|x| (5.0 * x + 4.0) * x + 1.0);
+    assert!(got == want, "GPU result differs from the host");
+}
+
+#[test]
+fn pipeline_cache_and_counters() {
+    let Some(b) = backend() else { return };
+    let k = unary_kernel(UnaryOp::Floor, DType::F32);
+    let c0 = b.counters();
+    let k1 = b.compile(&k).unwrap();
+    let k2 = b.compile(&k).unwrap();
+    let c1 = b.counters();
+    assert!(std::sync::Arc::ptr_eq(&k1, &k2));
+    assert!(c1.cache_hits > c0.cache_hits);
+    let xs = ArrayD::<f32>::from_elem(IxDyn(&[1000]), 2.5);
+    let got = b.run(&k1, &[ArgView::from(xs.view())], &[1000]).unwrap();
+    let c2 = b.counters();
+    assert!(c2.bytes_uploaded - c1.bytes_uploaded >= 4000);
+    assert!(c2.bytes_downloaded - c1.bytes_downloaded >= 4000);
+    assert_eq!(got.into_f32().unwrap(), xs.mapv(f32::floor));
+}
+
+#[test]
+fn unsupported_dtypes_are_refused_cleanly() {
+    let Some(b) = backend() else { return };
+    let k = unary_kernel(UnaryOp::Exp, DType::F64);
+    match b.compile(&k) {
+        Ok(_) => assert!(b.info().f64),
+        Err(e) => {
+            assert!(!b.info().f64);
+            assert!(matches!(e, fusebox::Error::UnsupportedDtype(_)), "{e}");
+        }
+    }
+}
+
+#[test]
+fn resident_arrays_are_not_re_uploaded() {
+    let Some(b) = backend() else { return };
+    // y = x * 2 + 1 on the device, then sum(y) and y - x, without touching the host in between.
+    let t = DType::F32;
+    let mut kb = KernelBuilder::new();
+    let x = load(&mut kb, t);
+    let c2 = kb.push(Inst::Const(Const::F32(2.0)), t);
+    let c1 = kb.push(Inst::Const(Const::F32(1.0)), t);
+    let m = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: x,
+            rhs: c2,
+        },
+        t,
+    );
+    let y = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Add,
+            lhs: m,
+            rhs: c1,
+        },
+        t,
+    );
+    let affine = b.compile(&kb.finish(Output::Store { value: y })).unwrap();
+    let sub = b.compile(&binary_kernel(BinaryOp::Sub, t)).unwrap();
+    let sum = b.compile(&sum_kernel(t)).unwrap();
+    let xs = ArrayD::<f32>::from_shape_fn(IxDyn(&[64, 50]), |i| (i[0] * 50 + i[1]) as f32 * 0.25);
+    let row = ArrayD::<f32>::from_shape_fn(IxDyn(&[50]), |i| i[0] as f32);
+
+    let c0 = b.counters();
+    let dx = b.upload(&ArgView::from(xs.view())).unwrap();
+    let drow = b.upload(&ArgView::from(row.view())).unwrap();
+    let c1 = b.counters();
+    assert_eq!(c1.bytes_uploaded - c0.bytes_uploaded, (64 * 50 + 50) * 4);
+    let dy = b.run_resident(&affine, &[&dx], &[64, 50]).unwrap();
+    let dd = b.run_resident(&sub, &[&dy, &drow], &[64, 50]).unwrap();
+    let ds = b.run_resident(&sum, &[&dy], &[64, 50]).unwrap();
+    let c2 = b.counters();
+    assert_eq!(
+        c2.bytes_uploaded, c1.bytes_uploaded,
+        "data already on the device was re-uploaded"
+    );
+    assert_eq!(
+        c2.bytes_downloaded, c1.bytes_downloaded,
+        "a resident run read data back"
+    );
+    assert_eq!((dy.shape(), ds.shape()), (&[64usize, 50][..], &[][..]));
+
+    let want_y = xs.mapv(|v| v * 2.0 + 1.0);
+    assert_eq!(b.download(&dy).unwrap().into_f32().unwrap(), want_y);
+    let want_d = &want_y - &row;
+    assert_eq!(b.download(&dd).unwrap().into_f32().unwrap(), want_d);
+    let s = b.download(&ds).unwrap().scalar_f64().unwrap();
+    let host: f64 = want_y.iter().map(|&v| v as f64).sum();
+    assert!(
+        (s - host).abs() <= 1e-6 * host.abs(),
+        "resident sum {s} vs host {host}"
+    );
+    assert!(b.counters().bytes_downloaded > c2.bytes_downloaded);
+    // bool round trip through the u32 device layout.
+    let flags = ArrayD::from_shape_vec(IxDyn(&[3]), vec![true, false, true]).unwrap();
+    let df = b.upload(&ArgView::from(flags.view())).unwrap();
+    assert_eq!(b.download(&df).unwrap().into_bool().unwrap(), flags);
+}
