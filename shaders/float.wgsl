@@ -25,13 +25,14 @@ fn fb_sign_$F(x: $F) -> $F {
     return x;
 }
 
-// np.maximum / np.minimum: NaN-propagating (the first NaN operand wins).
+// np.maximum / np.minimum: NaN-propagating (the first NaN operand wins); ties give the second
+// operand, as NumPy 2.4 does (maximum(0.0, -0.0) is -0.0).
 fn fb_maximum_$F(a: $F, b: $F) -> $F {
-    return select(b, a, a >= b || fb_isnan_$F(a));
+    return select(b, a, a > b || fb_isnan_$F(a));
 }
 
 fn fb_minimum_$F(a: $F, b: $F) -> $F {
-    return select(b, a, a <= b || fb_isnan_$F(a));
+    return select(b, a, a < b || fb_isnan_$F(a));
 }
 
 fn fb_copysign_$F(a: $F, b: $F) -> $F {

@@ -8,6 +8,7 @@ use crate::cpu::{CpuBackend, CpuKernel};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
+use crate::gpu::{GpuBackend, GpuKernel};
 use crate::opt::{self, Buf, Lowered, Partition, PlanInput, Step};
 use std::collections::HashMap;
 use std::fmt;
@@ -95,11 +96,18 @@ pub struct Stats {
     pub cache_hits: u64,
     /// Wall time spent running kernels on the CPU.
     pub cpu_time: Duration,
+    /// Wall time spent running kernels on the GPU (uploads and read-backs included).
+    pub gpu_time: Duration,
+    /// Bytes copied host -> GPU and GPU -> host.
+    pub bytes_uploaded: u64,
+    pub bytes_downloaded: u64,
 }
 
 struct Inner {
     options: Options,
     cpu: OnceLock<std::result::Result<CpuBackend, Error>>,
+    /// The GPU adapter of `options.device`, opened on first use.
+    gpu: OnceLock<std::result::Result<GpuBackend, Error>>,
     stats: Mutex<Stats>,
 }
 
@@ -115,12 +123,18 @@ impl Default for Session {
     }
 }
 
+/// A kernel compiled for the device that runs it.
+enum DeviceKernel {
+    Cpu(Arc<CpuKernel>),
+    Gpu(Arc<GpuKernel>),
+}
+
 /// A plan with compiled kernels, ready to run on bound inputs.
 struct ExecPlan {
     inputs: Vec<PlanInput>,
     /// Shapes of the symbol inputs, in parameter order (the plan's cache key).
     param_shapes: Vec<Vec<usize>>,
-    steps: Vec<(Step, Arc<CpuKernel>)>,
+    steps: Vec<(Step, DeviceKernel)>,
     /// For each step, the temporaries no later step reads (dropped right after it runs, so an
     /// unfused plan holds no more temporaries than NumPy would).
     frees: Vec<Vec<u32>>,
@@ -135,6 +149,7 @@ impl Session {
             inner: Arc::new(Inner {
                 options,
                 cpu: OnceLock::new(),
+                gpu: OnceLock::new(),
                 stats: Mutex::new(Stats::default()),
             }),
         }
@@ -166,10 +181,37 @@ impl Session {
             .unwrap_or_default();
         if let Some(Ok(cpu)) = self.inner.cpu.get() {
             let c = cpu.counters();
-            s.compilations = c.compilations;
-            s.cache_hits = c.cache_hits;
+            s.compilations += c.compilations;
+            s.cache_hits += c.cache_hits;
+        }
+        if let Some(Ok(gpu)) = self.inner.gpu.get() {
+            let c = gpu.counters();
+            s.compilations += c.compilations;
+            s.cache_hits += c.cache_hits;
+            s.bytes_uploaded = c.bytes_uploaded;
+            s.bytes_downloaded = c.bytes_downloaded;
         }
         s
+    }
+
+    /// The GPU backend of the configured adapter (opened on first use).
+    fn gpu(&self, index: usize) -> Result<&GpuBackend> {
+        self.inner
+            .gpu
+            .get_or_init(|| GpuBackend::new(index))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Human-readable name of the device plans run on.
+    fn device_name(&self, device: Device) -> String {
+        match device {
+            Device::Gpu(n) => match self.gpu(n) {
+                Ok(g) => format!("gpu:{n} ({}, {})", g.info().name, g.info().backend),
+                Err(_) => format!("gpu:{n}"),
+            },
+            d => d.to_string(),
+        }
     }
 
     fn cpu(&self) -> Result<&CpuBackend> {
@@ -180,10 +222,14 @@ impl Session {
             .map_err(Clone::clone)
     }
 
+    /// The device plans run on. `Auto` is the CPU until the cost model chooses per plan.
     fn device(&self) -> Result<Device> {
         match self.inner.options.device {
             Device::Auto | Device::Cpu => Ok(Device::Cpu),
-            Device::Gpu(_) => Err(Error::Device("no GPU backend yet".into())),
+            Device::Gpu(n) => {
+                self.gpu(n)?;
+                Ok(Device::Gpu(n))
+            }
             Device::Reference => Ok(Device::Reference),
         }
     }
@@ -249,10 +295,13 @@ impl Session {
             Partition::Unfused
         };
         let steps = opt::partition(&lowered, mode);
-        let cpu = self.cpu()?;
+        let device = self.device()?;
         let mut compiled = Vec::with_capacity(steps.len());
         for s in steps {
-            let k = cpu.compile(&s.kernel)?;
+            let k = match device {
+                Device::Gpu(n) => DeviceKernel::Gpu(self.gpu(n)?.compile(&s.kernel)?),
+                _ => DeviceKernel::Cpu(self.cpu()?.compile(&s.kernel)?),
+            };
             compiled.push((s, k));
         }
         if let Ok(mut st) = self.inner.stats.lock() {
@@ -275,7 +324,6 @@ impl Session {
     }
 
     fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<DynArray> {
-        let cpu = self.cpu()?;
         let mut temps: Vec<Option<DynArray>> = Vec::with_capacity(plan.steps.len());
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
@@ -296,7 +344,16 @@ impl Session {
                     .iter()
                     .map(|v| (v.len() * v.dtype().size()) as u64)
                     .sum::<u64>();
-                cpu.run(kernel, &views, &step.shape)?
+                match kernel {
+                    DeviceKernel::Cpu(k) => self.cpu()?.run(k, &views, &step.shape)?,
+                    DeviceKernel::Gpu(k) => {
+                        let n = match self.inner.options.device {
+                            Device::Gpu(n) => n,
+                            _ => 0,
+                        };
+                        self.gpu(n)?.run(k, &views, &step.shape)?
+                    }
+                }
             };
             if !step.kernel.is_reduction() {
                 written += out.nbytes() as u64;
@@ -310,7 +367,10 @@ impl Session {
             st.kernels_launched += plan.steps.len() as u64;
             st.bytes_read += read;
             st.bytes_written += written;
-            st.cpu_time += start.elapsed();
+            match plan.steps.first() {
+                Some((_, DeviceKernel::Gpu(_))) => st.gpu_time += start.elapsed(),
+                _ => st.cpu_time += start.elapsed(),
+            }
         }
         temps
             .pop()
@@ -332,10 +392,7 @@ impl Session {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.shape().to_vec())
         };
-        let device = match self.device()? {
-            Device::Reference => "reference".to_string(),
-            _ => "cpu".to_string(),
-        };
+        let device = self.device_name(self.device()?);
         let fused = opt::lower(expr, &shapes, true)?;
         let unfused = opt::lower(expr, &shapes, false)?;
         let fused_steps = opt::partition(&fused, Partition::Fused);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 const TRANSCENDENTAL_ULP: u64 = 2;
 
 fn sessions() -> Vec<(&'static str, Session)> {
-    vec![
+    let mut v = vec![
         (
             "fused",
             Session::with_options(Options {
@@ -30,7 +30,70 @@ fn sessions() -> Vec<(&'static str, Session)> {
                 ..Options::default()
             }),
         ),
-    ]
+    ];
+    if gpu_available() {
+        v.push((
+            "gpu",
+            Session::with_options(Options {
+                device: Device::Gpu(0),
+                ..Options::default()
+            }),
+        ));
+    }
+    v
+}
+
+/// Whether GPU adapter 0 can be used. Without one the GPU engine is skipped with a printed
+/// reason, unless `FUSEBOX_REQUIRE_GPU=1` (CI, on lavapipe), which turns that into a failure.
+fn gpu_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        match fusebox::gpu::GpuBackend::new(0) {
+            Ok(_) => true,
+            Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
+            Err(e) => {
+                println!("differential: skipping the GPU engine: {e}");
+                false
+            }
+        }
+    })
+}
+
+/// The GPU's documented bound (`gpu::wgsl::ULP_BOUNDS`) for the worst transcendental in `e`.
+fn gpu_ulp(e: &Expr) -> u64 {
+    use fusebox::expr::ExprKind;
+    let bound = |name: &str, dt: DType| {
+        fusebox::gpu::wgsl::ULP_BOUNDS
+            .iter()
+            .find(|b| b.0 == name)
+            .map_or(0, |b| if dt == DType::F32 { b.2 } else { b.1 })
+    };
+    let dt = e.dtype().unwrap_or(DType::F64);
+    match e.kind() {
+        ExprKind::Unary(op, x) => bound(op.name(), dt).max(gpu_ulp(x)),
+        ExprKind::Binary(op, a, b) => bound(op.name(), dt).max(gpu_ulp(a)).max(gpu_ulp(b)),
+        ExprKind::Where(c, a, b) => gpu_ulp(c).max(gpu_ulp(a)).max(gpu_ulp(b)),
+        ExprKind::Cast(_, x) | ExprKind::Reduce(_, x) => gpu_ulp(x),
+        _ => 0,
+    }
+}
+
+/// The GPU reduces sin/cos/tan arguments with a three-part pi/2, accurate for |x| < 1.6e6
+/// (documented in `gpu::wgsl`); on inputs beyond that (the edge values 1e300, the integer
+/// extremes 2^31 and 2^63) only the CPU engines run.
+fn engines_for<'a>(
+    op: UnaryOp,
+    dt: DType,
+    edges: bool,
+    ss: &'a [(&'a str, Session)],
+) -> &'a [(&'a str, Session)] {
+    let trig = matches!(op, UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tan);
+    if trig && (edges || dt.is_int()) {
+        &ss[..2]
+    } else {
+        ss
+    }
 }
 
 /// Evaluate `e` on every session and compare with the reference evaluator. When the oracle
@@ -39,6 +102,11 @@ fn check(what: &str, e: &Expr, ulp: u64, sessions: &[(&str, Session)]) {
     let oracle = reference::evaluate(e, &HashMap::new());
     for (name, s) in sessions {
         let ours = s.compute(e);
+        let ulp = if *name == "gpu" {
+            ulp.max(gpu_ulp(e))
+        } else {
+            ulp
+        };
         match (&ours, &oracle) {
             (Ok(a), Ok(b)) => assert_agree(&format!("{what} [{name}] {e}"), a, b, ulp),
             (Err(_), Err(_)) => {}
@@ -75,12 +143,21 @@ fn unary_ops_every_dtype_and_layout() {
                     if layout != Layout::Contiguous && si > 1 {
                         continue;
                     }
+                    let what = format!("{op} {dt} {shape:?} {layout:?}");
                     let a = Expr::data(array(dt, shape, layout, 2 * si as u64), Some("a"));
                     check(
-                        &format!("{op} {dt} {shape:?} {layout:?}"),
+                        &what,
                         &Expr::unary(op, a),
                         unary_ulp(op),
-                        &ss,
+                        engines_for(op, dt, true, &ss),
+                    );
+                    // Without the edge values (1e300 ...): inside every engine's domain.
+                    let a = Expr::data(array(dt, shape, layout, 2 * si as u64 + 1), Some("a"));
+                    check(
+                        &what,
+                        &Expr::unary(op, a),
+                        unary_ulp(op),
+                        engines_for(op, dt, false, &ss),
                     );
                 }
             }

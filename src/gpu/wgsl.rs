@@ -178,8 +178,10 @@ fn const_expr(c: Const) -> String {
         Const::I32(v) => format!("i32({v})"),
         Const::I64(v) if v == i64::MIN => "(i64(-9223372036854775807) - i64(1))".into(),
         Const::I64(v) => format!("i64({v})"),
-        Const::F32(v) => format!("bitcast<f32>({}u)", v.to_bits()),
-        Const::F64(v) => format!("bitcast<f64>({}lu)", v.to_bits()),
+        // Float constants pass through the opaque 1 (`fb_o_*`): Mesa otherwise folds
+        // `x * 0.0` to `0.0` (wrong for inf and NaN) and `x + 0.0` to `x` (wrong for -0.0).
+        Const::F32(v) => format!("fb_o_f32(bitcast<f32>({}u))", v.to_bits()),
+        Const::F64(v) => format!("fb_o_f64(bitcast<f64>({}lu))", v.to_bits()),
     }
 }
 
@@ -267,6 +269,9 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str, opts: Options) -> Result<Str
         DType::I32 | DType::I64 => match op {
             Add => format!("({a} + {b})"),
             Sub => format!("({a} - {b})"),
+            // Products pass through the opaque 1, so a driver cannot contract `a * b + c` into
+            // an FMA (WGSL allows it; NumPy rounds the product first).
+            Mul if t.is_float() => format!("fb_o_{}({a} * {b})", ty(t)),
             Mul => format!("({a} * {b})"),
             And => format!("({a} & {b})"),
             Or => format!("({a} | {b})"),
@@ -284,6 +289,9 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str, opts: Options) -> Result<Str
         DType::F32 | DType::F64 => match op {
             Add => format!("({a} + {b})"),
             Sub => format!("({a} - {b})"),
+            // Products pass through the opaque 1, so a driver cannot contract `a * b + c` into
+            // an FMA (WGSL allows it; NumPy rounds the product first).
+            Mul if t.is_float() => format!("fb_o_{}({a} * {b})", ty(t)),
             Mul => format!("({a} * {b})"),
             Div => format!("({a} / {b})"),
             FloorDiv => format!("fb_floordiv_{ts}({a}, {b})"),
@@ -435,6 +443,9 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
                 format!("select({}, {}, {})", v(on_false), v(on_true), v(cond))
             }
             Inst::Cast { arg } => cast(k.ty(arg), t, &v(arg)),
+            // Only the math expansions emit bit casts; naga rejects the 64-bit ones where the
+            // adapter has no 64-bit integers, and that surfaces as a typed error.
+            Inst::Bitcast { arg } => format!("bitcast<{}>({})", ty(t), v(arg)),
         };
         let _ = writeln!(w, "        let v{i}: {} = {e};", ty(t));
     }
