@@ -396,5 +396,20 @@ fn devices() {
         Ok(b) => println!("  JIT target: {}", b.triple()),
         Err(e) => println!("  JIT target: unavailable ({e})"),
     }
-    println!("GPU: no GPU backend yet");
+    let gpus = fusebox::gpu::adapters();
+    if gpus.is_empty() {
+        println!("GPU: no adapter found (on headless Linux: apt-get install mesa-vulkan-drivers libvulkan1)");
+    }
+    for a in gpus {
+        println!(
+            "GPU {}: {} ({}, {}), f64: {}, i64: {}, max binding {} MiB",
+            a.index,
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.f64 { "yes" } else { "no" },
+            if a.i64 { "yes" } else { "no" },
+            a.max_binding_size >> 20
+        );
+    }
 }

@@ -210,6 +210,9 @@ fn gpu_device_computes_or_reports_one_device_error() {
     let dir = tempfile::tempdir().unwrap();
     let x = write(dir.path(), "x.npy", &arr1(&[1.0, 2.0, 3.0]));
     let o = fusebox(&["eval", "x * 2", &format!("x={x}"), "--device", "gpu"]);
+    if std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        assert!(o.status.success(), "FUSEBOX_REQUIRE_GPU=1: {}", stderr(&o));
+    }
     if o.status.success() {
         assert!(
             stdout(&o).ends_with("array([2., 4., 6.])\n"),
@@ -340,4 +343,39 @@ fn a_binding_overrides_a_constant() {
     assert!(o.status.success(), "{}", stderr(&o));
     let want = format!("array({})\n", std::f64::consts::E * 2.0);
     assert!(stdout(&o).ends_with(&want), "{}", stdout(&o));
+}
+
+/// Issue 3's acceptance check: 20 million f64 (160 MB, above lavapipe's 128 MiB binding limit)
+/// through `fusebox eval --device gpu` equal the CPU's result, element for element.
+#[test]
+fn gpu_eval_larger_than_one_binding_equals_cpu() {
+    let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    if fusebox::gpu::adapters().is_empty() && !required {
+        println!("skipping: no GPU adapter");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000_000usize;
+    let x = write(
+        dir.path(),
+        "x.npy",
+        &ndarray::Array1::linspace(-5.0, 5.0, n),
+    );
+    let (gpu_out, cpu_out) = (dir.path().join("g.npy"), dir.path().join("c.npy"));
+    for (dev, out) in [("gpu", &gpu_out), ("cpu", &cpu_out)] {
+        let o = fusebox(&[
+            "eval",
+            "(5.0*x+4.0)*x+1.0",
+            &format!("x={x}"),
+            "--device",
+            dev,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{dev}: {}", stderr(&o));
+    }
+    let g: ndarray::ArrayD<f64> = ndarray_npy::read_npy(&gpu_out).unwrap();
+    let c: ndarray::ArrayD<f64> = ndarray_npy::read_npy(&cpu_out).unwrap();
+    assert_eq!(g.len(), n);
+    assert!(g == c, "GPU and CPU results differ");
 }
