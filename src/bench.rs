@@ -160,6 +160,8 @@ pub struct Config {
     pub cases: Vec<String>,
     pub sizes: Vec<usize>,
     pub impls: Vec<String>,
+    /// Device of fusebox's implementations (fused, unfused, copy); ndarray's run on the CPU.
+    pub device: crate::session::Device,
     /// CPU threads for fusebox (0 = all cores).
     pub threads: usize,
     /// Wall-time budget per (case, size), split across rounds.
@@ -172,6 +174,7 @@ impl Default for Config {
             cases: CASES.iter().map(|s| s.to_string()).collect(),
             sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             impls: IMPLS.iter().map(|s| s.to_string()).collect(),
+            device: crate::session::Device::Cpu,
             threads: 0,
             budget: Duration::from_millis(1500),
         }

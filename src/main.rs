@@ -47,9 +47,12 @@ struct BenchArgs {
     /// Cases to run (comma-separated): copy, add1, poly, gauss, sumsq, two. Default: all.
     #[arg(long = "case", value_delimiter = ',')]
     cases: Vec<String>,
-    /// Sizes (comma-separated). Default: 1e3 to 1e7 by powers of ten.
-    #[arg(long = "n", value_delimiter = ',')]
+    /// Sizes (comma-separated; `1e7` notation accepted). Default: 1e3 to 1e7 by powers of ten.
+    #[arg(long = "sizes", alias = "n", value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<usize>,
+    /// Device for fusebox's implementations (fused, unfused, copy): cpu or gpu[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Implementations (comma-separated): fused, unfused, ndarray-eager, ndarray-zip, copy.
     #[arg(long = "impl", value_delimiter = ',')]
     impls: Vec<String>,
@@ -59,9 +62,22 @@ struct BenchArgs {
     /// Wall-time budget per (case, size) in milliseconds.
     #[arg(long, default_value_t = 1500)]
     budget_ms: u64,
-    /// One JSON object per measurement instead of the table.
+    /// One JSON array of records `{case, n, impl, device, threads, median_s, bytes, gbps}`
+    /// instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// A size like `1000`, `1e7` or `1_000_000`.
+fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.replace('_', "");
+    if let Ok(n) = t.parse::<usize>() {
+        return Ok(n);
+    }
+    match t.parse::<f64>() {
+        Ok(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Ok(f as usize),
+        _ => Err(format!("`{s}` is not a size")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -347,6 +363,7 @@ fn median_time(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 fn bench(args: &BenchArgs) -> Result<()> {
     use fusebox::bench::{self, Config, CASES, IMPLS};
     let mut cfg = Config {
+        device: Device::parse(&args.device)?,
         threads: args.threads,
         budget: Duration::from_millis(args.budget_ms),
         ..Config::default()
@@ -378,9 +395,8 @@ fn bench(args: &BenchArgs) -> Result<()> {
     }
     let records = bench::run(&cfg)?;
     if args.json {
-        for r in &records {
-            println!("{}", r.to_json());
-        }
+        let all: Vec<serde_json::Value> = records.iter().map(|r| r.to_json()).collect();
+        println!("{}", serde_json::Value::Array(all));
     } else {
         print!("{}", bench::table(&records));
     }

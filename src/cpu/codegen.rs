@@ -295,6 +295,24 @@ fn build(
 }
 
 /// The Cranelift type of a scalar of dtype `dt` (bool: one byte, 0 or 1).
+/// The amount of an integer shift by a constant in `0..bits`, if `op` is one.
+fn const_shift(
+    k: &Kernel,
+    op: BinaryOp,
+    lhs: crate::kir::Value,
+    rhs: crate::kir::Value,
+) -> Option<i64> {
+    if !matches!(op, BinaryOp::Shl | BinaryOp::Shr) {
+        return None;
+    }
+    let bits = (k.ty(lhs).size() * 8) as i64;
+    match k.insts[rhs.index()].inst {
+        Inst::Const(Const::I32(c)) if (0..bits).contains(&(c as i64)) => Some(c as i64),
+        Inst::Const(Const::I64(c)) if (0..bits).contains(&c) => Some(c),
+        _ => None,
+    }
+}
+
 fn scalar_type(dt: DType) -> Type {
     match dt {
         DType::Bool => types::I8,
@@ -648,9 +666,18 @@ impl Gen<'_, '_> {
                 },
                 Inst::Binary { op, lhs, rhs } => {
                     let (a, b) = (vals[lhs.index()], vals[rhs.index()]);
-                    match mode {
-                        Mode::Scalar => self.binary_s(op, k.ty(lhs), a, b)?,
-                        Mode::Vector { .. } => self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?,
+                    match (mode, const_shift(k, op, lhs, rhs)) {
+                        // A shift by a constant inside the width needs no NumPy guard: one
+                        // vector instruction instead of a guarded lane-by-lane shift (the math
+                        // expansions shift exponent bits this way).
+                        (Mode::Vector { .. }, Some(amount)) => match op {
+                            BinaryOp::Shl => self.b.ins().ishl_imm_s(a, amount),
+                            _ => self.b.ins().sshr_imm_s(a, amount),
+                        },
+                        (Mode::Scalar, _) => self.binary_s(op, k.ty(lhs), a, b)?,
+                        (Mode::Vector { .. }, None) => {
+                            self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?
+                        }
                     }
                 }
                 Inst::Select {
