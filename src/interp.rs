@@ -1,7 +1,7 @@
 //! A kernel-IR interpreter: evaluates a verified [`Kernel`] element by element with the
 //! scalar definitions in [`crate::semantics`]. Slow and obviously right; tests use it to check
 //! the optimizer's kernels apart from any code generator.
-use crate::array::{broadcast_shapes, checked_len, ArgView, DynArray};
+use crate::array::{checked_len, ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::{Const, Inst, Kernel, Output};
@@ -19,36 +19,10 @@ fn read(v: &ArgView<'_>, idx: &[usize]) -> Const {
     }
 }
 
-/// Check that `inputs` match the kernel's declared dtypes and broadcast to `out_shape`.
-pub fn check_inputs(k: &Kernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<()> {
-    if inputs.len() != k.inputs.len() {
-        return Err(Error::Argument(format!(
-            "kernel takes {} inputs, got {}",
-            k.inputs.len(),
-            inputs.len()
-        )));
-    }
-    for (i, (v, t)) in inputs.iter().zip(&k.inputs).enumerate() {
-        if v.dtype() != *t {
-            return Err(Error::Type(format!(
-                "kernel input in{i} is {t}, got {}",
-                v.dtype()
-            )));
-        }
-        if broadcast_shapes(v.shape(), out_shape)? != out_shape {
-            return Err(Error::ShapeMismatch {
-                lhs: v.shape().to_vec(),
-                rhs: out_shape.to_vec(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Run `k` over the iteration space `out_shape` (same contract as the backends' `run`).
 pub fn run(k: &Kernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<DynArray> {
     k.verify()?;
-    check_inputs(k, inputs, out_shape)?;
+    k.check_args(inputs, out_shape)?;
     let n = checked_len(out_shape, k.output_dtype().size())?;
     let mut vals = vec![Const::Bool(false); k.insts.len()];
     let mut out = Vec::with_capacity(if k.is_reduction() { 0 } else { n });

@@ -343,6 +343,43 @@ impl Kernel {
         }
     }
 
+    /// Check run-time arguments against the kernel: one input per declared input, of its dtype,
+    /// each broadcastable to `out_shape` (every backend's `run` starts here).
+    pub fn check_args(
+        &self,
+        inputs: &[crate::array::ArgView<'_>],
+        out_shape: &[usize],
+    ) -> Result<()> {
+        if inputs.len() != self.inputs.len() {
+            return Err(Error::Argument(format!(
+                "kernel takes {} inputs, got {}",
+                self.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (i, (a, t)) in inputs.iter().zip(&self.inputs).enumerate() {
+            if a.dtype() != *t {
+                return Err(Error::Argument(format!(
+                    "input {i} has dtype {}, the kernel expects {t}",
+                    a.dtype()
+                )));
+            }
+            let s = a.shape();
+            let fits = s.len() <= out_shape.len()
+                && s.iter()
+                    .rev()
+                    .zip(out_shape.iter().rev())
+                    .all(|(&d, &o)| d == o || d == 1);
+            if !fits {
+                return Err(Error::ShapeMismatch {
+                    lhs: s.to_vec(),
+                    rhs: out_shape.to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes one evaluation over `n` output elements moves, given each input's element count.
     pub fn bytes_moved(&self, input_lens: &[usize], n: usize) -> u64 {
         let reads: u64 = self

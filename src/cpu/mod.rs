@@ -224,34 +224,7 @@ impl CpuBackend {
         out_shape: &[usize],
     ) -> Result<DynArray> {
         let kernel = &k.kernel;
-        if inputs.len() != kernel.inputs.len() {
-            return Err(Error::Argument(format!(
-                "kernel takes {} inputs, got {}",
-                kernel.inputs.len(),
-                inputs.len()
-            )));
-        }
-        for (i, (a, t)) in inputs.iter().zip(&kernel.inputs).enumerate() {
-            if a.dtype() != *t {
-                return Err(Error::Argument(format!(
-                    "input {i} has dtype {}, the kernel expects {t}",
-                    a.dtype()
-                )));
-            }
-            let s = a.shape();
-            let lead = out_shape.len().checked_sub(s.len());
-            let fits = lead.is_some_and(|lead| {
-                s.iter()
-                    .zip(&out_shape[lead..])
-                    .all(|(d, o)| d == o || *d == 1)
-            });
-            if !fits {
-                return Err(Error::ShapeMismatch {
-                    lhs: s.to_vec(),
-                    rhs: out_shape.to_vec(),
-                });
-            }
-        }
+        kernel.check_args(inputs, out_shape)?;
         let out_dt = kernel.output_dtype();
         let n = checked_len(out_shape, out_dt.size())?;
         let plan = Plan::new(inputs, out_shape);

@@ -515,33 +515,7 @@ impl GpuBackend {
     ) -> Result<DynArray> {
         self.take_lost()?;
         let kern = &k.kernel;
-        if inputs.len() != kern.inputs.len() {
-            return Err(Error::Argument(format!(
-                "kernel takes {} inputs, {} given",
-                kern.inputs.len(),
-                inputs.len()
-            )));
-        }
-        for (i, (a, t)) in inputs.iter().zip(&kern.inputs).enumerate() {
-            if a.dtype() != *t {
-                return Err(Error::Argument(format!(
-                    "input {i} has dtype {}, kernel expects {t}",
-                    a.dtype()
-                )));
-            }
-            let s = a.shape();
-            let ok = s.len() <= out_shape.len()
-                && s.iter()
-                    .rev()
-                    .zip(out_shape.iter().rev())
-                    .all(|(&x, &o)| x == o || x == 1);
-            if !ok {
-                return Err(Error::ShapeMismatch {
-                    lhs: s.to_vec(),
-                    rhs: out_shape.to_vec(),
-                });
-            }
-        }
+        kern.check_args(inputs, out_shape)?;
         let out_t = kern.output_dtype();
         let n = crate::array::checked_len(out_shape, device_size(out_t))?;
         if n as u64 >= u32::MAX as u64 {
