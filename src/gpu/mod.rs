@@ -379,7 +379,18 @@ impl GpuBackend {
         let key = h.finish();
         if let Some(k) = self.cache.lock().map_err(poisoned)?.get(&key) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(k.clone());
+            // Float constants are not in the source (they travel in the parameter buffer), so
+            // kernels that differ only in them share the pipeline; the returned kernel must
+            // carry the caller's constants.
+            if wgsl::const_words(&k.kernel) == wgsl::const_words(kernel) {
+                return Ok(k.clone());
+            }
+            return Ok(Arc::new(GpuKernel {
+                kernel: kernel.clone(),
+                pipeline: k.pipeline.clone(),
+                layout: k.layout.clone(),
+                source: k.source.clone(),
+            }));
         }
         let pipe = self.build_pipe(&source, kernel.inputs.len(), "fusebox kernel")?;
         let k = Arc::new(GpuKernel {
@@ -633,6 +644,7 @@ impl GpuBackend {
                     stream_bufs.push(None);
                 }
             }
+            p.extend(wgsl::const_words(kern));
             let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
             // Parameters are not counted as uploaded data.
             self.queue
@@ -944,6 +956,7 @@ impl GpuBackend {
             let st = broadcast_strides(&a.shape, &c_strides(&a.shape), out_shape);
             p.extend(st.iter().map(|&s| s as u32));
         }
+        p.extend(wgsl::const_words(kern));
         let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
         self.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&p));
