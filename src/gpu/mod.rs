@@ -2,7 +2,9 @@
 //!
 //! Pipeline: [`wgsl::write_kernel_with`] turns a verified [`Kernel`] into WGSL; the text is
 //! validated with naga before it reaches the driver; the compute pipeline is cached by the
-//! shader's hash. [`GpuBackend::run`] uploads each input once (made C-contiguous on the host;
+//! shader's hash. Float constants are not in the text: they travel in the parameter buffer (a
+//! fast-math driver folds visible ones wrongly; see [`wgsl`]), so kernels that differ only in
+//! them share a pipeline. [`GpuBackend::run`] uploads each input once (made C-contiguous on the host;
 //! broadcast and strided inputs are read through per-input strides passed in a parameter
 //! buffer, 0 for broadcast dimensions), dispatches one invocation per output element on a 2-D
 //! grid (so the 65,535-workgroups-per-dimension limit never bites), and reads the result back
@@ -620,7 +622,8 @@ impl GpuBackend {
         let mut start = 0usize;
         while start < n {
             let len = chunk.min(n - start);
-            // Parameters: n, start, row, ndim, 1, shape, then per input: flag, base, strides.
+            // Parameters: n, start, row, ndim, 1, shape, then per input: flag, base, strides, then
+            // the float constants.
             let groups = (len as u32).div_ceil(WORKGROUP);
             let (gx, gy) = Self::grid(groups);
             let mut p: Vec<u32> = vec![len as u32, start as u32, gx * WORKGROUP, ndim as u32, 1];

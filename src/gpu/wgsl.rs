@@ -2,11 +2,27 @@
 //!
 //! One invocation per output element on a 2-D grid of 256-thread workgroups. The parameter
 //! buffer (`P`, `array<u32>`) holds: `[n, start, row, ndim, 1, shape[ndim],` then per input
-//! `flag, base, strides[ndim]]`; an input's offset is `sum(index_d * stride_d)` over the
-//! output's multi-index (0 strides for broadcast dimensions), or the flat global index
-//! (`flag == 2`, input of the output's shape) or the index inside the current chunk
-//! (`flag == 1`, a streamed input). The `1` is an optimization barrier for the math helpers
-//! (`x * P[4]`: drivers cannot fold it, so error-free transformations survive). bool values are `u32` in buffers and `bool` in registers.
+//! `flag, base, strides[ndim]`, then the kernel's float constants ([`const_words`]): an
+//! input's offset is `sum(index_d * stride_d)` over the output's multi-index (0 strides for
+//! broadcast dimensions), or the flat global index (`flag == 2`, input of the output's shape)
+//! or the index inside the current chunk (`flag == 1`, a streamed input). bool values are
+//! `u32` in buffers and `bool` in registers.
+//!
+//! Exactness under a fast-math driver. Mesa (lavapipe) compiles naga's SPIR-V, which declares
+//! neither `SignedZeroInfNanPreserve` nor `NoContraction`, with fast-math assumptions: it
+//! folds `x * 0.0` to `0.0` (wrong for NaN, inf), `x + 0.0` to `x` (wrong for -0.0), factors
+//! `a * 1 + b * 1` into `(a + b) * 1` and contracts products into FMAs. So:
+//! - float constants are never WGSL literals: their bits are read from `P` at run time (one
+//!   word per f32, two per f64), and kernels that differ only in constants share a pipeline;
+//! - each float product goes through `fb_o_*`, which xors the bits with a zero the driver
+//!   cannot see (`P[4] - 1`): integer operations on the bits are opaque to the float
+//!   optimizer, so the product is rounded on its own, as NumPy does (a float `* 1` barrier was
+//!   factored out of sums and then fused);
+//! - an i32 -> i64 cast goes through the same opaque zero: lavapipe miscompiled
+//!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
+//!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
+//! Integer and bool constants stay literals (folding them is exact). `tests/gpu.rs` holds one
+//! regression test per case.
 //!
 //! Hand-written helpers live in `shaders/` (included at build time): NumPy's `%`, `//`,
 //! `fmod` (exact long division), integer division by zero, shifts out of range, NaN-propagating
@@ -54,8 +70,10 @@
 //! `tests/gpu.rs` (`f32_builtin_math_accuracy`) measures and prints them. Writing f32
 //! polyfills for f64-less adapters is future work.
 //!
-//! sin/cos/tan reduce the argument with a three-part Cody-Waite pi/2: accurate for
-//! |x| < 1.6e6; beyond that the error grows with |x| (no Payne-Hanek reduction).
+//! sin/cos/tan reduce the argument with a three-part Cody-Waite pi/2 for |x| < 2^20 and with
+//! Payne-Hanek (a 192-bit window of 2/pi times the significand, in exact integer arithmetic)
+//! above, so they keep their bounds up to `f64::MAX`. tanh uses its Taylor series for
+//! |x| < 0.55 (the expm1 formula there was 4 ULP off) and `1 - 2 / (exp(2|x|) + 1)` above.
 use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, Output};
 use crate::ops::{BinaryOp, UnaryOp};
