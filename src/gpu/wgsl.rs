@@ -21,6 +21,7 @@
 //! - an i32 -> i64 cast goes through the same opaque zero: lavapipe miscompiled
 //!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
 //!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
+//!
 //! Integer and bool constants stay literals (folding them is exact). `tests/gpu.rs` holds one
 //! regression test per case.
 //!
