@@ -2,11 +2,14 @@
 // Every function here uses only exact operations (compare, select, +, -, *, /, trunc, floor).
 // Float `!=` is written `!(a == b)`: naga lowers `!=` to an ordered comparison (false for NaN).
 
-// x * 1 with the 1 read from the parameter buffer (P[4]): an optimization barrier, so that
-// drivers that simplify float algebra (Mesa's NIR turns (1 + x) - 1 into x) keep the rounding
-// steps that error-free transformations rely on.
+// An optimization barrier: x unchanged, through its bits xor a zero the driver cannot see
+// (`P[4] - 1`, P[4] being 1). Mesa compiles with fast-math assumptions (no
+// SignedZeroInfNanPreserve, no NoContraction from naga): it simplifies float algebra
+// ((1 + x) - 1 into x), factors `x * 1 + y * 1` into `(x + y) * 1` and then contracts what is
+// left into an FMA. A float multiply by an opaque 1 does not survive that; integer operations
+// on the bits are invisible to the float optimizer, so each rounding step here is kept.
 fn fb_o_$F(x: $F) -> $F {
-    return x * $F(P[4]);
+    return fb_bits_o_$F(x);
 }
 
 fn fb_isnan_$F(x: $F) -> bool {

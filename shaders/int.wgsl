@@ -6,14 +6,16 @@ fn fb_floordiv_$I(a: $I, b: $I) -> $I {
     if (b == $I(-1)) { return $I(0) - a; }
     let q = a / b;
     let r = a - q * b;
-    if (r != $I(0) && ((a < $I(0)) != (b < $I(0)))) { return q - $I(1); }
+    // Signs differ <=> the xor is negative. (lavapipe miscompiles `(a < 0) != (b < 0)` for an
+    // i64 `a` sign-extended from i32: checked by tests/gpu.rs.)
+    if (r != $I(0) && (a ^ b) < $I(0)) { return q - $I(1); }
     return q;
 }
 
 fn fb_rem_$I(a: $I, b: $I) -> $I {
     if (b == $I(0) || b == $I(-1)) { return $I(0); }
     let r = a - (a / b) * b;
-    if (r != $I(0) && ((r < $I(0)) != (b < $I(0)))) { return r + b; }
+    if (r != $I(0) && (r ^ b) < $I(0)) { return r + b; }
     return r;
 }
 

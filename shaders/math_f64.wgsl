@@ -169,9 +169,96 @@ fn fb_kcos_f64(x: f64, y: f64) -> f64 {
 
 // x = n * pi/2 + (y0 + y1), Cody-Waite in three 33-bit pieces: accurate for |n| < 2^20
 // (|x| < ~1.6e6); beyond that the error grows with |x| (no Payne-Hanek reduction).
+// 2/pi in 32-bit words after two zero words (Payne-Hanek): bit q of this array (MSB first)
+// is bit q - 63 after the point of 2/pi.
+const FB_TWO_OVER_PI = array<u32, 44>(0u, 0u, 0xa2f9836eu, 0x4e441529u, 0xfc2757d1u, 0xf534ddc0u, 0xdb629599u, 0x3c439041u, 0xfe5163abu, 0xdebbc561u, 0xb7246e3au, 0x424dd2e0u, 0x06492eeau, 0x09d1921cu, 0xfe1deb1cu, 0xb129a73eu, 0xe88235f5u, 0x2ebb4484u, 0xe99c7026u, 0xb45f7e41u, 0x3991d639u, 0x835339f4u, 0x9c845f8bu, 0xbdf9283bu, 0x1ff897ffu, 0xde05980fu, 0xef2f118bu, 0x5a0a6d1fu, 0x6d367ecfu, 0x27cb09b7u, 0x4f463f66u, 0x9e5fea2du, 0x7527bac7u, 0xebe5f17bu, 0x3d0739f7u, 0x8a5292eau, 0x6bfb5fb1u, 0x1f8d5d08u, 0x56033046u, 0xfc7b6babu, 0xf0cfbc20u, 0x9af4361du, 0xa9e39161u, 0x5ee61b08u);
+
+// 32 bits of FB_TWO_OVER_PI starting at bit q.
+fn fb_2opi_bits(q: i32) -> u32 {
+    let w = q >> 5u;
+    let sh = u32(q & 31);
+    let pair = (u64(FB_TWO_OVER_PI[w]) << 32u) | u64(FB_TWO_OVER_PI[w + 1]);
+    return u32((pair >> (32u - sh)) & 0xfffffffflu);
+}
+
+// hi part of a (26 significant bits) for exact products; a - hi is exact.
+fn fb_split_hi(a: f64) -> f64 {
+    return bitcast<f64>(bitcast<u64>(a) & 0xfffffffff8000000lu);
+}
+
+// Payne-Hanek reduction for |x| >= 2^20 (finite): |x| * 2/pi mod 4 in fixed point, from a
+// 192-bit window of 2/pi times the 53-bit significand (exact integer arithmetic).
+fn fb_rem_pio2_large_f64(x: f64) -> FbRed {
+    let bits = bitcast<u64>(abs(x));
+    let e = i32(bits >> 52u) - 1075;
+    let m = (bits & 0xffffffffffffflu) | 0x10000000000000lu;
+    let ml = m & 0xfffffffflu;
+    let mh = m >> 32u;
+    // Window: bits of 2/pi from k0 = e - 1 (array bit e + 62): the bits before it add
+    // multiples of 4 to |x| * 2/pi. P = m * W, and |x| * 2/pi = P * 2^-190 (mod 4).
+    let q0 = e + 62;
+    var w: array<u64, 6>;
+    for (var i = 0; i < 6; i++) {
+        w[i] = u64(fb_2opi_bits(q0 + 32 * (5 - i)));
+    }
+    var p: array<u64, 6>;
+    var carry: u64 = 0lu;
+    for (var c = 0; c < 6; c++) {
+        let lo = ml * w[c];
+        var col = carry + (lo & 0xfffffffflu);
+        if (c > 0) { col = col + mh * w[c - 1]; }
+        p[c] = col & 0xfffffffflu;
+        carry = (col >> 32u) + (lo >> 32u);
+    }
+    let a = (p[5] << 32u) | p[4];
+    let b = (p[3] << 32u) | p[2];
+    let cc = (p[1] << 32u) | p[0];
+    var n = i32(a >> 62u);
+    var f1 = (a << 2u) | (b >> 62u);
+    var f2 = (b << 2u) | (cc >> 62u);
+    var neg = false;
+    if ((f1 >> 63u) != 0lu) {
+        // Fraction >= 1/2: round n up, the fraction becomes f - 1 (negate the 128 bits).
+        n = n + 1;
+        neg = true;
+        f2 = ~f2 + 1lu;
+        f1 = ~f1 + select(0lu, 1lu, f2 == 0lu);
+    }
+    // Normalize (x can lie within 2^-61 of a multiple of pi/2): f = (f1 2^-64 + f2 2^-128) * scale
+    // with the top bit of f1 set, so that fa below carries 53 significant bits.
+    var scale: f64 = 1.0;
+    if (f1 == 0lu) { f1 = f2; f2 = 0lu; scale = 5.421010862427522e-20; }
+    var lz = 0u;
+    if ((f1 >> 32u) == 0lu) { lz = 32u + countLeadingZeros(u32(f1)); } else { lz = countLeadingZeros(u32(f1 >> 32u)); }
+    if (lz > 0u && lz < 64u) {
+        f1 = (f1 << lz) | (f2 >> (64u - lz));
+        f2 = f2 << lz;
+        scale = scale * ldexp(f64(1.0), -i32(lz));
+    }
+    // f = fa + fb, fa holding the top 53 bits exactly, |fb| < ulp(fa).
+    let fa = f64(f1 >> 11u) * 1.1102230246251565e-16 * scale;
+    let fb = (f64(f1 & 0x7fflu) + f64(f2 >> 11u) * 1.1102230246251565e-16) * 5.421010862427522e-20 * scale;
+    // r = f * pi/2 as y0 + y1: Dekker's exact product fa * P1, then the small terms.
+    let p1: f64 = 1.5707963267948966;
+    let p2: f64 = 6.123233995736766e-17;
+    let ah = fb_split_hi(fa);
+    let al = fa - ah;
+    let ch = fb_split_hi(p1);
+    let cl = p1 - ch;
+    let hi = fb_o_f64(fa * p1);
+    let err = fb_o_f64(fb_o_f64(fb_o_f64(fb_o_f64(ah * ch) - hi) + fb_o_f64(ah * cl)) + fb_o_f64(al * ch)) + fb_o_f64(al * cl);
+    let t = fb_o_f64(err + fb_o_f64(fa * p2)) + fb_o_f64(fb * p1);
+    var y0 = fb_o_f64(hi + t);
+    var y1 = fb_o_f64(hi - y0) + t;
+    if (neg != (x < 0.0)) { y0 = -y0; y1 = -y1; }
+    if (x < 0.0) { n = -n; }
+    return FbRed(n & 3, y0, y1);
+}
+
 struct FbRed { n: i32, y0: f64, y1: f64 }
 fn fb_rem_pio2_f64(x: f64) -> FbRed {
     if (abs(x) <= 0.7853981633974483) { return FbRed(0, x, 0.0); }
+    if (abs(x) >= 1048576.0) { return fb_rem_pio2_large_f64(x); }
     let n = round(x * 6.36619772367581382433e-01);
     var r = x - n * 1.57079632673412561417e+00;
     var w = n * 6.07710050650619224932e-11;
@@ -345,20 +432,43 @@ fn fb_cosh_f64(x: f64) -> f64 {
     return t * w;
 }
 
+// tanh near 0: the Taylor series x + x^3 (c1 + c2 x^2 + ...) to x^39 (coefficients from the
+// Bernoulli numbers, 2^2n (2^2n - 1) B_2n / (2n)!), accurate to 1 ULP for |x| < 0.55. The
+// expm1 formula below lost up to 4 ULP there (expm1's own error passes through).
+fn fb_tanh_small_f64(x: f64) -> f64 {
+    let z = x * x;
+    var p: f64 = -2.859136662305254e-08;
+    p = p * z + 7.054636946400968e-08;
+    p = p * z + -1.7406618963571648e-07;
+    p = p * z + 4.294911078273806e-07;
+    p = p * z + -1.0597268320104654e-06;
+    p = p * z + 2.6147711512907546e-06;
+    p = p * z + -6.451689215655431e-06;
+    p = p * z + 1.5918905069328964e-05;
+    p = p * z + -3.927832388331683e-05;
+    p = p * z + 9.691537956929451e-05;
+    p = p * z + -0.00023912911424355248;
+    p = p * z + 0.000590027440945586;
+    p = p * z + -0.0014558343870513183;
+    p = p * z + 0.003592128036572481;
+    p = p * z + -0.008863235529902197;
+    p = p * z + 0.021869488536155203;
+    p = p * z + -0.05396825396825397;
+    p = p * z + 0.13333333333333333;
+    p = p * z + -0.3333333333333333;
+    return x + x * (z * p);
+}
+
 fn fb_tanh_f64(x: f64) -> f64 {
     if (!(x == x)) { return x; }
     let a = abs(x);
-    var z: f64 = 0.0;
-    if (a >= 22.0) {
-        z = 1.0;
-    } else if (a < 2.7755575615628914e-17) {
-        return x;
-    } else if (a >= 1.0) {
-        let t = fb_expm1_f64(2.0 * a);
-        z = 1.0 - 2.0 / (t + 2.0);
-    } else {
-        let t = fb_expm1_f64(-2.0 * a);
-        z = -t / (t + 2.0);
+    if (a < 0.55) { return fb_tanh_small_f64(x); }
+    var z: f64 = 1.0;
+    if (a < 22.0) {
+        // 1 - 2 / (e^2a + 1): exp's error is damped by 2u / (u + 1)^2 <= 0.375 here, where
+        // expm1 (2 ULP) passed through almost whole.
+        let u = fb_exp_f64(2.0 * a);
+        z = 1.0 - 2.0 / (u + 1.0);
     }
     return select(z, -z, x < 0.0);
 }

@@ -2,7 +2,9 @@
 //!
 //! Pipeline: [`wgsl::write_kernel_with`] turns a verified [`Kernel`] into WGSL; the text is
 //! validated with naga before it reaches the driver; the compute pipeline is cached by the
-//! shader's hash. [`GpuBackend::run`] uploads each input once (made C-contiguous on the host;
+//! shader's hash. Float constants are not in the text: they travel in the parameter buffer (a
+//! fast-math driver folds visible ones wrongly; see [`wgsl`]), so kernels that differ only in
+//! them share a pipeline. [`GpuBackend::run`] uploads each input once (made C-contiguous on the host;
 //! broadcast and strided inputs are read through per-input strides passed in a parameter
 //! buffer, 0 for broadcast dimensions), dispatches one invocation per output element on a 2-D
 //! grid (so the 65,535-workgroups-per-dimension limit never bites), and reads the result back
@@ -379,7 +381,18 @@ impl GpuBackend {
         let key = h.finish();
         if let Some(k) = self.cache.lock().map_err(poisoned)?.get(&key) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(k.clone());
+            // Float constants are not in the source (they travel in the parameter buffer), so
+            // kernels that differ only in them share the pipeline; the returned kernel must
+            // carry the caller's constants.
+            if wgsl::const_words(&k.kernel) == wgsl::const_words(kernel) {
+                return Ok(k.clone());
+            }
+            return Ok(Arc::new(GpuKernel {
+                kernel: kernel.clone(),
+                pipeline: k.pipeline.clone(),
+                layout: k.layout.clone(),
+                source: k.source.clone(),
+            }));
         }
         let pipe = self.build_pipe(&source, kernel.inputs.len(), "fusebox kernel")?;
         let k = Arc::new(GpuKernel {
@@ -583,7 +596,8 @@ impl GpuBackend {
         let mut start = 0usize;
         while start < n {
             let len = chunk.min(n - start);
-            // Parameters: n, start, row, ndim, 1, shape, then per input: flag, base, strides.
+            // Parameters: n, start, row, ndim, 1, shape, then per input: flag, base, strides, then
+            // the float constants.
             let groups = (len as u32).div_ceil(WORKGROUP);
             let (gx, gy) = Self::grid(groups);
             let mut p: Vec<u32> = vec![len as u32, start as u32, gx * WORKGROUP, ndim as u32, 1];
@@ -607,6 +621,7 @@ impl GpuBackend {
                     stream_bufs.push(None);
                 }
             }
+            p.extend(wgsl::const_words(kern));
             let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
             // Parameters are not counted as uploaded data.
             self.queue
@@ -918,6 +933,7 @@ impl GpuBackend {
             let st = broadcast_strides(&a.shape, &c_strides(&a.shape), out_shape);
             p.extend(st.iter().map(|&s| s as u32));
         }
+        p.extend(wgsl::const_words(kern));
         let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
         self.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&p));

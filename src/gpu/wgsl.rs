@@ -2,11 +2,28 @@
 //!
 //! One invocation per output element on a 2-D grid of 256-thread workgroups. The parameter
 //! buffer (`P`, `array<u32>`) holds: `[n, start, row, ndim, 1, shape[ndim],` then per input
-//! `flag, base, strides[ndim]]`; an input's offset is `sum(index_d * stride_d)` over the
-//! output's multi-index (0 strides for broadcast dimensions), or the flat global index
-//! (`flag == 2`, input of the output's shape) or the index inside the current chunk
-//! (`flag == 1`, a streamed input). The `1` is an optimization barrier for the math helpers
-//! (`x * P[4]`: drivers cannot fold it, so error-free transformations survive). bool values are `u32` in buffers and `bool` in registers.
+//! `flag, base, strides[ndim]`, then the kernel's float constants ([`const_words`]): an
+//! input's offset is `sum(index_d * stride_d)` over the output's multi-index (0 strides for
+//! broadcast dimensions), or the flat global index (`flag == 2`, input of the output's shape)
+//! or the index inside the current chunk (`flag == 1`, a streamed input). bool values are
+//! `u32` in buffers and `bool` in registers.
+//!
+//! Exactness under a fast-math driver. Mesa (lavapipe) compiles naga's SPIR-V, which declares
+//! neither `SignedZeroInfNanPreserve` nor `NoContraction`, with fast-math assumptions: it
+//! folds `x * 0.0` to `0.0` (wrong for NaN, inf), `x + 0.0` to `x` (wrong for -0.0), factors
+//! `a * 1 + b * 1` into `(a + b) * 1` and contracts products into FMAs. So:
+//! - float constants are never WGSL literals: their bits are read from `P` at run time (one
+//!   word per f32, two per f64), and kernels that differ only in constants share a pipeline;
+//! - each float product goes through `fb_o_*`, which xors the bits with a zero the driver
+//!   cannot see (`P[4] - 1`): integer operations on the bits are opaque to the float
+//!   optimizer, so the product is rounded on its own, as NumPy does (a float `* 1` barrier was
+//!   factored out of sums and then fused);
+//! - an i32 -> i64 cast goes through the same opaque zero: lavapipe miscompiled
+//!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
+//!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
+//!
+//! Integer and bool constants stay literals (folding them is exact). `tests/gpu.rs` holds one
+//! regression test per case.
 //!
 //! Hand-written helpers live in `shaders/` (included at build time): NumPy's `%`, `//`,
 //! `fmod` (exact long division), integer division by zero, shifts out of range, NaN-propagating
@@ -33,7 +50,7 @@
 //! | arctan | 1 | 1 |
 //! | sinh | 2 | 2 |
 //! | cosh | 1 | 1 |
-//! | tanh | 3 | 1 |
+//! | tanh | 2 | 1 |
 //! | arcsinh | 2 | 1 |
 //! | arccosh | 2 | 1 |
 //! | arctanh | 2 | 2 |
@@ -54,8 +71,10 @@
 //! `tests/gpu.rs` (`f32_builtin_math_accuracy`) measures and prints them. Writing f32
 //! polyfills for f64-less adapters is future work.
 //!
-//! sin/cos/tan reduce the argument with a three-part Cody-Waite pi/2: accurate for
-//! |x| < 1.6e6; beyond that the error grows with |x| (no Payne-Hanek reduction).
+//! sin/cos/tan reduce the argument with a three-part Cody-Waite pi/2 for |x| < 2^20 and with
+//! Payne-Hanek (a 192-bit window of 2/pi times the significand, in exact integer arithmetic)
+//! above, so they keep their bounds up to `f64::MAX`. tanh uses its Taylor series for
+//! |x| < 0.55 (the expm1 formula there was 4 ULP off) and `1 - 2 / (exp(2|x|) + 1)` above.
 use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, Output};
 use crate::ops::{BinaryOp, UnaryOp};
@@ -79,7 +98,7 @@ pub const ULP_BOUNDS: &[(&str, u64, u64)] = &[
     ("arctan", 1, 2),
     ("sinh", 2, 2),
     ("cosh", 2, 2),
-    ("tanh", 3, 2),
+    ("tanh", 2, 2),
     ("arcsinh", 2, 2),
     ("arccosh", 2, 2),
     ("arctanh", 2, 2),
@@ -171,18 +190,50 @@ fn library(uses: &[DType], opts: Options) -> String {
     s
 }
 
-fn const_expr(c: Const) -> String {
+/// WGSL for a constant. Integer and bool constants are literals (folding them is exact).
+/// Float constants are read from the parameter buffer at run time (`P[cb + word]`, the words
+/// [`const_words`] lists): Mesa compiles SPIR-V without `SignedZeroInfNanPreserve`, so a float
+/// it can see at compile time gets folded with fast-math assumptions (`x * 0.0` -> `0.0`, wrong
+/// for inf and NaN; `x + 0.0` -> `x`, wrong for -0.0), even through `fb_o_*`.
+fn const_expr(c: Const, word: &mut usize) -> String {
+    let w = *word;
     match c {
         Const::Bool(b) => b.to_string(),
         Const::I32(v) if v == i32::MIN => "(i32(-2147483647) - 1)".into(),
         Const::I32(v) => format!("i32({v})"),
         Const::I64(v) if v == i64::MIN => "(i64(-9223372036854775807) - i64(1))".into(),
         Const::I64(v) => format!("i64({v})"),
-        // Float constants pass through the opaque 1 (`fb_o_*`): Mesa otherwise folds
-        // `x * 0.0` to `0.0` (wrong for inf and NaN) and `x + 0.0` to `x` (wrong for -0.0).
-        Const::F32(v) => format!("fb_o_f32(bitcast<f32>({}u))", v.to_bits()),
-        Const::F64(v) => format!("fb_o_f64(bitcast<f64>({}lu))", v.to_bits()),
+        Const::F32(_) => {
+            *word += 1;
+            format!("bitcast<f32>(P[cb + {w}u])")
+        }
+        Const::F64(_) => {
+            *word += 2;
+            format!(
+                "bitcast<f64>(u64(P[cb + {w}u]) | (u64(P[cb + {}u]) << 32u))",
+                w + 1
+            )
+        }
     }
+}
+
+/// The parameter words that hold `k`'s float constants, in the order the shader reads them
+/// (appended to the parameter buffer after the per-input entries): one word per f32, two per
+/// f64 (low word first).
+pub fn const_words(k: &Kernel) -> Vec<u32> {
+    let mut w = Vec::new();
+    for d in &k.insts {
+        match d.inst {
+            Inst::Const(Const::F32(v)) => w.push(v.to_bits()),
+            Inst::Const(Const::F64(v)) => {
+                let b = v.to_bits();
+                w.push(b as u32);
+                w.push((b >> 32) as u32);
+            }
+            _ => {}
+        }
+    }
+    w
 }
 
 /// The f32 form of a float function: through f64 when available.
@@ -320,6 +371,10 @@ fn cast(from: DType, to: DType, a: &str) -> String {
         (Bool, _) => format!("select({t}(0), {t}(1), {a})", t = ty(to)),
         (F32 | F64, I32) => format!("fb_to_i32_{}({a})", ty(from)),
         (F32 | F64, I64) => format!("fb_to_i64_{}({a})", ty(from)),
+        // Sign extension through an opaque zero: lavapipe miscompiles comparisons and bit
+        // tests on an i64 it can see is a sign-extended i32 (`(a < 0) != (b < 0)`, `b & 1`
+        // in `//`, `%`, `**`: checked by tests/gpu.rs).
+        (I32, I64) => format!("(i64({a}) ^ i64(P[4] - 1u))"),
         _ => format!("{}({a})", ty(to)),
     }
 }
@@ -391,6 +446,8 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
         "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{"
     );
     let _ = writeln!(w, "    let n = P[0];\n    let local = gid.x + gid.y * P[2];\n    let g = P[1] + local;\n    let ndim = P[3];");
+    // Where the float constants start in `P` (after the per-input entries).
+    let _ = writeln!(w, "    let cb = 5u + ndim + {n_in}u * (2u + ndim);");
     if reduce {
         let _ = writeln!(w, "    var acc = {}(0);", ty(out_t));
         let _ = writeln!(w, "    if (local < n) {{");
@@ -421,6 +478,7 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
             );
         }
     }
+    let mut word = 0usize;
     for (i, d) in k.insts.iter().enumerate() {
         let t = d.ty;
         let v = |x: crate::kir::Value| format!("v{}", x.0);
@@ -432,7 +490,7 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
                     format!("IN{input}[o{input}]")
                 }
             }
-            Inst::Const(c) => const_expr(c),
+            Inst::Const(c) => const_expr(c, &mut word),
             Inst::Unary { op, arg } => unary(op, t, &v(arg), opts)?,
             Inst::Binary { op, lhs, rhs } => binary(op, k.ty(lhs), &v(lhs), &v(rhs), opts)?,
             Inst::Select {
