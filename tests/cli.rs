@@ -306,21 +306,25 @@ fn bench_runs_a_small_matrix() {
         "bench",
         "--case",
         "poly,copy",
-        "--n",
-        "1000",
+        "--sizes",
+        "1e3",
         "--impl",
         "fused,copy",
     ];
     let o = fusebox(&[&args[..], &["--budget-ms", "20", "--json"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = stdout(&o);
-    // One record per (case, n, implementation).
-    assert_eq!(text.lines().count(), 4, "{text}");
-    assert!(
-        text.lines()
-            .all(|l| l.starts_with('{') && l.contains("\"n\":1000")),
-        "{text}"
-    );
+    // One JSON array, one record per (case, n, implementation), with the fields.
+    let records: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(records.len(), 4, "{records:?}");
+    for r in &records {
+        for key in [
+            "case", "n", "impl", "device", "threads", "median_s", "bytes", "gbps",
+        ] {
+            assert!(!r[key].is_null(), "missing {key}: {r}");
+        }
+        assert_eq!(r["n"], 1000);
+        assert!(r["median_s"].as_f64().unwrap() > 0.0);
+    }
     let o = fusebox(&[&args[..], &["--budget-ms", "20"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("case"), "{}", stdout(&o));
