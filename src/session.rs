@@ -8,7 +8,7 @@ use crate::cpu::{CpuBackend, CpuKernel};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::gpu::{GpuBackend, GpuKernel};
+use crate::gpu::{GpuArray, GpuBackend, GpuKernel};
 use crate::opt::{self, Buf, Lowered, Partition, PlanInput, Step};
 use std::collections::HashMap;
 use std::fmt;
@@ -497,6 +497,118 @@ fn bind<'a>(
             }
         })
         .collect()
+}
+
+/// An array held on a GPU session's device. It feeds later expressions (bound to a symbol in
+/// [`Session::compute_on_device`]) without being uploaded again; [`Session::to_host`] brings it
+/// back. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct DeviceArray {
+    array: Arc<GpuArray>,
+}
+
+impl DeviceArray {
+    pub fn dtype(&self) -> DType {
+        self.array.dtype()
+    }
+    pub fn shape(&self) -> &[usize] {
+        self.array.shape()
+    }
+}
+
+impl Session {
+    /// The adapter of a GPU session, or an error naming what is needed.
+    fn gpu_index(&self, what: &str) -> Result<usize> {
+        match self.inner.options.device {
+            Device::Gpu(n) => Ok(n),
+            d => Err(Error::Device(format!(
+                "{what} needs a session pinned to a GPU (device is {d})"
+            ))),
+        }
+    }
+
+    /// Upload an array to this session's GPU, once.
+    pub fn to_device(&self, a: &ArgView<'_>) -> Result<DeviceArray> {
+        let gpu = self.gpu(self.gpu_index("to_device")?)?;
+        Ok(DeviceArray {
+            array: Arc::new(gpu.upload(a)?),
+        })
+    }
+
+    /// Copy a device array back to the host.
+    pub fn to_host(&self, d: &DeviceArray) -> Result<DynArray> {
+        let gpu = self.gpu(self.gpu_index("to_host")?)?;
+        gpu.download(&d.array)
+    }
+
+    /// Evaluate `expr` on the GPU with its symbols bound to device arrays. Temporaries and the
+    /// result stay on the device; only data bound inside the expression itself is uploaded (once
+    /// per call). Arrays must fit one storage binding (host `compute` streams larger ones).
+    pub fn compute_on_device(
+        &self,
+        expr: &Expr,
+        bindings: &[(&str, &DeviceArray)],
+    ) -> Result<DeviceArray> {
+        let gpu = self.gpu(self.gpu_index("compute_on_device")?)?;
+        let shapes = |name: &str| {
+            bindings
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, d)| d.shape().to_vec())
+        };
+        let plan = self.plan(expr, &shapes)?;
+        let mut inputs: Vec<Arc<GpuArray>> = Vec::with_capacity(plan.inputs.len());
+        for p in &plan.inputs {
+            inputs.push(match p {
+                PlanInput::Data { array, .. } => Arc::new(gpu.upload(&array.view())?),
+                PlanInput::Symbol { name, dtype } => {
+                    let d = bindings
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .ok_or_else(|| Error::UnknownName(name.clone()))?
+                        .1;
+                    if d.dtype() != *dtype {
+                        return Err(Error::Type(format!(
+                            "`{name}` is declared {dtype} but bound to {} data",
+                            d.dtype()
+                        )));
+                    }
+                    d.array.clone()
+                }
+            });
+        }
+        let mut temps: Vec<Option<Arc<GpuArray>>> = Vec::with_capacity(plan.steps.len());
+        let start = Instant::now();
+        for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
+            let DeviceKernel::Gpu(k) = kernel else {
+                return Err(Error::Device("plan was not compiled for the GPU".into()));
+            };
+            let args: Vec<&GpuArray> = step
+                .args
+                .iter()
+                .map(|b| match *b {
+                    Buf::Input(i) => &*inputs[i as usize],
+                    Buf::Temp(t) => temps[t as usize]
+                        .as_deref()
+                        .expect("a temporary is freed only after its last use"),
+                })
+                .collect();
+            let out = gpu.run_resident(k, &args, &step.shape)?;
+            temps.push(Some(Arc::new(out)));
+            for t in frees {
+                temps[*t as usize] = None;
+            }
+        }
+        if let Ok(mut st) = self.inner.stats.lock() {
+            st.kernels_launched += plan.steps.len() as u64;
+            st.gpu_time += start.elapsed();
+        }
+        let array = temps
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::InvalidKernel("empty plan".into()))?;
+        Ok(DeviceArray { array })
+    }
 }
 
 /// A plan and the argument shapes it was made for.
