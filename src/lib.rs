@@ -48,11 +48,12 @@
 //! - [`opt`]: lowering to a typed hash-consed graph (CSE), constant folding and the rewrite
 //!   table, dead-node removal, fusion into kernels.
 //! - [`kir`]: the kernel IR (typed scalar SSA over strided loads, one store or reduction),
-//!   its printer and verifier.
+//!   its printer and verifier. [`mathlib`]: `exp`/`log` expanded into kernel-IR primitives.
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
 //! - [`interp`], [`reference`]: oracles.
-//! - [`session`]: [`Session`], compiled functions, [`Stats`], [`Explain`].
+//! - [`session`]: [`Session`], compiled functions, [`Stats`], [`Explain`], [`DeviceArray`].
+//! - [`bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
 //!
 //! Architecture invariants:
 //! - Backends never see [`Expr`]; they compile [`kir::Kernel`]s only, and only after
