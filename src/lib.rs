@@ -51,9 +51,9 @@
 //!   its printer and verifier. [`mathlib`]: `exp`/`log` expanded into kernel-IR primitives.
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
-//! - [`interp`], [`reference`]: oracles.
+//! - [`interp`], [`mod@reference`]: oracles.
 //! - [`session`]: [`Session`], compiled functions, [`Stats`], [`Explain`], [`DeviceArray`].
-//! - [`bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
+//! - [`mod@bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
 //!
 //! Architecture invariants:
 //! - Backends never see [`Expr`]; they compile [`kir::Kernel`]s only, and only after

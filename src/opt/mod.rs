@@ -1,6 +1,6 @@
 //! The optimizer: `Expr` -> typed hash-consed graph -> simplified graph -> fused kernels.
 //!
-//! Stages, in order: [`lower`] (type checking against the actual input shapes, explicit casts,
+//! Stages, in order: [`mod@lower`] (type checking against the actual input shapes, explicit casts,
 //! CSE by hash-consing), [`rewrite`] (constant folding and the algebraic rule table, applied as
 //! nodes are built), dead-node removal ([`graph::Graph::compact`]), and [`fuse`] (partition
 //! into kernels and emission of their IR).
