@@ -652,19 +652,7 @@ impl GpuBackend {
                     resource: b.as_entire_binding(),
                 });
             }
-            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("fusebox kernel"),
-                layout: &k.layout,
-                entries: &entries,
-            });
-            let mut enc = self.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&k.pipeline);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(gx, gy, 1);
-            }
-            self.dispatches.fetch_add(1, Ordering::Relaxed);
+            let enc = self.encode_dispatch(k, &entries, (gx, gy), "fusebox kernel");
             if reduce {
                 let (enc, total, used) = self.reduce_passes(enc, out, groups as usize, out_t)?;
                 // Keep the chunk's total on the device until all chunks are done.
@@ -860,6 +848,31 @@ impl GpuBackend {
         bytes_to_array(a.dtype, &bytes, &a.shape)
     }
 
+    /// A command encoder holding one dispatch of `k` over the `grid` of workgroups, with
+    /// `entries` bound (shared by the host and the resident paths).
+    fn encode_dispatch(
+        &self,
+        k: &GpuKernel,
+        entries: &[wgpu::BindGroupEntry<'_>],
+        grid: (u32, u32),
+        label: &str,
+    ) -> wgpu::CommandEncoder {
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &k.layout,
+            entries,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, 1);
+        }
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        enc
+    }
+
     /// Run `k` on device arrays (broadcast to `out_shape`); the result stays on the device.
     /// Nothing is copied to or from the host but the small parameter block.
     pub fn run_resident(
@@ -958,19 +971,7 @@ impl GpuBackend {
                 resource: a.buffer.as_entire_binding(),
             });
         }
-        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("fusebox resident kernel"),
-            layout: &k.layout,
-            entries: &entries,
-        });
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&k.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        }
-        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        let enc = self.encode_dispatch(k, &entries, (gx, gy), "fusebox resident kernel");
         let (enc, out, used) = if reduce {
             self.reduce_passes(enc, out, groups as usize, out_t)?
         } else {
