@@ -40,6 +40,23 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Refuse dtypes the adapter cannot run, with a message naming the missing feature.
+fn check_capabilities(info: &AdapterInfo, types: &[DType]) -> Result<()> {
+    if !(info.f64 && info.i64) && types.contains(&DType::F64) {
+        return Err(Error::UnsupportedDtype(format!(
+            "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the math polyfills use 64-bit bit access), which {} ({}) lacks",
+            info.name, info.backend
+        )));
+    }
+    if !info.i64 && types.contains(&DType::I64) {
+        return Err(Error::UnsupportedDtype(format!(
+            "int64 on the GPU needs SHADER_INT64, which {} ({}) lacks",
+            info.name, info.backend
+        )));
+    }
+    Ok(())
+}
+
 /// Threads per workgroup (1-D). The reduction tree in the shaders assumes this value.
 pub const WORKGROUP: u32 = 256;
 const MAX_GROUPS_X: u32 = 65_535;
@@ -304,19 +321,7 @@ impl GpuBackend {
     }
 
     fn check_dtypes_of(&self, types: &[DType]) -> Result<()> {
-        if !(self.info.f64 && self.info.i64) && types.contains(&DType::F64) {
-            return Err(Error::UnsupportedDtype(format!(
-                "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the math polyfills use 64-bit bit access), which {} ({}) lacks",
-                self.info.name, self.info.backend
-            )));
-        }
-        if !self.info.i64 && types.contains(&DType::I64) {
-            return Err(Error::UnsupportedDtype(format!(
-                "int64 on the GPU needs SHADER_INT64, which {} ({}) lacks",
-                self.info.name, self.info.backend
-            )));
-        }
-        Ok(())
+        check_capabilities(&self.info, types)
     }
 
     fn take_lost(&self) -> Result<()> {
@@ -1136,5 +1141,41 @@ mod tests {
         for (i, a) in list.iter().enumerate() {
             assert_eq!(a.index, i);
         }
+    }
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::*;
+
+    fn adapter(f64: bool, i64: bool) -> AdapterInfo {
+        AdapterInfo {
+            index: 0,
+            name: "test adapter".into(),
+            backend: "Gl".into(),
+            device_type: "Cpu".into(),
+            f64,
+            i64,
+            max_binding_size: 1 << 27,
+        }
+    }
+
+    #[test]
+    fn dtypes_the_adapter_lacks_are_refused_with_the_missing_feature() {
+        let none = adapter(false, false);
+        let e = check_capabilities(&none, &[DType::F32, DType::F64]).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnsupportedDtype(m) if m.contains("SHADER_F64")),
+            "{e}"
+        );
+        let e = check_capabilities(&none, &[DType::I64]).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnsupportedDtype(m) if m.contains("SHADER_INT64")),
+            "{e}"
+        );
+        assert!(check_capabilities(&none, &[DType::F32, DType::I32, DType::Bool]).is_ok());
+        // f64 needs both features (the polyfills use 64-bit integer bit access).
+        assert!(check_capabilities(&adapter(true, false), &[DType::F64]).is_err());
+        assert!(check_capabilities(&adapter(true, true), &[DType::F64, DType::I64]).is_ok());
     }
 }
