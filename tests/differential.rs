@@ -111,6 +111,8 @@ fn check(what: &str, e: &Expr, ulp: u64, sessions: &[(&str, Session)]) {
             (Ok(a), Ok(b)) => assert_agree(&format!("{what} [{name}] {e}"), a, b, ulp),
             (Err(_), Err(_)) => {}
             (Ok(a), Err(err)) => panic!("{what} [{name}] {e}: oracle error {err}, ours {a:?}"),
+            // An adapter without f64/i64 refuses those dtypes (documented); nothing else may fail.
+            (Err(fusebox::Error::UnsupportedDtype(_)), Ok(_)) if *name == "gpu" => {}
             (Err(err), Ok(b)) => panic!("{what} [{name}] {e}: our error {err}, oracle {b:?}"),
         }
     }
