@@ -444,23 +444,9 @@ mod tests {
             return u64::MAX;
         }
         if f32 {
-            let k = |x: f32| {
-                if (x.to_bits() as i32) < 0 {
-                    i32::MIN as i64 - x.to_bits() as i32 as i64
-                } else {
-                    x.to_bits() as i64
-                }
-            };
-            (k(a as f32) - k(b as f32)).unsigned_abs()
+            crate::semantics::ulp_distance_f32(a as f32, b as f32)
         } else {
-            let k = |x: f64| {
-                if (x.to_bits() as i64) < 0 {
-                    i64::MIN as i128 - x.to_bits() as i64 as i128
-                } else {
-                    x.to_bits() as i128
-                }
-            };
-            (k(a) - k(b)).unsigned_abs() as u64
+            crate::semantics::ulp_distance_f64(a, b)
         }
     }
 

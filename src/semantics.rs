@@ -368,6 +368,35 @@ pub fn cast(c: crate::kir::Const, to: crate::dtype::DType) -> crate::kir::Const 
     }
 }
 
+/// Distance in units in the last place between two non-NaN f64 values, on the line of floats
+/// ordered by value, with `-0.0` and `+0.0` the same point (infinities sit one step past the
+/// largest finite value). The measure of every ULP bound the tests and tables state; callers
+/// decide how NaN and infinities count.
+pub fn ulp_distance_f64(a: f64, b: f64) -> u64 {
+    fn key(x: f64) -> i128 {
+        let bits = x.to_bits() as i64;
+        if bits < 0 {
+            i64::MIN as i128 - bits as i128
+        } else {
+            bits as i128
+        }
+    }
+    (key(a) - key(b)).unsigned_abs() as u64
+}
+
+/// [`ulp_distance_f64`] for f32 values.
+pub fn ulp_distance_f32(a: f32, b: f32) -> u64 {
+    fn key(x: f32) -> i64 {
+        let bits = x.to_bits() as i32;
+        if bits < 0 {
+            i32::MIN as i64 - bits as i64
+        } else {
+            bits as i64
+        }
+    }
+    (key(a) - key(b)).unsigned_abs()
+}
+
 /// Reinterpret a constant's bits as `to` (f64 <-> i64, f32 <-> i32); `None` for other pairs.
 pub fn bitcast(c: crate::kir::Const, to: crate::dtype::DType) -> Option<crate::kir::Const> {
     use crate::dtype::DType;
@@ -460,6 +489,26 @@ mod tests {
         assert_eq!(f64_to_i64(f64::NAN), i64::MIN);
         assert_eq!(f64_to_i32(1e300), i32::MIN);
         assert_eq!(f64_to_i32(-2147483648.5), i32::MIN);
+    }
+
+    #[test]
+    fn ulp_distance_orders_floats_by_value() {
+        assert_eq!(ulp_distance_f64(0.0, -0.0), 0);
+        assert_eq!(
+            ulp_distance_f64(1.0, f64::from_bits(1.0f64.to_bits() + 1)),
+            1
+        );
+        assert_eq!(ulp_distance_f64(-5e-324, 5e-324), 2);
+        assert_eq!(ulp_distance_f64(f64::MAX, f64::INFINITY), 1);
+        assert_eq!(
+            ulp_distance_f64(f64::NEG_INFINITY, f64::INFINITY),
+            2 * 0x7ff0_0000_0000_0000
+        );
+        assert_eq!(
+            ulp_distance_f32(-1.0, -f32::from_bits(1.0f32.to_bits() + 3)),
+            3
+        );
+        assert_eq!(ulp_distance_f32(-0.0, 1e-45), 1);
     }
 
     #[test]

@@ -322,27 +322,9 @@ fn ulps(t: DType, a: f64, b: f64) -> u64 {
         };
     }
     if t == DType::F32 {
-        let o = |x: f32| {
-            let b = x.to_bits() as i64;
-            if b & 0x8000_0000 != 0 {
-                -(b & 0x7fff_ffff)
-            } else {
-                b
-            }
-        };
-        (o(a as f32) - o(b as f32)).unsigned_abs()
+        sem::ulp_distance_f32(a as f32, b as f32)
     } else {
-        let o = |x: f64| {
-            let b = x.to_bits() as i64;
-            if b < 0 {
-                -((b as u64 & 0x7fff_ffff_ffff_ffff) as i64)
-            } else {
-                b
-            }
-        };
-        (o(a) as i128 - o(b) as i128)
-            .unsigned_abs()
-            .min(u64::MAX as u128) as u64
+        sem::ulp_distance_f64(a, b)
     }
 }
 

@@ -21,28 +21,13 @@ impl V {
     /// Bitwise equality, with every NaN equal to every NaN.
     /// Equal, or floats at most `ulp` units in the last place apart (NaN matches NaN).
     fn within_ulp(self, o: V, ulp: u64) -> bool {
-        fn key64(x: f64) -> i128 {
-            let b = x.to_bits() as i64;
-            if b < 0 {
-                i64::MIN as i128 - b as i128
-            } else {
-                b as i128
-            }
-        }
-        fn key32(x: f32) -> i64 {
-            let b = x.to_bits() as i32;
-            if b < 0 {
-                i32::MIN as i64 - b as i64
-            } else {
-                b as i64
-            }
-        }
+        use crate::semantics::{ulp_distance_f32, ulp_distance_f64};
         match (self, o) {
             (V::F32(a), V::F32(b)) if ulp > 0 && a.is_finite() && b.is_finite() => {
-                (key32(a) - key32(b)).unsigned_abs() <= ulp
+                ulp_distance_f32(a, b) <= ulp
             }
             (V::F64(a), V::F64(b)) if ulp > 0 && a.is_finite() && b.is_finite() => {
-                (key64(a) - key64(b)).unsigned_abs() <= ulp as u128
+                ulp_distance_f64(a, b) <= ulp
             }
             _ => self.same_bits(o),
         }

@@ -176,17 +176,7 @@ pub fn ulp_f64(a: f64, b: f64) -> u64 {
     if a == b {
         return 0;
     }
-    let key = |x: f64| {
-        let i = x.to_bits() as i64;
-        if i < 0 {
-            i64::MIN - i
-        } else {
-            i
-        }
-    };
-    (key(a) as i128 - key(b) as i128)
-        .unsigned_abs()
-        .min(u64::MAX as u128) as u64
+    fusebox::semantics::ulp_distance_f64(a, b)
 }
 
 pub fn ulp_f32(a: f32, b: f32) -> u64 {
@@ -199,15 +189,7 @@ pub fn ulp_f32(a: f32, b: f32) -> u64 {
     if a == b {
         return 0;
     }
-    let key = |x: f32| {
-        let i = x.to_bits() as i32;
-        if i < 0 {
-            i32::MIN as i64 - i as i64
-        } else {
-            i as i64
-        }
-    };
-    (key(a) - key(b)).unsigned_abs()
+    fusebox::semantics::ulp_distance_f32(a, b)
 }
 
 /// Assert that `ours` agrees with `oracle`: same dtype and shape; integers and bools equal;
