@@ -248,18 +248,10 @@ impl Session {
                 .collect();
             return crate::reference::evaluate(expr, &map);
         }
-        let shapes = |name: &str| {
-            bindings
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.shape().to_vec())
-        };
+        let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let plan = self.plan(expr, &shapes)?;
         let args = bind(&plan.inputs, |name| {
-            bindings
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.reborrow())
+            lookup(bindings, name).map(|v| v.reborrow())
         })?;
         self.execute(&plan, &args)
     }
@@ -386,12 +378,7 @@ impl Session {
 
     /// [`Session::explain`] with symbols bound to arrays of the given shapes.
     pub fn explain_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<Explain> {
-        let shapes = |name: &str| {
-            bindings
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.shape().to_vec())
-        };
+        let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let device = self.device_name(self.device()?);
         let fused = opt::lower(expr, &shapes, true)?;
         let unfused = opt::lower(expr, &shapes, false)?;
@@ -456,6 +443,11 @@ fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
             }
         })
         .collect()
+}
+
+/// The value bound to `name`.
+fn lookup<'b, T>(bindings: &'b [(&str, T)], name: &str) -> Option<&'b T> {
+    bindings.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
 /// For each step, the temporaries whose last reader it is.
@@ -550,23 +542,15 @@ impl Session {
         bindings: &[(&str, &DeviceArray)],
     ) -> Result<DeviceArray> {
         let gpu = self.gpu(self.gpu_index("compute_on_device")?)?;
-        let shapes = |name: &str| {
-            bindings
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, d)| d.shape().to_vec())
-        };
+        let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let plan = self.plan(expr, &shapes)?;
         let mut inputs: Vec<Arc<GpuArray>> = Vec::with_capacity(plan.inputs.len());
         for p in &plan.inputs {
             inputs.push(match p {
                 PlanInput::Data { array, .. } => Arc::new(gpu.upload(&array.view())?),
                 PlanInput::Symbol { name, dtype } => {
-                    let d = bindings
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .ok_or_else(|| Error::UnknownName(name.clone()))?
-                        .1;
+                    let d =
+                        lookup(bindings, name).ok_or_else(|| Error::UnknownName(name.clone()))?;
                     if d.dtype() != *dtype {
                         return Err(Error::Type(format!(
                             "`{name}` is declared {dtype} but bound to {} data",
@@ -663,10 +647,7 @@ impl Compiled {
             .zip(args.iter().cloned())
             .collect();
         let inputs = bind(&plan.inputs, |name| {
-            named
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.reborrow())
+            lookup(&named, name).map(|v| v.reborrow())
         })?;
         self.session.execute(&plan, &inputs)
     }
