@@ -79,23 +79,6 @@ fn gpu_ulp(e: &Expr) -> u64 {
     }
 }
 
-/// The GPU reduces sin/cos/tan arguments with a three-part pi/2, accurate for |x| < 1.6e6
-/// (documented in `gpu::wgsl`); on inputs beyond that (the edge values 1e300, the integer
-/// extremes 2^31 and 2^63) only the CPU engines run.
-fn engines_for<'a>(
-    op: UnaryOp,
-    dt: DType,
-    edges: bool,
-    ss: &'a [(&'a str, Session)],
-) -> &'a [(&'a str, Session)] {
-    let trig = matches!(op, UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tan);
-    if trig && (edges || dt.is_int()) {
-        &ss[..2]
-    } else {
-        ss
-    }
-}
-
 /// Evaluate `e` on every session and compare with the reference evaluator. When the oracle
 /// returns an error, every session must return an error too.
 fn check(what: &str, e: &Expr, ulp: u64, sessions: &[(&str, Session)]) {
@@ -147,20 +130,10 @@ fn unary_ops_every_dtype_and_layout() {
                     }
                     let what = format!("{op} {dt} {shape:?} {layout:?}");
                     let a = Expr::data(array(dt, shape, layout, 2 * si as u64), Some("a"));
-                    check(
-                        &what,
-                        &Expr::unary(op, a),
-                        unary_ulp(op),
-                        engines_for(op, dt, true, &ss),
-                    );
+                    check(&what, &Expr::unary(op, a), unary_ulp(op), &ss);
                     // Without the edge values (1e300 ...): inside every engine's domain.
                     let a = Expr::data(array(dt, shape, layout, 2 * si as u64 + 1), Some("a"));
-                    check(
-                        &what,
-                        &Expr::unary(op, a),
-                        unary_ulp(op),
-                        engines_for(op, dt, false, &ss),
-                    );
+                    check(&what, &Expr::unary(op, a), unary_ulp(op), &ss);
                 }
             }
         }
