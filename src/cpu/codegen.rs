@@ -757,12 +757,18 @@ impl Gen<'_, '_> {
         let widened = |r: &Red| r.op == ReduceOp::Sum && r.dt == DType::F32;
         let mut first = Vec::new();
         let mut vtys = Vec::new();
+        // Float min/max: x86 `minp*`/`maxp*` steps, which drop NaNs, plus a lane mask of the
+        // NaNs seen (the NaN is put back at the end).
+        let fast = |r: &Red| matches!(r.op, ReduceOp::Min | ReduceOp::Max) && r.acc.is_float();
         for r in reds {
             first.push(vtys.len());
             if widened(r) {
                 vtys.extend(std::iter::repeat_n(types::F64X2, 2 * unroll));
             } else {
                 vtys.extend(std::iter::repeat_n(mode.ty(r.acc), unroll));
+            }
+            if fast(r) {
+                vtys.push(mode.ty(DType::Bool));
             }
         }
 
@@ -801,6 +807,10 @@ impl Gen<'_, '_> {
                     init.push(c);
                 }
             }
+            if fast(r) {
+                let none = self.constant(mode, Const::Bool(false));
+                init.push(none);
+            }
         }
         let mut scalar_start = vec![self.b.ins().iconst(types::I64, 0)];
         scalar_start.extend(acc0);
@@ -835,6 +845,11 @@ impl Gen<'_, '_> {
                     let (lo, hi) = self.widen_f32x4(v);
                     new_accs[a + 2 * u] = self.b.ins().fadd(new_accs[a + 2 * u], lo);
                     new_accs[a + 2 * u + 1] = self.b.ins().fadd(new_accs[a + 2 * u + 1], hi);
+                } else if fast(r) {
+                    new_accs[a + u] = self.minmax_v(mode, r, new_accs[a + u], v);
+                    let nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+                    let nan = self.mask_as(nan, mode.ty(DType::Bool));
+                    new_accs[a + unroll] = self.b.ins().bor(new_accs[a + unroll], nan);
                 } else {
                     new_accs[a + u] =
                         self.binary_v(mode, r.op.combine(), r.acc, r.acc, new_accs[a + u], v)?;
@@ -862,6 +877,8 @@ impl Gen<'_, '_> {
                     nextl.push(if pair.len() == 2 {
                         if widened(r) {
                             self.b.ins().fadd(pair[0], pair[1])
+                        } else if fast(r) {
+                            self.minmax_v(mode, r, pair[0], pair[1])
                         } else {
                             self.binary_v(mode, r.op.combine(), r.acc, r.acc, pair[0], pair[1])?
                         }
@@ -884,11 +901,28 @@ impl Gen<'_, '_> {
                     Some(a) => self.binary_s(r.op.combine(), r.acc, a, x)?,
                 });
             }
-            let s = s.ok_or_else(|| Error::Compile("vector with no lanes".into()))?;
+            let mut s = s.ok_or_else(|| Error::Compile("vector with no lanes".into()))?;
+            if fast(r) {
+                let any = self.b.ins().vany_true(accs_done[first[ri] + count]);
+                let nan = self.fconst(scalar_type(r.acc), f64::NAN);
+                s = self.b.ins().select(any, nan, s);
+            }
             leave.push(self.binary_s(r.op.combine(), r.acc, acc0[ri], s)?);
         }
         self.b.ins().jump(scalar_head, &args(&leave));
         Ok(())
+    }
+
+    /// One vector step of a float min/max reduction as a single `minp*`/`maxp*`: `v` if it is
+    /// strictly better than `acc`, else `acc` (a NaN `v` is dropped: the caller tracks NaNs).
+    fn minmax_v(&mut self, mode: Mode, r: &Red, acc: Value, v: Value) -> Value {
+        let c = if r.op == ReduceOp::Min {
+            self.b.ins().fcmp(FloatCC::LessThan, v, acc)
+        } else {
+            self.b.ins().fcmp(FloatCC::LessThan, acc, v)
+        };
+        let c = self.mask_as(c, mode.ty(r.acc));
+        self.b.ins().bitselect(c, v, acc)
     }
 
     /// The two f64x2 halves of an f32x4.

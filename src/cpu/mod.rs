@@ -447,8 +447,10 @@ impl CpuBackend {
 
     /// Reductions along outer axes: tiles of consecutive kept positions (the innermost kept
     /// dimension) accumulate row by row of the reduced sub-space, so memory streams; blocks of
-    /// `SUM_BLOCK` rows are merged pairwise, per position. Tiles are independent, so the result
-    /// does not depend on the tiling or the thread count.
+    /// `SUM_BLOCK` rows are merged pairwise, per position. Rows are cut into fixed chunks of
+    /// `VERTICAL_CHUNK` (a power-of-two number of blocks) whose results enter the pairwise tree
+    /// at their level, so the tree, and the result, depend neither on the tiling nor on the
+    /// threads that run the (tile, chunk) parts.
     fn reduce_vertical(
         &self,
         ctx: &RedCtx<'_>,
@@ -461,26 +463,19 @@ impl CpuBackend {
         let last = kept.dims.len() - 1;
         let inner = kept.dims[last];
         let outer = kept.dims[..last].iter().product::<usize>();
-        let mut width = inner.min(VERTICAL_TILE);
-        if parallel {
-            // Enough tiles for every thread, but not so narrow that calls dominate.
-            let want = (4 * self.threads).div_ceil(outer.max(1));
-            width = width.min(inner.div_ceil(want).max(16));
-        }
+        let width = inner.min(VERTICAL_TILE);
         let per_row = inner.div_ceil(width);
-        // (first kept position, width) of each tile, and the part of `res` it fills.
-        let mut tiles: Vec<(usize, usize, &mut [Slot])> = Vec::with_capacity(outer * per_row);
-        let mut rest = res;
-        for q in 0..outer {
-            for t in 0..per_row {
-                let lo = t * width;
-                let w = width.min(inner - lo);
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(w * m);
-                tiles.push((q * inner + lo, w, head));
-                rest = tail;
-            }
-        }
-        let run_tile = |(p, w, out): (usize, usize, &mut [Slot])| {
+        let chunks = ctx.n.div_ceil(VERTICAL_CHUNK);
+        // (first kept position, width) of each tile.
+        let tiles: Vec<(usize, usize)> = (0..outer)
+            .flat_map(|q| {
+                (0..per_row).map(move |t| (q * inner + t * width, width.min(inner - t * width)))
+            })
+            .collect();
+        // One part: rows [lo, hi) of one tile, folded pairwise from blocks of SUM_BLOCK rows.
+        let part = |(tile, c): (usize, usize)| -> Vec<Slot> {
+            let (p, w) = tiles[tile];
+            let (lo, hi) = (c * VERTICAL_CHUNK, ((c + 1) * VERTICAL_CHUNK).min(ctx.n));
             let offs = kept.offsets(p);
             let bases = ctx.plan.bases_at(&offs);
             let ident: Vec<Slot> = (0..w)
@@ -488,14 +483,14 @@ impl CpuBackend {
                 .collect();
             let mut block = ident.clone();
             let mut tree = Tree::new(ctx.specs, w * m);
-            let mut walk = Walker::at(ctx.plan, &bases, 0, ctx.n);
-            let mut row = 0usize;
+            let mut walk = Walker::at(ctx.plan, &bases, lo, hi);
+            let mut row = lo;
             let mut in_block = 0usize;
             let mut ptrs = vec![std::ptr::null::<u8>(); bases.len()];
             while let Some((pos, len)) = walk.next_run(SUM_BLOCK - in_block) {
                 for i in 0..len {
-                    for (j, p) in ptrs.iter_mut().enumerate() {
-                        *p = walk.ptrs[j].wrapping_offset(i as isize * ctx.plan.inner[j]);
+                    for (j, q) in ptrs.iter_mut().enumerate() {
+                        *q = walk.ptrs[j].wrapping_offset(i as isize * ctx.plan.inner[j]);
                     }
                     // SAFETY: `ptrs` address element `pos + i` of the reduced sub-space at kept
                     // position `p`; `w` kept positions follow at the kept inner strides, and
@@ -512,23 +507,42 @@ impl CpuBackend {
                 }
                 row += len;
                 in_block += len;
-                if in_block == SUM_BLOCK || row == ctx.n {
+                if in_block == SUM_BLOCK || row == hi {
                     tree.push(&block, 0);
                     block.copy_from_slice(&ident);
                     in_block = 0;
                 }
             }
-            out.copy_from_slice(&tree.finish());
+            tree.finish()
         };
-        match &self.pool {
-            Some(pool) if parallel => pool.install(|| tiles.into_par_iter().for_each(run_tile)),
-            _ => tiles.into_iter().for_each(run_tile),
+        let jobs: Vec<(usize, usize)> = (0..tiles.len())
+            .flat_map(|t| (0..chunks).map(move |c| (t, c)))
+            .collect();
+        let parts: Vec<Vec<Slot>> = match &self.pool {
+            Some(pool) if parallel && jobs.len() > 1 => {
+                pool.install(|| jobs.into_par_iter().map(part).collect())
+            }
+            _ => jobs.into_iter().map(part).collect(),
+        };
+        for (t, &(p, w)) in tiles.iter().enumerate() {
+            let mut tree = Tree::new(ctx.specs, w * m);
+            for c in 0..chunks {
+                let full = (c + 1) * VERTICAL_CHUNK <= ctx.n;
+                tree.push(
+                    &parts[t * chunks + c],
+                    if full { VERTICAL_CHUNK_LOG2 } else { 0 },
+                );
+            }
+            res[p * m..(p + w) * m].copy_from_slice(&tree.finish());
         }
     }
 }
 
 /// Kept positions in a tile of the vertical reduction, at most.
-const VERTICAL_TILE: usize = 256;
+const VERTICAL_TILE: usize = 1024;
+/// Rows of the reduced sub-space in one part of the vertical reduction: 2^4 blocks.
+const VERTICAL_CHUNK_LOG2: u32 = 4;
+const VERTICAL_CHUNK: usize = SUM_BLOCK << VERTICAL_CHUNK_LOG2;
 
 /// Whether the vertical reduction beats one reduction per kept position: when the reduced
 /// sub-space is short (a call per kept position would cost more than its work), or when the

@@ -1224,6 +1224,7 @@ fn large_reductions_match_the_interpreter() {
         (&[300, 257], &[&[0], &[1], &[0, 1]]),
         (&[3, 30001], &[&[0], &[1]]),
         (&[30001, 3], &[&[0], &[1]]),
+        (&[5000, 21], &[&[0], &[1]]),
     ];
     for dt in DTYPES {
         let kernels = [reduce_kernel(&VALUE_OPS, dt), reduce_kernel(&ARG_OPS, dt)];
@@ -1498,7 +1499,7 @@ fn reductions_along_axes_do_not_depend_on_the_thread_count() {
         .iter()
         .map(|&t| CpuBackend::new(t).unwrap())
         .collect();
-    let x = Array2::from_shape_fn((700, 1500), |(i, j)| ((i * 1500 + j) as f64 * 0.37).sin());
+    let x = Array2::from_shape_fn((4500, 1100), |(i, j)| ((i * 1100 + j) as f64 * 0.37).sin());
     let x3 = Array1::from_shape_fn(3 * 400_000, |i| (i as f64 * 0.11).cos() + 0.3)
         .into_shape_with_order((3, 400_000))
         .unwrap();
@@ -1511,7 +1512,7 @@ fn reductions_along_axes_do_not_depend_on_the_thread_count() {
     for dt in [DType::F64, DType::F32] {
         let k = reduce_kernel(&ops, dt);
         let cases: Vec<(DynArray, Vec<usize>)> = vec![
-            (x.clone().into_dyn().into(), vec![700, 1500]),
+            (x.clone().into_dyn().into(), vec![4500, 1100]),
             (x3.clone().into_dyn().into(), vec![3, 400_000]),
         ];
         for (a, shape) in &cases {
@@ -1642,5 +1643,163 @@ fn session_reductions_with_axes_match_ndarray() {
                 "{ex:?}: {a} vs {b}"
             );
         }
+    }
+}
+
+/// Reduction timings for the report (run in release with `--ignored --nocapture`): medians of
+/// interleaved rounds; asserts only that the variants agree.
+#[test]
+#[ignore]
+fn reduction_throughput_report() {
+    use std::time::Instant;
+    let be = CpuBackend::new(0).unwrap();
+    println!("threads: {}", be.threads());
+    /// Median seconds of each closure over `rounds` interleaved rounds.
+    fn medians(rounds: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+        let mut t = vec![Vec::new(); fs.len()];
+        for _ in 0..rounds {
+            for (i, f) in fs.iter_mut().enumerate() {
+                let s = Instant::now();
+                f();
+                t[i].push(s.elapsed().as_secs_f64());
+            }
+        }
+        t.into_iter()
+            .map(|mut v| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            })
+            .collect()
+    }
+    let copy = {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F64);
+        let x = b.push(Inst::Load { input: i }, DType::F64);
+        be.compile(&b.finish(Output::Store { value: x })).unwrap()
+    };
+    let sumsq = {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F64);
+        let x = b.push(Inst::Load { input: i }, DType::F64);
+        let sq = b.push(
+            Inst::Binary {
+                op: BinaryOp::Mul,
+                lhs: x,
+                rhs: x,
+            },
+            DType::F64,
+        );
+        be.compile(&b.finish(Output::Reduce {
+            op: ReduceOp::Sum,
+            value: sq,
+        }))
+        .unwrap()
+    };
+    let ops = [ReduceOp::Min, ReduceOp::Max, ReduceOp::Sum];
+    let three = be.compile(&reduce_kernel(&ops, DType::F64)).unwrap();
+    let ones: Vec<_> = ops
+        .iter()
+        .map(|op| be.compile(&reduce_kernel(&[*op], DType::F64)).unwrap())
+        .collect();
+    for n in [10_000_000usize, 100_000_000] {
+        let x = Array1::from_shape_fn(n, |i| ((i % 1000) as f64 - 500.0) * 1e-3);
+        let v: ArgView<'_> = (&x).into();
+        let rounds = if n > 50_000_000 { 7 } else { 21 };
+        let t = medians(
+            rounds,
+            &mut [
+                &mut || drop(be.run(&copy, std::slice::from_ref(&v), &[n]).unwrap()),
+                &mut || drop(be.run(&sumsq, std::slice::from_ref(&v), &[n]).unwrap()),
+                &mut || {
+                    drop(
+                        be.run_many(&three, std::slice::from_ref(&v), &[n], &[0])
+                            .unwrap(),
+                    )
+                },
+                &mut || {
+                    for k in &ones {
+                        drop(be.run(k, std::slice::from_ref(&v), &[n]).unwrap());
+                    }
+                },
+            ],
+        );
+        let gb = |bytes: f64, s: f64| bytes / s / 1e9;
+        let b = 8.0 * n as f64;
+        println!("n = {n:e} f64");
+        println!(
+            "  copy (16n bytes)            {:8.2} ms  {:5.1} GB/s",
+            t[0] * 1e3,
+            gb(2.0 * b, t[0])
+        );
+        println!(
+            "  sum(x*x) (8n)               {:8.2} ms  {:5.1} GB/s  ({:.2}x copy time)",
+            t[1] * 1e3,
+            gb(b, t[1]),
+            t[1] / t[0]
+        );
+        println!(
+            "  min,max,sum one kernel (8n) {:8.2} ms  {:5.1} GB/s",
+            t[2] * 1e3,
+            gb(b, t[2])
+        );
+        println!(
+            "  min,max,sum three kernels   {:8.2} ms  ({:.2}x the fused one)",
+            t[3] * 1e3,
+            t[3] / t[2]
+        );
+    }
+    // (10000, 1000) f64 along each axis, against a copy of it and ndarray's sum_axis.
+    let (m, n) = (10_000, 1_000);
+    let a = Array2::from_shape_fn((m, n), |(i, j)| ((i * 7 + j * 3) % 1000) as f64 * 1e-3);
+    let v: ArgView<'_> = (&a).into();
+    let sum = be
+        .compile(&reduce_kernel(&[ReduceOp::Sum], DType::F64))
+        .unwrap();
+    let max = be
+        .compile(&reduce_kernel(&[ReduceOp::Max], DType::F64))
+        .unwrap();
+    let amax = be
+        .compile(&reduce_kernel(&[ReduceOp::ArgMax], DType::F64))
+        .unwrap();
+    let vs = std::slice::from_ref(&v);
+    let t = medians(
+        21,
+        &mut [
+            &mut || drop(be.run(&copy, vs, &[m, n]).unwrap()),
+            &mut || drop(be.run_many(&sum, vs, &[m, n], &[0, 1]).unwrap()),
+            &mut || drop(be.run_many(&sum, vs, &[m, n], &[0]).unwrap()),
+            &mut || drop(be.run_many(&sum, vs, &[m, n], &[1]).unwrap()),
+            &mut || drop(be.run_many(&max, vs, &[m, n], &[0]).unwrap()),
+            &mut || drop(be.run_many(&max, vs, &[m, n], &[1]).unwrap()),
+            &mut || drop(be.run_many(&amax, vs, &[m, n], &[0]).unwrap()),
+            &mut || drop(be.run_many(&amax, vs, &[m, n], &[1]).unwrap()),
+            &mut || drop(a.sum_axis(ndarray::Axis(0))),
+            &mut || drop(a.sum_axis(ndarray::Axis(1))),
+        ],
+    );
+    let names = [
+        "copy",
+        "sum all",
+        "sum axis 0",
+        "sum axis 1",
+        "max axis 0",
+        "max axis 1",
+        "argmax axis 0",
+        "argmax axis 1",
+        "ndarray sum_axis(0)",
+        "ndarray sum_axis(1)",
+    ];
+    println!("(10000, 1000) f64:");
+    for (name, s) in names.iter().zip(&t) {
+        println!(
+            "  {name:22} {:8.3} ms  {:5.1} GB/s (of the input)",
+            s * 1e3,
+            8e7 / s / 1e9
+        );
+    }
+    let r0 = be.run_many(&sum, vs, &[m, n], &[0]).unwrap();
+    let e0 = a.sum_axis(ndarray::Axis(0));
+    for (g, e) in values(&r0[0]).iter().zip(e0.iter()) {
+        assert!((g.as_f64() - e).abs() <= 1e-9 * e.abs().max(1.0));
     }
 }
