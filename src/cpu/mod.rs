@@ -5,14 +5,24 @@
 //! Pieces, in the order a call goes through them:
 //! - [`CpuBackend::compile`] verifies a [`Kernel`], then looks it up in a cache keyed by
 //!   [`Kernel::fingerprint`] (confirmed by full equality) or compiles it (`codegen`);
-//! - [`CpuBackend::run`] checks the arguments, computes each input's byte strides broadcast to
-//!   the output shape, coalesces dimensions (a contiguous array of any rank becomes one run),
-//!   and calls the compiled function once per inner run. Large iteration spaces are split into
-//!   contiguous chunks handled by the pool's threads.
+//! - [`CpuBackend::run_many`] checks the arguments, computes each input's byte strides
+//!   broadcast to the iteration space and coalesces dimensions (a contiguous array of any rank
+//!   becomes one run). Stores: the compiled function runs once per inner run, writing every
+//!   output; large spaces are split into contiguous chunks handled by the pool's threads.
+//! - Reductions: the space is split into the kept axes and the reduced axes (each coalesced
+//!   on its own). Each output has an accumulator slot per kept position. Either every kept
+//!   position reduces its sub-space in blocks of `SUM_BLOCK` consecutive elements merged
+//!   pairwise (threads over kept positions when there are many, over fixed chunks of one
+//!   reduction when there are few), or, when the reduced axes are outer or short (axis 0 of a
+//!   C array), the *vertical* function adds whole rows of kept positions into tiles of
+//!   accumulators (blocks of rows merged pairwise, fixed chunks of rows on the threads).
+//!   [`CpuBackend::run`] is `run_many` reducing every axis, returning the first output.
 //!
 //! Architecture invariants: the backend sees only verified kernel IR (never `Expr`); compiled
-//! code never traps (integer division by zero and `MIN / -1` are guarded); sums do not depend on
-//! the number of threads (blocks and chunks have fixed boundaries, merged pairwise).
+//! code never traps (integer division by zero and `MIN / -1` are guarded); reductions do not
+//! depend on the number of threads (blocks and chunks have fixed boundaries, merged pairwise in
+//! one fixed tree); empty `min`/`max`/`argmin`/`argmax` reductions are `Error::Value`, NumPy's
+//! message.
 mod codegen;
 /// Outputs at least this large are backed by transparent huge pages where the OS allows.
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
@@ -768,10 +778,11 @@ impl<'a> Tree<'a> {
     }
     /// Merge row `hi` into row `lo` (which comes first).
     fn merge(&mut self, lo: usize, hi: usize) {
-        let (w, m) = (self.width, self.specs.len());
-        for i in 0..w {
-            let (a, b) = (self.vals[lo * w + i], self.vals[hi * w + i]);
-            self.vals[lo * w + i] = combine(&self.specs[i % m], a, b);
+        let w = self.width;
+        let (head, tail) = self.vals.split_at_mut(hi * w);
+        let rows = head[lo * w..(lo + 1) * w].iter_mut().zip(&tail[..w]);
+        for ((a, b), s) in rows.zip(self.specs.iter().cycle()) {
+            *a = combine(s, *a, *b);
         }
     }
     fn push(&mut self, row: &[Slot], level: u32) {

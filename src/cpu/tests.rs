@@ -1654,6 +1654,15 @@ fn reduction_throughput_report() {
     use std::time::Instant;
     let be = CpuBackend::new(0).unwrap();
     println!("threads: {}", be.threads());
+    // The sumsq row of BENCHMARKS.md through the session, as `fusebox bench` prints it.
+    let cfg = crate::bench::Config {
+        cases: vec!["sumsq".into()],
+        sizes: vec![10_000_000, 100_000_000],
+        impls: vec!["fused".into(), "copy".into()],
+        budget: std::time::Duration::from_millis(4000),
+        ..Default::default()
+    };
+    print!("{}", crate::bench::table(&crate::bench::run(&cfg).unwrap()));
     /// Median seconds of each closure over `rounds` interleaved rounds.
     fn medians(rounds: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
         let mut t = vec![Vec::new(); fs.len()];
@@ -1802,4 +1811,19 @@ fn reduction_throughput_report() {
     for (g, e) in values(&r0[0]).iter().zip(e0.iter()) {
         assert!((g.as_f64() - e).abs() <= 1e-9 * e.abs().max(1.0));
     }
+}
+
+/// The sumsq rows of BENCHMARKS.md only (release, `--ignored --nocapture`), to compare with
+/// `fusebox bench --case sumsq --impl fused,copy` of another build on the same machine.
+#[test]
+#[ignore]
+fn sumsq_bench_report() {
+    let cfg = crate::bench::Config {
+        cases: vec!["sumsq".into()],
+        sizes: vec![10_000_000, 100_000_000],
+        impls: vec!["fused".into(), "copy".into()],
+        budget: std::time::Duration::from_millis(4000),
+        ..Default::default()
+    };
+    print!("{}", crate::bench::table(&crate::bench::run(&cfg).unwrap()));
 }
