@@ -1827,3 +1827,65 @@ fn sumsq_bench_report() {
     };
     print!("{}", crate::bench::table(&crate::bench::run(&cfg).unwrap()));
 }
+
+#[test]
+fn two_input_reductions_with_broadcast_and_transposed_operands() {
+    // max(|a - b|), sum(a * b), argmin(a - b) with `b` a broadcast row and `a` transposed.
+    let be = CpuBackend::new(3).unwrap();
+    let mut kb = KernelBuilder::new();
+    let (ia, ib) = (kb.input(DType::F64), kb.input(DType::F64));
+    let a = kb.push(Inst::Load { input: ia }, DType::F64);
+    let b = kb.push(Inst::Load { input: ib }, DType::F64);
+    let d = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Sub,
+            lhs: a,
+            rhs: b,
+        },
+        DType::F64,
+    );
+    let ad = kb.push(
+        Inst::Unary {
+            op: UnaryOp::Abs,
+            arg: d,
+        },
+        DType::F64,
+    );
+    let p = kb.push(
+        Inst::Binary {
+            op: BinaryOp::Mul,
+            lhs: a,
+            rhs: b,
+        },
+        DType::F64,
+    );
+    let k = kb.finish_many(vec![
+        Output::Reduce {
+            op: ReduceOp::Max,
+            value: ad,
+        },
+        Output::Reduce {
+            op: ReduceOp::Sum,
+            value: p,
+        },
+        Output::Reduce {
+            op: ReduceOp::ArgMin,
+            value: d,
+        },
+    ]);
+    for (m, n) in [(9, 13), (400, 300), (3000, 7)] {
+        let at = Array2::from_shape_fn((n, m), |(j, i)| ((i * 31 + j * 17) % 23) as f64 - 11.0);
+        let row = Array1::from_shape_fn(n, |j| (j % 5) as f64 * 0.5);
+        for axes in axis_sets(2) {
+            let what = format!("({m}, {n}) axes {axes:?}");
+            diff_run(
+                &be,
+                &what,
+                &k,
+                &[at.t().into_dyn().into(), (&row).into()],
+                &[m, n],
+                &axes,
+            );
+        }
+    }
+}
