@@ -550,8 +550,9 @@ impl CpuBackend {
 
 /// Kept positions in a tile of the vertical reduction, at most.
 const VERTICAL_TILE: usize = 1024;
-/// Rows of the reduced sub-space in one part of the vertical reduction: 2^4 blocks.
-const VERTICAL_CHUNK_LOG2: u32 = 4;
+/// Rows of the reduced sub-space in one part of the vertical reduction: 2^2 blocks (enough
+/// parts to balance the threads on a few thousand rows).
+const VERTICAL_CHUNK_LOG2: u32 = 2;
 const VERTICAL_CHUNK: usize = SUM_BLOCK << VERTICAL_CHUNK_LOG2;
 
 /// Whether the vertical reduction beats one reduction per kept position: when the reduced
