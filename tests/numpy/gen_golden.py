@@ -551,6 +551,7 @@ def gen_reductions():
                 red_case(rname, fn, kw, cn, c, axis, False)
             red_case(rname, fn, kw, en, e, None, False)
             red_case(rname, fn, kw, en, e, 0, True)
+            red_case(rname, fn, kw, en, e, (), False)  # sum: 0.0 + x, so -0.0 becomes 0.0
             for axis in [None, 0, 1]:
                 red_case(rname, fn, kw, e2n, e2, axis, False)
             # Empty operands: the reduced extent 0 (identity, NaN, or NumPy's error) or the
