@@ -24,6 +24,14 @@
 //! literals unless `lookup` binds them (`nan` and `inf` are not numexpr's, but [`Expr`]'s
 //! `Display` prints them, so they are accepted to keep printing and parsing inverse).
 //!
+//! Reductions are calls with one array and NumPy's keyword arguments: `sum(x*x)`,
+//! `mean(a, axis=0)`, `var(a, axis=(0, 1), keepdims=True)`, `std(x, ddof=1)`, `argmax(x,
+//! axis=-1)`, `axis=None`; likewise `prod`, `min`, `max`, `any`, `all`, `argmin`. Keywords go
+//! after the array; an unknown or repeated keyword, a bad `axis` value, or a second positional
+//! argument is a parse error at its column. `max(a, b)` (NumPy would read `b` as the axis) is
+//! an error that points to `maximum(a, b)`. Every reduction's `Display` parses back to the
+//! same tree. A lone `=` is only valid after a keyword (elsewhere: "did you mean `==`?").
+//!
 //! Architecture invariant: the parser only builds [`Expr`]s through their public constructors,
 //! so every dtype/shape rule lives in `expr.rs`; an inference error is reported (as that error)
 //! once the whole string has parsed, so syntax errors come first. Nesting (parentheses, unary chains, `**` chains) and the depth of the

@@ -6,6 +6,12 @@
 //! every element goes through the scalar definitions in [`crate::semantics`]. Nothing here is
 //! clever: no fusion, no SIMD, no reuse of buffers. Being obviously right is the whole point.
 //!
+//! Reductions reproduce NumPy's order of float operations on C-contiguous operands (see
+//! `reduce`), so they match `np.sum`/`np.mean`/`np.std`... bit for bit on the golden fixtures.
+//! That includes NumPy's 8192-element buffer chunks when it casts while reducing (`mean`, `var`
+//! and `std` of integers and bool), which only matter for more than 8192 values whose float64
+//! sums are inexact.
+//!
 //! Architecture invariant: this module depends only on `expr`, `ops`, `dtype`, `array` and
 //! `semantics`; it never sees the optimizer, the kernel IR or a backend.
 //!
@@ -346,19 +352,31 @@ fn reduction(r: Reduction, x: &DynArray, spec: &ReduceAxes) -> Result<DynArray> 
     } else {
         DType::F64 // `dtype='f8'` for bool and integers
     };
+    // `np.sum(ints, dtype='f8')` casts through NumPy's buffer, one chunk at a time.
+    let chunk = if x.dtype() == float_t {
+        NO_BUFFER
+    } else {
+        BUFSIZE
+    };
     match r {
-        Reduction::Op(op) => reduce(op, x, &axes, spec.keepdims),
+        Reduction::Op(op) => reduce(op, x, &axes, spec.keepdims, NO_BUFFER),
         Reduction::Mean => {
-            let s = reduce(ReduceOp::Sum, &cast(x, float_t), &axes, spec.keepdims)?;
+            let s = reduce(
+                ReduceOp::Sum,
+                &cast(x, float_t),
+                &axes,
+                spec.keepdims,
+                chunk,
+            )?;
             divide_by_count(&s, count)
         }
         Reduction::Var { ddof } | Reduction::Std { ddof } => {
+            let s = reduce(ReduceOp::Sum, &cast(x, float_t), &axes, true, chunk)?;
             let xf = cast(x, float_t);
-            let s = reduce(ReduceOp::Sum, &xf, &axes, true)?;
             let mean = divide_by_count(&s, count)?;
             let dev = binary(BinaryOp::Sub, &xf, &mean)?;
             let sq = binary(BinaryOp::Mul, &dev, &dev)?;
-            let ss = reduce(ReduceOp::Sum, &sq, &axes, spec.keepdims)?;
+            let ss = reduce(ReduceOp::Sum, &sq, &axes, spec.keepdims, NO_BUFFER)?;
             let var = divide_by_count(&ss, count.saturating_sub(ddof as usize))?;
             match r {
                 Reduction::Std { .. } => unary(UnaryOp::Sqrt, &var),
@@ -386,7 +404,16 @@ fn divide_by_count(s: &DynArray, count: usize) -> Result<DynArray> {
 /// last axis is kept the inner loop is element-wise, so e.g. `sum(axis=0)` of a matrix adds the rows one after another. `prod`
 /// multiplies in C order; `min`/`max` start from the first element and combine with
 /// `maximum`/`minimum` (NaN wins; on ties the later element, as `semantics` measured).
-fn reduce(op: ReduceOp, x: &DynArray, axes: &[usize], keepdims: bool) -> Result<DynArray> {
+///
+/// `chunk`: NumPy sums a cast operand through its buffer of [`BUFSIZE`] elements, so the inner
+/// run is added pairwise `chunk` elements at a time ([`NO_BUFFER`]: in one piece).
+fn reduce(
+    op: ReduceOp,
+    x: &DynArray,
+    axes: &[usize],
+    keepdims: bool,
+    chunk: usize,
+) -> Result<DynArray> {
     let (compute, _result) = op.signature(x.dtype())?;
     let x = cast(x, compute);
     let shape = ReduceAxes {
@@ -416,10 +443,12 @@ fn reduce(op: ReduceOp, x: &DynArray, axes: &[usize], keepdims: bool) -> Result<
     }
     match (op, &x) {
         (Sum, DynArray::F64(a)) => fold(a, axes, &shape, |g, run| {
-            Ok(g.chunks(run).fold(0.0, |s, c| s + pairwise_sum_f64(c)))
+            let runs = g.chunks(run).flat_map(|r| r.chunks(chunk));
+            Ok(runs.fold(0.0, |s, c| s + pairwise_sum_f64(c)))
         }),
         (Sum, DynArray::F32(a)) => fold(a, axes, &shape, |g, run| {
-            Ok(g.chunks(run).fold(0.0, |s, c| s + pairwise_sum_f32(c)))
+            let runs = g.chunks(run).flat_map(|r| r.chunks(chunk));
+            Ok(runs.fold(0.0, |s, c| s + pairwise_sum_f32(c)))
         }),
         (Sum, DynArray::I64(a)) => fold(a, axes, &shape, |g, _| {
             Ok(g.iter().fold(0i64, |s, &v| s.wrapping_add(v)))
@@ -451,6 +480,11 @@ fn reduce(op: ReduceOp, x: &DynArray, axes: &[usize], keepdims: bool) -> Result<
         ))),
     }
 }
+
+/// NumPy's default buffer size (`np.getbufsize()`), in elements.
+const BUFSIZE: usize = 8192;
+/// No buffering: the whole inner run in one piece.
+const NO_BUFFER: usize = usize::MAX;
 
 /// The element-wise operator `min`/`max` combine with.
 fn binary_ext(op: ReduceOp) -> Option<BinaryOp> {

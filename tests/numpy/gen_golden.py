@@ -586,6 +586,12 @@ def gen_reductions():
         red_case(rname, fn, kw, "i64_wrap", big, None, False)
         red_case(rname, fn, kw, "i32_big", np.array([2**31 - 1] * 3 + [65536, 65536], np.int32),
                  None, False)
+    # NumPy casts integers to float64 through its 8192-element buffer: mean/var/std of more
+    # than 8192 large int64 values round by chunk.
+    wide = np.random.default_rng(8192).integers(-2**62, 2**62, (2, 20000))  # own stream
+    for rname, fn, kw in [REDUCTIONS[8], REDUCTIONS[9], REDUCTIONS[12]]:
+        for axis in [None, 1, 0]:
+            red_case(rname, fn, kw, "i64_red2x20000", wide, axis, False)
     # Longer runs: f32 sums of 100,000 values along the contiguous axis and across rows.
     long = (rng.standard_normal((4, 25000)) * 10.0 ** rng.uniform(-3, 3, (4, 25000))).astype(
         np.float32)
