@@ -554,14 +554,29 @@ fn fold<T: Element, R: Element>(
         .map(|d| dims[d])
         .product();
     let mut groups: Vec<Vec<T>> = vec![Vec::new(); kept_n];
-    for (ix, &v) in a.indexed_iter() {
-        let mut k = 0;
-        for (d, &n) in dims.iter().enumerate() {
-            if !axes.contains(&d) {
-                k = k * n + ix[d];
+    if kept_n == 1 {
+        // One output (every axis of extent > 1 reduced): all elements in C order.
+        groups[0] = a.iter().copied().collect();
+    } else {
+        let reduced: Vec<bool> = (0..dims.len()).map(|d| axes.contains(&d)).collect();
+        // `iter` visits elements in C order; `ix` counts along with it.
+        let mut ix = vec![0usize; dims.len()];
+        for &v in a.iter() {
+            let mut k = 0;
+            for (d, &n) in dims.iter().enumerate() {
+                if !reduced[d] {
+                    k = k * n + ix[d];
+                }
+            }
+            groups[k].push(v);
+            for d in (0..dims.len()).rev() {
+                ix[d] += 1;
+                if ix[d] < dims[d] {
+                    break;
+                }
+                ix[d] = 0;
             }
         }
-        groups[k].push(v);
     }
     // NumPy's iterator drops length-1 axes before it picks the inner loop.
     let mut run = 1;
