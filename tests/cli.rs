@@ -405,8 +405,8 @@ enum Agree {
 fn reduction_devices() -> Vec<(String, Agree)> {
     let on: &[(&str, Agree)] = &[
         ("reference", Agree::Bits),
-        // ("cpu", Agree::Norm(1e-12, 1e-5)),
-        // ("gpu", Agree::Norm(1e-12, 1e-5)),
+        ("cpu", Agree::Norm(1e-12, 1e-5)),
+        ("gpu", Agree::Norm(1e-12, 1e-5)),
     ];
     let tolerance = |d: &str| match d {
         "reference" => Agree::Bits,

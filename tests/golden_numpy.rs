@@ -531,21 +531,6 @@ const KNOWN_FINDINGS: &[(&[&str], &str, &str)] = &[
         "deliberate: the same summation order as `sum__f*`",
     ),
     (
-        REF,
-        "red_*_red0d_a0",
-        "finding: np.sum(0-d, axis=0) (every ufunc reduction: sum, prod, min, max, any, all, \
-         argmin, argmax) treats axis 0 of a 0-d array as `axis=()`, a legacy special case of \
-         ufunc.reduce; np.mean/var/std raise AxisError there. fusebox \
-         (expr::ReduceAxes::resolve) raises AxisError for all of them",
-    ),
-    (
-        JIT,
-        "red_*_edges_aempty",
-        "finding: opt::lower turns a reduction over no axes (`axis=()`) into a cast, so \
-         sum(-0.0, axis=()) and mean(...) stay -0.0; NumPy starts sums from the identity 0.0 \
-         (0.0 + -0.0 = 0.0), which the reference does",
-    ),
-    (
         JIT,
         "red_sum__f*",
         "deliberate: the JIT's float summation order (see `sum__f*`) along axes too",
@@ -575,14 +560,6 @@ const KNOWN_FINDINGS: &[(&[&str], &str, &str)] = &[
         JIT,
         "red_done__*",
         "deliberate: the done-when expressions contain float sums (the JIT's order)",
-    ),
-    (
-        JIT,
-        "red_*",
-        "pending: the CPU backend's reductions along axes (branch cpured, issue 4) are not \
-         merged here; until then the session rejects them with a typed Compile error. With \
-         cpured merged every other red_* case matches NumPy exactly (checked in a trial merge \
-         on 2026-11-24), so this entry then goes stale: delete it",
     ),
     (
         REF,
