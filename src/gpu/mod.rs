@@ -17,11 +17,29 @@
 //! of the broadcast values otherwise). Each element is computed by the same code whatever the
 //! chunking, so the result is identical to one pass.
 //!
-//! `sum`: each workgroup reduces 256 values in workgroup memory (a binary tree), the partials
-//! are reduced again by the same tree until one value is left (per chunk, then across chunks).
-//! Floats are therefore summed pairwise (error O(log2 n) ulp, like NumPy's pairwise sum but with
-//! a different association, so results agree with NumPy to rounding, not bit for bit); integer
-//! sums are exact (wrapping i64).
+//! Kernels may have several outputs (one storage buffer each): stores, or reductions
+//! ([`GpuBackend::run_many`] with the reduced axes). A reduction sees the iteration space as
+//! `[kept..., reduced...]` (adjacent dimensions merged where every input allows it, so a
+//! contiguous input is read with one stride): a first pass runs the fused element-wise body and
+//! writes one partial result per workgroup and output element; combine passes reduce the
+//! partials (`[groups, kept]`, the reduced axis outer) until one group is left. A workgroup's
+//! 256 threads are laid out along the kept and reduced axes so that adjacent threads read
+//! adjacent addresses: when the innermost axis is reduced, a row's values go to adjacent
+//! threads (one or a few rows per workgroup); when it is kept, adjacent threads take adjacent
+//! output elements and loop over the reduced axis. Each thread combines at most 8 (32 with few
+//! reduced threads) values in sequence, then a shared-memory tree combines the threads, so float
+//! sums are pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
+//! results agree with NumPy to rounding, not bit for bit); integer sums and products wrap
+//! exactly. Float `min`/`max` and `argmin`/`argmax` carry each value's position, so ties
+//! (`0.0` vs `-0.0`: the later value for min/max, the first position for arg*) and NaNs (the
+//! first NaN) resolve exactly as NumPy's C-order fold, whatever order the tree combines in;
+//! positions are 32-bit and written as int64. Empty reductions are answered on the host
+//! (identities; NumPy's error for min/max/argmin/argmax). Subgroup operations are not used: the
+//! shared-memory tree runs on every adapter.
+//!
+//! Full reductions whose inputs exceed one binding stream them in chunks of whole segments,
+//! each chunk writing its partials at its own offset before the combine passes; a reduction
+//! along some axes refuses inputs larger than one binding ([`Error::TooLarge`]).
 //!
 //! dtypes: bool is stored as `u32` in shaders and converted at the host boundary; f64 needs
 //! `SHADER_F64`, i64 (and integer sums, which accumulate in i64) `SHADER_INT64`; otherwise

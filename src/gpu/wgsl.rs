@@ -1,12 +1,17 @@
 //! WGSL code generation from the kernel IR, and naga validation.
 //!
-//! One invocation per output element on a 2-D grid of 256-thread workgroups. The parameter
+//! Kernels of stores: one invocation per output element on a 2-D grid of 256-thread
+//! workgroups, one storage buffer per output. The parameter
 //! buffer (`P`, `array<u32>`) holds: `[n, start, row, ndim, 1, shape[ndim],` then per input
 //! `flag, base, strides[ndim]`, then the kernel's float constants ([`const_words`]): an
 //! input's offset is `sum(index_d * stride_d)` over the output's multi-index (0 strides for
 //! broadcast dimensions), or the flat global index (`flag == 2`, input of the output's shape)
 //! or the index inside the current chunk (`flag == 1`, a streamed input). bool values are
 //! `u32` in buffers and `bool` in registers.
+//!
+//! Reductions: a first pass and a combine pass per kernel, described at `write_reduce` (the
+//! parameter layout, the thread mapping, the position-carrying outputs of
+//! [`carries_position`]).
 //!
 //! Exactness under a fast-math driver. Mesa (lavapipe) compiles naga's SPIR-V, which declares
 //! neither `SignedZeroInfNanPreserve` nor `NoContraction`, with fast-math assumptions: it
