@@ -26,7 +26,7 @@
 //! 256 threads are laid out along the kept and reduced axes so that adjacent threads read
 //! adjacent addresses: when the innermost axis is reduced, a row's values go to adjacent
 //! threads (one or a few rows per workgroup); when it is kept, adjacent threads take adjacent
-//! output elements and loop over the reduced axis. Each thread combines at most 8 (32 with few
+//! output elements and loop over the reduced axis. Each thread combines at most 16 (32 with few
 //! reduced threads) values in sequence, then a shared-memory tree combines the threads, so float
 //! sums are pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
 //! results agree with NumPy to rounding, not bit for bit); integer sums and products wrap
@@ -1112,10 +1112,11 @@ impl Layout {
     fn new(kn: usize, rn: usize, rfast: bool) -> Layout {
         let w = WORKGROUP as usize;
         if rfast {
-            let tr = rn.max(1).next_power_of_two().min(w);
+            // Enough threads along the row for 16 values each; the rest take more rows.
+            let tr = rn.div_ceil(16).max(1).next_power_of_two().min(w);
             Layout {
                 tk: (w / tr) as u32,
-                j: 8,
+                j: 16,
             }
         } else {
             let tk = kn.max(1).next_power_of_two().min(w);
@@ -1197,10 +1198,11 @@ fn first<T>(v: Vec<T>) -> Result<T> {
         .ok_or_else(|| Error::Device("internal: a kernel without outputs".into()))
 }
 
-/// Elements of an iteration space, which must stay below 2^32 (32-bit indexing in shaders).
+/// Elements of an iteration space, which must stay below 2^32 (32-bit indexing in shaders,
+/// with room for a reduction's last segment past the end and its empty-slot marker).
 fn checked_len32(shape: &[usize]) -> Result<usize> {
     let n = crate::array::checked_len(shape, 8)?;
-    if n as u64 >= u32::MAX as u64 {
+    if n as u64 >= u32::MAX as u64 - 4 * WORKGROUP as u64 * 16 {
         return Err(Error::TooLarge(format!(
             "{n} elements: the GPU backend indexes with 32-bit integers"
         )));
