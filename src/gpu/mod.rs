@@ -17,11 +17,29 @@
 //! of the broadcast values otherwise). Each element is computed by the same code whatever the
 //! chunking, so the result is identical to one pass.
 //!
-//! `sum`: each workgroup reduces 256 values in workgroup memory (a binary tree), the partials
-//! are reduced again by the same tree until one value is left (per chunk, then across chunks).
-//! Floats are therefore summed pairwise (error O(log2 n) ulp, like NumPy's pairwise sum but with
-//! a different association, so results agree with NumPy to rounding, not bit for bit); integer
-//! sums are exact (wrapping i64).
+//! Kernels may have several outputs (one storage buffer each): stores, or reductions
+//! ([`GpuBackend::run_many`] with the reduced axes). A reduction sees the iteration space as
+//! `[kept..., reduced...]` (adjacent dimensions merged where every input allows it, so a
+//! contiguous input is read with one stride): a first pass runs the fused element-wise body and
+//! writes one partial result per workgroup and output element; combine passes reduce the
+//! partials (`[groups, kept]`, the reduced axis outer) until one group is left. A workgroup's
+//! 256 threads are laid out along the kept and reduced axes so that adjacent threads read
+//! adjacent addresses: when the innermost axis is reduced, a row's values go to adjacent
+//! threads (one or a few rows per workgroup); when it is kept, adjacent threads take adjacent
+//! output elements and loop over the reduced axis. Each thread combines at most 16 (32 with few
+//! reduced threads) values in sequence, then a shared-memory tree combines the threads, so float
+//! sums are pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
+//! results agree with NumPy to rounding, not bit for bit); integer sums and products wrap
+//! exactly. Float `min`/`max` and `argmin`/`argmax` carry each value's position, so ties
+//! (`0.0` vs `-0.0`: the later value for min/max, the first position for arg*) and NaNs (the
+//! first NaN) resolve exactly as NumPy's C-order fold, whatever order the tree combines in;
+//! positions are 32-bit and written as int64. Empty reductions are answered on the host
+//! (identities; NumPy's error for min/max/argmin/argmax). Subgroup operations are not used: the
+//! shared-memory tree runs on every adapter.
+//!
+//! Full reductions whose inputs exceed one binding stream them in chunks of whole segments,
+//! each chunk writing its partials at its own offset before the combine passes; a reduction
+//! along some axes refuses inputs larger than one binding ([`Error::TooLarge`]).
 //!
 //! dtypes: bool is stored as `u32` in shaders and converted at the host boundary; f64 needs
 //! `SHADER_F64`, i64 (and integer sums, which accumulate in i64) `SHADER_INT64`; otherwise
@@ -33,7 +51,8 @@ pub mod wgsl;
 use crate::array::{broadcast_strides, ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kir::{Kernel, Output};
+use crate::kir::{Const, Kernel, Output};
+use crate::ops::ReduceOp;
 use ndarray::{ArrayD, IxDyn};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -140,6 +159,8 @@ pub struct GpuKernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     source: String,
+    /// For reductions: the pass that combines partial results.
+    combine: Option<Pipe>,
 }
 
 impl GpuKernel {
@@ -158,7 +179,8 @@ impl std::fmt::Debug for GpuKernel {
     }
 }
 
-/// A pipeline with its bind group layout (the kernel shaders and the sum pass share this).
+/// A pipeline with its bind group layout.
+#[derive(Clone)]
 struct Pipe {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -187,7 +209,6 @@ pub struct GpuBackend {
     binding_limit: AtomicU64,
     f32_builtins: std::sync::atomic::AtomicBool,
     cache: Mutex<HashMap<u64, Arc<GpuKernel>>>,
-    sum_pipes: Mutex<HashMap<DType, Arc<Pipe>>>,
     pool: Mutex<Pool>,
     compilations: AtomicU64,
     cache_hits: AtomicU64,
@@ -261,7 +282,6 @@ impl GpuBackend {
             device,
             queue,
             cache: Mutex::new(HashMap::new()),
-            sum_pipes: Mutex::new(HashMap::new()),
             pool: Mutex::new(Pool::default()),
             compilations: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
@@ -314,9 +334,6 @@ impl GpuBackend {
     fn check_dtypes(&self, k: &Kernel) -> Result<()> {
         let mut types: Vec<DType> = k.inputs.clone();
         types.extend(k.insts.iter().map(|d| d.ty));
-        if k.is_reduction() && !k.output_dtype().is_float() {
-            types.push(DType::I64);
-        }
         self.check_dtypes_of(&types)
     }
 
@@ -332,7 +349,8 @@ impl GpuBackend {
     }
 
     /// Validate with naga, then build the pipeline inside an error scope.
-    fn build_pipe(&self, source: &str, n_inputs: usize, label: &str) -> Result<Pipe> {
+    /// Bindings: 0 the parameters, then `n_rw` read-write buffers, then `n_ro` read-only ones.
+    fn build_pipe(&self, source: &str, n_rw: usize, n_ro: usize, label: &str) -> Result<Pipe> {
         wgsl::validate(source, self.options()).map_err(|e| Error::Compile(e.to_string()))?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
@@ -341,9 +359,9 @@ impl GpuBackend {
                 label: Some(label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             });
-        let mut entries = vec![storage_entry(0, true), storage_entry(1, false)];
-        for i in 0..n_inputs {
-            entries.push(storage_entry(2 + i as u32, true));
+        let mut entries = vec![storage_entry(0, true)];
+        for i in 0..n_rw + n_ro {
+            entries.push(storage_entry(1 + i as u32, i >= n_rw));
         }
         let layout = self
             .device
@@ -378,14 +396,6 @@ impl GpuBackend {
     /// WGSL generation + naga validation + pipeline creation, cached by shader hash.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<GpuKernel>> {
         kernel.verify()?;
-        if kernel.outputs.len() != 1
-            || matches!(kernel.output(), crate::kir::Output::Reduce { op, .. } if op != crate::ops::ReduceOp::Sum)
-        {
-            return Err(Error::Compile(
-                "this backend does not compile multi-output kernels or reductions other than sum yet"
-                    .into(),
-            ));
-        }
         self.check_dtypes(kernel)?;
         let source = wgsl::write_kernel_with(kernel, self.options())
             .map_err(|e| Error::Compile(e.to_string()))?;
@@ -405,30 +415,27 @@ impl GpuBackend {
                 pipeline: k.pipeline.clone(),
                 layout: k.layout.clone(),
                 source: k.source.clone(),
+                combine: k.combine.clone(),
             }));
         }
-        let pipe = self.build_pipe(&source, kernel.inputs.len(), "fusebox kernel")?;
+        let n_out = wgsl::output_bindings(kernel);
+        let pipe = self.build_pipe(&source, n_out, kernel.inputs.len(), "fusebox kernel")?;
+        let combine = if kernel.is_reduction() {
+            let src = wgsl::write_combine_pass(kernel, self.options())
+                .map_err(|e| Error::Compile(e.to_string()))?;
+            Some(self.build_pipe(&src, n_out, n_out, "fusebox combine pass")?)
+        } else {
+            None
+        };
         let k = Arc::new(GpuKernel {
             kernel: kernel.clone(),
             pipeline: pipe.pipeline,
             layout: pipe.layout,
             source,
+            combine,
         });
         self.cache.lock().map_err(poisoned)?.insert(key, k.clone());
         Ok(k)
-    }
-
-    fn sum_pipe(&self, t: DType) -> Result<Arc<Pipe>> {
-        if let Some(p) = self.sum_pipes.lock().map_err(poisoned)?.get(&t) {
-            return Ok(p.clone());
-        }
-        let src = wgsl::write_sum_pass(t).map_err(|e| Error::Compile(e.to_string()))?;
-        let p = Arc::new(self.build_pipe(&src, 1, "fusebox sum pass")?);
-        self.sum_pipes
-            .lock()
-            .map_err(poisoned)?
-            .insert(t, p.clone());
-        Ok(p)
     }
 
     fn acquire(&self, kind: Kind, size: u64) -> Result<wgpu::Buffer> {
@@ -531,7 +538,9 @@ impl GpuBackend {
         }
     }
 
-    /// Same contract as [`crate::cpu::CpuBackend::run_many`].
+    /// Same contract as [`crate::cpu::CpuBackend::run_many`]: inputs broadcast to the iteration
+    /// space `shape`; reductions combine over `axes` (sorted, distinct, any subset); one
+    /// C-contiguous array per output (`shape` for stores, the kept axes' shape for reductions).
     pub fn run_many(
         &self,
         k: &GpuKernel,
@@ -539,17 +548,37 @@ impl GpuBackend {
         shape: &[usize],
         axes: &[usize],
     ) -> Result<Vec<DynArray>> {
-        k.kernel.check_axes(axes, shape.len())?;
-        if k.kernel.is_reduction() && axes.len() != shape.len() {
-            return Err(Error::Compile(
-                "the GPU backend does not reduce along some axes yet".into(),
-            ));
-        }
-        Ok(vec![self.run(k, inputs, shape)?])
+        self.take_lost()?;
+        let kern = &k.kernel;
+        kern.check_args(inputs, shape)?;
+        kern.check_axes(axes, shape.len())?;
+        let n = checked_len32(shape)?;
+        let hosts: Vec<HostInput> = inputs.iter().map(HostInput::new).collect();
+        let result = if kern.is_reduction() {
+            let srcs: Vec<Src<'_>> = hosts.iter().map(Src::Host).collect();
+            match self.reduce(k, &srcs, shape, axes) {
+                Ok(Reduced::Host(v)) => Ok(v),
+                Ok(Reduced::Device(bufs, kept)) => {
+                    let len: usize = kept.iter().product();
+                    let mut v = Vec::with_capacity(bufs.len());
+                    for (b, t) in bufs {
+                        let enc = self.device.create_command_encoder(&Default::default());
+                        let bytes = self.download_buf(enc, &b, (len * device_size(t)) as u64)?;
+                        v.push(bytes_to_array(t, &bytes, &kept)?);
+                    }
+                    Ok(v)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.run_stores(k, &hosts, shape, n)
+        };
+        self.take_lost()?;
+        result
     }
 
-    /// Same contract as [`crate::cpu::CpuBackend::run_many`], on device arrays; the results
-    /// stay on the device.
+    /// Same contract as [`GpuBackend::run_many`], on device arrays; the results stay on the
+    /// device. Nothing is copied to or from the host but the small parameter blocks.
     pub fn run_resident_many(
         &self,
         k: &GpuKernel,
@@ -557,67 +586,86 @@ impl GpuBackend {
         shape: &[usize],
         axes: &[usize],
     ) -> Result<Vec<GpuArray>> {
-        k.kernel.check_axes(axes, shape.len())?;
-        if k.kernel.is_reduction() && axes.len() != shape.len() {
-            return Err(Error::Compile(
-                "the GPU backend does not reduce along some axes yet".into(),
-            ));
-        }
-        Ok(vec![self.run_resident(k, inputs, shape)?])
+        self.take_lost()?;
+        let kern = &k.kernel;
+        check_resident_args(kern, inputs, shape)?;
+        kern.check_axes(axes, shape.len())?;
+        let n = checked_len32(shape)?;
+        let out = if kern.is_reduction() {
+            let srcs: Vec<Src<'_>> = inputs.iter().map(|a| Src::Device(a)).collect();
+            match self.reduce(k, &srcs, shape, axes)? {
+                Reduced::Host(v) => v
+                    .iter()
+                    .map(|a| self.upload(&a.view()))
+                    .collect::<Result<Vec<_>>>()?,
+                Reduced::Device(bufs, kept) => bufs
+                    .into_iter()
+                    .map(|(buffer, dtype)| GpuArray {
+                        buffer,
+                        dtype,
+                        shape: kept.clone(),
+                    })
+                    .collect(),
+            }
+        } else {
+            self.run_resident_stores(k, inputs, shape, n)?
+        };
+        self.take_lost()?;
+        Ok(out)
     }
 
-    /// Same contract as the CPU backend: inputs broadcast to `out_shape` (any strides);
-    /// `Store` -> fresh C-contiguous array of `out_shape`; `Reduce(Sum)` -> 0-d array.
+    /// The first output of [`GpuBackend::run_many`], reducing every axis: `Store` -> fresh
+    /// C-contiguous array of `out_shape`; `Reduce` -> 0-d array.
     pub fn run(
         &self,
         k: &GpuKernel,
         inputs: &[ArgView<'_>],
         out_shape: &[usize],
     ) -> Result<DynArray> {
-        self.take_lost()?;
-        let kern = &k.kernel;
-        kern.check_args(inputs, out_shape)?;
-        let out_t = kern.output_dtype();
-        let n = crate::array::checked_len(out_shape, device_size(out_t))?;
-        if n as u64 >= u32::MAX as u64 {
-            return Err(Error::TooLarge(format!(
-                "{n} elements: the GPU backend indexes with 32-bit integers"
-            )));
-        }
-        let hosts: Vec<HostInput> = inputs.iter().map(HostInput::new).collect();
-        let result = self.run_chunks(k, &hosts, out_shape, n);
-        self.take_lost()?;
-        result
+        let axes = all_axes(&k.kernel, out_shape);
+        first(self.run_many(k, inputs, out_shape, &axes)?)
     }
 
-    fn run_chunks(
+    /// Run `k` on device arrays (broadcast to `out_shape`, reducing every axis); the first
+    /// output stays on the device.
+    pub fn run_resident(
+        &self,
+        k: &GpuKernel,
+        inputs: &[&GpuArray],
+        out_shape: &[usize],
+    ) -> Result<GpuArray> {
+        let axes = all_axes(&k.kernel, out_shape);
+        first(self.run_resident_many(k, inputs, out_shape, &axes)?)
+    }
+
+    /// A kernel of stores on host inputs, chunked when an output or input exceeds one binding.
+    fn run_stores(
         &self,
         k: &GpuKernel,
         hosts: &[HostInput],
         out_shape: &[usize],
         n: usize,
-    ) -> Result<DynArray> {
+    ) -> Result<Vec<DynArray>> {
         let kern = &k.kernel;
-        let out_t = kern.output_dtype();
-        let reduce = matches!(kern.output(), Output::Reduce { .. });
+        let out_ts = kern.output_dtypes();
         let limit = self.binding_limit.load(Ordering::Relaxed);
         // Inputs that fit one binding are uploaded whole; the others are streamed.
         let streamed: Vec<bool> = hosts.iter().map(|h| h.bytes.len() as u64 > limit).collect();
-        let mut widest = if reduce { 0 } else { device_size(out_t) as u64 };
+        let mut widest = out_ts
+            .iter()
+            .map(|t| device_size(*t) as u64)
+            .max()
+            .unwrap_or(4);
         for (h, s) in hosts.iter().zip(&streamed) {
             if *s {
                 widest = widest.max(device_size(h.dtype) as u64);
             }
         }
-        // Reductions over small inputs (widest == 0): bounded only by 32-bit indexing.
-        let c = limit.checked_div(widest).unwrap_or(1u64 << 31);
+        let c = limit / widest;
         let chunk = (c - c % WORKGROUP as u64).max(WORKGROUP as u64) as usize;
 
         if n == 0 {
-            return Ok(match (reduce, out_t) {
-                (true, t) => zero_scalar(t),
-                (false, t) => empty_array(t, out_shape),
-            });
+            return Ok(out_ts.iter().map(|t| empty_array(*t, out_shape)).collect());
         }
 
         let all_flat = hosts
@@ -638,9 +686,8 @@ impl GpuBackend {
                 bound.push(Some(b));
             }
         }
-        let mut out_bytes: Vec<u8> = Vec::new();
-        let mut chunk_sums: Vec<wgpu::Buffer> = Vec::new();
-        let osz = device_size(out_t);
+        let m = out_ts.len();
+        let mut out_bytes: Vec<Vec<u8>> = vec![Vec::new(); m];
         let mut start = 0usize;
         while start < n {
             let len = chunk.min(n - start);
@@ -670,51 +717,36 @@ impl GpuBackend {
                 }
             }
             p.extend(wgsl::const_words(kern));
-            let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
-            // Parameters are not counted as uploaded data.
-            self.queue
-                .write_buffer(&params, 0, bytemuck::cast_slice(&p));
-            let out_len = if reduce {
-                groups as u64 * osz as u64
-            } else {
-                len as u64 * osz as u64
-            };
-            let out = self.acquire(Kind::Storage, round_up(out_len, 4))?;
-            let mut entries = vec![
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: out.as_entire_binding(),
-                },
-            ];
-            for i in 0..hosts.len() {
-                let b = bound[i]
-                    .as_ref()
-                    .or(stream_bufs[i].as_ref())
-                    .ok_or_else(|| Error::Device("internal: input buffer missing".into()))?;
-                entries.push(wgpu::BindGroupEntry {
-                    binding: 2 + i as u32,
-                    resource: b.as_entire_binding(),
-                });
+            let params = self.params(&p)?;
+            let mut outs = Vec::with_capacity(m);
+            for t in &out_ts {
+                outs.push(self.acquire(
+                    Kind::Storage,
+                    round_up(len as u64 * device_size(*t) as u64, 4),
+                )?);
             }
-            let enc = self.encode_dispatch(k, &entries, (gx, gy), "fusebox kernel");
-            if reduce {
-                let (enc, total, used) = self.reduce_passes(enc, out, groups as usize, out_t)?;
-                // Keep the chunk's total on the device until all chunks are done.
-                self.queue.submit([enc.finish()]);
-                for b in used {
-                    self.release(Kind::Storage, b);
+            let mut bufs: Vec<&wgpu::Buffer> = vec![&params];
+            bufs.extend(outs.iter());
+            for i in 0..hosts.len() {
+                bufs.push(
+                    bound[i]
+                        .as_ref()
+                        .or(stream_bufs[i].as_ref())
+                        .ok_or_else(|| Error::Device("internal: input buffer missing".into()))?,
+                );
+            }
+            let mut enc =
+                Some(self.encode_dispatch(k, &entries(&bufs), (gx, gy), "fusebox kernel"));
+            for (o, out) in outs.into_iter().enumerate() {
+                let e = enc
+                    .take()
+                    .unwrap_or_else(|| self.device.create_command_encoder(&Default::default()));
+                let bytes =
+                    self.download_buf(e, &out, len as u64 * device_size(out_ts[o]) as u64)?;
+                if out_bytes[o].is_empty() {
+                    out_bytes[o].reserve_exact(n * device_size(out_ts[o]));
                 }
-                chunk_sums.push(total);
-            } else {
-                let bytes = self.download_buf(enc, &out, len as u64 * osz as u64)?;
-                if out_bytes.is_empty() {
-                    out_bytes.reserve_exact(n * osz);
-                }
-                out_bytes.extend_from_slice(&bytes);
+                out_bytes[o].extend_from_slice(&bytes);
                 self.release(Kind::Storage, out);
             }
             self.release(Kind::Storage, params);
@@ -726,95 +758,499 @@ impl GpuBackend {
         for b in bound.into_iter().flatten() {
             self.release(Kind::Storage, b);
         }
-        if reduce {
-            // Gather the chunk totals into one buffer and reduce them on the device too.
-            let all = self.acquire(Kind::Storage, round_up((chunk_sums.len() * osz) as u64, 4))?;
-            let mut enc = self.device.create_command_encoder(&Default::default());
-            for (i, b) in chunk_sums.iter().enumerate() {
-                enc.copy_buffer_to_buffer(b, 0, &all, (i * osz) as u64, osz as u64);
-            }
-            let (enc, total, used) = self.reduce_passes(enc, all, chunk_sums.len(), out_t)?;
-            let bytes = self.download_buf(enc, &total, osz as u64)?;
-            for b in chunk_sums.into_iter().chain(used) {
-                self.release(Kind::Storage, b);
-            }
-            self.release(Kind::Storage, total);
-            return bytes_to_array(out_t, &bytes, &[]);
-        }
-        bytes_to_array(out_t, &out_bytes, out_shape)
+        out_ts
+            .iter()
+            .zip(&out_bytes)
+            .map(|(t, b)| bytes_to_array(*t, b, out_shape))
+            .collect()
     }
 
-    /// Encode sum passes over `count` values in `buf` until one value is left; returns the
-    /// buffer holding it at offset 0 (`buf` itself is released or returned).
-    fn reduce_passes(
+    /// The parameter block of one dispatch, in a pooled buffer (not counted as uploaded data).
+    fn params(&self, p: &[u32]) -> Result<wgpu::Buffer> {
+        let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
+        self.queue.write_buffer(&params, 0, bytemuck::cast_slice(p));
+        Ok(params)
+    }
+
+    /// Run a reduction kernel: the first pass over the inputs writes per-workgroup partial
+    /// results, combine passes reduce them until one group per output element is left (see
+    /// [`wgsl`] for the mapping of threads to elements). Inputs larger than one binding are
+    /// streamed in chunks of whole segments (reductions of every non-trivial axis only).
+    fn reduce(
         &self,
-        mut enc: wgpu::CommandEncoder,
-        buf: wgpu::Buffer,
-        count: usize,
-        t: DType,
-    ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer, Vec<wgpu::Buffer>)> {
-        let mut cur = buf;
-        let mut count = count;
-        let osz = device_size(t) as u64;
-        let pipe = if count > 1 {
-            Some(self.sum_pipe(t)?)
-        } else {
-            None
-        };
-        let mut keep: Vec<wgpu::Buffer> = Vec::new();
-        while count > 1 {
-            let pipe = pipe
-                .as_ref()
-                .ok_or_else(|| Error::Device("internal: no sum pipeline".into()))?;
-            let groups = (count as u32).div_ceil(WORKGROUP);
-            let (gx, gy) = Self::grid(groups);
-            let p: [u32; 4] = [count as u32, 0, gx * WORKGROUP, 0];
-            let params = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("fusebox sum params"),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: true,
-            });
-            params
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Device(format!("map: {e}")))?
-                .copy_from_slice(bytemuck::cast_slice(&p));
-            params.unmap();
-            let next = self.acquire(Kind::Storage, round_up(groups as u64 * osz, 4))?;
-            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("fusebox sum pass"),
-                layout: &pipe.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: next.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: cur.as_entire_binding(),
-                    },
-                ],
-            });
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&pipe.pipeline);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(gx, gy, 1);
+        k: &GpuKernel,
+        srcs: &[Src<'_>],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Reduced> {
+        let kern = &k.kernel;
+        let ndim = shape.len();
+        let kept: Vec<usize> = (0..ndim).filter(|d| !axes.contains(d)).collect();
+        let kept_shape: Vec<usize> = kept.iter().map(|&d| shape[d]).collect();
+        let kn: usize = kept_shape.iter().product();
+        let rn: usize = axes.iter().map(|&d| shape[d]).product();
+        let outs: Vec<(ReduceOp, DType, DType)> = kern
+            .outputs
+            .iter()
+            .filter_map(|o| match *o {
+                Output::Reduce { op, value } => Some((op, kern.ty(value), kern.dtype_of(*o))),
+                Output::Store { .. } => None,
+            })
+            .collect();
+        if kn == 0 || rn == 0 {
+            let mut v = Vec::with_capacity(outs.len());
+            for &(op, acc, res) in &outs {
+                if kn == 0 {
+                    v.push(empty_array(res, &kept_shape));
+                    continue;
+                }
+                let id = op.identity(acc).ok_or_else(|| {
+                    Error::Value(format!(
+                        "zero-size array to reduction operation {op} which has no identity"
+                    ))
+                })?;
+                v.push(filled(id, &kept_shape));
             }
-            self.dispatches.fetch_add(1, Ordering::Relaxed);
-            // The pass reads `cur` when the encoder runs: release it only after submission.
-            keep.push(cur);
-            cur = next;
-            count = groups as usize;
+            return Ok(Reduced::Host(v));
         }
-        // Buffers read by `enc` go back to the pool only after it is submitted (by the caller):
-        // another thread could otherwise write into them before this pass reads them.
-        Ok((enc, cur, keep))
+        let limit = self.binding_limit.load(Ordering::Relaxed);
+        let mut strides: Vec<Vec<isize>> = Vec::with_capacity(srcs.len());
+        let mut streamed: Vec<bool> = Vec::with_capacity(srcs.len());
+        let mut widest = 0u64;
+        for s in srcs {
+            let (sh, big, t) = match s {
+                Src::Host(h) => (&h.shape, h.bytes.len() as u64 > limit, h.dtype),
+                Src::Device(a) => (&a.shape, false, a.dtype),
+            };
+            strides.push(broadcast_strides(sh, &c_strides(sh), shape));
+            streamed.push(big);
+            if big {
+                widest = widest.max(device_size(t) as u64);
+            }
+        }
+        if widest > 0 && kn > 1 {
+            return Err(Error::TooLarge(format!(
+                "an input exceeds one storage binding ({limit} bytes): the GPU backend streams \
+                 it for reductions over all axes only, not along some axes"
+            )));
+        }
+        let (kdims, kstr) = merge_dims(&kept, shape, &strides, &streamed);
+        let (rdims, rstr) = merge_dims(axes, shape, &strides, &streamed);
+        let innermost = (0..ndim).rev().find(|&d| shape[d] != 1);
+        let rfast = kn == 1 || innermost.is_some_and(|d| axes.contains(&d));
+        let lay = Layout::new(kn, rn, rfast);
+        let seg = lay.segment();
+        // Chunks of whole segments when an input is streamed, else one.
+        let chunk = match limit.checked_div(widest) {
+            Some(c) => ((c as usize) - (c as usize) % seg).max(seg),
+            None => rn,
+        };
+        let chunks: Vec<(usize, usize)> = (0..rn)
+            .step_by(chunk)
+            .map(|s| (s, chunk.min(rn - s)))
+            .collect();
+        let total: usize = chunks.iter().map(|&(_, len)| len.div_ceil(seg)).sum();
+
+        // Inputs: device arrays as they are, host arrays uploaded whole unless streamed.
+        let mut pooled: Vec<wgpu::Buffer> = Vec::new();
+        let mut whole: Vec<Option<wgpu::Buffer>> = Vec::with_capacity(srcs.len());
+        for (s, big) in srcs.iter().zip(&streamed) {
+            match s {
+                Src::Host(h) if !big => {
+                    let b =
+                        self.acquire(Kind::Storage, round_up(h.bytes.len().max(4) as u64, 4))?;
+                    self.upload_bytes(&b, 0, &h.bytes);
+                    whole.push(Some(b));
+                }
+                _ => whole.push(None),
+            }
+        }
+        let consts = wgsl::const_words(kern);
+        let kb = kn.div_ceil(lay.tk as usize);
+        let mut level = self.level_buffers(&outs, total * kn, kn, total == 1)?;
+        let mut part_base = 0usize;
+        for &(start, len) in &chunks {
+            let g = len.div_ceil(seg);
+            let mut p: Vec<u32> = vec![
+                kn as u32,
+                start as u32,
+                (start + len) as u32,
+                rfast as u32,
+                1,
+                lay.tk,
+                lay.j,
+                kb as u32,
+                g as u32,
+                part_base as u32,
+                (total == 1) as u32,
+                kdims.len() as u32,
+                rdims.len() as u32,
+            ];
+            p.extend(&kdims);
+            p.extend(&rdims);
+            for i in 0..srcs.len() {
+                p.push(streamed[i] as u32);
+                p.extend(&kstr[i]);
+                p.extend(&rstr[i]);
+            }
+            p.extend(&consts);
+            let params = self.params(&p)?;
+            let mut chunk_bufs: Vec<wgpu::Buffer> = Vec::new();
+            for (s, big) in srcs.iter().zip(&streamed) {
+                if let (Src::Host(h), true) = (s, big) {
+                    let bytes = h.chunk_bytes(shape, start, len)?;
+                    let b = self.acquire(Kind::Storage, round_up(bytes.len() as u64, 4))?;
+                    self.upload_bytes(&b, 0, &bytes);
+                    chunk_bufs.push(b);
+                }
+            }
+            let mut bufs: Vec<&wgpu::Buffer> = vec![&params];
+            bufs.extend(level.bindings());
+            let mut next_chunk = chunk_bufs.iter();
+            for (i, s) in srcs.iter().enumerate() {
+                bufs.push(match (s, &whole[i]) {
+                    (Src::Device(a), _) => &a.buffer,
+                    (_, Some(b)) => b,
+                    (_, None) => next_chunk
+                        .next()
+                        .ok_or_else(|| Error::Device("internal: streamed input missing".into()))?,
+                });
+            }
+            let grid = Self::grid((kb * g) as u32);
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            self.dispatch_into(&mut enc, &k.pipeline, &k.layout, &entries(&bufs), grid);
+            self.queue.submit([enc.finish()]);
+            // Submitted: the pool may hand these out again (later writes queue behind).
+            self.release(Kind::Storage, params);
+            for b in chunk_bufs {
+                self.release(Kind::Storage, b);
+            }
+            part_base += g;
+        }
+        // Combine passes over `[count, kn]` partials.
+        let mut count = total;
+        if count > 1 {
+            let comb = k
+                .combine
+                .as_ref()
+                .ok_or_else(|| Error::Device("internal: no combine pipeline".into()))?;
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            while count > 1 {
+                let lay = Layout::new(kn, count, false);
+                let g = count.div_ceil(lay.segment());
+                let kb = kn.div_ceil(lay.tk as usize);
+                let next = self.level_buffers(&outs, g * kn, kn, g == 1)?;
+                let p: Vec<u32> = vec![
+                    kn as u32,
+                    0,
+                    count as u32,
+                    0,
+                    1,
+                    lay.tk,
+                    lay.j,
+                    kb as u32,
+                    g as u32,
+                    0,
+                    (g == 1) as u32,
+                    0,
+                    0,
+                ];
+                let params = self.params(&p)?;
+                let mut bufs: Vec<&wgpu::Buffer> = vec![&params];
+                bufs.extend(next.bindings());
+                bufs.extend(level.bindings());
+                let grid = Self::grid((kb * g) as u32);
+                self.dispatch_into(
+                    &mut enc,
+                    &comb.pipeline,
+                    &comb.layout,
+                    &entries(&bufs),
+                    grid,
+                );
+                pooled.push(params);
+                pooled.extend(level.into_pooled());
+                level = next;
+                count = g;
+            }
+            self.queue.submit([enc.finish()]);
+        }
+        for b in pooled {
+            self.release(Kind::Storage, b);
+        }
+        for b in whole.into_iter().flatten() {
+            self.release(Kind::Storage, b);
+        }
+        let results = level.into_results(&outs);
+        Ok(Reduced::Device(results, kept_shape))
+    }
+
+    /// Buffers of one level of a reduction: per output `count` partial values (and positions);
+    /// at the last level (`fin`) the result buffers, of `kn` elements.
+    fn level_buffers(
+        &self,
+        outs: &[(ReduceOp, DType, DType)],
+        count: usize,
+        kn: usize,
+        fin: bool,
+    ) -> Result<Level> {
+        let mut slots = Vec::with_capacity(outs.len());
+        for &(op, acc, _) in outs {
+            let vbytes = (count * device_size(acc)) as u64;
+            let pbytes = count as u64 * 4;
+            let (val, pos) = if !fin {
+                let pos = if wgsl::carries_position(op, acc) {
+                    Some(self.acquire(Kind::Storage, round_up(pbytes, 4))?)
+                } else {
+                    None
+                };
+                (self.acquire(Kind::Storage, round_up(vbytes, 4))?, pos)
+            } else if op.is_arg() {
+                // The result is the positions, as int64 (low word, 0).
+                (
+                    self.acquire(Kind::Storage, round_up(vbytes, 4))?,
+                    Some(self.resident_buffer(kn as u64 * 8)),
+                )
+            } else if wgsl::carries_position(op, acc) {
+                (
+                    self.resident_buffer(vbytes),
+                    Some(self.acquire(Kind::Storage, round_up(pbytes, 4))?),
+                )
+            } else {
+                (self.resident_buffer(vbytes), None)
+            };
+            slots.push((op, val, pos));
+        }
+        Ok(Level { slots, fin })
+    }
+
+    /// Record one dispatch of `pipeline` into `enc`.
+    fn dispatch_into(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        layout: &wgpu::BindGroupLayout,
+        entries: &[wgpu::BindGroupEntry<'_>],
+        grid: (u32, u32),
+    ) {
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("fusebox reduction"),
+            layout,
+            entries,
+        });
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A reduction's input: a host array (uploaded whole or streamed) or a device array.
+enum Src<'a> {
+    Host(&'a HostInput),
+    Device(&'a GpuArray),
+}
+
+/// What a reduction produced: host arrays (empty reductions need no device), or one device
+/// buffer per output with its dtype, and the kept shape.
+enum Reduced {
+    Host(Vec<DynArray>),
+    Device(Vec<(wgpu::Buffer, DType)>, Vec<usize>),
+}
+
+/// The buffers of one level of a reduction, per output: (op, values, positions).
+struct Level {
+    slots: Vec<(ReduceOp, wgpu::Buffer, Option<wgpu::Buffer>)>,
+    fin: bool,
+}
+
+impl Level {
+    /// In binding order (values, then positions, per output).
+    fn bindings(&self) -> Vec<&wgpu::Buffer> {
+        let mut v = Vec::new();
+        for (_, val, pos) in &self.slots {
+            v.push(val);
+            if let Some(p) = pos {
+                v.push(p);
+            }
+        }
+        v
+    }
+    /// Every buffer, for the pool (an intermediate level).
+    fn into_pooled(self) -> Vec<wgpu::Buffer> {
+        let mut v = Vec::new();
+        for (_, val, pos) in self.slots {
+            v.push(val);
+            v.extend(pos);
+        }
+        v
+    }
+    /// The result buffers of the last level, with the result dtypes.
+    fn into_results(self, outs: &[(ReduceOp, DType, DType)]) -> Vec<(wgpu::Buffer, DType)> {
+        debug_assert!(self.fin);
+        self.slots
+            .into_iter()
+            .zip(outs)
+            .map(|((op, val, pos), &(_, _, res))| match (op.is_arg(), pos) {
+                (true, Some(p)) => (p, res),
+                _ => (val, res),
+            })
+            .collect()
+    }
+}
+
+/// Threads of a reduction workgroup: `tk` along the kept axis, `256 / tk` along the reduced one
+/// (`rfast`: adjacent threads take adjacent reduced positions), `j` values per thread and
+/// segment.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    tk: u32,
+    j: u32,
+}
+
+impl Layout {
+    fn new(kn: usize, rn: usize, rfast: bool) -> Layout {
+        let w = WORKGROUP as usize;
+        if rfast {
+            // Enough threads along the row for 16 values each; the rest take more rows.
+            let tr = rn.div_ceil(16).max(1).next_power_of_two().min(w);
+            Layout {
+                tk: (w / tr) as u32,
+                j: 16,
+            }
+        } else {
+            let tk = kn.max(1).next_power_of_two().min(w);
+            // Without much of a tree, longer (still short) sequential stretches per thread.
+            let j = if w / tk >= 32 { 8 } else { 32 };
+            Layout { tk: tk as u32, j }
+        }
+    }
+    /// Reduced positions one workgroup covers.
+    fn segment(self) -> usize {
+        (WORKGROUP / self.tk * self.j) as usize
+    }
+}
+
+/// Dimensions `dims` of the iteration space `shape` with each input's strides: size-1
+/// dimensions dropped, neighbours merged where every input (streamed ones aside) allows it, so
+/// that a contiguous input is read with one stride.
+fn merge_dims(
+    dims: &[usize],
+    shape: &[usize],
+    strides: &[Vec<isize>],
+    streamed: &[bool],
+) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut st: Vec<Vec<isize>> = vec![Vec::new(); strides.len()];
+    for &d in dims {
+        if shape[d] == 1 {
+            continue;
+        }
+        if let Some(last) = sizes.last_mut() {
+            let ok = (0..strides.len())
+                .all(|i| streamed[i] || st[i].last() == Some(&(strides[i][d] * shape[d] as isize)));
+            if ok {
+                *last *= shape[d];
+                for (i, s) in st.iter_mut().enumerate() {
+                    if let Some(l) = s.last_mut() {
+                        *l = strides[i][d];
+                    }
+                }
+                continue;
+            }
+        }
+        sizes.push(shape[d]);
+        for (i, s) in st.iter_mut().enumerate() {
+            s.push(strides[i][d]);
+        }
+    }
+    let st = st
+        .into_iter()
+        .zip(streamed)
+        .map(|(s, &big)| s.iter().map(|&x| if big { 0 } else { x as u32 }).collect())
+        .collect();
+    (sizes.iter().map(|&d| d as u32).collect(), st)
+}
+
+/// Bind group entries for buffers bound whole, in binding order.
+fn entries<'a>(bufs: &[&'a wgpu::Buffer]) -> Vec<wgpu::BindGroupEntry<'a>> {
+    bufs.iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect()
+}
+
+/// Every axis for a reduction kernel, none for stores (the single-output entry points).
+fn all_axes(k: &Kernel, shape: &[usize]) -> Vec<usize> {
+    if k.is_reduction() {
+        (0..shape.len()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+fn first<T>(v: Vec<T>) -> Result<T> {
+    v.into_iter()
+        .next()
+        .ok_or_else(|| Error::Device("internal: a kernel without outputs".into()))
+}
+
+/// Elements of an iteration space, which must stay below 2^32 (32-bit indexing in shaders,
+/// with room for a reduction's last segment past the end and its empty-slot marker).
+fn checked_len32(shape: &[usize]) -> Result<usize> {
+    let n = crate::array::checked_len(shape, 8)?;
+    if n as u64 >= u32::MAX as u64 - 4 * WORKGROUP as u64 * 16 {
+        return Err(Error::TooLarge(format!(
+            "{n} elements: the GPU backend indexes with 32-bit integers"
+        )));
+    }
+    Ok(n)
+}
+
+/// Device arrays must match the kernel's input dtypes and broadcast to `shape`.
+fn check_resident_args(kern: &Kernel, inputs: &[&GpuArray], shape: &[usize]) -> Result<()> {
+    if inputs.len() != kern.inputs.len() {
+        return Err(Error::Argument(format!(
+            "kernel takes {} inputs, {} given",
+            kern.inputs.len(),
+            inputs.len()
+        )));
+    }
+    for (i, (a, t)) in inputs.iter().zip(&kern.inputs).enumerate() {
+        if a.dtype != *t {
+            return Err(Error::Argument(format!(
+                "input {i} has dtype {}, kernel expects {t}",
+                a.dtype
+            )));
+        }
+        let s = &a.shape;
+        let ok = s.len() <= shape.len()
+            && s.iter()
+                .rev()
+                .zip(shape.iter().rev())
+                .all(|(&x, &o)| x == o || x == 1);
+        if !ok {
+            return Err(Error::ShapeMismatch {
+                lhs: s.clone(),
+                rhs: shape.to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An array of `shape` filled with `c`.
+fn filled(c: Const, shape: &[usize]) -> DynArray {
+    let sh = IxDyn(shape);
+    match c {
+        Const::Bool(v) => ArrayD::from_elem(sh, v).into(),
+        Const::I32(v) => ArrayD::from_elem(sh, v).into(),
+        Const::I64(v) => ArrayD::from_elem(sh, v).into(),
+        Const::F32(v) => ArrayD::from_elem(sh, v).into(),
+        Const::F64(v) => ArrayD::from_elem(sh, v).into(),
     }
 }
 
@@ -936,121 +1372,49 @@ impl GpuBackend {
         enc
     }
 
-    /// Run `k` on device arrays (broadcast to `out_shape`); the result stays on the device.
-    /// Nothing is copied to or from the host but the small parameter block.
-    pub fn run_resident(
+    /// A kernel of stores on device arrays: fresh device arrays of `shape`, one per output.
+    fn run_resident_stores(
         &self,
         k: &GpuKernel,
         inputs: &[&GpuArray],
-        out_shape: &[usize],
-    ) -> Result<GpuArray> {
-        self.take_lost()?;
+        shape: &[usize],
+        n: usize,
+    ) -> Result<Vec<GpuArray>> {
         let kern = &k.kernel;
-        if inputs.len() != kern.inputs.len() {
-            return Err(Error::Argument(format!(
-                "kernel takes {} inputs, {} given",
-                kern.inputs.len(),
-                inputs.len()
-            )));
+        let out_ts = kern.output_dtypes();
+        for t in &out_ts {
+            self.check_resident_size((n * device_size(*t)) as u64)?;
         }
-        for (i, (a, t)) in inputs.iter().zip(&kern.inputs).enumerate() {
-            if a.dtype != *t {
-                return Err(Error::Argument(format!(
-                    "input {i} has dtype {}, kernel expects {t}",
-                    a.dtype
-                )));
-            }
-            let s = &a.shape;
-            let ok = s.len() <= out_shape.len()
-                && s.iter()
-                    .rev()
-                    .zip(out_shape.iter().rev())
-                    .all(|(&x, &o)| x == o || x == 1);
-            if !ok {
-                return Err(Error::ShapeMismatch {
-                    lhs: s.clone(),
-                    rhs: out_shape.to_vec(),
-                });
-            }
-        }
-        let out_t = kern.output_dtype();
-        let reduce = kern.is_reduction();
-        let osz = device_size(out_t);
-        let n = crate::array::checked_len(out_shape, osz)?;
-        if n as u64 >= u32::MAX as u64 {
-            return Err(Error::TooLarge(format!(
-                "{n} elements: the GPU backend indexes with 32-bit integers"
-            )));
-        }
-        let result_shape: Vec<usize> = if reduce { vec![] } else { out_shape.to_vec() };
-        if !reduce {
-            self.check_resident_size((n * osz) as u64)?;
-        }
+        let outs: Vec<GpuArray> = out_ts
+            .iter()
+            .map(|&t| GpuArray {
+                buffer: self.resident_buffer((n * device_size(t)) as u64),
+                dtype: t,
+                shape: shape.to_vec(),
+            })
+            .collect();
         if n == 0 {
-            let buffer = self.resident_buffer(osz as u64);
-            if reduce {
-                // Sum of nothing: zero.
-                self.queue
-                    .write_buffer(&buffer, 0, &vec![0u8; round_up(osz as u64, 4) as usize]);
-            }
-            return Ok(GpuArray {
-                buffer,
-                dtype: out_t,
-                shape: result_shape,
-            });
+            return Ok(outs);
         }
-        let ndim = out_shape.len();
+        let ndim = shape.len();
         let groups = (n as u32).div_ceil(WORKGROUP);
         let (gx, gy) = Self::grid(groups);
         let mut p: Vec<u32> = vec![n as u32, 0, gx * WORKGROUP, ndim as u32, 1];
-        p.extend(out_shape.iter().map(|&d| d as u32));
+        p.extend(shape.iter().map(|&d| d as u32));
         for a in inputs {
-            p.extend([if a.shape == out_shape { 2 } else { 0 }, 0]);
-            let st = broadcast_strides(&a.shape, &c_strides(&a.shape), out_shape);
+            p.extend([if a.shape == shape { 2 } else { 0 }, 0]);
+            let st = broadcast_strides(&a.shape, &c_strides(&a.shape), shape);
             p.extend(st.iter().map(|&s| s as u32));
         }
         p.extend(wgsl::const_words(kern));
-        let params = self.acquire(Kind::Storage, round_up(p.len() as u64 * 4, 4))?;
-        self.queue
-            .write_buffer(&params, 0, bytemuck::cast_slice(&p));
-        let out = if reduce {
-            self.acquire(Kind::Storage, round_up(groups as u64 * osz as u64, 4))?
-        } else {
-            self.resident_buffer((n * osz) as u64)
-        };
-        let mut entries = vec![
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: out.as_entire_binding(),
-            },
-        ];
-        for (i, a) in inputs.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 2 + i as u32,
-                resource: a.buffer.as_entire_binding(),
-            });
-        }
-        let enc = self.encode_dispatch(k, &entries, (gx, gy), "fusebox resident kernel");
-        let (enc, out, used) = if reduce {
-            self.reduce_passes(enc, out, groups as usize, out_t)?
-        } else {
-            (enc, out, Vec::new())
-        };
+        let params = self.params(&p)?;
+        let mut bufs: Vec<&wgpu::Buffer> = vec![&params];
+        bufs.extend(outs.iter().map(|a| &a.buffer));
+        bufs.extend(inputs.iter().map(|a| &a.buffer));
+        let enc = self.encode_dispatch(k, &entries(&bufs), (gx, gy), "fusebox resident kernel");
         self.queue.submit([enc.finish()]);
         self.release(Kind::Storage, params);
-        for b in used {
-            self.release(Kind::Storage, b);
-        }
-        self.take_lost()?;
-        Ok(GpuArray {
-            buffer: out,
-            dtype: out_t,
-            shape: result_shape,
-        })
+        Ok(outs)
     }
 }
 

@@ -1,12 +1,17 @@
 //! WGSL code generation from the kernel IR, and naga validation.
 //!
-//! One invocation per output element on a 2-D grid of 256-thread workgroups. The parameter
+//! Kernels of stores: one invocation per output element on a 2-D grid of 256-thread
+//! workgroups, one storage buffer per output. The parameter
 //! buffer (`P`, `array<u32>`) holds: `[n, start, row, ndim, 1, shape[ndim],` then per input
 //! `flag, base, strides[ndim]`, then the kernel's float constants ([`const_words`]): an
 //! input's offset is `sum(index_d * stride_d)` over the output's multi-index (0 strides for
 //! broadcast dimensions), or the flat global index (`flag == 2`, input of the output's shape)
 //! or the index inside the current chunk (`flag == 1`, a streamed input). bool values are
 //! `u32` in buffers and `bool` in registers.
+//!
+//! Reductions: a first pass and a combine pass per kernel, described at `write_reduce` (the
+//! parameter layout, the thread mapping, the position-carrying outputs of
+//! [`carries_position`]).
 //!
 //! Exactness under a fast-math driver. Mesa (lavapipe) compiles naga's SPIR-V, which declares
 //! neither `SignedZeroInfNanPreserve` nor `NoContraction`, with fast-math assumptions: it
@@ -77,7 +82,7 @@
 //! |x| < 0.55 (the expm1 formula there was 4 ULP off) and `1 - 2 / (exp(2|x|) + 1)` above.
 use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, Output};
-use crate::ops::{BinaryOp, UnaryOp};
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use std::fmt::Write;
 use thiserror::Error;
 
@@ -401,8 +406,27 @@ pub fn write_kernel(k: &Kernel) -> Result<String, WgslError> {
     )
 }
 
-/// WGSL for `k` on an adapter with `opts`.
-pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError> {
+/// Whether a reduction output carries positions beside its values: `argmin`/`argmax`, and float
+/// `min`/`max`, whose ties (`0.0` and `-0.0`) and NaNs must resolve by position ("the later of
+/// equal values, the first NaN") whatever order the workgroup tree combines them in.
+pub fn carries_position(op: ReduceOp, acc: DType) -> bool {
+    op.is_arg() || (matches!(op, ReduceOp::Min | ReduceOp::Max) && acc.is_float())
+}
+
+/// Storage bindings of a kernel's outputs, in binding order after the parameter buffer: one per
+/// store; per reduction its values and, when it [`carries_position`], its positions.
+pub fn output_bindings(k: &Kernel) -> usize {
+    k.outputs
+        .iter()
+        .map(|o| match *o {
+            Output::Store { .. } => 1,
+            Output::Reduce { op, value } => 1 + carries_position(op, k.ty(value)) as usize,
+        })
+        .sum()
+}
+
+/// Capabilities the shaders of `k` need, checked against `opts`.
+fn check_features(k: &Kernel, opts: Options) -> Result<Options, WgslError> {
     k.verify().map_err(|e| WgslError::Invalid(e.to_string()))?;
     let used = dtypes_used(k);
     if used.contains(&DType::F64) && !(opts.f64 && opts.i64) {
@@ -410,74 +434,18 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
             "float64 needs SHADER_F64 and SHADER_INT64".into(),
         ));
     }
-    // f32 transcendentals go through f64 only when f64 is fully usable.
-    let opts = Options {
-        f64: opts.f64 && opts.i64,
-        ..opts
-    };
     if used.contains(&DType::I64) && !opts.i64 {
         return Err(WgslError::Unsupported("int64 needs SHADER_INT64".into()));
     }
-    let out_t = k.output_dtype();
-    let reduce = matches!(k.output(), Output::Reduce { .. });
-    let mut s = String::new();
-    let w = &mut s;
-    let n_in = k.inputs.len();
-    let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
-    let _ = writeln!(
-        w,
-        "@group(0) @binding(1) var<storage, read_write> OUT: array<{}>;",
-        storage_ty(out_t)
-    );
-    for (i, t) in k.inputs.iter().enumerate() {
-        let _ = writeln!(
-            w,
-            "@group(0) @binding({}) var<storage, read> IN{i}: array<{}>;",
-            2 + i,
-            storage_ty(*t)
-        );
-    }
-    if reduce {
-        let _ = writeln!(w, "var<workgroup> WG: array<{}, 256>;", ty(out_t));
-    }
-    let _ = writeln!(w, "@compute @workgroup_size(256)");
-    let _ = writeln!(
-        w,
-        "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{"
-    );
-    let _ = writeln!(w, "    let n = P[0];\n    let local = gid.x + gid.y * P[2];\n    let g = P[1] + local;\n    let ndim = P[3];");
-    // Where the float constants start in `P` (after the per-input entries).
-    let _ = writeln!(w, "    let cb = 5u + ndim + {n_in}u * (2u + ndim);");
-    if reduce {
-        let _ = writeln!(w, "    var acc = {}(0);", ty(out_t));
-        let _ = writeln!(w, "    if (local < n) {{");
-    } else {
-        let _ = writeln!(w, "    if (local >= n) {{ return; }}");
-        let _ = writeln!(w, "    {{");
-    }
-    // Offsets of each input.
-    for i in 0..n_in {
-        let _ = writeln!(w, "        var o{i} = 0u;");
-    }
-    if n_in > 0 {
-        let _ = writeln!(w, "        var rem = g;");
-        let _ = writeln!(w, "        for (var d = ndim; d > 0u; d = d - 1u) {{");
-        let _ = writeln!(w, "            let size = P[4u + d];\n            let c = rem % size;\n            rem = rem / size;");
-        for i in 0..n_in {
-            let _ = writeln!(
-                w,
-                "            o{i} = o{i} + c * P[5u + ndim + {i}u * (2u + ndim) + 1u + d];"
-            );
-        }
-        let _ = writeln!(w, "        }}");
-        for i in 0..n_in {
-            let _ = writeln!(w, "        let f{i} = P[5u + ndim + {i}u * (2u + ndim)];");
-            let _ = writeln!(
-                w,
-                "        o{i} = select(select(o{i}, g, f{i} == 2u), local, f{i} == 1u);"
-            );
-        }
-    }
+    // f32 transcendentals go through f64 only when f64 is fully usable.
+    Ok(Options {
+        f64: opts.f64 && opts.i64,
+        ..opts
+    })
+}
+
+/// `let vN: T = ...;` for every instruction (inputs read at offsets `o{i}`).
+fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result<(), WgslError> {
     let mut word = 0usize;
     for (i, d) in k.insts.iter().enumerate() {
         let t = d.ty;
@@ -505,23 +473,83 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
             // adapter has no 64-bit integers, and that surfaces as a typed error.
             Inst::Bitcast { arg } => format!("bitcast<{}>({})", ty(t), v(arg)),
         };
-        let _ = writeln!(w, "        let v{i}: {} = {e};", ty(t));
+        let _ = writeln!(w, "{indent}let v{i}: {} = {e};", ty(t));
     }
-    match k.output() {
-        Output::Store { value } => {
-            let val = if out_t == DType::Bool {
-                format!("select(0u, 1u, v{})", value.0)
-            } else {
-                format!("v{}", value.0)
-            };
-            let _ = writeln!(w, "        OUT[local] = {val};");
-            let _ = writeln!(w, "    }}");
+    Ok(())
+}
+
+/// WGSL for `k` on an adapter with `opts`: the element-wise kernel for stores, the first pass
+/// (inputs -> per-workgroup partial results) for reductions (see [`write_combine_pass`]).
+pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError> {
+    let opts = check_features(k, opts)?;
+    if k.is_reduction() {
+        return write_reduce(k, opts, false);
+    }
+    let used = dtypes_used(k);
+    let mut s = String::new();
+    let w = &mut s;
+    let n_in = k.inputs.len();
+    let n_out = k.outputs.len();
+    let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
+    for (o, t) in k.output_dtypes().iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "@group(0) @binding({}) var<storage, read_write> OUT{o}: array<{}>;",
+            1 + o,
+            storage_ty(*t)
+        );
+    }
+    for (i, t) in k.inputs.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "@group(0) @binding({}) var<storage, read> IN{i}: array<{}>;",
+            1 + n_out + i,
+            storage_ty(*t)
+        );
+    }
+    let _ = writeln!(w, "@compute @workgroup_size(256)");
+    let _ = writeln!(
+        w,
+        "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{"
+    );
+    let _ = writeln!(w, "    let n = P[0];\n    let local = gid.x + gid.y * P[2];\n    let g = P[1] + local;\n    let ndim = P[3];");
+    // Where the float constants start in `P` (after the per-input entries).
+    let _ = writeln!(w, "    let cb = 5u + ndim + {n_in}u * (2u + ndim);");
+    let _ = writeln!(w, "    if (local >= n) {{ return; }}");
+    for i in 0..n_in {
+        let _ = writeln!(w, "    var o{i} = 0u;");
+    }
+    if n_in > 0 {
+        let _ = writeln!(w, "    var rem = g;");
+        let _ = writeln!(w, "    for (var d = ndim; d > 0u; d = d - 1u) {{");
+        let _ = writeln!(
+            w,
+            "        let size = P[4u + d];\n        let c = rem % size;\n        rem = rem / size;"
+        );
+        for i in 0..n_in {
+            let _ = writeln!(
+                w,
+                "        o{i} = o{i} + c * P[5u + ndim + {i}u * (2u + ndim) + 1u + d];"
+            );
         }
-        Output::Reduce { value, .. } => {
-            let _ = writeln!(w, "        acc = v{};", value.0);
-            let _ = writeln!(w, "    }}");
-            write_tree(w);
+        let _ = writeln!(w, "    }}");
+        for i in 0..n_in {
+            let _ = writeln!(w, "    let f{i} = P[5u + ndim + {i}u * (2u + ndim)];");
+            let _ = writeln!(
+                w,
+                "    o{i} = select(select(o{i}, g, f{i} == 2u), local, f{i} == 1u);"
+            );
         }
+    }
+    write_body(w, k, opts, "    ")?;
+    for (o, out) in k.outputs.iter().enumerate() {
+        let value = out.value();
+        let val = if k.ty(value) == DType::Bool {
+            format!("select(0u, 1u, v{})", value.0)
+        } else {
+            format!("v{}", value.0)
+        };
+        let _ = writeln!(w, "    OUT{o}[local] = {val};");
     }
     let _ = writeln!(w, "}}");
     s.push_str(&library(&used, opts));
@@ -529,49 +557,357 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
     Ok(s)
 }
 
-fn write_tree(w: &mut String) {
-    let _ = writeln!(w, "    WG[lid] = acc;\n    workgroupBarrier();");
-    let _ = writeln!(w, "    for (var s = 128u; s > 0u; s = s >> 1u) {{");
-    let _ = writeln!(w, "        if (lid < s) {{ WG[lid] = WG[lid] + WG[lid + s]; }}\n        workgroupBarrier();\n    }}");
-    let _ = writeln!(w, "    let part = wid.x + wid.y * nwg.x;");
-    let _ = writeln!(
-        w,
-        "    if (lid == 0u && part < (n + 255u) / 256u) {{ OUT[part] = WG[0]; }}"
-    );
+/// The second pass of a reduction kernel: combines the partial results of the first pass (or of
+/// an earlier second pass) per output element, `[groups, kept]` -> `[groups', kept]`, until one
+/// group is left. Positions travel with the values (see [`carries_position`]).
+pub fn write_combine_pass(k: &Kernel, opts: Options) -> Result<String, WgslError> {
+    let opts = check_features(k, opts)?;
+    if !k.is_reduction() {
+        return Err(WgslError::Invalid(
+            "a combine pass needs a reduction kernel".into(),
+        ));
+    }
+    write_reduce(k, opts, true)
 }
 
-/// A pass of the sum reduction over `t` values: `OUT[group] = sum(IN0[group*256 ..])`.
-pub fn write_sum_pass(t: DType) -> Result<String, WgslError> {
+/// The identity of a reduction in its storage type (positions mark empty slots of the others).
+fn reduce_identity(op: ReduceOp, t: DType) -> String {
+    use ReduceOp::*;
+    match (op, t) {
+        // -0.0 is the exact additive identity (0.0 + -0.0 would be +0.0).
+        (Sum, DType::F32) => "bitcast<f32>(0x80000000u)".into(),
+        (Sum, DType::F64) => "bitcast<f64>(0x8000000000000000lu)".into(),
+        (Sum, _) => format!("{}(0)", storage_ty(t)),
+        (Prod, _) => format!("{}(1)", storage_ty(t)),
+        (Min, DType::I32) => "i32(2147483647)".into(),
+        (Min, DType::I64) => "i64(9223372036854775807)".into(),
+        (Max, DType::I32) => "(i32(-2147483647) - 1)".into(),
+        (Max, DType::I64) => "(i64(-9223372036854775807) - i64(1))".into(),
+        (Min | All, DType::Bool) => "1u".into(),
+        (Max | Any, DType::Bool) => "0u".into(),
+        _ => format!("{}(0)", storage_ty(t)),
+    }
+}
+
+/// Statements combining `(b, pb)` into the accumulator `(a, pa)` (all storage-typed names).
+fn reduce_step(op: ReduceOp, t: DType, a: &str, pa: &str, b: &str, pb: &str) -> String {
+    use ReduceOp::*;
+    let st = storage_ty(t);
+    if carries_position(op, t) {
+        return format!(
+            "{{ let c = rc_{}_{st}({a}, {pa}, {b}, {pb}); {a} = c.v; {pa} = c.p; }}",
+            op.name()
+        );
+    }
+    match (op, t) {
+        (Sum, _) => format!("{a} = {a} + {b};"),
+        (Prod, _) => format!("{a} = {a} * {b};"),
+        (Min | All, DType::Bool) | (All, _) => format!("{a} = {a} & {b};"),
+        (Max | Any, DType::Bool) | (Any, _) => format!("{a} = {a} | {b};"),
+        (Min, _) => format!("{a} = select({a}, {b}, {b} < {a});"),
+        _ => format!("{a} = select({a}, {b}, {b} > {a});"),
+    }
+}
+
+/// `rc_<op>_<T>`: combine two (value, position) pairs of a position-carrying reduction in any
+/// order. Position `0xffffffff` marks an empty slot. NaN is detected on the bits (a fast-math
+/// driver may fold `x != x`), and the winner is chosen on bits too (it may treat `-0.0` and
+/// `0.0` as interchangeable in a float select).
+fn position_helper(op: ReduceOp, t: DType) -> String {
+    let st = storage_ty(t);
+    let cmp = if matches!(op, ReduceOp::Min | ReduceOp::ArgMin) {
+        "<"
+    } else {
+        ">"
+    };
+    // Ties: the first position for argmin/argmax, the later one for min/max.
+    let tie = if op.is_arg() { "pa < pb" } else { "pa > pb" };
+    let (nan, pick) = match t {
+        DType::F32 => (
+            "let na = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u;\n    let nb = (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;",
+            "bitcast<f32>(select(bitcast<u32>(b), bitcast<u32>(a), ta))",
+        ),
+        DType::F64 => (
+            "let na = (bitcast<u64>(a) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu;\n    let nb = (bitcast<u64>(b) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu;",
+            "bitcast<f64>(select(bitcast<u64>(b), bitcast<u64>(a), ta))",
+        ),
+        _ => ("let na = false;\n    let nb = false;", "select(b, a, ta)"),
+    };
+    format!(
+        "fn rc_{name}_{st}(a: {st}, pa: u32, b: {st}, pb: u32) -> RV_{st} {{
+    if (pb == 0xffffffffu) {{ return RV_{st}(a, pa); }}
+    if (pa == 0xffffffffu) {{ return RV_{st}(b, pb); }}
+    {nan}
+    var ta = {tie};
+    if (na || nb) {{ ta = na && (!nb || pa < pb); }}
+    else if (a {cmp} b) {{ ta = true; }}
+    else if (b {cmp} a) {{ ta = false; }}
+    return RV_{st}({pick}, select(pb, pa, ta));
+}}
+",
+        name = op.name()
+    )
+}
+
+/// The reduction shaders. Parameters (`P`, u32 words): `[K, rstart, rend, rfast, 1, TK, J, KB,
+/// G, part_base, final, nk, nr, kept shape[nk], reduced shape[nr]]`, then per input `flag,
+/// kept strides[nk], reduced strides[nr]` (flag 1: a streamed input, read at `r - rstart`),
+/// then the float constants. The iteration space is seen as `[kept..., reduced...]`: `K` output
+/// elements, each combining the positions `r` in `rstart..rend` of the reduced space.
+/// Workgroups are `KB x G` (kept blocks x segments of the reduced range); a workgroup's 256
+/// threads are `TK` along the kept axis by `TR = 256 / TK` along the reduced one (`rfast`:
+/// adjacent threads take adjacent `r`, else adjacent `k`, so adjacent threads read adjacent
+/// addresses either way). Each thread combines `J` values `TR` apart (short sequential
+/// stretches), then the workgroup combines its threads' values in a shared-memory tree, and
+/// thread 0 of each column writes the partial `[part_base + g * K + k]` (or, when `final`, the
+/// result: positions as int64 `(lo, 0)` word pairs for argmin/argmax).
+///
+/// The combine pass (`combine`) is the same with the partial values (and positions) of the
+/// previous pass as input instead of the kernel body.
+fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, WgslError> {
+    let used = dtypes_used(k);
+    let n_in = if combine { 0 } else { k.inputs.len() };
+    let outs: Vec<(ReduceOp, crate::kir::Value, DType)> = k
+        .outputs
+        .iter()
+        .filter_map(|o| match *o {
+            Output::Reduce { op, value } => Some((op, value, k.ty(value))),
+            Output::Store { .. } => None,
+        })
+        .collect();
     let mut s = String::new();
     let w = &mut s;
-    let ts = ty(t);
     let _ = writeln!(w, "@group(0) @binding(0) var<storage, read> P: array<u32>;");
-    let _ = writeln!(
-        w,
-        "@group(0) @binding(1) var<storage, read_write> OUT: array<{ts}>;"
-    );
-    let _ = writeln!(
-        w,
-        "@group(0) @binding(2) var<storage, read> IN0: array<{ts}>;"
-    );
-    let _ = writeln!(w, "var<workgroup> WG: array<{ts}, 256>;");
-    let _ = writeln!(w, "@compute @workgroup_size(256)");
-    let _ = writeln!(w, "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{");
-    let _ = writeln!(
-        w,
-        "    let n = P[0];\n    let local = gid.x + gid.y * P[2];"
-    );
-    let _ = writeln!(
-        w,
-        "    var acc = {ts}(0);\n    if (local < n) {{ acc = IN0[local]; }}"
-    );
-    write_tree(w);
-    let _ = writeln!(w, "}}");
-    let opts = Options {
-        f64: t == DType::F64,
-        i64: t != DType::F32,
-        ..Default::default()
+    let mut binding = 1usize;
+    let mut slots = |w: &mut String, prefix: &str, access: &str| {
+        for (o, &(op, _, t)) in outs.iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "@group(0) @binding({binding}) var<storage, {access}> {prefix}R{o}: array<{}>;",
+                storage_ty(t)
+            );
+            binding += 1;
+            if carries_position(op, t) {
+                let _ = writeln!(
+                    w,
+                    "@group(0) @binding({binding}) var<storage, {access}> {prefix}Q{o}: array<u32>;"
+                );
+                binding += 1;
+            }
+        }
     };
+    slots(w, "", "read_write");
+    if combine {
+        slots(w, "I", "read");
+    } else {
+        for (i, t) in k.inputs.iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "@group(0) @binding({binding}) var<storage, read> IN{i}: array<{}>;",
+                storage_ty(*t)
+            );
+            binding += 1;
+        }
+    }
+    let mut helpers: Vec<(ReduceOp, DType)> = Vec::new();
+    for (o, &(op, _, t)) in outs.iter().enumerate() {
+        let _ = writeln!(w, "var<workgroup> W{o}: array<{}, 256>;", storage_ty(t));
+        if carries_position(op, t) {
+            let _ = writeln!(w, "var<workgroup> X{o}: array<u32, 256>;");
+            if !helpers.contains(&(op, t)) {
+                helpers.push((op, t));
+            }
+        }
+    }
+    let mut structs: Vec<&str> = helpers.iter().map(|&(_, t)| storage_ty(t)).collect();
+    structs.sort();
+    structs.dedup();
+    for st in structs {
+        let _ = writeln!(w, "struct RV_{st} {{ v: {st}, p: u32 }}");
+    }
+    for &(op, t) in &helpers {
+        w.push_str(&position_helper(op, t));
+    }
+    let _ = writeln!(w, "@compute @workgroup_size(256)");
+    let _ = writeln!(w, "fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{");
+    let _ = writeln!(
+        w,
+        "    let K = P[0];
+    let rstart = P[1];
+    let rend = P[2];
+    let rfast = P[3] == 1u;
+    let tkn = P[5];
+    let trn = 256u / tkn;
+    let J = P[6];
+    let KB = P[7];
+    let G = P[8];
+    let nk = P[11];
+    let nr = P[12];
+    let cb = 13u + nk + nr + {n_in}u * (1u + nk + nr);
+    let wg = wid.x + wid.y * nwg.x;
+    let kb = wg % KB;
+    let g = wg / KB;
+    let tk = select(lid % tkn, lid / trn, rfast);
+    let tr = select(lid / tkn, lid % trn, rfast);
+    let k = kb * tkn + tk;
+    let live = g < G && k < K;"
+    );
+    for (o, &(op, _, t)) in outs.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "    var acc{o}: {} = {};",
+            storage_ty(t),
+            reduce_identity(op, t)
+        );
+        if carries_position(op, t) {
+            let _ = writeln!(w, "    var pos{o} = 0xffffffffu;");
+        }
+    }
+    // Offsets of each input at the output element (kept axes), once per thread.
+    for i in 0..n_in {
+        let _ = writeln!(w, "    let ib{i} = 13u + nk + nr + {i}u * (1u + nk + nr);");
+        let _ = writeln!(w, "    var ko{i} = 0u;");
+    }
+    if n_in > 0 {
+        let _ = writeln!(w, "    if (live) {{\n        var rem = k;");
+        let _ = writeln!(w, "        for (var d = nk; d > 0u; d = d - 1u) {{");
+        let _ = writeln!(w, "            var c = rem;\n            if (d > 1u) {{ let size = P[12u + d]; c = rem % size; rem = rem / size; }}");
+        for i in 0..n_in {
+            let _ = writeln!(w, "            ko{i} = ko{i} + c * P[ib{i} + d];");
+        }
+        let _ = writeln!(w, "        }}\n    }}");
+    }
+    let _ = writeln!(w, "    let seg = rstart + g * trn * J;");
+    let _ = writeln!(w, "    for (var j = 0u; j < J; j = j + 1u) {{");
+    let _ = writeln!(w, "        let r = seg + j * trn + tr;");
+    let _ = writeln!(w, "        if (live && r < rend) {{");
+    if combine {
+        let _ = writeln!(w, "            let at = r * K + k;");
+        for (o, &(op, _, t)) in outs.iter().enumerate() {
+            let pos = if carries_position(op, t) {
+                format!("IQ{o}[at]")
+            } else {
+                "0u".into()
+            };
+            let _ = writeln!(
+                w,
+                "            let x{o} = IR{o}[at];\n            let q{o} = {pos};"
+            );
+            let step = reduce_step(
+                op,
+                t,
+                &format!("acc{o}"),
+                &format!("pos{o}"),
+                &format!("x{o}"),
+                &format!("q{o}"),
+            );
+            let _ = writeln!(w, "            {step}");
+        }
+    } else {
+        for i in 0..n_in {
+            let _ = writeln!(w, "            var o{i} = ko{i};");
+        }
+        if n_in > 0 {
+            let _ = writeln!(w, "            var rem = r;");
+            let _ = writeln!(w, "            for (var d = nr; d > 0u; d = d - 1u) {{");
+            let _ = writeln!(w, "                var c = rem;\n                if (d > 1u) {{ let size = P[12u + nk + d]; c = rem % size; rem = rem / size; }}");
+            for i in 0..n_in {
+                let _ = writeln!(w, "                o{i} = o{i} + c * P[ib{i} + nk + d];");
+            }
+            let _ = writeln!(w, "            }}");
+            for i in 0..n_in {
+                let _ = writeln!(
+                    w,
+                    "            if (P[ib{i}] == 1u) {{ o{i} = r - rstart; }}"
+                );
+            }
+        }
+        write_body(w, k, opts, "            ")?;
+        for (o, &(op, value, t)) in outs.iter().enumerate() {
+            let x = if t == DType::Bool {
+                format!("select(0u, 1u, v{})", value.0)
+            } else {
+                format!("v{}", value.0)
+            };
+            let _ = writeln!(w, "            let x{o} = {x};");
+            let step = reduce_step(
+                op,
+                t,
+                &format!("acc{o}"),
+                &format!("pos{o}"),
+                &format!("x{o}"),
+                "r",
+            );
+            let _ = writeln!(w, "            {step}");
+        }
+    }
+    let _ = writeln!(w, "        }}\n    }}");
+    // The workgroup tree: column `tk` combines its `TR` threads' values.
+    for (o, &(op, _, t)) in outs.iter().enumerate() {
+        let _ = writeln!(w, "    W{o}[lid] = acc{o};");
+        if carries_position(op, t) {
+            let _ = writeln!(w, "    X{o}[lid] = pos{o};");
+        }
+    }
+    let _ = writeln!(w, "    workgroupBarrier();");
+    let _ = writeln!(w, "    let rs = select(tkn, 1u, rfast);");
+    let _ = writeln!(w, "    for (var s = trn / 2u; s > 0u; s = s >> 1u) {{");
+    let _ = writeln!(
+        w,
+        "        if (tr < s) {{\n            let b = lid + s * rs;"
+    );
+    for (o, &(op, _, t)) in outs.iter().enumerate() {
+        let _ = writeln!(w, "            var a{o} = W{o}[lid];");
+        let cp = carries_position(op, t);
+        let _ = writeln!(
+            w,
+            "            var p{o} = {};",
+            if cp {
+                format!("X{o}[lid]")
+            } else {
+                "0u".into()
+            }
+        );
+        let _ = writeln!(w, "            let y{o} = W{o}[b];");
+        let _ = writeln!(
+            w,
+            "            let q{o} = {};",
+            if cp { format!("X{o}[b]") } else { "0u".into() }
+        );
+        let step = reduce_step(
+            op,
+            t,
+            &format!("a{o}"),
+            &format!("p{o}"),
+            &format!("y{o}"),
+            &format!("q{o}"),
+        );
+        let _ = writeln!(w, "            {step}");
+        let _ = writeln!(w, "            W{o}[lid] = a{o};");
+        if cp {
+            let _ = writeln!(w, "            X{o}[lid] = p{o};");
+        }
+    }
+    let _ = writeln!(w, "        }}\n        workgroupBarrier();\n    }}");
+    let _ = writeln!(w, "    if (tr == 0u && live) {{");
+    let _ = writeln!(w, "        let at = P[9] + g * K + k;");
+    let _ = writeln!(w, "        let fin = P[10] == 1u;");
+    for (o, &(op, _, t)) in outs.iter().enumerate() {
+        if op.is_arg() {
+            let _ = writeln!(w, "        if (fin) {{ Q{o}[2u * k] = X{o}[lid]; Q{o}[2u * k + 1u] = 0u; }} else {{ R{o}[at] = W{o}[lid]; Q{o}[at] = X{o}[lid]; }}");
+        } else if carries_position(op, t) {
+            let _ = writeln!(
+                w,
+                "        R{o}[at] = W{o}[lid];\n        if (!fin) {{ Q{o}[at] = X{o}[lid]; }}"
+            );
+        } else {
+            let _ = writeln!(w, "        R{o}[at] = W{o}[lid];");
+        }
+    }
+    let _ = writeln!(w, "    }}\n}}");
+    if !combine {
+        s.push_str(&library(&used, opts));
+    }
     validate(&s, opts)?;
     Ok(s)
 }
@@ -679,8 +1015,46 @@ mod tests {
                 write_kernel(&k).unwrap_or_else(|e| panic!("cast {t}->{to}: {e}"));
             }
         }
-        for t in [DType::F32, DType::F64, DType::I64] {
-            write_sum_pass(t).unwrap();
+    }
+
+    #[test]
+    fn every_reduction_and_its_combine_pass_validate() {
+        let all = Options {
+            f64: true,
+            i64: true,
+            ..Default::default()
+        };
+        for t in DType::ALL {
+            let mut outs = Vec::new();
+            let mut b = KernelBuilder::new();
+            let x = b.input(t);
+            let v = b.push(Inst::Load { input: x }, t);
+            for op in ReduceOp::ALL {
+                let (acc, _) = op.signature(t).unwrap();
+                let value = if acc == t {
+                    v
+                } else {
+                    b.push(Inst::Cast { arg: v }, acc)
+                };
+                outs.push(Output::Reduce { op, value });
+            }
+            // Every op alone, then all of them in one multi-output kernel.
+            let k = b.finish_many(outs.clone());
+            for o in &outs {
+                let one = Kernel {
+                    outputs: vec![*o],
+                    ..k.clone()
+                };
+                write_kernel_with(&one, all).unwrap_or_else(|e| panic!("{o:?} {t}: {e}"));
+                write_combine_pass(&one, all).unwrap_or_else(|e| panic!("{o:?} {t}: {e}"));
+            }
+            write_kernel_with(&k, all).unwrap_or_else(|e| panic!("{t}: {e}"));
+            write_combine_pass(&k, all).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(
+                output_bindings(&k),
+                8 + 2 + 2 * t.is_float() as usize,
+                "{t}"
+            );
         }
     }
 
