@@ -399,15 +399,25 @@ impl GpuBackend {
         self.check_dtypes(kernel)?;
         let source = wgsl::write_kernel_with(kernel, self.options())
             .map_err(|e| Error::Compile(e.to_string()))?;
+        let combine_src = if kernel.is_reduction() {
+            Some(
+                wgsl::write_combine_pass(kernel, self.options())
+                    .map_err(|e| Error::Compile(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         source.hash(&mut h);
+        combine_src.hash(&mut h);
         let key = h.finish();
         if let Some(k) = self.cache.lock().map_err(poisoned)?.get(&key) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            // Float constants are not in the source (they travel in the parameter buffer), so
-            // kernels that differ only in them share the pipeline; the returned kernel must
-            // carry the caller's constants.
-            if wgsl::const_words(&k.kernel) == wgsl::const_words(kernel) {
+            // Kernels with the same shaders share the pipelines: float constants travel in the
+            // parameter buffer, and different IR can give the same WGSL (`any` and `max` of
+            // bool). The returned kernel must carry the caller's IR (its constants, and the
+            // reduction ops the host side reads: identities, empty-input errors).
+            if k.kernel == *kernel {
                 return Ok(k.clone());
             }
             return Ok(Arc::new(GpuKernel {
@@ -420,12 +430,9 @@ impl GpuBackend {
         }
         let n_out = wgsl::output_bindings(kernel);
         let pipe = self.build_pipe(&source, n_out, kernel.inputs.len(), "fusebox kernel")?;
-        let combine = if kernel.is_reduction() {
-            let src = wgsl::write_combine_pass(kernel, self.options())
-                .map_err(|e| Error::Compile(e.to_string()))?;
-            Some(self.build_pipe(&src, n_out, n_out, "fusebox combine pass")?)
-        } else {
-            None
+        let combine = match &combine_src {
+            Some(src) => Some(self.build_pipe(src, n_out, n_out, "fusebox combine pass")?),
+            None => None,
         };
         let k = Arc::new(GpuKernel {
             kernel: kernel.clone(),
