@@ -52,6 +52,8 @@
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
 //! - [`interp`], [`mod@reference`]: oracles.
+//! - [`cost`]: the cost model: bytes and operations per kernel, calibrated device parameters,
+//!   estimates per device, the choice `Device::Auto` makes.
 //! - [`session`]: [`Session`], compiled functions, [`Stats`], [`Explain`], [`DeviceArray`].
 //! - [`mod@bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
 //!
@@ -67,6 +69,7 @@
 //! - User input never panics: every fallible call returns [`Error`].
 pub mod array;
 pub mod bench;
+pub mod cost;
 pub mod cpu;
 pub mod dtype;
 pub mod error;
