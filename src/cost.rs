@@ -438,6 +438,18 @@ pub fn estimate_plan(
         .collect()
 }
 
+/// A lower bound of any plan of `kernels` kernels on a GPU with parameters `p`: one launch per
+/// kernel, plus start-up and one compilation per kernel when one-time costs count.
+pub fn gpu_floor(p: &DeviceParams, kernels: usize, one_time_costs: bool) -> f64 {
+    let k = kernels as f64;
+    k * p.launch_s
+        + if one_time_costs {
+            p.startup_s + k * p.compile_base_s
+        } else {
+            0.0
+        }
+}
+
 /// The candidate with the lowest total (the first on ties). `None` for no candidates.
 pub fn choose(totals: &[(Target, f64)]) -> Option<Target> {
     totals
@@ -545,6 +557,20 @@ impl CalibrationCache {
             );
         }
         Ok(p)
+    }
+
+    /// The GPUs this cache has measured (on this machine, whether or not present now).
+    pub fn known_gpus(&self) -> Vec<DeviceParams> {
+        let mut guard = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .get_or_insert_with(|| self.read())
+            .iter()
+            .filter(|d| d.key.starts_with("gpu "))
+            .cloned()
+            .collect()
     }
 
     /// The file's devices, if it exists, parses, and was written by this version.

@@ -633,6 +633,25 @@ impl Session {
         out
     }
 
+    /// The least any known GPU (given to this session, or measured on this machine) could
+    /// take for a plan of `kernels` kernels. One-time costs count only while no GPU of this
+    /// session is open (an open one may have the kernels cached).
+    fn gpu_floor(&self, kernels: usize, one_shot: bool) -> Option<f64> {
+        let one_time = one_shot && !self.inner.gpus.iter().any(|g| g.get().is_some());
+        let mut known = cost::CalibrationCache::global().known_gpus();
+        if let Ok(ps) = self.inner.params.lock() {
+            known.extend(
+                ps.iter()
+                    .filter(|(t, _)| matches!(t, Target::Gpu(_)))
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+        known
+            .iter()
+            .map(|p| cost::gpu_floor(p, kernels, one_time))
+            .reduce(f64::min)
+    }
+
     fn started(&self, t: Target) -> bool {
         match t {
             Target::Cpu => self.inner.cpu.get().is_some(),
@@ -697,15 +716,29 @@ impl Session {
             }
             d => return Ok(d),
         }
-        let targets = self.auto_targets(steps);
-        if targets.len() < 2 {
-            return Ok(Device::Cpu);
-        }
         let residency = vec![Residence::Host; lowered.inputs.len()];
         let mode = Mode {
             one_time_costs: one_shot,
             result_on_host: true,
         };
+        // A plan the CPU finishes before any GPU measured on this machine could even launch
+        // (and, the first time, compile) its kernels stays on the CPU without listing the
+        // adapters, which loads drivers (small arrays: the common case, kept cheap).
+        if let Some(floor) = self.gpu_floor(steps.len(), one_shot) {
+            let cpu = self.estimates(lowered, steps, &[Target::Cpu], &residency, mode)?;
+            let cpu_total: f64 = cpu
+                .iter()
+                .flat_map(|(_, es)| es)
+                .map(Estimate::total_s)
+                .sum();
+            if cpu_total <= floor {
+                return Ok(Device::Cpu);
+            }
+        }
+        let targets = self.auto_targets(steps);
+        if targets.len() < 2 {
+            return Ok(Device::Cpu);
+        }
         let totals: Vec<(Target, f64)> = self
             .estimates(lowered, steps, &targets, &residency, mode)?
             .iter()
