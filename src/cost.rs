@@ -912,3 +912,139 @@ pub struct DeviceEstimate {
     pub device: String,
     pub estimate: Estimate,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(bandwidth: Vec<[f64; 2]>) -> DeviceParams {
+        DeviceParams {
+            key: "t".into(),
+            threads: 1,
+            parallel_min: 0,
+            launch_s: 1e-6,
+            thread_start_s: 0.0,
+            bandwidth,
+            arith_per_s: 1e9,
+            transcendental_per_s: 1e8,
+            h2d_per_s: 1e9,
+            d2h_per_s: 1e9,
+            compile_base_s: 1e-3,
+            compile_per_inst_s: 1e-5,
+            startup_s: 0.1,
+            probe_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn counts_split_arithmetic_from_transcendentals() {
+        // chain_kernel(6): 6 arithmetic instructions, no call.
+        assert_eq!(op_counts(&chain_kernel(6)), (6, 0));
+        // exp is a call on the GPU, primitives after the CPU's expansion.
+        let k = transcendental_kernel(UnaryOp::Exp, 2);
+        assert_eq!(op_counts(&k), (0, 2));
+        let c = KernelCost::of(&k, &[10], 10);
+        assert_eq!((c.transcendental, c.cpu_transcendental), (2, 0));
+        assert!(c.cpu_arith > 10, "{c:?}");
+        assert_eq!((c.bytes_read, c.bytes_written), (80, 80));
+        // sin stays a call on both.
+        let c = KernelCost::of(&transcendental_kernel(UnaryOp::Sin, 1), &[4], 4);
+        assert_eq!((c.transcendental, c.cpu_transcendental), (1, 1));
+    }
+
+    #[test]
+    fn bandwidth_interpolates_in_log_size_and_clamps() {
+        let p = params(vec![[1e3, 10.0], [1e5, 30.0]]);
+        assert_eq!(p.bandwidth_at(1.0), 10.0);
+        assert_eq!(p.bandwidth_at(1e9), 30.0);
+        assert!((p.bandwidth_at(1e4) - 20.0).abs() < 1e-9);
+        assert_eq!(params(vec![]).bandwidth_at(5.0), f64::INFINITY);
+    }
+
+    #[test]
+    fn one_time_costs_count_once_and_only_when_asked() {
+        let p = params(vec![[1.0, 1e9]]);
+        let k = PlanKernel {
+            cost: KernelCost::of(&chain_kernel(2), &[100], 100),
+            args: vec![ArgSource::Input(0)],
+        };
+        let plan = vec![
+            k.clone(),
+            PlanKernel {
+                args: vec![ArgSource::Temp(0)],
+                ..k
+            },
+        ];
+        let cand = Candidate {
+            target: Target::Cpu,
+            params: &p,
+            cached: vec![false, true],
+            started: false,
+        };
+        let none = |_| None;
+        let one = Mode {
+            one_time_costs: true,
+            result_on_host: true,
+        };
+        let es = estimate_plan(&plan, &[Residence::Host], &cand, &none, one);
+        let insts = plan[0].cost.cpu_insts as f64;
+        assert!((es[0].compile_s - (0.1 + 1e-3 + 1e-5 * insts)).abs() < 1e-12);
+        assert_eq!(es[1].compile_s, 0.0, "cached");
+        let many = Mode {
+            one_time_costs: false,
+            ..one
+        };
+        let es = estimate_plan(&plan, &[Residence::Host], &cand, &none, many);
+        assert!(es.iter().all(|e| e.compile_s == 0.0));
+        assert!(gpu_floor(&p, 2, false) < gpu_floor(&p, 2, true));
+    }
+
+    #[test]
+    fn gpu_resident_plans_keep_temporaries_on_the_device() {
+        let p = params(vec![[1.0, 1e9]]);
+        let k = PlanKernel {
+            cost: KernelCost::of(&chain_kernel(2), &[100], 100),
+            args: vec![ArgSource::Input(0)],
+        };
+        let plan = vec![
+            k.clone(),
+            PlanKernel {
+                args: vec![ArgSource::Temp(0)],
+                ..k
+            },
+        ];
+        let cand = Candidate {
+            target: Target::Gpu(0),
+            params: &p,
+            cached: vec![true, true],
+            started: true,
+        };
+        let mode = Mode {
+            one_time_costs: true,
+            result_on_host: true,
+        };
+        let none = |_| None;
+        let host = Estimate::sum(&estimate_plan(
+            &plan,
+            &[Residence::Host],
+            &cand,
+            &none,
+            mode,
+        ));
+        // Host path: each kernel moves its argument up and its result down.
+        assert_eq!((host.bytes_to_device, host.bytes_from_device), (1600, 1600));
+        let res = Estimate::sum(&estimate_plan(
+            &plan,
+            &[Residence::Gpu(0)],
+            &cand,
+            &none,
+            mode,
+        ));
+        // Resident: only the final result comes down.
+        assert_eq!((res.bytes_to_device, res.bytes_from_device), (0, 800));
+        assert_eq!(
+            choose(&[(Target::Cpu, 2.0), (Target::Gpu(0), 1.0)]),
+            Some(Target::Gpu(0))
+        );
+    }
+}
