@@ -961,6 +961,7 @@ impl Session {
             });
         }
         let mut temps: Vec<Option<Arc<GpuArray>>> = Vec::with_capacity(plan.steps.len());
+        let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
         for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
             let DeviceKernel::Gpu(k) = kernel else {
@@ -976,7 +977,14 @@ impl Session {
                         .expect("a temporary is freed only after its last use"),
                 })
                 .collect();
+            read += args
+                .iter()
+                .map(|a| (a.len() * a.dtype().size()) as u64)
+                .sum::<u64>();
             let out = gpu.run_resident(k, &args, &step.shape)?;
+            if !step.kernel.is_reduction() {
+                written += (out.len() * out.dtype().size()) as u64;
+            }
             temps.push(Some(Arc::new(out)));
             for t in frees {
                 temps[*t as usize] = None;
@@ -984,6 +992,8 @@ impl Session {
         }
         if let Ok(mut st) = self.inner.stats.lock() {
             st.kernels_launched += plan.steps.len() as u64;
+            st.bytes_read += read;
+            st.bytes_written += written;
             st.gpu_time += start.elapsed();
         }
         let array = temps

@@ -509,3 +509,123 @@ fn the_issue_s_poly_at_1e8() {
         assert!(e.total_s() > 0.0);
     }
 }
+
+#[test]
+fn resident_plans_count_what_they_read_and_write() {
+    if !has_gpu() {
+        return;
+    }
+    let n = 10_000usize;
+    let s = Session::with_options(Options {
+        device: Device::Gpu(0),
+        ..Options::default()
+    });
+    s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
+    let x: ndarray::Array1<f64> = ndarray::Array1::linspace(-5.0, 5.0, n);
+    let d = s.to_device(&ArgView::from(&x)).unwrap();
+    let ex = s
+        .explain_placed(&poly(n), &[("x", &[n], Residence::Gpu(0))])
+        .unwrap();
+    let before = s.stats();
+    let out = s.compute_on_device(&poly(n), &[("x", &d)]).unwrap();
+    let after = s.stats();
+    assert_eq!(
+        after.bytes_read - before.bytes_read,
+        ex.kernels[0].bytes_read
+    );
+    assert_eq!(
+        after.bytes_written - before.bytes_written,
+        ex.kernels[0].bytes_written
+    );
+    // Nothing went up; the estimate's one download is the result, which `to_host` pays.
+    let est = estimate(&ex.estimates, "gpu:0");
+    assert_eq!(
+        (
+            after.bytes_uploaded - before.bytes_uploaded,
+            est.bytes_to_device
+        ),
+        (0, 0)
+    );
+    s.to_host(&out).unwrap();
+    assert_eq!(
+        s.stats().bytes_downloaded - before.bytes_downloaded,
+        est.bytes_from_device
+    );
+}
+
+/// The CLI: `eval --explain --json` and `bench --placement --json`.
+fn fusebox(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fusebox"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_explain_json_has_estimates_per_device() {
+    let o = fusebox(&["eval", "sum(x * x)", "x=2.5", "--explain", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ex = &v["explain"];
+    assert_eq!(ex["device"], "cpu");
+    assert_eq!(
+        (ex["bytes_fused"].as_u64(), ex["bytes_unfused"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let k = &ex["kernels"][0];
+    assert_eq!(k["device"], "cpu");
+    assert!(
+        k["estimates"]["cpu"]["total_s"].as_f64().unwrap() > 0.0,
+        "{k}"
+    );
+    assert!(ex["estimates"]["cpu"]["launch_s"].is_number());
+}
+
+#[test]
+fn cli_bench_placement_records() {
+    if !has_gpu() {
+        return;
+    }
+    let o = fusebox(&[
+        "bench",
+        "--placement",
+        "--case",
+        "poly,sumsq",
+        "--sizes",
+        "1000,20000",
+        "--budget-ms",
+        "20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let recs = v.as_array().unwrap();
+    assert_eq!(recs.len(), 2 * 2 * 3);
+    for r in recs {
+        for key in [
+            "case", "n", "impl", "device", "threads", "median_s", "bytes", "gbps",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+        let dev = r["device"].as_str().unwrap();
+        assert!(["cpu", "gpu", "auto"].contains(&dev), "{r}");
+        let chosen = r["chosen"].as_str();
+        if dev == "auto" {
+            assert!(matches!(chosen, Some("cpu") | Some("gpu:0")), "{r}");
+        } else {
+            assert_eq!(chosen, None);
+        }
+    }
+    let o = fusebox(&[
+        "bench",
+        "--placement",
+        "--case",
+        "add1",
+        "--sizes",
+        "1000",
+        "--budget-ms",
+        "5",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("regret") && text.contains("add1"), "{text}");
+}
