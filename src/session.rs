@@ -281,7 +281,9 @@ impl Session {
 
     /// Compile `expr` into a function of its symbols (in order of first appearance), callable
     /// on new arrays of the same dtypes, like `numba.vectorize`. Kernels compile now; calls
-    /// with new shapes re-plan (microseconds) but compile nothing.
+    /// with new shapes re-plan (microseconds) but compile nothing, unless `Auto` places the new
+    /// shapes on another device (placement here ignores compile time: a compiled function is
+    /// meant to be called many times).
     pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
         let plan = Arc::new(self.plan_reused(expr, &|_| None)?);
         let params = plan
@@ -1272,11 +1274,7 @@ impl fmt::Display for Explain {
             }
         }
         if !self.estimates.is_empty() {
-            writeln!(
-                f,
-                "placement: {} (estimated time of the plan per device:)",
-                self.device
-            )?;
+            writeln!(f, "placement: {}; estimated time of the plan:", self.device)?;
             for e in &self.estimates {
                 writeln!(f, "  {}", estimate_line(e))?;
             }
