@@ -110,15 +110,19 @@ pub fn op_counts(k: &Kernel) -> (u32, u32) {
             _ => arith += 1,
         }
     }
-    if k.is_reduction() {
-        arith += 1; // the accumulation
-    }
+    // Each reduction accumulates once per element.
+    arith += k
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Reduce { .. }))
+        .count() as u32;
     (arith, transc)
 }
 
 impl KernelCost {
-    /// Count kernel `k` run over `n` elements with arguments of `arg_lens` elements each.
-    pub fn of(k: &Kernel, arg_lens: &[usize], n: usize) -> KernelCost {
+    /// Count kernel `k` run over `n` elements with arguments of `arg_lens` elements each and
+    /// outputs of `out_lens` elements each (a full reduction's result is one element).
+    pub fn of(k: &Kernel, arg_lens: &[usize], n: usize, out_lens: &[usize]) -> KernelCost {
         let (arith, transcendental) = op_counts(k);
         let expanded = crate::mathlib::expand(k);
         let (cpu_arith, cpu_transcendental) = op_counts(&expanded);
@@ -134,9 +138,14 @@ impl KernelCost {
             .zip(arg_lens)
             .map(|(t, l)| (device_size(*t) * l) as u64)
             .collect();
-        let out_t = k.output_dtype();
         let reduction = k.is_reduction();
         let bytes_read = arg_bytes.iter().sum();
+        let out_device_bytes = k
+            .output_dtypes()
+            .iter()
+            .zip(out_lens)
+            .map(|(t, l)| (device_size(*t) * l) as u64)
+            .sum();
         KernelCost {
             elements: n as u64,
             loads: k.inputs.len() as u32,
@@ -147,14 +156,10 @@ impl KernelCost {
             insts: k.insts.len() as u32,
             cpu_insts: expanded.insts.len() as u32,
             bytes_read,
-            bytes_written: k.bytes_moved(arg_lens, n) - bytes_read,
+            bytes_written: k.bytes_moved(arg_lens, out_lens) - bytes_read,
             arg_bytes,
             arg_device_bytes,
-            out_device_bytes: if reduction {
-                device_size(out_t) as u64
-            } else {
-                (device_size(out_t) * n) as u64
-            },
+            out_device_bytes,
             reduction,
         }
     }
@@ -162,10 +167,15 @@ impl KernelCost {
     /// A one-line summary: `1e8 elements, 1 load, 4 arith + 0 transcendental per element,
     /// store f64`.
     pub fn summary(&self, k: &Kernel) -> String {
-        let out = match k.output {
-            Output::Store { .. } => format!("store {}", k.output_dtype()),
-            Output::Reduce { op, .. } => format!("reduce.{op} {}", k.output_dtype()),
-        };
+        let out = k
+            .outputs
+            .iter()
+            .map(|o| match *o {
+                Output::Store { .. } => format!("store {}", k.dtype_of(*o)),
+                Output::Reduce { op, .. } => format!("reduce.{op} {}", k.dtype_of(*o)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let cpu = if (self.cpu_arith, self.cpu_transcendental) != (self.arith, self.transcendental)
         {
             format!(
@@ -397,9 +407,8 @@ pub fn estimate_plan(
                     }
                 }
                 Target::Gpu(g) => {
-                    let bytes = (c.arg_device_bytes.iter().sum::<u64>()
-                        + if c.reduction { 0 } else { c.out_device_bytes })
-                        as f64;
+                    let bytes =
+                        (c.arg_device_bytes.iter().sum::<u64>() + c.out_device_bytes) as f64;
                     e.memory_s = bytes / p.bandwidth_at(bytes);
                     e.compute_s = n
                         * (c.arith as f64 / p.arith_per_s
@@ -943,12 +952,12 @@ mod tests {
         // exp is a call on the GPU, primitives after the CPU's expansion.
         let k = transcendental_kernel(UnaryOp::Exp, 2);
         assert_eq!(op_counts(&k), (0, 2));
-        let c = KernelCost::of(&k, &[10], 10);
+        let c = KernelCost::of(&k, &[10], 10, &[10]);
         assert_eq!((c.transcendental, c.cpu_transcendental), (2, 0));
         assert!(c.cpu_arith > 10, "{c:?}");
         assert_eq!((c.bytes_read, c.bytes_written), (80, 80));
         // sin stays a call on both.
-        let c = KernelCost::of(&transcendental_kernel(UnaryOp::Sin, 1), &[4], 4);
+        let c = KernelCost::of(&transcendental_kernel(UnaryOp::Sin, 1), &[4], 4, &[4]);
         assert_eq!((c.transcendental, c.cpu_transcendental), (1, 1));
     }
 
@@ -965,7 +974,7 @@ mod tests {
     fn one_time_costs_count_once_and_only_when_asked() {
         let p = params(vec![[1.0, 1e9]]);
         let k = PlanKernel {
-            cost: KernelCost::of(&chain_kernel(2), &[100], 100),
+            cost: KernelCost::of(&chain_kernel(2), &[100], 100, &[100]),
             args: vec![ArgSource::Input(0)],
         };
         let plan = vec![
@@ -1003,7 +1012,7 @@ mod tests {
     fn gpu_resident_plans_keep_temporaries_on_the_device() {
         let p = params(vec![[1.0, 1e9]]);
         let k = PlanKernel {
-            cost: KernelCost::of(&chain_kernel(2), &[100], 100),
+            cost: KernelCost::of(&chain_kernel(2), &[100], 100, &[100]),
             args: vec![ArgSource::Input(0)],
         };
         let plan = vec![

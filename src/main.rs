@@ -188,7 +188,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         None
     };
     if let (Some(ex), false) = (&explain, args.json) {
-        println!("{ex}");
+        println!("{ex:#}");
     }
     let result = session.compute(&expr)?;
     if let Some(out) = &args.out {

@@ -153,6 +153,10 @@ struct ExecPlan {
     /// For each step, the temporaries no later step reads (dropped right after it runs, so an
     /// unfused plan holds no more temporaries than NumPy would).
     frees: Vec<Vec<u32>>,
+    /// The result number and shape of each expression of the plan.
+    results: Vec<(u32, Vec<usize>)>,
+    /// How many results the steps produce.
+    n_temps: usize,
 }
 
 impl Session {
@@ -264,15 +268,35 @@ impl Session {
 
     /// Evaluate with symbols bound to arrays (any strides; not copied on the CPU).
     pub fn compute_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<DynArray> {
+        let mut out = self.compute_many_with(std::slice::from_ref(expr), bindings)?;
+        Ok(out.swap_remove(0))
+    }
+
+    /// Evaluate several expressions together, in as few passes over memory as possible: what
+    /// they share is computed once, and independent passes over the same data are fused into
+    /// one kernel with several outputs (`min(x)`, `max(x)` and `sum(x)` read `x` once).
+    pub fn compute_many(&self, exprs: &[Expr]) -> Result<Vec<DynArray>> {
+        self.compute_many_with(exprs, &[])
+    }
+
+    /// [`Session::compute_many`] with symbols bound to arrays.
+    pub fn compute_many_with(
+        &self,
+        exprs: &[Expr],
+        bindings: &[(&str, ArgView<'_>)],
+    ) -> Result<Vec<DynArray>> {
         if self.device()? == Device::Reference {
             let map: HashMap<String, DynArray> = bindings
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_dyn_array()))
                 .collect();
-            return crate::reference::evaluate(expr, &map);
+            return exprs
+                .iter()
+                .map(|e| crate::reference::evaluate(e, &map))
+                .collect();
         }
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        let plan = self.plan(expr, &shapes)?;
+        let plan = self.plan(exprs, &shapes)?;
         let args = bind(&plan.inputs, |name| {
             lookup(bindings, name).map(|v| v.reborrow())
         })?;
@@ -285,7 +309,7 @@ impl Session {
     /// shapes on another device (placement here ignores compile time: a compiled function is
     /// meant to be called many times).
     pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
-        let plan = Arc::new(self.plan_reused(expr, &|_| None)?);
+        let plan = Arc::new(self.plan_reused(std::slice::from_ref(expr), &|_| None)?);
         let params = plan
             .inputs
             .iter()
@@ -305,42 +329,48 @@ impl Session {
 
     /// Lower, optimize, partition, place and compile, for one use (placement counts compile
     /// time).
-    fn plan(&self, expr: &Expr, shapes: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<ExecPlan> {
-        self.plan_placed(expr, shapes, true)
+    fn plan(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<ExecPlan> {
+        self.plan_placed(exprs, shapes, true)
     }
 
     /// [`Session::plan`] for a function called many times: placement ignores one-time costs.
     fn plan_reused(
         &self,
-        expr: &Expr,
+        exprs: &[Expr],
         shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
     ) -> Result<ExecPlan> {
-        self.plan_placed(expr, shapes, false)
+        self.plan_placed(exprs, shapes, false)
     }
 
     fn plan_placed(
         &self,
-        expr: &Expr,
+        exprs: &[Expr],
         shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
         one_shot: bool,
     ) -> Result<ExecPlan> {
-        let lowered = opt::lower(expr, shapes, self.inner.options.optimize)?;
+        let lowered = opt::lower_many(exprs, shapes, self.inner.options.optimize)?;
         let mode = if self.inner.options.optimize {
             Partition::Fused
         } else {
             Partition::Unfused
         };
-        let steps = opt::partition(&lowered, mode);
-        let mut device = self.place(&lowered, &steps, one_shot)?;
-        let kernels = match self.compile_steps(&steps, device) {
+        let partitioned = opt::partition(&lowered, mode);
+        let mut device = self.place(&lowered, &partitioned.steps, one_shot)?;
+        let n_temps = partitioned.steps.iter().map(|s| s.temps.len()).sum();
+        let kernels = match self.compile_steps(&partitioned.steps, device) {
             Err(e) if device != Device::Cpu && self.is_auto() && cost::is_device_error(&e) => {
                 self.fell_back(device, &e);
                 device = Device::Cpu;
-                self.compile_steps(&steps, device)?
+                self.compile_steps(&partitioned.steps, device)?
             }
             r => r?,
         };
-        let compiled: Vec<(Step, DeviceKernel)> = steps.into_iter().zip(kernels).collect();
+        let compiled: Vec<(Step, DeviceKernel)> =
+            partitioned.steps.into_iter().zip(kernels).collect();
         if let Ok(mut st) = self.inner.stats.lock() {
             st.plans += 1;
             if self.is_auto() {
@@ -357,18 +387,21 @@ impl Session {
             .filter(|(p, _)| matches!(p, PlanInput::Symbol { .. }))
             .map(|(_, s)| s.clone())
             .collect();
-        let frees = last_uses(compiled.iter().map(|(s, _)| s));
+        let results = partitioned.results;
+        let frees = last_uses(compiled.iter().map(|(s, _)| s), &results);
         Ok(ExecPlan {
             device,
             inputs: lowered.inputs,
             param_shapes,
             steps: compiled,
             frees,
+            results,
+            n_temps,
         })
     }
 
     /// Run a plan; under `Auto`, a plan that fails on its GPU runs again on the CPU.
-    fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<DynArray> {
+    fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<Vec<DynArray>> {
         let kernels: Vec<&DeviceKernel> = plan.steps.iter().map(|(_, k)| k).collect();
         match self.execute_kernels(plan, &kernels, inputs) {
             Err(e) if plan.device != Device::Cpu && self.is_auto() && cost::is_device_error(&e) => {
@@ -387,42 +420,51 @@ impl Session {
         plan: &ExecPlan,
         kernels: &[&DeviceKernel],
         inputs: &[ArgView<'_>],
-    ) -> Result<DynArray> {
-        let mut temps: Vec<Option<DynArray>> = Vec::with_capacity(plan.steps.len());
+    ) -> Result<Vec<DynArray>> {
+        let mut temps: Vec<Option<DynArray>> = vec![None; plan.n_temps];
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
         for (((step, _), kernel), frees) in plan.steps.iter().zip(kernels).zip(&plan.frees) {
-            let out = {
-                let views: Vec<ArgView<'_>> = step
-                    .args
-                    .iter()
-                    .map(|b| match *b {
-                        Buf::Input(i) => inputs[i as usize].reborrow(),
-                        Buf::Temp(t) => temps[t as usize]
-                            .as_ref()
-                            .expect("a temporary is freed only after its last use")
-                            .view(),
-                    })
-                    .collect();
+            let outs = {
+                // Results read with another shape (a reduction's result with or without its
+                // `keepdims` axes) are reshaped first; that shares the data.
+                let mut reshaped: Vec<Option<DynArray>> = Vec::with_capacity(step.args.len());
+                for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                    reshaped.push(match *b {
+                        Buf::Temp(t) if temp(&temps, t)?.shape() != shape.as_slice() => {
+                            Some(temp(&temps, t)?.reshaped(shape)?)
+                        }
+                        _ => None,
+                    });
+                }
+                let mut views: Vec<ArgView<'_>> = Vec::with_capacity(step.args.len());
+                for (b, r) in step.args.iter().zip(&reshaped) {
+                    views.push(match (*b, r) {
+                        (_, Some(r)) => r.view(),
+                        (Buf::Input(i), None) => inputs[i as usize].reborrow(),
+                        (Buf::Temp(t), None) => temp(&temps, t)?.view(),
+                    });
+                }
                 read += views
                     .iter()
                     .map(|v| (v.len() * v.dtype().size()) as u64)
                     .sum::<u64>();
+                let axes = &step.reduce_axes;
                 match kernel {
-                    DeviceKernel::Cpu(k) => self.cpu()?.run(k, &views, &step.shape)?,
+                    DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, &views, &step.shape, axes)?,
                     DeviceKernel::Gpu(k) => {
                         let n = match plan.device {
                             Device::Gpu(n) => n,
                             _ => 0,
                         };
-                        self.gpu(n)?.run(k, &views, &step.shape)?
+                        self.gpu(n)?.run_many(k, &views, &step.shape, axes)?
                     }
                 }
             };
-            if !step.kernel.is_reduction() {
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
                 written += out.nbytes() as u64;
+                temps[*t as usize] = Some(out.reshaped(shape)?);
             }
-            temps.push(Some(out));
             for t in frees {
                 temps[*t as usize] = None;
             }
@@ -436,10 +478,10 @@ impl Session {
                 _ => st.cpu_time += start.elapsed(),
             }
         }
-        temps
-            .pop()
-            .flatten()
-            .ok_or_else(|| Error::InvalidKernel("empty plan".into()))
+        plan.results
+            .iter()
+            .map(|(t, shape)| temp(&temps, *t)?.reshaped(shape))
+            .collect()
     }
 
     /// The plan for `expr` without running it: optimized graph, kernels, the device each runs
@@ -451,8 +493,17 @@ impl Session {
 
     /// [`Session::explain`] with symbols bound to arrays of the given shapes (on the host).
     pub fn explain_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<Explain> {
+        self.explain_many_with(std::slice::from_ref(expr), bindings)
+    }
+
+    /// The plan [`Session::compute_many_with`] would run.
+    pub fn explain_many_with(
+        &self,
+        exprs: &[Expr],
+        bindings: &[(&str, ArgView<'_>)],
+    ) -> Result<Explain> {
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        self.explain_impl(expr, &shapes, &|_| Residence::Host)
+        self.explain_impl(exprs, &shapes, &|_| Residence::Host)
     }
 
     /// [`Session::explain`] with symbols of the given shapes living where given: what `Auto`
@@ -465,32 +516,52 @@ impl Session {
     ) -> Result<Explain> {
         let find = |name: &str| inputs.iter().find(|(n, _, _)| *n == name);
         let shapes = |name: &str| find(name).map(|(_, s, _)| s.to_vec());
-        self.explain_impl(expr, &shapes, &|name| {
+        self.explain_impl(std::slice::from_ref(expr), &shapes, &|name| {
             find(name).map_or(Residence::Host, |(_, _, r)| *r)
         })
     }
 
     fn explain_impl(
         &self,
-        expr: &Expr,
+        exprs: &[Expr],
         shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
         residence: &dyn Fn(&str) -> Residence,
     ) -> Result<Explain> {
         let pinned = self.device()?;
-        let fused = opt::lower(expr, shapes, true)?;
-        let unfused = opt::lower(expr, shapes, false)?;
-        let fused_steps = opt::partition(&fused, Partition::Fused);
-        let unfused_steps = opt::partition(&unfused, Partition::Unfused);
+        let fused = opt::lower_many(exprs, shapes, true)?;
+        let unfused = opt::lower_many(exprs, shapes, false)?;
+        let fused_plan = opt::partition(&fused, Partition::Fused);
+        let unfused_plan = opt::partition(&unfused, Partition::Unfused);
         let total = |ks: &[KernelInfo]| ks.iter().map(|k| k.bytes_read + k.bytes_written).sum();
         let (bytes_fused, bytes_unfused) = (
-            total(&step_infos(&fused, &fused_steps, "")),
-            total(&step_infos(&unfused, &unfused_steps, "")),
+            total(&step_infos(&fused, &fused_plan, "")),
+            total(&step_infos(&unfused, &unfused_plan, "")),
         );
-        let (lowered, steps) = if self.inner.options.optimize {
-            (&fused, &fused_steps)
+        let shared = fused_plan
+            .shared
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} used by {} kernels: {} (its users move {} B recomputing it, {} B if it is \
+                     materialized once)",
+                    c.node,
+                    c.users,
+                    if c.materialized {
+                        "materialized"
+                    } else {
+                        "recomputed"
+                    },
+                    c.bytes_recompute,
+                    c.bytes_materialize
+                )
+            })
+            .collect();
+        let (lowered, plan) = if self.inner.options.optimize {
+            (&fused, &fused_plan)
         } else {
-            (&unfused, &unfused_steps)
+            (&unfused, &unfused_plan)
         };
+        let steps = &plan.steps;
         let residency: Vec<Residence> = lowered
             .inputs
             .iter()
@@ -509,7 +580,7 @@ impl Session {
             one_time_costs: true,
             result_on_host: true,
         };
-        let per_device = self.estimates(lowered, steps, &targets, &residency, mode)?;
+        let per_device = self.estimates(steps, &targets, &residency, mode)?;
         let device = match self.inner.options.device {
             Device::Auto => {
                 let totals: Vec<(Target, f64)> = per_device
@@ -520,7 +591,7 @@ impl Session {
             }
             _ => self.device_name(pinned),
         };
-        let mut kernels = step_infos(lowered, steps, &device);
+        let mut kernels = step_infos(lowered, plan, &device);
         for (i, k) in kernels.iter_mut().enumerate() {
             k.estimates = per_device
                 .iter()
@@ -539,14 +610,24 @@ impl Session {
                 estimate: Estimate::sum(es),
             })
             .collect();
+        let expression = exprs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
         Ok(Explain {
-            expression: expr.to_string(),
+            expression,
             graph: fused.graph.to_text(&fused.input_labels()),
             device,
             optimize: self.inner.options.optimize,
             bytes_fused,
             bytes_unfused,
             kernels,
+            shared: if self.inner.options.optimize {
+                shared
+            } else {
+                vec![]
+            },
             estimates,
         })
     }
@@ -618,9 +699,10 @@ impl Session {
     fn auto_targets(&self, steps: &[Step]) -> Vec<Target> {
         let mut out = vec![Target::Cpu];
         for a in cost::adapters().iter().filter(|a| a.index < MAX_GPUS) {
-            let ok = steps
-                .iter()
-                .all(|s| crate::gpu::supports(a, &s.kernel, s.shape.iter().product()));
+            let ok = steps.iter().all(|s| {
+                crate::gpu::supports(a, &s.kernel, s.shape.iter().product())
+                    && (!s.kernel.is_reduction() || s.reduce_axes.len() == s.shape.len())
+            });
             if ok {
                 out.push(Target::Gpu(a.index));
             }
@@ -674,13 +756,12 @@ impl Session {
     /// warning); a CPU failure is an error.
     fn estimates(
         &self,
-        lowered: &Lowered,
         steps: &[Step],
         targets: &[Target],
         residency: &[Residence],
         mode: Mode,
     ) -> Result<Vec<(Target, Vec<Estimate>)>> {
-        let plan = plan_kernels(lowered, steps);
+        let plan = plan_kernels(steps);
         let transfer = |g: usize| self.device_params(Target::Gpu(g)).ok();
         let mut out = Vec::with_capacity(targets.len());
         for &t in targets {
@@ -727,7 +808,7 @@ impl Session {
         // (and, the first time, compile) its kernels stays on the CPU without listing the
         // adapters, which loads drivers (small arrays: the common case, kept cheap).
         if let Some(floor) = self.gpu_floor(steps.len(), one_shot) {
-            let cpu = self.estimates(lowered, steps, &[Target::Cpu], &residency, mode)?;
+            let cpu = self.estimates(steps, &[Target::Cpu], &residency, mode)?;
             let cpu_total: f64 = cpu
                 .iter()
                 .flat_map(|(_, es)| es)
@@ -742,7 +823,7 @@ impl Session {
             return Ok(Device::Cpu);
         }
         let totals: Vec<(Target, f64)> = self
-            .estimates(lowered, steps, &targets, &residency, mode)?
+            .estimates(steps, &targets, &residency, mode)?
             .iter()
             .map(|(t, es)| (*t, es.iter().map(Estimate::total_s).sum()))
             .collect();
@@ -786,44 +867,38 @@ impl Session {
 }
 
 /// The plan's kernels as the cost model sees them.
-fn plan_kernels(l: &Lowered, steps: &[Step]) -> Vec<cost::PlanKernel> {
+fn plan_kernels(steps: &[Step]) -> Vec<cost::PlanKernel> {
+    let len = |shape: &Vec<usize>| shape.iter().product::<usize>();
     steps
         .iter()
         .map(|s| {
-            let (lens, args): (Vec<usize>, Vec<cost::ArgSource>) = s
+            let args = s
                 .args
                 .iter()
                 .map(|b| match *b {
-                    Buf::Input(i) => (
-                        l.input_shapes[i as usize].iter().product::<usize>(),
-                        cost::ArgSource::Input(i),
-                    ),
-                    Buf::Temp(t) => (
-                        l.graph
-                            .shape(steps[t as usize].node)
-                            .iter()
-                            .product::<usize>(),
-                        cost::ArgSource::Temp(t),
-                    ),
+                    Buf::Input(i) => cost::ArgSource::Input(i),
+                    Buf::Temp(t) => cost::ArgSource::Temp(t),
                 })
-                .unzip();
+                .collect();
+            let arg_lens: Vec<usize> = s.arg_shapes.iter().map(len).collect();
+            let out_lens: Vec<usize> = s.out_shapes.iter().map(len).collect();
             cost::PlanKernel {
-                cost: cost::KernelCost::of(&s.kernel, &lens, s.shape.iter().product()),
+                cost: cost::KernelCost::of(&s.kernel, &arg_lens, len(&s.shape), &out_lens),
                 args,
             }
         })
         .collect()
 }
 
-fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
+fn step_infos(l: &Lowered, plan: &opt::Plan, device: &str) -> Vec<KernelInfo> {
     let labels = l.input_labels();
-    let costs = plan_kernels(l, steps);
-    steps
+    let costs = plan_kernels(&plan.steps);
+    plan.steps
         .iter()
         .zip(costs)
         .enumerate()
         .map(|(i, (s, c))| {
-            let reads = s
+            let reads: Vec<String> = s
                 .args
                 .iter()
                 .map(|b| match *b {
@@ -831,19 +906,43 @@ fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
                     Buf::Temp(t) => format!("t{t}"),
                 })
                 .collect();
+            let bytes_read: u64 = s
+                .kernel
+                .inputs
+                .iter()
+                .zip(&s.arg_shapes)
+                .map(|(t, shape)| (t.size() * shape.iter().product::<usize>()) as u64)
+                .sum();
+            let bytes_written: u64 = s
+                .kernel
+                .output_dtypes()
+                .iter()
+                .zip(&s.out_shapes)
+                .map(|(t, shape)| (t.size() * shape.iter().product::<usize>()) as u64)
+                .sum();
             KernelInfo {
                 index: i,
                 ir: s.kernel.to_string(),
                 summary: c.cost.summary(&s.kernel),
                 shape: s.shape.clone(),
+                reduce_axes: s.reduce_axes.clone(),
                 device: device.to_string(),
                 reads,
-                bytes_read: c.cost.bytes_read,
-                bytes_written: c.cost.bytes_written,
+                writes: s.temps.iter().map(|t| format!("t{t}")).collect(),
+                bytes_read,
+                bytes_written,
                 estimates: vec![],
             }
         })
         .collect()
+}
+
+/// Result `t` of a plan being executed.
+fn temp<T>(temps: &[Option<T>], t: u32) -> Result<&T> {
+    temps
+        .get(t as usize)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::InvalidKernel(format!("result t{t} read before it was computed")))
 }
 
 /// The value bound to `name`.
@@ -851,8 +950,11 @@ fn lookup<'b, T>(bindings: &'b [(&str, T)], name: &str) -> Option<&'b T> {
     bindings.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
-/// For each step, the temporaries whose last reader it is.
-fn last_uses<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<Vec<u32>> {
+/// For each step, the temporaries whose last reader it is (results of the plan are kept).
+fn last_uses<'a>(
+    steps: impl Iterator<Item = &'a Step>,
+    results: &[(u32, Vec<usize>)],
+) -> Vec<Vec<u32>> {
     let steps: Vec<&Step> = steps.collect();
     let mut last: HashMap<u32, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
@@ -864,7 +966,9 @@ fn last_uses<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<Vec<u32>> {
     }
     let mut frees = vec![vec![]; steps.len()];
     for (t, i) in last {
-        frees[i].push(t);
+        if !results.iter().any(|(r, _)| *r == t) {
+            frees[i].push(t);
+        }
     }
     frees
 }
@@ -944,7 +1048,7 @@ impl Session {
     ) -> Result<DeviceArray> {
         let gpu = self.gpu(self.gpu_index("compute_on_device")?)?;
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        let plan = self.plan(expr, &shapes)?;
+        let plan = self.plan(std::slice::from_ref(expr), &shapes)?;
         let mut inputs: Vec<Arc<GpuArray>> = Vec::with_capacity(plan.inputs.len());
         for p in &plan.inputs {
             inputs.push(match p {
@@ -962,32 +1066,35 @@ impl Session {
                 }
             });
         }
-        let mut temps: Vec<Option<Arc<GpuArray>>> = Vec::with_capacity(plan.steps.len());
+        let mut temps: Vec<Option<Arc<GpuArray>>> = vec![None; plan.n_temps];
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
         for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
             let DeviceKernel::Gpu(k) = kernel else {
                 return Err(Error::Device("plan was not compiled for the GPU".into()));
             };
-            let args: Vec<&GpuArray> = step
-                .args
-                .iter()
-                .map(|b| match *b {
-                    Buf::Input(i) => &*inputs[i as usize],
-                    Buf::Temp(t) => temps[t as usize]
-                        .as_deref()
-                        .expect("a temporary is freed only after its last use"),
-                })
-                .collect();
-            read += args
+            let mut args: Vec<Arc<GpuArray>> = Vec::with_capacity(step.args.len());
+            for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                let a = match *b {
+                    Buf::Input(i) => inputs[i as usize].clone(),
+                    Buf::Temp(t) => temp(&temps, t)?.clone(),
+                };
+                args.push(if a.shape() == shape.as_slice() {
+                    a
+                } else {
+                    Arc::new(a.reshaped(shape)?)
+                });
+            }
+            let refs: Vec<&GpuArray> = args.iter().map(|a| &**a).collect();
+            read += refs
                 .iter()
                 .map(|a| (a.len() * a.dtype().size()) as u64)
                 .sum::<u64>();
-            let out = gpu.run_resident(k, &args, &step.shape)?;
-            if !step.kernel.is_reduction() {
+            let outs = gpu.run_resident_many(k, &refs, &step.shape, &step.reduce_axes)?;
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
                 written += (out.len() * out.dtype().size()) as u64;
+                temps[*t as usize] = Some(Arc::new(out.reshaped(shape)?));
             }
-            temps.push(Some(Arc::new(out)));
             for t in frees {
                 temps[*t as usize] = None;
             }
@@ -998,10 +1105,8 @@ impl Session {
             st.bytes_written += written;
             st.gpu_time += start.elapsed();
         }
-        let array = temps
-            .pop()
-            .flatten()
-            .ok_or_else(|| Error::InvalidKernel("empty plan".into()))?;
+        let (t, shape) = &plan.results[0];
+        let array = Arc::new(temp(&temps, *t)?.reshaped(shape)?);
         Ok(DeviceArray { array })
     }
 }
@@ -1060,7 +1165,8 @@ impl Compiled {
         let inputs = bind(&plan.inputs, |name| {
             lookup(&named, name).map(|v| v.reborrow())
         })?;
-        self.session.execute(&plan, &inputs)
+        let mut out = self.session.execute(&plan, &inputs)?;
+        Ok(out.swap_remove(0))
     }
 
     /// The device a call with these arguments runs on (`Auto` decides per argument shapes).
@@ -1085,7 +1191,10 @@ impl Compiled {
                 .position(|p| p.0 == name)
                 .map(|i| shapes[i].clone())
         };
-        let plan = Arc::new(self.session.plan_reused(&self.expr, &lookup)?);
+        let plan = Arc::new(
+            self.session
+                .plan_reused(std::slice::from_ref(&self.expr), &lookup)?,
+        );
         cache.insert(0, (shapes, plan.clone()));
         cache.truncate(8);
         Ok(plan)
@@ -1099,13 +1208,17 @@ pub struct KernelInfo {
     /// The kernel IR text.
     pub ir: String,
     /// The IR in one line: elements, loads, arithmetic and transcendental instructions per
-    /// element, output.
+    /// element, outputs.
     pub summary: String,
     /// Iteration space.
     pub shape: Vec<usize>,
+    /// The axes of `shape` its reductions combine.
+    pub reduce_axes: Vec<usize>,
     pub device: String,
-    /// What each kernel input reads (input names, or `tN` for step N's result).
+    /// What each kernel input reads (input names, or `tN` for result N).
     pub reads: Vec<String>,
+    /// The results it writes (`tN`), one per output.
+    pub writes: Vec<String>,
     pub bytes_read: u64,
     pub bytes_written: u64,
     /// The estimate on every candidate device (empty on the reference device).
@@ -1126,6 +1239,9 @@ pub struct Explain {
     pub bytes_fused: u64,
     /// Bytes read + written evaluating one operator at a time with temporaries.
     pub bytes_unfused: u64,
+    /// What the planner did with element-wise subexpressions several kernels use (recompute
+    /// in each, or materialize once: whichever moves fewer bytes).
+    pub shared: Vec<String>,
     /// The whole plan's estimate on every candidate device (sums of the kernels'); `device`
     /// is the one with the lowest total under `Auto`, the pinned one otherwise.
     pub estimates: Vec<DeviceEstimate>,
@@ -1153,6 +1269,8 @@ impl Explain {
                     "device": k.device,
                     "shape": k.shape,
                     "reads": k.reads,
+                    "writes": k.writes,
+                    "reduce_axes": k.reduce_axes,
                     "bytes_read": k.bytes_read,
                     "bytes_written": k.bytes_written,
                     "summary": k.summary,
@@ -1172,6 +1290,7 @@ impl Explain {
             "saved_percent": self.saved_percent(),
             "estimates": estimates_json(&self.estimates),
             "kernels": kernels,
+            "shared": self.shared,
         })
         .to_string()
     }
@@ -1237,6 +1356,10 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// `{}` prints the plan (graph, kernels, bytes): text that depends only on the expression.
+/// `{:#}` adds, per kernel, its one-line summary and the estimate on every candidate device,
+/// and the plan's estimates (measured numbers: they vary by machine), as `fusebox eval
+/// --explain` prints it.
 impl fmt::Display for Explain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "expression: {}", self.expression)?;
@@ -1256,24 +1379,35 @@ impl fmt::Display for Explain {
             self.device
         )?;
         for k in &self.kernels {
+            let axes = if k.reduce_axes.is_empty() {
+                String::new()
+            } else {
+                format!(" reducing axes {:?}", k.reduce_axes)
+            };
             writeln!(
                 f,
-                "kernel {} over {:?}, reads [{}], moves {} read + {} written",
+                "kernel {} over {:?}{axes}, reads [{}], writes [{}], moves {} read + {} written",
                 k.index,
                 k.shape,
                 k.reads.join(", "),
+                k.writes.join(", "),
                 human_bytes(k.bytes_read),
                 human_bytes(k.bytes_written)
             )?;
-            writeln!(f, "  summary: {}", k.summary)?;
-            for e in &k.estimates {
-                writeln!(f, "  estimate {}", estimate_line(e))?;
+            if f.alternate() {
+                writeln!(f, "  summary: {}", k.summary)?;
+                for e in &k.estimates {
+                    writeln!(f, "  estimate {}", estimate_line(e))?;
+                }
             }
             for line in k.ir.lines() {
                 writeln!(f, "  {line}")?;
             }
         }
-        if !self.estimates.is_empty() {
+        for line in &self.shared {
+            writeln!(f, "shared {line}")?;
+        }
+        if f.alternate() && !self.estimates.is_empty() {
             writeln!(f, "placement: {}; estimated time of the plan:", self.device)?;
             for e in &self.estimates {
                 writeln!(f, "  {}", estimate_line(e))?;

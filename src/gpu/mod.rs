@@ -217,14 +217,14 @@ pub enum Fault {
 }
 
 /// Whether adapter `info` can run kernel `k` at all (its dtypes; 32-bit indexing of `n`
-/// elements). The cost model asks this before it counts the GPU as a candidate.
+/// elements; one output). The cost model asks this before it counts the GPU as a candidate.
 pub fn supports(info: &AdapterInfo, k: &Kernel, n: usize) -> bool {
     let mut types: Vec<DType> = k.inputs.clone();
     types.extend(k.insts.iter().map(|d| d.ty));
     if k.is_reduction() && !k.output_dtype().is_float() {
         types.push(DType::I64);
     }
-    check_capabilities(info, &types).is_ok() && (n as u64) < u32::MAX as u64
+    check_capabilities(info, &types).is_ok() && (n as u64) < u32::MAX as u64 && k.outputs.len() == 1
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -446,6 +446,14 @@ impl GpuBackend {
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<GpuKernel>> {
         self.injected(true)?;
         kernel.verify()?;
+        if kernel.outputs.len() != 1
+            || matches!(kernel.output(), crate::kir::Output::Reduce { op, .. } if op != crate::ops::ReduceOp::Sum)
+        {
+            return Err(Error::Compile(
+                "this backend does not compile multi-output kernels or reductions other than sum yet"
+                    .into(),
+            ));
+        }
         self.check_dtypes(kernel)?;
         let source = wgsl::write_kernel_with(kernel, self.options())
             .map_err(|e| Error::Compile(e.to_string()))?;
@@ -591,6 +599,41 @@ impl GpuBackend {
         }
     }
 
+    /// Same contract as [`crate::cpu::CpuBackend::run_many`].
+    pub fn run_many(
+        &self,
+        k: &GpuKernel,
+        inputs: &[ArgView<'_>],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Vec<DynArray>> {
+        k.kernel.check_axes(axes, shape.len())?;
+        if k.kernel.is_reduction() && axes.len() != shape.len() {
+            return Err(Error::Compile(
+                "the GPU backend does not reduce along some axes yet".into(),
+            ));
+        }
+        Ok(vec![self.run(k, inputs, shape)?])
+    }
+
+    /// Same contract as [`crate::cpu::CpuBackend::run_many`], on device arrays; the results
+    /// stay on the device.
+    pub fn run_resident_many(
+        &self,
+        k: &GpuKernel,
+        inputs: &[&GpuArray],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Vec<GpuArray>> {
+        k.kernel.check_axes(axes, shape.len())?;
+        if k.kernel.is_reduction() && axes.len() != shape.len() {
+            return Err(Error::Compile(
+                "the GPU backend does not reduce along some axes yet".into(),
+            ));
+        }
+        Ok(vec![self.run_resident(k, inputs, shape)?])
+    }
+
     /// Same contract as the CPU backend: inputs broadcast to `out_shape` (any strides);
     /// `Store` -> fresh C-contiguous array of `out_shape`; `Reduce(Sum)` -> 0-d array.
     pub fn run(
@@ -625,7 +668,7 @@ impl GpuBackend {
     ) -> Result<DynArray> {
         let kern = &k.kernel;
         let out_t = kern.output_dtype();
-        let reduce = matches!(kern.output, Output::Reduce { .. });
+        let reduce = matches!(kern.output(), Output::Reduce { .. });
         let limit = self.binding_limit.load(Ordering::Relaxed);
         // Inputs that fit one binding are uploaded whole; the others are streamed.
         let streamed: Vec<bool> = hosts.iter().map(|h| h.bytes.len() as u64 > limit).collect();
@@ -852,6 +895,21 @@ pub struct GpuArray {
 }
 
 impl GpuArray {
+    /// The same device buffer seen with another shape of the same length (a reduction's result
+    /// with or without its `keepdims` axes).
+    pub fn reshaped(&self, shape: &[usize]) -> Result<GpuArray> {
+        if shape.iter().product::<usize>() != self.len() {
+            return Err(Error::ShapeMismatch {
+                lhs: self.shape.clone(),
+                rhs: shape.to_vec(),
+            });
+        }
+        Ok(GpuArray {
+            buffer: self.buffer.clone(),
+            dtype: self.dtype,
+            shape: shape.to_vec(),
+        })
+    }
     pub fn dtype(&self) -> DType {
         self.dtype
     }
