@@ -312,9 +312,21 @@ pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
             let rounds = (cfg.budget.as_secs_f64() / round.as_secs_f64().max(1e-9))
                 .clamp(3.0, 2000.0) as usize;
             let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
+            // The order is shuffled every round: a device that runs right after the GPU may
+            // find the driver's threads (on lavapipe: the CPU's own cores) still busy, and each
+            // device should meet that equally often (a rotation would not do: it keeps the
+            // cyclic order, so one device would nearly always follow the GPU).
+            let mut order: Vec<usize> = (0..fs.len()).collect();
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
             for _ in 0..rounds {
-                for (k, f) in fs.iter().enumerate() {
-                    times[k].push(run_one(f)?.as_secs_f64());
+                for i in (1..order.len()).rev() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    order.swap(i, (seed % (i as u64 + 1)) as usize);
+                }
+                for &k in &order {
+                    times[k].push(run_one(&fs[k])?.as_secs_f64());
                 }
             }
             for (k, (name, _)) in devices.iter().enumerate() {
