@@ -139,6 +139,8 @@ pub struct Record {
     pub median_s: f64,
     /// Bytes a fused kernel must move (the GB/s numerator, the same for every implementation).
     pub bytes: u64,
+    /// On `auto` records of `--placement`: the device Auto chose (`cpu`, `gpu:0`).
+    pub chosen: Option<String>,
 }
 
 impl Record {
@@ -146,11 +148,15 @@ impl Record {
         self.bytes as f64 / self.median_s / 1e9
     }
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "case": self.case, "n": self.n, "impl": self.implementation, "device": self.device,
             "threads": self.threads, "median_s": self.median_s, "bytes": self.bytes,
             "gbps": self.gbps(),
-        })
+        });
+        if let (Some(c), Some(o)) = (&self.chosen, v.as_object_mut()) {
+            o.insert("chosen".into(), c.clone().into());
+        }
+        v
     }
 }
 
@@ -252,11 +258,139 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
                     },
                     median_s: t[t.len() / 2],
                     bytes: case_bytes_per_elem(case) * n as u64,
+                    chosen: None,
                 });
             }
         }
     }
     Ok(out)
+}
+
+/// `fusebox bench --placement`: the fused implementation of each case at each size on the CPU,
+/// on GPU `gpu` (skipped when it cannot be opened) and on `Device::Auto`, interleaved like
+/// [`run`]. Every call starts from host arrays and returns a host array, so the GPU's and
+/// Auto's times include moving the data, as a user pays it. Auto's records name the device it
+/// chose in `chosen`.
+pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
+    use crate::session::Device;
+    let session = |device| {
+        Session::with_options(Options {
+            device,
+            threads: cfg.threads,
+            ..Options::default()
+        })
+    };
+    let mut devices = vec![("cpu", session(Device::Cpu))];
+    match crate::gpu::GpuBackend::new(gpu) {
+        Ok(_) => devices.push(("gpu", session(Device::Gpu(gpu)))),
+        Err(e) => tracing::warn!("fusebox bench --placement: no GPU ({e}); cpu and auto only"),
+    }
+    devices.push(("auto", session(Device::Auto)));
+    let threads = fused_threads(cfg.threads);
+    let mut out = vec![];
+    for case in &cfg.cases {
+        let e = case_expr(case)?;
+        let fs = devices
+            .iter()
+            .map(|(_, s)| s.compile(&e))
+            .collect::<Result<Vec<_>>>()?;
+        for &n in &cfg.sizes {
+            let ins = case_inputs(case, n);
+            let views: Vec<ArgView<'_>> = ins.iter().map(|a| a.view().into()).collect();
+            let chosen = fs[fs.len() - 1].placement(&views)?;
+            let run_one = |f: &Compiled| -> Result<Duration> {
+                let t = Instant::now();
+                let r = call(f, &ins)?;
+                let d = t.elapsed();
+                drop(r);
+                Ok(d)
+            };
+            let mut round = Duration::ZERO;
+            for f in &fs {
+                round += run_one(f)?;
+            }
+            let rounds = (cfg.budget.as_secs_f64() / round.as_secs_f64().max(1e-9))
+                .clamp(3.0, 2000.0) as usize;
+            let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
+            // The order is shuffled every round: a device that runs right after the GPU may
+            // find the driver's threads (on lavapipe: the CPU's own cores) still busy, and each
+            // device should meet that equally often (a rotation would not do: it keeps the
+            // cyclic order, so one device would nearly always follow the GPU).
+            let mut order: Vec<usize> = (0..fs.len()).collect();
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
+            for _ in 0..rounds {
+                for i in (1..order.len()).rev() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    order.swap(i, (seed % (i as u64 + 1)) as usize);
+                }
+                for &k in &order {
+                    times[k].push(run_one(&fs[k])?.as_secs_f64());
+                }
+            }
+            for (k, (name, _)) in devices.iter().enumerate() {
+                let mut t = std::mem::take(&mut times[k]);
+                t.sort_by(f64::total_cmp);
+                out.push(Record {
+                    case: case.clone(),
+                    n,
+                    implementation: "fused".into(),
+                    device: name.to_string(),
+                    threads: if *name == "cpu" || (*name == "auto" && chosen == Device::Cpu) {
+                        threads
+                    } else {
+                        1
+                    },
+                    median_s: t[t.len() / 2],
+                    bytes: case_bytes_per_elem(case) * n as u64,
+                    chosen: (*name == "auto").then(|| chosen.to_string()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The table of [`run_placement`]: per case and size, each device's median time, Auto's
+/// choice, and its regret (Auto's time over the fastest device's, minus 1).
+pub fn placement_table(records: &[Record]) -> String {
+    let mut s = format!(
+        "{:<6} {:>10} {:>12} {:>12} {:>12} {:<8} {:>8}\n",
+        "case", "n", "cpu", "gpu", "auto", "chosen", "regret"
+    );
+    let mut keys: Vec<(&str, usize)> = vec![];
+    for r in records {
+        if !keys.contains(&(r.case.as_str(), r.n)) {
+            keys.push((r.case.as_str(), r.n));
+        }
+    }
+    for (case, n) in keys {
+        let get = |d: &str| {
+            records
+                .iter()
+                .find(|r| r.case == case && r.n == n && r.device == d)
+        };
+        let t = |d: &str| get(d).map(|r| r.median_s);
+        let cell = |d: &str| t(d).map(fmt_time).unwrap_or_else(|| "-".into());
+        let best = [t("cpu"), t("gpu")]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
+        let regret = t("auto")
+            .map(|a| format!("{:+.1}%", 100.0 * (a / best - 1.0)))
+            .unwrap_or_default();
+        let chosen = get("auto")
+            .and_then(|r| r.chosen.clone())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{case:<6} {n:>10} {:>12} {:>12} {:>12} {chosen:<8} {regret:>8}\n",
+            cell("cpu"),
+            cell("gpu"),
+            cell("auto")
+        ));
+    }
+    s
 }
 
 fn fused_threads(threads: usize) -> usize {

@@ -59,6 +59,8 @@
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
 //! - [`interp`], [`mod@reference`]: oracles.
+//! - [`cost`]: the cost model: bytes and operations per kernel, calibrated device parameters,
+//!   estimates per device, the choice `Device::Auto` makes.
 //! - [`session`]: [`Session`], compiled functions, [`Stats`], [`Explain`], [`DeviceArray`].
 //! - [`mod@bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
 //!
@@ -76,6 +78,7 @@
 //!   only read plan inputs and results of earlier steps.
 pub mod array;
 pub mod bench;
+pub mod cost;
 pub mod cpu;
 pub mod dtype;
 pub mod error;

@@ -66,6 +66,11 @@ struct BenchArgs {
     /// instead of the table.
     #[arg(long)]
     json: bool,
+    /// Validate placement: the fused implementation on cpu, on the GPU (`--device gpu:N`
+    /// picks it) and on auto, with auto's regret per size (`--json`: records with `device`
+    /// cpu/gpu/auto, and `chosen` on auto's).
+    #[arg(long)]
+    placement: bool,
 }
 
 /// A size like `1000`, `1e7` or `1_000_000`.
@@ -183,7 +188,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         None
     };
     if let (Some(ex), false) = (&explain, args.json) {
-        println!("{ex}");
+        println!("{ex:#}");
     }
     let result = session.compute(&expr)?;
     if let Some(out) = &args.out {
@@ -392,6 +397,20 @@ fn bench(args: &BenchArgs) -> Result<()> {
     }
     if !args.impls.is_empty() {
         cfg.impls = args.impls.clone();
+    }
+    if args.placement {
+        let gpu = match cfg.device {
+            Device::Gpu(n) => n,
+            _ => 0,
+        };
+        let records = bench::run_placement(&cfg, gpu)?;
+        if args.json {
+            let all: Vec<serde_json::Value> = records.iter().map(|r| r.to_json()).collect();
+            println!("{}", serde_json::Value::Array(all));
+        } else {
+            print!("{}", bench::placement_table(&records));
+        }
+        return Ok(());
     }
     let records = bench::run(&cfg)?;
     if args.json {

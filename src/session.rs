@@ -4,6 +4,7 @@
 //! compile each kernel (cached by the backend, keyed by the IR's fingerprint) -> run the steps,
 //! keeping temporaries only between the kernels that need them.
 use crate::array::{ArgView, DynArray};
+use crate::cost::{self, DeviceEstimate, DeviceParams, Estimate, Mode, Residence, Target};
 use crate::cpu::{CpuBackend, CpuKernel};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 /// Where plans run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
-    /// Let fusebox choose (today: the CPU; the cost model will choose per plan).
+    /// Let fusebox choose per plan: the device with the lowest estimated time, data movement
+    /// included (see [`crate::cost`]). The CPU when no GPU adapter exists.
     #[default]
     Auto,
     /// The Cranelift JIT on the host.
@@ -101,14 +103,25 @@ pub struct Stats {
     /// Bytes copied host -> GPU and GPU -> host.
     pub bytes_uploaded: u64,
     pub bytes_downloaded: u64,
+    /// Plans `Device::Auto` placed on the CPU and on a GPU.
+    pub auto_cpu: u64,
+    pub auto_gpu: u64,
+    /// Plans `Device::Auto` had placed on a GPU that failed there (shader rejected, device
+    /// lost, out of memory) and ran on the CPU instead.
+    pub gpu_fallbacks: u64,
 }
+
+/// GPU adapters a session can open (by index, as listed by `fusebox devices`).
+const MAX_GPUS: usize = 8;
 
 struct Inner {
     options: Options,
     cpu: OnceLock<std::result::Result<CpuBackend, Error>>,
-    /// The GPU adapter of `options.device`, opened on first use.
-    gpu: OnceLock<std::result::Result<GpuBackend, Error>>,
+    /// GPU adapters by index, each opened on first use.
+    gpus: Vec<OnceLock<std::result::Result<GpuBackend, Error>>>,
     stats: Mutex<Stats>,
+    /// Device parameters that replace the calibration ([`Session::set_device_params`]).
+    params: Mutex<Vec<(Target, DeviceParams)>>,
 }
 
 /// Entry point: build expressions, compute them, compile them. Cheap to clone (shared).
@@ -131,6 +144,8 @@ enum DeviceKernel {
 
 /// A plan with compiled kernels, ready to run on bound inputs.
 struct ExecPlan {
+    /// Where the kernels run (never `Auto`).
+    device: Device,
     inputs: Vec<PlanInput>,
     /// Shapes of the symbol inputs, in parameter order (the plan's cache key).
     param_shapes: Vec<Vec<usize>>,
@@ -153,8 +168,9 @@ impl Session {
             inner: Arc::new(Inner {
                 options,
                 cpu: OnceLock::new(),
-                gpu: OnceLock::new(),
+                gpus: (0..MAX_GPUS).map(|_| OnceLock::new()).collect(),
                 stats: Mutex::new(Stats::default()),
+                params: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -188,21 +204,27 @@ impl Session {
             s.compilations += c.compilations;
             s.cache_hits += c.cache_hits;
         }
-        if let Some(Ok(gpu)) = self.inner.gpu.get() {
-            let c = gpu.counters();
-            s.compilations += c.compilations;
-            s.cache_hits += c.cache_hits;
-            s.bytes_uploaded = c.bytes_uploaded;
-            s.bytes_downloaded = c.bytes_downloaded;
+        for slot in &self.inner.gpus {
+            if let Some(Ok(gpu)) = slot.get() {
+                let c = gpu.counters();
+                s.compilations += c.compilations;
+                s.cache_hits += c.cache_hits;
+                s.bytes_uploaded += c.bytes_uploaded;
+                s.bytes_downloaded += c.bytes_downloaded;
+            }
         }
         s
     }
 
-    /// The GPU backend of the configured adapter (opened on first use).
+    /// The GPU backend of adapter `index` (opened on first use).
     fn gpu(&self, index: usize) -> Result<&GpuBackend> {
-        self.inner
-            .gpu
-            .get_or_init(|| GpuBackend::new(index))
+        let slot = self.inner.gpus.get(index).ok_or_else(|| {
+            Error::Device(format!(
+                "no GPU adapter with index {index} (a session opens adapters 0 to {})",
+                MAX_GPUS - 1
+            ))
+        })?;
+        slot.get_or_init(|| GpuBackend::new(index))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -226,7 +248,8 @@ impl Session {
             .map_err(Clone::clone)
     }
 
-    /// The device plans run on. `Auto` is the CPU until the cost model chooses per plan.
+    /// The pinned device plans run on (`Auto` resolves per plan, in `place`; here it reads as
+    /// the CPU).
     fn device(&self) -> Result<Device> {
         match self.inner.options.device {
             Device::Auto | Device::Cpu => Ok(Device::Cpu),
@@ -282,9 +305,11 @@ impl Session {
 
     /// Compile `expr` into a function of its symbols (in order of first appearance), callable
     /// on new arrays of the same dtypes, like `numba.vectorize`. Kernels compile now; calls
-    /// with new shapes re-plan (microseconds) but compile nothing.
+    /// with new shapes re-plan (microseconds) but compile nothing, unless `Auto` places the new
+    /// shapes on another device (placement here ignores compile time: a compiled function is
+    /// meant to be called many times).
     pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
-        let plan = Arc::new(self.plan(std::slice::from_ref(expr), &|_| None)?);
+        let plan = Arc::new(self.plan_reused(std::slice::from_ref(expr), &|_| None)?);
         let params = plan
             .inputs
             .iter()
@@ -302,11 +327,30 @@ impl Session {
         })
     }
 
-    /// Lower, optimize, partition and compile.
+    /// Lower, optimize, partition, place and compile, for one use (placement counts compile
+    /// time).
     fn plan(
         &self,
         exprs: &[Expr],
         shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<ExecPlan> {
+        self.plan_placed(exprs, shapes, true)
+    }
+
+    /// [`Session::plan`] for a function called many times: placement ignores one-time costs.
+    fn plan_reused(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<ExecPlan> {
+        self.plan_placed(exprs, shapes, false)
+    }
+
+    fn plan_placed(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+        one_shot: bool,
     ) -> Result<ExecPlan> {
         let lowered = opt::lower_many(exprs, shapes, self.inner.options.optimize)?;
         let mode = if self.inner.options.optimize {
@@ -315,18 +359,26 @@ impl Session {
             Partition::Unfused
         };
         let partitioned = opt::partition(&lowered, mode);
-        let device = self.device()?;
+        let mut device = self.place(&lowered, &partitioned.steps, one_shot)?;
         let n_temps = partitioned.steps.iter().map(|s| s.temps.len()).sum();
-        let mut compiled = Vec::with_capacity(partitioned.steps.len());
-        for s in partitioned.steps {
-            let k = match device {
-                Device::Gpu(n) => DeviceKernel::Gpu(self.gpu(n)?.compile(&s.kernel)?),
-                _ => DeviceKernel::Cpu(self.cpu()?.compile(&s.kernel)?),
-            };
-            compiled.push((s, k));
-        }
+        let kernels = match self.compile_steps(&partitioned.steps, device) {
+            Err(e) if device != Device::Cpu && self.is_auto() && cost::is_device_error(&e) => {
+                self.fell_back(device, &e);
+                device = Device::Cpu;
+                self.compile_steps(&partitioned.steps, device)?
+            }
+            r => r?,
+        };
+        let compiled: Vec<(Step, DeviceKernel)> =
+            partitioned.steps.into_iter().zip(kernels).collect();
         if let Ok(mut st) = self.inner.stats.lock() {
             st.plans += 1;
+            if self.is_auto() {
+                match device {
+                    Device::Gpu(_) => st.auto_gpu += 1,
+                    _ => st.auto_cpu += 1,
+                }
+            }
         }
         let param_shapes = lowered
             .inputs
@@ -338,6 +390,7 @@ impl Session {
         let results = partitioned.results;
         let frees = last_uses(compiled.iter().map(|(s, _)| s), &results);
         Ok(ExecPlan {
+            device,
             inputs: lowered.inputs,
             param_shapes,
             steps: compiled,
@@ -347,11 +400,31 @@ impl Session {
         })
     }
 
+    /// Run a plan; under `Auto`, a plan that fails on its GPU runs again on the CPU.
     fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<Vec<DynArray>> {
+        let kernels: Vec<&DeviceKernel> = plan.steps.iter().map(|(_, k)| k).collect();
+        match self.execute_kernels(plan, &kernels, inputs) {
+            Err(e) if plan.device != Device::Cpu && self.is_auto() && cost::is_device_error(&e) => {
+                self.fell_back(plan.device, &e);
+                let steps: Vec<Step> = plan.steps.iter().map(|(s, _)| s.clone()).collect();
+                let cpu = self.compile_steps(&steps, Device::Cpu)?;
+                let kernels: Vec<&DeviceKernel> = cpu.iter().collect();
+                self.execute_kernels(plan, &kernels, inputs)
+            }
+            r => r,
+        }
+    }
+
+    fn execute_kernels(
+        &self,
+        plan: &ExecPlan,
+        kernels: &[&DeviceKernel],
+        inputs: &[ArgView<'_>],
+    ) -> Result<Vec<DynArray>> {
         let mut temps: Vec<Option<DynArray>> = vec![None; plan.n_temps];
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
-        for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
+        for (((step, _), kernel), frees) in plan.steps.iter().zip(kernels).zip(&plan.frees) {
             let outs = {
                 // Results read with another shape (a reduction's result with or without its
                 // `keepdims` axes) are reshaped first; that shares the data.
@@ -380,7 +453,7 @@ impl Session {
                 match kernel {
                     DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, &views, &step.shape, axes)?,
                     DeviceKernel::Gpu(k) => {
-                        let n = match self.inner.options.device {
+                        let n = match plan.device {
                             Device::Gpu(n) => n,
                             _ => 0,
                         };
@@ -400,8 +473,8 @@ impl Session {
             st.kernels_launched += plan.steps.len() as u64;
             st.bytes_read += read;
             st.bytes_written += written;
-            match plan.steps.first() {
-                Some((_, DeviceKernel::Gpu(_))) => st.gpu_time += start.elapsed(),
+            match kernels.first() {
+                Some(DeviceKernel::Gpu(_)) => st.gpu_time += start.elapsed(),
                 _ => st.cpu_time += start.elapsed(),
             }
         }
@@ -411,13 +484,14 @@ impl Session {
             .collect()
     }
 
-    /// The plan for `expr` without running it: optimized graph, kernels, device, and the bytes a
-    /// fused and an unfused evaluation move.
+    /// The plan for `expr` without running it: optimized graph, kernels, the device each runs
+    /// on and the estimate for every candidate device, and the bytes a fused and an unfused
+    /// evaluation move.
     pub fn explain(&self, expr: &Expr) -> Result<Explain> {
         self.explain_with(expr, &[])
     }
 
-    /// [`Session::explain`] with symbols bound to arrays of the given shapes.
+    /// [`Session::explain`] with symbols bound to arrays of the given shapes (on the host).
     pub fn explain_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<Explain> {
         self.explain_many_with(std::slice::from_ref(expr), bindings)
     }
@@ -429,15 +503,40 @@ impl Session {
         bindings: &[(&str, ArgView<'_>)],
     ) -> Result<Explain> {
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        let device = self.device_name(self.device()?);
-        let fused = opt::lower_many(exprs, &shapes, true)?;
-        let unfused = opt::lower_many(exprs, &shapes, false)?;
+        self.explain_impl(exprs, &shapes, &|_| Residence::Host)
+    }
+
+    /// [`Session::explain`] with symbols of the given shapes living where given: what `Auto`
+    /// would choose if, say, `x` were already on the GPU (data bound inside the expression is
+    /// on the host).
+    pub fn explain_placed(
+        &self,
+        expr: &Expr,
+        inputs: &[(&str, &[usize], Residence)],
+    ) -> Result<Explain> {
+        let find = |name: &str| inputs.iter().find(|(n, _, _)| *n == name);
+        let shapes = |name: &str| find(name).map(|(_, s, _)| s.to_vec());
+        self.explain_impl(std::slice::from_ref(expr), &shapes, &|name| {
+            find(name).map_or(Residence::Host, |(_, _, r)| *r)
+        })
+    }
+
+    fn explain_impl(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+        residence: &dyn Fn(&str) -> Residence,
+    ) -> Result<Explain> {
+        let pinned = self.device()?;
+        let fused = opt::lower_many(exprs, shapes, true)?;
+        let unfused = opt::lower_many(exprs, shapes, false)?;
         let fused_plan = opt::partition(&fused, Partition::Fused);
         let unfused_plan = opt::partition(&unfused, Partition::Unfused);
-        let fused_info = step_infos(&fused, &fused_plan, &device);
-        let unfused_info = step_infos(&unfused, &unfused_plan, &device);
         let total = |ks: &[KernelInfo]| ks.iter().map(|k| k.bytes_read + k.bytes_written).sum();
-        let (bytes_fused, bytes_unfused) = (total(&fused_info), total(&unfused_info));
+        let (bytes_fused, bytes_unfused) = (
+            total(&step_infos(&fused, &fused_plan, "")),
+            total(&step_infos(&unfused, &unfused_plan, "")),
+        );
         let shared = fused_plan
             .shared
             .iter()
@@ -457,6 +556,60 @@ impl Session {
                 )
             })
             .collect();
+        let (lowered, plan) = if self.inner.options.optimize {
+            (&fused, &fused_plan)
+        } else {
+            (&unfused, &unfused_plan)
+        };
+        let steps = &plan.steps;
+        let residency: Vec<Residence> = lowered
+            .inputs
+            .iter()
+            .map(|p| match p {
+                PlanInput::Symbol { name, .. } => residence(name),
+                PlanInput::Data { .. } => Residence::Host,
+            })
+            .collect();
+        let targets = match self.inner.options.device {
+            Device::Auto => self.auto_targets(steps),
+            Device::Cpu => vec![Target::Cpu],
+            Device::Gpu(n) => vec![Target::Gpu(n)],
+            Device::Reference => vec![],
+        };
+        let mode = Mode {
+            one_time_costs: true,
+            result_on_host: true,
+        };
+        let per_device = self.estimates(steps, &targets, &residency, mode)?;
+        let device = match self.inner.options.device {
+            Device::Auto => {
+                let totals: Vec<(Target, f64)> = per_device
+                    .iter()
+                    .map(|(t, es)| (*t, es.iter().map(Estimate::total_s).sum()))
+                    .collect();
+                self.target_name(cost::choose(&totals).unwrap_or(Target::Cpu))
+            }
+            _ => self.device_name(pinned),
+        };
+        let mut kernels = step_infos(lowered, plan, &device);
+        for (i, k) in kernels.iter_mut().enumerate() {
+            k.estimates = per_device
+                .iter()
+                .filter_map(|(t, es)| {
+                    es.get(i).map(|e| DeviceEstimate {
+                        device: t.to_string(),
+                        estimate: *e,
+                    })
+                })
+                .collect();
+        }
+        let estimates = per_device
+            .iter()
+            .map(|(t, es)| DeviceEstimate {
+                device: t.to_string(),
+                estimate: Estimate::sum(es),
+            })
+            .collect();
         let expression = exprs
             .iter()
             .map(|e| e.to_string())
@@ -469,26 +622,291 @@ impl Session {
             optimize: self.inner.options.optimize,
             bytes_fused,
             bytes_unfused,
-            kernels: if self.inner.options.optimize {
-                fused_info
-            } else {
-                unfused_info
-            },
+            kernels,
             shared: if self.inner.options.optimize {
                 shared
             } else {
                 vec![]
             },
+            estimates,
         })
     }
 }
 
+// ---- placement: Device::Auto ------------------------------------------------------------
+
+impl Session {
+    fn is_auto(&self) -> bool {
+        self.inner.options.device == Device::Auto
+    }
+
+    /// Use `params` for `device` (`Device::Cpu` or `Device::Gpu(n)`) instead of measuring it:
+    /// for tools that calibrate elsewhere, and for tests that need a known machine. A GPU given
+    /// here is a candidate of `Auto` even without an adapter (running on it then fails and
+    /// falls back to the CPU).
+    pub fn set_device_params(&self, device: Device, params: DeviceParams) -> Result<()> {
+        let t = match device {
+            Device::Cpu => Target::Cpu,
+            Device::Gpu(n) => Target::Gpu(n),
+            d => {
+                return Err(Error::Argument(format!(
+                    "device parameters are for cpu or gpu:N, not {d}"
+                )))
+            }
+        };
+        let mut p = self
+            .inner
+            .params
+            .lock()
+            .map_err(|_| Error::Argument("session poisoned by a panic".into()))?;
+        p.retain(|(d, _)| *d != t);
+        p.push((t, params));
+        Ok(())
+    }
+
+    /// Simulate a failure of GPU `index` (opened if needed). Test support.
+    #[doc(hidden)]
+    pub fn inject_gpu_fault(&self, index: usize, fault: Option<crate::gpu::Fault>) -> Result<()> {
+        self.gpu(index)?.inject_fault(fault);
+        Ok(())
+    }
+
+    /// The parameters of `t`: given ones, else the calibration (measured on first use).
+    fn device_params(&self, t: Target) -> Result<DeviceParams> {
+        if let Some(p) = self
+            .inner
+            .params
+            .lock()
+            .ok()
+            .and_then(|ps| ps.iter().find(|(d, _)| *d == t).map(|(_, p)| p.clone()))
+        {
+            return Ok(p);
+        }
+        let cache = cost::CalibrationCache::global();
+        match t {
+            Target::Cpu => cost::cpu_params(cache, self.cpu()?.threads()),
+            Target::Gpu(n) => {
+                let info = cost::adapters()
+                    .get(n)
+                    .ok_or_else(|| Error::Device(format!("no GPU adapter with index {n}")))?;
+                cost::gpu_params(cache, info)
+            }
+        }
+    }
+
+    /// Devices `Auto` considers for these kernels: the CPU, and every GPU adapter that can run
+    /// them all (plus GPUs given by [`Session::set_device_params`]).
+    fn auto_targets(&self, steps: &[Step]) -> Vec<Target> {
+        let mut out = vec![Target::Cpu];
+        for a in cost::adapters().iter().filter(|a| a.index < MAX_GPUS) {
+            let ok = steps.iter().all(|s| {
+                let lens: Vec<(DType, usize)> = s
+                    .kernel
+                    .inputs
+                    .iter()
+                    .zip(&s.arg_shapes)
+                    .map(|(t, sh)| (*t, sh.iter().product()))
+                    .collect();
+                crate::gpu::supports(a, &s.kernel, s.shape.iter().product())
+                    && (!s.kernel.is_reduction()
+                        || s.reduce_axes.len() == s.shape.len()
+                        || crate::gpu::fits_axis_reduction(a, &lens))
+            });
+            if ok {
+                out.push(Target::Gpu(a.index));
+            }
+        }
+        if let Ok(ps) = self.inner.params.lock() {
+            for (t, _) in ps.iter() {
+                if !out.contains(t) {
+                    out.push(*t);
+                }
+            }
+        }
+        out
+    }
+
+    /// The least any known GPU (given to this session, or measured on this machine) could
+    /// take for a plan of `kernels` kernels. One-time costs count only while no GPU of this
+    /// session is open (an open one may have the kernels cached).
+    fn gpu_floor(&self, kernels: usize, one_shot: bool) -> Option<f64> {
+        let one_time = one_shot && !self.inner.gpus.iter().any(|g| g.get().is_some());
+        let mut known = cost::CalibrationCache::global().known_gpus();
+        if let Ok(ps) = self.inner.params.lock() {
+            known.extend(
+                ps.iter()
+                    .filter(|(t, _)| matches!(t, Target::Gpu(_)))
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+        known
+            .iter()
+            .map(|p| cost::gpu_floor(p, kernels, one_time))
+            .reduce(f64::min)
+    }
+
+    fn started(&self, t: Target) -> bool {
+        match t {
+            Target::Cpu => self.inner.cpu.get().is_some(),
+            Target::Gpu(n) => self.inner.gpus.get(n).is_some_and(|g| g.get().is_some()),
+        }
+    }
+
+    fn is_cached(&self, t: Target, k: &crate::kir::Kernel) -> bool {
+        match t {
+            Target::Cpu => matches!(self.inner.cpu.get(), Some(Ok(c)) if c.is_cached(k)),
+            Target::Gpu(n) => {
+                matches!(self.inner.gpus.get(n).and_then(|g| g.get()), Some(Ok(g)) if g.is_cached(k))
+            }
+        }
+    }
+
+    /// Per-kernel estimates on each target. A GPU whose calibration fails is dropped (with a
+    /// warning); a CPU failure is an error.
+    fn estimates(
+        &self,
+        steps: &[Step],
+        targets: &[Target],
+        residency: &[Residence],
+        mode: Mode,
+    ) -> Result<Vec<(Target, Vec<Estimate>)>> {
+        let plan = plan_kernels(steps);
+        let transfer = |g: usize| self.device_params(Target::Gpu(g)).ok();
+        let mut out = Vec::with_capacity(targets.len());
+        for &t in targets {
+            let started = self.started(t);
+            let params = match self.device_params(t) {
+                Ok(p) => p,
+                Err(e) if t != Target::Cpu => {
+                    tracing::warn!("fusebox: {t} is not a candidate: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let cand = cost::Candidate {
+                target: t,
+                params: &params,
+                cached: steps.iter().map(|s| self.is_cached(t, &s.kernel)).collect(),
+                started,
+            };
+            out.push((
+                t,
+                cost::estimate_plan(&plan, residency, &cand, &transfer, mode),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The device a plan runs on: the pinned one, or `Auto`'s choice (calibrating only when
+    /// there is more than one candidate).
+    fn place(&self, lowered: &Lowered, steps: &[Step], one_shot: bool) -> Result<Device> {
+        match self.inner.options.device {
+            Device::Auto => {}
+            Device::Gpu(n) => {
+                self.gpu(n)?;
+                return Ok(Device::Gpu(n));
+            }
+            d => return Ok(d),
+        }
+        let residency = vec![Residence::Host; lowered.inputs.len()];
+        let mode = Mode {
+            one_time_costs: one_shot,
+            result_on_host: true,
+        };
+        // A plan the CPU finishes before any GPU measured on this machine could even launch
+        // (and, the first time, compile) its kernels stays on the CPU without listing the
+        // adapters, which loads drivers (small arrays: the common case, kept cheap).
+        if let Some(floor) = self.gpu_floor(steps.len(), one_shot) {
+            let cpu = self.estimates(steps, &[Target::Cpu], &residency, mode)?;
+            let cpu_total: f64 = cpu
+                .iter()
+                .flat_map(|(_, es)| es)
+                .map(Estimate::total_s)
+                .sum();
+            if cpu_total <= floor {
+                return Ok(Device::Cpu);
+            }
+        }
+        let targets = self.auto_targets(steps);
+        if targets.len() < 2 {
+            return Ok(Device::Cpu);
+        }
+        let totals: Vec<(Target, f64)> = self
+            .estimates(steps, &targets, &residency, mode)?
+            .iter()
+            .map(|(t, es)| (*t, es.iter().map(Estimate::total_s).sum()))
+            .collect();
+        Ok(match cost::choose(&totals) {
+            Some(Target::Gpu(n)) => Device::Gpu(n),
+            _ => Device::Cpu,
+        })
+    }
+
+    /// Compile every step for `device`.
+    fn compile_steps(&self, steps: &[Step], device: Device) -> Result<Vec<DeviceKernel>> {
+        steps
+            .iter()
+            .map(|s| {
+                Ok(match device {
+                    Device::Gpu(n) => DeviceKernel::Gpu(self.gpu(n)?.compile(&s.kernel)?),
+                    _ => DeviceKernel::Cpu(self.cpu()?.compile(&s.kernel)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Count and report an `Auto` plan that failed on `device` and goes to the CPU.
+    fn fell_back(&self, device: Device, e: &Error) {
+        tracing::warn!("fusebox: {device} failed ({e}); running the plan on the CPU");
+        if let Ok(mut st) = self.inner.stats.lock() {
+            st.gpu_fallbacks += 1;
+        }
+    }
+
+    /// `cpu`, or `gpu:N (adapter, backend)` from the adapter list (opens nothing).
+    fn target_name(&self, t: Target) -> String {
+        match t {
+            Target::Cpu => "cpu".into(),
+            Target::Gpu(n) => match cost::adapters().get(n) {
+                Some(a) => format!("gpu:{n} ({}, {})", a.name, a.backend),
+                None => format!("gpu:{n}"),
+            },
+        }
+    }
+}
+
+/// The plan's kernels as the cost model sees them.
+fn plan_kernels(steps: &[Step]) -> Vec<cost::PlanKernel> {
+    let len = |shape: &Vec<usize>| shape.iter().product::<usize>();
+    steps
+        .iter()
+        .map(|s| {
+            let args = s
+                .args
+                .iter()
+                .map(|b| match *b {
+                    Buf::Input(i) => cost::ArgSource::Input(i),
+                    Buf::Temp(t) => cost::ArgSource::Temp(t),
+                })
+                .collect();
+            let arg_lens: Vec<usize> = s.arg_shapes.iter().map(len).collect();
+            let out_lens: Vec<usize> = s.out_shapes.iter().map(len).collect();
+            cost::PlanKernel {
+                cost: cost::KernelCost::of(&s.kernel, &arg_lens, len(&s.shape), &out_lens),
+                args,
+            }
+        })
+        .collect()
+}
+
 fn step_infos(l: &Lowered, plan: &opt::Plan, device: &str) -> Vec<KernelInfo> {
     let labels = l.input_labels();
+    let costs = plan_kernels(&plan.steps);
     plan.steps
         .iter()
+        .zip(costs)
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, (s, c))| {
             let reads: Vec<String> = s
                 .args
                 .iter()
@@ -514,6 +932,7 @@ fn step_infos(l: &Lowered, plan: &opt::Plan, device: &str) -> Vec<KernelInfo> {
             KernelInfo {
                 index: i,
                 ir: s.kernel.to_string(),
+                summary: c.cost.summary(&s.kernel),
                 shape: s.shape.clone(),
                 reduce_axes: s.reduce_axes.clone(),
                 device: device.to_string(),
@@ -521,6 +940,7 @@ fn step_infos(l: &Lowered, plan: &opt::Plan, device: &str) -> Vec<KernelInfo> {
                 writes: s.temps.iter().map(|t| format!("t{t}")).collect(),
                 bytes_read,
                 bytes_written,
+                estimates: vec![],
             }
         })
         .collect()
@@ -656,6 +1076,7 @@ impl Session {
             });
         }
         let mut temps: Vec<Option<Arc<GpuArray>>> = vec![None; plan.n_temps];
+        let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
         for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
             let DeviceKernel::Gpu(k) = kernel else {
@@ -674,8 +1095,13 @@ impl Session {
                 });
             }
             let refs: Vec<&GpuArray> = args.iter().map(|a| &**a).collect();
+            read += refs
+                .iter()
+                .map(|a| (a.len() * a.dtype().size()) as u64)
+                .sum::<u64>();
             let outs = gpu.run_resident_many(k, &refs, &step.shape, &step.reduce_axes)?;
             for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
+                written += (out.len() * out.dtype().size()) as u64;
                 temps[*t as usize] = Some(Arc::new(out.reshaped(shape)?));
             }
             for t in frees {
@@ -684,6 +1110,8 @@ impl Session {
         }
         if let Ok(mut st) = self.inner.stats.lock() {
             st.kernels_launched += plan.steps.len() as u64;
+            st.bytes_read += read;
+            st.bytes_written += written;
             st.gpu_time += start.elapsed();
         }
         let (t, shape) = &plan.results[0];
@@ -750,6 +1178,11 @@ impl Compiled {
         Ok(out.swap_remove(0))
     }
 
+    /// The device a call with these arguments runs on (`Auto` decides per argument shapes).
+    pub fn placement(&self, args: &[ArgView<'_>]) -> Result<Device> {
+        Ok(self.plan_for(args)?.device)
+    }
+
     fn plan_for(&self, args: &[ArgView<'_>]) -> Result<Arc<ExecPlan>> {
         let mut cache = self
             .cache
@@ -769,7 +1202,7 @@ impl Compiled {
         };
         let plan = Arc::new(
             self.session
-                .plan(std::slice::from_ref(&self.expr), &lookup)?,
+                .plan_reused(std::slice::from_ref(&self.expr), &lookup)?,
         );
         cache.insert(0, (shapes, plan.clone()));
         cache.truncate(8);
@@ -783,6 +1216,9 @@ pub struct KernelInfo {
     pub index: usize,
     /// The kernel IR text.
     pub ir: String,
+    /// The IR in one line: elements, loads, arithmetic and transcendental instructions per
+    /// element, outputs.
+    pub summary: String,
     /// Iteration space.
     pub shape: Vec<usize>,
     /// The axes of `shape` its reductions combine.
@@ -794,6 +1230,8 @@ pub struct KernelInfo {
     pub writes: Vec<String>,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// The estimate on every candidate device (empty on the reference device).
+    pub estimates: Vec<DeviceEstimate>,
 }
 
 /// A plan, explained: what runs where and what it moves.
@@ -813,6 +1251,9 @@ pub struct Explain {
     /// What the planner did with element-wise subexpressions several kernels use (recompute
     /// in each, or materialize once: whichever moves fewer bytes).
     pub shared: Vec<String>,
+    /// The whole plan's estimate on every candidate device (sums of the kernels'); `device`
+    /// is the one with the lowest total under `Auto`, the pinned one otherwise.
+    pub estimates: Vec<DeviceEstimate>,
 }
 
 impl Explain {
@@ -841,6 +1282,8 @@ impl Explain {
                     "reduce_axes": k.reduce_axes,
                     "bytes_read": k.bytes_read,
                     "bytes_written": k.bytes_written,
+                    "summary": k.summary,
+                    "estimates": estimates_json(&k.estimates),
                     "ir": k.ir,
                 })
             })
@@ -854,11 +1297,58 @@ impl Explain {
             "bytes_unfused": self.bytes_unfused,
             "bytes_saved": self.bytes_saved(),
             "saved_percent": self.saved_percent(),
+            "estimates": estimates_json(&self.estimates),
             "kernels": kernels,
             "shared": self.shared,
         })
         .to_string()
     }
+}
+
+/// `{"cpu": {...}, "gpu:0": {...}}`.
+fn estimates_json(es: &[DeviceEstimate]) -> serde_json::Value {
+    serde_json::Value::Object(
+        es.iter()
+            .map(|e| (e.device.clone(), e.estimate.to_json()))
+            .collect(),
+    )
+}
+
+/// Seconds in a readable unit.
+fn human_time(t: f64) -> String {
+    if t >= 1.0 {
+        format!("{t:.2} s")
+    } else if t >= 1e-3 {
+        format!("{:.2} ms", t * 1e3)
+    } else {
+        format!("{:.1} us", t * 1e6)
+    }
+}
+
+/// `cpu 1.2 ms = transfer 0 + launch 2.0 us + ...`.
+fn estimate_line(e: &DeviceEstimate) -> String {
+    let x = &e.estimate;
+    let mut s = format!(
+        "{} {} = transfer {} + launch {} + compile {} + max(compute {}, memory {})",
+        e.device,
+        human_time(x.total_s()),
+        human_time(x.transfer_s),
+        human_time(x.launch_s),
+        human_time(x.compile_s),
+        human_time(x.compute_s),
+        human_time(x.memory_s)
+    );
+    if x.thread_start_s > 0.0 {
+        s.push_str(&format!(" + threads {}", human_time(x.thread_start_s)));
+    }
+    if x.bytes_to_device + x.bytes_from_device > 0 {
+        s.push_str(&format!(
+            " [{} to device, {} back]",
+            human_bytes(x.bytes_to_device),
+            human_bytes(x.bytes_from_device)
+        ));
+    }
+    s
 }
 
 /// Bytes in human units (decimal, like disk and bandwidth figures: 1 GB = 1e9 B).
@@ -875,6 +1365,10 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// `{}` prints the plan (graph, kernels, bytes): text that depends only on the expression.
+/// `{:#}` adds, per kernel, its one-line summary and the estimate on every candidate device,
+/// and the plan's estimates (measured numbers: they vary by machine), as `fusebox eval
+/// --explain` prints it.
 impl fmt::Display for Explain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "expression: {}", self.expression)?;
@@ -909,12 +1403,24 @@ impl fmt::Display for Explain {
                 human_bytes(k.bytes_read),
                 human_bytes(k.bytes_written)
             )?;
+            if f.alternate() {
+                writeln!(f, "  summary: {}", k.summary)?;
+                for e in &k.estimates {
+                    writeln!(f, "  estimate {}", estimate_line(e))?;
+                }
+            }
             for line in k.ir.lines() {
                 writeln!(f, "  {line}")?;
             }
         }
         for line in &self.shared {
             writeln!(f, "shared {line}")?;
+        }
+        if f.alternate() && !self.estimates.is_empty() {
+            writeln!(f, "placement: {}; estimated time of the plan:", self.device)?;
+            for e in &self.estimates {
+                writeln!(f, "  {}", estimate_line(e))?;
+            }
         }
         write!(
             f,

@@ -225,6 +225,14 @@ impl CpuBackend {
         Ok(compiled)
     }
 
+    /// Whether [`CpuBackend::compile`] would answer `kernel` from its cache (no compilation).
+    pub fn is_cached(&self, kernel: &Kernel) -> bool {
+        self.lock()
+            .kernels
+            .get(&kernel.fingerprint())
+            .is_some_and(|v| v.iter().any(|k| k.kernel == *kernel))
+    }
+
     pub fn counters(&self) -> CpuCounters {
         self.lock().counters
     }

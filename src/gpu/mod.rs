@@ -87,6 +87,8 @@ pub struct AdapterInfo {
     pub name: String,
     pub backend: String,
     pub device_type: String,
+    /// Driver name and version (keys the cost model's calibration).
+    pub driver: String,
     pub f64: bool,
     pub i64: bool,
     pub max_binding_size: u64,
@@ -135,6 +137,7 @@ fn describe(index: usize, a: &wgpu::Adapter) -> AdapterInfo {
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info),
         f64: f.contains(wgpu::Features::SHADER_F64),
         i64: f.contains(wgpu::Features::SHADER_INT64),
         max_binding_size: l.max_storage_buffer_binding_size.min(l.max_buffer_size),
@@ -217,6 +220,41 @@ pub struct GpuBackend {
     dispatches: AtomicU64,
     /// Device errors reported outside an error scope (kept, then returned by the next call).
     lost: Arc<Mutex<Option<String>>>,
+    /// A fault the next calls report (tests of the session's fallback).
+    fault: Mutex<Option<Fault>>,
+}
+
+/// A device failure to simulate ([`GpuBackend::inject_fault`]), for tests of what callers do
+/// when the GPU fails.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `compile` fails as a shader the driver rejects would.
+    Compile,
+    /// `run` and `run_resident` fail as on a lost device.
+    DeviceLost,
+    /// `run` and `run_resident` fail as when a buffer cannot be allocated.
+    OutOfMemory,
+}
+
+/// Whether adapter `info` can run kernel `k` at all (its dtypes; 32-bit indexing of `n`
+/// elements). The cost model asks this before it counts the GPU as a candidate; see also
+/// [`fits_axis_reduction`].
+pub fn supports(info: &AdapterInfo, k: &Kernel, n: usize) -> bool {
+    let mut types: Vec<DType> = k.inputs.clone();
+    types.extend(k.insts.iter().map(|d| d.ty));
+    if k.is_reduction() && !k.output_dtype().is_float() {
+        types.push(DType::I64);
+    }
+    check_capabilities(info, &types).is_ok() && (n as u64) < u32::MAX as u64
+}
+
+/// Whether a reduction along some (not all) axes can read its inputs: only full reductions
+/// stream inputs larger than one storage binding.
+pub fn fits_axis_reduction(info: &AdapterInfo, input_lens: &[(DType, usize)]) -> bool {
+    input_lens
+        .iter()
+        .all(|(t, n)| (device_size(*t) as u64).saturating_mul(*n as u64) <= info.max_binding_size)
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -289,6 +327,7 @@ impl GpuBackend {
             downloaded: AtomicU64::new(0),
             dispatches: AtomicU64::new(0),
             lost,
+            fault: Mutex::new(None),
         })
     }
 
@@ -321,6 +360,43 @@ impl GpuBackend {
             b.clamp(4096, self.info.max_binding_size)
         });
         self.binding_limit.store(v, Ordering::Relaxed);
+    }
+
+    /// Make later calls fail as the device would (`None` clears it). Test support.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, f: Option<Fault>) {
+        if let Ok(mut g) = self.fault.lock() {
+            *g = f;
+        }
+    }
+
+    /// The injected fault, as the error the real failure would give.
+    fn injected(&self, compile: bool) -> Result<()> {
+        match (self.fault.lock().ok().and_then(|g| *g), compile) {
+            (Some(Fault::Compile), true) => {
+                Err(Error::Compile("injected fault: shader rejected".into()))
+            }
+            (Some(Fault::DeviceLost), false) => {
+                Err(Error::Device("injected fault: device lost".into()))
+            }
+            (Some(Fault::OutOfMemory), false) => {
+                Err(Error::Device("injected fault: out of memory".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether [`GpuBackend::compile`] would answer `kernel` from its cache (no compilation).
+    pub fn is_cached(&self, kernel: &Kernel) -> bool {
+        let Ok(source) = wgsl::write_kernel_with(kernel, self.options()) else {
+            return false;
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut h);
+        self.cache
+            .lock()
+            .map(|c| c.contains_key(&h.finish()))
+            .unwrap_or(false)
     }
 
     fn options(&self) -> wgsl::Options {
@@ -395,6 +471,7 @@ impl GpuBackend {
 
     /// WGSL generation + naga validation + pipeline creation, cached by shader hash.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<GpuKernel>> {
+        self.injected(true)?;
         kernel.verify()?;
         self.check_dtypes(kernel)?;
         let source = wgsl::write_kernel_with(kernel, self.options())
@@ -555,6 +632,7 @@ impl GpuBackend {
         shape: &[usize],
         axes: &[usize],
     ) -> Result<Vec<DynArray>> {
+        self.injected(false)?;
         self.take_lost()?;
         let kern = &k.kernel;
         kern.check_args(inputs, shape)?;
@@ -593,6 +671,7 @@ impl GpuBackend {
         shape: &[usize],
         axes: &[usize],
     ) -> Result<Vec<GpuArray>> {
+        self.injected(false)?;
         self.take_lost()?;
         let kern = &k.kernel;
         check_resident_args(kern, inputs, shape)?;
@@ -1583,6 +1662,7 @@ mod capability_tests {
             name: "test adapter".into(),
             backend: "Gl".into(),
             device_type: "Cpu".into(),
+            driver: String::new(),
             f64,
             i64,
             max_binding_size: 1 << 27,
