@@ -67,6 +67,7 @@
 //! - User input never panics: every fallible call returns [`Error`].
 pub mod array;
 pub mod bench;
+pub mod cache;
 pub mod cpu;
 pub mod dtype;
 pub mod error;

@@ -94,6 +94,8 @@ pub struct Stats {
     /// Kernel compilations, and compile requests answered from the cache.
     pub compilations: u64,
     pub cache_hits: u64,
+    /// Kernels dropped from the backends' bounded caches (LRU; see [`crate::cache`]).
+    pub evictions: u64,
     /// Wall time spent running kernels on the CPU.
     pub cpu_time: Duration,
     /// Wall time spent running kernels on the GPU (uploads and read-backs included).
@@ -183,11 +185,13 @@ impl Session {
             let c = cpu.counters();
             s.compilations += c.compilations;
             s.cache_hits += c.cache_hits;
+            s.evictions += c.evictions;
         }
         if let Some(Ok(gpu)) = self.inner.gpu.get() {
             let c = gpu.counters();
             s.compilations += c.compilations;
             s.cache_hits += c.cache_hits;
+            s.evictions += c.evictions;
             s.bytes_uploaded = c.bytes_uploaded;
             s.bytes_downloaded = c.bytes_downloaded;
         }

@@ -31,6 +31,7 @@
 pub mod wgsl;
 
 use crate::array::{broadcast_strides, ArgView, DynArray};
+use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::{Kernel, Output};
@@ -81,6 +82,8 @@ pub struct GpuCounters {
     pub bytes_uploaded: u64,
     pub bytes_downloaded: u64,
     pub dispatches: u64,
+    /// Pipelines dropped from the cache to keep it within its capacity.
+    pub evictions: u64,
 }
 
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -186,7 +189,8 @@ pub struct GpuBackend {
     /// Bytes one storage binding may hold (the adapter's limit, or a smaller test override).
     binding_limit: AtomicU64,
     f32_builtins: std::sync::atomic::AtomicBool,
-    cache: Mutex<HashMap<u64, Arc<GpuKernel>>>,
+    /// Bounded LRU pipeline cache keyed by the WGSL source (see [`crate::cache`]).
+    cache: KernelCache<String, Arc<GpuKernel>>,
     sum_pipes: Mutex<HashMap<DType, Arc<Pipe>>>,
     pool: Mutex<Pool>,
     compilations: AtomicU64,
@@ -260,7 +264,7 @@ impl GpuBackend {
             info,
             device,
             queue,
-            cache: Mutex::new(HashMap::new()),
+            cache: KernelCache::new(crate::cache::default_capacity()),
             sum_pipes: Mutex::new(HashMap::new()),
             pool: Mutex::new(Pool::default()),
             compilations: AtomicU64::new(0),
@@ -283,7 +287,19 @@ impl GpuBackend {
             bytes_uploaded: self.uploaded.load(Ordering::Relaxed),
             bytes_downloaded: self.downloaded.load(Ordering::Relaxed),
             dispatches: self.dispatches.load(Ordering::Relaxed),
+            evictions: self.cache.counters().evictions,
         }
+    }
+
+    /// Bound the pipeline cache to `kernels` entries (at least 1), evicting the least recently
+    /// used beyond it. The default is [`crate::cache::default_capacity`].
+    pub fn set_cache_capacity(&self, kernels: usize) {
+        self.cache.set_capacity(kernels);
+    }
+
+    /// Pipelines currently cached.
+    pub fn cached_kernels(&self) -> usize {
+        self.cache.len()
     }
 
     /// Compute f32 transcendentals with the WGSL built-ins even when f64 is available (to
@@ -384,30 +400,31 @@ impl GpuBackend {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         source.hash(&mut h);
         let key = h.finish();
-        if let Some(k) = self.cache.lock().map_err(poisoned)?.get(&key) {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            // Float constants are not in the source (they travel in the parameter buffer), so
-            // kernels that differ only in them share the pipeline; the returned kernel must
-            // carry the caller's constants.
-            if wgsl::const_words(&k.kernel) == wgsl::const_words(kernel) {
-                return Ok(k.clone());
-            }
-            return Ok(Arc::new(GpuKernel {
+        // Threads asking for the same shader at once share one pipeline build.
+        let (k, hit) = self.cache.get_or_compile(key, &source, || {
+            let pipe = self.build_pipe(&source, kernel.inputs.len(), "fusebox kernel")?;
+            Ok(Arc::new(GpuKernel {
                 kernel: kernel.clone(),
-                pipeline: k.pipeline.clone(),
-                layout: k.layout.clone(),
-                source: k.source.clone(),
-            }));
+                pipeline: pipe.pipeline,
+                layout: pipe.layout,
+                source: source.clone(),
+            }))
+        })?;
+        if hit {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let pipe = self.build_pipe(&source, kernel.inputs.len(), "fusebox kernel")?;
-        let k = Arc::new(GpuKernel {
+        // Float constants are not in the source (they travel in the parameter buffer), so
+        // kernels that differ only in them share the pipeline; the returned kernel must carry
+        // the caller's constants.
+        if wgsl::const_words(&k.kernel) == wgsl::const_words(kernel) {
+            return Ok(k);
+        }
+        Ok(Arc::new(GpuKernel {
             kernel: kernel.clone(),
-            pipeline: pipe.pipeline,
-            layout: pipe.layout,
-            source,
-        });
-        self.cache.lock().map_err(poisoned)?.insert(key, k.clone());
-        Ok(k)
+            pipeline: k.pipeline.clone(),
+            layout: k.layout.clone(),
+            source: k.source.clone(),
+        }))
     }
 
     fn sum_pipe(&self, t: DType) -> Result<Arc<Pipe>> {
