@@ -94,6 +94,22 @@ impl DynArray {
         self.len() * self.dtype().size()
     }
 
+    /// The same elements in C order with another shape of the same length (a reduction's
+    /// result with or without its `keepdims` axes). Copies only if `self` is not C-contiguous.
+    pub fn reshaped(&self, shape: &[usize]) -> Result<DynArray> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let bad = |_| Error::ShapeMismatch {
+            lhs: self.shape().to_vec(),
+            rhs: shape.to_vec(),
+        };
+        Ok(crate::dispatch!(self, a => {
+            let a = if a.is_standard_layout() { a.clone() } else { a.as_standard_layout().into_owned().into_shared() };
+            a.into_shape_with_order(IxDyn(shape)).map_err(bad)?.into()
+        }))
+    }
+
     /// Borrow as a view, for calling a compiled function.
     pub fn view(&self) -> ArgView<'_> {
         match self {

@@ -11,7 +11,7 @@
 use crate::array::{broadcast_shapes, preview, DynArray};
 use crate::dtype::{check_weak_fits, promote, promote_weak, DType, Scalar};
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};
 use crate::semantics;
 use std::fmt;
 use std::sync::Arc;
@@ -42,8 +42,88 @@ pub enum ExprKind {
     Where(Expr, Expr, Expr),
     /// `astype(dtype)`.
     Cast(DType, Expr),
-    /// A whole-array reduction.
-    Reduce(ReduceOp, Expr),
+    /// A reduction over some axes or all of them.
+    Reduce(Reduction, Expr, ReduceAxes),
+}
+
+/// Which axes a reduction combines, and whether they stay as length-1 axes (NumPy's `axis` and
+/// `keepdims`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ReduceAxes {
+    /// `None`: every axis. Negative axes count from the end, as in NumPy.
+    pub axes: Option<Vec<isize>>,
+    pub keepdims: bool,
+}
+
+impl ReduceAxes {
+    /// Every axis, dropped.
+    pub fn all() -> ReduceAxes {
+        ReduceAxes::default()
+    }
+
+    /// The reduced axes for an operand of rank `ndim`: in range, distinct, sorted. NumPy's
+    /// messages (`axis 2 is out of bounds for array of dimension 2`, `duplicate value in
+    /// 'axis'`); `argmin`/`argmax` take one axis or all of them.
+    pub fn resolve(&self, r: Reduction, ndim: usize) -> Result<Vec<usize>> {
+        let Some(axes) = &self.axes else {
+            return Ok((0..ndim).collect());
+        };
+        if matches!(r, Reduction::Op(op) if op.is_arg()) && axes.len() != 1 {
+            return Err(Error::Axis(format!(
+                "{r} takes a single axis or none, got {} axes",
+                axes.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(axes.len());
+        for &a in axes {
+            let d = if a < 0 { a + ndim as isize } else { a };
+            if d < 0 || d >= ndim as isize {
+                return Err(Error::Axis(format!(
+                    "axis {a} is out of bounds for array of dimension {ndim}"
+                )));
+            }
+            if out.contains(&(d as usize)) {
+                return Err(Error::Axis("duplicate value in 'axis'".into()));
+            }
+            out.push(d as usize);
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The result shape for an operand of `shape` reduced over the resolved `axes`.
+    pub fn result_shape(&self, shape: &[usize], axes: &[usize]) -> Vec<usize> {
+        (0..shape.len())
+            .filter_map(|d| match (axes.contains(&d), self.keepdims) {
+                (false, _) => Some(shape[d]),
+                (true, true) => Some(1),
+                (true, false) => None,
+            })
+            .collect()
+    }
+}
+
+/// Type and shape of a reduction of an operand with `dtype` and `shape`, or the error NumPy
+/// gives (bad axis; `min`/`max`/`argmin`/`argmax` of an empty array).
+pub fn reduce_meta(
+    r: Reduction,
+    dtype: DType,
+    shape: &[usize],
+    spec: &ReduceAxes,
+) -> Result<(DType, Vec<usize>, Vec<usize>)> {
+    let axes = spec.resolve(r, shape.len())?;
+    let out_dtype = r.result_dtype(dtype)?;
+    let reduced: usize = axes.iter().map(|&d| shape[d]).product();
+    let kept: usize = (0..shape.len())
+        .filter(|d| !axes.contains(d))
+        .map(|d| shape[d])
+        .product();
+    if reduced == 0 && kept > 0 && r.needs_nonempty() {
+        return Err(Error::Value(format!(
+            "zero-size array to reduction operation {r} which has no identity"
+        )));
+    }
+    Ok((out_dtype, spec.result_shape(shape, &axes), axes))
 }
 
 pub(crate) struct Node {
@@ -192,23 +272,75 @@ impl Expr {
         Expr::new(ExprKind::Cast(dtype, self.clone()), meta)
     }
 
-    /// Whole-array reduction.
-    pub fn reduce(op: ReduceOp, x: Expr) -> Expr {
+    /// A reduction over `axes` (`None`: all of them), NumPy's `x.sum(axis=..., keepdims=...)`
+    /// and friends: `Reduction::Op(ReduceOp::Sum)`, `Reduction::Mean`, `Reduction::Var { ddof }`.
+    pub fn reduce(&self, r: Reduction, axes: Option<&[isize]>, keepdims: bool) -> Expr {
+        self.reduce_with(
+            r,
+            ReduceAxes {
+                axes: axes.map(<[isize]>::to_vec),
+                keepdims,
+            },
+        )
+    }
+
+    /// [`Expr::reduce`] with the axes spelled as a [`ReduceAxes`].
+    pub fn reduce_with(&self, r: Reduction, spec: ReduceAxes) -> Expr {
         let meta = (|| {
-            let m = x.meta()?;
-            let (_, r) = op.signature(m.dtype)?;
+            let m = self.meta()?;
+            let (dtype, shape, _) = reduce_meta(r, m.dtype, &m.shape, &spec)?;
             Ok(Meta {
-                dtype: r,
-                shape: vec![],
+                dtype,
+                shape,
                 weak: None,
             })
         })();
-        Expr::new(ExprKind::Reduce(op, x), meta)
+        Expr::new(ExprKind::Reduce(r, self.clone(), spec), meta)
     }
 
     /// Sum of all elements (NumPy's `x.sum()`: int64 for bool and integers).
     pub fn sum(&self) -> Expr {
-        Expr::reduce(ReduceOp::Sum, self.clone())
+        self.reduce(Reduction::Op(ReduceOp::Sum), None, false)
+    }
+    /// Product of all elements (int64 for bool and integers, wrapping like NumPy).
+    pub fn prod(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::Prod), None, false)
+    }
+    /// Smallest element (NaN if any element is NaN; an error on empty input).
+    pub fn min(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::Min), None, false)
+    }
+    /// Largest element (NaN if any element is NaN; an error on empty input).
+    pub fn max(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::Max), None, false)
+    }
+    /// Whether any element is non-zero.
+    pub fn any(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::Any), None, false)
+    }
+    /// Whether every element is non-zero.
+    pub fn all(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::All), None, false)
+    }
+    /// Flat C-order position of the first smallest element (of the first NaN, if any).
+    pub fn argmin(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::ArgMin), None, false)
+    }
+    /// Flat C-order position of the first largest element (of the first NaN, if any).
+    pub fn argmax(&self) -> Expr {
+        self.reduce(Reduction::Op(ReduceOp::ArgMax), None, false)
+    }
+    /// Arithmetic mean (float64 for bool and integers; NaN for empty input).
+    pub fn mean(&self) -> Expr {
+        self.reduce(Reduction::Mean, None, false)
+    }
+    /// Variance with `ddof = 0` (NumPy's default).
+    pub fn var(&self) -> Expr {
+        self.reduce(Reduction::Var { ddof: 0 }, None, false)
+    }
+    /// Standard deviation with `ddof = 0` (NumPy's default).
+    pub fn std(&self) -> Expr {
+        self.reduce(Reduction::Std { ddof: 0 }, None, false)
     }
 
     /// `self ** other`.
@@ -598,7 +730,26 @@ impl Expr {
             },
             ExprKind::Where(c, a, b) => write!(f, "where({c}, {a}, {b})")?,
             ExprKind::Cast(d, x) => write!(f, "astype({x}, {d})")?,
-            ExprKind::Reduce(op, x) => write!(f, "{op}({x})")?,
+            ExprKind::Reduce(r, x, spec) => {
+                write!(f, "{r}({x}")?;
+                match &spec.axes {
+                    Some(a) if a.len() == 1 => write!(f, ", axis={}", a[0])?,
+                    Some(a) => {
+                        let list: Vec<String> = a.iter().map(|d| d.to_string()).collect();
+                        write!(f, ", axis=({})", list.join(", "))?
+                    }
+                    None => {}
+                }
+                if let Reduction::Var { ddof } | Reduction::Std { ddof } = r {
+                    if *ddof != 0 {
+                        write!(f, ", ddof={ddof}")?;
+                    }
+                }
+                if spec.keepdims {
+                    f.write_str(", keepdims=True")?;
+                }
+                f.write_str(")")?
+            }
         }
         if paren {
             f.write_str(")")?;

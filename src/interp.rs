@@ -5,6 +5,7 @@ use crate::array::{checked_len, ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::{Const, Inst, Kernel, Output};
+use crate::ops::{BinaryOp, ReduceOp};
 use crate::semantics;
 use ndarray::{ArrayD, IxDyn};
 
@@ -19,26 +20,52 @@ fn read(v: &ArgView<'_>, idx: &[usize]) -> Const {
     }
 }
 
-/// Run `k` over the iteration space `out_shape` (same contract as the backends' `run`).
+/// Run `k` over the iteration space `out_shape` reducing every axis (same contract as the
+/// backends' `run`): the first output.
 pub fn run(k: &Kernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<DynArray> {
+    let axes: Vec<usize> = if k.is_reduction() {
+        (0..out_shape.len()).collect()
+    } else {
+        vec![]
+    };
+    let mut outs = run_many(k, inputs, out_shape, &axes)?;
+    Ok(outs.swap_remove(0))
+}
+
+/// Run `k` over the iteration space `shape`, its reductions combining over `axes` (sorted):
+/// one array per output, of `shape` for stores and of the kept axes' shape for reductions.
+pub fn run_many(
+    k: &Kernel,
+    inputs: &[ArgView<'_>],
+    shape: &[usize],
+    axes: &[usize],
+) -> Result<Vec<DynArray>> {
     k.verify()?;
-    k.check_args(inputs, out_shape)?;
-    let n = checked_len(out_shape, k.output_dtype().size())?;
+    k.check_args(inputs, shape)?;
+    k.check_axes(axes, shape.len())?;
+    let n = checked_len(shape, 8)?;
+    let kept_shape: Vec<usize> = (0..shape.len())
+        .filter(|d| !axes.contains(d))
+        .map(|d| shape[d])
+        .collect();
+    let kept_n: usize = kept_shape.iter().product();
+    let red_n: usize = axes.iter().map(|&d| shape[d]).product();
     let mut vals = vec![Const::Bool(false); k.insts.len()];
-    let mut out = Vec::with_capacity(if k.is_reduction() { 0 } else { n });
-    let mut acc: Option<Const> = None;
-    let mut idx = vec![0usize; out_shape.len()];
+    let mut stores: Vec<Vec<Const>> = vec![vec![]; k.outputs.len()];
+    // Per reduction output and kept position: the accumulator and the position it came from.
+    let mut accs: Vec<Vec<Option<(Const, i64)>>> = vec![vec![None; kept_n]; k.outputs.len()];
+    let mut idx = vec![0usize; shape.len()];
     for flat in 0..n {
         let mut rem = flat;
-        for d in (0..out_shape.len()).rev() {
-            idx[d] = rem % out_shape[d];
-            rem /= out_shape[d];
+        for d in (0..shape.len()).rev() {
+            idx[d] = rem % shape[d];
+            rem /= shape[d];
         }
         for (i, d) in k.insts.iter().enumerate() {
             vals[i] = match d.inst {
                 Inst::Load { input } => {
                     let v = &inputs[input as usize];
-                    let lead = out_shape.len() - v.shape().len();
+                    let lead = shape.len() - v.shape().len();
                     let local: Vec<usize> = v
                         .shape()
                         .iter()
@@ -66,32 +93,81 @@ pub fn run(k: &Kernel, inputs: &[ArgView<'_>], out_shape: &[usize]) -> Result<Dy
                     .ok_or_else(|| Error::InvalidKernel(format!("v{i}: bad bitcast")))?,
             };
         }
-        match k.output {
-            Output::Store { value } => out.push(vals[value.index()]),
-            Output::Reduce { op, value } => {
-                let v = vals[value.index()];
-                acc = Some(match acc {
-                    None => v,
-                    Some(a) => semantics::fold_binary(reduce_binary(op), a, v).unwrap_or(a),
-                });
+        // Position among the kept axes (the output element) and among the reduced axes.
+        let (mut kept, mut red) = (0usize, 0i64);
+        for d in 0..shape.len() {
+            if axes.contains(&d) {
+                red = red * shape[d] as i64 + idx[d] as i64;
+            } else {
+                kept = kept * shape[d] + idx[d];
+            }
+        }
+        for (o, out) in k.outputs.iter().enumerate() {
+            match *out {
+                Output::Store { value } => stores[o].push(vals[value.index()]),
+                Output::Reduce { op, value } => {
+                    let v = vals[value.index()];
+                    let slot = &mut accs[o][kept];
+                    *slot = Some(match *slot {
+                        None => (v, red),
+                        Some((a, pos)) => combine(op, (a, pos), (v, red)),
+                    });
+                }
             }
         }
     }
-    if let Output::Reduce { .. } = k.output {
-        let zero = semantics::cast(Const::I64(0), k.output_dtype());
-        return Ok(from_consts(
-            k.output_dtype(),
-            &[],
-            vec![acc.unwrap_or(zero)],
-        ));
+    let mut results = Vec::with_capacity(k.outputs.len());
+    for (o, out) in k.outputs.iter().enumerate() {
+        let t = k.dtype_of(*out);
+        match *out {
+            Output::Store { .. } => {
+                results.push(from_consts(t, shape, std::mem::take(&mut stores[o])))
+            }
+            Output::Reduce { op, value } => {
+                let acc_t = k.ty(value);
+                let mut vals = Vec::with_capacity(kept_n);
+                for slot in &accs[o] {
+                    vals.push(match (*slot, op.is_arg()) {
+                        (Some((_, pos)), true) => Const::I64(pos),
+                        (Some((a, _)), false) => a,
+                        (None, _) => op.identity(acc_t).ok_or_else(|| {
+                            Error::Value(format!(
+                                "zero-size array to reduction operation {op} which has no identity"
+                            ))
+                        })?,
+                    });
+                }
+                debug_assert!(red_n > 0 || kept_n == 0 || op.identity(acc_t).is_some());
+                results.push(from_consts(t, &kept_shape, vals));
+            }
+        }
     }
-    Ok(from_consts(k.output_dtype(), out_shape, out))
+    Ok(results)
 }
 
-fn reduce_binary(op: crate::ops::ReduceOp) -> crate::ops::BinaryOp {
-    match op {
-        crate::ops::ReduceOp::Sum => crate::ops::BinaryOp::Add,
+/// Combine an accumulator with the next value in C order.
+fn combine(op: ReduceOp, (a, apos): (Const, i64), (v, vpos): (Const, i64)) -> (Const, i64) {
+    if op.is_arg() {
+        // The first extremum wins; a NaN beats everything and the first NaN stays.
+        let is_nan = |c: Const| c.as_f64().is_nan() && matches!(c, Const::F32(_) | Const::F64(_));
+        if is_nan(a) {
+            return (a, apos);
+        }
+        if is_nan(v) {
+            return (v, vpos);
+        }
+        let cmp = if op == ReduceOp::ArgMin {
+            BinaryOp::Lt
+        } else {
+            BinaryOp::Gt
+        };
+        return match semantics::fold_binary(cmp, v, a) {
+            Some(Const::Bool(true)) => (v, vpos),
+            _ => (a, apos),
+        };
     }
+    let r = semantics::fold_binary(op.combine(), a, v).unwrap_or(a);
+    (r, apos)
 }
 
 fn from_consts(dtype: DType, shape: &[usize], v: Vec<Const>) -> DynArray {

@@ -3,15 +3,21 @@
 //! A [`Kernel`] is a single loop over an iteration space (the output's shape). Its body is typed
 //! scalar SSA: value `vN` is the result of instruction `N`. Instructions read array inputs at the
 //! current index ([`Inst::Load`]: the backend applies each input's strides, 0 for broadcast
-//! dimensions), constants, and element-wise operations; the kernel ends in one [`Output`]: a store
-//! into a fresh output array, or a reduction into one accumulator.
+//! dimensions), constants, and element-wise operations; the kernel ends in one or more
+//! [`Output`]s: stores into fresh output arrays, or reductions (multi-output fusion: `min(x)`,
+//! `max(x)` and `sum(x)` in one pass over `x`).
+//!
+//! A reduction combines its value over the *reduced axes* of the iteration space, which the
+//! caller gives at run time (all axes: one accumulator, a 0-d result; some axes: one
+//! accumulator per position of the kept axes, a C-contiguous result of the kept shape).
 //!
 //! Invariants (checked by [`Kernel::verify`], which every backend calls before code generation):
 //! - operands are defined before use;
 //! - binary operands have the same dtype, and that dtype is the one the operator computes in
 //!   (promotion and casts were made explicit by the optimizer);
 //! - comparisons produce `bool`, `select` takes a `bool` condition;
-//! - the reduction's operand is in the reduction's accumulator dtype.
+//! - the reduction's operand is in the reduction's accumulator dtype;
+//! - a kernel has at least one output, and its outputs are all stores or all reductions.
 //!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
 use crate::dtype::DType;
@@ -213,8 +219,16 @@ pub struct InstData {
 pub enum Output {
     /// Write `value` at the current index of a fresh, C-contiguous output array.
     Store { value: Value },
-    /// Combine `value` over the whole iteration space into one accumulator (a 0-d result).
+    /// Combine `value` over the reduced axes of the iteration space (see the module docs).
     Reduce { op: ReduceOp, value: Value },
+}
+
+impl Output {
+    pub fn value(self) -> Value {
+        match self {
+            Output::Store { value } | Output::Reduce { value, .. } => value,
+        }
+    }
 }
 
 /// A fused element-wise kernel (see the module docs).
@@ -223,7 +237,8 @@ pub struct Kernel {
     /// Dtypes of the array inputs, in the order of `Load { input }` indices.
     pub inputs: Vec<DType>,
     pub insts: Vec<InstData>,
-    pub output: Output,
+    /// One or more outputs, all stores or all reductions.
+    pub outputs: Vec<Output>,
 }
 
 impl Kernel {
@@ -231,14 +246,30 @@ impl Kernel {
     pub fn ty(&self, v: Value) -> DType {
         self.insts[v.index()].ty
     }
-    /// The dtype of the output array or accumulator.
+    /// The first output (every kernel has one).
+    pub fn output(&self) -> Output {
+        self.outputs[0]
+    }
+    /// The dtype of the first output's array.
     pub fn output_dtype(&self) -> DType {
-        match self.output {
-            Output::Store { value } | Output::Reduce { value, .. } => self.ty(value),
+        self.dtype_of(self.outputs[0])
+    }
+    /// The dtype of an output's array (a reduction's result dtype: int64 for `argmax`).
+    pub fn dtype_of(&self, o: Output) -> DType {
+        match o {
+            Output::Store { value } => self.ty(value),
+            Output::Reduce { op, value } => op
+                .signature(self.ty(value))
+                .map(|(_, r)| r)
+                .unwrap_or(self.ty(value)),
         }
     }
+    /// Dtypes of all outputs, in order.
+    pub fn output_dtypes(&self) -> Vec<DType> {
+        self.outputs.iter().map(|o| self.dtype_of(*o)).collect()
+    }
     pub fn is_reduction(&self) -> bool {
-        matches!(self.output, Output::Reduce { .. })
+        matches!(self.outputs.first(), Some(Output::Reduce { .. }))
     }
     /// A stable 64-bit key of the kernel's structure, used by the compiled-kernel caches.
     pub fn fingerprint(&self) -> u64 {
@@ -324,23 +355,35 @@ impl Kernel {
                 }
             }
         }
-        match self.output {
-            Output::Store { value } | Output::Reduce { value, .. }
-                if value.index() >= self.insts.len() =>
-            {
-                Err(Error::InvalidKernel(format!(
-                    "output uses undefined {value}"
-                )))
-            }
-            Output::Reduce { op, value } => match op.signature(self.ty(value)) {
-                Ok((c, _)) if c == self.ty(value) => Ok(()),
-                _ => Err(Error::InvalidKernel(format!(
-                    "{op} cannot accumulate {}",
-                    self.ty(value)
-                ))),
-            },
-            Output::Store { .. } => Ok(()),
+        if self.outputs.is_empty() {
+            return Err(Error::InvalidKernel("a kernel needs an output".into()));
         }
+        let reduce = self.is_reduction();
+        for o in &self.outputs {
+            if matches!(o, Output::Reduce { .. }) != reduce {
+                return Err(Error::InvalidKernel(
+                    "outputs mix stores and reductions".into(),
+                ));
+            }
+            let value = o.value();
+            if value.index() >= self.insts.len() {
+                return Err(Error::InvalidKernel(format!(
+                    "output uses undefined {value}"
+                )));
+            }
+            if let Output::Reduce { op, value } = *o {
+                match op.signature(self.ty(value)) {
+                    Ok((c, _)) if c == self.ty(value) => {}
+                    _ => {
+                        return Err(Error::InvalidKernel(format!(
+                            "{op} cannot accumulate {}",
+                            self.ty(value)
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Check run-time arguments against the kernel: one input per declared input, of its dtype,
@@ -380,19 +423,36 @@ impl Kernel {
         Ok(())
     }
 
-    /// Bytes one evaluation over `n` output elements moves, given each input's element count.
-    pub fn bytes_moved(&self, input_lens: &[usize], n: usize) -> u64 {
+    /// Bytes one evaluation moves, given each input's element count and each output's
+    /// element count (reductions write their results too; a full reduction writes one element).
+    pub fn bytes_moved(&self, input_lens: &[usize], output_lens: &[usize]) -> u64 {
         let reads: u64 = self
             .inputs
             .iter()
             .zip(input_lens)
             .map(|(t, len)| (t.size() * len) as u64)
             .sum();
-        let writes = match self.output {
-            Output::Store { .. } => (self.output_dtype().size() * n) as u64,
-            Output::Reduce { .. } => 0,
-        };
+        let writes: u64 = self
+            .output_dtypes()
+            .iter()
+            .zip(output_lens)
+            .map(|(t, len)| (t.size() * len) as u64)
+            .sum();
         reads + writes
+    }
+
+    /// Check the reduced axes a caller passes for an iteration space of rank `ndim`: sorted,
+    /// distinct, in range, and empty for a kernel of stores.
+    pub fn check_axes(&self, axes: &[usize], ndim: usize) -> Result<()> {
+        if !self.is_reduction() && !axes.is_empty() {
+            return Err(Error::Axis("a kernel of stores reduces no axes".into()));
+        }
+        if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= ndim) {
+            return Err(Error::Axis(format!(
+                "reduced axes {axes:?} must be sorted, distinct and below {ndim}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -404,11 +464,15 @@ impl fmt::Display for Kernel {
             .enumerate()
             .map(|(i, t)| format!("in{i}: {}", t.short()))
             .collect();
-        let out = match self.output {
-            Output::Store { .. } => format!("store {}", self.output_dtype().short()),
-            Output::Reduce { op, .. } => format!("reduce.{op} {}", self.output_dtype().short()),
-        };
-        writeln!(f, "kernel({}) -> {out} {{", ins.join(", "))?;
+        let outs: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|o| match *o {
+                Output::Store { .. } => format!("store {}", self.dtype_of(*o).short()),
+                Output::Reduce { op, .. } => format!("reduce.{op} {}", self.dtype_of(*o).short()),
+            })
+            .collect();
+        writeln!(f, "kernel({}) -> {} {{", ins.join(", "), outs.join(", "))?;
         for (i, d) in self.insts.iter().enumerate() {
             let mut line = String::new();
             let t = d.ty.short();
@@ -437,9 +501,11 @@ impl fmt::Display for Kernel {
             }
             writeln!(f, "  v{i} = {line}")?;
         }
-        match self.output {
-            Output::Store { value } => writeln!(f, "  store {value}")?,
-            Output::Reduce { op, value } => writeln!(f, "  reduce.{op} {value}")?,
+        for o in &self.outputs {
+            match *o {
+                Output::Store { value } => writeln!(f, "  store {value}")?,
+                Output::Reduce { op, value } => writeln!(f, "  reduce.{op} {value}")?,
+            }
         }
         write!(f, "}}")
     }
@@ -476,10 +542,14 @@ impl KernelBuilder {
         self.insts[v.index()].ty
     }
     pub fn finish(self, output: Output) -> Kernel {
+        self.finish_many(vec![output])
+    }
+    /// A kernel with several outputs (all stores or all reductions).
+    pub fn finish_many(self, outputs: Vec<Output>) -> Kernel {
         Kernel {
             inputs: self.inputs,
             insts: self.insts,
-            output,
+            outputs,
         }
     }
 }

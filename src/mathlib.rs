@@ -96,16 +96,20 @@ pub fn expand(k: &Kernel) -> Kernel {
         };
         map.push(b.push(inst, d.ty));
     }
-    let output = match k.output {
-        Output::Store { value } => Output::Store {
-            value: map[value.index()],
-        },
-        Output::Reduce { op, value } => Output::Reduce {
-            op,
-            value: map[value.index()],
-        },
-    };
-    b.finish(output)
+    let outputs = k
+        .outputs
+        .iter()
+        .map(|o| match *o {
+            Output::Store { value } => Output::Store {
+                value: map[value.index()],
+            },
+            Output::Reduce { op, value } => Output::Reduce {
+                op,
+                value: map[value.index()],
+            },
+        })
+        .collect();
+    b.finish_many(outputs)
 }
 
 /// Emits primitive instructions for one float type `t` and its same-width integer type.

@@ -76,10 +76,42 @@ pub enum BinaryOp {
     Ge,
 }
 
-/// Reductions. The spine has whole-array `sum`; the op is an enum so that more can follow.
+/// Reductions in the kernel IR: each combines the values of its operand over the reduced axes
+/// with one associative operator (`argmin`/`argmax` track the position too).
+///
+/// `mean`, `var` and `std` are not kernel operations: the optimizer lowers them into sums,
+/// element-wise arithmetic and a count (see [`Reduction`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReduceOp {
     Sum,
+    Prod,
+    /// NaN-propagating, like `np.min` (`minimum`'s rules, ties keep the later operand).
+    Min,
+    Max,
+    /// Logical or / and of the operand converted to bool (`!= 0`, NaN is true).
+    Any,
+    All,
+    /// Position of the first minimum / maximum along the reduced axes, in C order (the first
+    /// NaN if there is one), as int64.
+    ArgMin,
+    ArgMax,
+}
+
+/// The reductions users write: a kernel-level [`ReduceOp`] or a statistic the optimizer builds
+/// from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    Op(ReduceOp),
+    /// Arithmetic mean (`sum / count`, float64 for bool and integers).
+    Mean,
+    /// Variance `sum(|x - mean|^2) / (count - ddof)`, NumPy's two-pass algorithm.
+    Var {
+        ddof: u32,
+    },
+    /// `sqrt(var)`.
+    Std {
+        ddof: u32,
+    },
 }
 
 impl UnaryOp {
@@ -283,20 +315,112 @@ impl BinaryOp {
 }
 
 impl ReduceOp {
+    pub const ALL: [ReduceOp; 8] = {
+        use ReduceOp::*;
+        [Sum, Prod, Min, Max, Any, All, ArgMin, ArgMax]
+    };
+
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",
+            ReduceOp::Prod => "prod",
+            ReduceOp::Min => "min",
+            ReduceOp::Max => "max",
+            ReduceOp::Any => "any",
+            ReduceOp::All => "all",
+            ReduceOp::ArgMin => "argmin",
+            ReduceOp::ArgMax => "argmax",
         }
     }
-    /// `(dtype the operand is cast to before reducing, result dtype)`: NumPy sums bool and
-    /// integers in int64.
+
+    /// `(dtype the operand is cast to before reducing, result dtype)`, NumPy's: `sum`/`prod` of
+    /// bool and integers accumulate in int64; `min`/`max` keep the dtype; `any`/`all` work on
+    /// bool; `argmin`/`argmax` give int64 positions.
     pub fn signature(self, x: DType) -> Result<(DType, DType)> {
-        match self {
-            ReduceOp::Sum => {
+        Ok(match self {
+            ReduceOp::Sum | ReduceOp::Prod => {
                 let r = if x.is_float() { x } else { DType::I64 };
-                Ok((r, r))
+                (r, r)
             }
+            ReduceOp::Min | ReduceOp::Max => (x, x),
+            ReduceOp::Any | ReduceOp::All => (DType::Bool, DType::Bool),
+            ReduceOp::ArgMin | ReduceOp::ArgMax => (x, DType::I64),
+        })
+    }
+
+    /// The element-wise operator that combines two partial results (for `argmin`/`argmax`: the
+    /// operator that compares values, the position of the winner is kept beside it).
+    pub fn combine(self) -> BinaryOp {
+        match self {
+            ReduceOp::Sum => BinaryOp::Add,
+            ReduceOp::Prod => BinaryOp::Mul,
+            ReduceOp::Min | ReduceOp::ArgMin => BinaryOp::Minimum,
+            ReduceOp::Max | ReduceOp::ArgMax => BinaryOp::Maximum,
+            ReduceOp::Any => BinaryOp::Or,
+            ReduceOp::All => BinaryOp::And,
         }
+    }
+
+    /// The result of reducing nothing, in the accumulator dtype `t`; `None` for the reductions
+    /// NumPy refuses on empty input ("zero-size array to reduction operation maximum which has
+    /// no identity").
+    pub fn identity(self, t: DType) -> Option<crate::kir::Const> {
+        use crate::kir::Const;
+        let c = match self {
+            ReduceOp::Sum => Const::I64(0),
+            ReduceOp::Prod => Const::I64(1),
+            ReduceOp::Any => Const::Bool(false),
+            ReduceOp::All => Const::Bool(true),
+            _ => return None,
+        };
+        Some(crate::semantics::cast(c, t))
+    }
+
+    /// Whether the reduction is an `argmin`/`argmax` (one axis or all of them, like NumPy).
+    pub fn is_arg(self) -> bool {
+        matches!(self, ReduceOp::ArgMin | ReduceOp::ArgMax)
+    }
+}
+
+impl Reduction {
+    /// Parse a reduction's name as written in expressions (`sum`, `mean`, `std`, ...); `ddof`
+    /// applies to `var` and `std`.
+    pub fn from_name(name: &str, ddof: u32) -> Option<Reduction> {
+        Some(match name {
+            "mean" => Reduction::Mean,
+            "var" => Reduction::Var { ddof },
+            "std" => Reduction::Std { ddof },
+            _ => Reduction::Op(*ReduceOp::ALL.iter().find(|o| o.name() == name)?),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::Op(op) => op.name(),
+            Reduction::Mean => "mean",
+            Reduction::Var { .. } => "var",
+            Reduction::Std { .. } => "std",
+        }
+    }
+
+    /// The result dtype for an operand of dtype `x` (NumPy: `mean`/`var`/`std` of bool and
+    /// integers are float64, of floats the same float).
+    pub fn result_dtype(self, x: DType) -> Result<DType> {
+        match self {
+            Reduction::Op(op) => Ok(op.signature(x)?.1),
+            _ => Ok(if x.is_float() { x } else { DType::F64 }),
+        }
+    }
+
+    /// Whether reducing an empty array is an error (`min`, `max`, `argmin`, `argmax`).
+    pub fn needs_nonempty(self) -> bool {
+        matches!(self, Reduction::Op(op) if op.identity(DType::F64).is_none())
+    }
+}
+
+impl fmt::Display for Reduction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -100,7 +100,7 @@ impl Value {
 fn children(e: &Expr) -> Vec<&Expr> {
     match e.kind() {
         ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => vec![],
-        ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x) => vec![x],
+        ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => vec![x],
         ExprKind::Binary(_, a, b) => vec![a, b],
         ExprKind::Where(c, a, b) => vec![c, a, b],
     }
@@ -177,10 +177,19 @@ fn eval_node(
             let x = get(x)?.into_array()?;
             Value::Array(cast(&x, *dtype))
         }
-        ExprKind::Reduce(op, x) => {
+        ExprKind::Reduce(r, x, spec) => {
             let x = get(x)?.into_array()?;
-            let (compute, _result) = op.signature(x.dtype())?;
-            Value::Array(reduce(*op, &cast(&x, compute))?)
+            match (r, &spec.axes, spec.keepdims) {
+                (crate::ops::Reduction::Op(op @ ReduceOp::Sum), None, false) => {
+                    let (compute, _result) = op.signature(x.dtype())?;
+                    Value::Array(reduce(*op, &cast(&x, compute))?)
+                }
+                _ => {
+                    return Err(Error::Type(format!(
+                        "the reference evaluator does not compute {r} with axes yet"
+                    )))
+                }
+            }
         }
     })
 }
@@ -354,6 +363,7 @@ fn reduce(op: ReduceOp, x: &DynArray) -> Result<DynArray> {
                 )))
             }
         }),
+        other => Err(Error::Type(format!("reference {other}: not implemented"))),
     }
 }
 

@@ -140,6 +140,10 @@ struct ExecPlan {
     /// For each step, the temporaries no later step reads (dropped right after it runs, so an
     /// unfused plan holds no more temporaries than NumPy would).
     frees: Vec<Vec<u32>>,
+    /// The result number and shape of each expression of the plan.
+    results: Vec<(u32, Vec<usize>)>,
+    /// How many results the steps produce.
+    n_temps: usize,
 }
 
 impl Session {
@@ -245,15 +249,35 @@ impl Session {
 
     /// Evaluate with symbols bound to arrays (any strides; not copied on the CPU).
     pub fn compute_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<DynArray> {
+        let mut out = self.compute_many_with(std::slice::from_ref(expr), bindings)?;
+        Ok(out.swap_remove(0))
+    }
+
+    /// Evaluate several expressions together, in as few passes over memory as possible: what
+    /// they share is computed once, and independent passes over the same data are fused into
+    /// one kernel with several outputs (`min(x)`, `max(x)` and `sum(x)` read `x` once).
+    pub fn compute_many(&self, exprs: &[Expr]) -> Result<Vec<DynArray>> {
+        self.compute_many_with(exprs, &[])
+    }
+
+    /// [`Session::compute_many`] with symbols bound to arrays.
+    pub fn compute_many_with(
+        &self,
+        exprs: &[Expr],
+        bindings: &[(&str, ArgView<'_>)],
+    ) -> Result<Vec<DynArray>> {
         if self.device()? == Device::Reference {
             let map: HashMap<String, DynArray> = bindings
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_dyn_array()))
                 .collect();
-            return crate::reference::evaluate(expr, &map);
+            return exprs
+                .iter()
+                .map(|e| crate::reference::evaluate(e, &map))
+                .collect();
         }
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        let plan = self.plan(expr, &shapes)?;
+        let plan = self.plan(exprs, &shapes)?;
         let args = bind(&plan.inputs, |name| {
             lookup(bindings, name).map(|v| v.reborrow())
         })?;
@@ -264,7 +288,7 @@ impl Session {
     /// on new arrays of the same dtypes, like `numba.vectorize`. Kernels compile now; calls
     /// with new shapes re-plan (microseconds) but compile nothing.
     pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
-        let plan = Arc::new(self.plan(expr, &|_| None)?);
+        let plan = Arc::new(self.plan(std::slice::from_ref(expr), &|_| None)?);
         let params = plan
             .inputs
             .iter()
@@ -283,17 +307,22 @@ impl Session {
     }
 
     /// Lower, optimize, partition and compile.
-    fn plan(&self, expr: &Expr, shapes: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<ExecPlan> {
-        let lowered = opt::lower(expr, shapes, self.inner.options.optimize)?;
+    fn plan(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<ExecPlan> {
+        let lowered = opt::lower_many(exprs, shapes, self.inner.options.optimize)?;
         let mode = if self.inner.options.optimize {
             Partition::Fused
         } else {
             Partition::Unfused
         };
-        let steps = opt::partition(&lowered, mode);
+        let partitioned = opt::partition(&lowered, mode);
         let device = self.device()?;
-        let mut compiled = Vec::with_capacity(steps.len());
-        for s in steps {
+        let n_temps = partitioned.steps.iter().map(|s| s.temps.len()).sum();
+        let mut compiled = Vec::with_capacity(partitioned.steps.len());
+        for s in partitioned.steps {
             let k = match device {
                 Device::Gpu(n) => DeviceKernel::Gpu(self.gpu(n)?.compile(&s.kernel)?),
                 _ => DeviceKernel::Cpu(self.cpu()?.compile(&s.kernel)?),
@@ -310,51 +339,63 @@ impl Session {
             .filter(|(p, _)| matches!(p, PlanInput::Symbol { .. }))
             .map(|(_, s)| s.clone())
             .collect();
-        let frees = last_uses(compiled.iter().map(|(s, _)| s));
+        let results = partitioned.results;
+        let frees = last_uses(compiled.iter().map(|(s, _)| s), &results);
         Ok(ExecPlan {
             inputs: lowered.inputs,
             param_shapes,
             steps: compiled,
             frees,
+            results,
+            n_temps,
         })
     }
 
-    fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<DynArray> {
-        let mut temps: Vec<Option<DynArray>> = Vec::with_capacity(plan.steps.len());
+    fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<Vec<DynArray>> {
+        let mut temps: Vec<Option<DynArray>> = vec![None; plan.n_temps];
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
         for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
-            let out = {
-                let views: Vec<ArgView<'_>> = step
-                    .args
-                    .iter()
-                    .map(|b| match *b {
-                        Buf::Input(i) => inputs[i as usize].reborrow(),
-                        Buf::Temp(t) => temps[t as usize]
-                            .as_ref()
-                            .expect("a temporary is freed only after its last use")
-                            .view(),
-                    })
-                    .collect();
+            let outs = {
+                // Results read with another shape (a reduction's result with or without its
+                // `keepdims` axes) are reshaped first; that shares the data.
+                let mut reshaped: Vec<Option<DynArray>> = Vec::with_capacity(step.args.len());
+                for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                    reshaped.push(match *b {
+                        Buf::Temp(t) if temp(&temps, t)?.shape() != shape.as_slice() => {
+                            Some(temp(&temps, t)?.reshaped(shape)?)
+                        }
+                        _ => None,
+                    });
+                }
+                let mut views: Vec<ArgView<'_>> = Vec::with_capacity(step.args.len());
+                for (b, r) in step.args.iter().zip(&reshaped) {
+                    views.push(match (*b, r) {
+                        (_, Some(r)) => r.view(),
+                        (Buf::Input(i), None) => inputs[i as usize].reborrow(),
+                        (Buf::Temp(t), None) => temp(&temps, t)?.view(),
+                    });
+                }
                 read += views
                     .iter()
                     .map(|v| (v.len() * v.dtype().size()) as u64)
                     .sum::<u64>();
+                let axes = &step.reduce_axes;
                 match kernel {
-                    DeviceKernel::Cpu(k) => self.cpu()?.run(k, &views, &step.shape)?,
+                    DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, &views, &step.shape, axes)?,
                     DeviceKernel::Gpu(k) => {
                         let n = match self.inner.options.device {
                             Device::Gpu(n) => n,
                             _ => 0,
                         };
-                        self.gpu(n)?.run(k, &views, &step.shape)?
+                        self.gpu(n)?.run_many(k, &views, &step.shape, axes)?
                     }
                 }
             };
-            if !step.kernel.is_reduction() {
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
                 written += out.nbytes() as u64;
+                temps[*t as usize] = Some(out.reshaped(shape)?);
             }
-            temps.push(Some(out));
             for t in frees {
                 temps[*t as usize] = None;
             }
@@ -368,10 +409,10 @@ impl Session {
                 _ => st.cpu_time += start.elapsed(),
             }
         }
-        temps
-            .pop()
-            .flatten()
-            .ok_or_else(|| Error::InvalidKernel("empty plan".into()))
+        plan.results
+            .iter()
+            .map(|(t, shape)| temp(&temps, *t)?.reshaped(shape))
+            .collect()
     }
 
     /// The plan for `expr` without running it: optimized graph, kernels, device, and the bytes a
@@ -382,18 +423,50 @@ impl Session {
 
     /// [`Session::explain`] with symbols bound to arrays of the given shapes.
     pub fn explain_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<Explain> {
+        self.explain_many_with(std::slice::from_ref(expr), bindings)
+    }
+
+    /// The plan [`Session::compute_many_with`] would run.
+    pub fn explain_many_with(
+        &self,
+        exprs: &[Expr],
+        bindings: &[(&str, ArgView<'_>)],
+    ) -> Result<Explain> {
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let device = self.device_name(self.device()?);
-        let fused = opt::lower(expr, &shapes, true)?;
-        let unfused = opt::lower(expr, &shapes, false)?;
-        let fused_steps = opt::partition(&fused, Partition::Fused);
-        let unfused_steps = opt::partition(&unfused, Partition::Unfused);
-        let fused_info = step_infos(&fused, &fused_steps, &device);
-        let unfused_info = step_infos(&unfused, &unfused_steps, &device);
+        let fused = opt::lower_many(exprs, &shapes, true)?;
+        let unfused = opt::lower_many(exprs, &shapes, false)?;
+        let fused_plan = opt::partition(&fused, Partition::Fused);
+        let unfused_plan = opt::partition(&unfused, Partition::Unfused);
+        let fused_info = step_infos(&fused, &fused_plan, &device);
+        let unfused_info = step_infos(&unfused, &unfused_plan, &device);
         let total = |ks: &[KernelInfo]| ks.iter().map(|k| k.bytes_read + k.bytes_written).sum();
         let (bytes_fused, bytes_unfused) = (total(&fused_info), total(&unfused_info));
+        let shared = fused_plan
+            .shared
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} used by {} kernels: {} ({} B recomputed in each vs {} B materialized)",
+                    c.node,
+                    c.users,
+                    if c.materialized {
+                        "materialized once"
+                    } else {
+                        "recomputed"
+                    },
+                    c.bytes_recompute,
+                    c.bytes_materialize
+                )
+            })
+            .collect();
+        let expression = exprs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
         Ok(Explain {
-            expression: expr.to_string(),
+            expression,
             graph: fused.graph.to_text(&fused.input_labels()),
             device,
             optimize: self.inner.options.optimize,
@@ -404,44 +477,51 @@ impl Session {
             } else {
                 unfused_info
             },
+            shared: if self.inner.options.optimize {
+                shared
+            } else {
+                vec![]
+            },
         })
     }
 }
 
-fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
+fn step_infos(l: &Lowered, plan: &opt::Plan, device: &str) -> Vec<KernelInfo> {
     let labels = l.input_labels();
-    steps
+    plan.steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let len_of = |b: &Buf| -> (usize, String) {
-                match *b {
-                    Buf::Input(n) => (
-                        l.input_shapes[n as usize].iter().product(),
-                        labels[n as usize].clone(),
-                    ),
-                    Buf::Temp(t) => {
-                        let node = steps[t as usize].node;
-                        (l.graph.shape(node).iter().product(), format!("t{t}"))
-                    }
-                }
-            };
-            let (lens, reads): (Vec<usize>, Vec<String>) = s.args.iter().map(len_of).unzip();
-            let n: usize = s.shape.iter().product();
+            let reads: Vec<String> = s
+                .args
+                .iter()
+                .map(|b| match *b {
+                    Buf::Input(n) => labels[n as usize].clone(),
+                    Buf::Temp(t) => format!("t{t}"),
+                })
+                .collect();
             let bytes_read: u64 = s
                 .kernel
                 .inputs
                 .iter()
-                .zip(&lens)
-                .map(|(t, len)| (t.size() * len) as u64)
+                .zip(&s.arg_shapes)
+                .map(|(t, shape)| (t.size() * shape.iter().product::<usize>()) as u64)
                 .sum();
-            let bytes_written = s.kernel.bytes_moved(&lens, n) - bytes_read;
+            let bytes_written: u64 = s
+                .kernel
+                .output_dtypes()
+                .iter()
+                .zip(&s.out_shapes)
+                .map(|(t, shape)| (t.size() * shape.iter().product::<usize>()) as u64)
+                .sum();
             KernelInfo {
                 index: i,
                 ir: s.kernel.to_string(),
                 shape: s.shape.clone(),
+                reduce_axes: s.reduce_axes.clone(),
                 device: device.to_string(),
                 reads,
+                writes: s.temps.iter().map(|t| format!("t{t}")).collect(),
                 bytes_read,
                 bytes_written,
             }
@@ -449,13 +529,24 @@ fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
         .collect()
 }
 
+/// Result `t` of a plan being executed.
+fn temp<T>(temps: &[Option<T>], t: u32) -> Result<&T> {
+    temps
+        .get(t as usize)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::InvalidKernel(format!("result t{t} read before it was computed")))
+}
+
 /// The value bound to `name`.
 fn lookup<'b, T>(bindings: &'b [(&str, T)], name: &str) -> Option<&'b T> {
     bindings.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
-/// For each step, the temporaries whose last reader it is.
-fn last_uses<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<Vec<u32>> {
+/// For each step, the temporaries whose last reader it is (results of the plan are kept).
+fn last_uses<'a>(
+    steps: impl Iterator<Item = &'a Step>,
+    results: &[(u32, Vec<usize>)],
+) -> Vec<Vec<u32>> {
     let steps: Vec<&Step> = steps.collect();
     let mut last: HashMap<u32, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
@@ -467,7 +558,9 @@ fn last_uses<'a>(steps: impl Iterator<Item = &'a Step>) -> Vec<Vec<u32>> {
     }
     let mut frees = vec![vec![]; steps.len()];
     for (t, i) in last {
-        frees[i].push(t);
+        if !results.iter().any(|(r, _)| *r == t) {
+            frees[i].push(t);
+        }
     }
     frees
 }
@@ -547,7 +640,7 @@ impl Session {
     ) -> Result<DeviceArray> {
         let gpu = self.gpu(self.gpu_index("compute_on_device")?)?;
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        let plan = self.plan(expr, &shapes)?;
+        let plan = self.plan(std::slice::from_ref(expr), &shapes)?;
         let mut inputs: Vec<Arc<GpuArray>> = Vec::with_capacity(plan.inputs.len());
         for p in &plan.inputs {
             inputs.push(match p {
@@ -565,24 +658,29 @@ impl Session {
                 }
             });
         }
-        let mut temps: Vec<Option<Arc<GpuArray>>> = Vec::with_capacity(plan.steps.len());
+        let mut temps: Vec<Option<Arc<GpuArray>>> = vec![None; plan.n_temps];
         let start = Instant::now();
         for ((step, kernel), frees) in plan.steps.iter().zip(&plan.frees) {
             let DeviceKernel::Gpu(k) = kernel else {
                 return Err(Error::Device("plan was not compiled for the GPU".into()));
             };
-            let args: Vec<&GpuArray> = step
-                .args
-                .iter()
-                .map(|b| match *b {
-                    Buf::Input(i) => &*inputs[i as usize],
-                    Buf::Temp(t) => temps[t as usize]
-                        .as_deref()
-                        .expect("a temporary is freed only after its last use"),
-                })
-                .collect();
-            let out = gpu.run_resident(k, &args, &step.shape)?;
-            temps.push(Some(Arc::new(out)));
+            let mut args: Vec<Arc<GpuArray>> = Vec::with_capacity(step.args.len());
+            for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                let a = match *b {
+                    Buf::Input(i) => inputs[i as usize].clone(),
+                    Buf::Temp(t) => temp(&temps, t)?.clone(),
+                };
+                args.push(if a.shape() == shape.as_slice() {
+                    a
+                } else {
+                    Arc::new(a.reshaped(shape)?)
+                });
+            }
+            let refs: Vec<&GpuArray> = args.iter().map(|a| &**a).collect();
+            let outs = gpu.run_resident_many(k, &refs, &step.shape, &step.reduce_axes)?;
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
+                temps[*t as usize] = Some(Arc::new(out.reshaped(shape)?));
+            }
             for t in frees {
                 temps[*t as usize] = None;
             }
@@ -591,10 +689,8 @@ impl Session {
             st.kernels_launched += plan.steps.len() as u64;
             st.gpu_time += start.elapsed();
         }
-        let array = temps
-            .pop()
-            .flatten()
-            .ok_or_else(|| Error::InvalidKernel("empty plan".into()))?;
+        let (t, shape) = &plan.results[0];
+        let array = Arc::new(temp(&temps, *t)?.reshaped(shape)?);
         Ok(DeviceArray { array })
     }
 }
@@ -653,7 +749,8 @@ impl Compiled {
         let inputs = bind(&plan.inputs, |name| {
             lookup(&named, name).map(|v| v.reborrow())
         })?;
-        self.session.execute(&plan, &inputs)
+        let mut out = self.session.execute(&plan, &inputs)?;
+        Ok(out.swap_remove(0))
     }
 
     fn plan_for(&self, args: &[ArgView<'_>]) -> Result<Arc<ExecPlan>> {
@@ -673,7 +770,10 @@ impl Compiled {
                 .position(|p| p.0 == name)
                 .map(|i| shapes[i].clone())
         };
-        let plan = Arc::new(self.session.plan(&self.expr, &lookup)?);
+        let plan = Arc::new(
+            self.session
+                .plan(std::slice::from_ref(&self.expr), &lookup)?,
+        );
         cache.insert(0, (shapes, plan.clone()));
         cache.truncate(8);
         Ok(plan)
@@ -688,9 +788,13 @@ pub struct KernelInfo {
     pub ir: String,
     /// Iteration space.
     pub shape: Vec<usize>,
+    /// The axes of `shape` its reductions combine.
+    pub reduce_axes: Vec<usize>,
     pub device: String,
-    /// What each kernel input reads (input names, or `tN` for step N's result).
+    /// What each kernel input reads (input names, or `tN` for result N).
     pub reads: Vec<String>,
+    /// The results it writes (`tN`), one per output.
+    pub writes: Vec<String>,
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
@@ -709,6 +813,9 @@ pub struct Explain {
     pub bytes_fused: u64,
     /// Bytes read + written evaluating one operator at a time with temporaries.
     pub bytes_unfused: u64,
+    /// What the planner did with element-wise subexpressions several kernels use (recompute
+    /// in each, or materialize once: whichever moves fewer bytes).
+    pub shared: Vec<String>,
 }
 
 impl Explain {
@@ -733,6 +840,8 @@ impl Explain {
                     "device": k.device,
                     "shape": k.shape,
                     "reads": k.reads,
+                    "writes": k.writes,
+                    "reduce_axes": k.reduce_axes,
                     "bytes_read": k.bytes_read,
                     "bytes_written": k.bytes_written,
                     "ir": k.ir,
@@ -749,6 +858,7 @@ impl Explain {
             "bytes_saved": self.bytes_saved(),
             "saved_percent": self.saved_percent(),
             "kernels": kernels,
+            "shared": self.shared,
         })
         .to_string()
     }
@@ -787,18 +897,27 @@ impl fmt::Display for Explain {
             self.device
         )?;
         for k in &self.kernels {
+            let axes = if k.reduce_axes.is_empty() {
+                String::new()
+            } else {
+                format!(" reducing axes {:?}", k.reduce_axes)
+            };
             writeln!(
                 f,
-                "kernel {} over {:?}, reads [{}], moves {} read + {} written",
+                "kernel {} over {:?}{axes}, reads [{}], writes [{}], moves {} read + {} written",
                 k.index,
                 k.shape,
                 k.reads.join(", "),
+                k.writes.join(", "),
                 human_bytes(k.bytes_read),
                 human_bytes(k.bytes_written)
             )?;
             for line in k.ir.lines() {
                 writeln!(f, "  {line}")?;
             }
+        }
+        for line in &self.shared {
+            writeln!(f, "shared {line}")?;
         }
         write!(
             f,

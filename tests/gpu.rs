@@ -969,10 +969,10 @@ fn chunked_runs_equal_one_pass() {
     );
     let store = kb.finish(Output::Store { value: v });
     let sum = Kernel {
-        output: Output::Reduce {
+        outputs: vec![Output::Reduce {
             op: ReduceOp::Sum,
             value: v,
-        },
+        }],
         ..store.clone()
     };
     let xs = ArrayD::<f32>::from_shape_fn(IxDyn(&[37, 301]), |i| {

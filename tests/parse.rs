@@ -29,7 +29,7 @@ fn tree(e: &Expr) -> String {
         ExprKind::Binary(op, a, b) => format!("({op} {} {})", tree(a), tree(b)),
         ExprKind::Where(c, a, b) => format!("(where {} {} {})", tree(c), tree(a), tree(b)),
         ExprKind::Cast(d, x) => format!("(astype {} {d})", tree(x)),
-        ExprKind::Reduce(op, x) => format!("({op} {})", tree(x)),
+        ExprKind::Reduce(op, x, _) => format!("({op} {})", tree(x)),
     }
 }
 

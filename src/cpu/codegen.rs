@@ -70,7 +70,7 @@ pub(crate) fn simd_width(k: &Kernel) -> Option<usize> {
     if k.inputs.iter().any(|t| t.is_bool()) {
         return None;
     }
-    if matches!(k.output, Output::Store { .. }) && k.output_dtype().is_bool() {
+    if matches!(k.output(), Output::Store { .. }) && k.output_dtype().is_bool() {
         return None;
     }
     let mut width = None;
@@ -398,7 +398,7 @@ impl Gen<'_, '_> {
             bases.push(self.b.ins().load(types::I64, mem(), ins, off));
             steps.push(self.b.ins().load(types::I64, mem(), strides, off));
         }
-        let reduce_dt = match k.output {
+        let reduce_dt = match k.output() {
             Output::Reduce { .. } => Some(k.output_dtype()),
             Output::Store { .. } => None,
         };
@@ -452,7 +452,7 @@ impl Gen<'_, '_> {
         let vals = self.body(Mode::Scalar, &addrs, 0)?;
         let next = self.b.ins().iadd_imm_s(i_body, 1);
         let mut back = vec![next];
-        match k.output {
+        match k.output() {
             Output::Store { value } => {
                 let size = k.output_dtype().size() as i64;
                 let off = self.b.ins().imul_imm_s(i_body, size);
@@ -516,7 +516,7 @@ impl Gen<'_, '_> {
         let k = self.k;
         let mode = Mode::Vector { width };
         let lanes = mode.lanes();
-        let reduce_dt = match k.output {
+        let reduce_dt = match k.output() {
             Output::Reduce { .. } => Some(k.output_dtype()),
             Output::Store { .. } => None,
         };
@@ -576,7 +576,7 @@ impl Gen<'_, '_> {
             let off = self.b.ins().imul_imm_s(i, dt.size() as i64);
             addrs.push(self.b.ins().iadd(bases[j], off));
         }
-        let out_addr = match k.output {
+        let out_addr = match k.output() {
             Output::Store { .. } => {
                 let off = self.b.ins().imul_imm_s(i, k.output_dtype().size() as i64);
                 Some(self.b.ins().iadd(out, off))
@@ -587,7 +587,7 @@ impl Gen<'_, '_> {
         for u in 0..unroll {
             let offset = (u * VEC_BYTES) as i32;
             let vals = self.body(mode, &addrs, offset)?;
-            match k.output {
+            match k.output() {
                 Output::Store { value } => {
                     let addr = out_addr.expect("store address");
                     self.b.ins().store(mem(), vals[value.index()], addr, offset);

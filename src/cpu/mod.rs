@@ -169,6 +169,14 @@ impl CpuBackend {
     /// Threads asking for the same kernel at once share one compilation.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
         kernel.verify()?;
+        if kernel.outputs.len() != 1
+            || matches!(kernel.output(), crate::kir::Output::Reduce { op, .. } if op != crate::ops::ReduceOp::Sum)
+        {
+            return Err(Error::Compile(
+                "this backend does not compile multi-output kernels or reductions other than sum yet"
+                    .into(),
+            ));
+        }
         let key = kernel.fingerprint();
         let (k, _hit) = self
             .cache
@@ -213,6 +221,25 @@ impl CpuBackend {
         self.cache.len()
     }
 
+    /// Run `k` over the iteration space `shape`, its reductions combining over `axes` (sorted;
+    /// empty for stores): one array per output, of `shape` for stores and of the kept axes'
+    /// shape for reductions (C-contiguous).
+    pub fn run_many(
+        &self,
+        k: &CpuKernel,
+        inputs: &[ArgView<'_>],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Vec<DynArray>> {
+        k.kernel.check_axes(axes, shape.len())?;
+        if k.kernel.is_reduction() && axes.len() != shape.len() {
+            return Err(Error::Compile(
+                "the CPU backend does not reduce along some axes yet".into(),
+            ));
+        }
+        Ok(vec![self.run(k, inputs, shape)?])
+    }
+
     /// Run `k` over the iteration space `out_shape` (see the module docs).
     pub fn run(
         &self,
@@ -228,7 +255,7 @@ impl CpuBackend {
         // SAFETY (for both calls): the function was compiled from `kernel`, whose inputs have
         // the dtypes checked above; the plan's pointers and strides stay inside the inputs.
         let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(k.code.code) };
-        match kernel.output {
+        match kernel.output() {
             Output::Store { .. } => match out_dt {
                 DType::Bool => self.store::<bool>(f, &plan, n, out_shape),
                 DType::I32 => self.store::<i32>(f, &plan, n, out_shape),

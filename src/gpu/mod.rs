@@ -394,6 +394,14 @@ impl GpuBackend {
     /// WGSL generation + naga validation + pipeline creation, cached by shader hash.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<GpuKernel>> {
         kernel.verify()?;
+        if kernel.outputs.len() != 1
+            || matches!(kernel.output(), crate::kir::Output::Reduce { op, .. } if op != crate::ops::ReduceOp::Sum)
+        {
+            return Err(Error::Compile(
+                "this backend does not compile multi-output kernels or reductions other than sum yet"
+                    .into(),
+            ));
+        }
         self.check_dtypes(kernel)?;
         let source = wgsl::write_kernel_with(kernel, self.options())
             .map_err(|e| Error::Compile(e.to_string()))?;
@@ -540,6 +548,41 @@ impl GpuBackend {
         }
     }
 
+    /// Same contract as [`crate::cpu::CpuBackend::run_many`].
+    pub fn run_many(
+        &self,
+        k: &GpuKernel,
+        inputs: &[ArgView<'_>],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Vec<DynArray>> {
+        k.kernel.check_axes(axes, shape.len())?;
+        if k.kernel.is_reduction() && axes.len() != shape.len() {
+            return Err(Error::Compile(
+                "the GPU backend does not reduce along some axes yet".into(),
+            ));
+        }
+        Ok(vec![self.run(k, inputs, shape)?])
+    }
+
+    /// Same contract as [`crate::cpu::CpuBackend::run_many`], on device arrays; the results
+    /// stay on the device.
+    pub fn run_resident_many(
+        &self,
+        k: &GpuKernel,
+        inputs: &[&GpuArray],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Vec<GpuArray>> {
+        k.kernel.check_axes(axes, shape.len())?;
+        if k.kernel.is_reduction() && axes.len() != shape.len() {
+            return Err(Error::Compile(
+                "the GPU backend does not reduce along some axes yet".into(),
+            ));
+        }
+        Ok(vec![self.run_resident(k, inputs, shape)?])
+    }
+
     /// Same contract as the CPU backend: inputs broadcast to `out_shape` (any strides);
     /// `Store` -> fresh C-contiguous array of `out_shape`; `Reduce(Sum)` -> 0-d array.
     pub fn run(
@@ -573,7 +616,7 @@ impl GpuBackend {
     ) -> Result<DynArray> {
         let kern = &k.kernel;
         let out_t = kern.output_dtype();
-        let reduce = matches!(kern.output, Output::Reduce { .. });
+        let reduce = matches!(kern.output(), Output::Reduce { .. });
         let limit = self.binding_limit.load(Ordering::Relaxed);
         // Inputs that fit one binding are uploaded whole; the others are streamed.
         let streamed: Vec<bool> = hosts.iter().map(|h| h.bytes.len() as u64 > limit).collect();
@@ -800,6 +843,21 @@ pub struct GpuArray {
 }
 
 impl GpuArray {
+    /// The same device buffer seen with another shape of the same length (a reduction's result
+    /// with or without its `keepdims` axes).
+    pub fn reshaped(&self, shape: &[usize]) -> Result<GpuArray> {
+        if shape.iter().product::<usize>() != self.len() {
+            return Err(Error::ShapeMismatch {
+                lhs: self.shape.clone(),
+                rhs: shape.to_vec(),
+            });
+        }
+        Ok(GpuArray {
+            buffer: self.buffer.clone(),
+            dtype: self.dtype,
+            shape: shape.to_vec(),
+        })
+    }
     pub fn dtype(&self) -> DType {
         self.dtype
     }

@@ -419,7 +419,7 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
         return Err(WgslError::Unsupported("int64 needs SHADER_INT64".into()));
     }
     let out_t = k.output_dtype();
-    let reduce = matches!(k.output, Output::Reduce { .. });
+    let reduce = matches!(k.output(), Output::Reduce { .. });
     let mut s = String::new();
     let w = &mut s;
     let n_in = k.inputs.len();
@@ -507,7 +507,7 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
         };
         let _ = writeln!(w, "        let v{i}: {} = {e};", ty(t));
     }
-    match k.output {
+    match k.output() {
         Output::Store { value } => {
             let val = if out_t == DType::Bool {
                 format!("select(0u, 1u, v{})", value.0)

@@ -1,19 +1,33 @@
-//! Fusion: partition the graph into kernels, each one loop over its output, and emit their IR.
+//! Fusion: partition the graph into kernels, each one loop over its iteration space, and emit
+//! their IR.
 //!
-//! A node is *materialized* (written to memory) when it is the root or a reduction; every other
-//! element-wise node is computed inside the kernel of the materialized node that uses it, so a
-//! chain of operators reads its inputs once and writes one output. The unfused partition
-//! (Blaze's `optimize=False`, NumPy's way) materializes every operator instead; casts stay
-//! inside their consumer, as inside a NumPy ufunc loop.
+//! A node is *materialized* (written to memory) when it is a root or a reduction; every other
+//! element-wise node is computed inside the kernel of each materialized node that uses it, so a
+//! chain of operators reads its inputs once and writes one output, and a reduction reads its
+//! producers' inputs and writes nothing but its result (`sum(x*x)`: 8n bytes, not 24n).
+//!
+//! Plans of several kernels arise when a reduced value feeds back into element-wise work
+//! (`(x - mean(x)) / std(x)`): kernels run in dependency order and read earlier results as
+//! inputs. An element-wise subexpression used by several kernels (softmax's `exp(x - max(x))`)
+//! is either recomputed in each or materialized once; the planner counts the bytes of both
+//! choices and records them ([`SharedChoice`], shown by `explain`).
+//!
+//! Multi-output fusion: kernels with the same iteration space and kind (stores, or reductions
+//! over the same axes) that do not depend on each other become one kernel with several outputs,
+//! so `min(x)`, `max(x)` and `sum(x)` read `x` once.
+//!
+//! The unfused partition (Blaze's `optimize=False`, NumPy's way) materializes every operator
+//! instead; casts stay inside their consumer, as inside a NumPy ufunc loop.
 use super::graph::{Graph, Node, NodeId};
 use super::lower::Lowered;
 use crate::kir::{Inst, Kernel, KernelBuilder, Output, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A buffer a kernel reads: a plan input or an earlier step's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Buf {
     Input(u32),
+    /// Result number `t` of the plan (numbered in order of production).
     Temp(u32),
 }
 
@@ -23,23 +37,55 @@ pub struct Step {
     pub kernel: Kernel,
     /// What each kernel input (`in0`, `in1`, ...) reads.
     pub args: Vec<Buf>,
-    /// The iteration space (the output's shape; for a reduction, its operand's shape).
+    /// The shape each input is read as: its graph node's shape (a result is stored
+    /// C-contiguous, so a reduction's result can be read with or without its length-1 axes).
+    pub arg_shapes: Vec<Vec<usize>>,
+    /// The iteration space: the outputs' shape for stores, the operand's for reductions.
     pub shape: Vec<usize>,
-    /// The graph node this step materializes; its result is `Buf::Temp(step index)`.
-    pub node: NodeId,
+    /// The axes of `shape` the reductions combine (empty for stores).
+    pub reduce_axes: Vec<usize>,
+    /// Per output: the graph node it materializes, its result number (`Buf::Temp`), and its
+    /// shape (for a reduction with `keepdims`, the length-1 axes are back).
+    pub nodes: Vec<NodeId>,
+    pub temps: Vec<u32>,
+    pub out_shapes: Vec<Vec<usize>>,
 }
 
 /// How to partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partition {
-    /// Fuse every element-wise chain into its consumer.
+    /// Fuse every element-wise chain into its consumers, and independent passes over the same
+    /// iteration space into one kernel.
     Fused,
     /// One kernel per operator, with a temporary each.
     Unfused,
 }
 
-/// Kernels in execution order; the last step's result is the plan's result.
-pub fn partition(l: &Lowered, mode: Partition) -> Vec<Step> {
+/// What the planner did with an element-wise subexpression that several kernels use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedChoice {
+    pub node: NodeId,
+    /// How many kernels use it.
+    pub users: usize,
+    /// Bytes the plan moves if each user recomputes it, and if it is materialized once.
+    pub bytes_recompute: u64,
+    pub bytes_materialize: u64,
+    pub materialized: bool,
+}
+
+/// A partitioned plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Kernels in execution order.
+    pub steps: Vec<Step>,
+    /// Where each root's value is, in the order of [`Lowered::roots`], and its shape.
+    pub results: Vec<(u32, Vec<usize>)>,
+    /// The shared-subexpression decisions (fused partition only).
+    pub shared: Vec<SharedChoice>,
+}
+
+/// Partition `l` into kernels.
+pub fn partition(l: &Lowered, mode: Partition) -> Plan {
     let g = &l.graph;
     let mut materialized = vec![false; g.len()];
     for (i, m) in materialized.iter_mut().enumerate() {
@@ -51,36 +97,212 @@ pub fn partition(l: &Lowered, mode: Partition) -> Vec<Step> {
             (Partition::Unfused, _) => true,
         };
     }
-    materialized[l.root.index()] = true;
-    let mut temp_of: HashMap<NodeId, u32> = HashMap::new();
-    let mut steps = vec![];
+    for r in &l.roots {
+        materialized[r.index()] = true;
+    }
+    let live = live_nodes(g, &l.roots);
+    let shared = if mode == Partition::Fused {
+        choose_shared(l, &live, &mut materialized)
+    } else {
+        vec![]
+    };
+
+    // A reduction equal to an earlier one but for `keepdims` reads the earlier one's result.
+    let mut canon: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut by_key: HashMap<Node, NodeId> = HashMap::new();
     for i in 0..g.len() {
-        if !materialized[i] || !reachable(g, l.root, NodeId(i as u32)) {
+        let id = NodeId(i as u32);
+        if live[i] && materialized[i] {
+            if let n @ Node::Reduce(..) = g.node(id) {
+                let first = *by_key.entry(n).or_insert(id);
+                canon.insert(id, first);
+            }
+        }
+    }
+    let canon_of = |id: NodeId| canon.get(&id).copied().unwrap_or(id);
+
+    // Group materialized nodes into kernels, in id (= dependency) order.
+    let mut groups: Vec<Vec<NodeId>> = vec![];
+    for i in 0..g.len() {
+        let id = NodeId(i as u32);
+        if !live[i] || !materialized[i] || canon_of(id) != id {
             continue;
         }
-        let id = NodeId(i as u32);
-        let step = kernel_for(g, id, &materialized, &temp_of);
-        temp_of.insert(id, steps.len() as u32);
+        let joins = mode == Partition::Fused
+            && groups.last().is_some_and(|last| {
+                compatible(g, last[0], id) && {
+                    let deps = body_deps(g, id, &materialized);
+                    last.iter()
+                        .all(|m| !deps.iter().any(|d| canon_of(*d) == *m))
+                }
+            });
+        match groups.last_mut() {
+            Some(last) if joins => last.push(id),
+            _ => groups.push(vec![id]),
+        }
+    }
+
+    let mut temp_of: HashMap<NodeId, u32> = HashMap::new();
+    let mut steps = Vec::with_capacity(groups.len());
+    let mut next_temp = 0u32;
+    for group in &groups {
+        let step = emit_group(g, group, &materialized, &temp_of, &canon_of, &mut next_temp);
+        for (n, t) in step.nodes.iter().zip(&step.temps) {
+            temp_of.insert(*n, *t);
+        }
         steps.push(step);
     }
-    steps
+    let results = l
+        .roots
+        .iter()
+        .map(|r| (temp_of[&canon_of(*r)], g.shape(*r).to_vec()))
+        .collect();
+    Plan {
+        steps,
+        results,
+        shared,
+    }
 }
 
-fn reachable(g: &Graph, root: NodeId, target: NodeId) -> bool {
-    // Graphs are small and acyclic; ids grow from operands to users.
-    if target > root {
+/// Nodes reachable from the roots.
+fn live_nodes(g: &Graph, roots: &[NodeId]) -> Vec<bool> {
+    let mut live = vec![false; g.len()];
+    let mut stack = roots.to_vec();
+    while let Some(n) = stack.pop() {
+        if !live[n.index()] {
+            live[n.index()] = true;
+            stack.extend(g.node(n).args());
+        }
+    }
+    live
+}
+
+/// Whether two materialized nodes can share a kernel: same iteration space and same kind.
+fn compatible(g: &Graph, a: NodeId, b: NodeId) -> bool {
+    let space = |n: NodeId| match g.node(n) {
+        Node::Reduce(_, x, axes) => (g.shape(x).to_vec(), Some(axes)),
+        _ => (g.shape(n).to_vec(), None),
+    };
+    space(a) == space(b)
+}
+
+/// The operand a materialized node's kernel body starts from.
+fn body_root(g: &Graph, id: NodeId) -> NodeId {
+    match g.node(id) {
+        Node::Reduce(_, a, _) => a,
+        _ => id,
+    }
+}
+
+/// The leaves a kernel body reads (inputs and materialized nodes), walking from `start`
+/// through element-wise nodes.
+fn leaves_from(g: &Graph, start: NodeId, materialized: &[bool]) -> Vec<NodeId> {
+    let mut out = vec![];
+    let mut seen = HashSet::new();
+    let mut stack = vec![start];
+    let mut first = true;
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        match g.node(n) {
+            Node::Input(_) => out.push(n),
+            Node::Const(_) => {}
+            _ if !first && materialized[n.index()] => out.push(n),
+            node => stack.extend(node.args()),
+        }
+        first = false;
+    }
+    out
+}
+
+/// The materialized nodes (and inputs) the kernel of `id` reads.
+fn body_deps(g: &Graph, id: NodeId, materialized: &[bool]) -> Vec<NodeId> {
+    let root = body_root(g, id);
+    if root != id && materialized[root.index()] {
+        return vec![root];
+    }
+    leaves_from(g, root, materialized)
+}
+
+fn node_bytes(g: &Graph, n: NodeId) -> u64 {
+    (g.shape(n).iter().product::<usize>() * g.dtype(n).size()) as u64
+}
+
+/// For each element-wise node that several kernels compute, compare the bytes of recomputing
+/// it in each against materializing it once, outermost candidates first; materialize where
+/// that moves fewer bytes.
+fn choose_shared(l: &Lowered, live: &[bool], materialized: &mut [bool]) -> Vec<SharedChoice> {
+    let g = &l.graph;
+    let mut choices = vec![];
+    for i in (0..g.len()).rev() {
+        let cand = NodeId(i as u32);
+        if !live[i]
+            || materialized[i]
+            || matches!(g.node(cand), Node::Input(_) | Node::Const(_))
+            || g.shape(cand).is_empty()
+        {
+            continue;
+        }
+        // The kernels whose bodies contain the candidate.
+        let kernels: Vec<NodeId> = (0..g.len())
+            .map(|k| NodeId(k as u32))
+            .filter(|&k| live[k.index()] && materialized[k.index()])
+            .filter(|&k| {
+                let start = body_root(g, k);
+                // A reduction of a materialized operand only loads it.
+                (start == k || !materialized[start.index()])
+                    && body_contains(g, start, cand, materialized)
+            })
+            .collect();
+        if kernels.len() < 2 {
+            continue;
+        }
+        let leaf_bytes = |ls: &[NodeId]| ls.iter().map(|&n| node_bytes(g, n)).sum::<u64>();
+        let recompute: u64 = kernels
+            .iter()
+            .map(|&k| leaf_bytes(&body_deps(g, k, materialized)))
+            .sum();
+        materialized[i] = true;
+        let with: u64 = kernels
+            .iter()
+            .map(|&k| leaf_bytes(&body_deps(g, k, materialized)))
+            .sum::<u64>()
+            + leaf_bytes(&leaves_from(g, cand, materialized))
+            + node_bytes(g, cand);
+        let materialize = with < recompute;
+        materialized[i] = materialize;
+        choices.push(SharedChoice {
+            node: cand,
+            users: kernels.len(),
+            bytes_recompute: recompute,
+            bytes_materialize: with,
+            materialized: materialize,
+        });
+    }
+    choices.reverse();
+    choices
+}
+
+/// Whether the kernel body starting at `start` computes `target` (without crossing a
+/// materialized node).
+fn body_contains(g: &Graph, start: NodeId, target: NodeId, materialized: &[bool]) -> bool {
+    if start < target {
         return false;
     }
-    let mut seen = vec![false; root.index() + 1];
-    let mut stack = vec![root];
+    let mut seen = HashSet::new();
+    let mut stack = vec![start];
+    let mut first = true;
     while let Some(n) = stack.pop() {
         if n == target {
             return true;
         }
-        if !seen[n.index()] {
-            seen[n.index()] = true;
-            stack.extend(g.node(n).args().into_iter().filter(|a| *a >= target));
+        let stop = !first && materialized[n.index()];
+        first = false;
+        if stop || !seen.insert(n) {
+            continue;
         }
+        stack.extend(g.node(n).args().into_iter().filter(|a| *a >= target));
     }
     false
 }
@@ -89,23 +311,21 @@ struct Emitter<'a> {
     g: &'a Graph,
     materialized: &'a [bool],
     temp_of: &'a HashMap<NodeId, u32>,
+    canon_of: &'a dyn Fn(NodeId) -> NodeId,
     b: KernelBuilder,
     args: Vec<Buf>,
-    loads: HashMap<Buf, Value>,
+    arg_shapes: Vec<Vec<usize>>,
     memo: HashMap<NodeId, Value>,
-    body_root: NodeId,
+    /// The nodes this kernel computes as outputs (everything else materialized is loaded).
+    body_roots: Vec<NodeId>,
 }
 
 impl Emitter<'_> {
     fn load(&mut self, buf: Buf, id: NodeId) -> Value {
-        if let Some(v) = self.loads.get(&buf) {
-            return *v;
-        }
         let input = self.b.input(self.g.dtype(id));
         self.args.push(buf);
-        let v = self.b.push(Inst::Load { input }, self.g.dtype(id));
-        self.loads.insert(buf, v);
-        v
+        self.arg_shapes.push(self.g.shape(id).to_vec());
+        self.b.push(Inst::Load { input }, self.g.dtype(id))
     }
 
     fn emit(&mut self, id: NodeId) -> Value {
@@ -115,8 +335,8 @@ impl Emitter<'_> {
         let ty = self.g.dtype(id);
         let v = match self.g.node(id) {
             Node::Input(n) => self.load(Buf::Input(n), id),
-            _ if id != self.body_root && self.materialized[id.index()] => {
-                let t = self.temp_of[&id];
+            _ if !self.body_roots.contains(&id) && self.materialized[id.index()] => {
+                let t = self.temp_of[&(self.canon_of)(id)];
                 self.load(Buf::Temp(t), id)
             }
             Node::Const(c) => self.b.push(Inst::Const(c), ty),
@@ -153,35 +373,58 @@ impl Emitter<'_> {
     }
 }
 
-fn kernel_for(
+/// One kernel computing every node of `group` (one output each).
+fn emit_group(
     g: &Graph,
-    id: NodeId,
+    group: &[NodeId],
     materialized: &[bool],
     temp_of: &HashMap<NodeId, u32>,
+    canon_of: &dyn Fn(NodeId) -> NodeId,
+    next_temp: &mut u32,
 ) -> Step {
-    let (body_root, reduce) = match g.node(id) {
-        Node::Reduce(op, a) => (a, Some(op)),
-        _ => (id, None),
-    };
+    // Stores compute their own node; reductions compute (or load) their operand.
+    let body_roots: Vec<NodeId> = group
+        .iter()
+        .copied()
+        .filter(|&id| !matches!(g.node(id), Node::Reduce(..)))
+        .collect();
     let mut e = Emitter {
         g,
         materialized,
         temp_of,
+        canon_of,
         b: KernelBuilder::new(),
         args: vec![],
-        loads: HashMap::new(),
+        arg_shapes: vec![],
         memo: HashMap::new(),
-        body_root,
+        body_roots,
     };
-    let value = e.emit(body_root);
-    let output = match reduce {
-        Some(op) => Output::Reduce { op, value },
-        None => Output::Store { value },
+    let mut outputs = Vec::with_capacity(group.len());
+    for &id in group {
+        let value = e.emit(body_root(g, id));
+        outputs.push(match g.node(id) {
+            Node::Reduce(op, _, _) => Output::Reduce { op, value },
+            _ => Output::Store { value },
+        });
+    }
+    let reduce_axes = match g.node(group[0]) {
+        Node::Reduce(_, _, axes) => axes.axes(),
+        _ => vec![],
     };
+    let temps = (0..group.len())
+        .map(|_| {
+            *next_temp += 1;
+            *next_temp - 1
+        })
+        .collect();
     Step {
-        kernel: e.b.finish(output),
+        kernel: e.b.finish_many(outputs),
         args: e.args,
-        shape: g.shape(body_root).to_vec(),
-        node: id,
+        arg_shapes: e.arg_shapes,
+        shape: g.shape(body_root(g, group[0])).to_vec(),
+        reduce_axes,
+        nodes: group.to_vec(),
+        temps,
+        out_shapes: group.iter().map(|&n| g.shape(n).to_vec()).collect(),
     }
 }

@@ -39,8 +39,26 @@ pub enum Node {
     Where(NodeId, NodeId, NodeId),
     /// Convert to the node's dtype.
     Cast(NodeId),
-    /// Whole-array reduction to a 0-d value.
-    Reduce(ReduceOp, NodeId),
+    /// Reduction over the axes of the operand set in the mask (bit `d`: axis `d`); the node's
+    /// shape says whether they are kept as length-1 axes (`keepdims`).
+    Reduce(ReduceOp, NodeId, AxisMask),
+}
+
+/// A set of axes (at most 64, NumPy's limit), as a bit mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AxisMask(pub u64);
+
+impl AxisMask {
+    pub fn from_axes(axes: &[usize]) -> AxisMask {
+        AxisMask(axes.iter().fold(0, |m, &a| m | (1u64 << a)))
+    }
+    pub fn contains(self, axis: usize) -> bool {
+        axis < 64 && self.0 & (1u64 << axis) != 0
+    }
+    /// The axes, ascending.
+    pub fn axes(self) -> Vec<usize> {
+        (0..64).filter(|&a| self.contains(a)).collect()
+    }
 }
 
 impl Node {
@@ -48,7 +66,7 @@ impl Node {
     pub fn args(&self) -> Vec<NodeId> {
         match *self {
             Node::Input(_) | Node::Const(_) => vec![],
-            Node::Unary(_, a) | Node::Cast(a) | Node::Reduce(_, a) => vec![a],
+            Node::Unary(_, a) | Node::Cast(a) | Node::Reduce(_, a, _) => vec![a],
             Node::Binary(_, a, b) => vec![a, b],
             Node::Where(c, a, b) => vec![c, a, b],
         }
@@ -141,7 +159,7 @@ impl Graph {
                 Node::Binary(op, a, b) => Node::Binary(op, m(a), m(b)),
                 Node::Where(c, a, b) => Node::Where(m(c), m(a), m(b)),
                 Node::Cast(a) => Node::Cast(m(a)),
-                Node::Reduce(op, a) => Node::Reduce(op, m(a)),
+                Node::Reduce(op, a, axes) => Node::Reduce(op, m(a), axes),
             };
             map[i] = Some(out.add(node, d.dtype, d.shape.clone()));
         }
@@ -174,7 +192,13 @@ impl Graph {
                 Node::Binary(op, a, b) => format!("{op} {a}, {b}"),
                 Node::Where(c, a, b) => format!("where {c}, {a}, {b}"),
                 Node::Cast(a) => format!("cast {a}"),
-                Node::Reduce(op, a) => format!("{op} {a}"),
+                Node::Reduce(op, a, axes) => {
+                    if axes.axes().len() == self.shape(a).len() {
+                        format!("{op} {a}")
+                    } else {
+                        format!("{op} {a}, axis={:?}", axes.axes())
+                    }
+                }
             };
             s.push_str(&format!("%{i} = {rhs} : {}{:?}\n", d.dtype, d.shape));
         }

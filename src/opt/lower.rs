@@ -4,14 +4,14 @@
 //! (a compiled function may be called with shapes other than the symbols' declared ones), weak
 //! literals become constants of the dtype the operator computes in (NEP 50), and every implicit
 //! conversion becomes an explicit `Cast` node, so that later stages see homogeneous operators.
-use super::graph::{Graph, Node, NodeId};
+use super::graph::{AxisMask, Graph, Node, NodeId};
 use super::rewrite;
 use crate::array::{broadcast_shapes, DynArray};
 use crate::dtype::{check_weak_fits, DType, Scalar};
 use crate::error::{Error, Result};
-use crate::expr::{binary_types, where_dtype, Expr, ExprKind};
+use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, ReduceAxes};
 use crate::kir::Const;
-use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, UnaryOp};
+use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
 use std::collections::HashMap;
 
 /// Deepest expression the planner accepts (a limit, with a clear error, instead of a stack
@@ -50,7 +50,8 @@ impl PlanInput {
 /// The result of lowering one expression.
 pub struct Lowered {
     pub graph: Graph,
-    pub root: NodeId,
+    /// The node of each expression lowered together (one for [`lower`]).
+    pub roots: Vec<NodeId>,
     pub inputs: Vec<PlanInput>,
     pub input_shapes: Vec<Vec<usize>>,
 }
@@ -84,7 +85,22 @@ pub fn lower(
     shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
     optimize: bool,
 ) -> Result<Lowered> {
-    expr.meta()?;
+    lower_many(std::slice::from_ref(expr), shapes, optimize)
+}
+
+/// Lower several expressions into one graph, so that what they share is computed once and the
+/// planner can fuse their passes over common inputs.
+pub fn lower_many(
+    exprs: &[Expr],
+    shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    optimize: bool,
+) -> Result<Lowered> {
+    if exprs.is_empty() {
+        return Err(Error::Argument("no expressions to compute".into()));
+    }
+    for e in exprs {
+        e.meta()?;
+    }
     let mut l = Lowering {
         graph: Graph::new(),
         inputs: vec![],
@@ -95,16 +111,18 @@ pub fn lower(
         shapes,
         optimize,
     };
-    let root = l.lower(expr, 0)?;
-    let (graph, root) = if optimize {
-        let (g, r) = l.graph.compact(&[root]);
-        (g, r[0])
+    let mut roots = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        roots.push(l.lower(e, 0)?);
+    }
+    let (graph, roots) = if optimize {
+        l.graph.compact(&roots)
     } else {
-        (l.graph, root)
+        (l.graph, roots)
     };
     Ok(Lowered {
         graph,
-        root,
+        roots,
         inputs: l.inputs,
         input_shapes: l.input_shapes,
     })
@@ -255,14 +273,120 @@ impl Lowering<'_> {
                 let a = self.lower(x, d)?;
                 self.cast_to(a, *dt)
             }
-            ExprKind::Reduce(op, x) => {
-                let (compute, result) = op.signature(x.meta()?.dtype)?;
-                let a = self.lower_as(x, compute, d)?;
-                self.add(Node::Reduce(*op, a), result, vec![])
-            }
+            ExprKind::Reduce(r, x, spec) => self.reduction(*r, x, spec, d)?,
         };
         self.memo.insert(key, id);
         Ok(id)
+    }
+}
+
+impl Lowering<'_> {
+    /// A reduction, re-checked against the operand's actual shape. `mean`, `var` and `std`
+    /// become sums and element-wise arithmetic with the count as a constant (NumPy's
+    /// algorithms: `var` is `sum(|x - mean(x)|**2) / max(n - ddof, 0)`, two passes).
+    fn reduction(
+        &mut self,
+        r: Reduction,
+        x: &Expr,
+        spec: &ReduceAxes,
+        depth: usize,
+    ) -> Result<NodeId> {
+        let xm = x.meta()?;
+        let xd = xm.dtype;
+        // A weak literal reduces as a 0-d array of its default dtype.
+        let x_id = match x.kind() {
+            ExprKind::Literal(s) => self.lower_as(x, s.default_dtype(), depth)?,
+            _ => self.lower(x, depth)?,
+        };
+        let shape = self.graph.shape(x_id).to_vec();
+        if shape.len() > 64 {
+            return Err(Error::Axis(format!(
+                "reductions take arrays of at most 64 dimensions, not {}",
+                shape.len()
+            )));
+        }
+        let (result, out_shape, axes) = reduce_meta(r, xd, &shape, spec)?;
+        let count: usize = axes.iter().map(|&a| shape[a]).product();
+        let keep = ReduceAxes {
+            axes: spec.axes.clone(),
+            keepdims: true,
+        };
+        let keep_shape = keep.result_shape(&shape, &axes);
+        let float_t = if xd.is_float() { xd } else { DType::F64 };
+        Ok(match r {
+            Reduction::Op(op) => self.reduce_node(op, x_id, &axes, out_shape)?,
+            Reduction::Mean => {
+                let xf = self.cast_to(x_id, float_t);
+                let s = self.reduce_node(ReduceOp::Sum, xf, &axes, out_shape.clone())?;
+                self.div_const(s, count as f64, result, out_shape)
+            }
+            Reduction::Var { ddof } | Reduction::Std { ddof } => {
+                let xf = self.cast_to(x_id, float_t);
+                let s = self.reduce_node(ReduceOp::Sum, xf, &axes, keep_shape.clone())?;
+                let mean = self.div_const(s, count as f64, float_t, keep_shape);
+                let dev = self.add(Node::Binary(BinaryOp::Sub, xf, mean), float_t, shape);
+                let sq = self.add(
+                    Node::Binary(BinaryOp::Mul, dev, dev),
+                    float_t,
+                    self.graph.shape(dev).to_vec(),
+                );
+                let ss = self.reduce_node(ReduceOp::Sum, sq, &axes, out_shape.clone())?;
+                let dof = (count as f64 - ddof as f64).max(0.0);
+                let var = self.div_const(ss, dof, float_t, out_shape.clone());
+                match r {
+                    Reduction::Std { .. } => {
+                        self.add(Node::Unary(UnaryOp::Sqrt, var), float_t, out_shape)
+                    }
+                    _ => var,
+                }
+            }
+        })
+    }
+
+    /// A kernel-level reduction of `a` over `axes` with result shape `out_shape`. Reducing no
+    /// axis is a conversion (NumPy: `x.sum(axis=())` is `x` as int64); `argmax` of a 0-d value
+    /// is 0.
+    fn reduce_node(
+        &mut self,
+        op: ReduceOp,
+        a: NodeId,
+        axes: &[usize],
+        out_shape: Vec<usize>,
+    ) -> Result<NodeId> {
+        let (compute, result) = op.signature(self.graph.dtype(a))?;
+        if axes.is_empty() {
+            if op.is_arg() {
+                let zero = self
+                    .graph
+                    .add(Node::Const(Const::I64(0)), DType::I64, vec![]);
+                if out_shape.is_empty() {
+                    return Ok(zero);
+                }
+                // Positions along no axis: zeros of the operand's shape.
+                let z = self.cast_to(a, DType::I64);
+                let shape = self.graph.shape(z).to_vec();
+                return Ok(self.add(Node::Binary(BinaryOp::Mul, z, zero), DType::I64, shape));
+            }
+            let c = self.cast_to(a, compute);
+            return Ok(self.cast_to(c, result));
+        }
+        let a = self.cast_to(a, compute);
+        Ok(self.add(
+            Node::Reduce(op, a, AxisMask::from_axes(axes)),
+            result,
+            out_shape,
+        ))
+    }
+
+    /// `a / c` in `dtype` (`c` a float count).
+    fn div_const(&mut self, a: NodeId, c: f64, dtype: DType, shape: Vec<usize>) -> NodeId {
+        let a = self.cast_to(a, dtype);
+        let k = self.graph.add(
+            Node::Const(crate::semantics::cast(Const::F64(c), dtype)),
+            dtype,
+            vec![],
+        );
+        self.add(Node::Binary(BinaryOp::Div, a, k), dtype, shape)
     }
 }
 

@@ -12,6 +12,6 @@ pub mod graph;
 pub mod lower;
 pub mod rewrite;
 
-pub use fuse::{partition, Buf, Partition, Step};
-pub use graph::{Graph, Node, NodeId};
-pub use lower::{lower, Lowered, PlanInput};
+pub use fuse::{partition, Buf, Partition, Plan, SharedChoice, Step};
+pub use graph::{AxisMask, Graph, Node, NodeId};
+pub use lower::{lower, lower_many, Lowered, PlanInput};
