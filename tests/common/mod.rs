@@ -277,7 +277,7 @@ pub fn gpu_ulp(e: &fusebox::Expr) -> u64 {
         ExprKind::Unary(op, x) => bound(op.name(), dt).max(gpu_ulp(x)),
         ExprKind::Binary(op, a, b) => bound(op.name(), dt).max(gpu_ulp(a)).max(gpu_ulp(b)),
         ExprKind::Where(c, a, b) => gpu_ulp(c).max(gpu_ulp(a)).max(gpu_ulp(b)),
-        ExprKind::Cast(_, x) | ExprKind::Reduce(_, x) => gpu_ulp(x),
+        ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => gpu_ulp(x),
         _ => 0,
     }
 }
