@@ -410,3 +410,44 @@ fn integer_to_a_negative_integer_power_is_a_value_error() {
         );
     }
 }
+
+/// Out of device memory, a lost device and a rejected shader, injected into a GPU backend
+/// (`GpuBackend::inject_fault`): typed errors (`OutOfMemory`, `DeviceLost`, `Compile`) with
+/// messages naming the problem, one call each, after which the backend works again.
+#[test]
+fn injected_gpu_faults_are_typed_errors() {
+    use fusebox::gpu::{Fault, GpuBackend};
+    use fusebox::kir::{Inst, KernelBuilder, Output};
+    if !common::gpu_available() {
+        return;
+    }
+    let be = GpuBackend::new(0).unwrap();
+    let mut b = KernelBuilder::new();
+    let i = b.input(DType::F32);
+    let x = b.push(Inst::Load { input: i }, DType::F32);
+    let k = b.finish(Output::Store { value: x });
+    let cases: [(Fault, fn(&Error) -> bool, &str); 3] = [
+        (
+            Fault::OutOfMemory,
+            |e| matches!(e, Error::OutOfMemory(_)),
+            "out of device memory",
+        ),
+        (
+            Fault::DeviceLost,
+            |e| matches!(e, Error::DeviceLost(_)),
+            "device lost",
+        ),
+        (
+            Fault::ShaderCompile,
+            |e| matches!(e, Error::Compile(_)),
+            "compile error",
+        ),
+    ];
+    for (fault, kind, text) in cases {
+        be.inject_fault(fault);
+        let err = be.compile(&k).unwrap_err();
+        assert!(kind(&err), "{fault:?}: {err:?}");
+        assert!(err.to_string().starts_with(text), "{err}");
+        be.compile(&k).expect("one fault per injection");
+    }
+}

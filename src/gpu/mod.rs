@@ -74,6 +74,31 @@ pub struct AdapterInfo {
     pub max_binding_size: u64,
 }
 
+/// A fault [`GpuBackend::inject_fault`] makes the backend report, for tests of error handling
+/// and of the CPU fallback (issue 5). Not a stable API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The driver rejects the shader: [`Error::Compile`].
+    ShaderCompile,
+    /// The device is lost: [`Error::DeviceLost`].
+    DeviceLost,
+    /// Allocation fails: [`Error::OutOfMemory`].
+    OutOfMemory,
+}
+
+impl Fault {
+    fn error(self) -> Error {
+        match self {
+            Fault::ShaderCompile => {
+                Error::Compile("injected fault: shader compilation failed".into())
+            }
+            Fault::DeviceLost => Error::DeviceLost("injected fault".into()),
+            Fault::OutOfMemory => Error::OutOfMemory("injected fault".into()),
+        }
+    }
+}
+
 /// Counters of the work a backend did (for tests and `--verbose` output).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GpuCounters {
@@ -191,6 +216,8 @@ pub struct GpuBackend {
     f32_builtins: std::sync::atomic::AtomicBool,
     /// Bounded LRU pipeline cache keyed by the WGSL source (see [`crate::cache`]).
     cache: KernelCache<String, Arc<GpuKernel>>,
+    /// Faults to report from the next compilations (tests only; see [`Fault`]).
+    faults: Mutex<Vec<Fault>>,
     sum_pipes: Mutex<HashMap<DType, Arc<Pipe>>>,
     pool: Mutex<Pool>,
     compilations: AtomicU64,
@@ -265,6 +292,7 @@ impl GpuBackend {
             device,
             queue,
             cache: KernelCache::new(crate::cache::default_capacity()),
+            faults: Mutex::new(Vec::new()),
             sum_pipes: Mutex::new(HashMap::new()),
             pool: Mutex::new(Pool::default()),
             compilations: AtomicU64::new(0),
@@ -300,6 +328,16 @@ impl GpuBackend {
     /// Pipelines currently cached.
     pub fn cached_kernels(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Make the next call of [`GpuBackend::compile`] fail with `fault`'s error (queued: one
+    /// call per injected fault). For tests of error reporting and of the CPU fallback.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Fault) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fault);
     }
 
     /// Compute f32 transcendentals with the WGSL built-ins even when f64 is available (to
@@ -393,6 +431,13 @@ impl GpuBackend {
 
     /// WGSL generation + naga validation + pipeline creation, cached by shader hash.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<GpuKernel>> {
+        let injected = {
+            let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+            (!f.is_empty()).then(|| f.remove(0))
+        };
+        if let Some(fault) = injected {
+            return Err(fault.error());
+        }
         kernel.verify()?;
         if kernel.outputs.len() != 1
             || matches!(kernel.output(), crate::kir::Output::Reduce { op, .. } if op != crate::ops::ReduceOp::Sum)
