@@ -426,7 +426,8 @@ fn injected_gpu_faults_are_typed_errors() {
     let i = b.input(DType::F32);
     let x = b.push(Inst::Load { input: i }, DType::F32);
     let k = b.finish(Output::Store { value: x });
-    let cases: [(Fault, fn(&Error) -> bool, &str); 3] = [
+    type Case = (Fault, fn(&Error) -> bool, &'static str);
+    let cases: [Case; 3] = [
         (
             Fault::OutOfMemory,
             |e| matches!(e, Error::OutOfMemory(_)),
