@@ -68,6 +68,11 @@ impl ReduceAxes {
         let Some(axes) = &self.axes else {
             return Ok((0..ndim).collect());
         };
+        // NumPy's ufunc reductions accept axis 0 (or -1) of a 0-d array as "no axis";
+        // mean/var/std do not.
+        if ndim == 0 && matches!(r, Reduction::Op(_)) && matches!(axes.as_slice(), [0] | [-1]) {
+            return Ok(vec![]);
+        }
         if matches!(r, Reduction::Op(op) if op.is_arg()) && axes.len() != 1 {
             return Err(Error::Axis(format!(
                 "{r} takes a single axis or none, got {} axes",
@@ -119,9 +124,16 @@ pub fn reduce_meta(
         .map(|d| shape[d])
         .product();
     if reduced == 0 && kept > 0 && r.needs_nonempty() {
-        return Err(Error::Value(format!(
-            "zero-size array to reduction operation {r} which has no identity"
-        )));
+        // NumPy's messages name the ufunc (maximum), or the argmax of an empty sequence.
+        return Err(Error::Value(match r {
+            Reduction::Op(ReduceOp::Max) => {
+                "zero-size array to reduction operation maximum which has no identity".into()
+            }
+            Reduction::Op(ReduceOp::Min) => {
+                "zero-size array to reduction operation minimum which has no identity".into()
+            }
+            _ => format!("attempt to get {r} of an empty sequence"),
+        }));
     }
     Ok((out_dtype, spec.result_shape(shape, &axes), axes))
 }

@@ -19,6 +19,10 @@
 //! let plan = s.explain(&poly)?;                     // what runs, and the bytes it moves
 //! assert_eq!((plan.bytes_fused, plan.bytes_unfused), (16 * 1001, 72 * 1001));
 //!
+//! // Reductions fuse their producers; several results can share one pass:
+//! let stats = s.compute_many(&[x.min(), x.max(), (&x * &x).sum()])?;
+//! assert_eq!(stats[1].scalar_f64(), Some(5.0));
+//!
 //! // Compile once, call on new arrays (like numba.vectorize):
 //! let t = s.symbol("t", DType::F64, &[3]);
 //! let f = s.compile(&((&t - 1.0).exp()))?;
@@ -45,10 +49,13 @@
 //!   operators with their typing rules; the scalar definition of every operator on every dtype.
 //! - [`expr`]: the lazy user API ([`Expr`]), typed eagerly so errors surface early.
 //! - [`parse`]: numexpr syntax to [`Expr`]. [`npy`]: `.npy` files.
-//! - [`opt`]: lowering to a typed hash-consed graph (CSE), constant folding and the rewrite
-//!   table, dead-node removal, fusion into kernels.
-//! - [`kir`]: the kernel IR (typed scalar SSA over strided loads, one store or reduction),
-//!   its printer and verifier. [`mathlib`]: `exp`/`log` expanded into kernel-IR primitives.
+//! - [`opt`]: lowering to a typed hash-consed graph (CSE; `mean`/`var`/`std` become sums and
+//!   a count), constant folding and the rewrite table, dead-node removal, partition into
+//!   kernels: element-wise producers fused into their stores and reductions, multi-kernel plans
+//!   in dependency order (recompute or materialize a shared subexpression, whichever moves
+//!   fewer bytes), independent passes over one iteration space fused into multi-output kernels.
+//! - [`kir`]: the kernel IR (typed scalar SSA over strided loads, ending in one or more
+//!   stores or reductions over run-time axes), its printer and verifier. [`mathlib`]: `exp`/`log` expanded into kernel-IR primitives.
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
 //! - [`interp`], [`mod@reference`]: oracles.
@@ -65,6 +72,8 @@
 //! - The reference evaluator shares only typing and [`semantics`] with the pipeline, never the
 //!   optimizer, so it can catch the optimizer's mistakes.
 //! - User input never panics: every fallible call returns [`Error`].
+//! - A kernel's outputs are all stores or all reductions over the same axes; a plan's steps
+//!   only read plan inputs and results of earlier steps.
 pub mod array;
 pub mod bench;
 pub mod cache;

@@ -24,6 +24,14 @@
 //! literals unless `lookup` binds them (`nan` and `inf` are not numexpr's, but [`Expr`]'s
 //! `Display` prints them, so they are accepted to keep printing and parsing inverse).
 //!
+//! Reductions are calls with one array and NumPy's keyword arguments: `sum(x*x)`,
+//! `mean(a, axis=0)`, `var(a, axis=(0, 1), keepdims=True)`, `std(x, ddof=1)`, `argmax(x,
+//! axis=-1)`, `axis=None`; likewise `prod`, `min`, `max`, `any`, `all`, `argmin`. Keywords go
+//! after the array; an unknown or repeated keyword, a bad `axis` value, or a second positional
+//! argument is a parse error at its column. `max(a, b)` (NumPy would read `b` as the axis) is
+//! an error that points to `maximum(a, b)`. Every reduction's `Display` parses back to the
+//! same tree. A lone `=` is only valid after a keyword (elsewhere: "did you mean `==`?").
+//!
 //! Architecture invariant: the parser only builds [`Expr`]s through their public constructors,
 //! so every dtype/shape rule lives in `expr.rs`; an inference error is reported (as that error)
 //! once the whole string has parsed, so syntax errors come first. Nesting (parentheses, unary chains, `**` chains) and the depth of the
@@ -31,8 +39,8 @@
 //! the parser or of anything that later walks the tree.
 use crate::dtype::{DType, Scalar};
 use crate::error::{Error, Result};
-use crate::expr::{Expr, ExprKind};
-use crate::ops::{BinaryOp, UnaryOp};
+use crate::expr::{Expr, ExprKind, ReduceAxes};
+use crate::ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};
 
 /// Deepest nesting of the source and of the resulting expression tree.
 pub const MAX_DEPTH: usize = 256;
@@ -203,7 +211,6 @@ fn lex(src: &str) -> Result<Vec<Token>> {
                     .find(|op| op.len() == 1 && op.starts_with(c))
             });
         match op {
-            Some(&"=") => return Err(perr(col, "unexpected `=` (did you mean `==`?)")),
             Some(&"!") => return Err(perr(col, "unexpected `!` (use `~` for logical not)")),
             Some(&".") => {
                 return Err(perr(
@@ -337,6 +344,8 @@ fn describe(tok: &Tok) -> String {
         Tok::Float(v) => format!("`{v}`"),
         Tok::Ident(n) => format!("`{n}`"),
         Tok::Str(s) => format!("string '{s}'"),
+        // `=` only follows a keyword in a call (`sum(x, axis=1)`).
+        Tok::Op("=") => "`=` (did you mean `==`?)".into(),
         Tok::Op(o) => format!("`{o}`"),
         Tok::LParen => "`(`".into(),
         Tok::RParen => "`)`".into(),
@@ -352,7 +361,8 @@ enum Func {
     Identity,
     Imag,
     OnesLike,
-    Sum,
+    /// A reduction (`var`/`std` with `ddof = 0` until the call says otherwise).
+    Reduce(Reduction),
     Astype,
 }
 
@@ -402,9 +412,8 @@ fn function(name: &str) -> Option<Func> {
         "conj" | "conjugate" | "real" | "copy" => Some(Func::Identity),
         "imag" => Some(Func::Imag),
         "ones_like" => Some(Func::OnesLike),
-        "sum" => Some(Func::Sum),
         "astype" => Some(Func::Astype),
-        _ => None,
+        _ => Reduction::from_name(name, 0).map(Func::Reduce),
     }
 }
 
@@ -621,7 +630,6 @@ impl Parser<'_> {
                 "contains" => {
                     "`contains` works on strings only; fusebox has no string arrays".to_string()
                 }
-                "prod" => "function `prod` is not supported (only `sum` reduces)".to_string(),
                 _ => format!("unknown function `{name}`"),
             };
             return Err(perr(col, msg));
@@ -630,9 +638,28 @@ impl Parser<'_> {
         self.enter()?;
         let mut args: Vec<Built> = Vec::new();
         let mut dtype_arg: Option<DType> = None;
+        let mut kw = Keywords::default();
         if self.peek().tok != Tok::RParen {
             loop {
-                if matches!(func, Func::Astype) && args.len() == 1 && dtype_arg.is_none() {
+                let keyword = match (&self.peek().tok, self.tokens.get(self.pos + 1)) {
+                    (
+                        Tok::Ident(k),
+                        Some(Token {
+                            tok: Tok::Op("="), ..
+                        }),
+                    ) => Some(k.clone()),
+                    _ => None,
+                };
+                if let Some(k) = keyword {
+                    let kcol = self.next().col;
+                    self.next(); // `=`
+                    self.keyword(&func, name, &k, kcol, &mut kw)?;
+                } else if kw.any {
+                    return Err(perr(
+                        self.peek().col,
+                        "positional argument follows keyword argument",
+                    ));
+                } else if matches!(func, Func::Astype) && args.len() == 1 && dtype_arg.is_none() {
                     dtype_arg = Some(self.dtype_arg()?);
                 } else {
                     args.push(self.parse_binary(1)?);
@@ -655,9 +682,12 @@ impl Parser<'_> {
             ));
         }
         self.leave();
+        if let Func::Reduce(r) = func {
+            return self.reduction(r, name, col, args, kw);
+        }
         let n_args = args.len() + usize::from(dtype_arg.is_some());
         let want = match func {
-            Func::Unary(_) | Func::Identity | Func::Imag | Func::OnesLike | Func::Sum => 1,
+            Func::Unary(_) | Func::Identity | Func::Imag | Func::OnesLike | Func::Reduce(_) => 1,
             Func::Binary(_) | Func::Astype => 2,
             Func::Where => 3,
         };
@@ -681,7 +711,7 @@ impl Parser<'_> {
             }
             Func::Imag => return self.filled(a, 0),
             Func::OnesLike => return self.filled(a, 1),
-            Func::Sum => a.expr.sum(),
+            Func::Reduce(_) => unreachable!("reductions returned above"),
             Func::Astype => match dtype_arg {
                 Some(d) => a.expr.astype(d),
                 None => unreachable!("arity checked above"),
@@ -689,6 +719,185 @@ impl Parser<'_> {
         };
         let children: Vec<&Built> = args.iter().collect();
         self.node(e, &children)
+    }
+
+    /// A keyword argument `key=value` of a call (the current token is the value): `axis`,
+    /// `keepdims` and (for `var`/`std`) `ddof` of reductions; no other function takes any.
+    fn keyword(
+        &mut self,
+        func: &Func,
+        fname: &str,
+        key: &str,
+        col: usize,
+        kw: &mut Keywords,
+    ) -> Result<()> {
+        let Func::Reduce(r) = func else {
+            return Err(perr(
+                col,
+                format!("`{fname}` takes no keyword arguments (got `{key}=`)"),
+            ));
+        };
+        let takes_ddof = matches!(r, Reduction::Var { .. } | Reduction::Std { .. });
+        let repeated = || perr(col, format!("keyword argument `{key}` repeated"));
+        kw.any = true;
+        match key {
+            "axis" => {
+                if kw.axis.is_some() {
+                    return Err(repeated());
+                }
+                kw.axis = Some(self.axis_value()?);
+            }
+            "keepdims" => {
+                if kw.keepdims.is_some() {
+                    return Err(repeated());
+                }
+                let t = self.next();
+                kw.keepdims = Some(match &t.tok {
+                    Tok::Ident(v) if v == "True" => true,
+                    Tok::Ident(v) if v == "False" => false,
+                    other => {
+                        return Err(perr(
+                            t.col,
+                            format!("`keepdims` must be True or False, not {}", describe(other)),
+                        ))
+                    }
+                });
+            }
+            "ddof" if takes_ddof => {
+                if kw.ddof.is_some() {
+                    return Err(repeated());
+                }
+                let t = self.next();
+                kw.ddof = Some(match t.tok {
+                    Tok::Int(v) => u32::try_from(v)
+                        .map_err(|_| perr(t.col, format!("`ddof` {v} is too large")))?,
+                    other => {
+                        return Err(perr(
+                            t.col,
+                            format!(
+                                "`ddof` must be a non-negative integer, not {}",
+                                describe(&other)
+                            ),
+                        ))
+                    }
+                });
+            }
+            _ => {
+                let known = if takes_ddof {
+                    "axis, keepdims, ddof"
+                } else {
+                    "axis, keepdims"
+                };
+                return Err(perr(
+                    col,
+                    format!("unknown keyword argument `{key}` for `{fname}` (it takes {known})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An `axis=` value: an integer, a tuple of integers (`(0, 1)`, `(1,)`, `()`), or `None`.
+    fn axis_value(&mut self) -> Result<Option<Vec<isize>>> {
+        let t = self.peek().clone();
+        match t.tok {
+            Tok::Ident(ref v) if v == "None" => {
+                self.next();
+                Ok(None)
+            }
+            Tok::LParen => {
+                self.next();
+                let mut axes = Vec::new();
+                while self.peek().tok != Tok::RParen {
+                    axes.push(self.axis_int()?);
+                    match self.peek().tok {
+                        Tok::Comma => {
+                            self.next();
+                        }
+                        Tok::RParen => {}
+                        ref other => {
+                            return Err(perr(
+                                self.peek().col,
+                                format!(
+                                    "expected `,` or `)` in axis tuple, found {}",
+                                    describe(other)
+                                ),
+                            ))
+                        }
+                    }
+                }
+                self.next(); // `)`
+                Ok(Some(axes))
+            }
+            _ => Ok(Some(vec![self.axis_int()?])),
+        }
+    }
+
+    /// An integer axis, `-` allowed.
+    fn axis_int(&mut self) -> Result<isize> {
+        let t = self.next();
+        let (neg, v) = match t.tok {
+            Tok::Op("-") => {
+                let n = self.next();
+                match n.tok {
+                    Tok::Int(v) => (true, v),
+                    other => return Err(bad_axis(n.col, &other)),
+                }
+            }
+            Tok::Int(v) => (false, v),
+            other => return Err(bad_axis(t.col, &other)),
+        };
+        let v = i64::try_from(v)
+            .ok()
+            .and_then(|v| isize::try_from(v).ok())
+            .ok_or_else(|| perr(t.col, format!("axis {v} is out of range")))?;
+        Ok(if neg { -v } else { v })
+    }
+
+    /// `sum(x, axis=..., keepdims=...)` and the other reductions: one positional argument.
+    fn reduction(
+        &self,
+        r: Reduction,
+        name: &str,
+        col: usize,
+        args: Vec<Built>,
+        kw: Keywords,
+    ) -> Result<Built> {
+        match args.len() {
+            1 => {}
+            0 => return Err(perr(col, format!("`{name}` takes 1 argument, got 0"))),
+            n => {
+                let msg = match r {
+                    Reduction::Op(op @ (ReduceOp::Max | ReduceOp::Min)) => {
+                        let f = if op == ReduceOp::Max {
+                            "maximum"
+                        } else {
+                            "minimum"
+                        };
+                        format!(
+                            "`{name}` reduces one array (got {n} arguments): for the \
+                             element-wise {f} write `{f}(a, b)`, for an axis `{name}(a, axis=1)`"
+                        )
+                    }
+                    _ => format!(
+                        "`{name}` takes 1 array argument, got {n} (give the axis as `axis=...`)"
+                    ),
+                };
+                return Err(perr(col, msg));
+            }
+        }
+        let ddof = kw.ddof.unwrap_or(0);
+        let r = match r {
+            Reduction::Var { .. } => Reduction::Var { ddof },
+            Reduction::Std { .. } => Reduction::Std { ddof },
+            other => other,
+        };
+        let spec = ReduceAxes {
+            axes: kw.axis.unwrap_or(None),
+            keepdims: kw.keepdims.unwrap_or(false),
+        };
+        let x = &args[0];
+        self.node(x.expr.reduce_with(r, spec), &[x])
     }
 
     /// `astype`'s second argument: a dtype name, bare (`float32`) or quoted (`'int64'`).
@@ -742,6 +951,27 @@ impl Parser<'_> {
         }
         Ok(Built { expr: e, depth })
     }
+}
+
+/// The keyword arguments of a reduction call, each given at most once.
+#[derive(Default)]
+struct Keywords {
+    /// Whether any keyword was given (positional arguments may not follow).
+    any: bool,
+    /// `Some(None)`: `axis=None`.
+    axis: Option<Option<Vec<isize>>>,
+    keepdims: Option<bool>,
+    ddof: Option<u32>,
+}
+
+fn bad_axis(col: usize, found: &Tok) -> Error {
+    perr(
+        col,
+        format!(
+            "bad axis value {}: expected an integer, a tuple of integers or None",
+            describe(found)
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,12 @@
 //! every element goes through the scalar definitions in [`crate::semantics`]. Nothing here is
 //! clever: no fusion, no SIMD, no reuse of buffers. Being obviously right is the whole point.
 //!
+//! Reductions reproduce NumPy's order of float operations on C-contiguous operands (see
+//! `reduce`), so they match `np.sum`/`np.mean`/`np.std`... bit for bit on the golden fixtures.
+//! That includes NumPy's 8192-element buffer chunks when it casts while reducing (`mean`, `var`
+//! and `std` of integers and bool), which only matter for more than 8192 values whose float64
+//! sums are inexact.
+//!
 //! Architecture invariant: this module depends only on `expr`, `ops`, `dtype`, `array` and
 //! `semantics`; it never sees the optimizer, the kernel IR or a backend.
 //!
@@ -15,8 +21,8 @@
 use crate::array::{broadcast_shapes, DynArray, Element};
 use crate::dtype::{check_weak_fits, DType, Scalar};
 use crate::error::{Error, Result};
-use crate::expr::{binary_types, where_dtype, Expr, ExprKind, Meta};
-use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, UnaryOp};
+use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, Meta, ReduceAxes};
+use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
 use crate::semantics;
 use ndarray::{arr0, ArcArray, ArrayD, IxDyn, Zip};
 use std::collections::HashMap;
@@ -178,18 +184,9 @@ fn eval_node(
             Value::Array(cast(&x, *dtype))
         }
         ExprKind::Reduce(r, x, spec) => {
+            // A weak literal reduces as a 0-d array of its default dtype.
             let x = get(x)?.into_array()?;
-            match (r, &spec.axes, spec.keepdims) {
-                (crate::ops::Reduction::Op(op @ ReduceOp::Sum), None, false) => {
-                    let (compute, _result) = op.signature(x.dtype())?;
-                    Value::Array(reduce(*op, &cast(&x, compute))?)
-                }
-                _ => {
-                    return Err(Error::Type(format!(
-                        "the reference evaluator does not compute {r} with axes yet"
-                    )))
-                }
-            }
+            Value::Array(reduction(*r, &x, spec)?)
         }
     })
 }
@@ -342,29 +339,264 @@ fn select(c: &DynArray, a: &DynArray, b: &DynArray) -> Result<DynArray> {
 
 // ---- reductions -----------------------------------------------------------------------------
 
-/// Whole-array reduction of `x` (already in the compute dtype) to a 0-d array.
-fn reduce(op: ReduceOp, x: &DynArray) -> Result<DynArray> {
-    match op {
-        ReduceOp::Sum => Ok(match x {
-            // NumPy's float sum: the identity 0.0 plus the pairwise sum of the C-order elements.
-            DynArray::F64(a) => {
-                let v: Vec<f64> = a.iter().copied().collect();
-                arr0(0.0 + pairwise_sum_f64(&v)).into()
+/// NumPy's `np.sum(x, axis=..., keepdims=...)` and friends. `mean`, `var` and `std` follow
+/// `_mean` and `_var` in `numpy/_core/_methods.py` step by step, each step one NumPy operation:
+/// `mean = sum(x) / n`; `var = sum((x - sum(x, keepdims=True) / n) ** 2) / max(n - ddof, 0)`,
+/// summing bool and integers in float64; `std = sqrt(var)`.
+fn reduction(r: Reduction, x: &DynArray, spec: &ReduceAxes) -> Result<DynArray> {
+    // Axis errors and `max` of an empty array: NumPy's messages.
+    let (_, _, axes) = reduce_meta(r, x.dtype(), x.shape(), spec)?;
+    let count: usize = axes.iter().map(|&d| x.shape()[d]).product();
+    let float_t = if x.dtype().is_float() {
+        x.dtype()
+    } else {
+        DType::F64 // `dtype='f8'` for bool and integers
+    };
+    // `np.sum(ints, dtype='f8')` casts through NumPy's buffer, one chunk at a time.
+    let chunk = if x.dtype() == float_t {
+        NO_BUFFER
+    } else {
+        BUFSIZE
+    };
+    match r {
+        Reduction::Op(op) => reduce(op, x, &axes, spec.keepdims, NO_BUFFER),
+        Reduction::Mean => {
+            let s = reduce(
+                ReduceOp::Sum,
+                &cast(x, float_t),
+                &axes,
+                spec.keepdims,
+                chunk,
+            )?;
+            divide_by_count(&s, count)
+        }
+        Reduction::Var { ddof } | Reduction::Std { ddof } => {
+            let s = reduce(ReduceOp::Sum, &cast(x, float_t), &axes, true, chunk)?;
+            let xf = cast(x, float_t);
+            let mean = divide_by_count(&s, count)?;
+            let dev = binary(BinaryOp::Sub, &xf, &mean)?;
+            let sq = binary(BinaryOp::Mul, &dev, &dev)?;
+            let ss = reduce(ReduceOp::Sum, &sq, &axes, spec.keepdims, NO_BUFFER)?;
+            let var = divide_by_count(&ss, count.saturating_sub(ddof as usize))?;
+            match r {
+                Reduction::Std { .. } => unary(UnaryOp::Sqrt, &var),
+                _ => Ok(var),
             }
-            DynArray::F32(a) => {
-                let v: Vec<f32> = a.iter().copied().collect();
-                arr0(0.0 + pairwise_sum_f32(&v)).into()
-            }
-            DynArray::I64(a) => arr0(a.iter().fold(0i64, |s, &v| s.wrapping_add(v))).into(),
-            other => {
-                return Err(Error::Type(format!(
-                    "sum is computed in int64 or float, not {}",
-                    other.dtype()
-                )))
-            }
-        }),
-        other => Err(Error::Type(format!("reference {other}: not implemented"))),
+        }
     }
+}
+
+/// `s / count` as NumPy's `true_divide(s, np.intp(count))`: the count is a strong int64, so the
+/// division runs in float64 and a float32 `s` gets a float32 result rounded from it.
+fn divide_by_count(s: &DynArray, count: usize) -> Result<DynArray> {
+    let n = materialize(Scalar::Float(count as f64), DType::F64);
+    let q = binary(BinaryOp::Div, &cast(s, DType::F64), &n)?;
+    Ok(cast(&q, s.dtype()))
+}
+
+/// `op` over the sorted, distinct `axes` of `x` (cast first to the operand dtype of
+/// [`ReduceOp::signature`]); `keepdims` keeps them as length-1 axes.
+///
+/// The order of float operations is NumPy's on a C-contiguous operand: the output starts at the
+/// identity (`sum`: `0.0`, so `sum([-0.0])` is `0.0`) and NumPy's inner loop runs over the
+/// trailing reduced axes, which coalesce into one contiguous run that `sum` adds pairwise;
+/// the runs are combined in C order (length-1 axes do not count: NumPy drops them). When the
+/// last axis is kept the inner loop is element-wise, so e.g. `sum(axis=0)` of a matrix adds the rows one after another. `prod`
+/// multiplies in C order; `min`/`max` start from the first element and combine with
+/// `maximum`/`minimum` (NaN wins; on ties the later element, as `semantics` measured).
+///
+/// `chunk`: NumPy sums a cast operand through its buffer of [`BUFSIZE`] elements, so the inner
+/// run is added pairwise `chunk` elements at a time ([`NO_BUFFER`]: in one piece).
+fn reduce(
+    op: ReduceOp,
+    x: &DynArray,
+    axes: &[usize],
+    keepdims: bool,
+    chunk: usize,
+) -> Result<DynArray> {
+    let (compute, _result) = op.signature(x.dtype())?;
+    let x = cast(x, compute);
+    let shape = ReduceAxes {
+        axes: None,
+        keepdims,
+    }
+    .result_shape(x.shape(), axes);
+    use ReduceOp::*;
+    if let Some(ext) = binary_ext(op) {
+        return match &x {
+            DynArray::Bool(a) => fold(a, axes, &shape, |g, _| {
+                first_then(op, g, |a, b| semantics::binary_bool(ext, a, b))
+            }),
+            DynArray::I32(a) => fold(a, axes, &shape, |g, _| {
+                first_then(op, g, |a, b| semantics::binary_i32(ext, a, b))
+            }),
+            DynArray::I64(a) => fold(a, axes, &shape, |g, _| {
+                first_then(op, g, |a, b| semantics::binary_i64(ext, a, b))
+            }),
+            DynArray::F32(a) => fold(a, axes, &shape, |g, _| {
+                first_then(op, g, |a, b| semantics::binary_f32(ext, a, b))
+            }),
+            DynArray::F64(a) => fold(a, axes, &shape, |g, _| {
+                first_then(op, g, |a, b| semantics::binary_f64(ext, a, b))
+            }),
+        };
+    }
+    match (op, &x) {
+        (Sum, DynArray::F64(a)) => fold(a, axes, &shape, |g, run| {
+            let runs = g.chunks(run).flat_map(|r| r.chunks(chunk));
+            Ok(runs.fold(0.0, |s, c| s + pairwise_sum_f64(c)))
+        }),
+        (Sum, DynArray::F32(a)) => fold(a, axes, &shape, |g, run| {
+            let runs = g.chunks(run).flat_map(|r| r.chunks(chunk));
+            Ok(runs.fold(0.0, |s, c| s + pairwise_sum_f32(c)))
+        }),
+        (Sum, DynArray::I64(a)) => fold(a, axes, &shape, |g, _| {
+            Ok(g.iter().fold(0i64, |s, &v| s.wrapping_add(v)))
+        }),
+        (Prod, DynArray::F64(a)) => fold(a, axes, &shape, |g, _| {
+            Ok(g.iter().fold(1.0, |p, &v| p * v))
+        }),
+        (Prod, DynArray::F32(a)) => fold(a, axes, &shape, |g, _| {
+            Ok(g.iter().fold(1.0, |p, &v| p * v))
+        }),
+        (Prod, DynArray::I64(a)) => fold(a, axes, &shape, |g, _| {
+            Ok(g.iter().fold(1i64, |p, &v| p.wrapping_mul(v)))
+        }),
+        (Any, DynArray::Bool(a)) => fold(a, axes, &shape, |g, _| Ok(g.iter().any(|&v| v))),
+        (All, DynArray::Bool(a)) => fold(a, axes, &shape, |g, _| Ok(g.iter().all(|&v| v))),
+        (ArgMin | ArgMax, x) => {
+            let max = op == ArgMax;
+            match x {
+                DynArray::Bool(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::I32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::I64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::F32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::F64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+            }
+        }
+        (op, x) => Err(Error::Type(format!(
+            "reference: {op} does not compute in {}",
+            x.dtype()
+        ))),
+    }
+}
+
+/// NumPy's default buffer size (`np.getbufsize()`), in elements.
+const BUFSIZE: usize = 8192;
+/// No buffering: the whole inner run in one piece.
+const NO_BUFFER: usize = usize::MAX;
+
+/// The element-wise operator `min`/`max` combine with.
+fn binary_ext(op: ReduceOp) -> Option<BinaryOp> {
+    match op {
+        ReduceOp::Min => Some(BinaryOp::Minimum),
+        ReduceOp::Max => Some(BinaryOp::Maximum),
+        _ => None,
+    }
+}
+
+fn empty_error(op: ReduceOp) -> Error {
+    let name = match op {
+        ReduceOp::Min => "minimum",
+        ReduceOp::Max => "maximum",
+        other => other.name(),
+    };
+    Error::Value(format!(
+        "zero-size array to reduction operation {name} which has no identity"
+    ))
+}
+
+/// The first element combined with each later one in order (reductions without identity).
+fn first_then<T: Copy>(op: ReduceOp, g: &[T], f: impl Fn(T, T) -> T) -> Result<T> {
+    let (&first, rest) = g.split_first().ok_or_else(|| empty_error(op))?;
+    Ok(rest.iter().fold(first, |acc, &v| f(acc, v)))
+}
+
+/// Position of the first largest (`max`) or smallest element; a NaN beats everything and the
+/// first NaN wins (`v != v` is true only for NaN).
+#[allow(clippy::eq_op)]
+fn arg_best<T: Copy + PartialOrd>(op: ReduceOp, g: &[T], max: bool) -> Result<i64> {
+    let mut best: Option<(usize, T)> = None;
+    for (i, &v) in g.iter().enumerate() {
+        best = Some(match best {
+            None => (i, v),
+            Some((bi, b)) => {
+                let better = if max { v > b } else { v < b };
+                if b == b && (v != v || better) {
+                    (i, v)
+                } else {
+                    (bi, b)
+                }
+            }
+        });
+    }
+    match best {
+        Some((i, _)) => Ok(i as i64),
+        None => Err(Error::Value(format!(
+            "attempt to get {op} of an empty sequence"
+        ))),
+    }
+}
+
+/// Apply `f` to each output position's elements: the elements of `a` whose kept-axis indices
+/// give that position (positions in C order over the kept axes), in C order over the reduced
+/// axes, with the length of NumPy's inner run (the product of the trailing reduced axes, at
+/// least 1). The results fill an array of `shape`.
+fn fold<T: Element, R: Element>(
+    a: &ArcArray<T, IxDyn>,
+    axes: &[usize],
+    shape: &[usize],
+    f: impl Fn(&[T], usize) -> Result<R>,
+) -> Result<DynArray> {
+    let dims = a.shape();
+    let kept_n: usize = (0..dims.len())
+        .filter(|d| !axes.contains(d))
+        .map(|d| dims[d])
+        .product();
+    let mut groups: Vec<Vec<T>> = vec![Vec::new(); kept_n];
+    if kept_n == 1 {
+        // One output (every axis of extent > 1 reduced): all elements in C order.
+        groups[0] = a.iter().copied().collect();
+    } else {
+        let reduced: Vec<bool> = (0..dims.len()).map(|d| axes.contains(&d)).collect();
+        // `iter` visits elements in C order; `ix` counts along with it.
+        let mut ix = vec![0usize; dims.len()];
+        for &v in a.iter() {
+            let mut k = 0;
+            for (d, &n) in dims.iter().enumerate() {
+                if !reduced[d] {
+                    k = k * n + ix[d];
+                }
+            }
+            groups[k].push(v);
+            for d in (0..dims.len()).rev() {
+                ix[d] += 1;
+                if ix[d] < dims[d] {
+                    break;
+                }
+                ix[d] = 0;
+            }
+        }
+    }
+    // NumPy's iterator drops length-1 axes before it picks the inner loop.
+    let mut run = 1;
+    for d in (0..dims.len()).rev() {
+        if dims[d] == 1 {
+            continue;
+        }
+        if !axes.contains(&d) {
+            break;
+        }
+        run *= dims[d];
+    }
+    let run = run.max(1);
+    let vals = groups
+        .iter()
+        .map(|g| f(g, run))
+        .collect::<Result<Vec<R>>>()?;
+    let out = ArrayD::from_shape_vec(IxDyn(shape), vals)
+        .map_err(|e| Error::Value(format!("reference: reduction result shape: {e}")))?;
+    Ok(out.into())
 }
 
 macro_rules! pairwise_sum {
@@ -488,6 +720,104 @@ mod tests {
         assert_eq!(r, arr0(2 * i32::MAX as i64).into_dyn());
         let empty = eval(&Expr::data(Array1::<f32>::zeros(0), None).sum()).unwrap();
         assert_eq!(empty.into_f32().unwrap(), arr0(0.0f32).into_dyn());
+    }
+
+    /// Values NumPy 2.4 printed for the same calls.
+    #[test]
+    fn reductions_follow_numpy_order_and_rules() {
+        use crate::ops::Reduction::{Mean, Op, Std, Var};
+        let red = |x: &Expr, r, axes: Option<&[isize]>, keepdims| {
+            eval(&x.reduce(r, axes, keepdims)).unwrap()
+        };
+        // Pairwise (8 accumulators) gives 6.0; adding in order gives 0.0. NumPy adds pairwise
+        // along the contiguous reduced run, length-1 axes ignored, and in order across rows.
+        let v = [1e16, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1e16];
+        let col = Expr::data(
+            Array1::from(v.to_vec())
+                .into_shape_with_order((9, 1))
+                .unwrap(),
+            None,
+        );
+        let row = Expr::data(
+            Array1::from(v.to_vec())
+                .into_shape_with_order((1, 9))
+                .unwrap(),
+            None,
+        );
+        let sum = Op(ReduceOp::Sum);
+        assert_eq!(
+            red(&col, sum, Some(&[0]), false),
+            DynArray::from(arr1(&[6.0]))
+        );
+        assert_eq!(
+            red(&row, sum, Some(&[-1]), false),
+            DynArray::from(arr1(&[6.0]))
+        );
+        let rows = Expr::data(ndarray::Array2::from_shape_fn((9, 2), |(i, _)| v[i]), None);
+        assert_eq!(
+            red(&rows, sum, Some(&[0]), false),
+            DynArray::from(arr1(&[0.0, 0.0]))
+        );
+        // NaN wins and the first NaN's position is the arg result.
+        let nan = f64::NAN;
+        let m = Expr::data(arr2(&[[1.0, nan, 3.0, nan], [2.0, 5.0, 5.0, -1.0]]), None);
+        let am = red(&m, Op(ReduceOp::ArgMax), Some(&[1]), false);
+        assert_eq!(am, DynArray::from(arr1(&[1i64, 1])));
+        let am = red(&m, Op(ReduceOp::ArgMin), Some(&[0]), true);
+        assert_eq!(am, DynArray::from(arr2(&[[0i64, 0, 0, 0]])));
+        assert_eq!(
+            red(&m, Op(ReduceOp::ArgMax), None, false),
+            DynArray::from(arr0(1i64))
+        );
+        let mx = red(&m, Op(ReduceOp::Max), Some(&[1]), false)
+            .into_f64()
+            .unwrap();
+        assert!(mx[0].is_nan() && mx[1] == 5.0);
+        // Integers: float64 statistics; wrapping int64 products.
+        let i = Expr::data(arr2(&[[1i32, 2, 3], [4, 5, 7]]), None);
+        let var = red(&i, Var { ddof: 1 }, Some(&[1]), false)
+            .into_f64()
+            .unwrap();
+        assert_eq!(var, arr1(&[1.0, 2.333333333333333]).into_dyn());
+        assert_eq!(
+            red(&i, Std { ddof: 0 }, None, false).scalar_f64(),
+            Some(1.9720265943665387)
+        );
+        let mean = red(&i, Mean, Some(&[0]), true);
+        assert_eq!(mean, DynArray::from(arr2(&[[2.5, 3.5, 5.0]])));
+        let p = Expr::data(arr1(&[1i64 << 62, 4]), None).prod();
+        assert_eq!(eval(&p).unwrap(), DynArray::from(arr0(0i64)));
+        // Empty: the identity where the reduced extent is 0, an empty result where the kept
+        // extent is 0, NumPy's error for `max` of nothing.
+        let z = Expr::data(ndarray::Array2::<f64>::zeros((2, 0)), None);
+        assert_eq!(
+            red(&z, sum, Some(&[1]), false),
+            DynArray::from(arr1(&[0.0, 0.0]))
+        );
+        let zi = Expr::data(ndarray::Array2::<i32>::zeros((0, 2)), None);
+        let p = red(&zi, Op(ReduceOp::Prod), Some(&[0]), false);
+        assert_eq!(p, DynArray::from(arr1(&[1i64, 1])));
+        let e = red(&zi, Op(ReduceOp::Max), Some(&[1]), false);
+        assert_eq!(e.shape(), &[0]);
+        let m = Mean;
+        assert!(red(&z, m, None, false).scalar_f64().unwrap().is_nan());
+        // NumPy names the ufunc (`maximum`); `expr::reduce_meta` names the reduction.
+        match eval(&zi.max()) {
+            Err(Error::Value(msg)) => assert!(
+                msg.starts_with("zero-size array to reduction operation ")
+                    && msg.ends_with(" which has no identity"),
+                "{msg}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // `axis=()` reduces nothing, starting from the identity: -0.0 sums to 0.0.
+        let nz = Expr::data(arr1(&[-0.0, 1.0]), None);
+        let s = red(&nz, sum, Some(&[]), false).into_f64().unwrap();
+        assert!(s[0] == 0.0 && s[0].is_sign_positive());
+        let p = red(&nz, Op(ReduceOp::Prod), Some(&[]), false)
+            .into_f64()
+            .unwrap();
+        assert!(p[0].is_sign_negative());
     }
 
     #[test]

@@ -447,11 +447,12 @@ impl Session {
             .iter()
             .map(|c| {
                 format!(
-                    "{} used by {} kernels: {} ({} B recomputed in each vs {} B materialized)",
+                    "{} used by {} kernels: {} (its users move {} B recomputing it, {} B if it is \
+                     materialized once)",
                     c.node,
                     c.users,
                     if c.materialized {
-                        "materialized once"
+                        "materialized"
                     } else {
                         "recomputed"
                     },

@@ -392,3 +392,159 @@ fn typed_abs_sum(a: &DynArray) -> f64 {
         _ => 0.0,
     }
 }
+
+/// Every reduction (kernel-level ops and mean/var/std) over every dtype, shape, axis set,
+/// keepdims and layout, on every engine, against the reference evaluator. Integer, bool,
+/// min/max and arg results are exact; float sums, products and statistics are compared with a
+/// relative bound (the engines sum in another order than NumPy's pairwise sum). Errors (empty
+/// min/max, bad axes) must agree.
+#[test]
+fn reductions_every_op_dtype_axis_and_layout() {
+    use fusebox::ops::{ReduceOp, Reduction};
+    let ss = sessions();
+    let mut reductions: Vec<Reduction> = ReduceOp::ALL.iter().map(|&o| Reduction::Op(o)).collect();
+    reductions.extend([
+        Reduction::Mean,
+        Reduction::Var { ddof: 0 },
+        Reduction::Std { ddof: 1 },
+    ]);
+    let axes_for = |ndim: usize| -> Vec<Option<Vec<isize>>> {
+        let mut v = vec![None];
+        for d in 0..ndim as isize {
+            v.push(Some(vec![d]));
+        }
+        if ndim >= 2 {
+            v.push(Some(vec![-1]));
+            v.push(Some(vec![0, ndim as isize - 1]));
+        }
+        if ndim == 3 {
+            v.push(Some(vec![2, 0, 1]));
+        }
+        v
+    };
+    let shapes: [&[usize]; 7] = [&[37], &[5, 7], &[], &[0], &[3, 0], &[2, 3, 4], &[300, 3]];
+    for r in &reductions {
+        for dt in DType::ALL {
+            for (si, shape) in shapes.iter().enumerate() {
+                for layout in LAYOUTS {
+                    if layout != Layout::Contiguous && !matches!(si, 1 | 5 | 6) {
+                        continue;
+                    }
+                    // Even seeds carry the edge values (NaN, inf, extremes), odd ones do not.
+                    for seed in [2 * si as u64, 2 * si as u64 + 1] {
+                        let arr = array(dt, shape, layout, seed);
+                        let a = Expr::data(arr.clone(), Some("a"));
+                        for axes in axes_for(shape.len()) {
+                            for keepdims in [false, true] {
+                                let e = a.reduce(*r, axes.as_deref(), keepdims);
+                                let what = format!("{r} {dt} {shape:?} {layout:?} seed {seed}");
+                                check_reduction(&what, &e, &arr, *r, &ss);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_reduction(
+    what: &str,
+    e: &Expr,
+    input: &DynArray,
+    r: fusebox::ops::Reduction,
+    sessions: &[(&str, Session)],
+) {
+    use fusebox::ops::{ReduceOp, Reduction};
+    let oracle = reference::evaluate(e, &HashMap::new());
+    for (name, s) in sessions {
+        let ours = s.compute(e);
+        let (a, b) = match (&ours, &oracle) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(_), Err(_)) => continue,
+            (Err(fusebox::Error::UnsupportedDtype(_)), Ok(_)) if *name == "gpu" => continue,
+            (Ok(a), Err(err)) => panic!("{what} [{name}] {e}: oracle error {err}, ours {a:?}"),
+            (Err(err), Ok(b)) => panic!("{what} [{name}] {e}: our error {err}, oracle {b:?}"),
+        };
+        let inexact = matches!(
+            r,
+            Reduction::Op(ReduceOp::Sum | ReduceOp::Prod)
+                | Reduction::Mean
+                | Reduction::Var { .. }
+                | Reduction::Std { .. }
+        ) && b.dtype().is_float();
+        if !inexact {
+            assert_agree(&format!("{what} [{name}] {e}"), a, b, 0);
+            continue;
+        }
+        assert_eq!(a.dtype(), b.dtype(), "{what} [{name}] {e}: dtype");
+        assert_eq!(a.shape(), b.shape(), "{what} [{name}] {e}: shape");
+        // Scale of the rounding error: the largest magnitude involved (squared for var).
+        let big = typed_max_abs(input);
+        let scale = match r {
+            Reduction::Var { .. } => big * big,
+            _ => big,
+        };
+        let n = input.len().max(1) as f64;
+        let rel = if b.dtype() == DType::F32 { 1e-5 } else { 1e-13 };
+        let (xs, ys) = (to_f64(a), to_f64(b));
+        for (i, (x, y)) in xs.iter().zip(&ys).enumerate() {
+            let ok = x == y
+                || (x.is_nan() && y.is_nan())
+                || (x - y).abs() <= rel * n * scale.max(y.abs())
+                || (matches!(r, Reduction::Op(ReduceOp::Prod))
+                    && (x - y).abs() <= 1e-12 * n * y.abs().max(f64::MIN_POSITIVE));
+            assert!(ok, "{what} [{name}] {e}: [{i}] ours {x:e} oracle {y:e}");
+        }
+    }
+}
+
+fn typed_max_abs(a: &DynArray) -> f64 {
+    to_f64(a)
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0, |m, v| m.max(v.abs()))
+}
+
+fn to_f64(a: &DynArray) -> Vec<f64> {
+    match a {
+        DynArray::F64(x) => x.iter().copied().collect(),
+        DynArray::F32(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::I64(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::I32(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::Bool(x) => x.iter().map(|&v| v as u8 as f64).collect(),
+    }
+}
+
+/// `compute_many` gives each expression's own result, whichever kernels they share.
+#[test]
+fn compute_many_agrees_with_one_at_a_time() {
+    let ss = sessions();
+    let x = Expr::data(array(DType::F64, &[1001], Layout::Strided, 3), Some("x"));
+    let m = Expr::data(array(DType::F32, &[40, 25], Layout::Fortran, 5), Some("m"));
+    use fusebox::ops::{ReduceOp, Reduction};
+    let exprs = vec![
+        x.min(),
+        x.max(),
+        x.sum(),
+        (&x * 2.0).exp(),
+        &x - x.mean(),
+        m.reduce(Reduction::Op(ReduceOp::Max), Some(&[1]), false),
+        m.reduce(Reduction::Op(ReduceOp::ArgMin), Some(&[0]), true),
+        m.reduce(Reduction::Mean, Some(&[1]), false),
+    ];
+    for (name, s) in &ss {
+        let many = s.compute_many(&exprs).unwrap();
+        for (e, got) in exprs.iter().zip(&many) {
+            let one = reference::evaluate(e, &HashMap::new()).unwrap();
+            let ulp = if *name == "gpu" { 4 } else { 2 };
+            // Sums differ from the pairwise oracle by rounding only; these values are moderate.
+            let tol = if matches!(one.dtype(), DType::F32) {
+                64
+            } else {
+                ulp
+            };
+            assert_agree(&format!("[{name}] compute_many {e}"), got, &one, tol);
+        }
+    }
+}

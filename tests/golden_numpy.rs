@@ -7,8 +7,8 @@
 //!
 //! The test prints the measured maximum ULP distance per function and dtype, and fails with the
 //! list of every mismatching case, not only the first.
-use fusebox::expr::ExprKind;
-use fusebox::ops::{BinaryOp, UnaryOp};
+use fusebox::expr::{ExprKind, ReduceAxes};
+use fusebox::ops::{BinaryOp, Reduction, UnaryOp};
 use fusebox::{reference, DType, DynArray, Expr, Scalar};
 use ndarray::{ArcArray, ArrayD, Axis, Dimension, IxDyn, Slice};
 use ndarray_npy::{read_npy, ReadNpyError};
@@ -151,7 +151,7 @@ fn build(sx: &Sx, data: &HashMap<String, Expr>) -> Expr {
                     };
                     build(args[1], data).astype(DType::parse(d).expect("dtype"))
                 }
-                "sum" => build(args[0], data).sum(),
+                name if Reduction::from_name(name, 0).is_some() => reduction(name, &args, data),
                 name => {
                     if let Some(op) = UnaryOp::ALL.iter().find(|o| o.name() == name) {
                         assert_eq!(args.len(), 1, "{name}");
@@ -166,6 +166,34 @@ fn build(sx: &Sx, data: &HashMap<String, Expr>) -> Expr {
             }
         }
     }
+}
+
+/// `(NAME x [axis=1 | axis=[0,1] | axis=[]] [ddof=N] [keepdims])`: a reduction.
+fn reduction(name: &str, args: &[&Sx], data: &HashMap<String, Expr>) -> Expr {
+    let mut spec = ReduceAxes::all();
+    let mut ddof = 0;
+    for opt in &args[1..] {
+        let Sx::Atom(opt) = opt else {
+            panic!("{name}: options are atoms")
+        };
+        if opt == "keepdims" {
+            spec.keepdims = true;
+        } else if let Some(v) = opt.strip_prefix("ddof=") {
+            ddof = v.parse().expect("ddof");
+        } else if let Some(v) = opt.strip_prefix("axis=") {
+            let list = v.trim_start_matches('[').trim_end_matches(']');
+            spec.axes = Some(
+                list.split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(|a| a.parse().expect("axis"))
+                    .collect(),
+            );
+        } else {
+            panic!("{name}: unknown option {opt}");
+        }
+    }
+    let r = Reduction::from_name(name, ddof).expect("reduction name");
+    build(args[0], data).reduce_with(r, spec)
 }
 
 // ---- comparison ------------------------------------------------------------------------------
@@ -501,6 +529,37 @@ const KNOWN_FINDINGS: &[(&[&str], &str, &str)] = &[
         JIT,
         "compound__sum_mul",
         "deliberate: the same summation order as `sum__f*`",
+    ),
+    (
+        JIT,
+        "red_sum__f*",
+        "deliberate: the JIT's float summation order (see `sum__f*`) along axes too",
+    ),
+    (
+        JIT,
+        "red_prod__f*",
+        "deliberate: the JIT multiplies floats in its own order (per-thread and per-block \
+         partial products), not NumPy's left-to-right order; last-bit differences",
+    ),
+    (
+        JIT,
+        "red_mean__*",
+        "deliberate: mean is a sum (the JIT's order) divided by the count",
+    ),
+    (
+        JIT,
+        "red_var*",
+        "deliberate: var is two sums in the JIT's order (NumPy's two-pass algorithm)",
+    ),
+    (
+        JIT,
+        "red_std*",
+        "deliberate: std is sqrt(var), two sums in the JIT's order",
+    ),
+    (
+        JIT,
+        "red_done__*",
+        "deliberate: the done-when expressions contain float sums (the JIT's order)",
     ),
     (
         REF,

@@ -1,6 +1,7 @@
 //! The string front end against Rust-built expressions: precedence (compared structurally, fully
 //! parenthesized), error kinds and columns, printing/parsing round trips, nesting limits.
 use fusebox::expr::ExprKind;
+use fusebox::ops::{ReduceOp, Reduction};
 use fusebox::parse::{names, parse};
 use fusebox::{where_, DType, Error, Expr};
 
@@ -29,7 +30,7 @@ fn tree(e: &Expr) -> String {
         ExprKind::Binary(op, a, b) => format!("({op} {} {})", tree(a), tree(b)),
         ExprKind::Where(c, a, b) => format!("(where {} {} {})", tree(c), tree(a), tree(b)),
         ExprKind::Cast(d, x) => format!("(astype {} {d})", tree(x)),
-        ExprKind::Reduce(op, x, _) => format!("({op} {})", tree(x)),
+        ExprKind::Reduce(r, x, spec) => format!("({r:?} {spec:?} {})", tree(x)),
     }
 }
 
@@ -165,9 +166,131 @@ fn errors_have_exact_columns() {
     check_err("1.5j", 1, "complex");
     check_err("sin + 1", 1, "needs arguments");
     check_err("x.sum()", 2, "`.`");
-    check_err("sum(x, axis=0)", 12, "==");
+    check_err("x + (y = 1)", 8, "==");
     check_err("'float32'", 1, "string");
     check_err("1e+", 2, "exponent");
+}
+
+/// `name(args)` of a reduction on `x` with `axes` and `keepdims`.
+fn red(r: Reduction, x: &Expr, axes: Option<&[isize]>, keepdims: bool) -> Expr {
+    x.reduce(r, axes, keepdims)
+}
+const SUM: Reduction = Reduction::Op(ReduceOp::Sum);
+
+#[test]
+fn reductions_with_axes_and_keywords() {
+    use ReduceOp::*;
+    let (x, y, m, b, i) = (s("x"), s("y"), s("m"), s("b"), s("i"));
+    check("sum(x*x)", (&x * &x).sum());
+    check("sum(m, axis=1)", red(SUM, &m, Some(&[1]), false));
+    check("sum(m, axis=None)", m.sum());
+    check("sum(m, axis=(1,))", red(SUM, &m, Some(&[1]), false));
+    check("sum(m, axis=(0))", red(SUM, &m, Some(&[0]), false));
+    check("sum(m, axis=())", red(SUM, &m, Some(&[]), false));
+    check(
+        "sum(m, keepdims=False, axis=-1)",
+        red(SUM, &m, Some(&[-1]), false),
+    );
+    check(
+        "mean(m, axis=0)",
+        red(Reduction::Mean, &m, Some(&[0]), false),
+    );
+    check(
+        "max(abs(x - y), axis=0)",
+        red(Reduction::Op(Max), &(&x - &y).abs(), Some(&[0]), false),
+    );
+    check(
+        "std(x, ddof=1)",
+        red(Reduction::Std { ddof: 1 }, &x, None, false),
+    );
+    check("std(x, ddof=0)", x.std());
+    check(
+        "var(m, axis=(0, 1), keepdims=True)",
+        red(Reduction::Var { ddof: 0 }, &m, Some(&[0, 1]), true),
+    );
+    check(
+        "argmax(m, axis=-1)",
+        red(Reduction::Op(ArgMax), &m, Some(&[-1]), false),
+    );
+    check("argmin(x) + prod(i)", x.argmin() + i.prod());
+    check("min(x) < max(y)", x.min().lt(y.max()));
+    check(
+        "any(b) | all(b, axis=0)",
+        b.any() | red(Reduction::Op(All), &b, Some(&[0]), false),
+    );
+    check("(x - mean(x)) / std(x)", (&x - x.mean()) / x.std());
+    check(
+        "exp(x - max(x)) / sum(exp(x - max(x)))",
+        (&x - x.max()).exp() / (&x - x.max()).exp().sum(),
+    );
+    // Dtypes and shapes are NumPy's.
+    assert_eq!(p("sum(i)").dtype().unwrap(), DType::I64);
+    assert_eq!(p("mean(i)").dtype().unwrap(), DType::F64);
+    assert_eq!(p("mean(f)").dtype().unwrap(), DType::F32);
+    assert_eq!(p("argmax(f)").dtype().unwrap(), DType::I64);
+    assert_eq!(p("any(x)").dtype().unwrap(), DType::Bool);
+    assert_eq!(p("sum(m, axis=0)").shape().unwrap(), vec![3]);
+    assert_eq!(
+        p("sum(m, axis=1, keepdims=True)").shape().unwrap(),
+        vec![2, 1]
+    );
+    assert_eq!(p("std(m)").shape().unwrap(), Vec::<usize>::new());
+}
+
+#[test]
+fn reduction_call_errors() {
+    check_err(
+        "sum(x, axis=0, axis=0)",
+        16,
+        "keyword argument `axis` repeated",
+    );
+    check_err("var(x, ddof=1, ddof=2)", 16, "`ddof` repeated");
+    check_err(
+        "sum(x, axes=0)",
+        8,
+        "unknown keyword argument `axes` for `sum`",
+    );
+    check_err("sum(x, ddof=1)", 8, "it takes axis, keepdims)");
+    check_err("std(x, dof=1)", 8, "axis, keepdims, ddof");
+    check_err("sum(x, axis=x)", 13, "bad axis value `x`");
+    check_err("sum(x, axis=1.5)", 13, "bad axis value");
+    check_err("sum(x, axis=(0, y))", 17, "bad axis value `y`");
+    check_err(
+        "sum(x, axis=(0 1))",
+        16,
+        "expected `,` or `)` in axis tuple",
+    );
+    check_err("sum(x, axis=-)", 14, "bad axis value");
+    check_err("max(x, y)", 1, "`maximum(a, b)`");
+    check_err("min(x, y)", 1, "`minimum(a, b)`");
+    check_err("sum(x, 1)", 1, "`axis=...`");
+    check_err("sum(axis=1)", 1, "`sum` takes 1 argument, got 0");
+    check_err("sum()", 1, "`sum` takes 1 argument, got 0");
+    check_err("sum(x, keepdims=1)", 17, "True or False");
+    check_err("std(x, ddof=-1)", 13, "non-negative");
+    check_err("std(x, ddof=99999999999)", 13, "too large");
+    check_err("sin(x, axis=0)", 8, "`sin` takes no keyword arguments");
+    check_err(
+        "sum(axis=0, x)",
+        13,
+        "positional argument follows keyword argument",
+    );
+    check_err("sum(x, axis=0", 14, "expected `,` or `)` in call to `sum`");
+    check_err("sum", 1, "needs arguments");
+    // Axis errors are NumPy's, reported after the syntax is known to be right.
+    match err("sum(x, axis=1)") {
+        Error::Axis(m) => assert_eq!(m, "axis 1 is out of bounds for array of dimension 1"),
+        other => panic!("{other:?}"),
+    }
+    match err("sum(m, axis=(1, -1))") {
+        Error::Axis(m) => assert_eq!(m, "duplicate value in 'axis'"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(err("argmax(m, axis=(0, 1))"), Error::Axis(_)));
+    assert!(matches!(
+        err("sum(m, axis=5) + (1"),
+        Error::Parse { column: 20, .. }
+    ));
 }
 
 #[test]
@@ -211,6 +334,17 @@ fn display_round_trips() {
         &x * f64::NAN - f64::INFINITY,
         x.copysign(-1.0).nextafter(&y).fmod(2.0),
         where_(b.clone(), &i, i.floor_div(-2i64)),
+        (&x * &x).sum(),
+        red(SUM, &s("m"), Some(&[1]), true),
+        red(SUM, &s("m"), Some(&[]), false),
+        red(Reduction::Std { ddof: 1 }, &s("m"), Some(&[0, 1]), false),
+        red(Reduction::Var { ddof: 2 }, &s("m"), Some(&[-1]), true),
+        red(Reduction::Op(ReduceOp::ArgMax), &s("m"), Some(&[-1]), false),
+        (&x - x.mean()) / x.std(),
+        (&x - x.max()).exp() / (&x - x.max()).exp().sum(),
+        x.prod() * x.min() + x.var() + i.argmin() + b.any().astype(DType::F64),
+        b.all() & x.argmax().eq_(0i64),
+        -red(Reduction::Mean, &s("m"), Some(&[0]), false).pow(2i64),
     ];
     for e in cases {
         let text = e.to_string();
@@ -224,6 +358,8 @@ fn display_round_trips() {
 fn names_in_order_of_first_use() {
     let n = names("x + sin(y) * x + pi + astype(z, float32) + e + where(b, q, x)").unwrap();
     assert_eq!(n, vec!["x", "y", "z", "b", "q"]);
+    let n = names("sum(x, axis=1) + std(y, ddof=1, keepdims=True) + max(z, axis=(0, 1))").unwrap();
+    assert_eq!(n, vec!["x", "y", "z"]);
     // Only the syntax is checked: these names have no dtype yet.
     assert_eq!(names("~a & b").unwrap(), vec!["a", "b"]);
     assert!(matches!(names("x +"), Err(Error::Parse { column: 4, .. })));

@@ -186,3 +186,65 @@ fn deep_expressions_are_refused_not_crashed() {
     }
     assert!(matches!(s.compute(&e), Err(Error::TooDeep(_))));
 }
+
+/// The multi-output example: `min(x)`, `max(x)`, `sum(x)` in one kernel that reads `x`
+/// once; the explain bytes and the measured counters agree.
+#[test]
+fn compute_many_reads_x_once() {
+    let n = 100_000usize;
+    let s = Session::with_options(Options {
+        device: Device::Cpu,
+        ..Options::default()
+    });
+    let data: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 - 500.5).collect();
+    let x = s.named_data("x", Array1::from(data.clone()));
+    let exprs = [x.min(), x.max(), x.sum()];
+    let ex = s.explain_many_with(&exprs, &[]).unwrap();
+    assert_eq!(ex.kernels.len(), 1, "{ex}");
+    assert_eq!(ex.bytes_fused, 8 * n as u64 + 3 * 8, "{ex}");
+    let before = s.stats();
+    let r = s.compute_many(&exprs).unwrap();
+    let after = s.stats();
+    assert_eq!(after.kernels_launched - before.kernels_launched, 1);
+    assert_eq!(after.bytes_read - before.bytes_read, 8 * n as u64);
+    assert_eq!(after.bytes_written - before.bytes_written, 3 * 8);
+    let min = data.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // Every partial sum of these half-integers is exact, so any order gives the same bits.
+    let sum: f64 = data.iter().sum();
+    let got: Vec<f64> = r.iter().map(|a| a.scalar_f64().unwrap()).collect();
+    assert_eq!(got, vec![min, max, sum]);
+}
+
+/// `(x - mean(x)) / std(x)`: three kernels (sum, sum of squared deviations, the map), each
+/// reading `x` once, no temporary of `x`'s size; the result matches the two-pass formula.
+#[test]
+fn standardization_plan_and_result() {
+    let n = 10_001usize;
+    let s = Session::with_options(Options {
+        device: Device::Cpu,
+        ..Options::default()
+    });
+    let data: Vec<f64> = (0..n).map(|i| ((i * 31) % 97) as f64 * 0.25).collect();
+    let x = s.named_data("x", Array1::from(data.clone()));
+    let e = (&x - x.mean()) / x.std();
+    let ex = s.explain(&e).unwrap();
+    assert_eq!(ex.kernels.len(), 3, "{ex}");
+    let before = s.stats();
+    let r = s.compute(&e).unwrap().into_f64().unwrap();
+    let after = s.stats();
+    assert_eq!(after.kernels_launched - before.kernels_launched, 3);
+    assert_eq!(
+        after.bytes_written - before.bytes_written,
+        8 * n as u64 + 16
+    );
+    let mean = data.iter().sum::<f64>() / n as f64;
+    let var = data.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+    for (got, v) in r.iter().zip(&data) {
+        let want = (v - mean) / var.sqrt();
+        assert!(
+            (got - want).abs() <= 1e-13 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
+    }
+}

@@ -3,18 +3,31 @@
 //! Every kernel becomes one function that processes one *inner run* of the iteration space:
 //!
 //! ```text
-//! extern "C" fn(ins: *const *const u8, in_strides_bytes: *const isize, out: *mut u8, n: usize)
+//! extern "C" fn(ins: *const *const u8, in_strides_bytes: *const isize, out: *mut u8,
+//!               n: usize, start: i64)
 //! ```
 //!
 //! `ins[j]` points at input `j`'s first element of the run and `in_strides_bytes[j]` is its step
-//! (0 for a broadcast input, negative for a reversed one). A store kernel writes `n` contiguous
-//! elements at `out`; a reduction writes the sum of its `n` values to `*out` (an `f64` for float
-//! kernels, float32 included, an `i64` for integer sums).
+//! (0 for a broadcast input, negative for a reversed one).
+//! - A store kernel: `out` is an array of one pointer per output, each to `n` contiguous
+//!   elements the function writes.
+//! - A reduction kernel: `out` is an array of one accumulator [`SLOT`] per output (the value in
+//!   the accumulator dtype of [`acc_dtype`]: float sums in `f64`, float32 included; then an `i64`
+//!   position for `argmin`/`argmax`, -1 while empty). The function combines the run's `n`
+//!   values, in order, into the accumulators it finds there; element `i` of the run has position
+//!   `start + i` in the reduced sub-space (runs go along the innermost reduced axis).
+//!
+//! Reduction kernels get a second function of the same type, the *vertical* one, for reductions
+//! along an outer axis: there the run goes along a kept axis, element `i` combines into its own
+//! accumulators (slots `out[i * outputs + o]`), and every element has position `start`. It is a
+//! scalar loop.
 //!
 //! The function has up to two loops:
 //! - a SIMD loop (128-bit vectors, unrolled) taken when every input's stride equals its element
 //!   size. It exists only when all non-bool values of the kernel share one byte width and the
-//!   kernel neither loads nor stores bool (comparison results live as lane masks of that width);
+//!   kernel neither loads nor stores bool (comparison results live as lane masks of that width)
+//!   and has no `argmin`/`argmax`. Reductions keep unrolled vector accumulators started at the
+//!   operator's identity, combined pairwise, lane by lane, then into the incoming accumulator;
 //! - a scalar loop for any strides, which also finishes the SIMD loop's tail.
 //!
 //! Operations without a vector instruction are computed per lane with the scalar code.
@@ -25,17 +38,17 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::{Const, Inst, Kernel, Output};
-use crate::ops::{BinaryOp, UnaryOp};
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::semantics;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Type,
-    UserFuncName, Value,
+    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData,
+    Signature, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Linkage, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use std::collections::HashMap;
 
 /// Bytes in one SIMD register (Cranelift's x86-64 backend emits 128-bit vectors only).
@@ -45,12 +58,17 @@ const STORE_UNROLL: usize = 2;
 /// Vectors per SIMD-loop iteration for reductions: 4 x f64x2 = 8 independent partial sums, like
 /// NumPy's pairwise summation blocks.
 const REDUCE_UNROLL: usize = 4;
+/// Bytes of one reduction accumulator slot: the value (in the low bytes of the first 8, in the
+/// accumulator dtype of `acc_dtype`), then an `i64` position (`argmin`/`argmax`; -1: empty).
+pub(crate) const SLOT: usize = 16;
 
 /// A compiled kernel function and the module owning its code.
 pub(crate) struct Compiled {
     /// `Some` until dropped; freeing it releases the code.
     module: Option<JITModule>,
     pub(crate) code: *const u8,
+    /// Reductions: the vertical function (see the module docs).
+    pub(crate) code_v: Option<*const u8>,
     /// Whether the function has a SIMD loop.
     pub(crate) simd: bool,
 }
@@ -70,7 +88,11 @@ pub(crate) fn simd_width(k: &Kernel) -> Option<usize> {
     if k.inputs.iter().any(|t| t.is_bool()) {
         return None;
     }
-    if matches!(k.output(), Output::Store { .. }) && k.output_dtype().is_bool() {
+    let bad_output = |o: &Output| match *o {
+        Output::Store { .. } => k.dtype_of(*o).is_bool(),
+        Output::Reduce { op, .. } => op.is_arg(),
+    };
+    if k.outputs.iter().any(bad_output) {
         return None;
     }
     let mut width = None;
@@ -220,9 +242,10 @@ pub(crate) fn compile(isa: &OwnedTargetIsa, k: &Kernel, simd: Option<usize>) -> 
     let mut module = JITModule::new(jb);
     let compiled = build(&mut module, k, simd, &helpers);
     match compiled {
-        Ok(code) => Ok(Compiled {
+        Ok((code, code_v)) => Ok(Compiled {
             module: Some(module),
             code,
+            code_v,
             simd: simd.is_some(),
         }),
         Err(e) => {
@@ -238,19 +261,14 @@ fn build(
     k: &Kernel,
     simd: Option<usize>,
     helpers: &[Helper],
-) -> Result<*const u8> {
+) -> Result<(*const u8, Option<*const u8>)> {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
     for _ in 0..3 {
         sig.params.push(AbiParam::new(ptr));
     }
     sig.params.push(AbiParam::new(types::I64));
-    let fid = module
-        .declare_function("kernel", Linkage::Local, &sig)
-        .map_err(compile_err)?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, fid.as_u32());
+    sig.params.push(AbiParam::new(types::I64));
 
     let mut helper_ids = Vec::new();
     for h in helpers {
@@ -265,19 +283,48 @@ fn build(
             .map_err(compile_err)?;
         helper_ids.push((*h, id));
     }
+    let fid = define(module, &sig, "kernel", k, &helper_ids, |g| g.function(simd))?;
+    let vid = if k.is_reduction() {
+        Some(define(module, &sig, "kernel_v", k, &helper_ids, |g| {
+            g.vertical()
+        })?)
+    } else {
+        None
+    };
+    module.finalize_definitions().map_err(compile_err)?;
+    Ok((
+        module.get_finalized_function(fid),
+        vid.map(|v| module.get_finalized_function(v)),
+    ))
+}
 
+/// Declare and define one function of the kernel's module, its body emitted by `emit`.
+fn define(
+    module: &mut JITModule,
+    sig: &Signature,
+    name: &str,
+    k: &Kernel,
+    helper_ids: &[(Helper, FuncId)],
+    emit: impl FnOnce(&mut Gen<'_, '_>) -> Result<()>,
+) -> Result<FuncId> {
+    let fid = module
+        .declare_function(name, Linkage::Local, sig)
+        .map_err(compile_err)?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig.clone();
+    ctx.func.name = UserFuncName::user(0, fid.as_u32());
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
     let mut refs = HashMap::new();
     for (h, id) in helper_ids {
-        refs.insert(h, module.declare_func_in_func(id, b.func));
+        refs.insert(*h, module.declare_func_in_func(*id, b.func));
     }
     let mut g = Gen {
         b: &mut b,
         k,
         helpers: &refs,
     };
-    g.function(simd)?;
+    emit(&mut g)?;
     b.seal_all_blocks();
     b.finalize(module.target_config());
 
@@ -290,8 +337,7 @@ fn build(
     }))
     .map_err(|_| Error::Compile("Cranelift panicked while compiling the kernel".into()))?;
     defined?;
-    module.finalize_definitions().map_err(compile_err)?;
-    Ok(module.get_finalized_function(fid))
+    Ok(fid)
 }
 
 /// The Cranelift type of a scalar of dtype `dt` (bool: one byte, 0 or 1).
@@ -369,62 +415,151 @@ struct Gen<'a, 'f> {
     helpers: &'a HashMap<Helper, FuncRef>,
 }
 
-/// The accumulator dtype of a reduction (float32 sums accumulate in float64).
-fn acc_dtype(dt: DType) -> DType {
-    if dt.is_float() {
-        DType::F64
-    } else {
-        DType::I64
+/// A reduction output as the generated code sees it.
+#[derive(Debug, Clone, Copy)]
+struct Red {
+    op: ReduceOp,
+    value: crate::kir::Value,
+    /// The operand's dtype.
+    dt: DType,
+    /// The accumulator's dtype (see [`acc_dtype`]).
+    acc: DType,
+}
+
+/// The dtype a reduction accumulates in: float sums in float64 (float32 included), everything
+/// else in the operand's dtype.
+pub(crate) fn acc_dtype(op: ReduceOp, dt: DType) -> DType {
+    match op {
+        ReduceOp::Sum if dt.is_float() => DType::F64,
+        _ => dt,
     }
+}
+
+/// The identity of a reduction's combining operator in the accumulator dtype `acc` (`min`:
+/// +inf, the largest integer, true). `argmin`/`argmax` accumulators start empty (position -1)
+/// instead; their value is this identity but is never compared.
+pub(crate) fn acc_identity(op: ReduceOp, acc: DType) -> Const {
+    use ReduceOp::*;
+    match (op, acc) {
+        (Sum, _) => semantics::cast(Const::I64(0), acc),
+        (Prod, _) => semantics::cast(Const::I64(1), acc),
+        (Any, _) => Const::Bool(false),
+        (All, _) => Const::Bool(true),
+        (Min | ArgMin, DType::Bool) => Const::Bool(true),
+        (Min | ArgMin, DType::I32) => Const::I32(i32::MAX),
+        (Min | ArgMin, DType::I64) => Const::I64(i64::MAX),
+        (Min | ArgMin, DType::F32) => Const::F32(f32::INFINITY),
+        (Min | ArgMin, DType::F64) => Const::F64(f64::INFINITY),
+        (Max | ArgMax, DType::Bool) => Const::Bool(false),
+        (Max | ArgMax, DType::I32) => Const::I32(i32::MIN),
+        (Max | ArgMax, DType::I64) => Const::I64(i64::MIN),
+        (Max | ArgMax, DType::F32) => Const::F32(f32::NEG_INFINITY),
+        (Max | ArgMax, DType::F64) => Const::F64(f64::NEG_INFINITY),
+    }
+}
+
+/// The kernel's reduction outputs, in order (empty for a kernel of stores).
+fn reductions(k: &Kernel) -> Vec<Red> {
+    k.outputs
+        .iter()
+        .filter_map(|o| match *o {
+            Output::Reduce { op, value } => Some(Red {
+                op,
+                value,
+                dt: k.ty(value),
+                acc: acc_dtype(op, k.ty(value)),
+            }),
+            Output::Store { .. } => None,
+        })
+        .collect()
 }
 
 fn args(vals: &[Value]) -> Vec<BlockArg> {
     vals.iter().map(|v| BlockArg::Value(*v)).collect()
 }
 
+/// The function's parameters and each input's base address and byte step.
+struct Params {
+    out: Value,
+    n: Value,
+    start: Value,
+    bases: Vec<Value>,
+    steps: Vec<Value>,
+}
+
 impl Gen<'_, '_> {
-    /// Emit the whole function (see the module docs for its loops).
-    fn function(&mut self, simd: Option<usize>) -> Result<()> {
-        let k = self.k;
+    /// Open the entry block and load each input's base address and step.
+    fn entry(&mut self) -> Params {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
         let p = self.b.block_params(entry).to_vec();
-        let (ins, strides, out, n) = (p[0], p[1], p[2], p[3]);
+        let (ins, strides) = (p[0], p[1]);
         let mut bases = Vec::new();
         let mut steps = Vec::new();
-        for j in 0..k.inputs.len() {
+        for j in 0..self.k.inputs.len() {
             let off = (j * 8) as i32;
             bases.push(self.b.ins().load(types::I64, mem(), ins, off));
             steps.push(self.b.ins().load(types::I64, mem(), strides, off));
         }
-        let reduce_dt = match k.output() {
-            Output::Reduce { .. } => Some(k.output_dtype()),
-            Output::Store { .. } => None,
-        };
-        let acc_ty = reduce_dt.map(|d| scalar_type(acc_dtype(d)));
+        Params {
+            out: p[2],
+            n: p[3],
+            start: p[4],
+            bases,
+            steps,
+        }
+    }
+
+    /// Emit the run function (see the module docs for its loops).
+    fn function(&mut self, simd: Option<usize>) -> Result<()> {
+        let k = self.k;
+        let p = self.entry();
+        let reds = reductions(k);
+        // Stores: the output pointers; reductions: the accumulators' starting values.
+        let mut outs = Vec::new();
+        let mut acc0 = Vec::new();
+        let mut acc_tys = Vec::new();
+        if reds.is_empty() {
+            for o in 0..k.outputs.len() {
+                let a = self.b.ins().load(types::I64, mem(), p.out, (o * 8) as i32);
+                outs.push(a);
+            }
+        }
+        for (o, r) in reds.iter().enumerate() {
+            let t = scalar_type(r.acc);
+            acc0.push(self.b.ins().load(t, mem(), p.out, (o * SLOT) as i32));
+            acc_tys.push(t);
+            if r.op.is_arg() {
+                let pos = self
+                    .b
+                    .ins()
+                    .load(types::I64, mem(), p.out, (o * SLOT + 8) as i32);
+                acc0.push(pos);
+                acc_tys.push(types::I64);
+            }
+        }
 
         let scalar_head = self.b.create_block();
         let scalar_body = self.b.create_block();
         let exit = self.b.create_block();
         let i_head = self.b.append_block_param(scalar_head, types::I64);
         let i_body = self.b.append_block_param(scalar_body, types::I64);
-        let mut acc_head = None;
-        let mut acc_body = None;
-        let mut acc_exit = None;
-        if let Some(t) = acc_ty {
-            acc_head = Some(self.b.append_block_param(scalar_head, t));
-            acc_body = Some(self.b.append_block_param(scalar_body, t));
-            acc_exit = Some(self.b.append_block_param(exit, t));
+        let mut acc_head = Vec::new();
+        let mut acc_body = Vec::new();
+        let mut acc_exit = Vec::new();
+        for t in &acc_tys {
+            acc_head.push(self.b.append_block_param(scalar_head, *t));
+            acc_body.push(self.b.append_block_param(scalar_body, *t));
+            acc_exit.push(self.b.append_block_param(exit, *t));
         }
         let zero_i = self.b.ins().iconst(types::I64, 0);
-        let zero_acc = acc_ty.map(|t| self.zero(t));
 
         // Start: SIMD loop when it exists and the run is contiguous, else the scalar loop.
         let mut start: Vec<Value> = vec![zero_i];
-        start.extend(zero_acc);
+        start.extend(&acc0);
         match simd {
-            Some(width) => self.simd_loop(width, &bases, &steps, out, n, scalar_head, &start)?,
+            Some(width) => self.simd_loop(width, &p, &outs, &reds, &acc0, scalar_head)?,
             None => {
                 self.b.ins().jump(scalar_head, &args(&start));
             }
@@ -432,50 +567,155 @@ impl Gen<'_, '_> {
 
         // Scalar loop: head tests i < n.
         self.b.switch_to_block(scalar_head);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, n);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, p.n);
         let mut body_args = vec![i_head];
-        body_args.extend(acc_head);
-        self.b.ins().brif(
-            more,
-            scalar_body,
-            &args(&body_args),
-            exit,
-            &args(&acc_head.into_iter().collect::<Vec<_>>()),
-        );
+        body_args.extend(&acc_head);
+        self.b
+            .ins()
+            .brif(more, scalar_body, &args(&body_args), exit, &args(&acc_head));
 
         self.b.switch_to_block(scalar_body);
         let mut addrs = Vec::new();
         for j in 0..k.inputs.len() {
-            let off = self.b.ins().imul(i_body, steps[j]);
-            addrs.push(self.b.ins().iadd(bases[j], off));
+            let off = self.b.ins().imul(i_body, p.steps[j]);
+            addrs.push(self.b.ins().iadd(p.bases[j], off));
         }
         let vals = self.body(Mode::Scalar, &addrs, 0)?;
         let next = self.b.ins().iadd_imm_s(i_body, 1);
         let mut back = vec![next];
-        match k.output() {
-            Output::Store { value } => {
-                let size = k.output_dtype().size() as i64;
+        if reds.is_empty() {
+            for (o, out) in k.outputs.iter().enumerate() {
+                let size = k.dtype_of(*out).size() as i64;
                 let off = self.b.ins().imul_imm_s(i_body, size);
-                let addr = self.b.ins().iadd(out, off);
-                self.b.ins().store(mem(), vals[value.index()], addr, 0);
+                let addr = self.b.ins().iadd(outs[o], off);
+                self.b
+                    .ins()
+                    .store(mem(), vals[out.value().index()], addr, 0);
             }
-            Output::Reduce { value, .. } => {
-                let mut v = vals[value.index()];
-                if k.ty(value) == DType::F32 {
-                    v = self.b.ins().fpromote(types::F64, v);
+        } else {
+            let pos = self.b.ins().iadd(p.start, i_body);
+            let mut j = 0;
+            for r in &reds {
+                let v = vals[r.value.index()];
+                if r.op.is_arg() {
+                    let (a, q) = self.arg_step(r, acc_body[j], acc_body[j + 1], v, pos)?;
+                    back.push(a);
+                    back.push(q);
+                    j += 2;
+                } else {
+                    back.push(self.combine_s(r, acc_body[j], v)?);
+                    j += 1;
                 }
-                let acc = acc_body.expect("reduction accumulator");
-                back.push(self.add(acc, v));
             }
         }
         self.b.ins().jump(scalar_head, &args(&back));
 
         self.b.switch_to_block(exit);
-        if let Some(acc) = acc_exit {
-            self.b.ins().store(mem(), acc, out, 0);
+        let mut j = 0;
+        for (o, r) in reds.iter().enumerate() {
+            self.b
+                .ins()
+                .store(mem(), acc_exit[j], p.out, (o * SLOT) as i32);
+            j += 1;
+            if r.op.is_arg() {
+                self.b
+                    .ins()
+                    .store(mem(), acc_exit[j], p.out, (o * SLOT + 8) as i32);
+                j += 1;
+            }
         }
         self.b.ins().return_(&[]);
         Ok(())
+    }
+
+    /// Emit the vertical reduction function: element `i` of the run combines into its own
+    /// accumulators, the slots at `out + (i * outputs + o) * SLOT`, all at position `start`.
+    fn vertical(&mut self) -> Result<()> {
+        let k = self.k;
+        let p = self.entry();
+        let reds = reductions(k);
+        let row = (reds.len() * SLOT) as i64;
+        let head = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        let i_head = self.b.append_block_param(head, types::I64);
+        let i_body = self.b.append_block_param(body, types::I64);
+        let zero_i = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().jump(head, &args(&[zero_i]));
+
+        self.b.switch_to_block(head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, p.n);
+        self.b.ins().brif(more, body, &args(&[i_head]), exit, &[]);
+
+        self.b.switch_to_block(body);
+        let mut addrs = Vec::new();
+        for j in 0..k.inputs.len() {
+            let off = self.b.ins().imul(i_body, p.steps[j]);
+            addrs.push(self.b.ins().iadd(p.bases[j], off));
+        }
+        let vals = self.body(Mode::Scalar, &addrs, 0)?;
+        let off = self.b.ins().imul_imm_s(i_body, row);
+        let slots = self.b.ins().iadd(p.out, off);
+        for (o, r) in reds.iter().enumerate() {
+            let v = vals[r.value.index()];
+            let at = (o * SLOT) as i32;
+            let acc = self.b.ins().load(scalar_type(r.acc), mem(), slots, at);
+            if r.op.is_arg() {
+                let pos = self.b.ins().load(types::I64, mem(), slots, at + 8);
+                let (a, q) = self.arg_step(r, acc, pos, v, p.start)?;
+                self.b.ins().store(mem(), a, slots, at);
+                self.b.ins().store(mem(), q, slots, at + 8);
+            } else {
+                let a = self.combine_s(r, acc, v)?;
+                self.b.ins().store(mem(), a, slots, at);
+            }
+        }
+        let next = self.b.ins().iadd_imm_s(i_body, 1);
+        self.b.ins().jump(head, &args(&[next]));
+
+        self.b.switch_to_block(exit);
+        self.b.ins().return_(&[]);
+        Ok(())
+    }
+
+    /// `acc (+) v` for a reduction in scalar code (`v` in the operand dtype).
+    fn combine_s(&mut self, r: &Red, acc: Value, v: Value) -> Result<Value> {
+        let v = if r.acc != r.dt {
+            self.cast_s(r.dt, r.acc, v)
+        } else {
+            v
+        };
+        self.binary_s(r.op.combine(), r.acc, acc, v)
+    }
+
+    /// One step of `argmin`/`argmax`: take `(v, pos)` if the accumulator is empty, or `v` is
+    /// strictly better, or `v` is the first NaN.
+    fn arg_step(
+        &mut self,
+        r: &Red,
+        acc: Value,
+        acc_pos: Value,
+        v: Value,
+        pos: Value,
+    ) -> Result<(Value, Value)> {
+        let cmp = if r.op == ReduceOp::ArgMin {
+            BinaryOp::Lt
+        } else {
+            BinaryOp::Gt
+        };
+        let mut better = self.binary_s(cmp, r.dt, v, acc)?;
+        if r.dt.is_float() {
+            let v_nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+            let acc_nan = self.b.ins().fcmp(FloatCC::Unordered, acc, acc);
+            let b = self.b.ins().bor(better, v_nan);
+            better = self.b.ins().band_not(b, acc_nan);
+        }
+        let empty = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, acc_pos, 0);
+        let take = self.b.ins().bor(better, empty);
+        Ok((
+            self.b.ins().select(take, v, acc),
+            self.b.ins().select(take, pos, acc_pos),
+        ))
     }
 
     fn zero(&mut self, t: Type) -> Value {
@@ -491,52 +731,46 @@ impl Gen<'_, '_> {
         }
     }
 
-    fn add(&mut self, a: Value, b: Value) -> Value {
-        let t = self.b.func.dfg.value_type(a);
-        if t.lane_type().is_float() {
-            self.b.ins().fadd(a, b)
-        } else {
-            self.b.ins().iadd(a, b)
-        }
-    }
-
     /// Emit the SIMD loop. Ends the current block with a branch; leaves into `scalar_head` with
-    /// the index reached (and the reduction's partial sum).
-    #[allow(clippy::too_many_arguments)]
+    /// the index reached (and each reduction's accumulator).
     fn simd_loop(
         &mut self,
         width: usize,
-        bases: &[Value],
-        steps: &[Value],
-        out: Value,
-        n: Value,
+        p: &Params,
+        outs: &[Value],
+        reds: &[Red],
+        acc0: &[Value],
         scalar_head: cranelift_codegen::ir::Block,
-        scalar_start: &[Value],
     ) -> Result<()> {
         let k = self.k;
         let mode = Mode::Vector { width };
         let lanes = mode.lanes();
-        let reduce_dt = match k.output() {
-            Output::Reduce { .. } => Some(k.output_dtype()),
-            Output::Store { .. } => None,
-        };
-        let unroll = if reduce_dt.is_some() {
-            if reduce_dt == Some(DType::F32) {
-                REDUCE_UNROLL / 2
-            } else {
-                REDUCE_UNROLL
-            }
-        } else {
+        let unroll = if reds.is_empty() {
             STORE_UNROLL
+        } else if width == 4 {
+            REDUCE_UNROLL / 2
+        } else {
+            REDUCE_UNROLL
         };
         let step = (lanes * unroll) as i64;
-        // Vector accumulators: f32 values are widened into two f64x2 halves.
-        let (n_acc, acc_vty) = match reduce_dt {
-            None => (0, types::I64X2),
-            Some(DType::F32) => (2 * unroll, types::F64X2),
-            Some(DType::F64) => (unroll, types::F64X2),
-            Some(_) => (unroll, types::I64X2),
-        };
+        // Vector accumulators per reduction: float32 sums are widened into two f64x2 halves.
+        let widened = |r: &Red| r.op == ReduceOp::Sum && r.dt == DType::F32;
+        let mut first = Vec::new();
+        let mut vtys = Vec::new();
+        // Float min/max: x86 `minp*`/`maxp*` steps, which drop NaNs, plus a lane mask of the
+        // NaNs seen (the NaN is put back at the end).
+        let fast = |r: &Red| matches!(r.op, ReduceOp::Min | ReduceOp::Max) && r.acc.is_float();
+        for r in reds {
+            first.push(vtys.len());
+            if widened(r) {
+                vtys.extend(std::iter::repeat_n(types::F64X2, 2 * unroll));
+            } else {
+                vtys.extend(std::iter::repeat_n(mode.ty(r.acc), unroll));
+            }
+            if fast(r) {
+                vtys.push(mode.ty(DType::Bool));
+            }
+        }
 
         // Contiguity test and vector trip count.
         let mut contiguous = self.b.ins().iconst(types::I8, 1);
@@ -544,10 +778,10 @@ impl Gen<'_, '_> {
             let c = self
                 .b
                 .ins()
-                .icmp_imm_s(IntCC::Equal, steps[j], dt.size() as i64);
+                .icmp_imm_s(IntCC::Equal, p.steps[j], dt.size() as i64);
             contiguous = self.b.ins().band(contiguous, c);
         }
-        let nv = self.b.ins().band_imm_s(n, -step);
+        let nv = self.b.ins().band_imm_s(p.n, -step);
         let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
         let go = self.b.ins().band(contiguous, has);
 
@@ -557,50 +791,68 @@ impl Gen<'_, '_> {
         let i_done = self.b.append_block_param(done, types::I64);
         let mut accs = Vec::new();
         let mut accs_done = Vec::new();
-        for _ in 0..n_acc {
-            accs.push(self.b.append_block_param(body, acc_vty));
-            accs_done.push(self.b.append_block_param(done, acc_vty));
+        for t in &vtys {
+            accs.push(self.b.append_block_param(body, *t));
+            accs_done.push(self.b.append_block_param(done, *t));
         }
         let mut init = vec![self.b.ins().iconst(types::I64, 0)];
-        for _ in 0..n_acc {
-            let z = self.zero(acc_vty);
-            init.push(z);
+        for r in reds {
+            if widened(r) {
+                for _ in 0..2 * unroll {
+                    init.push(self.zero(types::F64X2));
+                }
+            } else {
+                for _ in 0..unroll {
+                    let c = self.constant(mode, acc_identity(r.op, r.acc));
+                    init.push(c);
+                }
+            }
+            if fast(r) {
+                let none = self.constant(mode, Const::Bool(false));
+                init.push(none);
+            }
         }
+        let mut scalar_start = vec![self.b.ins().iconst(types::I64, 0)];
+        scalar_start.extend(acc0);
         self.b
             .ins()
-            .brif(go, body, &args(&init), scalar_head, &args(scalar_start));
+            .brif(go, body, &args(&init), scalar_head, &args(&scalar_start));
 
         self.b.switch_to_block(body);
         let mut addrs = Vec::new();
         for (j, dt) in k.inputs.iter().enumerate() {
             let off = self.b.ins().imul_imm_s(i, dt.size() as i64);
-            addrs.push(self.b.ins().iadd(bases[j], off));
+            addrs.push(self.b.ins().iadd(p.bases[j], off));
         }
-        let out_addr = match k.output() {
-            Output::Store { .. } => {
-                let off = self.b.ins().imul_imm_s(i, k.output_dtype().size() as i64);
-                Some(self.b.ins().iadd(out, off))
-            }
-            Output::Reduce { .. } => None,
-        };
+        let mut out_addrs = Vec::new();
+        for (o, out) in outs.iter().enumerate() {
+            let size = k.dtype_of(k.outputs[o]).size() as i64;
+            let off = self.b.ins().imul_imm_s(i, size);
+            out_addrs.push(self.b.ins().iadd(*out, off));
+        }
         let mut new_accs = accs.clone();
         for u in 0..unroll {
             let offset = (u * VEC_BYTES) as i32;
             let vals = self.body(mode, &addrs, offset)?;
-            match k.output() {
-                Output::Store { value } => {
-                    let addr = out_addr.expect("store address");
-                    self.b.ins().store(mem(), vals[value.index()], addr, offset);
-                }
-                Output::Reduce { value, .. } => {
-                    let v = vals[value.index()];
-                    if reduce_dt == Some(DType::F32) {
-                        let (lo, hi) = self.widen_f32x4(v);
-                        new_accs[2 * u] = self.b.ins().fadd(new_accs[2 * u], lo);
-                        new_accs[2 * u + 1] = self.b.ins().fadd(new_accs[2 * u + 1], hi);
-                    } else {
-                        new_accs[u] = self.add(new_accs[u], v);
-                    }
+            for (o, addr) in out_addrs.iter().enumerate() {
+                let v = vals[k.outputs[o].value().index()];
+                self.b.ins().store(mem(), v, *addr, offset);
+            }
+            for (ri, r) in reds.iter().enumerate() {
+                let v = vals[r.value.index()];
+                let a = first[ri];
+                if widened(r) {
+                    let (lo, hi) = self.widen_f32x4(v);
+                    new_accs[a + 2 * u] = self.b.ins().fadd(new_accs[a + 2 * u], lo);
+                    new_accs[a + 2 * u + 1] = self.b.ins().fadd(new_accs[a + 2 * u + 1], hi);
+                } else if fast(r) {
+                    new_accs[a + u] = self.minmax_v(mode, r, new_accs[a + u], v);
+                    let nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+                    let nan = self.mask_as(nan, mode.ty(DType::Bool));
+                    new_accs[a + unroll] = self.b.ins().bor(new_accs[a + unroll], nan);
+                } else {
+                    new_accs[a + u] =
+                        self.binary_v(mode, r.op.combine(), r.acc, r.acc, new_accs[a + u], v)?;
                 }
             }
         }
@@ -612,16 +864,24 @@ impl Gen<'_, '_> {
             .ins()
             .brif(more, body, &args(&back), done, &args(&back));
 
-        // Horizontal sum of the accumulators, then the scalar loop finishes the tail.
+        // Combine each reduction's vectors pairwise, then its lanes, then the accumulator the
+        // function started from; the scalar loop finishes the tail.
         self.b.switch_to_block(done);
         let mut leave = vec![i_done];
-        if reduce_dt.is_some() {
-            let mut level = accs_done.clone();
+        for (ri, r) in reds.iter().enumerate() {
+            let count = if widened(r) { 2 * unroll } else { unroll };
+            let mut level: Vec<Value> = accs_done[first[ri]..first[ri] + count].to_vec();
             while level.len() > 1 {
                 let mut nextl = Vec::new();
                 for pair in level.chunks(2) {
                     nextl.push(if pair.len() == 2 {
-                        self.add(pair[0], pair[1])
+                        if widened(r) {
+                            self.b.ins().fadd(pair[0], pair[1])
+                        } else if fast(r) {
+                            self.minmax_v(mode, r, pair[0], pair[1])
+                        } else {
+                            self.binary_v(mode, r.op.combine(), r.acc, r.acc, pair[0], pair[1])?
+                        }
                     } else {
                         pair[0]
                     });
@@ -629,12 +889,40 @@ impl Gen<'_, '_> {
                 level = nextl;
             }
             let v = level[0];
-            let a = self.b.ins().extractlane(v, 0);
-            let c = self.b.ins().extractlane(v, 1);
-            leave.push(self.add(a, c));
+            let n_lanes = if widened(r) { 2 } else { lanes };
+            let mut s: Option<Value> = None;
+            for lane in 0..n_lanes {
+                let mut x = self.b.ins().extractlane(v, lane as u8);
+                if r.acc == DType::Bool {
+                    x = self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0);
+                }
+                s = Some(match s {
+                    None => x,
+                    Some(a) => self.binary_s(r.op.combine(), r.acc, a, x)?,
+                });
+            }
+            let mut s = s.ok_or_else(|| Error::Compile("vector with no lanes".into()))?;
+            if fast(r) {
+                let any = self.b.ins().vany_true(accs_done[first[ri] + count]);
+                let nan = self.fconst(scalar_type(r.acc), f64::NAN);
+                s = self.b.ins().select(any, nan, s);
+            }
+            leave.push(self.binary_s(r.op.combine(), r.acc, acc0[ri], s)?);
         }
         self.b.ins().jump(scalar_head, &args(&leave));
         Ok(())
+    }
+
+    /// One vector step of a float min/max reduction as a single `minp*`/`maxp*`: `v` if it is
+    /// strictly better than `acc`, else `acc` (a NaN `v` is dropped: the caller tracks NaNs).
+    fn minmax_v(&mut self, mode: Mode, r: &Red, acc: Value, v: Value) -> Value {
+        let c = if r.op == ReduceOp::Min {
+            self.b.ins().fcmp(FloatCC::LessThan, v, acc)
+        } else {
+            self.b.ins().fcmp(FloatCC::LessThan, acc, v)
+        };
+        let c = self.mask_as(c, mode.ty(r.acc));
+        self.b.ins().bitselect(c, v, acc)
     }
 
     /// The two f64x2 halves of an f32x4.

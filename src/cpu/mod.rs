@@ -7,14 +7,24 @@
 //!   [`Kernel::fingerprint`] (confirmed by full equality) or compiles it (`codegen`); the cache
 //!   is bounded (LRU, [`CpuBackend::set_cache_capacity`]) and compiles each kernel once even
 //!   when threads ask for it together;
-//! - [`CpuBackend::run`] checks the arguments, computes each input's byte strides broadcast to
-//!   the output shape, coalesces dimensions (a contiguous array of any rank becomes one run),
-//!   and calls the compiled function once per inner run. Large iteration spaces are split into
-//!   contiguous chunks handled by the pool's threads.
+//! - [`CpuBackend::run_many`] checks the arguments, computes each input's byte strides
+//!   broadcast to the iteration space and coalesces dimensions (a contiguous array of any rank
+//!   becomes one run). Stores: the compiled function runs once per inner run, writing every
+//!   output; large spaces are split into contiguous chunks handled by the pool's threads.
+//! - Reductions: the space is split into the kept axes and the reduced axes (each coalesced
+//!   on its own). Each output has an accumulator slot per kept position. Either every kept
+//!   position reduces its sub-space in blocks of `SUM_BLOCK` consecutive elements merged
+//!   pairwise (threads over kept positions when there are many, over fixed chunks of one
+//!   reduction when there are few), or, when the reduced axes are outer or short (axis 0 of a
+//!   C array), the *vertical* function adds whole rows of kept positions into tiles of
+//!   accumulators (blocks of rows merged pairwise, fixed chunks of rows on the threads).
+//!   [`CpuBackend::run`] is `run_many` reducing every axis, returning the first output.
 //!
 //! Architecture invariants: the backend sees only verified kernel IR (never `Expr`); compiled
-//! code never traps (integer division by zero and `MIN / -1` are guarded); sums do not depend on
-//! the number of threads (blocks and chunks have fixed boundaries, merged pairwise).
+//! code never traps (integer division by zero and `MIN / -1` are guarded); reductions do not
+//! depend on the number of threads (blocks and chunks have fixed boundaries, merged pairwise in
+//! one fixed tree); empty `min`/`max`/`argmin`/`argmax` reductions are `Error::Value`, NumPy's
+//! message.
 mod codegen;
 /// Outputs at least this large are backed by transparent huge pages where the OS allows.
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
@@ -58,12 +68,15 @@ use crate::array::{broadcast_strides, checked_len, ArgView, DynArray, Element};
 use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kir::{Kernel, Output};
-use codegen::Compiled;
+use crate::kir::{Const, Kernel, Output};
+use crate::ops::ReduceOp;
+use crate::semantics;
+use codegen::{Compiled, SLOT};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use ndarray::{Array, IxDyn};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 /// Below this many elements a kernel runs on the calling thread: handing work to the pool costs
@@ -120,7 +133,7 @@ impl CpuKernel {
 }
 
 /// The compiled function's type (see `codegen`'s module docs).
-type KernelFn = unsafe extern "C" fn(*const *const u8, *const isize, *mut u8, usize);
+type KernelFn = unsafe extern "C" fn(*const *const u8, *const isize, *mut u8, usize, i64);
 
 impl CpuBackend {
     /// A backend running on `threads` threads; `threads = 0` means all cores.
@@ -169,14 +182,6 @@ impl CpuBackend {
     /// Threads asking for the same kernel at once share one compilation.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
         kernel.verify()?;
-        if kernel.outputs.len() != 1
-            || matches!(kernel.output(), crate::kir::Output::Reduce { op, .. } if op != crate::ops::ReduceOp::Sum)
-        {
-            return Err(Error::Compile(
-                "this backend does not compile multi-output kernels or reductions other than sum yet"
-                    .into(),
-            ));
-        }
         let key = kernel.fingerprint();
         let (k, _hit) = self
             .cache
@@ -231,74 +236,77 @@ impl CpuBackend {
         shape: &[usize],
         axes: &[usize],
     ) -> Result<Vec<DynArray>> {
-        k.kernel.check_axes(axes, shape.len())?;
-        if k.kernel.is_reduction() && axes.len() != shape.len() {
-            return Err(Error::Compile(
-                "the CPU backend does not reduce along some axes yet".into(),
-            ));
+        let kernel = &k.kernel;
+        kernel.check_args(inputs, shape)?;
+        kernel.check_axes(axes, shape.len())?;
+        // SAFETY: the function was compiled from `kernel`, whose inputs have the dtypes checked
+        // above, with the signature `KernelFn` (see `codegen`).
+        let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(k.code.code) };
+        if kernel.is_reduction() {
+            self.reduce(k, f, inputs, shape, axes)
+        } else {
+            self.store(kernel, f, inputs, shape)
         }
-        Ok(vec![self.run(k, inputs, shape)?])
     }
 
-    /// Run `k` over the iteration space `out_shape` (see the module docs).
+    /// Run `k` over the iteration space `out_shape`, a reduction combining over every axis:
+    /// the first output (see the module docs).
     pub fn run(
         &self,
         k: &CpuKernel,
         inputs: &[ArgView<'_>],
         out_shape: &[usize],
     ) -> Result<DynArray> {
-        let kernel = &k.kernel;
-        kernel.check_args(inputs, out_shape)?;
-        let out_dt = kernel.output_dtype();
-        let n = checked_len(out_shape, out_dt.size())?;
-        let plan = Plan::new(inputs, out_shape);
-        // SAFETY (for both calls): the function was compiled from `kernel`, whose inputs have
-        // the dtypes checked above; the plan's pointers and strides stay inside the inputs.
-        let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(k.code.code) };
-        match kernel.output() {
-            Output::Store { .. } => match out_dt {
-                DType::Bool => self.store::<bool>(f, &plan, n, out_shape),
-                DType::I32 => self.store::<i32>(f, &plan, n, out_shape),
-                DType::I64 => self.store::<i64>(f, &plan, n, out_shape),
-                DType::F32 => self.store::<f32>(f, &plan, n, out_shape),
-                DType::F64 => self.store::<f64>(f, &plan, n, out_shape),
-            },
-            Output::Reduce { .. } => Ok(match out_dt {
-                DType::F32 => scalar_array(self.sum::<f64>(f, &plan, n) as f32),
-                DType::F64 => scalar_array(self.sum::<f64>(f, &plan, n)),
-                _ => scalar_array(self.sum::<i64>(f, &plan, n)),
-            }),
-        }
+        let axes: Vec<usize> = if k.kernel.is_reduction() {
+            (0..out_shape.len()).collect()
+        } else {
+            vec![]
+        };
+        let mut outs = self.run_many(k, inputs, out_shape, &axes)?;
+        Ok(outs.swap_remove(0))
     }
 
-    fn store<T: Element>(
+    fn store(
         &self,
+        kernel: &Kernel,
         f: KernelFn,
-        plan: &Plan,
-        n: usize,
+        inputs: &[ArgView<'_>],
         shape: &[usize],
-    ) -> Result<DynArray> {
-        let mut out = uninit_output::<T>(shape, n);
-        let base = SendPtr(out.as_mut_ptr() as *mut u8);
-        let size = std::mem::size_of::<T>();
+    ) -> Result<Vec<DynArray>> {
+        let dts = kernel.output_dtypes();
+        let widest = dts.iter().map(|t| t.size()).max().unwrap_or(1);
+        let n = checked_len(shape, widest)?;
+        let plan = Plan::new(inputs, shape);
+        let mut bufs: Vec<OutBuf> = dts.iter().map(|t| OutBuf::new(*t, shape, n)).collect();
+        let outs: Vec<(SendPtr, usize)> = bufs
+            .iter_mut()
+            .zip(&dts)
+            .map(|(b, t)| (SendPtr(b.ptr()), t.size()))
+            .collect();
         let fill = |lo: usize, hi: usize| {
-            let mut w = Walker::new(plan, lo, hi);
+            let mut w = Walker::new(&plan, lo, hi);
+            let mut ptrs = vec![std::ptr::null_mut::<u8>(); outs.len()];
             while let Some((pos, len)) = w.next_run(usize::MAX) {
-                // SAFETY: `pos + len <= n`, the output holds `n` elements of `size` bytes, and
-                // the pointers in `w.ptrs` address `len` elements of each input at its stride.
+                for (p, (base, size)) in ptrs.iter_mut().zip(&outs) {
+                    // SAFETY: `pos + len <= n` and each output holds `n` elements of `size`.
+                    *p = unsafe { base.at(pos * size) };
+                }
+                // SAFETY: the pointers in `w.ptrs` address `len` elements of each input at its
+                // stride; `ptrs` holds one pointer per output to `len` writable elements.
                 unsafe {
                     f(
                         w.ptrs.as_ptr(),
                         plan.inner.as_ptr(),
-                        base.at(pos * size),
+                        ptrs.as_mut_ptr() as *mut u8,
                         len,
+                        0,
                     );
                 }
             }
         };
         match &self.pool {
             Some(pool) if n >= PARALLEL_THRESHOLD => {
-                // Ranges are disjoint, so the threads write disjoint parts of the output.
+                // Ranges are disjoint, so the threads write disjoint parts of the outputs.
                 let chunks = (self.threads * 4)
                     .min(n.div_ceil(PARALLEL_THRESHOLD / 4))
                     .max(1);
@@ -312,64 +320,534 @@ impl CpuBackend {
             _ if n > 0 => fill(0, n),
             _ => {}
         }
-        // SAFETY: every flat index in 0..n was written by exactly one run above (the runs of
-        // the walkers tile 0..n), and the compiled code writes valid values of T (bool as 0/1).
-        let out = unsafe { out.assume_init() };
-        Ok(T::wrap(out.into_shared()))
+        // SAFETY: every flat index in 0..n of every output was written by exactly one run
+        // above (the runs of the walkers tile 0..n), with valid values (bool as 0/1).
+        Ok(bufs.into_iter().map(|b| unsafe { b.finish() }).collect())
     }
 
-    fn sum<A: Accum>(&self, f: KernelFn, plan: &Plan, n: usize) -> A {
-        let chunk_sum = |c: usize| -> A {
-            let lo = c * SUM_CHUNK;
-            let hi = (lo + SUM_CHUNK).min(n);
-            let mut w = Walker::new(plan, lo, hi);
-            let mut stack = Pairwise::<A>::new();
-            let mut pos = lo;
-            while pos < hi {
-                let end = (pos + SUM_BLOCK).min(hi);
-                let mut block = A::ZERO;
-                while pos < end {
-                    let Some((_, len)) = w.next_run(end - pos) else {
-                        break;
-                    };
-                    let mut part = A::ZERO;
-                    // SAFETY: the run's pointers address `len` elements of each input; the
-                    // function writes one accumulator (f64 or i64, matching A) at `part`.
+    fn reduce(
+        &self,
+        k: &CpuKernel,
+        f: KernelFn,
+        inputs: &[ArgView<'_>],
+        shape: &[usize],
+        axes: &[usize],
+    ) -> Result<Vec<DynArray>> {
+        let kernel = &k.kernel;
+        let specs: Vec<RedSpec> = kernel
+            .outputs
+            .iter()
+            .filter_map(|o| match *o {
+                Output::Reduce { op, value } => {
+                    let dt = kernel.ty(value);
+                    let acc = codegen::acc_dtype(op, dt);
+                    Some(RedSpec {
+                        op,
+                        acc,
+                        result: kernel.dtype_of(*o),
+                        ident: Slot::of(codegen::acc_identity(op, acc), -1),
+                    })
+                }
+                Output::Store { .. } => None,
+            })
+            .collect();
+        let kept_axes: Vec<usize> = (0..shape.len()).filter(|d| !axes.contains(d)).collect();
+        let kept_shape: Vec<usize> = kept_axes.iter().map(|&d| shape[d]).collect();
+        let red_shape: Vec<usize> = axes.iter().map(|&d| shape[d]).collect();
+        let kept_n = checked_len(&kept_shape, SLOT * specs.len().max(1))?;
+        let red_n = checked_len(&red_shape, 1)?;
+        let m = specs.len();
+        if kept_n == 0 || red_n == 0 {
+            if kept_n > 0 {
+                if let Some(s) = specs.iter().find(|s| s.op.identity(s.acc).is_none()) {
+                    return Err(Error::Value(format!(
+                        "zero-size array to reduction operation {} which has no identity",
+                        s.op
+                    )));
+                }
+            }
+            let res: Vec<Slot> = (0..kept_n)
+                .flat_map(|_| specs.iter().map(|s| s.ident))
+                .collect();
+            return Ok(results(&specs, &res, &kept_shape));
+        }
+        // Byte strides of each input over the kept axes and over the reduced axes.
+        let mut kept_strides = Vec::with_capacity(inputs.len());
+        let mut red_strides = Vec::with_capacity(inputs.len());
+        for a in inputs {
+            let size = a.dtype().size() as isize;
+            let bs = broadcast_strides(a.shape(), a.strides(), shape);
+            kept_strides.push(kept_axes.iter().map(|&d| bs[d] * size).collect());
+            red_strides.push(axes.iter().map(|&d| bs[d] * size).collect());
+        }
+        let bases: Vec<SendConstPtr> = inputs.iter().map(|a| SendConstPtr(a.as_ptr())).collect();
+        let kept = Plan::from_parts(&kept_shape, kept_strides, bases.clone());
+        let red = Plan::from_parts(&red_shape, red_strides, bases);
+        let ctx = RedCtx {
+            f,
+            specs: &specs,
+            plan: &red,
+            n: red_n,
+        };
+        let mut res = vec![Slot::default(); kept_n * m];
+        let parallel = self.pool.is_some() && kept_n.saturating_mul(red_n) >= PARALLEL_THRESHOLD;
+        let fv = k
+            .code
+            .code_v
+            .filter(|_| kept_n > 1 && vertical_pays(&kept, &red, red_n));
+        if let Some(code_v) = fv {
+            // SAFETY: `code_v` is the kernel's vertical function, of the same type.
+            let fv: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(code_v) };
+            self.reduce_vertical(&ctx, fv, &kept, &mut res, parallel);
+        } else if kept_n == 1 {
+            res.copy_from_slice(&self.reduce_one(&ctx, &red.bases_at(&[]), parallel));
+        } else if parallel && kept_n >= 4 * self.threads {
+            // Many outputs: threads take fixed groups of kept positions.
+            let group = PARALLEL_THRESHOLD.div_ceil(4 * red_n).max(1);
+            let run_group = |(g, out): (usize, &mut [Slot])| {
+                for (i, slots) in out.chunks_mut(m).enumerate() {
+                    let offs = kept.offsets(g * group + i);
+                    slots.copy_from_slice(&self.reduce_one(&ctx, &red.bases_at(&offs), false));
+                }
+            };
+            match &self.pool {
+                Some(pool) => pool.install(|| {
+                    res.par_chunks_mut(group * m)
+                        .enumerate()
+                        .for_each(run_group)
+                }),
+                None => res.chunks_mut(group * m).enumerate().for_each(run_group),
+            }
+        } else {
+            // Few outputs: each one is reduced by all threads.
+            for (p, slots) in res.chunks_mut(m).enumerate() {
+                let offs = kept.offsets(p);
+                slots.copy_from_slice(&self.reduce_one(&ctx, &red.bases_at(&offs), parallel));
+            }
+        }
+        Ok(results(&specs, &res, &kept_shape))
+    }
+
+    /// Reduce the whole reduced sub-space for one kept position (`bases`: each input's address
+    /// of that position): fixed chunks, on the pool if `parallel`, merged pairwise.
+    fn reduce_one(&self, ctx: &RedCtx<'_>, bases: &[SendConstPtr], parallel: bool) -> Vec<Slot> {
+        let n = ctx.n;
+        let chunks = n.div_ceil(SUM_CHUNK);
+        let partials: Vec<Vec<Slot>> = match &self.pool {
+            Some(pool) if parallel && chunks > 1 => pool.install(|| {
+                (0..chunks)
+                    .into_par_iter()
+                    .map(|c| ctx.chunk(bases, c))
+                    .collect()
+            }),
+            _ => (0..chunks).map(|c| ctx.chunk(bases, c)).collect(),
+        };
+        // Merge chunk results with the same pairwise tree a single pass over all blocks builds:
+        // full chunks enter at their level, the last (partial) one is already folded.
+        let mut tree = Tree::new(ctx.specs, ctx.specs.len());
+        for (c, p) in partials.iter().enumerate() {
+            let full = (c + 1) * SUM_CHUNK <= n;
+            tree.push(p, if full { SUM_CHUNK_LOG2 } else { 0 });
+        }
+        tree.finish()
+    }
+
+    /// Reductions along outer axes: tiles of consecutive kept positions (the innermost kept
+    /// dimension) accumulate row by row of the reduced sub-space, so memory streams; blocks of
+    /// `SUM_BLOCK` rows are merged pairwise, per position. Rows are cut into fixed chunks of
+    /// `VERTICAL_CHUNK` (a power-of-two number of blocks) whose results enter the pairwise tree
+    /// at their level, so the tree, and the result, depend neither on the tiling nor on the
+    /// threads that run the (tile, chunk) parts.
+    fn reduce_vertical(
+        &self,
+        ctx: &RedCtx<'_>,
+        fv: KernelFn,
+        kept: &Plan,
+        res: &mut [Slot],
+        parallel: bool,
+    ) {
+        let m = ctx.specs.len();
+        let last = kept.dims.len() - 1;
+        let inner = kept.dims[last];
+        let outer = kept.dims[..last].iter().product::<usize>();
+        let width = inner.min(VERTICAL_TILE);
+        let per_row = inner.div_ceil(width);
+        let chunks = ctx.n.div_ceil(VERTICAL_CHUNK);
+        // (first kept position, width) of each tile.
+        let tiles: Vec<(usize, usize)> = (0..outer)
+            .flat_map(|q| {
+                (0..per_row).map(move |t| (q * inner + t * width, width.min(inner - t * width)))
+            })
+            .collect();
+        // One part: rows [lo, hi) of one tile, folded pairwise from blocks of SUM_BLOCK rows.
+        let part = |(tile, c): (usize, usize)| -> Vec<Slot> {
+            let (p, w) = tiles[tile];
+            let (lo, hi) = (c * VERTICAL_CHUNK, ((c + 1) * VERTICAL_CHUNK).min(ctx.n));
+            let offs = kept.offsets(p);
+            let bases = ctx.plan.bases_at(&offs);
+            let ident: Vec<Slot> = (0..w)
+                .flat_map(|_| ctx.specs.iter().map(|s| s.ident))
+                .collect();
+            let mut block = ident.clone();
+            let mut tree = Tree::new(ctx.specs, w * m);
+            let mut walk = Walker::at(ctx.plan, &bases, lo, hi);
+            let mut row = lo;
+            let mut in_block = 0usize;
+            let mut ptrs = vec![std::ptr::null::<u8>(); bases.len()];
+            while let Some((pos, len)) = walk.next_run(SUM_BLOCK - in_block) {
+                for i in 0..len {
+                    for (j, q) in ptrs.iter_mut().enumerate() {
+                        *q = walk.ptrs[j].wrapping_offset(i as isize * ctx.plan.inner[j]);
+                    }
+                    // SAFETY: `ptrs` address element `pos + i` of the reduced sub-space at kept
+                    // position `p`; `w` kept positions follow at the kept inner strides, and
+                    // `block` holds `w * m` slots.
                     unsafe {
-                        f(
-                            w.ptrs.as_ptr(),
-                            plan.inner.as_ptr(),
-                            &mut part as *mut A as *mut u8,
-                            len,
+                        fv(
+                            ptrs.as_ptr(),
+                            kept.inner.as_ptr(),
+                            block.as_mut_ptr() as *mut u8,
+                            w,
+                            (pos + i) as i64,
                         );
                     }
-                    block = block.add(part);
-                    pos += len;
                 }
-                stack.push(block, 0);
+                row += len;
+                in_block += len;
+                if in_block == SUM_BLOCK || row == hi {
+                    tree.push(&block, 0);
+                    block.copy_from_slice(&ident);
+                    in_block = 0;
+                }
             }
-            stack.finish()
+            tree.finish()
         };
-        let chunks = n.div_ceil(SUM_CHUNK);
-        let partials: Vec<A> = match &self.pool {
-            Some(pool) if n >= PARALLEL_THRESHOLD => {
-                pool.install(|| (0..chunks).into_par_iter().map(chunk_sum).collect())
+        let jobs: Vec<(usize, usize)> = (0..tiles.len())
+            .flat_map(|t| (0..chunks).map(move |c| (t, c)))
+            .collect();
+        let parts: Vec<Vec<Slot>> = match &self.pool {
+            Some(pool) if parallel && jobs.len() > 1 => {
+                pool.install(|| jobs.into_par_iter().map(part).collect())
             }
-            _ => (0..chunks).map(chunk_sum).collect(),
+            _ => jobs.into_iter().map(part).collect(),
         };
-        // Merge chunk sums with the same pairwise tree a single pass over all blocks builds:
-        // full chunks enter at their level, the last (partial) one is already folded.
-        let mut stack = Pairwise::<A>::new();
-        for (c, p) in partials.into_iter().enumerate() {
-            let full = (c + 1) * SUM_CHUNK <= n;
-            stack.push(p, if full { SUM_CHUNK_LOG2 } else { 0 });
+        for (t, &(p, w)) in tiles.iter().enumerate() {
+            let mut tree = Tree::new(ctx.specs, w * m);
+            for c in 0..chunks {
+                let full = (c + 1) * VERTICAL_CHUNK <= ctx.n;
+                tree.push(
+                    &parts[t * chunks + c],
+                    if full { VERTICAL_CHUNK_LOG2 } else { 0 },
+                );
+            }
+            res[p * m..(p + w) * m].copy_from_slice(&tree.finish());
         }
-        stack.finish()
     }
 }
 
-fn scalar_array<T: Element>(x: T) -> DynArray {
-    T::wrap(ndarray::arr0(x).into_dyn().into_shared())
+/// Kept positions in a tile of the vertical reduction, at most.
+const VERTICAL_TILE: usize = 1024;
+/// Rows of the reduced sub-space in one part of the vertical reduction: 2^2 blocks (enough
+/// parts to balance the threads on a few thousand rows).
+const VERTICAL_CHUNK_LOG2: u32 = 2;
+const VERTICAL_CHUNK: usize = SUM_BLOCK << VERTICAL_CHUNK_LOG2;
+
+/// Whether the vertical reduction beats one reduction per kept position: when the reduced
+/// sub-space is short (a call per kept position would cost more than its work), or when the
+/// innermost kept dimension is closer to contiguous than the innermost reduced one (axis 0 of a
+/// C array).
+fn vertical_pays(kept: &Plan, red: &Plan, red_n: usize) -> bool {
+    let sum = |p: &Plan| p.inner.iter().map(|s| s.unsigned_abs()).sum::<usize>();
+    let inner = kept.dims[kept.dims.len() - 1];
+    red_n < 64 || (inner >= 4 && sum(kept) < sum(red))
+}
+
+/// What a reduction output needs at run time.
+struct RedSpec {
+    op: ReduceOp,
+    /// Accumulator dtype (`codegen::acc_dtype`).
+    acc: DType,
+    /// The output array's dtype.
+    result: DType,
+    /// The starting accumulator.
+    ident: Slot,
+}
+
+/// A reduction over the reduced sub-space `plan` of `n` elements.
+struct RedCtx<'a> {
+    f: KernelFn,
+    specs: &'a [RedSpec],
+    plan: &'a Plan,
+    n: usize,
+}
+
+impl RedCtx<'_> {
+    /// Chunk `c` (fixed boundaries) reduced in blocks of `SUM_BLOCK` merged pairwise.
+    fn chunk(&self, bases: &[SendConstPtr], c: usize) -> Vec<Slot> {
+        let m = self.specs.len();
+        let lo = c * SUM_CHUNK;
+        let hi = (lo + SUM_CHUNK).min(self.n);
+        let mut w = Walker::at(self.plan, bases, lo, hi);
+        let mut tree = Tree::new(self.specs, m);
+        let mut block: Vec<Slot> = self.specs.iter().map(|s| s.ident).collect();
+        let mut pos = lo;
+        while pos < hi {
+            let end = (pos + SUM_BLOCK).min(hi);
+            for (b, s) in block.iter_mut().zip(self.specs) {
+                *b = s.ident;
+            }
+            while pos < end {
+                let Some((at, len)) = w.next_run(end - pos) else {
+                    break;
+                };
+                // SAFETY: the run's pointers address `len` elements of each input; the function
+                // combines them into the `m` accumulator slots of `block`.
+                unsafe {
+                    (self.f)(
+                        w.ptrs.as_ptr(),
+                        self.plan.inner.as_ptr(),
+                        block.as_mut_ptr() as *mut u8,
+                        len,
+                        at as i64,
+                    );
+                }
+                pos += len;
+            }
+            tree.push(&block, 0);
+        }
+        tree.finish()
+    }
+}
+
+/// One reduction accumulator as the compiled code reads and writes it (`codegen::SLOT`): the
+/// value in the low bytes of `bits`, in the accumulator dtype, and a position (`argmin`,
+/// `argmax`; -1 while empty).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Slot {
+    bits: u64,
+    pos: i64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == SLOT);
+
+impl Slot {
+    fn of(c: Const, pos: i64) -> Slot {
+        let mut b = [0u8; 8];
+        match c {
+            Const::Bool(x) => b[0] = x as u8,
+            Const::I32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+            Const::F32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+            Const::I64(v) => b = v.to_ne_bytes(),
+            Const::F64(v) => b = v.to_ne_bytes(),
+        }
+        Slot {
+            bits: u64::from_ne_bytes(b),
+            pos,
+        }
+    }
+    fn value(self, t: DType) -> Const {
+        let b = self.bits.to_ne_bytes();
+        let four = [b[0], b[1], b[2], b[3]];
+        match t {
+            DType::Bool => Const::Bool(b[0] != 0),
+            DType::I32 => Const::I32(i32::from_ne_bytes(four)),
+            DType::F32 => Const::F32(f32::from_ne_bytes(four)),
+            DType::I64 => Const::I64(i64::from_ne_bytes(b)),
+            DType::F64 => Const::F64(f64::from_ne_bytes(b)),
+        }
+    }
+}
+
+/// Combine accumulator `a` with `b`, which follows it in C order (the compiled code's rules:
+/// `semantics`' operators; for `argmin`/`argmax` the first extremum, the first NaN).
+fn combine(s: &RedSpec, a: Slot, b: Slot) -> Slot {
+    match (s.op, s.acc) {
+        (ReduceOp::Sum, DType::F64) => {
+            let v = f64::from_bits(a.bits) + f64::from_bits(b.bits);
+            return Slot {
+                bits: v.to_bits(),
+                pos: a.pos,
+            };
+        }
+        (ReduceOp::Sum, DType::I64) => {
+            return Slot {
+                bits: a.bits.wrapping_add(b.bits),
+                pos: a.pos,
+            }
+        }
+        _ => {}
+    }
+    let (x, y) = (a.value(s.acc), b.value(s.acc));
+    if s.op.is_arg() {
+        if a.pos < 0 {
+            return b;
+        }
+        if b.pos < 0 {
+            return a;
+        }
+        let nan = |c: Const| {
+            matches!(c, Const::F32(v) if v.is_nan()) || matches!(c, Const::F64(v) if v.is_nan())
+        };
+        if nan(x) {
+            return a;
+        }
+        if nan(y) {
+            return b;
+        }
+        let cmp = if s.op == ReduceOp::ArgMin {
+            crate::ops::BinaryOp::Lt
+        } else {
+            crate::ops::BinaryOp::Gt
+        };
+        return match semantics::fold_binary(cmp, y, x) {
+            Some(Const::Bool(true)) => b,
+            _ => a,
+        };
+    }
+    match semantics::fold_binary(s.op.combine(), x, y) {
+        Some(c) => Slot::of(c, a.pos),
+        None => a,
+    }
+}
+
+/// The output arrays of a reduction from its accumulators (`res[p * outputs + o]`).
+fn results(specs: &[RedSpec], res: &[Slot], kept_shape: &[usize]) -> Vec<DynArray> {
+    let m = specs.len();
+    specs
+        .iter()
+        .enumerate()
+        .map(|(o, s)| {
+            let vals = res.iter().skip(o).step_by(m.max(1)).map(|slot| {
+                if s.op.is_arg() {
+                    Const::I64(slot.pos)
+                } else {
+                    semantics::cast(slot.value(s.acc), s.result)
+                }
+            });
+            const_array(s.result, kept_shape, vals)
+        })
+        .collect()
+}
+
+fn const_array(t: DType, shape: &[usize], vals: impl Iterator<Item = Const>) -> DynArray {
+    macro_rules! build {
+        ($ty:ty, $variant:ident) => {{
+            let v: Vec<$ty> = vals
+                .map(|c| match c {
+                    Const::$variant(x) => x,
+                    _ => <$ty>::default(),
+                })
+                .collect();
+            <$ty as Element>::wrap(
+                Array::from_shape_vec(IxDyn(shape), v)
+                    .expect("one value per kept position")
+                    .into_shared(),
+            )
+        }};
+    }
+    match t {
+        DType::Bool => build!(bool, Bool),
+        DType::I32 => build!(i32, I32),
+        DType::I64 => build!(i64, I64),
+        DType::F32 => build!(f32, F32),
+        DType::F64 => build!(f64, F64),
+    }
+}
+
+/// Pairwise merging of accumulator rows (`width` slots, slot `i` of output `i % outputs`) as a
+/// binary counter: equal-level neighbours merge as soon as both exist, so memory is O(log n)
+/// rows and the tree depends only on the sequence of pushed rows.
+struct Tree<'a> {
+    specs: &'a [RedSpec],
+    width: usize,
+    vals: Vec<Slot>,
+    levels: Vec<u32>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(specs: &'a [RedSpec], width: usize) -> Tree<'a> {
+        Tree {
+            specs,
+            width,
+            vals: Vec::new(),
+            levels: Vec::new(),
+        }
+    }
+    /// Merge row `hi` into row `lo` (which comes first).
+    fn merge(&mut self, lo: usize, hi: usize) {
+        let w = self.width;
+        let (head, tail) = self.vals.split_at_mut(hi * w);
+        let rows = head[lo * w..(lo + 1) * w].iter_mut().zip(&tail[..w]);
+        for ((a, b), s) in rows.zip(self.specs.iter().cycle()) {
+            *a = combine(s, *a, *b);
+        }
+    }
+    fn push(&mut self, row: &[Slot], level: u32) {
+        self.vals.extend_from_slice(row);
+        self.levels.push(level);
+        let mut len = self.levels.len();
+        while len >= 2 && self.levels[len - 1] == self.levels[len - 2] {
+            self.merge(len - 2, len - 1);
+            self.levels[len - 2] += 1;
+            self.levels.pop();
+            self.vals.truncate((len - 1) * self.width);
+            len -= 1;
+        }
+    }
+    /// Fold what is left, smallest (most recent) first.
+    fn finish(mut self) -> Vec<Slot> {
+        let len = self.levels.len();
+        for k in (0..len.saturating_sub(1)).rev() {
+            self.merge(k, k + 1);
+            self.vals.truncate((k + 1) * self.width);
+        }
+        self.vals
+    }
+}
+
+/// A fresh output array of any dtype, before it is written.
+enum OutBuf {
+    Bool(Array<MaybeUninit<bool>, IxDyn>),
+    I32(Array<MaybeUninit<i32>, IxDyn>),
+    I64(Array<MaybeUninit<i64>, IxDyn>),
+    F32(Array<MaybeUninit<f32>, IxDyn>),
+    F64(Array<MaybeUninit<f64>, IxDyn>),
+}
+
+impl OutBuf {
+    fn new(t: DType, shape: &[usize], n: usize) -> OutBuf {
+        match t {
+            DType::Bool => OutBuf::Bool(uninit_output(shape, n)),
+            DType::I32 => OutBuf::I32(uninit_output(shape, n)),
+            DType::I64 => OutBuf::I64(uninit_output(shape, n)),
+            DType::F32 => OutBuf::F32(uninit_output(shape, n)),
+            DType::F64 => OutBuf::F64(uninit_output(shape, n)),
+        }
+    }
+    fn ptr(&mut self) -> *mut u8 {
+        match self {
+            OutBuf::Bool(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::I32(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::I64(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::F32(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::F64(a) => a.as_mut_ptr() as *mut u8,
+        }
+    }
+    /// # Safety
+    /// Every element must have been written with a valid value of the dtype.
+    unsafe fn finish(self) -> DynArray {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            match self {
+                OutBuf::Bool(a) => bool::wrap(a.assume_init().into_shared()),
+                OutBuf::I32(a) => i32::wrap(a.assume_init().into_shared()),
+                OutBuf::I64(a) => i64::wrap(a.assume_init().into_shared()),
+                OutBuf::F32(a) => f32::wrap(a.assume_init().into_shared()),
+                OutBuf::F64(a) => f64::wrap(a.assume_init().into_shared()),
+            }
+        }
+    }
 }
 
 /// A raw pointer that may cross threads (the code using it keeps accesses disjoint).
@@ -385,7 +863,7 @@ impl SendPtr {
         unsafe { self.0.add(bytes) }
     }
 }
-// SAFETY: only used for the output buffer, whose parts written by different threads are
+// SAFETY: only used for the output buffers, whose parts written by different threads are
 // disjoint (see `CpuBackend::store`).
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
@@ -412,7 +890,6 @@ unsafe impl Sync for SendConstPtr {}
 
 impl Plan {
     fn new(inputs: &[ArgView<'_>], out_shape: &[usize]) -> Plan {
-        let nd = out_shape.len();
         let byte_strides: Vec<Vec<isize>> = inputs
             .iter()
             .map(|a| {
@@ -423,28 +900,40 @@ impl Plan {
                     .collect()
             })
             .collect();
+        let bases = inputs.iter().map(|a| SendConstPtr(a.as_ptr())).collect();
+        Plan::from_parts(out_shape, byte_strides, bases)
+    }
+
+    /// The plan of the space `shape` where input `j` starts at `bases[j]` and steps
+    /// `byte_strides[j][d]` bytes along dimension `d`.
+    fn from_parts(
+        shape: &[usize],
+        byte_strides: Vec<Vec<isize>>,
+        bases: Vec<SendConstPtr>,
+    ) -> Plan {
+        let nd = shape.len();
         // Drop size-1 dimensions, then merge a dimension into the next inner one wherever every
         // input steps over it as one: stride[d] == stride[d + 1] * shape[d + 1]. (The output is
         // C-contiguous, which always allows the merge.)
         let mut dims: Vec<usize> = Vec::with_capacity(nd);
-        let mut strides: Vec<Vec<isize>> = vec![Vec::with_capacity(nd); inputs.len()];
+        let mut strides: Vec<Vec<isize>> = vec![Vec::with_capacity(nd); byte_strides.len()];
         for d in 0..nd {
-            if out_shape[d] == 1 {
+            if shape[d] == 1 {
                 continue;
             }
             let mergeable = !dims.is_empty()
                 && byte_strides
                     .iter()
                     .zip(&strides)
-                    .all(|(bs, cs)| *cs.last().unwrap_or(&0) == bs[d] * out_shape[d] as isize);
+                    .all(|(bs, cs)| *cs.last().unwrap_or(&0) == bs[d] * shape[d] as isize);
             if mergeable {
                 let last = dims.len() - 1;
-                dims[last] *= out_shape[d];
+                dims[last] *= shape[d];
                 for (bs, cs) in byte_strides.iter().zip(strides.iter_mut()) {
                     cs[last] = bs[d];
                 }
             } else {
-                dims.push(out_shape[d]);
+                dims.push(shape[d]);
                 for (bs, cs) in byte_strides.iter().zip(strides.iter_mut()) {
                     cs.push(bs[d]);
                 }
@@ -457,7 +946,6 @@ impl Plan {
             }
         }
         let inner = strides.iter().map(|cs| *cs.last().unwrap_or(&0)).collect();
-        let bases = inputs.iter().map(|a| SendConstPtr(a.as_ptr())).collect();
         Plan {
             dims,
             strides,
@@ -465,11 +953,35 @@ impl Plan {
             bases,
         }
     }
+
+    /// Per input: the byte offset of flat position `flat`.
+    fn offsets(&self, flat: usize) -> Vec<isize> {
+        let mut offs = vec![0isize; self.strides.len()];
+        let mut rest = flat;
+        for d in (0..self.dims.len()).rev() {
+            let i = (rest % self.dims[d]) as isize;
+            rest /= self.dims[d];
+            for (o, s) in offs.iter_mut().zip(&self.strides) {
+                *o += i * s[d];
+            }
+        }
+        offs
+    }
+
+    /// The bases moved by `offs` bytes (missing offsets: unmoved).
+    fn bases_at(&self, offs: &[isize]) -> Vec<SendConstPtr> {
+        self.bases
+            .iter()
+            .enumerate()
+            .map(|(j, b)| SendConstPtr(b.0.wrapping_offset(offs.get(j).copied().unwrap_or(0))))
+            .collect()
+    }
 }
 
 /// Walks the flat range `pos..hi` of a plan in runs along the innermost dimension.
 struct Walker<'p> {
     plan: &'p Plan,
+    bases: Vec<*const u8>,
     idx: Vec<usize>,
     pos: usize,
     hi: usize,
@@ -479,6 +991,11 @@ struct Walker<'p> {
 
 impl<'p> Walker<'p> {
     fn new(plan: &'p Plan, lo: usize, hi: usize) -> Walker<'p> {
+        Walker::at(plan, &plan.bases, lo, hi)
+    }
+
+    /// A walker over `plan` whose inputs start at `bases` instead of the plan's.
+    fn at(plan: &'p Plan, bases: &[SendConstPtr], lo: usize, hi: usize) -> Walker<'p> {
         let mut idx = vec![0; plan.dims.len()];
         let mut rest = lo;
         for d in (0..plan.dims.len()).rev() {
@@ -487,10 +1004,11 @@ impl<'p> Walker<'p> {
         }
         Walker {
             plan,
+            bases: bases.iter().map(|b| b.0).collect(),
             idx,
             pos: lo,
             hi,
-            ptrs: vec![std::ptr::null(); plan.bases.len()],
+            ptrs: vec![std::ptr::null(); bases.len()],
         }
     }
 
@@ -509,7 +1027,7 @@ impl<'p> Walker<'p> {
                 .sum();
             // The offset addresses an element inside input j (broadcast index math), so the
             // wrapping add never actually wraps.
-            *p = plan.bases[j].0.wrapping_offset(off);
+            *p = self.bases[j].wrapping_offset(off);
         }
         let last = plan.dims.len() - 1;
         let len = (plan.dims[last] - self.idx[last])
@@ -525,64 +1043,6 @@ impl<'p> Walker<'p> {
             self.idx[d] += 1;
         }
         Some((at, len))
-    }
-}
-
-/// Accumulator types of reductions.
-trait Accum: Copy + Send + Sync + 'static {
-    const ZERO: Self;
-    fn add(self, other: Self) -> Self;
-}
-impl Accum for f64 {
-    const ZERO: f64 = 0.0;
-    fn add(self, other: f64) -> f64 {
-        self + other
-    }
-}
-impl Accum for i64 {
-    const ZERO: i64 = 0;
-    fn add(self, other: i64) -> i64 {
-        self.wrapping_add(other)
-    }
-}
-
-/// Pairwise summation as a binary counter: equal-level neighbours merge as soon as both exist,
-/// so memory is O(log n) and the tree depends only on the sequence of pushed values.
-struct Pairwise<A> {
-    vals: [A; 64],
-    levels: [u32; 64],
-    len: usize,
-}
-
-impl<A: Accum> Pairwise<A> {
-    fn new() -> Self {
-        Pairwise {
-            vals: [A::ZERO; 64],
-            levels: [0; 64],
-            len: 0,
-        }
-    }
-    fn push(&mut self, v: A, level: u32) {
-        self.vals[self.len] = v;
-        self.levels[self.len] = level;
-        self.len += 1;
-        while self.len >= 2 && self.levels[self.len - 1] == self.levels[self.len - 2] {
-            self.vals[self.len - 2] = self.vals[self.len - 2].add(self.vals[self.len - 1]);
-            self.levels[self.len - 2] += 1;
-            self.len -= 1;
-        }
-    }
-    /// Fold what is left, smallest (most recent) first.
-    fn finish(&self) -> A {
-        let mut acc = A::ZERO;
-        for k in (0..self.len).rev() {
-            acc = if k + 1 == self.len {
-                self.vals[k]
-            } else {
-                self.vals[k].add(acc)
-            };
-        }
-        acc
     }
 }
 

@@ -344,8 +344,8 @@ impl Lowering<'_> {
     }
 
     /// A kernel-level reduction of `a` over `axes` with result shape `out_shape`. Reducing no
-    /// axis is a conversion (NumPy: `x.sum(axis=())` is `x` as int64); `argmax` of a 0-d value
-    /// is 0.
+    /// axis is a conversion (NumPy: `x.sum(axis=())` is `x` as int64, plus the identity 0.0
+    /// for floats); `argmax` of a 0-d value is 0.
     fn reduce_node(
         &mut self,
         op: ReduceOp,
@@ -368,7 +368,18 @@ impl Lowering<'_> {
                 return Ok(self.add(Node::Binary(BinaryOp::Mul, z, zero), DType::I64, shape));
             }
             let c = self.cast_to(a, compute);
-            return Ok(self.cast_to(c, result));
+            let c = self.cast_to(c, result);
+            // NumPy starts a float sum from the identity 0.0, so -0.0 sums to 0.0.
+            if op == ReduceOp::Sum && result.is_float() {
+                let zero = self.graph.add(
+                    Node::Const(crate::semantics::cast(Const::F64(0.0), result)),
+                    result,
+                    vec![],
+                );
+                let shape = self.graph.shape(c).to_vec();
+                return Ok(self.add(Node::Binary(BinaryOp::Add, c, zero), result, shape));
+            }
+            return Ok(c);
         }
         let a = self.cast_to(a, compute);
         Ok(self.add(

@@ -14,6 +14,8 @@ It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ c
   expr      the expression in numexpr/fusebox syntax (for people and for the string parser)
   sexpr     the same expression as an S-expression, which tests/golden_numpy.rs builds with
             the Rust Expr API: (add a b), (neg a), (where c a b), (astype int32 a), (sum a);
+            reductions take options after the operand: (std a axis=1 ddof=1 keepdims),
+            (sum a axis=[0,1]), (max a axis=[]) for `axis=()`;
             literals are weak Python scalars: True/False, 2, -1, 2.5
   bindings  `a=in/f64_col.npy b=in/f64_row.npy` (or `-`)
   expected  `out/NAME.npy`, or `error` where NumPy raises or gives a dtype outside fusebox's
@@ -32,6 +34,7 @@ measures 200,000 random inputs per function (about 60 MB, not committed).
 import os
 import shutil
 import sys
+import warnings
 
 import numpy as np
 
@@ -234,8 +237,9 @@ def fmt_literal(v):
     return repr(float(v))
 
 
-def run_case(name, expr, sexpr, args, fn, tol_op):
-    """args: list of (symbol, input name, array) or python scalars (weak literals)."""
+def run_case(name, expr, sexpr, args, fn, tol_op, tol=None):
+    """args: list of (symbol, input name, array) or python scalars (weak literals); `tol`
+    overrides the tolerance `tol_op` would get."""
     bindings = []
     values = []
     for a in args:
@@ -255,7 +259,7 @@ def run_case(name, expr, sexpr, args, fn, tol_op):
     if ok:
         path = f"out/{name}.npy"
         np.save(os.path.join(ROOT, path), res)
-        tol = tolerance(tol_op, res.dtype)
+        tol = tol or tolerance(tol_op, res.dtype)
     else:
         path, tol = "error", "-"
     cases.append((name, expr, sexpr, " ".join(bindings) or "-", path, tol))
@@ -465,6 +469,164 @@ def gen_compound():
              [sym("a", "f64_c64", f64), sym("b", "f64_three", np.zeros(3))], np.add, "add")
 
 
+# ---- reductions --------------------------------------------------------------------------------
+
+# (fusebox name, NumPy function, extra keyword arguments); `var1`/`std1` are ddof=1.
+REDUCTIONS = [
+    ("sum", np.sum, {}), ("prod", np.prod, {}), ("min", np.min, {}), ("max", np.max, {}),
+    ("any", np.any, {}), ("all", np.all, {}), ("argmin", np.argmin, {}),
+    ("argmax", np.argmax, {}), ("mean", np.mean, {}), ("var", np.var, {}),
+    ("std", np.std, {}), ("var1", np.var, {"ddof": 1}), ("std1", np.std, {"ddof": 1}),
+]
+
+
+def axis_text(axis):
+    """(expr keyword text, sexpr atom, case-name part) for an `axis` argument."""
+    if axis is None:
+        return "", "", "all"
+    if isinstance(axis, int):
+        return f", axis={axis}", f" axis={axis}", f"a{axis}".replace("-", "m")
+    inner = ", ".join(str(a) for a in axis)
+    return (f", axis=({inner})", " axis=[" + ",".join(str(a) for a in axis) + "]",
+            "a" + ("".join(str(a) for a in axis) or "empty"))
+
+
+def red_case(rname, fn, kw, iname, arr, axis, keepdims, prefix=""):
+    base = rname.rstrip("1")
+    ddof = kw.get("ddof", 0)
+    ax_e, ax_s, ax_n = axis_text(axis)
+    expr = f"{base}(a{ax_e}" + (f", ddof={ddof}" if ddof else "") + (
+        ", keepdims=True" if keepdims else "") + ")"
+    sexpr = f"({base} a{ax_s}" + (f" ddof={ddof}" if ddof else "") + (
+        " keepdims" if keepdims else "") + ")"
+    name = f"red_{rname}__{prefix}{iname}_{ax_n}" + ("_kd" if keepdims else "")
+
+    def f(a):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # empty slices, ddof >= n
+            return fn(a, axis=axis, keepdims=keepdims, **kw)
+
+    run_case(name, expr, sexpr, [sym("a", iname, arr)], f, rname, "exact")
+
+
+def reduction_inputs():
+    """Per dtype: a 9x150 matrix (150 > 128: NumPy's pairwise sum splits the rows; 9 rows added
+    one after another along axis 0), a 4x6x20 block, the edge values (NaN, inf, overflow), and
+    edge values laid out 2-D so that some rows hold a NaN and others not."""
+    out = {}
+    for dt, t in DTYPES.items():
+        s = SHORT[dt]
+        if t is np.bool_:
+            m = rng.integers(0, 2, (9, 150)).astype(bool)
+            m[3] = False
+            m[5] = True
+            c = rng.integers(0, 2, (4, 6, 20)).astype(bool)
+        elif t in (np.float32, np.float64):
+            m = (rng.standard_normal((9, 150)) * 10.0 ** rng.uniform(-3, 3, (9, 150))).astype(t)
+            c = (rng.standard_normal((4, 6, 20)) * 10.0 ** rng.uniform(-2, 2, (4, 6, 20))).astype(t)
+        else:
+            m = random_ints(t, 9 * 150).reshape(9, 150)
+            c = random_ints(t, 480).reshape(4, 6, 20)
+        e = EDGES[dt]
+        e2 = np.resize(e, (5, 8)).astype(t)
+        if t in (np.float32, np.float64):
+            e2[1] = np.where(np.isnan(e2[1]), 1.0, e2[1])  # some rows without NaN
+            e2[2] = np.where(np.isnan(e2[2]), 2.0, e2[2])
+        out[dt] = [(f"{s}_red9x150", m), (f"{s}_red4x6x20", c), (f"{s}_edges", e),
+                   (f"{s}_red_edges2d", e2)]
+    return out
+
+
+def gen_reductions():
+    inputs = reduction_inputs()
+    for dt, t in DTYPES.items():
+        s = SHORT[dt]
+        (mn, m), (cn, c), (en, e), (e2n, e2) = inputs[dt]
+        for rname, fn, kw in REDUCTIONS:
+            for axis in [None, 0, 1, -1, (0, 1), ()]:
+                red_case(rname, fn, kw, mn, m, axis, False)
+            for axis in [None, 1, (0, 1)]:
+                red_case(rname, fn, kw, mn, m, axis, True)
+            for axis in [None, 2, 1, (0, 2), (1, 2), (0, 1), (0, 1, 2), -3]:
+                red_case(rname, fn, kw, cn, c, axis, False)
+            red_case(rname, fn, kw, en, e, None, False)
+            red_case(rname, fn, kw, en, e, 0, True)
+            red_case(rname, fn, kw, en, e, (), False)  # sum: 0.0 + x, so -0.0 becomes 0.0
+            for axis in [None, 0, 1]:
+                red_case(rname, fn, kw, e2n, e2, axis, False)
+            # Empty operands: the reduced extent 0 (identity, NaN, or NumPy's error) or the
+            # kept extent 0 (an empty result, never an error).
+            for shape in [(0,), (0, 3), (3, 0)]:
+                z = np.zeros(shape, t)
+                zn = f"{s}_empty" + "x".join(map(str, shape))
+                for axis in ([None, 0] if len(shape) == 1 else [None, 0, 1, -1]):
+                    red_case(rname, fn, kw, zn, z, axis, False)
+                red_case(rname, fn, kw, zn, z, 0, True)
+            # 0-d operands: axis=None, axis=() and an axis that does not exist.
+            z0 = np.array(EDGES[dt][1], t)
+            for axis in [None, (), 0]:
+                red_case(rname, fn, kw, f"{s}_red0d", z0, axis, False)
+            red_case(rname, fn, kw, f"{s}_red0d", z0, None, True)
+            # Out-of-range and repeated axes.
+            red_case(rname, fn, kw, mn, m, 2, False)
+            red_case(rname, fn, kw, mn, m, (1, -1), False)
+    # Length-1 axes: NumPy's iterator drops them, so a (9, 1) column sums pairwise like a row.
+    for dt in ("float32", "float64"):
+        s = SHORT[dt]
+        m = inputs[dt][0][1]
+        col, mid = np.ascontiguousarray(m[:, :1]), np.ascontiguousarray(m.reshape(9, 1, 150))
+        for rname, fn, kw in REDUCTIONS:
+            for axis in [0, None]:
+                red_case(rname, fn, kw, f"{s}_red9x1", col, axis, False)
+            for axis in [(0, 2), 2, 0, (0, 1)]:
+                red_case(rname, fn, kw, f"{s}_red9x1x150", mid, axis, False)
+    # Integer wrapping: sum and prod of int64 that overflow, of int32 that overflow int32 only.
+    big = np.array([2**62, 2**62, 2**62, 3, -5], np.int64)
+    for rname, fn, kw in REDUCTIONS[:2]:
+        red_case(rname, fn, kw, "i64_wrap", big, None, False)
+        red_case(rname, fn, kw, "i32_big", np.array([2**31 - 1] * 3 + [65536, 65536], np.int32),
+                 None, False)
+    # NumPy casts integers to float64 through its 8192-element buffer: mean/var/std of more
+    # than 8192 large int64 values round by chunk.
+    wide = np.random.default_rng(8192).integers(-2**62, 2**62, (2, 20000))  # own stream
+    for rname, fn, kw in [REDUCTIONS[8], REDUCTIONS[9], REDUCTIONS[12]]:
+        for axis in [None, 1, 0]:
+            red_case(rname, fn, kw, "i64_red2x20000", wide, axis, False)
+    # Longer runs: f32 sums of 100,000 values along the contiguous axis and across rows.
+    long = (rng.standard_normal((4, 25000)) * 10.0 ** rng.uniform(-3, 3, (4, 25000))).astype(
+        np.float32)
+    for rname, fn, kw in [REDUCTIONS[0], REDUCTIONS[8], REDUCTIONS[10]]:
+        for axis in [None, 0, 1]:
+            red_case(rname, fn, kw, "f32_red4x25000", long, axis, False)
+
+
+def gen_done_when():
+    """The expressions issue 4 is done with, on both float dtypes."""
+    for dt in ("float32", "float64"):
+        t = DTYPES[dt]
+        s = SHORT[dt]
+        x = random_floats(t, 1000)
+        a = (rng.standard_normal((9, 150)) * 3).astype(t)
+        b = (rng.standard_normal((9, 150)) * 3).astype(t)
+        run_case(f"red_done__sum_sq_{s}", "sum(x * x)", "(sum (mul x x))",
+                 [sym("x", f"{s}_done_x", x)], lambda x: np.sum(x * x), "sum", "exact")
+        run_case(f"red_done__mean_a0_{s}", "mean(a, axis=0)", "(mean a axis=0)",
+                 [sym("a", f"{s}_done_a", a)], lambda a: np.mean(a, axis=0), "mean", "exact")
+        run_case(f"red_done__maxabs_a1_{s}", "max(abs(a - b), axis=1)",
+                 "(max (abs (sub a b)) axis=1)",
+                 [sym("a", f"{s}_done_a", a), sym("b", f"{s}_done_b", b)],
+                 lambda a, b: np.max(np.abs(a - b), axis=1), "max", "exact")
+        run_case(f"red_done__standardize_{s}", "(x - mean(x)) / std(x)",
+                 "(div (sub x (mean x)) (std x))", [sym("x", f"{s}_done_x", x)],
+                 lambda x: (x - np.mean(x)) / np.std(x), "div", "exact")
+        # exp differs from NumPy's by up to ULP_TOL; the sum of exps carries that along.
+        tol = f"ulp:{ULP_TOL.get(('exp', dt), 0) + 2}"
+        run_case(f"red_done__softmax_{s}", "exp(x - max(x)) / sum(exp(x - max(x)))",
+                 "(div (exp (sub x (max x))) (sum (exp (sub x (max x)))))",
+                 [sym("x", f"{s}_done_x", x)],
+                 lambda x: np.exp(x - np.max(x)) / np.sum(np.exp(x - np.max(x))), "exp", tol)
+
+
 def gen_survey(n=200_000):
     """Many random inputs per transcendental, for measuring ULP bounds (not committed)."""
     for dt in ("float32", "float64"):
@@ -512,6 +674,8 @@ def main():
         gen_astype()
         gen_sum()
         gen_compound()
+        gen_reductions()
+        gen_done_when()
     with open(os.path.join(ROOT, "manifest.tsv"), "w") as f:
         f.write("# name\texpr\tsexpr\tbindings\texpected\ttol  (generated by "
                 "tests/numpy/gen_golden.py with NumPy " + np.__version__ + ")\n")
