@@ -10,9 +10,16 @@
 //!   test driven by the grammar).
 //!
 //! Cases: `FUSEBOX_FUZZ_CASES` per property (default [`DEFAULT_CASES`]), or
-//! `FUSEBOX_FUZZ_SECONDS=600` to run each property for that long (the long run; see the
-//! report in the merge request). cargo-fuzz is not installed on the build machines, so proptest
-//! is the fuzzer: its strategies give both arbitrary input and grammar-shaped input.
+//! `FUSEBOX_FUZZ_SECONDS=600` to run each property for that long. cargo-fuzz is not installed
+//! on the build machines, so proptest is the fuzzer: its strategies give both arbitrary input
+//! and grammar-shaped input.
+//!
+//! Recorded long run (2026-11-24, dev profile, shared 2-core machine):
+//! `FUSEBOX_FUZZ_SECONDS=600 cargo test --test fuzz_parse -- --nocapture`, no failure:
+//! npy arbitrary bytes 15,632,000 cases / 600 s; npy magic + arbitrary bytes 10,158,000 / 600 s;
+//! npy hostile headers 9,148,000 / 600 s; npy corrupted files 9,774,000 / 600 s; parser
+//! arbitrary strings 4,562,000 / 600 s; parser deep nesting 28,000 / 634 s (the grammar-shaped
+//! parser properties were stopped early to free the CPU; they run 3,000 cases each in CI).
 mod common;
 use fusebox::{parse, Device, Error, Expr, Options, Session};
 use proptest::prelude::*;
