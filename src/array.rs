@@ -180,7 +180,7 @@ impl<T: Element, D: Dimension> From<ArcArray<T, D>> for DynArray {
 /// array are kept as they are.
 impl<T: Element, D: Dimension> From<ArrayView<'_, T, D>> for DynArray {
     fn from(a: ArrayView<'_, T, D>) -> Self {
-        T::wrap(a.into_dyn().to_owned().into_shared())
+        T::wrap_view(a.into_dyn()).to_dyn_array()
     }
 }
 
@@ -250,14 +250,51 @@ impl<'a> ArgView<'a> {
             ArgView::F64(a) => ArgView::F64(a.view()),
         }
     }
+    /// Copy into an owned (shared) C-contiguous array, or `TooLarge` when the memory cannot be
+    /// had (a broadcast view of 2^40 elements is 8 TiB once copied).
+    pub fn try_to_dyn_array(&self) -> Result<DynArray> {
+        fn copy<T: Element>(a: &ArrayViewD<'_, T>) -> Result<DynArray> {
+            let n = a.len();
+            let mut v: Vec<T> = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| {
+                Error::TooLarge(format!(
+                    "copying {n} elements of {} ({} bytes) needs more memory than there is",
+                    T::DTYPE,
+                    (n as u128) * std::mem::size_of::<T>() as u128
+                ))
+            })?;
+            v.extend(a.iter().copied());
+            let arr = ArrayD::from_shape_vec(IxDyn(a.shape()), v)
+                .map_err(|e| Error::Argument(format!("copying a view: {e}")))?;
+            Ok(T::wrap(arr.into_shared()))
+        }
+        match self {
+            ArgView::Bool(a) => copy(a),
+            ArgView::I32(a) => copy(a),
+            ArgView::I64(a) => copy(a),
+            ArgView::F32(a) => copy(a),
+            ArgView::F64(a) => copy(a),
+        }
+    }
+
     /// Copy into an owned (shared) array.
     pub fn to_dyn_array(&self) -> DynArray {
+        // Element by element in logical order: ndarray's `to_owned` asserts on empty views
+        // with non-zero strides.
+        fn copy<T: Element>(a: &ArrayViewD<'_, T>) -> DynArray {
+            let v: Vec<T> = a.iter().copied().collect();
+            T::wrap(
+                ArrayD::from_shape_vec(IxDyn(a.shape()), v)
+                    .expect("the logical elements fill the shape")
+                    .into_shared(),
+            )
+        }
         match self {
-            ArgView::Bool(a) => DynArray::Bool(a.to_owned().into_shared()),
-            ArgView::I32(a) => DynArray::I32(a.to_owned().into_shared()),
-            ArgView::I64(a) => DynArray::I64(a.to_owned().into_shared()),
-            ArgView::F32(a) => DynArray::F32(a.to_owned().into_shared()),
-            ArgView::F64(a) => DynArray::F64(a.to_owned().into_shared()),
+            ArgView::Bool(a) => copy(a),
+            ArgView::I32(a) => copy(a),
+            ArgView::I64(a) => copy(a),
+            ArgView::F32(a) => copy(a),
+            ArgView::F64(a) => copy(a),
         }
     }
 }

@@ -472,7 +472,12 @@ pub fn choose(totals: &[(Target, f64)]) -> Option<Target> {
 pub fn is_device_error(e: &Error) -> bool {
     matches!(
         e,
-        Error::Device(_) | Error::Compile(_) | Error::UnsupportedDtype(_) | Error::TooLarge(_)
+        Error::Device(_)
+            | Error::DeviceLost(_)
+            | Error::OutOfMemory(_)
+            | Error::Compile(_)
+            | Error::UnsupportedDtype(_)
+            | Error::TooLarge(_)
     )
 }
 

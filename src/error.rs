@@ -47,6 +47,12 @@ pub enum Error {
     /// A device that cannot be used (no adapter, unsupported feature).
     #[error("device error: {0}")]
     Device(String),
+    /// The device ran out of memory (a buffer or pipeline it could not allocate).
+    #[error("out of device memory: {0}")]
+    OutOfMemory(String),
+    /// The device was lost (driver reset or removal); its backend cannot be used again.
+    #[error("device lost: {0}")]
+    DeviceLost(String),
     /// An expression nested deeper than the parser or planner allows.
     #[error("expression too deep: nesting exceeds {0} levels")]
     TooDeep(usize),

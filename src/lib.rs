@@ -78,6 +78,7 @@
 //!   only read plan inputs and results of earlier steps.
 pub mod array;
 pub mod bench;
+pub mod cache;
 pub mod cost;
 pub mod cpu;
 pub mod dtype;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// The longest header accepted (NumPy writes a few hundred bytes at most).
@@ -37,7 +37,20 @@ fn npy_err(path: &Path, reason: impl std::fmt::Display) -> Error {
 pub fn read_npy(path: &Path) -> Result<DynArray> {
     let file = File::open(path).map_err(|e| npy_err(path, e))?;
     let file_len = file.metadata().map_err(|e| npy_err(path, e))?.len();
-    let mut reader = BufReader::new(file);
+    read_from(BufReader::new(file), file_len, path)
+}
+
+/// [`read_npy`] from bytes in memory (the same checks; errors name `<memory>`).
+pub fn read_npy_bytes(bytes: &[u8]) -> Result<DynArray> {
+    read_from(
+        std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        Path::new("<memory>"),
+    )
+}
+
+/// Read from `reader` (positioned at the start of `len` bytes of `.npy` data).
+fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: &Path) -> Result<DynArray> {
     let header = read_header(&mut reader).map_err(|reason| npy_err(path, reason))?;
     let dtype = match header.descr.as_str() {
         "|b1" => DType::Bool,
@@ -57,7 +70,7 @@ pub fn read_npy(path: &Path) -> Result<DynArray> {
         .iter()
         .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| npy_err(path, format!("shape {:?} is too large", header.shape)))?;
-    let have = file_len.saturating_sub(header.data_offset);
+    let have = len.saturating_sub(header.data_offset);
     if have != need {
         return Err(npy_err(
             path,
@@ -67,9 +80,14 @@ pub fn read_npy(path: &Path) -> Result<DynArray> {
             ),
         ));
     }
-    // The header was only peeked at; ndarray-npy reads the file again from the start.
-    let file = File::open(path).map_err(|e| npy_err(path, e))?;
-    let reader = BufReader::new(file);
+    // ndarray wants the product of the non-zero axis lengths to fit `isize` (an empty array
+    // may still have huge axes); check it here so its reader gets only shapes it accepts.
+    let nonzero: Vec<usize> = header.shape.iter().copied().filter(|&d| d != 0).collect();
+    crate::array::checked_len(&nonzero, 1).map_err(|e| npy_err(path, e))?;
+    // The header was only peeked at; ndarray-npy reads the data again from the start.
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| npy_err(path, e))?;
     match dtype {
         DType::Bool => typed::<bool>(reader, path),
         DType::I32 => typed::<i32>(reader, path),

@@ -96,6 +96,8 @@ pub struct Stats {
     /// Kernel compilations, and compile requests answered from the cache.
     pub compilations: u64,
     pub cache_hits: u64,
+    /// Kernels dropped from the backends' bounded caches (LRU; see [`crate::cache`]).
+    pub evictions: u64,
     /// Wall time spent running kernels on the CPU.
     pub cpu_time: Duration,
     /// Wall time spent running kernels on the GPU (uploads and read-backs included).
@@ -203,12 +205,14 @@ impl Session {
             let c = cpu.counters();
             s.compilations += c.compilations;
             s.cache_hits += c.cache_hits;
+            s.evictions += c.evictions;
         }
         for slot in &self.inner.gpus {
             if let Some(Ok(gpu)) = slot.get() {
                 let c = gpu.counters();
                 s.compilations += c.compilations;
                 s.cache_hits += c.cache_hits;
+                s.evictions += c.evictions;
                 s.bytes_uploaded += c.bytes_uploaded;
                 s.bytes_downloaded += c.bytes_downloaded;
             }
@@ -288,8 +292,8 @@ impl Session {
         if self.device()? == Device::Reference {
             let map: HashMap<String, DynArray> = bindings
                 .iter()
-                .map(|(n, v)| (n.to_string(), v.to_dyn_array()))
-                .collect();
+                .map(|(n, v)| Ok((n.to_string(), v.try_to_dyn_array()?)))
+                .collect::<Result<_>>()?;
             return exprs
                 .iter()
                 .map(|e| crate::reference::evaluate(e, &map))
@@ -359,6 +363,7 @@ impl Session {
             Partition::Unfused
         };
         let partitioned = opt::partition(&lowered, mode);
+        check_sizes(&partitioned)?;
         let mut device = self.place(&lowered, &partitioned.steps, one_shot)?;
         let n_temps = partitioned.steps.iter().map(|s| s.temps.len()).sum();
         let kernels = match self.compile_steps(&partitioned.steps, device) {
@@ -445,10 +450,9 @@ impl Session {
                         (Buf::Temp(t), None) => temp(&temps, t)?.view(),
                     });
                 }
-                read += views
-                    .iter()
-                    .map(|v| (v.len() * v.dtype().size()) as u64)
-                    .sum::<u64>();
+                read = views.iter().fold(read, |r, v| {
+                    r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
+                });
                 let axes = &step.reduce_axes;
                 match kernel {
                     DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, &views, &step.shape, axes)?,
@@ -531,7 +535,9 @@ impl Session {
         let fused = opt::lower_many(exprs, shapes, true)?;
         let unfused = opt::lower_many(exprs, shapes, false)?;
         let fused_plan = opt::partition(&fused, Partition::Fused);
+        check_sizes(&fused_plan)?;
         let unfused_plan = opt::partition(&unfused, Partition::Unfused);
+        check_sizes(&unfused_plan)?;
         let total = |ks: &[KernelInfo]| ks.iter().map(|k| k.bytes_read + k.bytes_written).sum();
         let (bytes_fused, bytes_unfused) = (
             total(&step_infos(&fused, &fused_plan, "")),
@@ -876,8 +882,20 @@ impl Session {
 }
 
 /// The plan's kernels as the cost model sees them.
+/// Every iteration space, input and result of a plan must fit the address space (checked
+/// before anything multiplies their lengths).
+fn check_sizes(plan: &opt::Plan) -> Result<()> {
+    for s in &plan.steps {
+        crate::array::checked_len(&s.shape, 8)?;
+        for shape in s.arg_shapes.iter().chain(&s.out_shapes) {
+            crate::array::checked_len(shape, 8)?;
+        }
+    }
+    Ok(())
+}
+
 fn plan_kernels(steps: &[Step]) -> Vec<cost::PlanKernel> {
-    let len = |shape: &Vec<usize>| shape.iter().product::<usize>();
+    let len = |shape: &Vec<usize>| shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     steps
         .iter()
         .map(|s| {

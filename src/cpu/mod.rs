@@ -4,7 +4,9 @@
 //!
 //! Pieces, in the order a call goes through them:
 //! - [`CpuBackend::compile`] verifies a [`Kernel`], then looks it up in a cache keyed by
-//!   [`Kernel::fingerprint`] (confirmed by full equality) or compiles it (`codegen`);
+//!   [`Kernel::fingerprint`] (confirmed by full equality) or compiles it (`codegen`); the cache
+//!   is bounded (LRU, [`CpuBackend::set_cache_capacity`]) and compiles each kernel once even
+//!   when threads ask for it together;
 //! - [`CpuBackend::run_many`] checks the arguments, computes each input's byte strides
 //!   broadcast to the iteration space and coalesces dimensions (a contiguous array of any rank
 //!   becomes one run). Stores: the compiled function runs once per inner run, writing every
@@ -63,6 +65,7 @@ fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 mod tests;
 
 use crate::array::{broadcast_strides, checked_len, ArgView, DynArray, Element};
+use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::{Const, Kernel, Output};
@@ -73,9 +76,8 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use ndarray::{Array, IxDyn};
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::mem::MaybeUninit;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Below this many elements a kernel runs on the calling thread: handing work to the pool costs
 /// a few microseconds, about what 2^16 cheap element operations take. (A later issue measures
@@ -94,13 +96,8 @@ pub struct CpuBackend {
     isa: OwnedTargetIsa,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
-    cache: Mutex<Cache>,
-}
-
-#[derive(Default)]
-struct Cache {
-    kernels: HashMap<u64, Vec<Arc<CpuKernel>>>,
-    counters: CpuCounters,
+    /// Bounded LRU cache keyed by the kernel IR (see [`crate::cache`]).
+    cache: KernelCache<Kernel, Arc<CpuKernel>>,
 }
 
 /// What the backend has done so far.
@@ -108,6 +105,8 @@ struct Cache {
 pub struct CpuCounters {
     pub compilations: u64,
     pub cache_hits: u64,
+    /// Kernels dropped from the cache to keep it within its capacity.
+    pub evictions: u64,
 }
 
 /// A compiled kernel: its IR and the machine code (freed when the last `Arc` goes).
@@ -171,7 +170,7 @@ impl CpuBackend {
             isa,
             threads,
             pool,
-            cache: Mutex::new(Cache::default()),
+            cache: KernelCache::new(crate::cache::default_capacity()),
         })
     }
 
@@ -179,29 +178,20 @@ impl CpuBackend {
         self.threads
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        // A panic while holding the lock cannot leave the map inconsistent (each update is one
-        // insert or one counter increment), so a poisoned lock is still usable.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Verify, then compile `kernel` or return the cached compilation of an equal kernel.
+    /// Threads asking for the same kernel at once share one compilation.
     pub fn compile(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
         kernel.verify()?;
         let key = kernel.fingerprint();
-        {
-            let mut cache = self.lock();
-            let hit = cache
-                .kernels
-                .get(&key)
-                .and_then(|v| v.iter().find(|k| k.kernel == *kernel).cloned());
-            if let Some(k) = hit {
-                cache.counters.cache_hits += 1;
-                return Ok(k);
-            }
-        }
-        // Compile without holding the lock. The SIMD variant can fail where Cranelift has no
-        // lowering for some vector instruction; the scalar-only function always works.
+        let (k, _hit) = self
+            .cache
+            .get_or_compile(key, kernel, || self.compile_uncached(kernel))?;
+        Ok(k)
+    }
+
+    fn compile_uncached(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
+        // The SIMD variant can fail where Cranelift has no lowering for some vector
+        // instruction; the scalar-only function always works.
         // exp/log become primitive instructions, so they run in the SIMD loop (see mathlib).
         let lowered = crate::mathlib::expand(kernel);
         lowered.verify()?;
@@ -210,31 +200,35 @@ impl CpuBackend {
                 .or_else(|_| codegen::compile(&self.isa, &lowered, None))?,
             None => codegen::compile(&self.isa, &lowered, None)?,
         };
-        let compiled = Arc::new(CpuKernel {
+        Ok(Arc::new(CpuKernel {
             kernel: kernel.clone(),
             code,
-        });
-        let mut cache = self.lock();
-        cache.counters.compilations += 1;
-        let entry = cache.kernels.entry(key).or_default();
-        // Another thread may have compiled the same kernel meanwhile: keep the first.
-        if let Some(k) = entry.iter().find(|k| k.kernel == *kernel) {
-            return Ok(k.clone());
-        }
-        entry.push(compiled.clone());
-        Ok(compiled)
+        }))
     }
 
     /// Whether [`CpuBackend::compile`] would answer `kernel` from its cache (no compilation).
     pub fn is_cached(&self, kernel: &Kernel) -> bool {
-        self.lock()
-            .kernels
-            .get(&kernel.fingerprint())
-            .is_some_and(|v| v.iter().any(|k| k.kernel == *kernel))
+        self.cache.contains(kernel.fingerprint(), kernel)
     }
 
     pub fn counters(&self) -> CpuCounters {
-        self.lock().counters
+        let c = self.cache.counters();
+        CpuCounters {
+            compilations: c.compilations,
+            cache_hits: c.hits,
+            evictions: c.evictions,
+        }
+    }
+
+    /// Bound the kernel cache to `kernels` entries (at least 1), evicting the least recently
+    /// used beyond it. The default is [`crate::cache::default_capacity`].
+    pub fn set_cache_capacity(&self, kernels: usize) {
+        self.cache.set_capacity(kernels);
+    }
+
+    /// Kernels currently cached.
+    pub fn cached_kernels(&self) -> usize {
+        self.cache.len()
     }
 
     /// Run `k` over the iteration space `shape`, its reductions combining over `axes` (sorted;

@@ -863,7 +863,8 @@ fn compiling_twice_hits_the_cache() {
         be.counters(),
         CpuCounters {
             compilations: 1,
-            cache_hits: 1
+            cache_hits: 1,
+            evictions: 0
         }
     );
     be.compile(&sum_kernel(DType::F64)).unwrap();
@@ -871,7 +872,8 @@ fn compiling_twice_hits_the_cache() {
         be.counters(),
         CpuCounters {
             compilations: 2,
-            cache_hits: 1
+            cache_hits: 1,
+            evictions: 0
         }
     );
 }

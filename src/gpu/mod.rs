@@ -49,6 +49,7 @@
 pub mod wgsl;
 
 use crate::array::{broadcast_strides, ArgView, DynArray};
+use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::{Const, Kernel, Output};
@@ -102,6 +103,8 @@ pub struct GpuCounters {
     pub bytes_uploaded: u64,
     pub bytes_downloaded: u64,
     pub dispatches: u64,
+    /// Pipelines dropped from the cache to keep it within its capacity.
+    pub evictions: u64,
 }
 
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -211,7 +214,8 @@ pub struct GpuBackend {
     /// Bytes one storage binding may hold (the adapter's limit, or a smaller test override).
     binding_limit: AtomicU64,
     f32_builtins: std::sync::atomic::AtomicBool,
-    cache: Mutex<HashMap<u64, Arc<GpuKernel>>>,
+    /// Bounded LRU pipeline cache keyed by the WGSL sources (see [`crate::cache`]).
+    cache: KernelCache<String, Arc<GpuKernel>>,
     pool: Mutex<Pool>,
     compilations: AtomicU64,
     cache_hits: AtomicU64,
@@ -319,7 +323,7 @@ impl GpuBackend {
             info,
             device,
             queue,
-            cache: Mutex::new(HashMap::new()),
+            cache: KernelCache::new(crate::cache::default_capacity()),
             pool: Mutex::new(Pool::default()),
             compilations: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
@@ -342,7 +346,19 @@ impl GpuBackend {
             bytes_uploaded: self.uploaded.load(Ordering::Relaxed),
             bytes_downloaded: self.downloaded.load(Ordering::Relaxed),
             dispatches: self.dispatches.load(Ordering::Relaxed),
+            evictions: self.cache.counters().evictions,
         }
+    }
+
+    /// Bound the pipeline cache to `kernels` entries (at least 1), evicting the least recently
+    /// used beyond it. The default is [`crate::cache::default_capacity`].
+    pub fn set_cache_capacity(&self, kernels: usize) {
+        self.cache.set_capacity(kernels);
+    }
+
+    /// Pipelines currently cached.
+    pub fn cached_kernels(&self) -> usize {
+        self.cache.len()
     }
 
     /// Compute f32 transcendentals with the WGSL built-ins even when f64 is available (to
@@ -376,27 +392,40 @@ impl GpuBackend {
             (Some(Fault::Compile), true) => {
                 Err(Error::Compile("injected fault: shader rejected".into()))
             }
-            (Some(Fault::DeviceLost), false) => {
-                Err(Error::Device("injected fault: device lost".into()))
-            }
-            (Some(Fault::OutOfMemory), false) => {
-                Err(Error::Device("injected fault: out of memory".into()))
-            }
+            (Some(Fault::DeviceLost), false) => Err(Error::DeviceLost("injected fault".into())),
+            (Some(Fault::OutOfMemory), false) => Err(Error::OutOfMemory("injected fault".into())),
             _ => Ok(()),
         }
     }
 
     /// Whether [`GpuBackend::compile`] would answer `kernel` from its cache (no compilation).
     pub fn is_cached(&self, kernel: &Kernel) -> bool {
-        let Ok(source) = wgsl::write_kernel_with(kernel, self.options()) else {
-            return false;
+        match self.cache_key(kernel) {
+            Ok((hash, full)) => self.cache.contains(hash, &full),
+            Err(_) => false,
+        }
+    }
+
+    /// The pipeline cache's key for `kernel`: a hash and the full text of its shaders.
+    fn cache_key(&self, kernel: &Kernel) -> Result<(u64, String)> {
+        let err = |e: wgsl::WgslError| Error::Compile(e.to_string());
+        let source = wgsl::write_kernel_with(kernel, self.options()).map_err(err)?;
+        let combine = if kernel.is_reduction() {
+            Some(wgsl::write_combine_pass(kernel, self.options()).map_err(err)?)
+        } else {
+            None
+        };
+        Ok(Self::key_of(&source, combine.as_deref()))
+    }
+
+    fn key_of(source: &str, combine: Option<&str>) -> (u64, String) {
+        let full = match combine {
+            Some(c) => format!("{source}\n// combine pass\n{c}"),
+            None => source.to_string(),
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        source.hash(&mut h);
-        self.cache
-            .lock()
-            .map(|c| c.contains_key(&h.finish()))
-            .unwrap_or(false)
+        full.hash(&mut h);
+        (h.finish(), full)
     }
 
     fn options(&self) -> wgsl::Options {
@@ -484,42 +513,41 @@ impl GpuBackend {
         } else {
             None
         };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        source.hash(&mut h);
-        combine_src.hash(&mut h);
-        let key = h.finish();
-        if let Some(k) = self.cache.lock().map_err(poisoned)?.get(&key) {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            // Kernels with the same shaders share the pipelines: float constants travel in the
-            // parameter buffer, and different IR can give the same WGSL (`any` and `max` of
-            // bool). The returned kernel must carry the caller's IR (its constants, and the
-            // reduction ops the host side reads: identities, empty-input errors).
-            if k.kernel == *kernel {
-                return Ok(k.clone());
-            }
-            return Ok(Arc::new(GpuKernel {
+        // The key is both shaders' full text; threads asking for the same shaders at once
+        // share one pipeline build.
+        let (key, full) = Self::key_of(&source, combine_src.as_deref());
+        let (k, hit) = self.cache.get_or_compile(key, &full, || {
+            let n_out = wgsl::output_bindings(kernel);
+            let pipe = self.build_pipe(&source, n_out, kernel.inputs.len(), "fusebox kernel")?;
+            let combine = match &combine_src {
+                Some(src) => Some(self.build_pipe(src, n_out, n_out, "fusebox combine pass")?),
+                None => None,
+            };
+            Ok(Arc::new(GpuKernel {
                 kernel: kernel.clone(),
-                pipeline: k.pipeline.clone(),
-                layout: k.layout.clone(),
-                source: k.source.clone(),
-                combine: k.combine.clone(),
-            }));
+                pipeline: pipe.pipeline,
+                layout: pipe.layout,
+                source: source.clone(),
+                combine,
+            }))
+        })?;
+        if hit {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let n_out = wgsl::output_bindings(kernel);
-        let pipe = self.build_pipe(&source, n_out, kernel.inputs.len(), "fusebox kernel")?;
-        let combine = match &combine_src {
-            Some(src) => Some(self.build_pipe(src, n_out, n_out, "fusebox combine pass")?),
-            None => None,
-        };
-        let k = Arc::new(GpuKernel {
+        // Kernels with the same shaders share the pipelines: float constants travel in the
+        // parameter buffer, and different IR can give the same WGSL (`any` and `max` of bool).
+        // The returned kernel must carry the caller's IR (its constants, and the reduction ops
+        // the host side reads: identities, empty-input errors).
+        if k.kernel == *kernel {
+            return Ok(k);
+        }
+        Ok(Arc::new(GpuKernel {
             kernel: kernel.clone(),
-            pipeline: pipe.pipeline,
-            layout: pipe.layout,
-            source,
-            combine,
-        });
-        self.cache.lock().map_err(poisoned)?.insert(key, k.clone());
-        Ok(k)
+            pipeline: k.pipeline.clone(),
+            layout: k.layout.clone(),
+            source: k.source.clone(),
+            combine: k.combine.clone(),
+        }))
     }
 
     fn acquire(&self, kind: Kind, size: u64) -> Result<wgpu::Buffer> {

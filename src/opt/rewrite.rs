@@ -82,8 +82,9 @@ pub fn simplify(g: &mut Graph, node: Node, dtype: DType, shape: &[usize]) -> Opt
                 // x * 1 -> x ; 1 * x -> x
                 BinaryOp::Mul if is_value(cb, 1.0) => same_shape(g, a),
                 BinaryOp::Mul if is_value(ca, 1.0) => same_shape(g, b),
-                // x * -1 -> -x (not for bool)
-                BinaryOp::Mul if !dtype.is_bool() && is_value(cb, -1.0) => {
+                // x * -1 -> -x, integers only: for floats, x86 multiplication keeps a NaN's
+                // sign bit while negation flips it (NumPy's x * -1 keeps it).
+                BinaryOp::Mul if int && is_value(cb, -1.0) => {
                     let n = g.add(Node::Unary(UnaryOp::Neg, a), dtype, shape.to_vec());
                     same_shape(g, n)
                 }

@@ -195,8 +195,27 @@ pub fn ulp_f32(a: f32, b: f32) -> u64 {
 /// Assert that `ours` agrees with `oracle`: same dtype and shape; integers and bools equal;
 /// floats within `max_ulp` (0 = bitwise, except that any NaN matches any NaN).
 pub fn assert_agree(what: &str, ours: &DynArray, oracle: &DynArray, max_ulp: u64) {
-    assert_eq!(ours.dtype(), oracle.dtype(), "{what}: dtype");
-    assert_eq!(ours.shape(), oracle.shape(), "{what}: shape");
+    if let Err(e) = agree(ours, oracle, max_ulp) {
+        panic!("{what}: {e}");
+    }
+}
+
+/// [`assert_agree`] as a value: `Err` describes the first mismatches.
+pub fn agree(ours: &DynArray, oracle: &DynArray, max_ulp: u64) -> Result<(), String> {
+    if ours.dtype() != oracle.dtype() {
+        return Err(format!(
+            "dtype: ours {} oracle {}",
+            ours.dtype(),
+            oracle.dtype()
+        ));
+    }
+    if ours.shape() != oracle.shape() {
+        return Err(format!(
+            "shape: ours {:?} oracle {:?}",
+            ours.shape(),
+            oracle.shape()
+        ));
+    }
     let mut bad = vec![];
     match (ours, oracle) {
         (DynArray::F64(a), DynArray::F64(b)) => {
@@ -219,10 +238,101 @@ pub fn assert_agree(what: &str, ours: &DynArray, oracle: &DynArray, max_ulp: u64
             }
         }
     }
-    assert!(
-        bad.is_empty(),
-        "{what}: {} mismatches:\n{}",
-        bad.len(),
-        bad.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
-    );
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} mismatches:\n{}",
+            bad.len(),
+            bad.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        ))
+    }
+}
+
+/// Documented bound for transcendental functions (exp, log, sin, pow, arctan2, hypot) on the
+/// CPU vs the oracle (the value `tests/differential.rs` asserts).
+pub const TRANSCENDENTAL_ULP: u64 = 2;
+
+/// Whether the operator's result is allowed [`TRANSCENDENTAL_ULP`] (sqrt is exact).
+pub fn unary_is_approx(op: fusebox::ops::UnaryOp) -> bool {
+    op.is_transcendental() && op != fusebox::ops::UnaryOp::Sqrt
+}
+pub fn binary_is_approx(op: fusebox::ops::BinaryOp) -> bool {
+    use fusebox::ops::BinaryOp::*;
+    matches!(op, Pow | Arctan2 | Hypot)
+}
+
+/// The GPU's documented bound (`gpu::wgsl::ULP_BOUNDS`) for the worst transcendental in `e`
+/// (as in `tests/differential.rs`).
+pub fn gpu_ulp(e: &fusebox::Expr) -> u64 {
+    use fusebox::expr::ExprKind;
+    let bound = |name: &str, dt: DType| {
+        fusebox::gpu::wgsl::ULP_BOUNDS
+            .iter()
+            .find(|b| b.0 == name)
+            .map_or(0, |b| if dt == DType::F32 { b.2 } else { b.1 })
+    };
+    let dt = e.dtype().unwrap_or(DType::F64);
+    match e.kind() {
+        ExprKind::Unary(op, x) => bound(op.name(), dt).max(gpu_ulp(x)),
+        ExprKind::Binary(op, a, b) => bound(op.name(), dt).max(gpu_ulp(a)).max(gpu_ulp(b)),
+        ExprKind::Where(c, a, b) => gpu_ulp(c).max(gpu_ulp(a)).max(gpu_ulp(b)),
+        ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => gpu_ulp(x),
+        _ => 0,
+    }
+}
+
+/// The documented sum-order tolerance (`tests/differential.rs`, `sum_every_dtype_and_layout`):
+/// float sums may differ from NumPy's pairwise order by `1e-13 * sum(|v|)` (f64) or
+/// `1e-5 * sum(|v|)` (f32), where `v` are the summed values; integer sums are exact
+/// (wrap-around). When the sum of `|v|` over the finite values overflows, the result depends on
+/// the order (it may be +-inf, NaN or a number: `MAX + MAX - inf` is NaN pairwise and -inf
+/// left to right), so any result is accepted unless a NaN or both infinities are summed (NaN
+/// in every order).
+pub fn sum_agree(ours: &DynArray, oracle: &DynArray, summed: &DynArray) -> Result<(), String> {
+    if ours.dtype() != oracle.dtype() || ours.shape() != oracle.shape() {
+        return agree(ours, oracle, 0);
+    }
+    let (Some(x), Some(y)) = (ours.scalar_f64(), oracle.scalar_f64()) else {
+        return agree(ours, oracle, 0);
+    };
+    let vals: Vec<f64> = match summed {
+        DynArray::F64(a) => a.iter().copied().collect(),
+        DynArray::F32(a) => a.iter().map(|&v| v as f64).collect(),
+        _ => return agree(ours, oracle, 0),
+    };
+    // Sum of |v| over the finite values; NaN and infinities decide the result on their own
+    // unless finite partial sums can overflow.
+    let abs_sum: f64 = vals.iter().filter(|v| v.is_finite()).map(|v| v.abs()).sum();
+    let nan_for_sure = vals.iter().any(|v| v.is_nan())
+        || (vals.contains(&f64::INFINITY) && vals.contains(&f64::NEG_INFINITY));
+    let tol = match ours.dtype() {
+        DType::F64 => 1e-13 * abs_sum,
+        _ => 1e-5 * abs_sum,
+    };
+    // f32 sums overflow at f32::MAX although the f64 sum of |v| does not.
+    let overflow =
+        !abs_sum.is_finite() || (ours.dtype() == DType::F32 && abs_sum > f32::MAX as f64);
+    if (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= tol || (overflow && !nan_for_sure) {
+        Ok(())
+    } else {
+        Err(format!("sum: ours {x:e} oracle {y:e} (tolerance {tol:e})"))
+    }
+}
+
+/// Whether GPU adapter 0 can be used. Without one the GPU engine is skipped with a printed
+/// reason, unless `FUSEBOX_REQUIRE_GPU=1` (CI, on lavapipe), which turns that into a failure.
+pub fn gpu_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        match fusebox::gpu::GpuBackend::new(0) {
+            Ok(_) => true,
+            Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
+            Err(e) => {
+                println!("skipping the GPU engine: {e}");
+                false
+            }
+        }
+    })
 }
