@@ -23,6 +23,9 @@
 //!   cannot see (`P[4] - 1`): integer operations on the bits are opaque to the float
 //!   optimizer, so the product is rounded on its own, as NumPy does (a float `* 1` barrier was
 //!   factored out of sums and then fused);
+//! - the right operand of each float `+`, `-`, `*` and `/` goes through it as well: Mesa
+//!   folded `x - x` and `x + (-x)` to 0, `sqrt(x) * sqrt(x)` to `x` (wrong for NaN, inf and
+//!   negatives) and divided by zeros it could prove (`x / (x ^ x)`) wrongly;
 //! - an i32 -> i64 cast goes through the same opaque zero: lavapipe miscompiled
 //!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
 //!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
@@ -342,14 +345,17 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str, opts: Options) -> Result<Str
             Minimum => format!("fb_min_{ts}({a}, {b})"),
             _ => return unsupported(),
         },
+        // The right operand of a float sum, difference, product or quotient passes through the
+        // opaque identity too: Mesa folds `x - x` and `x + (-x)` to 0 and `sqrt(x) * sqrt(x)`
+        // to `x` (wrong for NaN, inf, negatives) and divides by a zero it can prove, unless it
+        // cannot see that the operands are related.
         DType::F32 | DType::F64 => match op {
-            Add => format!("({a} + {b})"),
-            Sub => format!("({a} - {b})"),
+            Add => format!("({a} + fb_o_{}({b}))", ty(t)),
+            Sub => format!("({a} - fb_o_{}({b}))", ty(t)),
             // Products pass through the opaque 1, so a driver cannot contract `a * b + c` into
             // an FMA (WGSL allows it; NumPy rounds the product first).
-            Mul if t.is_float() => format!("fb_o_{}({a} * {b})", ty(t)),
-            Mul => format!("({a} * {b})"),
-            Div => format!("({a} / {b})"),
+            Mul => format!("fb_o_{t}({a} * fb_o_{t}({b}))", t = ty(t)),
+            Div => format!("({a} / fb_o_{}({b}))", ty(t)),
             FloorDiv => format!("fb_floordiv_{ts}({a}, {b})"),
             Rem => format!("fb_rem_{ts}({a}, {b})"),
             Fmod => format!("fb_fmod_{ts}({a}, {b})"),
