@@ -55,13 +55,17 @@
 //!   in dependency order (recompute or materialize a shared subexpression, whichever moves
 //!   fewer bytes), independent passes over one iteration space fused into multi-output kernels.
 //! - [`kir`]: the kernel IR (typed scalar SSA over strided loads, ending in one or more
-//!   stores or reductions over run-time axes), its printer and verifier. [`mathlib`]: `exp`/`log` expanded into kernel-IR primitives.
-//! - [`cpu`]: Cranelift code generation and the multi-threaded driver.
+//!   stores or reductions over run-time axes), its printer and verifier. [`mathlib`]: `exp`,
+//!   `log`, `log2`, `log10`, `log1p`, `expm1`, `sinh`, `cosh`, `tanh`, `arctan` expanded into
+//!   kernel-IR primitives (so they vectorize), with a tested ULP table.
+//! - [`cpu`]: Cranelift code generation and the multi-threaded driver. [`cache`]: the bounded
+//!   LRU kernel cache both backends use.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
 //! - [`interp`], [`mod@reference`]: oracles.
 //! - [`cost`]: the cost model: bytes and operations per kernel, calibrated device parameters,
 //!   estimates per device, the choice `Device::Auto` makes.
-//! - [`session`]: [`Session`], compiled functions, [`Stats`], [`Explain`], [`DeviceArray`].
+//! - [`session`]: [`Session`], `compute_many`, compiled functions, [`Stats`], [`Explain`],
+//!   [`DeviceArray`], placement and the GPU fallback.
 //! - [`mod@bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
 //!
 //! Architecture invariants:
