@@ -168,7 +168,12 @@ fn bind_value(name: &str, value: &str) -> Result<Expr> {
 fn eval(args: &EvalArgs) -> Result<()> {
     // Only the names the expression uses are loaded (and `pi`, `e`, ... when the user binds
     // them: a binding wins over the constant). The first binding of a name wins.
-    let used = names(&args.expr)?;
+    let mut used = Vec::new();
+    let mut offset = 0;
+    for part in args.expr.split(';') {
+        used.extend(names(part).map_err(|e| shift_column(e, offset))?);
+        offset += part.chars().count() + 1;
+    }
     let mut bound: HashMap<String, Expr> = HashMap::new();
     for (name, value) in &args.bindings {
         let wanted = used.contains(name) || CONSTANT_NAMES.contains(&name.as_str());
@@ -176,36 +181,61 @@ fn eval(args: &EvalArgs) -> Result<()> {
             bound.insert(name.clone(), bind_value(name, value)?);
         }
     }
-    let expr = parse(&args.expr, &|n| bound.get(n).cloned())?;
+    // Several expressions separated by `;` are computed together (`compute_many`): what they
+    // share is computed once and passes over the same data are fused.
+    let mut exprs = Vec::new();
+    let mut offset = 0;
+    for part in args.expr.split(';') {
+        let e = parse(part, &|n| bound.get(n).cloned()).map_err(|e| shift_column(e, offset))?;
+        exprs.push(e);
+        offset += part.chars().count() + 1;
+    }
+    if exprs.len() > 1 && args.out.is_some() {
+        return Err(Error::Argument(
+            "-o writes one array: give one expression, not several separated by `;`".into(),
+        ));
+    }
     let session = Session::with_options(Options {
         device: args.device,
         optimize: !args.no_optimize,
         ..Options::default()
     });
     let explain = if args.explain {
-        Some(session.explain(&expr)?)
+        Some(session.explain_many_with(&exprs, &[])?)
     } else {
         None
     };
     if let (Some(ex), false) = (&explain, args.json) {
         println!("{ex:#}");
     }
-    let result = session.compute(&expr)?;
+    let results = session.compute_many(&exprs)?;
     if let Some(out) = &args.out {
-        write_npy(out, &result)?;
+        write_npy(out, &results[0])?;
     }
     if args.json {
-        let mut fields = vec![
-            format!("\"shape\": {:?}", result.shape()),
-            format!("\"dtype\": \"{}\"", result.dtype()),
-        ];
-        match &args.out {
-            Some(out) => fields.push(format!(
-                "\"out\": {}",
-                json_string(&out.display().to_string())
-            )),
-            None => fields.push(format!("\"data\": {}", json_values(&result))),
-        }
+        let fields_of = |result: &DynArray| {
+            let mut fields = vec![
+                format!("\"shape\": {:?}", result.shape()),
+                format!("\"dtype\": \"{}\"", result.dtype()),
+            ];
+            match &args.out {
+                Some(out) => fields.push(format!(
+                    "\"out\": {}",
+                    json_string(&out.display().to_string())
+                )),
+                None => fields.push(format!("\"data\": {}", json_values(result))),
+            }
+            fields
+        };
+        let mut fields = if results.len() == 1 {
+            fields_of(&results[0])
+        } else {
+            let each: Vec<String> = results
+                .iter()
+                .map(|r| format!("{{{}}}", fields_of(r).join(", ")))
+                .collect();
+            vec![format!("\"results\": [{}]", each.join(", "))]
+        };
         if let Some(ex) = &explain {
             fields.push(format!("\"explain\": {}", ex.to_json()));
         }
@@ -214,13 +244,33 @@ fn eval(args: &EvalArgs) -> Result<()> {
         eprintln!(
             "wrote {}: shape {}, dtype {}",
             out.display(),
-            shape_text(result.shape()),
-            result.dtype()
+            shape_text(results[0].shape()),
+            results[0].dtype()
         );
+    } else if results.len() == 1 {
+        print_summary(&results[0]);
     } else {
-        print_summary(&result);
+        for (i, (e, r)) in exprs.iter().zip(&results).enumerate() {
+            if i > 0 {
+                println!();
+            }
+            println!("{e}");
+            print_summary(r);
+        }
     }
     Ok(())
+}
+
+/// A parse error in the `;`-separated part starting at character `offset`, with its column
+/// counted from the start of the whole argument.
+fn shift_column(e: Error, offset: usize) -> Error {
+    match e {
+        Error::Parse { column, message } => Error::Parse {
+            column: column + offset,
+            message,
+        },
+        e => e,
+    }
 }
 
 /// NumPy's tuple notation: `()`, `(3,)`, `(2, 3)`.

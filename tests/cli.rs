@@ -553,3 +553,48 @@ fn reductions_of_written_inputs_and_their_errors() {
         "value error: zero-size array to reduction operation",
     );
 }
+
+/// Several expressions separated by `;` run as one plan (`compute_many`): `min(x); max(x);
+/// sum(x)` is one kernel reading `x` once, which `--explain --json` reports in bytes.
+#[test]
+fn several_expressions_share_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 1000usize;
+    let data: Vec<f64> = (0..n).map(|i| (i % 37) as f64 * 0.5 - 4.0).collect();
+    let x = write(dir.path(), "x.npy", &ndarray::Array1::from(data.clone()));
+    let o = fusebox(&[
+        "eval",
+        "min(x); max(x); sum(x)",
+        &format!("x={x}"),
+        "--explain",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["explain"]["kernels"].as_array().unwrap().len(), 1);
+    assert_eq!(v["explain"]["bytes_fused"], 8 * n as u64 + 3 * 8);
+    assert_eq!(v["explain"]["bytes_unfused"], 3 * (8 * n as u64 + 8));
+    let got: Vec<f64> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["data"][0].as_f64().unwrap())
+        .collect();
+    let min = data.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // Multiples of 0.5: the sum is exact in any order.
+    assert_eq!(got, vec![min, max, data.iter().sum::<f64>()]);
+    // A parse error in a later expression points into the whole argument.
+    let err = check_error(
+        &["eval", "sum(x); max(x +)", &format!("x={x}")],
+        "parse error",
+    );
+    assert!(err.contains("column 16"), "{err}");
+    // -o writes one array.
+    check_error(
+        &["eval", "x; x", &format!("x={x}"), "-o", "/tmp/never.npy"],
+        "argument error",
+    );
+}
