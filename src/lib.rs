@@ -57,7 +57,8 @@
 //! - [`kir`]: the kernel IR (typed scalar SSA over strided loads, ending in one or more
 //!   stores or reductions over run-time axes), its printer and verifier. [`mathlib`]: `exp`,
 //!   `log`, `log2`, `log10`, `log1p`, `expm1`, `sinh`, `cosh`, `tanh`, `arctan` expanded into
-//!   kernel-IR primitives (so they vectorize), with a tested ULP table.
+//!   kernel-IR primitives (so they vectorize; the JIT uses those that beat libm), with a
+//!   tested ULP table.
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver. [`cache`]: the bounded
 //!   LRU kernel cache both backends use.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
