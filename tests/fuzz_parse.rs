@@ -483,6 +483,8 @@ fn parser_regressions() {
         "sum(x, x, x)",
         "where(b, x)",
         "3j",
+        // x / c became x * (1/c) for a c whose log2 rounds to an integer.
+        "((b + 2) / nextafter(astype(1e308, int32), 2))",
     ] {
         check_parse(src, true).unwrap();
     }

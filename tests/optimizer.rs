@@ -457,3 +457,31 @@ fn a_wide_shared_subexpression_is_materialized() {
         bytes moved: fused 64.0 kB (64016 B), unfused 96.0 kB (96016 B), saved 32.0 kB (33%)"#]],
     );
 }
+
+#[test]
+fn division_becomes_a_product_only_by_exact_powers_of_two() {
+    // 2^31 - 2^-22 is not a power of two though its log2 rounds to 31.0 (found by the parser
+    // fuzzer: `(b + 2) / nextafter(astype(1e308, int32), 2)` was 1 ULP off).
+    let x = x();
+    let near = -(2f64.powi(31) - 2f64.powi(-22));
+    check_ir(
+        &(&x / near),
+        expect![[r#"
+            kernel(in0: f64) -> store f64 {
+              v0 = load.f64 in0
+              v1 = const.f64 -2147483647.9999998
+              v2 = div.f64 v0, v1
+              store v2
+            }"#]],
+    );
+    check_ir(
+        &(&x / 0.25),
+        expect![[r#"
+        kernel(in0: f64) -> store f64 {
+          v0 = load.f64 in0
+          v1 = const.f64 4.0
+          v2 = mul.f64 v0, v1
+          store v2
+        }"#]],
+    );
+}

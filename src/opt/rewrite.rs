@@ -94,10 +94,15 @@ pub fn simplify(g: &mut Graph, node: Node, dtype: DType, shape: &[usize]) -> Opt
                 BinaryOp::Div if float => {
                     let v = cb?.as_f64();
                     let r = 1.0 / v;
-                    let exact = v != 0.0 && v.is_finite() && r.is_finite() && {
-                        let m = v.abs().log2();
-                        m.fract() == 0.0 && m.abs() < 126.0
-                    };
+                    // A power of two by its bits (log2 rounds: log2(2^31 - 2^-22) is 31.0),
+                    // with its reciprocal normal in f32 too.
+                    let bits = v.abs().to_bits();
+                    let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
+                    let exact = v != 0.0
+                        && v.is_finite()
+                        && r.is_finite()
+                        && bits & ((1u64 << 52) - 1) == 0
+                        && exponent.abs() < 126;
                     if !exact {
                         return None;
                     }
