@@ -263,6 +263,16 @@ impl<'a> Emit<'a> {
     fn float(&mut self, a: Value) -> Value {
         self.b.push(Inst::Bitcast { arg: a }, self.t)
     }
+    /// The NaN an invalid operation produces on x86 (and so in glibc and NumPy): sign bit set,
+    /// quiet, no payload. `copysign` and the bits show the difference from `f64::NAN`.
+    fn default_nan(&mut self) -> Value {
+        let c = if self.f64() {
+            Const::F64(f64::from_bits(0xFFF8_0000_0000_0000))
+        } else {
+            Const::F32(f32::from_bits(0xFFC0_0000))
+        };
+        self.b.push(Inst::Const(c), self.t)
+    }
     /// `c0 + x*(c1 + x*(c2 + ...))`.
     fn horner(&mut self, x: Value, coeffs: &[f64]) -> Value {
         let mut acc = self.c(coeffs[coeffs.len() - 1]);
@@ -587,7 +597,7 @@ impl<'a> Emit<'a> {
         let zero = self.c(0.0);
         let ninf = self.c(f64::NEG_INFINITY);
         let pinf = self.c(f64::INFINITY);
-        let nan = self.c(f64::NAN);
+        let nan = self.default_nan();
         let is_zero = self.bin(BinaryOp::Eq, x, zero);
         let res = self.select(is_zero, ninf, res);
         let is_neg = self.bin(BinaryOp::Lt, x, zero);
@@ -678,7 +688,7 @@ impl<'a> Emit<'a> {
         let m1 = self.c(-1.0);
         let ninf = self.c(f64::NEG_INFINITY);
         let pinf = self.c(f64::INFINITY);
-        let nan = self.c(f64::NAN);
+        let nan = self.default_nan();
         let is_m1 = self.bin(BinaryOp::Eq, x, m1);
         let res = self.select(is_m1, ninf, res);
         let below = self.bin(BinaryOp::Lt, x, m1);
