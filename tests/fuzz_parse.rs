@@ -375,14 +375,17 @@ fn check_parse(src: &str, compute: bool) -> Result<(), TestCaseError> {
                 let oracle = reference.compute(&e);
                 match (&ours, &oracle) {
                     (Ok(a), Ok(b)) => {
-                        // `copysign` exposes the sign of NaN, which `x * -1` flips today
-                        // (see `nan_times_minus_one_keeps_its_sign`).
-                        let ulp = if uses_transcendentals(src) || src.contains("copysign") {
-                            u64::MAX
+                        // Exact operators agree bit for bit. An inexact one (a transcendental,
+                        // `**`, a float sum, whose order and f32 accumulation are documented to
+                        // differ from NumPy's) has no bound that survives what later operators
+                        // make of it (`sum(f32) == v` flips on the last bit): there only the
+                        // dtype and shape must agree, and `tests/random_diff.rs` checks values.
+                        let checked = if uses_transcendentals(src) {
+                            common::agree_shape(a, b)
                         } else {
-                            0
+                            common::agree(a, b, 0)
                         };
-                        if let Err(m) = common::agree(a, b, ulp) {
+                        if let Err(m) = checked {
                             return Err(TestCaseError::fail(format!("{src:?} = {e}: {m}")));
                         }
                     }

@@ -200,8 +200,8 @@ pub fn assert_agree(what: &str, ours: &DynArray, oracle: &DynArray, max_ulp: u64
     }
 }
 
-/// [`assert_agree`] as a value: `Err` describes the first mismatches.
-pub fn agree(ours: &DynArray, oracle: &DynArray, max_ulp: u64) -> Result<(), String> {
+/// The same dtype and shape, values unchecked.
+pub fn agree_shape(ours: &DynArray, oracle: &DynArray) -> Result<(), String> {
     if ours.dtype() != oracle.dtype() {
         return Err(format!(
             "dtype: ours {} oracle {}",
@@ -216,6 +216,12 @@ pub fn agree(ours: &DynArray, oracle: &DynArray, max_ulp: u64) -> Result<(), Str
             oracle.shape()
         ));
     }
+    Ok(())
+}
+
+/// [`assert_agree`] as a value: `Err` describes the first mismatches.
+pub fn agree(ours: &DynArray, oracle: &DynArray, max_ulp: u64) -> Result<(), String> {
+    agree_shape(ours, oracle)?;
     let mut bad = vec![];
     match (ours, oracle) {
         (DynArray::F64(a), DynArray::F64(b)) => {
