@@ -14,8 +14,9 @@
 //!   [`calibrate_gpu`], well under a second each) the first time a device is a candidate, and
 //!   kept in a per-machine file ([`cache_path`]) keyed by the device (CPU model and thread
 //!   count; adapter name, backend and driver) and by the fusebox version: a new driver or a new
-//!   release measures again. No threshold is written in code; the CPU backend's own choice of
-//!   threads enters only through its [`crate::cpu::PARALLEL_THRESHOLD`].
+//!   release measures again. No threshold is written in code; the CPU's choice of threads is the
+//!   backend's own rule ([`crate::cpu::threads::pool_pays`]) applied to the estimated
+//!   single-thread time and the measured hand-off to its pool.
 //! - **Estimating** ([`estimate_plan`]): per kernel and per candidate device,
 //!   `total = transfer + launch + thread_start + compile + max(compute, memory)` (a roofline:
 //!   a kernel is limited by its arithmetic or by its memory traffic, whichever is slower). Auto
@@ -26,7 +27,7 @@
 //! Architecture invariant: this module reads kernels and device parameters; it never runs a
 //! plan. The probes are the only code here that touches a backend.
 use crate::array::ArgView;
-use crate::cpu::{CpuBackend, PARALLEL_THRESHOLD};
+use crate::cpu::{threads::pool_pays, CpuBackend};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::gpu::{device_size, AdapterInfo, GpuBackend};
@@ -211,11 +212,10 @@ pub struct DeviceParams {
     /// Threads a kernel runs on when it goes parallel (1 on a GPU: its parallelism is in the
     /// measured rates).
     pub threads: usize,
-    /// Elements from which the backend runs a kernel on all its threads (0: always).
-    pub parallel_min: u64,
     /// Fixed cost of one kernel call (on a GPU: dispatch and one read-back round trip).
     pub launch_s: f64,
-    /// Extra fixed cost of handing a kernel to the thread pool.
+    /// Extra fixed cost of handing a kernel to the thread pool (the backend's measured
+    /// hand-off; a kernel goes parallel when [`pool_pays`]).
     pub thread_start_s: f64,
     /// Memory bandwidth by traffic size: `[bytes moved by one kernel, bytes per second]`,
     /// ascending in bytes.
@@ -380,17 +380,16 @@ pub fn estimate_plan(
             let n = c.elements as f64;
             match cand.target {
                 Target::Cpu => {
-                    let parallel = p.threads > 1 && c.elements >= p.parallel_min;
-                    let lanes = if parallel { p.threads as f64 } else { 1.0 };
-                    if parallel {
-                        e.thread_start_s = p.thread_start_s;
-                    }
                     let bytes = (c.bytes_read + c.bytes_written) as f64;
                     e.memory_s = bytes / p.bandwidth_at(bytes);
                     e.compute_s = n
                         * (c.cpu_arith as f64 / p.arith_per_s
-                            + c.cpu_transcendental as f64 / p.transcendental_per_s)
-                        / lanes;
+                            + c.cpu_transcendental as f64 / p.transcendental_per_s);
+                    // The backend's rule on the single-thread time (its pool shares the work).
+                    if pool_pays(e.compute_s.max(e.memory_s), p.threads, p.thread_start_s) {
+                        e.thread_start_s = p.thread_start_s;
+                        e.compute_s /= p.threads as f64;
+                    }
                     // Inputs resident on a GPU come down once, at their first use.
                     for (a, bytes) in k.args.iter().zip(&c.arg_device_bytes) {
                         if let ArgSource::Input(j) = *a {
@@ -751,8 +750,7 @@ pub fn calibrate_cpu(cpu: &CpuBackend, startup_s: f64) -> Result<DeviceParams> {
     let chain_k = chain_kernel(CHAIN);
     let sin_k = transcendental_kernel(UnaryOp::Sin, TRANSC);
     let (copy, t_copy) = once(|| cpu.compile(&copy_k))?;
-    let (chain, t_chain) = once(|| cpu.compile(&chain_k))?;
-    let sin = cpu.compile(&sin_k)?;
+    let (_, t_chain) = once(|| cpu.compile(&chain_k))?;
     let (compile_base_s, compile_per_inst_s) = compile_fit(
         (crate::mathlib::expand(&copy_k).insts.len() as u32, t_copy),
         (crate::mathlib::expand(&chain_k).insts.len() as u32, t_chain),
@@ -763,23 +761,16 @@ pub fn calibrate_cpu(cpu: &CpuBackend, startup_s: f64) -> Result<DeviceParams> {
     };
     let one = probe_input(1);
     let launch_s = time(|| run(&copy, &one))?;
-    let p = PARALLEL_THRESHOLD;
-    let thread_start_s = if threads > 1 {
-        let below = probe_input(p - 1);
-        let at = probe_input(p);
-        let t_below = time(|| run(&copy, &below))? - launch_s;
-        let t_at = time(|| run(&copy, &at))? - launch_s;
-        (t_at - t_below / threads as f64).max(0.0)
-    } else {
-        0.0
-    };
+    let thread_start_s = cpu.handoff_s();
     let mut bandwidth = vec![];
     for log2 in [10u32, 13, 16, 19, 22] {
         let n = 1usize << log2;
         let x = probe_input(n);
+        let before = cpu.runs().parallel;
         let t = time(|| run(&copy, &x))?;
+        // The backend chose its threads itself; the hand-off is its price when it used them.
         let fixed = launch_s
-            + if threads > 1 && n >= p {
+            + if cpu.runs().parallel > before {
                 thread_start_s
             } else {
                 0.0
@@ -790,7 +781,6 @@ pub fn calibrate_cpu(cpu: &CpuBackend, startup_s: f64) -> Result<DeviceParams> {
     let mut params = DeviceParams {
         key: String::new(),
         threads,
-        parallel_min: p as u64,
         launch_s,
         thread_start_s,
         bandwidth,
@@ -803,16 +793,22 @@ pub fn calibrate_cpu(cpu: &CpuBackend, startup_s: f64) -> Result<DeviceParams> {
         startup_s,
         probe_s: 0.0,
     };
-    // Throughput on one thread (sizes below the parallel threshold), memory time subtracted.
-    let n = (p / 4).max(1);
+    // Throughput on one thread, memory time subtracted: on a backend of one thread, so the
+    // pool cannot take part.
+    let single = CpuBackend::new(1)?;
+    let (chain, sin) = (single.compile(&chain_k)?, single.compile(&sin_k)?);
+    let run1 = |k: &crate::cpu::CpuKernel, x: &Array1<f64>| -> Result<()> {
+        single.run(k, &[ArgView::from(x)], &[x.len()]).map(drop)
+    };
+    let n = 1 << 14;
     let x = probe_input(n);
     let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
-    let t = time(|| run(&chain, &x))?;
+    let t = time(|| run1(&chain, &x))?;
     params.arith_per_s = n as f64 * CHAIN as f64 / (t - launch_s - mem).max(MIN_S);
-    let n = (p / 16).max(1);
+    let n = 1 << 12;
     let x = probe_input(n);
     let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
-    let t = time(|| run(&sin, &x))?;
+    let t = time(|| run1(&sin, &x))?;
     params.transcendental_per_s = n as f64 * TRANSC as f64 / (t - launch_s - mem).max(MIN_S);
     params.probe_s = start.elapsed().as_secs_f64();
     Ok(params)
@@ -879,7 +875,6 @@ pub fn calibrate_gpu(gpu: &GpuBackend, startup_s: f64) -> Result<DeviceParams> {
     let mut params = DeviceParams {
         key: String::new(),
         threads: 1,
-        parallel_min: 0,
         launch_s,
         thread_start_s: 0.0,
         bandwidth,
@@ -935,7 +930,6 @@ mod tests {
         DeviceParams {
             key: "t".into(),
             threads: 1,
-            parallel_min: 0,
             launch_s: 1e-6,
             thread_start_s: 0.0,
             bandwidth,

@@ -16,7 +16,6 @@ fn machine(launch_s: f64, bw: f64, arith: f64, transfer: f64, threads: usize) ->
     DeviceParams {
         key: "test machine".into(),
         threads,
-        parallel_min: 1 << 16,
         launch_s,
         thread_start_s: if threads > 1 { 5e-6 } else { 0.0 },
         bandwidth: vec![[1e3, bw], [1e9, bw]],

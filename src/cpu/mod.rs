@@ -1,6 +1,6 @@
 //! The CPU backend: kernels compiled to machine code with Cranelift, run over ndarray memory
-//! by a driver that walks the iteration space in contiguous runs, on a rayon pool for large
-//! arrays.
+//! by a driver that walks the iteration space in contiguous runs, on a persistent rayon pool
+//! where the kernel's measured cost says the pool pays ([`threads`]).
 //!
 //! Pieces, in the order a call goes through them:
 //! - [`CpuBackend::compile`] verifies a [`Kernel`], then looks it up in a cache keyed by
@@ -10,7 +10,9 @@
 //! - [`CpuBackend::run_many`] checks the arguments, computes each input's byte strides
 //!   broadcast to the iteration space and coalesces dimensions (a contiguous array of any rank
 //!   becomes one run). Stores: the compiled function runs once per inner run, writing every
-//!   output; large spaces are split into contiguous chunks handled by the pool's threads.
+//!   output; where [`threads::pool_pays`] for the kernel's measured cost per element, the
+//!   space is split into contiguous chunks (sized from that cost) handled by the pool's
+//!   threads, otherwise it runs on the calling thread.
 //! - Reductions: the space is split into the kept axes and the reduced axes (each coalesced
 //!   on its own). Each output has an accumulator slot per kept position. Either every kept
 //!   position reduces its sub-space in blocks of `SUM_BLOCK` consecutive elements merged
@@ -26,6 +28,7 @@
 //! one fixed tree); empty `min`/`max`/`argmin`/`argmax` reductions are `Error::Value`, NumPy's
 //! message.
 mod codegen;
+pub mod threads;
 /// Outputs at least this large are backed by transparent huge pages where the OS allows.
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
 
@@ -77,12 +80,10 @@ use cranelift_codegen::settings::{self, Configurable};
 use ndarray::{Array, IxDyn};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-/// Below this many elements a kernel runs on the calling thread: handing work to the pool costs
-/// a few microseconds, about what 2^16 cheap element operations take. (A later issue measures
-/// it per kernel cost.)
-pub const PARALLEL_THRESHOLD: usize = 1 << 16;
 /// Reductions add up blocks of this many consecutive elements (the flat index decides the
 /// block), then merge block sums pairwise, like NumPy's pairwise summation.
 const SUM_BLOCK: usize = 128;
@@ -90,6 +91,9 @@ const SUM_BLOCK: usize = 128;
 /// number of blocks) wherever they run, so the result does not depend on the thread count.
 const SUM_CHUNK_LOG2: u32 = 9;
 const SUM_CHUNK: usize = SUM_BLOCK << SUM_CHUNK_LOG2;
+/// Reductions over many kept positions hand the pool jobs of about this many elements (whole
+/// kept positions): cheap to schedule, small enough to balance the threads.
+const JOB_ELEMS: usize = 1 << 14;
 
 /// Compiled-kernel cache and thread pool.
 pub struct CpuBackend {
@@ -98,6 +102,18 @@ pub struct CpuBackend {
     pool: Option<rayon::ThreadPool>,
     /// Bounded LRU cache keyed by the kernel IR (see [`crate::cache`]).
     cache: KernelCache<Kernel, Arc<CpuKernel>>,
+    /// Calls that ran on the calling thread only, and calls that used the pool.
+    serial_runs: AtomicU64,
+    parallel_runs: AtomicU64,
+}
+
+/// How the backend's calls ran (see [`threads`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounters {
+    /// Calls that ran on the calling thread only.
+    pub serial: u64,
+    /// Calls that handed work to the thread pool.
+    pub parallel: u64,
 }
 
 /// What the backend has done so far.
@@ -113,6 +129,8 @@ pub struct CpuCounters {
 pub struct CpuKernel {
     kernel: Kernel,
     code: Compiled,
+    /// Measured seconds per element on one thread (decides threads; see [`threads`]).
+    cost: threads::ElemCost,
 }
 
 // SAFETY: the compiled code is immutable after finalization and reentrant (it keeps no state
@@ -171,7 +189,91 @@ impl CpuBackend {
             threads,
             pool,
             cache: KernelCache::new(crate::cache::default_capacity()),
+            serial_runs: AtomicU64::new(0),
+            parallel_runs: AtomicU64::new(0),
         })
+    }
+
+    /// The measured cost of handing a call to the thread pool, in seconds (0 without a pool);
+    /// measured on first use (see [`threads`]).
+    pub fn handoff_s(&self) -> f64 {
+        self.pool
+            .as_ref()
+            .map_or(0.0, |p| threads::handoff_s(p, self.threads))
+    }
+
+    /// How many calls ran on one thread and how many used the pool.
+    pub fn runs(&self) -> RunCounters {
+        RunCounters {
+            serial: self.serial_runs.load(Ordering::Relaxed),
+            parallel: self.parallel_runs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The choice for a call of `n` elements of `k` (see [`threads::choose`]), and the
+    /// hand-off it was made with.
+    fn choose(&self, k: &CpuKernel, n: usize) -> (threads::Choice, f64) {
+        if self.pool.is_none() || n < 2 * threads::PROBE_MIN {
+            return (threads::Choice::Serial, 0.0);
+        }
+        let h = self.handoff_s();
+        (threads::choose(n, self.threads, h, k.cost.get()), h)
+    }
+
+    fn count_run(&self, parallel: bool) {
+        let c = if parallel {
+            &self.parallel_runs
+        } else {
+            &self.serial_runs
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Run jobs `0..count` of about `per_job` elements each of kernel `k`, returning their
+    /// results in order: on the calling thread, or on the pool where [`threads::pool_pays`];
+    /// when the cost must be measured, job 0 runs first on the calling thread, timed.
+    fn run_jobs<T: Send>(
+        &self,
+        k: &CpuKernel,
+        count: usize,
+        per_job: usize,
+        job: impl Fn(usize) -> T + Sync + Send,
+    ) -> Vec<T> {
+        let (choice, h) = if count > 1 {
+            self.choose(k, count.saturating_mul(per_job))
+        } else {
+            (threads::Choice::Serial, 0.0)
+        };
+        let (first, cost) = match choice {
+            threads::Choice::Serial => {
+                self.count_run(false);
+                return (0..count).map(job).collect();
+            }
+            threads::Choice::Parallel(e) => (vec![], e),
+            threads::Choice::Probe(_) => {
+                let t = Instant::now();
+                let r = job(0);
+                let e = t.elapsed().as_secs_f64() / per_job.max(1) as f64;
+                k.cost.set(e);
+                (vec![r], e)
+            }
+        };
+        let start = first.len();
+        let rest = (count - start) as f64 * per_job as f64 * cost;
+        let mut out = first;
+        match &self.pool {
+            Some(pool) if threads::pool_pays(rest, self.threads, h) => {
+                self.count_run(true);
+                let more: Vec<T> =
+                    pool.install(|| (start..count).into_par_iter().map(&job).collect());
+                out.extend(more);
+            }
+            _ => {
+                self.count_run(false);
+                out.extend((start..count).map(&job));
+            }
+        }
+        out
     }
 
     pub fn threads(&self) -> usize {
@@ -203,6 +305,7 @@ impl CpuBackend {
         Ok(Arc::new(CpuKernel {
             kernel: kernel.clone(),
             code,
+            cost: threads::ElemCost::default(),
         }))
     }
 
@@ -250,7 +353,7 @@ impl CpuBackend {
         if kernel.is_reduction() {
             self.reduce(k, f, inputs, shape, axes)
         } else {
-            self.store(kernel, f, inputs, shape)
+            self.store(k, f, inputs, shape)
         }
     }
 
@@ -273,12 +376,12 @@ impl CpuBackend {
 
     fn store(
         &self,
-        kernel: &Kernel,
+        k: &CpuKernel,
         f: KernelFn,
         inputs: &[ArgView<'_>],
         shape: &[usize],
     ) -> Result<Vec<DynArray>> {
-        let dts = kernel.output_dtypes();
+        let dts = k.kernel.output_dtypes();
         let widest = dts.iter().map(|t| t.size()).max().unwrap_or(1);
         let n = checked_len(shape, widest)?;
         let plan = Plan::new(inputs, shape);
@@ -309,21 +412,34 @@ impl CpuBackend {
                 }
             }
         };
-        match &self.pool {
-            Some(pool) if n >= PARALLEL_THRESHOLD => {
-                // Ranges are disjoint, so the threads write disjoint parts of the outputs.
-                let chunks = (self.threads * 4)
-                    .min(n.div_ceil(PARALLEL_THRESHOLD / 4))
-                    .max(1);
-                let per = n.div_ceil(chunks);
-                pool.install(|| {
-                    (0..chunks)
-                        .into_par_iter()
-                        .for_each(|c| fill((c * per).min(n), ((c + 1) * per).min(n)))
-                });
+        // Elements `lo..n` run on the calling thread, or (at `cost` per element) on the pool.
+        let (lo, cost) = match self.choose(k, n) {
+            (threads::Choice::Serial, _) => (0, None),
+            (threads::Choice::Parallel(e), h) => (0, Some((e, h))),
+            (threads::Choice::Probe(m), h) => {
+                let t = Instant::now();
+                fill(0, m);
+                let e = t.elapsed().as_secs_f64() / m as f64;
+                k.cost.set(e);
+                (m, Some((e, h)))
             }
-            _ if n > 0 => fill(0, n),
-            _ => {}
+        };
+        match (&self.pool, cost) {
+            (Some(pool), Some((e, h)))
+                if threads::pool_pays((n - lo) as f64 * e, self.threads, h) =>
+            {
+                self.count_run(true);
+                let work = (n - lo) as f64 * e;
+                let ranges = threads::split(lo, n, threads::chunks_for(work, self.threads, h));
+                // Ranges are disjoint, so the threads write disjoint parts of the outputs.
+                pool.install(|| ranges.into_par_iter().for_each(|(a, b)| fill(a, b)));
+            }
+            _ => {
+                self.count_run(false);
+                if lo < n {
+                    fill(lo, n);
+                }
+            }
         }
         // SAFETY: every flat index in 0..n of every output was written by exactly one run
         // above (the runs of the walkers tile 0..n), with valid values (bool as 0/1).
@@ -395,7 +511,6 @@ impl CpuBackend {
             n: red_n,
         };
         let mut res = vec![Slot::default(); kept_n * m];
-        let parallel = self.pool.is_some() && kept_n.saturating_mul(red_n) >= PARALLEL_THRESHOLD;
         let fv = k
             .code
             .code_v
@@ -403,49 +518,48 @@ impl CpuBackend {
         if let Some(code_v) = fv {
             // SAFETY: `code_v` is the kernel's vertical function, of the same type.
             let fv: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(code_v) };
-            self.reduce_vertical(&ctx, fv, &kept, &mut res, parallel);
+            self.reduce_vertical(k, &ctx, fv, &kept, &mut res);
         } else if kept_n == 1 {
-            res.copy_from_slice(&self.reduce_one(&ctx, &red.bases_at(&[]), parallel));
-        } else if parallel && kept_n >= 4 * self.threads {
-            // Many outputs: threads take fixed groups of kept positions.
-            let group = PARALLEL_THRESHOLD.div_ceil(4 * red_n).max(1);
-            let run_group = |(g, out): (usize, &mut [Slot])| {
-                for (i, slots) in out.chunks_mut(m).enumerate() {
-                    let offs = kept.offsets(g * group + i);
-                    slots.copy_from_slice(&self.reduce_one(&ctx, &red.bases_at(&offs), false));
+            res.copy_from_slice(&self.reduce_one(Some(k), &ctx, &red.bases_at(&[])));
+        } else if kept_n >= 4 * self.threads {
+            // Many outputs: jobs take fixed groups of kept positions.
+            let group = JOB_ELEMS.div_ceil(red_n).max(1);
+            let groups = kept_n.div_ceil(group);
+            let parts = self.run_jobs(k, groups, group * red_n, |g| {
+                let mut out = Vec::with_capacity(group * m);
+                for p in g * group..((g + 1) * group).min(kept_n) {
+                    let offs = kept.offsets(p);
+                    out.extend(self.reduce_one(None, &ctx, &red.bases_at(&offs)));
                 }
-            };
-            match &self.pool {
-                Some(pool) => pool.install(|| {
-                    res.par_chunks_mut(group * m)
-                        .enumerate()
-                        .for_each(run_group)
-                }),
-                None => res.chunks_mut(group * m).enumerate().for_each(run_group),
+                out
+            });
+            for (g, part) in parts.iter().enumerate() {
+                res[g * group * m..g * group * m + part.len()].copy_from_slice(part);
             }
         } else {
             // Few outputs: each one is reduced by all threads.
             for (p, slots) in res.chunks_mut(m).enumerate() {
                 let offs = kept.offsets(p);
-                slots.copy_from_slice(&self.reduce_one(&ctx, &red.bases_at(&offs), parallel));
+                slots.copy_from_slice(&self.reduce_one(Some(k), &ctx, &red.bases_at(&offs)));
             }
         }
         Ok(results(&specs, &res, &kept_shape))
     }
 
     /// Reduce the whole reduced sub-space for one kept position (`bases`: each input's address
-    /// of that position): fixed chunks, on the pool if `parallel`, merged pairwise.
-    fn reduce_one(&self, ctx: &RedCtx<'_>, bases: &[SendConstPtr], parallel: bool) -> Vec<Slot> {
+    /// of that position): fixed chunks, merged pairwise; with `k`, the chunks may run on the
+    /// pool (see [`CpuBackend::run_jobs`]), without it they run on the calling thread.
+    fn reduce_one(
+        &self,
+        k: Option<&CpuKernel>,
+        ctx: &RedCtx<'_>,
+        bases: &[SendConstPtr],
+    ) -> Vec<Slot> {
         let n = ctx.n;
         let chunks = n.div_ceil(SUM_CHUNK);
-        let partials: Vec<Vec<Slot>> = match &self.pool {
-            Some(pool) if parallel && chunks > 1 => pool.install(|| {
-                (0..chunks)
-                    .into_par_iter()
-                    .map(|c| ctx.chunk(bases, c))
-                    .collect()
-            }),
-            _ => (0..chunks).map(|c| ctx.chunk(bases, c)).collect(),
+        let partials: Vec<Vec<Slot>> = match k {
+            Some(k) => self.run_jobs(k, chunks, SUM_CHUNK, |c| ctx.chunk(bases, c)),
+            None => (0..chunks).map(|c| ctx.chunk(bases, c)).collect(),
         };
         // Merge chunk results with the same pairwise tree a single pass over all blocks builds:
         // full chunks enter at their level, the last (partial) one is already folded.
@@ -465,11 +579,11 @@ impl CpuBackend {
     /// threads that run the (tile, chunk) parts.
     fn reduce_vertical(
         &self,
+        k: &CpuKernel,
         ctx: &RedCtx<'_>,
         fv: KernelFn,
         kept: &Plan,
         res: &mut [Slot],
-        parallel: bool,
     ) {
         let m = ctx.specs.len();
         let last = kept.dims.len() - 1;
@@ -530,12 +644,7 @@ impl CpuBackend {
         let jobs: Vec<(usize, usize)> = (0..tiles.len())
             .flat_map(|t| (0..chunks).map(move |c| (t, c)))
             .collect();
-        let parts: Vec<Vec<Slot>> = match &self.pool {
-            Some(pool) if parallel && jobs.len() > 1 => {
-                pool.install(|| jobs.into_par_iter().map(part).collect())
-            }
-            _ => jobs.into_iter().map(part).collect(),
-        };
+        let parts = self.run_jobs(k, jobs.len(), width * VERTICAL_CHUNK, |j| part(jobs[j]));
         for (t, &(p, w)) in tiles.iter().enumerate() {
             let mut tree = Tree::new(ctx.specs, w * m);
             for c in 0..chunks {

@@ -814,6 +814,62 @@ fn integer_sums_wrap() {
     assert_eq!(got.into_i64().unwrap()[[]], i32::MAX as i64 * 5);
 }
 
+/// `reps` nested `sin` per element: tens of nanoseconds each (a libm call per lane).
+fn sin_chain_kernel(reps: usize) -> Kernel {
+    let mut b = KernelBuilder::new();
+    let i = b.input(DType::F64);
+    let mut v = b.push(Inst::Load { input: i }, DType::F64);
+    for _ in 0..reps {
+        v = b.push(
+            Inst::Unary {
+                op: UnaryOp::Sin,
+                arg: v,
+            },
+            DType::F64,
+        );
+    }
+    b.finish(Output::Store { value: v })
+}
+
+/// Threads follow each kernel's measured cost: 4096 elements of a sin chain (hundreds of
+/// microseconds) go to the pool, 4096 elements of a copy (about a microsecond, below any
+/// hand-off) stay on the calling thread; results equal a one-thread backend's either way.
+#[test]
+fn the_thread_choice_follows_the_kernels_measured_cost() {
+    let two = CpuBackend::new(2).unwrap();
+    let one = backend();
+    let n = 4096;
+    let x = Array1::from_shape_fn(n, |i| i as f64 * 1e-3);
+    let heavy = two.compile(&sin_chain_kernel(8)).unwrap();
+    let before = two.runs();
+    for _ in 0..3 {
+        let got = two.run(&heavy, &[(&x).into()], &[n]).unwrap();
+        let k1 = one.compile(&sin_chain_kernel(8)).unwrap();
+        assert!(got == one.run(&k1, &[(&x).into()], &[n]).unwrap());
+    }
+    assert_eq!(two.runs().parallel - before.parallel, 3, "{:?}", two.runs());
+    let copy = two
+        .compile(&unary_kernel(UnaryOp::Abs, DType::F64, DType::F64))
+        .unwrap();
+    let before = two.runs();
+    for _ in 0..5 {
+        let got = two.run(&copy, &[(&x).into()], &[n]).unwrap();
+        assert_eq!(got.into_f64().unwrap()[[7]], x[7]);
+    }
+    // One preempted probe could misjudge a call; most must stay serial.
+    assert!(two.runs().serial - before.serial >= 4, "{:?}", two.runs());
+    // Reductions follow the same rule over their fixed chunks, with the same bits.
+    let sum = two.compile(&sum_kernel(DType::F64)).unwrap();
+    let big = Array1::from_shape_fn(1 << 20, |i| (i as f64 * 0.37).sin());
+    let a = two.run(&sum, &[(&big).into()], &[1 << 20]).unwrap();
+    let s1 = one.compile(&sum_kernel(DType::F64)).unwrap();
+    let b = one.run(&s1, &[(&big).into()], &[1 << 20]).unwrap();
+    assert_eq!(
+        a.scalar_f64().unwrap().to_bits(),
+        b.scalar_f64().unwrap().to_bits()
+    );
+}
+
 #[test]
 fn many_threads_equal_one_thread() {
     let one = CpuBackend::new(1).unwrap();
