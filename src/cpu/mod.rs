@@ -105,6 +105,8 @@ pub struct CpuBackend {
     /// Calls that ran on the calling thread only, and calls that used the pool.
     serial_runs: AtomicU64,
     parallel_runs: AtomicU64,
+    /// The pool's measured hand-off, looked up once (the hot path takes no lock for it).
+    handoff: std::sync::OnceLock<f64>,
 }
 
 /// How the backend's calls ran (see [`threads`]).
@@ -191,15 +193,18 @@ impl CpuBackend {
             cache: KernelCache::new(crate::cache::default_capacity()),
             serial_runs: AtomicU64::new(0),
             parallel_runs: AtomicU64::new(0),
+            handoff: std::sync::OnceLock::new(),
         })
     }
 
     /// The measured cost of handing a call to the thread pool, in seconds (0 without a pool);
     /// measured on first use (see [`threads`]).
     pub fn handoff_s(&self) -> f64 {
-        self.pool
-            .as_ref()
-            .map_or(0.0, |p| threads::handoff_s(p, self.threads))
+        *self.handoff.get_or_init(|| {
+            self.pool
+                .as_ref()
+                .map_or(0.0, |p| threads::handoff_s(p, self.threads))
+        })
     }
 
     /// How many calls ran on one thread and how many used the pool.
