@@ -305,20 +305,26 @@ pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
                 drop(r);
                 Ok(d)
             };
-            let mut round = Duration::ZERO;
             for f in &fs {
-                round += run_one(f)?;
+                run_one(f)?; // warm-up: first-call costs (compilation, uploads of constants)
             }
-            let rounds = (cfg.budget.as_secs_f64() / round.as_secs_f64().max(1e-9))
-                .clamp(3.0, 2000.0) as usize;
-            let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
+            // Each device gets an equal share of the budget, so a fast device collects many
+            // more samples than a slow one (Auto's regret compares two fast medians; a few
+            // samples of a slow GPU suffice to show it is slower): rounds go on while some
+            // device has fewer than 3 samples or has spent less than its share.
+            let share = cfg.budget.as_secs_f64() / fs.len() as f64;
+            let mut spent = vec![0.0f64; fs.len()];
+            let mut times: Vec<Vec<f64>> = vec![vec![]; fs.len()];
+            let needs = |k: usize, times: &[Vec<f64>], spent: &[f64]| {
+                times[k].len() < 3 || (spent[k] < share && times[k].len() < 2000)
+            };
             // The order is shuffled every round: a device that runs right after the GPU may
             // find the driver's threads (on lavapipe: the CPU's own cores) still busy, and each
             // device should meet that equally often (a rotation would not do: it keeps the
             // cyclic order, so one device would nearly always follow the GPU).
             let mut order: Vec<usize> = (0..fs.len()).collect();
             let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
-            for _ in 0..rounds {
+            while (0..fs.len()).any(|k| needs(k, &times, &spent)) {
                 for i in (1..order.len()).rev() {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
@@ -326,7 +332,11 @@ pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
                     order.swap(i, (seed % (i as u64 + 1)) as usize);
                 }
                 for &k in &order {
-                    times[k].push(run_one(&fs[k])?.as_secs_f64());
+                    if needs(k, &times, &spent) {
+                        let t = run_one(&fs[k])?.as_secs_f64();
+                        spent[k] += t;
+                        times[k].push(t);
+                    }
                 }
             }
             for (k, (name, _)) in devices.iter().enumerate() {
