@@ -59,6 +59,10 @@ pub enum Error {
     /// An array whose size in bytes overflows the address space.
     #[error("array too large: {0}")]
     TooLarge(String),
+    /// A float -> integer cast of NaN, an infinity or an out-of-range value, under
+    /// [`crate::session::InvalidCast::Raise`] (by default NumPy's value is given instead).
+    #[error("invalid value in cast: NaN, infinity or out-of-range value cast from {0}")]
+    InvalidCast(String),
     /// A reduction that has no identity applied to an empty array.
     #[error("value error: {0}")]
     Value(String),

@@ -792,6 +792,53 @@ pub fn data_preview(a: &DynArray) -> String {
     preview(a, 3)
 }
 
+/// For every float -> integer `astype` in `exprs` (each shared node once), a bool scalar
+/// that is true where the cast meets a value it cannot represent (NaN, an infinity, a value
+/// whose truncation is out of the integer's range), with a description of the cast: the
+/// checks behind [`crate::session::InvalidCast::Raise`] (NumPy's
+/// `np.errstate(invalid='raise')` for casts). Like NumPy, every element is checked, also
+/// those a `where` discards (NumPy computes both branches).
+pub(crate) fn invalid_cast_checks(exprs: &[Expr]) -> Vec<(Expr, String)> {
+    fn walk(e: &Expr, seen: &mut std::collections::HashSet<usize>, out: &mut Vec<(Expr, String)>) {
+        if !seen.insert(e.ptr_id()) {
+            return;
+        }
+        let kids: Vec<&Expr> = match e.kind() {
+            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => vec![],
+            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => vec![x],
+            ExprKind::Binary(_, a, b) => vec![a, b],
+            ExprKind::Where(c, a, b) => vec![c, a, b],
+        };
+        for k in kids {
+            walk(k, seen, out);
+        }
+        let ExprKind::Cast(to, v) = e.kind() else {
+            return;
+        };
+        let Ok(from) = v.dtype() else {
+            return;
+        };
+        if !from.is_float() || !matches!(to, DType::I32 | DType::I64) {
+            return;
+        }
+        // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX].
+        let (lo, lo_inclusive, hi) = match (from, to) {
+            (DType::F64, DType::I32) => (-2147483649.0, false, 2147483648.0),
+            (_, DType::I32) => (-2147483648.0, true, 2147483648.0),
+            _ => (-9223372036854775808.0, true, 9223372036854775808.0),
+        };
+        let lo_ok = if lo_inclusive { v.ge(lo) } else { v.gt(lo) };
+        let ok = lo_ok & v.lt(hi);
+        out.push(((!ok).any(), format!("{from} to {to} in `{e}`")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = vec![];
+    for e in exprs {
+        walk(e, &mut seen, &mut out);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

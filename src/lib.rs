@@ -105,4 +105,6 @@ pub use array::{ArgView, DynArray, Element};
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
 pub use expr::{functions, where_, Expr};
-pub use session::{Compiled, Device, DeviceArray, Explain, KernelInfo, Options, Session, Stats};
+pub use session::{
+    Compiled, Device, DeviceArray, Explain, InvalidCast, KernelInfo, Options, Session, Stats,
+};

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use fusebox::expr::ExprKind;
 use fusebox::npy::{read_npy, write_npy};
 use fusebox::parse::{names, parse, CONSTANT_NAMES};
-use fusebox::{Device, Options, Session};
+use fusebox::{Device, InvalidCast, Options, Session};
 use fusebox::{DynArray, Error, Expr, Result};
 use ndarray::Array1;
 use std::collections::HashMap;
@@ -108,6 +108,18 @@ struct EvalArgs {
     /// Print the result (and the plan, with --explain) as one JSON object.
     #[arg(long)]
     json: bool,
+    /// What a float -> int cast does with NaN, infinities and out-of-range values: `min-int`
+    /// (NumPy's value on x86-64) or `raise` (an error, like `np.errstate(invalid='raise')`).
+    #[arg(long, default_value = "min-int", value_parser = parse_invalid_cast)]
+    invalid_cast: InvalidCast,
+}
+
+fn parse_invalid_cast(s: &str) -> std::result::Result<InvalidCast, String> {
+    match s {
+        "min-int" => Ok(InvalidCast::MinInt),
+        "raise" => Ok(InvalidCast::Raise),
+        _ => Err(format!("`{s}`: expected min-int or raise")),
+    }
 }
 
 fn parse_binding(s: &str) -> std::result::Result<(String, String), String> {
@@ -198,6 +210,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let session = Session::with_options(Options {
         device: args.device,
         optimize: !args.no_optimize,
+        invalid_cast: args.invalid_cast,
         ..Options::default()
     });
     let explain = if args.explain {

@@ -71,6 +71,8 @@ pub struct Options {
     pub optimize: bool,
     /// CPU threads; 0 = all cores.
     pub threads: usize,
+    /// What float -> integer casts do with NaN, infinities and out-of-range values.
+    pub invalid_cast: InvalidCast,
 }
 
 impl Default for Options {
@@ -79,8 +81,23 @@ impl Default for Options {
             device: Device::Auto,
             optimize: true,
             threads: 0,
+            invalid_cast: InvalidCast::MinInt,
         }
     }
+}
+
+/// What a float -> integer `astype` does with a value the integer cannot hold (NaN, an
+/// infinity, a value whose truncation is out of range): NumPy's `np.errstate(invalid=...)`
+/// for casts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvalidCast {
+    /// The integer's minimum, the value NumPy gives on x86-64 (where NumPy also warns).
+    #[default]
+    MinInt,
+    /// [`Error::InvalidCast`] naming the cast, as under `np.errstate(invalid='raise')`. Every
+    /// cast's operand is checked by a reduction the plan adds (`explain` shows it), on every
+    /// element, also those a `where` discards, as NumPy does.
+    Raise,
 }
 
 /// What actually happened in a session (counters only grow).
@@ -155,8 +172,11 @@ struct ExecPlan {
     /// For each step, the temporaries no later step reads (dropped right after it runs, so an
     /// unfused plan holds no more temporaries than NumPy would).
     frees: Vec<Vec<u32>>,
-    /// The result number and shape of each expression of the plan.
+    /// The result number and shape of each expression of the plan, then of each cast check
+    /// (see [`InvalidCast::Raise`]).
     results: Vec<(u32, Vec<usize>)>,
+    /// What each cast check checks (the last `checks.len()` results).
+    checks: Vec<String>,
     /// How many results the steps produce.
     n_temps: usize,
 }
@@ -294,10 +314,14 @@ impl Session {
                 .iter()
                 .map(|(n, v)| Ok((n.to_string(), v.try_to_dyn_array()?)))
                 .collect::<Result<_>>()?;
-            return exprs
+            let (all, checks) = self.with_cast_checks(exprs);
+            let mut results = all
                 .iter()
                 .map(|e| crate::reference::evaluate(e, &map))
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
+            let checked = results.split_off(exprs.len());
+            cast_checks_pass(&checked, &checks)?;
+            return Ok(results);
         }
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let plan = self.plan(exprs, &shapes)?;
@@ -356,7 +380,8 @@ impl Session {
         shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
         one_shot: bool,
     ) -> Result<ExecPlan> {
-        let lowered = opt::lower_many(exprs, shapes, self.inner.options.optimize)?;
+        let (exprs, checks) = self.with_cast_checks(exprs);
+        let lowered = opt::lower_many(&exprs, shapes, self.inner.options.optimize)?;
         let mode = if self.inner.options.optimize {
             Partition::Fused
         } else {
@@ -401,12 +426,35 @@ impl Session {
             steps: compiled,
             frees,
             results,
+            checks,
             n_temps,
         })
     }
 
-    /// Run a plan; under `Auto`, a plan that fails on its GPU runs again on the CPU.
+    /// `exprs` followed by their cast checks under [`InvalidCast::Raise`], and what each check
+    /// checks.
+    fn with_cast_checks(&self, exprs: &[Expr]) -> (Vec<Expr>, Vec<String>) {
+        let mut all = exprs.to_vec();
+        let mut what = vec![];
+        if self.inner.options.invalid_cast == InvalidCast::Raise {
+            for (check, w) in crate::expr::invalid_cast_checks(exprs) {
+                all.push(check);
+                what.push(w);
+            }
+        }
+        (all, what)
+    }
+
+    /// Run a plan; under `Auto`, a plan that fails on its GPU runs again on the CPU. Returns
+    /// the expressions' results, or the first failed cast check.
     fn execute(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<Vec<DynArray>> {
+        let mut results = self.execute_all(plan, inputs)?;
+        let checked = results.split_off(results.len() - plan.checks.len());
+        cast_checks_pass(&checked, &plan.checks)?;
+        Ok(results)
+    }
+
+    fn execute_all(&self, plan: &ExecPlan, inputs: &[ArgView<'_>]) -> Result<Vec<DynArray>> {
         let kernels: Vec<&DeviceKernel> = plan.steps.iter().map(|(_, k)| k).collect();
         match self.execute_kernels(plan, &kernels, inputs) {
             Err(e) if plan.device != Device::Cpu && self.is_auto() && cost::is_device_error(&e) => {
@@ -532,8 +580,9 @@ impl Session {
         residence: &dyn Fn(&str) -> Residence,
     ) -> Result<Explain> {
         let pinned = self.device()?;
-        let fused = opt::lower_many(exprs, shapes, true)?;
-        let unfused = opt::lower_many(exprs, shapes, false)?;
+        let (exprs, _) = self.with_cast_checks(exprs);
+        let fused = opt::lower_many(&exprs, shapes, true)?;
+        let unfused = opt::lower_many(&exprs, shapes, false)?;
         let fused_plan = opt::partition(&fused, Partition::Fused);
         check_sizes(&fused_plan)?;
         let unfused_plan = opt::partition(&unfused, Partition::Unfused);
@@ -884,6 +933,17 @@ impl Session {
 /// The plan's kernels as the cost model sees them.
 /// Every iteration space, input and result of a plan must fit the address space (checked
 /// before anything multiplies their lengths).
+/// `Err` for the first cast check (a bool scalar, true where a cast met an invalid value)
+/// that failed; `what` describes each.
+fn cast_checks_pass(checked: &[DynArray], what: &[String]) -> Result<()> {
+    for (c, w) in checked.iter().zip(what) {
+        if c.scalar_f64() != Some(0.0) {
+            return Err(Error::InvalidCast(w.clone()));
+        }
+    }
+    Ok(())
+}
+
 fn check_sizes(plan: &opt::Plan) -> Result<()> {
     for s in &plan.steps {
         crate::array::checked_len(&s.shape, 8)?;
@@ -1132,6 +1192,11 @@ impl Session {
             st.bytes_written += written;
             st.gpu_time += start.elapsed();
         }
+        let checked = plan.results[plan.results.len() - plan.checks.len()..]
+            .iter()
+            .map(|(t, _)| gpu.download(temp(&temps, *t)?))
+            .collect::<Result<Vec<_>>>()?;
+        cast_checks_pass(&checked, &plan.checks)?;
         let (t, shape) = &plan.results[0];
         let array = Arc::new(temp(&temps, *t)?.reshaped(shape)?);
         Ok(DeviceArray { array })

@@ -598,3 +598,27 @@ fn several_expressions_share_one_pass() {
         "argument error",
     );
 }
+
+#[test]
+fn invalid_cast_raise_is_one_error_line_and_min_int_keeps_numpys_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &arr1(&[1.5, f64::NAN]));
+    let bind = format!("x={x}");
+    let err = check_error(
+        &[
+            "eval",
+            "astype(x, int32)",
+            &bind,
+            "--invalid-cast",
+            "raise",
+            "--device",
+            "cpu",
+        ],
+        "invalid value in cast",
+    );
+    assert!(err.contains("float64 to int32"), "{err}");
+    let out = eval_to(dir.path(), &["astype(x, int32)", &bind, "--device", "cpu"]);
+    assert_eq!(read::<i32>(&out), arr1(&[1, i32::MIN]).into_dyn());
+    let o = fusebox(&["eval", "x", &bind, "--invalid-cast", "wrap"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -290,6 +290,129 @@ fn nan_in_an_integer_cast_gives_int_min() {
     }
 }
 
+/// Under `InvalidCast::Raise` (NumPy's `np.errstate(invalid='raise')` for casts) a cast of
+/// NaN, an infinity or a value whose truncation leaves the integer's range is
+/// `Error::InvalidCast` naming the cast, on every engine and path: compute (optimized and
+/// not), compiled functions, device-resident compute. Values at the edges of the range cast
+/// as before; integer -> integer casts wrap without error, as in NumPy.
+#[test]
+fn nan_in_an_integer_cast_raises_under_invalid_cast_raise() {
+    let mut devices = vec![Device::Cpu, Device::Auto, Device::Reference];
+    if common::gpu_available() {
+        devices.push(Device::Gpu(0));
+    }
+    let raising = |device, optimize| {
+        Session::with_options(Options {
+            device,
+            optimize,
+            invalid_cast: fusebox::InvalidCast::Raise,
+            ..Options::default()
+        })
+    };
+    // In range after truncation toward zero: no error, NumPy's values.
+    let edges = Expr::data(arr1(&[-2147483648.9f64, 2147483647.9, -0.0, 7.5]), None);
+    let edges32 = Expr::data(arr1(&[-2147483648.0f32, 2147483520.0, 1.5]), None);
+    let big = Expr::data(arr1(&[-9.2e18f64, 9.2e18]), None);
+    // Just outside, one value each.
+    let bad: Vec<(Expr, DType, &str)> = vec![
+        (
+            Expr::data(arr1(&[1.0, f64::NAN]), None),
+            DType::I32,
+            "float64 to int32",
+        ),
+        (
+            Expr::data(arr1(&[-2147483649.0f64]), None),
+            DType::I32,
+            "float64 to int32",
+        ),
+        (
+            Expr::data(arr1(&[2147483648.0f64]), None),
+            DType::I32,
+            "float64 to int32",
+        ),
+        (
+            Expr::data(arr1(&[2147483648.0f32]), None),
+            DType::I32,
+            "float32 to int32",
+        ),
+        (
+            Expr::data(arr1(&[f32::NEG_INFINITY]), None),
+            DType::I64,
+            "float32 to int64",
+        ),
+        (
+            Expr::data(arr1(&[9223372036854775808.0f64]), None),
+            DType::I64,
+            "float64 to int64",
+        ),
+    ];
+    for d in devices {
+        for optimize in [true, false] {
+            let s = raising(d, optimize);
+            let got = s
+                .compute(&edges.astype(DType::I32))
+                .unwrap()
+                .into_i32()
+                .unwrap();
+            assert_eq!(got.as_slice().unwrap(), [i32::MIN, i32::MAX, 0, 7], "{d}");
+            let got = s
+                .compute(&edges32.astype(DType::I32))
+                .unwrap()
+                .into_i32()
+                .unwrap();
+            assert_eq!(got.as_slice().unwrap(), [i32::MIN, 2147483520, 1], "{d}");
+            let got = s
+                .compute(&big.astype(DType::I64))
+                .unwrap()
+                .into_i64()
+                .unwrap();
+            assert_eq!(
+                got.as_slice().unwrap(),
+                [-9_200_000_000_000_000_000, 9_200_000_000_000_000_000]
+            );
+            // Integer casts wrap silently.
+            let wrapped = s
+                .compute(&Expr::data(arr1(&[1i64 << 40]), None).astype(DType::I32))
+                .unwrap();
+            assert_eq!(wrapped.into_i32().unwrap()[[0]], 0, "{d}");
+            for (x, to, what) in &bad {
+                match s.compute(&(x * 1.0).astype(*to)) {
+                    Err(Error::InvalidCast(m)) => assert!(m.contains(what), "{d}: {m}"),
+                    other => panic!("{d} {x}: {other:?}"),
+                }
+            }
+            // A lane `where` discards is checked too (NumPy computes both branches).
+            let x = Expr::data(arr1(&[f64::NAN, 2.0]), None);
+            let e = fusebox::where_(x.ne_(&x), 0i64, x.astype(DType::I64));
+            assert!(matches!(s.compute(&e), Err(Error::InvalidCast(_))), "{d}");
+        }
+    }
+    // Compiled functions check every call, with the call's data.
+    let s = raising(Device::Cpu, true);
+    let t = s.symbol("t", DType::F64, &[2]);
+    let f = s.compile(&(&t * 2.0).astype(DType::I32)).unwrap();
+    let ok = f.call(&[(&arr1(&[1.0, 2.0])).into()]).unwrap();
+    assert_eq!(ok.into_i32().unwrap().as_slice().unwrap(), [2, 4]);
+    assert!(matches!(
+        f.call(&[(&arr1(&[1.0, 2e9])).into()]),
+        Err(Error::InvalidCast(_))
+    ));
+    // Device-resident compute downloads the check, not the data.
+    if common::gpu_available() {
+        let s = raising(Device::Gpu(0), true);
+        let xd = s.to_device(&(&arr1(&[1.0, f64::INFINITY])).into()).unwrap();
+        let x = s.symbol("x", DType::F64, &[2]);
+        let r = s.compute_on_device(&x.astype(DType::I64), &[("x", &xd)]);
+        assert!(matches!(r, Err(Error::InvalidCast(_))), "{:?}", r.err());
+    }
+    // The default keeps NumPy's value.
+    let nan = Expr::data(arr1(&[f64::NAN]), None).astype(DType::I32);
+    assert_eq!(
+        cpu().compute(&nan).unwrap().into_i32().unwrap()[[0]],
+        i32::MIN
+    );
+}
+
 #[test]
 fn parse_error_with_column() {
     let x = Expr::symbol("x", DType::F64, &[3]);
