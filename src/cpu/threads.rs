@@ -42,7 +42,7 @@ pub fn chunks_for(work_s: f64, threads: usize, handoff_s: f64) -> usize {
 }
 
 /// A chunk of a parallel call should take at least this many hand-offs.
-const CHUNK_HANDOFFS: f64 = 4.0;
+pub const CHUNK_HANDOFFS: f64 = 4.0;
 
 /// The measured hand-off of a pool with `threads` workers (seconds), measured on first use and
 /// shared by every backend of the process with that many threads.
