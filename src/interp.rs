@@ -4,7 +4,7 @@
 use crate::array::{checked_len, ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kir::{Const, Inst, Kernel, Output};
+use crate::kir::{Call, Const, Inst, Kernel, Output};
 use crate::ops::{BinaryOp, ReduceOp};
 use crate::semantics;
 use ndarray::{ArrayD, IxDyn};
@@ -91,6 +91,19 @@ pub fn run_many(
                 Inst::Cast { arg } => semantics::cast(vals[arg.index()], d.ty),
                 Inst::Bitcast { arg } => semantics::bitcast(vals[arg.index()], d.ty)
                     .ok_or_else(|| Error::InvalidKernel(format!("v{i}: bad bitcast")))?,
+                // The scalar function where the condition holds, the value elsewhere.
+                Inst::Fallback { cond, value, call } => match vals[cond.index()] {
+                    Const::Bool(true) => match call {
+                        Call::Unary(op, a) => semantics::fold_unary(op, vals[a.index()]),
+                        Call::Binary(op, a, b) => {
+                            semantics::fold_binary(op, vals[a.index()], vals[b.index()])
+                                .ok_or_else(|| {
+                                    Error::InvalidKernel(format!("v{i}: mixed operands"))
+                                })?
+                        }
+                    },
+                    _ => vals[value.index()],
+                },
             };
         }
         // Position among the kept axes (the output element) and among the reduced axes.

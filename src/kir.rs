@@ -16,8 +16,21 @@
 //! - binary operands have the same dtype, and that dtype is the one the operator computes in
 //!   (promotion and casts were made explicit by the optimizer);
 //! - comparisons produce `bool`, `select` takes a `bool` condition;
+//! - a [`Inst::Fallback`] takes a `bool` condition and a value of its own float type, and its
+//!   [`Call`]'s operands have the dtype the call's operator computes in, the operator producing
+//!   the instruction's type (the same typing as the `Unary`/`Binary` instruction it stands for);
 //! - the reduction's operand is in the reduction's accumulator dtype;
 //! - a kernel has at least one output, and its outputs are all stores or all reductions.
+//!
+//! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no tables and no
+//! branches, so a case it cannot afford in every lane (the Payne-Hanek reduction of `sin` for
+//! huge arguments) is left to [`Inst::Fallback`]: "`value`, except in the lanes where `cond`
+//! holds, where it is the scalar function [`Call`]". Its meaning is per element, like every
+//! other instruction, so the interpreter and the GPU compute `cond ? call : value` directly;
+//! the CPU code generator tests whether any lane of the vector needs the call (one vector test
+//! and a branch) and only then calls the scalar function ([`crate::semantics`]) for those
+//! lanes. `value` must be defined (finite garbage is fine) in the lanes where `cond` holds: it
+//! is discarded there.
 //!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
 use crate::dtype::DType;
@@ -117,6 +130,40 @@ impl fmt::Display for Const {
     }
 }
 
+/// The scalar function an [`Inst::Fallback`] calls in the lanes that need it: a unary or
+/// binary operator applied to values of the kernel, with the operator's [`crate::semantics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Call {
+    Unary(UnaryOp, Value),
+    Binary(BinaryOp, Value, Value),
+}
+
+impl Call {
+    /// The call's operands, in order.
+    pub fn args(self) -> Vec<Value> {
+        match self {
+            Call::Unary(_, a) => vec![a],
+            Call::Binary(_, a, b) => vec![a, b],
+        }
+    }
+    /// The same call with its operands renamed by `f`.
+    pub fn map(self, mut f: impl FnMut(Value) -> Value) -> Call {
+        match self {
+            Call::Unary(op, a) => Call::Unary(op, f(a)),
+            Call::Binary(op, a, b) => Call::Binary(op, f(a), f(b)),
+        }
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Call::Unary(op, a) => write!(f, "{op}({a})"),
+            Call::Binary(op, a, b) => write!(f, "{op}({a}, {b})"),
+        }
+    }
+}
+
 /// One instruction. Its result type is stored beside it in [`InstData`].
 #[derive(Debug, Clone, Copy)]
 pub enum Inst {
@@ -148,6 +195,14 @@ pub enum Inst {
     /// Not produced from user expressions: only the math expansions ([`crate::mathlib`]) use it.
     Bitcast {
         arg: Value,
+    },
+    /// `cond ? call : value`, element-wise, for a `call` that is rarely needed: see the module
+    /// docs (rare-lane fallbacks). Not produced from user expressions: only the math expansions
+    /// use it.
+    Fallback {
+        cond: Value,
+        value: Value,
+        call: Call,
     },
 }
 
@@ -184,6 +239,18 @@ impl PartialEq for Inst {
             ) => c1 == c2 && t1 == t2 && f1 == f2,
             (Cast { arg: a }, Cast { arg: b }) => a == b,
             (Bitcast { arg: a }, Bitcast { arg: b }) => a == b,
+            (
+                Fallback {
+                    cond: c1,
+                    value: v1,
+                    call: f1,
+                },
+                Fallback {
+                    cond: c2,
+                    value: v2,
+                    call: f2,
+                },
+            ) => c1 == c2 && v1 == v2 && f1 == f2,
             _ => false,
         }
     }
@@ -203,6 +270,7 @@ impl Hash for Inst {
                 on_false,
             } => (cond, on_true, on_false).hash(state),
             Inst::Cast { arg } | Inst::Bitcast { arg } => arg.hash(state),
+            Inst::Fallback { cond, value, call } => (cond, value, call).hash(state),
         }
     }
 }
@@ -353,6 +421,26 @@ impl Kernel {
                         return err(i, format!("bitcast from {} to {}", ty(arg), d.ty));
                     }
                 }
+                Inst::Fallback { cond, value, call } => {
+                    if !defined(cond) || !defined(value) || !call.args().into_iter().all(defined) {
+                        return err(i, "use of a value before its definition".into());
+                    }
+                    if ty(cond) != DType::Bool || ty(value) != d.ty || !d.ty.is_float() {
+                        return err(
+                            i,
+                            "fallback needs a bool condition and a float value of its type".into(),
+                        );
+                    }
+                    let typed = match call {
+                        Call::Unary(op, a) => op.signature(ty(a)).map(|s| s == (ty(a), d.ty)),
+                        Call::Binary(op, a, b) => op
+                            .signature(ty(a))
+                            .map(|s| ty(a) == ty(b) && s == (ty(a), d.ty)),
+                    };
+                    if !matches!(typed, Ok(true)) {
+                        return err(i, format!("fallback call {call} cannot produce {}", d.ty));
+                    }
+                }
             }
         }
         if self.outputs.is_empty() {
@@ -498,6 +586,9 @@ impl fmt::Display for Kernel {
                     let from = self.insts[arg.index()].ty.short();
                     write!(line, "bitcast.{from}.{t} {arg}")?
                 }
+                Inst::Fallback { cond, value, call } => {
+                    write!(line, "fallback.{t} {cond}, {value}, {call}")?
+                }
             }
             writeln!(f, "  v{i} = {line}")?;
         }
@@ -611,5 +702,68 @@ mod tests {
         let z = b.push(Inst::Const(Const::F64(0.0)), DType::F64);
         let nz = b.push(Inst::Const(Const::F64(-0.0)), DType::F64);
         assert_ne!(z, nz, "0.0 and -0.0 are different constants");
+    }
+
+    fn fallback_kernel(call: Call, cond_ty: DType) -> Kernel {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F64);
+        let x = b.push(Inst::Load { input: i }, DType::F64);
+        let c = b.push(Inst::Const(Const::F64(1e6)), DType::F64);
+        let cond = if cond_ty == DType::Bool {
+            b.push(
+                Inst::Binary {
+                    op: BinaryOp::Gt,
+                    lhs: x,
+                    rhs: c,
+                },
+                DType::Bool,
+            )
+        } else {
+            c
+        };
+        let v = b.push(
+            Inst::Fallback {
+                cond,
+                value: x,
+                call: call.map(|_| x),
+            },
+            DType::F64,
+        );
+        b.finish(Output::Store { value: v })
+    }
+
+    #[test]
+    fn fallback_prints_and_verifies() {
+        let k = fallback_kernel(Call::Unary(UnaryOp::Sin, Value(0)), DType::Bool);
+        k.verify().unwrap();
+        assert!(
+            k.to_string().contains("v3 = fallback.f64 v2, v0, sin(v0)"),
+            "{k}"
+        );
+        let k = fallback_kernel(Call::Binary(BinaryOp::Pow, Value(0), Value(0)), DType::Bool);
+        k.verify().unwrap();
+        assert!(k.to_string().contains("pow(v0, v0)"), "{k}");
+    }
+
+    #[test]
+    fn verifier_rejects_ill_typed_fallbacks() {
+        // The condition must be bool.
+        let k = fallback_kernel(Call::Unary(UnaryOp::Sin, Value(0)), DType::F64);
+        assert!(matches!(k.verify(), Err(Error::InvalidKernel(_))));
+        // The call must produce the instruction's type.
+        let mut k = fallback_kernel(Call::Unary(UnaryOp::Sin, Value(0)), DType::Bool);
+        k.insts[3].ty = DType::F32;
+        assert!(k.verify().is_err());
+        // ... from operands of the type it computes in (a comparison is no float function).
+        let k = fallback_kernel(Call::Binary(BinaryOp::Lt, Value(0), Value(0)), DType::Bool);
+        assert!(k.verify().is_err());
+        // Operands are defined before use.
+        let mut k = fallback_kernel(Call::Unary(UnaryOp::Sin, Value(0)), DType::Bool);
+        k.insts[3].inst = Inst::Fallback {
+            cond: Value(2),
+            value: Value(0),
+            call: Call::Unary(UnaryOp::Sin, Value(3)),
+        };
+        assert!(k.verify().is_err());
     }
 }

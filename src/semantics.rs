@@ -14,7 +14,10 @@
 //! - integer `**` with a negative exponent (NumPy raises; fusebox cannot raise per element)
 //!   gives the truncated real result: 1 for base 1, ±1 for base -1, else 0;
 //! - float to integer casts of NaN or out-of-range values give the integer's minimum (what
-//!   NumPy's C cast gives on x86-64).
+//!   NumPy's C cast gives on x86-64);
+//! - NaN signs follow glibc on x86-64 where `copysign` can see them: `arccosh` below 1 and
+//!   `arctanh` beyond 1 give the default NaN (sign bit set); `hypot` passes a NaN operand
+//!   through (the first if both are NaN) unless the other operand is infinite.
 use crate::ops::{BinaryOp, UnaryOp};
 
 macro_rules! float_semantics {
@@ -54,15 +57,22 @@ macro_rules! float_semantics {
                 Cosh => libm::$m::cosh(x),
                 Tanh => libm::$m::tanh(x),
                 Arcsinh => libm::$m::asinh(x),
-                // libm's acosh returns finite garbage below 1; NumPy gives NaN.
+                // libm's acosh returns finite garbage below 1; NumPy (glibc) gives x86's
+                // default NaN there (sign bit set), as for atanh beyond 1.
                 Arccosh => {
                     if x < 1.0 {
-                        <$t>::NAN
+                        -<$t>::NAN
                     } else {
                         libm::$m::acosh(x)
                     }
                 }
-                Arctanh => libm::$m::atanh(x),
+                Arctanh => {
+                    if x.abs() > 1.0 {
+                        -<$t>::NAN
+                    } else {
+                        libm::$m::atanh(x)
+                    }
+                }
                 Floor => x.floor(),
                 Ceil => x.ceil(),
                 Round => x.round_ties_even(),
@@ -132,7 +142,19 @@ macro_rules! float_semantics {
                     }
                 }
                 Arctan2 => a.atan2(b),
-                Hypot => libm::$m::hypot(a, b),
+                // glibc (so NumPy): an infinity wins over NaN; else the NaN operand, the
+                // first if both (libm clears the sign of a NaN).
+                Hypot => {
+                    if a.is_infinite() || b.is_infinite() {
+                        <$t>::INFINITY
+                    } else if a.is_nan() {
+                        a
+                    } else if b.is_nan() {
+                        b
+                    } else {
+                        libm::$m::hypot(a, b)
+                    }
+                }
                 Fmod => a % b,
                 Copysign => a.copysign(b),
                 Nextafter => libm::$m::nextafter(a, b),

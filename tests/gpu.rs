@@ -2099,3 +2099,76 @@ fn f32_sum_of_1e8_is_within_1e_6_of_f64() {
     let rel = (got - want).abs() / want;
     assert!(rel <= 1e-6, "GPU {got}, f64 {want}: {rel:e} relative");
 }
+
+/// `Inst::Fallback` on the GPU: the call's result (its polyfill, within its bound) where the
+/// condition holds, the value (exactly) elsewhere; the same for a binary call.
+#[test]
+fn fallback_instruction_computes_the_call_where_the_condition_holds() {
+    use fusebox::kir::Call;
+    let Some(g) = backend() else { return };
+    for t in [DType::F32, DType::F64]
+        .into_iter()
+        .filter(|t| supported(g, *t))
+    {
+        for (call_name, binary) in [("sin", false), ("hypot", true)] {
+            let mut b = KernelBuilder::new();
+            let x = load(&mut b, t);
+            let y = load(&mut b, t);
+            let c = b.push(Inst::Const(sem::cast(Const::F64(100.0), t)), t);
+            let cond = b.push(
+                Inst::Binary {
+                    op: BinaryOp::Gt,
+                    lhs: x,
+                    rhs: c,
+                },
+                DType::Bool,
+            );
+            let value = b.push(
+                Inst::Binary {
+                    op: BinaryOp::Mul,
+                    lhs: x,
+                    rhs: y,
+                },
+                t,
+            );
+            let call = if binary {
+                Call::Binary(BinaryOp::Hypot, x, y)
+            } else {
+                Call::Unary(UnaryOp::Sin, x)
+            };
+            let f = b.push(Inst::Fallback { cond, value, call }, t);
+            let k = b.finish(Output::Store { value: f });
+            let xs: Vec<f64> = (0..300)
+                .map(|n| (n % 7) as f64 * 40.0 + n as f64 * 0.1)
+                .collect();
+            let ys: Vec<f64> = (0..300).map(|n| n as f64 * 0.25 - 30.0).collect();
+            let out = values(&run(
+                g,
+                &k,
+                &[float_vals(t, &xs), float_vals(t, &ys)],
+                &[xs.len()],
+            ));
+            for i in 0..xs.len() {
+                let (xv, yv) = (round_to(t, xs[i]), round_to(t, ys[i]));
+                let V::F(got) = out[i] else {
+                    panic!("not a float")
+                };
+                if xv > 100.0 {
+                    let want = match call {
+                        Call::Unary(op, _) => oracle_unary(op, t, V::F(xv)),
+                        Call::Binary(op, _, _) => oracle_binary(op, t, V::F(xv), V::F(yv)),
+                    };
+                    let V::F(want) = want else { panic!() };
+                    let u = ulps(t, got, want);
+                    assert!(
+                        u <= bound(call_name, t),
+                        "{call}: {got} vs {want} ({u} ULP)"
+                    );
+                } else {
+                    let want = round_to(t, xv * yv);
+                    assert!(same(V::F(got), V::F(want)), "value lane: {got} vs {want}");
+                }
+            }
+        }
+    }
+}

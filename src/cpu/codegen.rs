@@ -33,11 +33,14 @@
 //! Operations without a vector instruction are computed per lane with the scalar code.
 //! Transcendentals and the float `//`, `%`, `fmod`, `**`, ... call `extern "C"` wrappers around
 //! [`crate::semantics`], so results equal the reference evaluator's bit for bit.
+//! [`Inst::Fallback`] (a rarely needed scalar call) tests its condition once per vector
+//! (`vany_true`) and branches to a cold block that calls the wrapper per lane and keeps the
+//! results in the lanes whose condition holds; in the scalar loop, a branch on the condition.
 //!
 //! Invariant: only kernels that passed [`Kernel::verify`] reach this module.
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kir::{Const, Inst, Kernel, Output};
+use crate::kir::{Call, Const, Inst, Kernel, Output};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::semantics;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -217,6 +220,10 @@ fn helpers_needed(k: &Kernel) -> Vec<Helper> {
         let h = match d.inst {
             Inst::Unary { op, arg } => Helper::for_unary(op, k.ty(arg)),
             Inst::Binary { op, lhs, .. } => Helper::for_binary(op, k.ty(lhs)),
+            Inst::Fallback { call, .. } => match call {
+                Call::Unary(op, a) => Helper::for_unary(op, k.ty(a)),
+                Call::Binary(op, a, _) => Helper::for_binary(op, k.ty(a)),
+            },
             _ => None,
         };
         if let Some(h) = h {
@@ -1007,10 +1014,56 @@ impl Gen<'_, '_> {
                         }
                     }
                 }
+                Inst::Fallback { cond, value, call } => {
+                    let operands: Vec<Value> =
+                        call.args().iter().map(|a| vals[a.index()]).collect();
+                    let (c, v) = (vals[cond.index()], vals[value.index()]);
+                    self.fallback(mode, d.ty, c, v, call, &operands)?
+                }
             };
             vals.push(v);
         }
         Ok(vals)
+    }
+
+    /// [`Inst::Fallback`]: `value`, except where `cond` holds. One test of the condition (in a
+    /// vector: whether any lane holds) branches to a cold block that makes the scalar call
+    /// (in a vector: for every lane, the condition's lanes picked); both paths join after it.
+    fn fallback(
+        &mut self,
+        mode: Mode,
+        ty: DType,
+        cond: Value,
+        value: Value,
+        call: Call,
+        operands: &[Value],
+    ) -> Result<Value> {
+        let arg_dt = self.k.ty(call.args()[0]);
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let res = self.b.append_block_param(join, mode.ty(ty));
+        let any = match mode {
+            Mode::Scalar => cond,
+            Mode::Vector { .. } => self.b.ins().vany_true(cond),
+        };
+        self.b.ins().brif(any, slow, &[], join, &args(&[value]));
+        self.b.switch_to_block(slow);
+        self.b.set_cold_block(slow);
+        let scalar = |g: &mut Self, l: &[Value]| match call {
+            Call::Unary(op, _) => g.unary_s(op, arg_dt, l[0]),
+            Call::Binary(op, _, _) => g.binary_s(op, arg_dt, l[0], l[1]),
+        };
+        let r = match mode {
+            Mode::Scalar => scalar(self, operands)?,
+            Mode::Vector { .. } => {
+                let called = self.per_lane(mode, ty, operands, scalar)?;
+                let m = self.mask_as(cond, mode.ty(ty));
+                self.b.ins().bitselect(m, called, value)
+            }
+        };
+        self.b.ins().jump(join, &args(&[r]));
+        self.b.switch_to_block(join);
+        Ok(res)
     }
 
     fn scalar_const(&mut self, c: Const) -> Value {

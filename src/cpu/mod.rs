@@ -297,10 +297,21 @@ impl CpuBackend {
     }
 
     fn compile_uncached(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
+        // exp/log become primitive instructions, so they run in the SIMD loop (see mathlib).
+        self.compile_lowered(kernel, crate::mathlib::expand(kernel))
+    }
+
+    /// Compile `kernel` with no math expansion (every transcendental calls libm), bypassing
+    /// the cache: the baseline the expansions are measured against.
+    #[cfg(test)]
+    pub(crate) fn compile_unexpanded(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
+        kernel.verify()?;
+        self.compile_lowered(kernel, kernel.clone())
+    }
+
+    fn compile_lowered(&self, kernel: &Kernel, lowered: Kernel) -> Result<Arc<CpuKernel>> {
         // The SIMD variant can fail where Cranelift has no lowering for some vector
         // instruction; the scalar-only function always works.
-        // exp/log become primitive instructions, so they run in the SIMD loop (see mathlib).
-        let lowered = crate::mathlib::expand(kernel);
         lowered.verify()?;
         let code = match codegen::simd_width(&lowered) {
             Some(w) => codegen::compile(&self.isa, &lowered, Some(w))

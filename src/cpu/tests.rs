@@ -265,9 +265,24 @@ fn check_within(what: &str, got: &DynArray, expected: &[V], inputs: &[Vec<V>], u
     }
 }
 
-/// The documented bound of a function the math expansion replaces (0: bit-exact libm call).
+/// The documented bound of a function the JIT's math expansion replaces (0: bit-exact libm
+/// call, for the functions the JIT leaves to libm).
 fn ulp_bound(op: UnaryOp, dt: DType) -> u64 {
+    if !crate::mathlib::expands(op, dt) {
+        return 0;
+    }
     crate::mathlib::ULP_BOUNDS
+        .iter()
+        .find(|b| b.0 == op && b.1 == dt)
+        .map_or(0, |b| b.2)
+}
+
+/// [`ulp_bound`] for the binary functions.
+fn binary_ulp_bound(op: BinaryOp, dt: DType) -> u64 {
+    if !crate::mathlib::expands_binary(op, dt) {
+        return 0;
+    }
+    crate::mathlib::BINARY_ULP_BOUNDS
         .iter()
         .find(|b| b.0 == op && b.1 == dt)
         .map_or(0, |b| b.2)
@@ -400,11 +415,12 @@ fn every_binary_op_matches_semantics() {
                     )
                     .unwrap();
                 assert_eq!(got.dtype(), r);
-                check_same(
+                check_within(
                     &format!("{op}.{dt} {layout:?}"),
                     &got,
                     &expected,
                     &[xs.clone(), ys.clone()],
+                    binary_ulp_bound(op, dt),
                 );
             }
             // Broadcast: (m, 1) with (1, m) gives every pair too, in the same order.
@@ -413,11 +429,12 @@ fn every_binary_op_matches_semantics() {
             let b = to_array(&e, dt, &[1, m]);
             let got = be.run(&k, &[a.view(), b.view()], &[m, m]).unwrap();
             assert_eq!(got.shape(), &[m, m]);
-            check_same(
+            check_within(
                 &format!("{op}.{dt} broadcast"),
                 &got,
                 &expected,
                 &[xs.clone(), ys.clone()],
+                binary_ulp_bound(op, dt),
             );
         }
     }
@@ -1945,5 +1962,147 @@ fn two_input_reductions_with_broadcast_and_transposed_operands() {
                 &axes,
             );
         }
+    }
+}
+
+/// `Inst::Fallback`: the scalar call replaces the value exactly in the lanes whose condition
+/// holds, in the SIMD loop (vectors with none, some and all lanes needing it) and in the
+/// scalar loop, for unary and binary calls, f64 and f32.
+#[test]
+fn fallback_calls_the_scalar_function_in_the_lanes_that_need_it() {
+    use crate::kir::Call;
+    let be = backend();
+    for dt in [DType::F64, DType::F32] {
+        for binary in [false, true] {
+            let mut b = KernelBuilder::new();
+            let i = b.input(dt);
+            let j = b.input(dt);
+            let x = b.push(Inst::Load { input: i }, dt);
+            let y = b.push(Inst::Load { input: j }, dt);
+            let c = b.push(Inst::Const(sem::cast(Const::F64(100.0), dt)), dt);
+            let cond = b.push(
+                Inst::Binary {
+                    op: BinaryOp::Gt,
+                    lhs: x,
+                    rhs: c,
+                },
+                DType::Bool,
+            );
+            let value = b.push(
+                Inst::Binary {
+                    op: BinaryOp::Mul,
+                    lhs: x,
+                    rhs: y,
+                },
+                dt,
+            );
+            let call = if binary {
+                Call::Binary(BinaryOp::Hypot, x, y)
+            } else {
+                Call::Unary(UnaryOp::Sin, x)
+            };
+            let f = b.push(Inst::Fallback { cond, value, call }, dt);
+            let k = b.finish(Output::Store { value: f });
+            k.verify().unwrap();
+            // Runs of small and large values, so vectors have no, some and all lanes large.
+            let pattern = [
+                1.0, 2.0, 300.0, 3.0, 400.0, 500.0, 600.0, 700.0, -4.0, 5.0, 6.0,
+            ];
+            let xs: Vec<f64> = (0..53).map(|n| pattern[n % 11] + n as f64).collect();
+            let ys: Vec<f64> = (0..53).map(|n| 0.25 * n as f64 - 3.0).collect();
+            let vx: Vec<V> = xs.iter().map(|v| float_v(*v, dt)).collect();
+            let vy: Vec<V> = ys.iter().map(|v| float_v(*v, dt)).collect();
+            let expected: Vec<V> = vx
+                .iter()
+                .zip(&vy)
+                .map(|(a, bb)| {
+                    if a.as_f64() > 100.0 {
+                        match call {
+                            Call::Unary(op, _) => eval_unary(op, *a),
+                            Call::Binary(op, _, _) => eval_binary(op, *a, *bb),
+                        }
+                    } else {
+                        eval_binary(BinaryOp::Mul, *a, *bb)
+                    }
+                })
+                .collect();
+            let compiled = be.compile(&k).unwrap();
+            assert!(
+                compiled.has_simd(),
+                "the fallback compiles in the SIMD loop"
+            );
+            for layout in LAYOUTS {
+                let (sa, sb) = (storage(&vx, dt, layout), storage(&vy, dt, layout));
+                let got = be
+                    .run(
+                        &compiled,
+                        &[view_of(&sa, layout), view_of(&sb, layout)],
+                        &[xs.len()],
+                    )
+                    .unwrap();
+                let what = format!("fallback {call} {dt} {layout:?}");
+                check_same(&what, &got, &expected, &[vx.clone(), vy.clone()]);
+                let interp =
+                    crate::interp::run(&k, &[view_of(&sa, layout), view_of(&sb, layout)], &[53])
+                        .unwrap();
+                check_same(
+                    &format!("{what} (interp)"),
+                    &interp,
+                    &expected,
+                    std::slice::from_ref(&vx),
+                );
+            }
+        }
+    }
+}
+
+/// The expanded `sin` with huge arguments (the fallback's lanes) mixed into moderate ones:
+/// the huge lanes are libm's results bit for bit, the others within the documented bound.
+#[test]
+fn expanded_trig_falls_back_to_libm_for_huge_arguments() {
+    let be = backend();
+    for dt in [DType::F64, DType::F32] {
+        for op in [UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Tan] {
+            let k = crate::mathlib::expand_all(&unary_kernel(op, dt, dt));
+            assert!(k.to_string().contains("fallback"));
+            let compiled = be.compile(&k).unwrap();
+            assert!(compiled.has_simd());
+            let xs: Vec<f64> = (0..41)
+                .map(|n| match n % 5 {
+                    0 => 1e22 + n as f64,
+                    1 => -(n as f64) * 0.37,
+                    2 => 3e7 * n as f64,
+                    3 => f64::INFINITY,
+                    _ => n as f64 * 12.5,
+                })
+                .collect();
+            let vx: Vec<V> = xs.iter().map(|v| float_v(*v, dt)).collect();
+            let big = if dt == DType::F64 { 1.6e6 } else { 6.4e3 };
+            for layout in LAYOUTS {
+                let a = storage(&vx, dt, layout);
+                let got = values(&be.run(&compiled, &[view_of(&a, layout)], &[41]).unwrap());
+                for (g, x) in got.iter().zip(&vx) {
+                    let want = eval_unary(op, *x);
+                    let bound = crate::mathlib::ULP_BOUNDS
+                        .iter()
+                        .find(|b| b.0 == op && b.1 == dt)
+                        .map(|b| b.2)
+                        .unwrap();
+                    let ulp = if x.as_f64().abs() > big { 0 } else { bound };
+                    assert!(
+                        g.within_ulp(want, ulp),
+                        "{op}.{dt} {layout:?}({x:?}) = {g:?}, libm {want:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn float_v(x: f64, dt: DType) -> V {
+    if dt == DType::F64 {
+        V::F64(x)
+    } else {
+        V::F32(x as f32)
     }
 }

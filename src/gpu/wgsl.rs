@@ -84,7 +84,7 @@
 //! above, so they keep their bounds up to `f64::MAX`. tanh uses its Taylor series for
 //! |x| < 0.55 (the expm1 formula there was 4 ULP off) and `1 - 2 / (exp(2|x|) + 1)` above.
 use crate::dtype::DType;
-use crate::kir::{Const, Inst, Kernel, Output};
+use crate::kir::{Call, Const, Inst, Kernel, Output};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use std::fmt::Write;
 use thiserror::Error;
@@ -478,6 +478,15 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
             // Only the math expansions emit bit casts; naga rejects the 64-bit ones where the
             // adapter has no 64-bit integers, and that surfaces as a typed error.
             Inst::Bitcast { arg } => format!("bitcast<{}>({})", ty(t), v(arg)),
+            // The GPU computes the scalar function directly (its polyfills are exact enough
+            // for every argument); `select` keeps the value elsewhere.
+            Inst::Fallback { cond, value, call } => {
+                let f = match call {
+                    Call::Unary(op, a) => unary(op, t, &v(a), opts)?,
+                    Call::Binary(op, a, b) => binary(op, k.ty(a), &v(a), &v(b), opts)?,
+                };
+                format!("select({}, {f}, {})", v(value), v(cond))
+            }
         };
         let _ = writeln!(w, "{indent}let v{i}: {} = {e};", ty(t));
     }

@@ -1,9 +1,11 @@
 //! Vector math as kernel IR: a pass that replaces `exp`, `log`, `log2`, `log10`, `log1p`,
-//! `expm1`, `sinh`, `cosh`, `tanh` and `arctan` with sequences of primitive instructions (add,
-//! mul, div, round/floor/trunc, compare, select, integer shifts and masks, bit casts). The code
-//! generators then see only primitives, so the CPU JIT runs these functions in its SIMD loop
-//! instead of calling scalar libm per element. The JIT's pass ([`expand`]) uses the ones that
-//! measured faster than libm (see [`expands`]); [`expand_all`] uses all of them.
+//! `expm1`, `sinh`, `cosh`, `tanh`, `arctan`, `sin`, `cos`, `tan`, `arcsin`, `arccos`,
+//! `arcsinh`, `arccosh`, `arctanh` and the binary `pow`, `arctan2`, `hypot` with sequences of
+//! primitive instructions (add, mul, div, sqrt, round/floor/trunc, compare, select, integer
+//! shifts and masks, bit casts). The code generators then see only primitives, so the CPU JIT
+//! runs these functions in its SIMD loop instead of calling scalar libm per element. The JIT's
+//! pass ([`expand`]) uses the ones that measured faster than libm (see [`expands`] and
+//! [`expands_binary`]); [`expand_all`] uses all of them.
 //!
 //! Algorithms (written from the published descriptions of fdlibm/musl, with their minimax
 //! coefficients; branches become selects, so every lane computes the same instructions):
@@ -29,13 +31,33 @@
 //!   scaled by two exact powers of two where `e^|x|` alone would overflow.
 //! - `arctan`: |x| reduced to one of five intervals (`atan(c) + atan((|x| - c)/(1 + c|x|))`,
 //!   c in {0, 0.5, 1, 1.5, inf}), an odd minimax polynomial, `atan(c)` added in two parts.
+//! - `sin`, `cos`, `tan` (`trig.rs`): Cody-Waite reduction by pi/2 in three parts (f32: four)
+//!   to a double-word `hi + lo` for |x| < 2^20 pi/2 (f32: 2^12 pi/2), fdlibm's kernels on it;
+//!   larger |x|, inf and NaN call libm in those lanes only ([`crate::kir::Inst::Fallback`]:
+//!   kernel IR has no tables for a Payne-Hanek reduction, and such arguments are rare).
+//! - `arcsin`, `arccos`, `arctan2`, `arcsinh`, `arccosh`, `arctanh`, `hypot` (`inverse.rs`):
+//!   fdlibm's formulas (one rational and a split square root; `arctan2` on the `arctan`
+//!   expansion; the inverse hyperbolics as one `log1p` each; `hypot` with one exact scale,
+//!   exact squares and a corrected square root).
+//! - `pow` (`pow.rs`): fdlibm's double-word `log2|x|` (about 64 bits), `y log2|x|` as a
+//!   head and a tail, `2^(head + tail)` by `exp`'s rational form, all of C99's special cases.
+//!
+//! NaN results carry the sign glibc gives them (so `copysign` agrees with NumPy): invalid
+//! logarithms, `arccosh` below 1, `arctanh` beyond 1 and `pow` of a negative base with a
+//! non-integer exponent give x86's default NaN (sign bit set), `arcsin`/`arccos` beyond 1 a
+//! positive NaN, NaN operands pass through as glibc passes them.
 //!
 //! Error bounds, measured against glibc's f64 functions (within 1 ULP of exact, most correctly
 //! rounded) and, for f32, against the f64 result rounded to f32, over dense sweeps of each
 //! function's domain where its algorithm switches ranges, its special values (NaN, ±inf, ±0,
 //! subnormals, overflow and underflow edges), signed powers of two across the whole exponent
-//! range, and 100,000 random bit patterns; `ULP_BOUNDS` holds them and the test `ulp_table`
-//! fails if any is exceeded (it prints the measured table with `--nocapture`):
+//! range, and 100,000 random bit patterns (200,000 more on the JIT for the functions of
+//! `accuracy.rs`); `ULP_BOUNDS` and `BINARY_ULP_BOUNDS` hold them and the tests `ulp_table`,
+//! `accuracy::new_unary_ulp_table` and `accuracy::binary_ulp_table` fail if any is exceeded
+//! (they print the measured table with `--nocapture`). The f32 column of the functions marked
+//! `*` was measured over all 2^32 inputs (`accuracy::exhaustive_f32`, ignored; binary functions:
+//! every `x` against two `y`); on the test domains the JIT's results are the interpreter's bit
+//! for bit (`accuracy::interpreter_and_jit_agree_bit_for_bit`):
 //!
 //! | function | f64 bound (measured) | f32 bound (measured) |
 //! |---|---|---|
@@ -49,9 +71,21 @@
 //! | `sinh` | 2 (2) | 2 (1) |
 //! | `cosh` | 2 (2) | 2 (1) |
 //! | `arctan` | 2 (1) | 2 (1) |
+//! | `sin` * | 2 (1) | 1 (1) |
+//! | `cos` * | 2 (1) | 1 (1) |
+//! | `tan` * | 2 (1) | 1 (1) |
+//! | `arcsin` * | 2 (1) | 1 (1) |
+//! | `arccos` * | 2 (1) | 1 (1) |
+//! | `arcsinh` * | 2 (1) | 2 (2) |
+//! | `arccosh` * | 2 (1) | 2 (2) |
+//! | `arctanh` * | 2 (1) | 2 (2) |
+//! | `pow` * | 2 (1) | 2 (1) |
+//! | `arctan2` * | 2 (1) | 2 (2) |
+//! | `hypot` * | 2 (1) | 2 (1) |
 //!
-//! `sin`, `cos`, `tan`, the inverse trigonometric and hyperbolic functions other than `arctan`,
-//! and the binary `pow`, `arctan2`, `hypot` are still calls to libm (see [`crate::semantics`]).
+//! In the lanes where `sin`/`cos`/`tan` call libm the result is glibc's, bit for bit (glibc
+//! itself is several ULP off the exact value within ~1e-9 of a multiple of pi/2 for huge
+//! arguments: see `tests/gpu.rs`, `sin_cos_tan_of_huge_arguments`).
 
 // The coefficients (and fdlibm's pi/2, pi/4, 1/ln 2 splits) are written with all the digits
 // they were published with; each literal is
@@ -61,8 +95,15 @@ use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::ops::{BinaryOp, UnaryOp};
 
+#[cfg(test)]
+mod accuracy;
+mod helpers;
+mod inverse;
+mod pow;
+mod trig;
+
 /// `(function, dtype, max ULP vs glibc)` for every expanded function: the documented table.
-pub const ULP_BOUNDS: [(UnaryOp, DType, u64); 20] = [
+pub const ULP_BOUNDS: [(UnaryOp, DType, u64); 36] = [
     (UnaryOp::Exp, DType::F64, 1),
     (UnaryOp::Exp, DType::F32, 1),
     (UnaryOp::Log, DType::F64, 1),
@@ -83,6 +124,32 @@ pub const ULP_BOUNDS: [(UnaryOp, DType, u64); 20] = [
     (UnaryOp::Cosh, DType::F32, 2),
     (UnaryOp::Arctan, DType::F64, 2),
     (UnaryOp::Arctan, DType::F32, 2),
+    (UnaryOp::Sin, DType::F64, 2),
+    (UnaryOp::Sin, DType::F32, 1),
+    (UnaryOp::Cos, DType::F64, 2),
+    (UnaryOp::Cos, DType::F32, 1),
+    (UnaryOp::Tan, DType::F64, 2),
+    (UnaryOp::Tan, DType::F32, 1),
+    (UnaryOp::Arcsin, DType::F64, 2),
+    (UnaryOp::Arcsin, DType::F32, 1),
+    (UnaryOp::Arccos, DType::F64, 2),
+    (UnaryOp::Arccos, DType::F32, 1),
+    (UnaryOp::Arcsinh, DType::F64, 2),
+    (UnaryOp::Arcsinh, DType::F32, 2),
+    (UnaryOp::Arccosh, DType::F64, 2),
+    (UnaryOp::Arccosh, DType::F32, 2),
+    (UnaryOp::Arctanh, DType::F64, 2),
+    (UnaryOp::Arctanh, DType::F32, 2),
+];
+
+/// `(function, dtype, max ULP vs glibc)` for every expanded binary function.
+pub const BINARY_ULP_BOUNDS: [(BinaryOp, DType, u64); 6] = [
+    (BinaryOp::Pow, DType::F64, 2),
+    (BinaryOp::Pow, DType::F32, 2),
+    (BinaryOp::Arctan2, DType::F64, 2),
+    (BinaryOp::Arctan2, DType::F32, 2),
+    (BinaryOp::Hypot, DType::F64, 2),
+    (BinaryOp::Hypot, DType::F32, 2),
 ];
 
 /// Whether this module has a primitive sequence for the operation on this dtype.
@@ -90,8 +157,29 @@ pub fn implements(op: UnaryOp, dtype: DType) -> bool {
     use UnaryOp::*;
     matches!(
         op,
-        Exp | Log | Log2 | Log10 | Log1p | Expm1 | Tanh | Sinh | Cosh | Arctan
+        Exp | Log
+            | Log2
+            | Log10
+            | Log1p
+            | Expm1
+            | Tanh
+            | Sinh
+            | Cosh
+            | Arctan
+            | Sin
+            | Cos
+            | Tan
+            | Arcsin
+            | Arccos
+            | Arcsinh
+            | Arccosh
+            | Arctanh
     ) && dtype.is_float()
+}
+
+/// Whether this module has a primitive sequence for the binary operation on this dtype.
+pub fn implements_binary(op: BinaryOp, dtype: DType) -> bool {
+    matches!(op, BinaryOp::Pow | BinaryOp::Arctan2 | BinaryOp::Hypot) && dtype.is_float()
 }
 
 /// Whether [`expand`] (the CPU JIT's pass) expands the operation: the functions whose vector
@@ -101,27 +189,81 @@ pub fn implements(op: UnaryOp, dtype: DType) -> bool {
 /// 0.3-0.55x of libm: Cranelift keeps their many constants live across the loop and spills
 /// 128-bit registers, so the JIT calls libm for them until that is fixed. [`expand_all`]
 /// expands every implemented function (the ULP tests use it).
+///
+/// The trigonometric and inverse functions, measured as libm time / vector time on 1e6
+/// elements, one thread, interleaved, the minimum of 15 (60 for the close calls) runs each,
+/// in release, in three runs on the loaded 2-core machine (`accuracy::speed`, ignored):
+///
+/// | function | f64 | f32 |
+/// |---|---|---|
+/// | `sin` | 3.0-4.2x (not expanded) | 3.4-5.4x |
+/// | `cos` | 3.3-4.2x (not expanded) | 3.4-5.0x |
+/// | `tan` | 1.9-2.3x | 3.1-4.3x |
+/// | `arcsin` | 2.9-3.9x | 5.1-7.0x |
+/// | `arccos` | 4.5-5.0x | 8.5-9.3x |
+/// | `arcsinh` | 1.1-1.8x (1.41x over 60 runs) | 3.5-4.5x |
+/// | `arccosh` | 1.00-1.09x (not expanded) | 2.0-3.0x |
+/// | `arctanh` | 2.0-2.2x | 6.7-8.2x |
+///
+/// f64 `sin` and `cos` are faster but not expanded: NumPy's f64 `sin`/`cos` are glibc's bit
+/// for bit on `tests/golden_numpy.rs`'s fixtures (tolerance 0), and glibc is not correctly
+/// rounded there (4 of 631 fixture inputs), so no other algorithm can match it exactly; the
+/// expansion is within 1 ULP (26 of 513 fixture values differ by 1 ULP). `arccosh` f64 is even
+/// with libm, so it keeps libm's results.
 pub fn expands(op: UnaryOp, dtype: DType) -> bool {
     use UnaryOp::*;
-    implements(op, dtype) && !matches!(op, Expm1 | Tanh | Sinh | Cosh)
+    implements(op, dtype)
+        && match op {
+            Exp | Log | Log2 | Log10 | Log1p | Arctan => true,
+            Sin | Cos | Arccosh => dtype == DType::F32,
+            Tan | Arcsin | Arccos | Arcsinh | Arctanh => true,
+            _ => false,
+        }
+}
+
+/// [`expands`] for the binary operations, measured the same way:
+///
+/// | function | f64 | f32 |
+/// |---|---|---|
+/// | `arctan2` | 2.3-2.5x | 12.9-13.5x |
+/// | `hypot` | 0.70-0.91x (not expanded; one loaded run said 1.5x) | 1.1-1.6x |
+/// | `pow` | 0.28-0.41x (not expanded) | 0.27-0.35x (not expanded) |
+///
+/// `pow` (260 instructions, double-word arithmetic without FMA) loses to glibc's table-driven
+/// `pow`/`powf`: timed apart, its `log2` part alone ran 1.3x and its `2^x` part 2.8x faster
+/// than the whole libm call (f64), but the two together took 2.2x the sum of their times
+/// (Cranelift spills, as in `expm1`).
+/// `hypot` f64 loses to glibc's short scaled square root: the corrected square root costs
+/// three exact products.
+pub fn expands_binary(op: BinaryOp, dtype: DType) -> bool {
+    implements_binary(op, dtype)
+        && match op {
+            BinaryOp::Arctan2 => true,
+            BinaryOp::Hypot => dtype == DType::F32,
+            _ => false,
+        }
 }
 
 /// Rewrite `k`, replacing each function [`expands`] selects by its primitive sequence.
 pub fn expand(k: &Kernel) -> Kernel {
-    expand_if(k, expands)
+    expand_if(k, expands, expands_binary)
 }
 
 /// Rewrite `k`, replacing every function this module implements.
 pub fn expand_all(k: &Kernel) -> Kernel {
-    expand_if(k, implements)
+    expand_if(k, implements, implements_binary)
 }
 
-fn expand_if(k: &Kernel, expands: fn(UnaryOp, DType) -> bool) -> Kernel {
-    if !k
-        .insts
-        .iter()
-        .any(|d| matches!(d.inst, Inst::Unary { op, .. } if expands(op, d.ty)))
-    {
+fn expand_if(
+    k: &Kernel,
+    unary: fn(UnaryOp, DType) -> bool,
+    binary: fn(BinaryOp, DType) -> bool,
+) -> Kernel {
+    if !k.insts.iter().any(|d| match d.inst {
+        Inst::Unary { op, .. } => unary(op, d.ty),
+        Inst::Binary { op, .. } => binary(op, d.ty),
+        _ => false,
+    }) {
         return k.clone();
     }
     let mut b = KernelBuilder::new();
@@ -132,7 +274,7 @@ fn expand_if(k: &Kernel, expands: fn(UnaryOp, DType) -> bool) -> Kernel {
     for d in &k.insts {
         let m = |v: Value| map[v.index()];
         let inst = match d.inst {
-            Inst::Unary { op, arg } if expands(op, d.ty) => {
+            Inst::Unary { op, arg } if unary(op, d.ty) => {
                 let mut e = Emit::new(&mut b, d.ty);
                 let x = m(arg);
                 let v = match op {
@@ -145,7 +287,26 @@ fn expand_if(k: &Kernel, expands: fn(UnaryOp, DType) -> bool) -> Kernel {
                     UnaryOp::Tanh => e.tanh(x),
                     UnaryOp::Sinh => e.sinh(x),
                     UnaryOp::Cosh => e.cosh(x),
+                    UnaryOp::Sin => e.trig(x, trig::Trig::Sin),
+                    UnaryOp::Cos => e.trig(x, trig::Trig::Cos),
+                    UnaryOp::Tan => e.trig(x, trig::Trig::Tan),
+                    UnaryOp::Arcsin => e.asin_acos(x, false),
+                    UnaryOp::Arccos => e.asin_acos(x, true),
+                    UnaryOp::Arcsinh => e.asinh(x),
+                    UnaryOp::Arccosh => e.acosh(x),
+                    UnaryOp::Arctanh => e.atanh(x),
                     _ => e.atan(x),
+                };
+                map.push(v);
+                continue;
+            }
+            Inst::Binary { op, lhs, rhs } if binary(op, d.ty) => {
+                let mut e = Emit::new(&mut b, d.ty);
+                let (x, y) = (m(lhs), m(rhs));
+                let v = match op {
+                    BinaryOp::Pow => e.pow(x, y),
+                    BinaryOp::Arctan2 => e.atan2(x, y),
+                    _ => e.hypot(x, y),
                 };
                 map.push(v);
                 continue;
@@ -169,6 +330,11 @@ fn expand_if(k: &Kernel, expands: fn(UnaryOp, DType) -> bool) -> Kernel {
             },
             Inst::Cast { arg } => Inst::Cast { arg: m(arg) },
             Inst::Bitcast { arg } => Inst::Bitcast { arg: m(arg) },
+            Inst::Fallback { cond, value, call } => Inst::Fallback {
+                cond: m(cond),
+                value: m(value),
+                call: call.map(m),
+            },
         };
         map.push(b.push(inst, d.ty));
     }
@@ -1177,7 +1343,10 @@ mod tests {
         let y = b.push(Inst::Unary { op, arg: x }, dt);
         let k = expand_all(&b.finish(Output::Store { value: y }));
         k.verify().unwrap();
-        assert!(!k.to_string().contains(op.name()), "expanded:\n{k}");
+        assert!(
+            !k.to_string().contains(&format!("{}.", op.name())),
+            "expanded:\n{k}"
+        );
         let arr: DynArray = match dt {
             DType::F64 => Array1::from(xs.to_vec()).into(),
             _ => Array1::from(xs.iter().map(|v| *v as f32).collect::<Vec<_>>()).into(),
@@ -1344,11 +1513,16 @@ mod tests {
         v
     }
 
-    /// Measures every function of `ULP_BOUNDS` over its whole domain and prints the table.
+    /// Measures every function of `ULP_BOUNDS` over its whole domain and prints the table (the
+    /// trigonometric and inverse functions: `accuracy::new_unary_ulp_table`, with glibc's
+    /// `asinh`, `acosh`, `atanh` as the reference and domains of their own).
     #[test]
     fn ulp_table() {
         let mut rows = vec![];
         for (op, dt, bound) in ULP_BOUNDS {
+            if accuracy::NEW_UNARY.contains(&op) {
+                continue;
+            }
             let m = max_ulp(op, dt, &domain(op, dt));
             rows.push(format!("| {op} | {dt} | {m} (bound {bound}) |"));
         }
