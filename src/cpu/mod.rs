@@ -207,6 +207,14 @@ impl CpuBackend {
         })
     }
 
+    /// Fix the hand-off instead of measuring it (tests: a hand-off measured on a loaded
+    /// machine would make the decisions they check depend on the load). No effect once the
+    /// hand-off is known.
+    #[cfg(test)]
+    pub(crate) fn assume_handoff_s(&self, h: f64) {
+        let _ = self.handoff.set(h);
+    }
+
     /// How many calls ran on one thread and how many used the pool.
     pub fn runs(&self) -> RunCounters {
         RunCounters {
