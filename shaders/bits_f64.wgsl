@@ -12,4 +12,4 @@ fn fb_nextafter_f64(a: f64, b: f64) -> f64 {
     if ((a < b) == (a > 0.0)) { return bitcast<f64>(u + 1lu); }
     return bitcast<f64>(u - 1lu);
 }
-fn fb_bits_o_f64(x: f64) -> f64 { return bitcast<f64>(bitcast<u64>(x) ^ u64(P[4] - 1u)); }
+fn fb_bits_o_f64(x: f64) -> f64 { return bitcast<f64>(bitcast<u64>(x) + u64(P[4] - 1u)); }

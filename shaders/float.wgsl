@@ -2,7 +2,7 @@
 // Every function here uses only exact operations (compare, select, +, -, *, /, trunc, floor).
 // Float `!=` is written `!(a == b)`: naga lowers `!=` to an ordered comparison (false for NaN).
 
-// An optimization barrier: x unchanged, through its bits xor a zero the driver cannot see
+// An optimization barrier: x unchanged, through its bits plus a zero the driver cannot see
 // (`P[4] - 1`, P[4] being 1). Mesa compiles with fast-math assumptions (no
 // SignedZeroInfNanPreserve, no NoContraction from naga): it simplifies float algebra
 // ((1 + x) - 1 into x), factors `x * 1 + y * 1` into `(x + y) * 1` and then contracts what is

@@ -2172,3 +2172,59 @@ fn fallback_instruction_computes_the_call_where_the_condition_holds() {
         }
     }
 }
+
+/// `f(x < x) * x` is `0 * x`: NaN for an infinite or NaN `x`, -0.0 for -0.0 (found by the
+/// random differential suite as `astype((x0 < x0) * x0, bool)` with `x0 = inf`). Two bugs:
+/// Mesa rewrites a product with a bool-to-float cast into a select (`b2f(c) * x -> c ? x :
+/// 0`), so the cast's result goes through the opaque identity; and that identity was an xor,
+/// so the product's own barrier on its right operand cancelled it (`x * 0.0` was folded).
+#[test]
+fn bool_cast_times_inf_or_nan_is_nan() {
+    let Some(g) = backend() else { return };
+    let xs = [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 2.5, -0.0];
+    for t in [DType::F32, DType::F64] {
+        if !supported(g, t) {
+            continue;
+        }
+        for cmp in [BinaryOp::Lt, BinaryOp::Ne] {
+            for cast_left in [true, false] {
+                let mut b = KernelBuilder::new();
+                let x = load(&mut b, t);
+                let c = b.push(
+                    Inst::Binary {
+                        op: cmp,
+                        lhs: x,
+                        rhs: x,
+                    },
+                    DType::Bool,
+                );
+                let f = b.push(Inst::Cast { arg: c }, t);
+                let (lhs, rhs) = if cast_left { (f, x) } else { (x, f) };
+                let v = b.push(
+                    Inst::Binary {
+                        op: BinaryOp::Mul,
+                        lhs,
+                        rhs,
+                    },
+                    t,
+                );
+                let k = b.finish(Output::Store { value: v });
+
+                let out = values(&run(g, &k, &[float_vals(t, &xs)], &[xs.len()]));
+                for (i, &x) in xs.iter().enumerate() {
+                    let x = round_to(t, x);
+                    let c = match cmp {
+                        BinaryOp::Lt => x < x,
+                        _ => x != x,
+                    };
+                    let want = V::F(round_to(t, if c { 1.0 } else { 0.0 } * x));
+                    assert!(
+                        same(out[i], want),
+                        "{t} f({x:?} {cmp} {x:?}) * {x:?}: got {:?}, want {want:?}",
+                        out[i]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -19,13 +19,16 @@
 //! `a * 1 + b * 1` into `(a + b) * 1` and contracts products into FMAs. So:
 //! - float constants are never WGSL literals: their bits are read from `P` at run time (one
 //!   word per f32, two per f64), and kernels that differ only in constants share a pipeline;
-//! - each float product goes through `fb_o_*`, which xors the bits with a zero the driver
-//!   cannot see (`P[4] - 1`): integer operations on the bits are opaque to the float
+//! - each float product goes through `fb_o_*`, which adds to the bits a zero the driver
+//!   cannot see (`P[4] - 1`; an add, not an xor: two xors of one zero cancel, and a barrier
+//!   applied to a barrier's result was folded away): integer operations on the bits are opaque to the float
 //!   optimizer, so the product is rounded on its own, as NumPy does (a float `* 1` barrier was
 //!   factored out of sums and then fused);
 //! - the right operand of each float `+`, `-`, `*` and `/` goes through it as well: Mesa
 //!   folded `x - x` and `x + (-x)` to 0, `sqrt(x) * sqrt(x)` to `x` (wrong for NaN, inf and
 //!   negatives) and divided by zeros it could prove (`x / (x ^ x)`) wrongly;
+//! - so does a bool -> float cast: Mesa rewrote `f32(c) * x` into `c ? x : 0` (0, not NaN,
+//!   for an infinite or NaN `x`);
 //! - an i32 -> i64 cast goes through the same opaque zero: lavapipe miscompiled
 //!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
 //!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
@@ -379,6 +382,9 @@ fn cast(from: DType, to: DType, a: &str) -> String {
     match (from, to) {
         (_, Bool) if from.is_float() => format!("!({a} == {}(0.0))", ty(from)),
         (_, Bool) => format!("({a} != {}(0))", ty(from)),
+        // A float 0/1 from a bool goes through the opaque identity: Mesa rewrites
+        // `b2f(c) * x` into `c ? x : 0`, which is 0 (not NaN) for an infinite or NaN `x`.
+        (Bool, F32 | F64) => format!("fb_o_{t}(select({t}(0), {t}(1), {a}))", t = ty(to)),
         (Bool, _) => format!("select({t}(0), {t}(1), {a})", t = ty(to)),
         (F32 | F64, I32) => format!("fb_to_i32_{}({a})", ty(from)),
         (F32 | F64, I64) => format!("fb_to_i64_{}({a})", ty(from)),
