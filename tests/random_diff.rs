@@ -21,6 +21,8 @@
 //! Cases: `FUSEBOX_RANDOM_CASES` (default [`DEFAULT_CPU_CASES`] for the CPU engines and
 //! [`DEFAULT_GPU_CASES`] with the GPU). Failing cases shrink and are saved in
 //! `tests/random_diff.proptest-regressions`, which proptest replays first on every run.
+//! The seed is fixed unless `FUSEBOX_RANDOM_CASES` is set or `FUSEBOX_RANDOM_SEED` says
+//! otherwise (a number, or `random`), so a default run checks the same cases every time.
 //!
 //! Recorded long run (2026-11-24, dev profile, 2-core machine shared with other builds):
 //! `FUSEBOX_RANDOM_CASES=1000000 cargo test --test random_diff random_expressions_cpu`:
@@ -35,7 +37,7 @@ use fusebox::ops::{BinaryOp, UnaryOp};
 use fusebox::{ArgView, DType, Device, DynArray, Error, Expr, Options, Session};
 use ndarray::{ArrayD, ArrayViewMutD, Axis, IxDyn, Slice};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError};
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestCaseError};
 
 const DEFAULT_CPU_CASES: u32 = 10_000;
 const DEFAULT_GPU_CASES: u32 = 500;
@@ -740,9 +742,25 @@ fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// The generator's seed: `FUSEBOX_RANDOM_SEED` (a number, or `random`); by default fixed, so
+/// that a CI run checks the same cases every time (a new lavapipe quirk is found by a long
+/// run, not by a landing), and random when `FUSEBOX_RANDOM_CASES` asks for a long run.
+fn seed() -> RngSeed {
+    match std::env::var("FUSEBOX_RANDOM_SEED") {
+        Ok(v) if v == "random" => RngSeed::Random,
+        Ok(v) => RngSeed::Fixed(
+            v.parse()
+                .expect("FUSEBOX_RANDOM_SEED: a number or `random`"),
+        ),
+        Err(_) if std::env::var_os("FUSEBOX_RANDOM_CASES").is_some() => RngSeed::Random,
+        Err(_) => RngSeed::Fixed(0x5eed_f05e_b0c5),
+    }
+}
+
 fn config(cases: u32) -> Config {
     Config {
         cases,
+        rng_seed: seed(),
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
