@@ -2271,7 +2271,7 @@ fn nan_values(t: DType, n: usize, seed: u64) -> Vec<V> {
         v[n - 1] = V::F(f64::NAN);
         v[n / 3] = V::F(-0.0);
         v[(n / 3 + 1).min(n - 1)] = V::F(0.0);
-        if seed % 2 == 0 {
+        if seed.is_multiple_of(2) {
             v[1] = V::F(f64::NAN);
         }
     }

@@ -27,15 +27,32 @@
 //! adjacent addresses: when the innermost axis is reduced, a row's values go to adjacent
 //! threads (one or a few rows per workgroup); when it is kept, adjacent threads take adjacent
 //! output elements and loop over the reduced axis. Each thread combines at most 16 (32 with few
-//! reduced threads) values in sequence, then a shared-memory tree combines the threads, so float
-//! sums are pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
+//! reduced threads) values in sequence, then a tree combines the threads, so float sums are
+//! pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
 //! results agree with NumPy to rounding, not bit for bit); integer sums and products wrap
 //! exactly. Float `min`/`max` and `argmin`/`argmax` carry each value's position, so ties
 //! (`0.0` vs `-0.0`: the later value for min/max, the first position for arg*) and NaNs (the
 //! first NaN) resolve exactly as NumPy's C-order fold, whatever order the tree combines in;
 //! positions are 32-bit and written as int64. Empty reductions are answered on the host
-//! (identities; NumPy's error for min/max/argmin/argmax). Subgroup operations are not used: the
-//! shared-memory tree runs on every adapter.
+//! (identities; NumPy's error for min/max/argmin/argmax).
+//!
+//! The tree, in the first pass and in the combine passes: where the adapter has
+//! `Features::SUBGROUP` (requested at device creation only then), its first levels are a
+//! butterfly of `subgroupShuffleXor` within each subgroup, combining with the same step as the
+//! shared-memory levels (so the NaN, zero, tie and position rules, integer wrap and bool
+//! any/all are those above, and sums stay pairwise); the shared-memory tree takes over at the
+//! stride one subgroup covers. No subgroup size is assumed: `subgroup_size` is read at run time
+//! (any power of two up to 128 works; lavapipe has 8, real GPUs 32 or 64), and the masks follow
+//! the thread layout (for kept-axis-fast layouts a subgroup holds several output columns and
+//! only the reduced-axis lanes are combined). Every dtype uses them: 32-bit values (f32, i32,
+//! bool as u32, positions) are shuffled directly, 64-bit ones (f64, i64, and the i64
+//! accumulators of integer sums) as two u32 halves, since WGSL promises subgroup operations on
+//! 32-bit types only. Each workgroup first checks that its subgroups are full, of a power-of-two
+//! size and laid out along `local_invocation_index` (Vulkan promises neither, and wgpu allows
+//! varying subgroup sizes); where not, that workgroup uses the shared-memory tree alone, as it
+//! does on adapters without subgroups. `FUSEBOX_GPU_SUBGROUPS=0` (read when a backend opens) or
+//! `GpuBackend::set_subgroups` (test support) turns subgroups off; naga validates with the subgroup
+//! capability only the shaders that use it (reductions; element-wise kernels never do).
 //!
 //! Full reductions whose inputs exceed one binding stream them in chunks of whole segments,
 //! each chunk writing its partials at its own offset before the combine passes; a reduction

@@ -691,7 +691,8 @@ fn position_helper(op: ReduceOp, t: DType) -> String {
 /// threads are `TK` along the kept axis by `TR = 256 / TK` along the reduced one (`rfast`:
 /// adjacent threads take adjacent `r`, else adjacent `k`, so adjacent threads read adjacent
 /// addresses either way). Each thread combines `J` values `TR` apart (short sequential
-/// stretches), then the workgroup combines its threads' values in a shared-memory tree, and
+/// stretches), then the workgroup combines its threads' values in a tree (subgroup shuffles for
+/// the first levels when `opts.subgroups`, see [`write_subgroup_levels`]; shared memory above), and
 /// thread 0 of each column writes the partial `[part_base + g * K + k]` (or, when `final`, the
 /// result: positions as int64 `(lo, 0)` word pairs for argmin/argmax).
 ///
