@@ -500,13 +500,14 @@ fn devices() {
     }
     for a in gpus {
         println!(
-            "GPU {}: {} ({}, {}), f64: {}, i64: {}, max binding {} MiB",
+            "GPU {}: {} ({}, {}), f64: {}, i64: {}, subgroups: {}, max binding {} MiB",
             a.index,
             a.name,
             a.backend,
             a.device_type,
             if a.f64 { "yes" } else { "no" },
             if a.i64 { "yes" } else { "no" },
+            if a.subgroups { "yes" } else { "no" },
             a.max_binding_size >> 20
         );
     }

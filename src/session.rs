@@ -726,6 +726,14 @@ impl Session {
         Ok(())
     }
 
+    /// Turn subgroup operations in GPU `index`'s reductions on or off (opened if needed; on has
+    /// no effect where the adapter lacks them). Test support: both paths on one adapter.
+    #[doc(hidden)]
+    pub fn set_gpu_subgroups(&self, index: usize, on: bool) -> Result<()> {
+        self.gpu(index)?.set_subgroups(on);
+        Ok(())
+    }
+
     /// The parameters of `t`: given ones, else the calibration (measured on first use).
     fn device_params(&self, t: Target) -> Result<DeviceParams> {
         if let Some(p) = self

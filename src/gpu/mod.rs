@@ -27,15 +27,32 @@
 //! adjacent addresses: when the innermost axis is reduced, a row's values go to adjacent
 //! threads (one or a few rows per workgroup); when it is kept, adjacent threads take adjacent
 //! output elements and loop over the reduced axis. Each thread combines at most 16 (32 with few
-//! reduced threads) values in sequence, then a shared-memory tree combines the threads, so float
-//! sums are pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
+//! reduced threads) values in sequence, then a tree combines the threads, so float sums are
+//! pairwise-like (an f32 sum of 1e8 values stays within 1e-6 of the f64 sum;
 //! results agree with NumPy to rounding, not bit for bit); integer sums and products wrap
 //! exactly. Float `min`/`max` and `argmin`/`argmax` carry each value's position, so ties
 //! (`0.0` vs `-0.0`: the later value for min/max, the first position for arg*) and NaNs (the
 //! first NaN) resolve exactly as NumPy's C-order fold, whatever order the tree combines in;
 //! positions are 32-bit and written as int64. Empty reductions are answered on the host
-//! (identities; NumPy's error for min/max/argmin/argmax). Subgroup operations are not used: the
-//! shared-memory tree runs on every adapter.
+//! (identities; NumPy's error for min/max/argmin/argmax).
+//!
+//! The tree, in the first pass and in the combine passes: where the adapter has
+//! `Features::SUBGROUP` (requested at device creation only then), its first levels are a
+//! butterfly of `subgroupShuffleXor` within each subgroup, combining with the same step as the
+//! shared-memory levels (so the NaN, zero, tie and position rules, integer wrap and bool
+//! any/all are those above, and sums stay pairwise); the shared-memory tree takes over at the
+//! stride one subgroup covers. No subgroup size is assumed: `subgroup_size` is read at run time
+//! (any power of two up to 128 works; lavapipe has 8, real GPUs 32 or 64), and the masks follow
+//! the thread layout (for kept-axis-fast layouts a subgroup holds several output columns and
+//! only the reduced-axis lanes are combined). Every dtype uses them: 32-bit values (f32, i32,
+//! bool as u32, positions) are shuffled directly, 64-bit ones (f64, i64, and the i64
+//! accumulators of integer sums) as two u32 halves, since WGSL promises subgroup operations on
+//! 32-bit types only. Each workgroup first checks that its subgroups are full, of a power-of-two
+//! size and laid out along `local_invocation_index` (Vulkan promises neither, and wgpu allows
+//! varying subgroup sizes); where not, that workgroup uses the shared-memory tree alone, as it
+//! does on adapters without subgroups. `FUSEBOX_GPU_SUBGROUPS=0` (read when a backend opens) or
+//! `GpuBackend::set_subgroups` (test support) turns subgroups off; naga validates with the subgroup
+//! capability only the shaders that use it (reductions; element-wise kernels never do).
 //!
 //! Full reductions whose inputs exceed one binding stream them in chunks of whole segments,
 //! each chunk writing its partials at its own offset before the combine passes; a reduction
@@ -77,6 +94,12 @@ fn check_capabilities(info: &AdapterInfo, types: &[DType]) -> Result<()> {
     Ok(())
 }
 
+/// `FUSEBOX_GPU_SUBGROUPS=0` turns subgroup operations off (any other value, or none, leaves
+/// them on where the adapter has them).
+fn subgroups_from_env() -> bool {
+    std::env::var("FUSEBOX_GPU_SUBGROUPS").map_or(true, |v| v.trim() != "0")
+}
+
 /// Threads per workgroup (1-D). The reduction tree in the shaders assumes this value.
 pub const WORKGROUP: u32 = 256;
 const MAX_GROUPS_X: u32 = 65_535;
@@ -92,6 +115,8 @@ pub struct AdapterInfo {
     pub driver: String,
     pub f64: bool,
     pub i64: bool,
+    /// `Features::SUBGROUP` (the reductions' first tree levels use subgroup shuffles).
+    pub subgroups: bool,
     pub max_binding_size: u64,
 }
 
@@ -143,6 +168,7 @@ fn describe(index: usize, a: &wgpu::Adapter) -> AdapterInfo {
         driver: format!("{} {}", info.driver, info.driver_info),
         f64: f.contains(wgpu::Features::SHADER_F64),
         i64: f.contains(wgpu::Features::SHADER_INT64),
+        subgroups: f.contains(wgpu::Features::SUBGROUP),
         max_binding_size: l.max_storage_buffer_binding_size.min(l.max_buffer_size),
     }
 }
@@ -214,6 +240,9 @@ pub struct GpuBackend {
     /// Bytes one storage binding may hold (the adapter's limit, or a smaller test override).
     binding_limit: AtomicU64,
     f32_builtins: std::sync::atomic::AtomicBool,
+    /// Whether reductions use subgroup operations (the adapter has them, and neither
+    /// `FUSEBOX_GPU_SUBGROUPS=0` nor [`GpuBackend::set_subgroups`] turned them off).
+    subgroups: std::sync::atomic::AtomicBool,
     /// Bounded LRU pipeline cache keyed by the WGSL sources (see [`crate::cache`]).
     cache: KernelCache<String, Arc<GpuKernel>>,
     pool: Mutex<Pool>,
@@ -301,7 +330,9 @@ impl GpuBackend {
             ))
         })?;
         let info = describe(index, adapter);
-        let wanted = wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64;
+        // SUBGROUP only where the adapter offers it (requesting it elsewhere fails).
+        let wanted =
+            wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64 | wgpu::Features::SUBGROUP;
         let desc = wgpu::DeviceDescriptor {
             label: Some("fusebox"),
             required_features: adapter.features() & wanted,
@@ -320,6 +351,7 @@ impl GpuBackend {
         Ok(GpuBackend {
             binding_limit: AtomicU64::new(info.max_binding_size),
             f32_builtins: std::sync::atomic::AtomicBool::new(false),
+            subgroups: std::sync::atomic::AtomicBool::new(info.subgroups && subgroups_from_env()),
             info,
             device,
             queue,
@@ -366,6 +398,76 @@ impl GpuBackend {
     #[doc(hidden)]
     pub fn set_f32_builtins(&self, on: bool) {
         self.f32_builtins.store(on, Ordering::Relaxed);
+    }
+
+    /// Use subgroup operations in the reduction shaders (`true` has no effect on an adapter
+    /// without `SUBGROUP`), so that tests can compare both paths on one adapter. Affects later
+    /// compilations only (the shaders differ, so they get their own pipelines).
+    #[doc(hidden)]
+    pub fn set_subgroups(&self, on: bool) {
+        self.subgroups
+            .store(on && self.info.subgroups, Ordering::Relaxed);
+    }
+
+    /// Whether reduction shaders compiled now use subgroup operations.
+    pub fn subgroups(&self) -> bool {
+        self.subgroups.load(Ordering::Relaxed)
+    }
+
+    /// Run the reduction shaders' subgroup layout check ([`wgsl::subgroup_probe`]) on `groups`
+    /// workgroups: per invocation, the subgroup size where subgroups are laid out as the
+    /// subgroup levels need, 0 where a workgroup would fall back to the shared-memory tree.
+    /// `None` without subgroups. Test support.
+    #[doc(hidden)]
+    pub fn probe_subgroup_layout(&self, groups: u32) -> Result<Option<Vec<u32>>> {
+        if !self.info.subgroups {
+            return Ok(None);
+        }
+        let opts = wgsl::Options {
+            subgroups: true,
+            ..Default::default()
+        };
+        let pipe = self.build_pipe(
+            &wgsl::subgroup_probe(),
+            opts,
+            1,
+            0,
+            "fusebox subgroup probe",
+        )?;
+        let size = groups as u64 * WORKGROUP as u64 * 4;
+        let params = self.acquire(Kind::Storage, 4)?;
+        self.upload_bytes(&params, 0, &[0; 4]);
+        let out = self.acquire(Kind::Storage, size)?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("fusebox subgroup probe"),
+                layout: &pipe.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: out.as_entire_binding(),
+                    },
+                ],
+            });
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipe.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(groups, 1, 1);
+        }
+        let bytes = self.download_buf(enc, &out, size)?;
+        self.release(Kind::Storage, params);
+        self.release(Kind::Storage, out);
+        Ok(Some(
+            bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
     }
 
     /// Pretend one storage binding holds at most `bytes` (at least 4 KiB), so that tests can
@@ -433,6 +535,7 @@ impl GpuBackend {
             f64: self.info.f64 && self.info.i64,
             i64: self.info.i64,
             f32_builtins: self.f32_builtins.load(Ordering::Relaxed),
+            subgroups: self.subgroups(),
         }
     }
 
@@ -455,8 +558,15 @@ impl GpuBackend {
 
     /// Validate with naga, then build the pipeline inside an error scope.
     /// Bindings: 0 the parameters, then `n_rw` read-write buffers, then `n_ro` read-only ones.
-    fn build_pipe(&self, source: &str, n_rw: usize, n_ro: usize, label: &str) -> Result<Pipe> {
-        wgsl::validate(source, self.options()).map_err(|e| Error::Compile(e.to_string()))?;
+    fn build_pipe(
+        &self,
+        source: &str,
+        opts: wgsl::Options,
+        n_rw: usize,
+        n_ro: usize,
+        label: &str,
+    ) -> Result<Pipe> {
+        wgsl::validate(source, opts).map_err(|e| Error::Compile(e.to_string()))?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
@@ -503,11 +613,13 @@ impl GpuBackend {
         self.injected(true)?;
         kernel.verify()?;
         self.check_dtypes(kernel)?;
-        let source = wgsl::write_kernel_with(kernel, self.options())
-            .map_err(|e| Error::Compile(e.to_string()))?;
+        // Read once: set_subgroups may change the options while this compiles.
+        let opts = self.options();
+        let source =
+            wgsl::write_kernel_with(kernel, opts).map_err(|e| Error::Compile(e.to_string()))?;
         let combine_src = if kernel.is_reduction() {
             Some(
-                wgsl::write_combine_pass(kernel, self.options())
+                wgsl::write_combine_pass(kernel, opts)
                     .map_err(|e| Error::Compile(e.to_string()))?,
             )
         } else {
@@ -518,9 +630,14 @@ impl GpuBackend {
         let (key, full) = Self::key_of(&source, combine_src.as_deref());
         let (k, hit) = self.cache.get_or_compile(key, &full, || {
             let n_out = wgsl::output_bindings(kernel);
-            let pipe = self.build_pipe(&source, n_out, kernel.inputs.len(), "fusebox kernel")?;
+            // The subgroup capability only for the shaders that use it.
+            let sopts = wgsl::shader_options(kernel, opts);
+            let pipe =
+                self.build_pipe(&source, sopts, n_out, kernel.inputs.len(), "fusebox kernel")?;
             let combine = match &combine_src {
-                Some(src) => Some(self.build_pipe(src, n_out, n_out, "fusebox combine pass")?),
+                Some(src) => {
+                    Some(self.build_pipe(src, sopts, n_out, n_out, "fusebox combine pass")?)
+                }
                 None => None,
             };
             Ok(Arc::new(GpuKernel {
@@ -1693,6 +1810,7 @@ mod capability_tests {
             driver: String::new(),
             f64,
             i64,
+            subgroups: false,
             max_binding_size: 1 << 27,
         }
     }

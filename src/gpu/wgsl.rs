@@ -143,6 +143,24 @@ pub struct Options {
     /// Use the WGSL built-ins for f32 transcendentals even when f64 is available (for
     /// measuring them; the default computes them through the f64 polyfills).
     pub f32_builtins: bool,
+    /// `SUBGROUP`: the reduction shaders combine the first tree levels with subgroup shuffles
+    /// (see [`write_kernel_with`]). Element-wise shaders never use them, and are validated
+    /// without the capability.
+    pub subgroups: bool,
+}
+
+/// Whether the shaders of `k` use subgroup operations under `opts` (only reductions do).
+pub fn uses_subgroups(k: &Kernel, opts: Options) -> bool {
+    opts.subgroups && k.is_reduction()
+}
+
+/// `opts` as the shaders of `k` need them: `subgroups` only where they are used, so that naga
+/// grants the subgroup capability to those shaders alone.
+pub fn shader_options(k: &Kernel, opts: Options) -> Options {
+    Options {
+        subgroups: uses_subgroups(k, opts),
+        ..opts
+    }
 }
 
 const FLOAT: &str = include_str!("../../shaders/float.wgsl");
@@ -452,7 +470,7 @@ fn check_features(k: &Kernel, opts: Options) -> Result<Options, WgslError> {
     // f32 transcendentals go through f64 only when f64 is fully usable.
     Ok(Options {
         f64: opts.f64 && opts.i64,
-        ..opts
+        ..shader_options(k, opts)
     })
 }
 
@@ -679,7 +697,8 @@ fn position_helper(op: ReduceOp, t: DType) -> String {
 /// threads are `TK` along the kept axis by `TR = 256 / TK` along the reduced one (`rfast`:
 /// adjacent threads take adjacent `r`, else adjacent `k`, so adjacent threads read adjacent
 /// addresses either way). Each thread combines `J` values `TR` apart (short sequential
-/// stretches), then the workgroup combines its threads' values in a shared-memory tree, and
+/// stretches), then the workgroup combines its threads' values in a tree (subgroup shuffles for
+/// the first levels when `opts.subgroups`, see [`write_subgroup_levels`]; shared memory above), and
 /// thread 0 of each column writes the partial `[part_base + g * K + k]` (or, when `final`, the
 /// result: positions as int64 `(lo, 0)` word pairs for argmin/argmax).
 ///
@@ -749,8 +768,20 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
     for &(op, t) in &helpers {
         w.push_str(&position_helper(op, t));
     }
+    let sg = opts.subgroups;
+    if sg {
+        let _ = writeln!(
+            w,
+            "var<workgroup> SGBAD: atomic<u32>;\nvar<workgroup> SGF: u32;"
+        );
+    }
     let _ = writeln!(w, "@compute @workgroup_size(256)");
-    let _ = writeln!(w, "fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{");
+    let sg_args = if sg {
+        ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sz: u32"
+    } else {
+        ""
+    };
+    let _ = writeln!(w, "fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>{sg_args}) {{");
     let _ = writeln!(
         w,
         "    let K = P[0];
@@ -863,7 +894,12 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
         }
     }
     let _ = writeln!(w, "        }}\n    }}");
-    // The workgroup tree: column `tk` combines its `TR` threads' values.
+    let _ = writeln!(w, "    let rs = select(tkn, 1u, rfast);");
+    if sg {
+        write_subgroup_levels(w, &outs);
+    }
+    // The workgroup tree: column `tk` combines its `TR` threads' values (those of its
+    // subgroup blocks of `sub` threads, when the subgroup levels ran).
     for (o, &(op, _, t)) in outs.iter().enumerate() {
         let _ = writeln!(w, "    W{o}[lid] = acc{o};");
         if carries_position(op, t) {
@@ -871,8 +907,8 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
         }
     }
     let _ = writeln!(w, "    workgroupBarrier();");
-    let _ = writeln!(w, "    let rs = select(tkn, 1u, rfast);");
-    let _ = writeln!(w, "    for (var s = trn / 2u; s > 0u; s = s >> 1u) {{");
+    let last = if sg { "s >= sub" } else { "s > 0u" };
+    let _ = writeln!(w, "    for (var s = trn / 2u; {last}; s = s >> 1u) {{");
     let _ = writeln!(
         w,
         "        if (tr < s) {{\n            let b = lid + s * rs;"
@@ -933,6 +969,91 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
     Ok(s)
 }
 
+/// Whether this invocation's subgroup is laid out as the subgroup levels need (see
+/// [`write_subgroup_levels`]): `canonical`, from `lid`, `sid` (`subgroup_invocation_id`) and
+/// `sz` (`subgroup_size`). Every lane must be active for `subgroupShuffle` from lane 0 to mean
+/// anything, which `lanes == sz` checks first.
+const SUBGROUP_LAYOUT_CHECK: &str = "    let lane0 = subgroupShuffle(lid, 0u);
+    let lanes = subgroupAdd(1u);
+    let canonical = (sz & (sz - 1u)) == 0u && lanes == sz && sid == lid % sz && lane0 + sid == lid;
+";
+
+/// A shader running the reduction shaders' subgroup layout check on each of its invocations:
+/// `OUT[global index]` is the subgroup size where the layout is the one the subgroup levels
+/// use, 0 elsewhere (binding 0 is an unused parameter buffer). Test support.
+#[doc(hidden)]
+pub fn subgroup_probe() -> String {
+    let mut s = String::from(
+        "@group(0) @binding(0) var<storage, read> P: array<u32>;
+@group(0) @binding(1) var<storage, read_write> OUT: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sz: u32) {
+",
+    );
+    s.push_str(SUBGROUP_LAYOUT_CHECK);
+    s.push_str("    OUT[wid.x * 256u + lid] = select(0u, sz, canonical);\n}\n");
+    s
+}
+
+/// `subgroupShuffleXor` of a storage-typed value: 32-bit types directly, 64-bit ones (f64, i64,
+/// and the i64 accumulators of integer sums) as two u32 halves (WGSL promises subgroup
+/// operations on 32-bit types only; 64-bit ones need an extension wgpu does not request).
+fn shuffle_xor(t: DType, x: &str, mask: &str) -> String {
+    let st = storage_ty(t);
+    if t.size() == 8 {
+        format!(
+            "bitcast<{st}>((u64(subgroupShuffleXor(u32(bitcast<u64>({x}) >> 32u), {mask})) << 32u) | u64(subgroupShuffleXor(u32(bitcast<u64>({x}) & 0xfffffffflu), {mask})))"
+        )
+    } else {
+        format!("subgroupShuffleXor({x}, {mask})")
+    }
+}
+
+/// The subgroup levels of the reduction tree, before the shared-memory levels. Each thread's
+/// column (its `tr` values) is spread over lanes: with `rfast` the low bits of `lid` are `tr`
+/// bits, else the bits above `log2(TK)`. When subgroups are laid out as `lid = subgroup base +
+/// subgroup_invocation_id` (full subgroups of a power-of-two size), lanes `lid ^ (m * rs)` for
+/// `m < sub = min(TR, max(1, subgroup_size / rs))` are in the same subgroup and column, so a
+/// butterfly over those masks, with the same combine step as the tree, leaves every lane with
+/// the combination of its block of `sub` consecutive `tr`; the shared-memory tree then starts
+/// at stride `sub`. Any other layout (which Vulkan permits: wgpu neither requires full
+/// subgroups nor fixes their size) is detected per workgroup and sets `sub = 1`: the
+/// shared-memory tree alone, as without subgroups. Two barriers make the choice uniform.
+fn write_subgroup_levels(w: &mut String, outs: &[(ReduceOp, crate::kir::Value, DType)]) {
+    w.push_str(SUBGROUP_LAYOUT_CHECK);
+    let _ = writeln!(
+        w,
+        "    if (!canonical) {{ atomicStore(&SGBAD, 1u); }}
+    workgroupBarrier();
+    if (lid == 0u) {{ SGF = atomicLoad(&SGBAD); }}
+    var sub = 1u;
+    if (workgroupUniformLoad(&SGF) == 0u) {{ sub = min(trn, max(1u, sz / rs)); }}
+    for (var m = 1u; m < sub; m = m << 1u) {{
+        let lm = m * rs;"
+    );
+    for (o, &(op, _, t)) in outs.iter().enumerate() {
+        let cp = carries_position(op, t);
+        let _ = writeln!(
+            w,
+            "        let y{o} = {};",
+            shuffle_xor(t, &format!("acc{o}"), "lm")
+        );
+        if cp {
+            let _ = writeln!(w, "        let q{o} = subgroupShuffleXor(pos{o}, lm);");
+        }
+        let step = reduce_step(
+            op,
+            t,
+            &format!("acc{o}"),
+            &format!("pos{o}"),
+            &format!("y{o}"),
+            &format!("q{o}"),
+        );
+        let _ = writeln!(w, "        {step}");
+    }
+    let _ = writeln!(w, "    }}");
+}
+
 /// Parse and validate WGSL with naga, with the capabilities `opts` grants.
 pub fn validate(source: &str, opts: Options) -> Result<(), WgslError> {
     let module = naga::front::wgsl::parse_str(source)
@@ -943,6 +1064,9 @@ pub fn validate(source: &str, opts: Options) -> Result<(), WgslError> {
     }
     if opts.i64 {
         caps |= naga::valid::Capabilities::SHADER_INT64;
+    }
+    if opts.subgroups {
+        caps |= naga::valid::Capabilities::SUBGROUP;
     }
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .validate(&module)
@@ -1045,6 +1169,10 @@ mod tests {
             i64: true,
             ..Default::default()
         };
+        let sg = Options {
+            subgroups: true,
+            ..all
+        };
         for t in DType::ALL {
             let mut outs = Vec::new();
             let mut b = KernelBuilder::new();
@@ -1059,24 +1187,50 @@ mod tests {
                 };
                 outs.push(Output::Reduce { op, value });
             }
-            // Every op alone, then all of them in one multi-output kernel.
+            // Every op alone, then all of them in one multi-output kernel; with and without
+            // subgroups.
             let k = b.finish_many(outs.clone());
-            for o in &outs {
-                let one = Kernel {
-                    outputs: vec![*o],
-                    ..k.clone()
-                };
-                write_kernel_with(&one, all).unwrap_or_else(|e| panic!("{o:?} {t}: {e}"));
-                write_combine_pass(&one, all).unwrap_or_else(|e| panic!("{o:?} {t}: {e}"));
+            for opts in [all, sg] {
+                for o in &outs {
+                    let one = Kernel {
+                        outputs: vec![*o],
+                        ..k.clone()
+                    };
+                    write_kernel_with(&one, opts)
+                        .unwrap_or_else(|e| panic!("{o:?} {t} {opts:?}: {e}"));
+                    write_combine_pass(&one, opts)
+                        .unwrap_or_else(|e| panic!("{o:?} {t} {opts:?}: {e}"));
+                }
+                let first = write_kernel_with(&k, opts).unwrap_or_else(|e| panic!("{t}: {e}"));
+                let second = write_combine_pass(&k, opts).unwrap_or_else(|e| panic!("{t}: {e}"));
+                for src in [&first, &second] {
+                    assert_eq!(src.contains("subgroupShuffleXor"), opts.subgroups, "{t}");
+                    if opts.subgroups {
+                        // The capability is granted only to the shaders that use it.
+                        assert!(matches!(validate(src, all), Err(WgslError::Validation(_))));
+                    }
+                }
             }
-            write_kernel_with(&k, all).unwrap_or_else(|e| panic!("{t}: {e}"));
-            write_combine_pass(&k, all).unwrap_or_else(|e| panic!("{t}: {e}"));
             assert_eq!(
                 output_bindings(&k),
                 8 + 2 + 2 * t.is_float() as usize,
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn element_wise_shaders_never_use_subgroups() {
+        let k = unary_kernel(UnaryOp::Exp, DType::F32);
+        let opts = Options {
+            subgroups: true,
+            ..Default::default()
+        };
+        let src = write_kernel_with(&k, opts).unwrap();
+        assert!(!src.contains("subgroup"));
+        // Validated without the capability.
+        validate(&src, Options::default()).unwrap();
+        assert!(!shader_options(&k, opts).subgroups);
     }
 
     #[test]
