@@ -101,7 +101,8 @@ pub struct KernelCost {
 }
 
 /// Instruction counts per element: (arithmetic, transcendental). Loads and constants are free
-/// here (loads are memory traffic, constants are hoisted).
+/// here (loads are memory traffic, constants are hoisted or folded into their instructions);
+/// a fused multiply-add ([`Inst::Fma`]) is one arithmetic instruction.
 pub fn op_counts(k: &Kernel) -> (u32, u32) {
     let (mut arith, mut transc) = (0u32, 0u32);
     for d in &k.insts {
@@ -927,6 +928,17 @@ pub struct DeviceEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fma_counts_as_one_arithmetic_op() {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F64);
+        let x = b.push(Inst::Load { input: i }, DType::F64);
+        let c = b.push(Inst::Const(Const::F64(2.0)), DType::F64);
+        let f = b.push(Inst::Fma { a: x, b: c, c: x }, DType::F64);
+        let k = b.finish(Output::Store { value: f });
+        assert_eq!(op_counts(&k), (1, 0));
+    }
 
     fn params(bandwidth: Vec<[f64; 2]>) -> DeviceParams {
         DeviceParams {

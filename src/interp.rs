@@ -104,6 +104,10 @@ pub fn run_many(
                     },
                     _ => vals[value.index()],
                 },
+                Inst::Fma { a, b, c } => {
+                    semantics::fma(vals[a.index()], vals[b.index()], vals[c.index()])
+                        .ok_or_else(|| Error::InvalidKernel(format!("v{i}: fma of non-floats")))?
+                }
             };
         }
         // Position among the kept axes (the output element) and among the reduced axes.

@@ -32,6 +32,11 @@
 //! lanes. `value` must be defined (finite garbage is fine) in the lanes where `cond` holds: it
 //! is discarded there.
 //!
+//! [`Inst::Fma`] (`a * b + c`, one rounding) is exact on every backend that accepts it: the
+//! interpreter computes it with `mul_add`, the CPU JIT with the x86 FMA instructions (the math
+//! expansions emit it only when the target has them), and the WGSL generator rejects it
+//! (WGSL's `fma` may or may not fuse).
+//!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -204,6 +209,14 @@ pub enum Inst {
         value: Value,
         call: Call,
     },
+    /// `a * b + c` rounded once (IEEE 754 fusedMultiplyAdd), on floats of the instruction's
+    /// type. Not produced from user expressions: only the math expansions use it, and only for
+    /// a backend that has an exact fused instruction ([`crate::mathlib::Target`]).
+    Fma {
+        a: Value,
+        b: Value,
+        c: Value,
+    },
 }
 
 impl PartialEq for Inst {
@@ -251,6 +264,18 @@ impl PartialEq for Inst {
                     call: f2,
                 },
             ) => c1 == c2 && v1 == v2 && f1 == f2,
+            (
+                Fma {
+                    a: a1,
+                    b: b1,
+                    c: c1,
+                },
+                Fma {
+                    a: a2,
+                    b: b2,
+                    c: c2,
+                },
+            ) => a1 == a2 && b1 == b2 && c1 == c2,
             _ => false,
         }
     }
@@ -271,6 +296,7 @@ impl Hash for Inst {
             } => (cond, on_true, on_false).hash(state),
             Inst::Cast { arg } | Inst::Bitcast { arg } => arg.hash(state),
             Inst::Fallback { cond, value, call } => (cond, value, call).hash(state),
+            Inst::Fma { a, b, c } => (a, b, c).hash(state),
         }
     }
 }
@@ -441,6 +467,14 @@ impl Kernel {
                         return err(i, format!("fallback call {call} cannot produce {}", d.ty));
                     }
                 }
+                Inst::Fma { a, b, c } => {
+                    if !defined(a) || !defined(b) || !defined(c) {
+                        return err(i, "use of a value before its definition".into());
+                    }
+                    if !d.ty.is_float() || [a, b, c].iter().any(|v| ty(*v) != d.ty) {
+                        return err(i, "fma needs three float operands of its type".into());
+                    }
+                }
             }
         }
         if self.outputs.is_empty() {
@@ -589,6 +623,7 @@ impl fmt::Display for Kernel {
                 Inst::Fallback { cond, value, call } => {
                     write!(line, "fallback.{t} {cond}, {value}, {call}")?
                 }
+                Inst::Fma { a, b, c } => write!(line, "fma.{t} {a}, {b}, {c}")?,
             }
             writeln!(f, "  v{i} = {line}")?;
         }
@@ -765,5 +800,34 @@ mod tests {
             call: Call::Unary(UnaryOp::Sin, Value(3)),
         };
         assert!(k.verify().is_err());
+    }
+
+    #[test]
+    fn fma_prints_and_verifies() {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F64);
+        let x = b.push(Inst::Load { input: i }, DType::F64);
+        let c = b.push(Inst::Const(Const::F64(2.0)), DType::F64);
+        let f = b.push(Inst::Fma { a: x, b: c, c: x }, DType::F64);
+        let k = b.finish(Output::Store { value: f });
+        k.verify().unwrap();
+        assert!(k.to_string().contains("v2 = fma.f64 v0, v1, v0"), "{k}");
+        // Operands of another type, a non-float result, or a use before definition.
+        let mut bad = k.clone();
+        bad.insts[1] = InstData {
+            inst: Inst::Const(Const::F32(2.0)),
+            ty: DType::F32,
+        };
+        assert!(matches!(bad.verify(), Err(Error::InvalidKernel(_))));
+        let mut bad = k.clone();
+        bad.insts[2].ty = DType::I64;
+        assert!(bad.verify().is_err());
+        let mut bad = k;
+        bad.insts[2].inst = Inst::Fma {
+            a: Value(0),
+            b: Value(1),
+            c: Value(2),
+        };
+        assert!(bad.verify().is_err());
     }
 }

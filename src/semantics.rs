@@ -432,6 +432,21 @@ pub fn bitcast(c: crate::kir::Const, to: crate::dtype::DType) -> Option<crate::k
     })
 }
 
+/// `a * b + c` rounded once (IEEE 754 fusedMultiplyAdd, `mul_add`) on three floats of one
+/// type: [`crate::kir::Inst::Fma`]; `None` for other operands.
+pub fn fma(
+    a: crate::kir::Const,
+    b: crate::kir::Const,
+    c: crate::kir::Const,
+) -> Option<crate::kir::Const> {
+    use crate::kir::Const::{F32, F64};
+    match (a, b, c) {
+        (F64(a), F64(b), F64(c)) => Some(F64(a.mul_add(b, c))),
+        (F32(a), F32(b), F32(c)) => Some(F32(a.mul_add(b, c))),
+        _ => None,
+    }
+}
+
 /// Apply a unary operator to a constant of the operator's compute dtype.
 pub fn fold_unary(op: UnaryOp, c: crate::kir::Const) -> crate::kir::Const {
     use crate::kir::Const::*;

@@ -37,6 +37,12 @@
 //! (`vany_true`) and branches to a cold block that calls the wrapper per lane and keeps the
 //! results in the lanes whose condition holds; in the scalar loop, a branch on the condition.
 //!
+//! [`Inst::Fma`] becomes Cranelift's `fma` (one `vfmadd` on x86-64); a kernel holding one is
+//! refused on a target without fused multiply-add ([`has_fma`]).
+//!
+//! With the environment variable `FUSEBOX_DISASM` set, every compiled function's kernel IR and
+//! machine code are printed on stderr (for counting what a kernel costs).
+//!
 //! Invariant: only kernels that passed [`Kernel::verify`] reach this module.
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -45,13 +51,13 @@ use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::semantics;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData,
-    Signature, Type, UserFuncName, Value,
+    types, AbiParam, BlockArg, ConstantData, Endianness, FuncRef, GlobalValue, InstBuilder,
+    MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use cranelift_module::{default_libcall_names, DataDescription, DataId, FuncId, Linkage, Module};
 use std::collections::HashMap;
 
 /// Bytes in one SIMD register (Cranelift's x86-64 backend emits 128-bit vectors only).
@@ -239,8 +245,32 @@ fn compile_err(e: impl std::fmt::Display) -> Error {
     Error::Compile(e.to_string())
 }
 
+/// Whether Cranelift lowers `fma` on `isa` to one fused instruction (x86-64: FMA3 with AVX,
+/// as its `use_fma` rule asks); elsewhere it would call libm's `fma` per lane.
+pub(crate) fn has_fma(isa: &OwnedTargetIsa) -> bool {
+    let flags = isa.isa_flags();
+    let on = |name: &str| {
+        flags
+            .iter()
+            .any(|f| f.name == name && f.as_bool().unwrap_or(false))
+    };
+    match isa.name() {
+        "x64" => on("has_fma") && on("has_avx"),
+        // AArch64 always has fused multiply-add (fmadd, fmla).
+        "aarch64" => true,
+        _ => false,
+    }
+}
+
 /// Compile `k`; with `simd: Some(width)` the function gets a SIMD loop in that byte width.
 pub(crate) fn compile(isa: &OwnedTargetIsa, k: &Kernel, simd: Option<usize>) -> Result<Compiled> {
+    if !has_fma(isa) && k.insts.iter().any(|d| matches!(d.inst, Inst::Fma { .. })) {
+        // Cranelift would call libm's `fma` per lane: correct, but never what a math
+        // expansion that chose FMA for speed wants.
+        return Err(Error::Compile(
+            "fma needs a target with FMA instructions".into(),
+        ));
+    }
     let helpers = helpers_needed(k);
     let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     for h in &helpers {
@@ -290,14 +320,37 @@ fn build(
             .map_err(compile_err)?;
         helper_ids.push((*h, id));
     }
-    let fid = define(module, &sig, "kernel", k, &helper_ids, |g| g.function(simd))?;
+    let pool_id = module
+        .declare_data("constants", Linkage::Local, false, false)
+        .map_err(compile_err)?;
+    let mut pool = Vec::new();
+    let fid = define(
+        module,
+        &sig,
+        "kernel",
+        k,
+        &helper_ids,
+        (pool_id, &mut pool),
+        |g| g.function(simd),
+    )?;
     let vid = if k.is_reduction() {
-        Some(define(module, &sig, "kernel_v", k, &helper_ids, |g| {
-            g.vertical()
-        })?)
+        Some(define(
+            module,
+            &sig,
+            "kernel_v",
+            k,
+            &helper_ids,
+            (pool_id, &mut pool),
+            |g| g.vertical(),
+        )?)
     } else {
         None
     };
+    pool.resize(pool.len().max(VEC_BYTES), 0);
+    let mut data = DataDescription::new();
+    data.define(pool.into_boxed_slice());
+    data.set_align(VEC_BYTES as u64);
+    module.define_data(pool_id, &data).map_err(compile_err)?;
     module.finalize_definitions().map_err(compile_err)?;
     Ok((
         module.get_finalized_function(fid),
@@ -312,12 +365,15 @@ fn define(
     name: &str,
     k: &Kernel,
     helper_ids: &[(Helper, FuncId)],
+    (pool_id, pool): (DataId, &mut Vec<u8>),
     emit: impl FnOnce(&mut Gen<'_, '_>) -> Result<()>,
 ) -> Result<FuncId> {
     let fid = module
         .declare_function(name, Linkage::Local, sig)
         .map_err(compile_err)?;
     let mut ctx = module.make_context();
+    let disasm = std::env::var_os("FUSEBOX_DISASM").is_some();
+    ctx.set_disasm(disasm);
     ctx.func.signature = sig.clone();
     ctx.func.name = UserFuncName::user(0, fid.as_u32());
     let mut fctx = FunctionBuilderContext::new();
@@ -326,10 +382,14 @@ fn define(
     for (h, id) in helper_ids {
         refs.insert(*h, module.declare_func_in_func(*id, b.func));
     }
+    let pool_gv = module.declare_data_in_func(pool_id, b.func);
     let mut g = Gen {
         b: &mut b,
         k,
         helpers: &refs,
+        pool,
+        pool_gv,
+        pool_base: None,
     };
     emit(&mut g)?;
     b.seal_all_blocks();
@@ -344,6 +404,9 @@ fn define(
     }))
     .map_err(|_| Error::Compile("Cranelift panicked while compiling the kernel".into()))?;
     defined?;
+    if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+        eprintln!("fusebox: {name} of\n{k}\nmachine code:\n{code}");
+    }
     Ok(fid)
 }
 
@@ -420,6 +483,11 @@ struct Gen<'a, 'f> {
     b: &'a mut FunctionBuilder<'f>,
     k: &'a Kernel,
     helpers: &'a HashMap<Helper, FuncRef>,
+    /// The module's read-only constant pool (see [`Gen::operand`]): its bytes so far, its
+    /// symbol, and its address inside the SIMD loop.
+    pool: &'a mut Vec<u8>,
+    pool_gv: GlobalValue,
+    pool_base: Option<Value>,
 }
 
 /// A reduction output as the generated code sees it.
@@ -792,6 +860,12 @@ impl Gen<'_, '_> {
         let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
         let go = self.b.ins().band(contiguous, has);
 
+        let ptr = self.b.func.dfg.value_type(p.n);
+        let pool_slot =
+            self.b
+                .create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
+        let pool_addr = self.b.ins().symbol_value(ptr, self.pool_gv);
+        self.b.ins().stack_store(ptr, pool_addr, pool_slot, 0);
         let body = self.b.create_block();
         let done = self.b.create_block();
         let i = self.b.append_block_param(body, types::I64);
@@ -826,6 +900,10 @@ impl Gen<'_, '_> {
             .brif(go, body, &args(&init), scalar_head, &args(&scalar_start));
 
         self.b.switch_to_block(body);
+        // The constant pool's address, reloaded from a stack slot in every iteration: the
+        // constants' loads depend on it, so Cranelift keeps them in the loop, next to their
+        // uses (see `operand`).
+        self.pool_base = Some(self.b.ins().stack_load(ptr, ptr, pool_slot, 0));
         let mut addrs = Vec::new();
         for (j, dt) in k.inputs.iter().enumerate() {
             let off = self.b.ins().imul_imm_s(i, dt.size() as i64);
@@ -916,6 +994,7 @@ impl Gen<'_, '_> {
             }
             leave.push(self.binary_s(r.op.combine(), r.acc, acc0[ri], s)?);
         }
+        self.pool_base = None;
         self.b.ins().jump(scalar_head, &args(&leave));
         Ok(())
     }
@@ -957,10 +1036,13 @@ impl Gen<'_, '_> {
                 Inst::Const(c) => self.constant(mode, c),
                 Inst::Unary { op, arg } => match mode {
                     Mode::Scalar => self.unary_s(op, k.ty(arg), vals[arg.index()])?,
-                    Mode::Vector { .. } => self.unary_v(mode, op, k.ty(arg), vals[arg.index()])?,
+                    Mode::Vector { .. } => {
+                        let x = self.operand(mode, &vals, arg);
+                        self.unary_v(mode, op, k.ty(arg), x)?
+                    }
                 },
                 Inst::Binary { op, lhs, rhs } => {
-                    let (a, b) = (vals[lhs.index()], vals[rhs.index()]);
+                    let a = self.operand(mode, &vals, lhs);
                     match (mode, const_shift(k, op, lhs, rhs)) {
                         // A shift by a constant inside the width needs no NumPy guard: one
                         // vector instruction instead of a guarded lane-by-lane shift (the math
@@ -969,8 +1051,9 @@ impl Gen<'_, '_> {
                             BinaryOp::Shl => self.b.ins().ishl_imm_s(a, amount),
                             _ => self.b.ins().sshr_imm_s(a, amount),
                         },
-                        (Mode::Scalar, _) => self.binary_s(op, k.ty(lhs), a, b)?,
+                        (Mode::Scalar, _) => self.binary_s(op, k.ty(lhs), a, vals[rhs.index()])?,
                         (Mode::Vector { .. }, None) => {
+                            let b = self.operand(mode, &vals, rhs);
                             self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?
                         }
                     }
@@ -980,11 +1063,9 @@ impl Gen<'_, '_> {
                     on_true,
                     on_false,
                 } => {
-                    let (c, t, f) = (
-                        vals[cond.index()],
-                        vals[on_true.index()],
-                        vals[on_false.index()],
-                    );
+                    let c = self.operand(mode, &vals, cond);
+                    let t = self.operand(mode, &vals, on_true);
+                    let f = self.operand(mode, &vals, on_false);
                     match mode {
                         Mode::Scalar => self.b.ins().select(c, t, f),
                         Mode::Vector { .. } => {
@@ -994,7 +1075,7 @@ impl Gen<'_, '_> {
                     }
                 }
                 Inst::Cast { arg } => {
-                    let x = vals[arg.index()];
+                    let x = self.operand(mode, &vals, arg);
                     match mode {
                         Mode::Scalar => self.cast_s(k.ty(arg), d.ty, x),
                         Mode::Vector { .. } => self.cast_v(mode, k.ty(arg), d.ty, x)?,
@@ -1002,7 +1083,7 @@ impl Gen<'_, '_> {
                 }
                 // Same width by the verifier: a pure reinterpretation, lane by lane.
                 Inst::Bitcast { arg } => {
-                    let x = vals[arg.index()];
+                    let x = self.operand(mode, &vals, arg);
                     match mode {
                         Mode::Scalar => {
                             self.b
@@ -1013,6 +1094,13 @@ impl Gen<'_, '_> {
                             self.b.ins().bitcast(mode.ty(d.ty), lanes_flags(), x)
                         }
                     }
+                }
+                // One vfmadd: exact by the ISA (compile() checked that it has FMA).
+                Inst::Fma { a, b, c } => {
+                    let a = self.operand(mode, &vals, a);
+                    let b = self.operand(mode, &vals, b);
+                    let c = self.operand(mode, &vals, c);
+                    self.b.ins().fma(a, b, c)
                 }
                 Inst::Fallback { cond, value, call } => {
                     let operands: Vec<Value> =
@@ -1041,29 +1129,80 @@ impl Gen<'_, '_> {
         let arg_dt = self.k.ty(call.args()[0]);
         let slow = self.b.create_block();
         let join = self.b.create_block();
-        let res = self.b.append_block_param(join, mode.ty(ty));
-        let any = match mode {
-            Mode::Scalar => cond,
-            Mode::Vector { .. } => self.b.ins().vany_true(cond),
-        };
-        self.b.ins().brif(any, slow, &[], join, &args(&[value]));
-        self.b.switch_to_block(slow);
-        self.b.set_cold_block(slow);
         let scalar = |g: &mut Self, l: &[Value]| match call {
             Call::Unary(op, _) => g.unary_s(op, arg_dt, l[0]),
             Call::Binary(op, _, _) => g.binary_s(op, arg_dt, l[0], l[1]),
         };
-        let r = match mode {
-            Mode::Scalar => scalar(self, operands)?,
-            Mode::Vector { .. } => {
-                let called = self.per_lane(mode, ty, operands, scalar)?;
-                let m = self.mask_as(cond, mode.ty(ty));
-                self.b.ins().bitselect(m, called, value)
+        match mode {
+            Mode::Scalar => {
+                let res = self.b.append_block_param(join, mode.ty(ty));
+                self.b.ins().brif(cond, slow, &[], join, &args(&[value]));
+                self.b.switch_to_block(slow);
+                self.b.set_cold_block(slow);
+                let r = scalar(self, operands)?;
+                self.b.ins().jump(join, &args(&[r]));
+                self.b.switch_to_block(join);
+                Ok(res)
             }
-        };
-        self.b.ins().jump(join, &args(&[r]));
-        self.b.switch_to_block(join);
-        Ok(res)
+            Mode::Vector { .. } => {
+                // The join picks between the calls' results (zeros on the fast path, where no
+                // lane holds) and `value`, so that `value` has one use: Cranelift folds a load
+                // into its consumer only when every value downstream of the load is used once.
+                // The blend is in the mask's integer type, where it is one `blendv`.
+                let mt = self.b.func.dfg.value_type(cond);
+                let called_p = self.b.append_block_param(join, mt);
+                let any = self.b.ins().vany_true(cond);
+                let zero = self.zero(mt);
+                self.b.ins().brif(any, slow, &[], join, &args(&[zero]));
+                self.b.switch_to_block(slow);
+                self.b.set_cold_block(slow);
+                let called = self.per_lane(mode, ty, operands, scalar)?;
+                let called = self.mask_as(called, mt);
+                self.b.ins().jump(join, &args(&[called]));
+                self.b.switch_to_block(join);
+                let v = self.mask_as(value, mt);
+                let r = self.b.ins().bitselect(cond, called_p, v);
+                Ok(self.mask_as(r, mode.ty(ty)))
+            }
+        }
+    }
+
+    /// Kernel value `v` as an operand of the instruction emitted next. In the SIMD loop a
+    /// non-bool constant is a load of its own copy in the constant pool, at each use: a load
+    /// with one use folds into the instruction as its memory operand, whereas a splatted
+    /// constant is hoisted out of the loop, and with more constants than the 16 vector
+    /// registers hold, spilled and reloaded by a separate instruction at every use. The loads
+    /// are pure (read-only, movable), so Cranelift places each next to its use; their address
+    /// is reloaded in every iteration, so they are not hoisted; and the copies have distinct
+    /// addresses, so that no load is merged with another (and given two uses).
+    fn operand(&mut self, mode: Mode, vals: &[Value], v: crate::kir::Value) -> Value {
+        if let Inst::Const(c) = self.k.insts[v.index()].inst {
+            if let Some(l) = self.pooled(mode, c) {
+                return l;
+            }
+        }
+        vals[v.index()]
+    }
+
+    /// A load of a fresh pool copy of `c` splatted (see [`Gen::operand`]); `None` outside the
+    /// SIMD loop and for bool.
+    fn pooled(&mut self, mode: Mode, c: Const) -> Option<Value> {
+        let base = self.pool_base?;
+        if mode == Mode::Scalar || c.dtype() == DType::Bool {
+            return None;
+        }
+        let size = c.dtype().size();
+        let lane = &c.bits().to_le_bytes()[..size];
+        let off = self.pool.len();
+        for _ in 0..VEC_BYTES / size {
+            self.pool.extend_from_slice(lane);
+        }
+        let flags = MemFlagsData::trusted()
+            .with_readonly()
+            .with_can_move()
+            .with_endianness(Endianness::Little);
+        let t = mode.ty(c.dtype());
+        Some(self.b.ins().load(t, flags, base, off as i32))
     }
 
     fn scalar_const(&mut self, c: Const) -> Value {
@@ -1418,8 +1557,22 @@ impl Gen<'_, '_> {
                 _ => return self.unsupported(format!("{op} of {dt}")),
             },
             DType::F32 | DType::F64 => match op {
-                Neg => self.b.ins().fneg(x),
-                Abs => self.b.ins().fabs(x),
+                // One xor / and with a pooled mask where there is a pool (Cranelift builds the
+                // mask with two instructions at every use).
+                Neg | Abs => {
+                    let mask = match (op, dt) {
+                        (Neg, DType::F64) => Const::F64(-0.0),
+                        (Neg, _) => Const::F32(-0.0),
+                        (_, DType::F64) => Const::F64(f64::from_bits(u64::MAX >> 1)),
+                        _ => Const::F32(f32::from_bits(u32::MAX >> 1)),
+                    };
+                    match (self.pooled(mode, mask), op) {
+                        (Some(m), Neg) => self.b.ins().bxor(x, m),
+                        (Some(m), _) => self.b.ins().band(x, m),
+                        (None, Neg) => self.b.ins().fneg(x),
+                        (None, _) => self.b.ins().fabs(x),
+                    }
+                }
                 Sqrt => self.b.ins().sqrt(x),
                 Floor => self.b.ins().floor(x),
                 Ceil => self.b.ins().ceil(x),

@@ -152,6 +152,34 @@ impl CpuKernel {
     }
 }
 
+/// The Cranelift ISA of this machine, with the backend's flags.
+fn native_isa() -> Result<OwnedTargetIsa> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v)
+            .map_err(|e| Error::Compile(format!("Cranelift flag {k}={v}: {e}")))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    cranelift_native::builder()
+        .map_err(|e| Error::Device(format!("this CPU is not supported by Cranelift: {e}")))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| Error::Compile(e.to_string()))
+}
+
+/// Whether this machine's JIT has an exact, fast fused multiply-add (x86-64: FMA3 and AVX),
+/// so that [`crate::mathlib::Target::host`] lets the math expansions use [`crate::kir::Inst::Fma`].
+/// Detected once.
+pub fn host_has_fma() -> bool {
+    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FMA.get_or_init(|| {
+        native_isa()
+            .map(|isa| codegen::has_fma(&isa))
+            .unwrap_or(false)
+    })
+}
+
 /// The compiled function's type (see `codegen`'s module docs).
 type KernelFn = unsafe extern "C" fn(*const *const u8, *const isize, *mut u8, usize, i64);
 
@@ -163,18 +191,7 @@ impl CpuBackend {
         } else {
             threads
         };
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v)
-                .map_err(|e| Error::Compile(format!("Cranelift flag {k}={v}: {e}")))
-        };
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| Error::Device(format!("this CPU is not supported by Cranelift: {e}")))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| Error::Compile(e.to_string()))?;
+        let isa = native_isa()?;
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -306,7 +323,10 @@ impl CpuBackend {
 
     fn compile_uncached(&self, kernel: &Kernel) -> Result<Arc<CpuKernel>> {
         // exp/log become primitive instructions, so they run in the SIMD loop (see mathlib).
-        self.compile_lowered(kernel, crate::mathlib::expand(kernel))
+        let target = crate::mathlib::Target {
+            fma: codegen::has_fma(&self.isa),
+        };
+        self.compile_lowered(kernel, crate::mathlib::expand_for(kernel, target))
     }
 
     /// Compile `kernel` with no math expansion (every transcendental calls libm), bypassing

@@ -2109,3 +2109,259 @@ fn float_v(x: f64, dt: DType) -> V {
         V::F32(x as f32)
     }
 }
+
+/// Columns of floats as arrays of `dt`.
+fn float_array(dt: DType, xs: &[f64]) -> crate::array::DynArray {
+    match dt {
+        DType::F64 => Array1::from(xs.to_vec()).into(),
+        _ => Array1::from(xs.iter().map(|v| *v as f32).collect::<Vec<_>>()).into(),
+    }
+}
+
+/// The results as f64 bits of the dtype (f32 bits widened).
+fn float_bits(a: crate::array::DynArray) -> Vec<u64> {
+    match a {
+        crate::array::DynArray::F64(a) => a.iter().map(|v| v.to_bits()).collect(),
+        crate::array::DynArray::F32(a) => a.iter().map(|v| v.to_bits() as u64).collect(),
+        _ => unreachable!(),
+    }
+}
+
+/// `fma(a, b, c)` is one rounding in the JIT (SIMD loop and scalar tail) and the interpreter:
+/// bit for bit `mul_add`, on operands where `a * b + c` rounded twice differs, and on NaN,
+/// infinities and signed zeros. Without FMA on the target, compiling it is a typed error.
+#[test]
+fn fma_is_fused_in_jit_and_interpreter() {
+    let be = backend();
+    let e = 2f64.powi(-27);
+    let cases: Vec<[f64; 3]> = vec![
+        [1.0 + e, 1.0 - e, -1.0],
+        [1.0 + 2f64.powi(-52), 1.0 + 2f64.powi(-52), -1.0],
+        [0.1, 10.0, -1.0],
+        [3.0, 1.0 / 3.0, -1.0],
+        [f64::NAN, 1.0, 2.0],
+        [1.0, 2.0, -f64::NAN],
+        [f64::INFINITY, 0.0, 1.0],
+        [f64::INFINITY, 2.0, f64::NEG_INFINITY],
+        [f64::INFINITY, 2.0, 1.0],
+        [-0.0, 0.0, -0.0],
+        [0.0, 0.0, -0.0],
+        [1e308, 10.0, -1e308],
+        [1e-200, 1e-200, 0.0],
+        [2f64.powi(-537), 2f64.powi(-537), -0.0],
+    ];
+    for dt in [DType::F64, DType::F32] {
+        let mut b = KernelBuilder::new();
+        let ins: Vec<KV> = (0..3)
+            .map(|_| {
+                let i = b.input(dt);
+                b.push(Inst::Load { input: i }, dt)
+            })
+            .collect();
+        let f = b.push(
+            Inst::Fma {
+                a: ins[0],
+                b: ins[1],
+                c: ins[2],
+            },
+            dt,
+        );
+        let k = b.finish(Output::Store { value: f });
+        k.verify().unwrap();
+        assert!(k.to_string().contains("fma."), "{k}");
+        // Repeated so that the SIMD loop and the scalar tail both see every case.
+        let n = cases.len() * 5 + 3;
+        let col = |j: usize| -> Vec<f64> {
+            let mut v: Vec<f64> = (0..n).map(|i| cases[i % cases.len()][j]).collect();
+            if dt == DType::F32 {
+                // f32 cases where the unfused result differs.
+                let e32 = 2f64.powi(-12);
+                let pick = [1.0 + e32, 1.0 - e32, -1.0];
+                v[0] = pick[j];
+            }
+            v
+        };
+        let cols: Vec<Vec<f64>> = (0..3).map(col).collect();
+        let arrays: Vec<_> = cols.iter().map(|c| float_array(dt, c)).collect();
+        let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
+        let want: Vec<u64> = (0..n)
+            .map(|i| match dt {
+                DType::F64 => cols[0][i].mul_add(cols[1][i], cols[2][i]).to_bits(),
+                _ => (cols[0][i] as f32)
+                    .mul_add(cols[1][i] as f32, cols[2][i] as f32)
+                    .to_bits() as u64,
+            })
+            .collect();
+        // The cases are chosen so that fusing matters.
+        let unfused_differs = (0..n).any(|i| {
+            let u = match dt {
+                DType::F64 => (cols[0][i] * cols[1][i] + cols[2][i]).to_bits(),
+                _ => {
+                    ((cols[0][i] as f32) * (cols[1][i] as f32) + cols[2][i] as f32).to_bits() as u64
+                }
+            };
+            u != want[i]
+        });
+        assert!(unfused_differs, "{dt}: no case tells fused from unfused");
+        let same = |got: &[u64], what: &str| {
+            for i in 0..n {
+                let nan = |b: u64| match dt {
+                    DType::F64 => f64::from_bits(b).is_nan(),
+                    _ => f32::from_bits(b as u32).is_nan(),
+                };
+                assert!(
+                    got[i] == want[i] || (nan(got[i]) && nan(want[i])),
+                    "{what} {dt} fma{:?}: {:#x}, mul_add {:#x}",
+                    [cols[0][i], cols[1][i], cols[2][i]],
+                    got[i],
+                    want[i]
+                );
+            }
+        };
+        let interp = crate::interp::run(&k, &views, &[n]).unwrap();
+        same(&float_bits(interp), "interpreter");
+        if !crate::cpu::host_has_fma() {
+            assert!(matches!(be.compile(&k), Err(Error::Compile(_))));
+            continue;
+        }
+        let compiled = be.compile(&k).unwrap();
+        assert!(compiled.has_simd());
+        let got = be.run(&compiled, &views, &[n]).unwrap();
+        same(&float_bits(got), "JIT");
+    }
+}
+
+/// The lanes of `exp` that its FMA expansion leaves to libm (|x| beyond 708 / 86: overflow,
+/// subnormal and zero results, infinities, NaN) are libm's results bit for bit, mixed into
+/// ordinary lanes in the same vectors, in the JIT and the interpreter; the ordinary lanes
+/// are within 1 ULP of libm.
+#[test]
+fn exp_fallback_lanes_are_libm() {
+    let be = backend();
+    for dt in [DType::F64, DType::F32] {
+        let rare: Vec<f64> = if dt == DType::F64 {
+            vec![
+                708.0000001,
+                709.0,
+                709.782712893384,
+                709.7827128933841,
+                710.0,
+                1e300,
+                f64::INFINITY,
+                -708.0000001,
+                -708.4,
+                -720.0,
+                -744.0,
+                -745.1332191019411,
+                -745.1332191019412,
+                -745.2,
+                -1e300,
+                f64::NEG_INFINITY,
+                f64::NAN,
+                -f64::NAN,
+                f64::from_bits(0x7ff0_0000_0000_0001),
+                f64::MAX,
+                f64::MIN,
+            ]
+        } else {
+            vec![
+                86.00001,
+                88.0,
+                88.72283,
+                88.72284,
+                89.0,
+                1e30,
+                f64::INFINITY,
+                -86.00001,
+                -87.5,
+                -95.0,
+                -103.0,
+                -103.97207,
+                -103.97208,
+                -110.0,
+                f64::NEG_INFINITY,
+                f64::NAN,
+                -f64::NAN,
+            ]
+        };
+        let ordinary = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-310, -3.7, 700.0, -700.0, 85.0];
+        let mut xs = vec![];
+        for (i, r) in rare.iter().enumerate() {
+            xs.push(*r);
+            xs.push(ordinary[i % ordinary.len()]);
+            if i % 3 == 0 {
+                xs.push(ordinary[(i + 3) % ordinary.len()]);
+                xs.push(ordinary[(i + 5) % ordinary.len()]);
+            }
+        }
+        let mut b = KernelBuilder::new();
+        let i = b.input(dt);
+        let x = b.push(Inst::Load { input: i }, dt);
+        let y = b.push(
+            Inst::Unary {
+                op: UnaryOp::Exp,
+                arg: x,
+            },
+            dt,
+        );
+        let raw = b.finish(Output::Store { value: y });
+        let k = crate::mathlib::expand_for(&raw, crate::mathlib::Target { fma: true });
+        assert!(k.to_string().contains("fallback"), "{k}");
+        let arr = float_array(dt, &xs);
+        let want: Vec<u64> = xs
+            .iter()
+            .map(|x| match dt {
+                DType::F64 => x.exp().to_bits(),
+                _ => (*x as f32).exp().to_bits() as u64,
+            })
+            .collect();
+        let f32 = dt == DType::F32;
+        let check = |got: Vec<u64>, what: &str| {
+            for (j, x) in xs.iter().enumerate() {
+                let (g, w) = if f32 {
+                    (
+                        f32::from_bits(got[j] as u32) as f64,
+                        f32::from_bits(want[j] as u32) as f64,
+                    )
+                } else {
+                    (f64::from_bits(got[j]), f64::from_bits(want[j]))
+                };
+                let is_rare = if f32 {
+                    (*x as f32).is_nan() || (*x as f32).abs() > 86.0
+                } else {
+                    x.is_nan() || x.abs() > 708.0
+                };
+                if is_rare {
+                    assert!(
+                        got[j] == want[j],
+                        "{what} exp.{dt}({x:e}) = {g:e} ({:#x}), libm {w:e} ({:#x})",
+                        got[j],
+                        want[j]
+                    );
+                } else {
+                    let u = if f32 {
+                        sem::ulp_distance_f32(g as f32, w as f32)
+                    } else {
+                        sem::ulp_distance_f64(g, w)
+                    };
+                    assert!(
+                        u <= 1,
+                        "{what} exp.{dt}({x:e}) = {g:e}, libm {w:e}: {u} ULP"
+                    );
+                }
+            }
+        };
+        check(
+            float_bits(crate::interp::run(&k, &[arr.view()], &[xs.len()]).unwrap()),
+            "interpreter",
+        );
+        if crate::cpu::host_has_fma() {
+            let compiled = be.compile(&raw).unwrap();
+            assert!(compiled.has_simd());
+            check(
+                float_bits(be.run(&compiled, &[arr.view()], &[xs.len()]).unwrap()),
+                "JIT",
+            );
+        }
+    }
+}

@@ -511,6 +511,13 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
                 };
                 format!("select({}, {f}, {})", v(value), v(cond))
             }
+            // WGSL's `fma` may be computed unfused (lavapipe differs from a fused result in
+            // ~0.05% of cases), so an exact fused multiply-add has no WGSL form.
+            Inst::Fma { .. } => {
+                return Err(WgslError::Unsupported(
+                    "fma (a fused multiply-add rounded once) has no exact WGSL form".into(),
+                ))
+            }
         };
         let _ = writeln!(w, "{indent}let v{i}: {} = {e};", ty(t));
     }
@@ -1240,5 +1247,18 @@ mod tests {
             write_kernel_with(&k, Options::default()),
             Err(WgslError::Unsupported(_))
         ));
+    }
+
+    /// The fused multiply-add of the CPU's math expansions has no exact WGSL form: a typed
+    /// error, not a shader that rounds differently.
+    #[test]
+    fn fma_is_refused() {
+        let mut b = KernelBuilder::new();
+        let x = b.input(DType::F32);
+        let v = b.push(Inst::Load { input: x }, DType::F32);
+        let f = b.push(Inst::Fma { a: v, b: v, c: v }, DType::F32);
+        let k = b.finish(Output::Store { value: f });
+        k.verify().unwrap();
+        assert!(matches!(write_kernel(&k), Err(WgslError::Unsupported(_))));
     }
 }

@@ -708,7 +708,8 @@ pub(super) fn time_pair(f: F, dt: DType) -> (f64, f64) {
 #[ignore = "timing; run in release at normal priority"]
 fn speed() {
     let only = std::env::var("FUSEBOX_SPEED_ONLY").ok();
-    let mut fs: Vec<F> = NEW_UNARY.iter().map(|op| F::U(*op)).collect();
+    let mut fs: Vec<F> = vec![F::U(UnaryOp::Exp), F::U(UnaryOp::Log)];
+    fs.extend(NEW_UNARY.iter().map(|op| F::U(*op)));
     fs.extend(BINARY_ULP_BOUNDS.iter().map(|b| F::B(b.0)));
     fs.dedup();
     for f in fs {
