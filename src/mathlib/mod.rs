@@ -1508,6 +1508,7 @@ struct LogParts {
 
 #[cfg(test)]
 mod tests {
+    use super::accuracy::ulp;
     use super::*;
     use crate::array::DynArray;
     use ndarray::Array1;
@@ -1533,20 +1534,6 @@ mod tests {
             DynArray::F64(a) => a.iter().copied().collect(),
             DynArray::F32(a) => a.iter().map(|v| *v as f64).collect(),
             _ => unreachable!(),
-        }
-    }
-
-    fn ulp(a: f64, b: f64, f32: bool) -> u64 {
-        if (a.is_nan() && b.is_nan()) || a == b {
-            return 0;
-        }
-        if a.is_nan() || b.is_nan() || a.is_infinite() || b.is_infinite() {
-            return u64::MAX;
-        }
-        if f32 {
-            crate::semantics::ulp_distance_f32(a as f32, b as f32)
-        } else {
-            crate::semantics::ulp_distance_f64(a, b)
         }
     }
 
