@@ -239,6 +239,16 @@ impl<'a> ArgView<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Whether the elements lie in C order without gaps (size-1 axes' strides do not matter).
+    pub fn is_standard_layout(&self) -> bool {
+        match self {
+            ArgView::Bool(a) => a.is_standard_layout(),
+            ArgView::I32(a) => a.is_standard_layout(),
+            ArgView::I64(a) => a.is_standard_layout(),
+            ArgView::F32(a) => a.is_standard_layout(),
+            ArgView::F64(a) => a.is_standard_layout(),
+        }
+    }
     /// The same view with a lifetime shortened to this borrow (lets caller views and views of
     /// local temporaries live in one `Vec`).
     pub fn reborrow(&self) -> ArgView<'_> {

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::gpu::{GpuArray, GpuBackend, GpuKernel};
 use crate::opt::{self, Buf, Lowered, Partition, PlanInput, Step};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -345,13 +346,14 @@ impl Session {
                 PlanInput::Symbol { name, dtype } => Some((name.clone(), *dtype)),
                 PlanInput::Data { .. } => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let shapes = plan.param_shapes.clone();
+        let as_given = inputs_are_params(&plan, &params);
         Ok(Compiled {
             session: self.clone(),
             expr: expr.clone(),
             params,
-            cache: Mutex::new(vec![(shapes, plan)]),
+            cache: Mutex::new(vec![(shapes, plan, as_given)]),
         })
     }
 
@@ -478,10 +480,27 @@ impl Session {
         let (mut read, mut written) = (0u64, 0u64);
         let start = Instant::now();
         for (((step, _), kernel), frees) in plan.steps.iter().zip(kernels).zip(&plan.frees) {
-            let outs = {
+            // A step that reads the plan's inputs as they are, in order (a single fused kernel
+            // called on its arguments), gets them without building views.
+            let as_given = step.args.len() == inputs.len()
+                && step
+                    .args
+                    .iter()
+                    .zip(&step.arg_shapes)
+                    .enumerate()
+                    .all(|(j, (b, s))| {
+                        *b == Buf::Input(j as u32) && inputs[j].shape() == s.as_slice()
+                    });
+            let outs = if as_given {
+                read = inputs.iter().fold(read, |r, v| {
+                    r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
+                });
+                self.run_step(plan, kernel, inputs, step)?
+            } else {
                 // Results read with another shape (a reduction's result with or without its
                 // `keepdims` axes) are reshaped first; that shares the data.
-                let mut reshaped: Vec<Option<DynArray>> = Vec::with_capacity(step.args.len());
+                let mut reshaped: SmallVec<[Option<DynArray>; 4]> =
+                    SmallVec::with_capacity(step.args.len());
                 for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
                     reshaped.push(match *b {
                         Buf::Temp(t) if temp(&temps, t)?.shape() != shape.as_slice() => {
@@ -490,7 +509,8 @@ impl Session {
                         _ => None,
                     });
                 }
-                let mut views: Vec<ArgView<'_>> = Vec::with_capacity(step.args.len());
+                let mut views: SmallVec<[ArgView<'_>; 4]> =
+                    SmallVec::with_capacity(step.args.len());
                 for (b, r) in step.args.iter().zip(&reshaped) {
                     views.push(match (*b, r) {
                         (_, Some(r)) => r.view(),
@@ -501,17 +521,7 @@ impl Session {
                 read = views.iter().fold(read, |r, v| {
                     r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
                 });
-                let axes = &step.reduce_axes;
-                match kernel {
-                    DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, &views, &step.shape, axes)?,
-                    DeviceKernel::Gpu(k) => {
-                        let n = match plan.device {
-                            Device::Gpu(n) => n,
-                            _ => 0,
-                        };
-                        self.gpu(n)?.run_many(k, &views, &step.shape, axes)?
-                    }
-                }
+                self.run_step(plan, kernel, &views, step)?
             };
             for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
                 written += out.nbytes() as u64;
@@ -534,6 +544,27 @@ impl Session {
             .iter()
             .map(|(t, shape)| temp(&temps, *t)?.reshaped(shape))
             .collect()
+    }
+
+    /// Run one step's kernel on its argument views.
+    fn run_step(
+        &self,
+        plan: &ExecPlan,
+        kernel: &DeviceKernel,
+        views: &[ArgView<'_>],
+        step: &Step,
+    ) -> Result<Vec<DynArray>> {
+        let axes = &step.reduce_axes;
+        match kernel {
+            DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, views, &step.shape, axes),
+            DeviceKernel::Gpu(k) => {
+                let n = match plan.device {
+                    Device::Gpu(n) => n,
+                    _ => 0,
+                };
+                self.gpu(n)?.run_many(k, views, &step.shape, axes)
+            }
+        }
     }
 
     /// The plan for `expr` without running it: optimized graph, kernels, the device each runs
@@ -1068,11 +1099,19 @@ fn last_uses<'a>(
     frees
 }
 
+/// Whether the plan's inputs are exactly the parameters `params`, in order.
+fn inputs_are_params(plan: &ExecPlan, params: &[(String, DType)]) -> bool {
+    plan.inputs.len() == params.len()
+        && plan.inputs.iter().zip(params).all(|(i, (name, dt))| {
+            matches!(i, PlanInput::Symbol { name: n, dtype } if n == name && dtype == dt)
+        })
+}
+
 /// Resolve plan inputs to views: symbols from `lookup`, data from the expression.
 fn bind<'a>(
     inputs: &'a [PlanInput],
     lookup: impl Fn(&str) -> Option<ArgView<'a>>,
-) -> Result<Vec<ArgView<'a>>> {
+) -> Result<SmallVec<[ArgView<'a>; 4]>> {
     inputs
         .iter()
         .map(|p| match p {
@@ -1211,8 +1250,9 @@ impl Session {
     }
 }
 
-/// A plan and the argument shapes it was made for.
-type PlanByShapes = (Vec<Vec<usize>>, Arc<ExecPlan>);
+/// A plan, the argument shapes it was made for, and whether its inputs are the parameters
+/// themselves, in order (then a call passes its arguments through as they are).
+type PlanByShapes = (Vec<Vec<usize>>, Arc<ExecPlan>, bool);
 
 /// A compiled expression: a function of its symbols.
 pub struct Compiled {
@@ -1255,34 +1295,35 @@ impl Compiled {
                 )));
             }
         }
-        let plan = self.plan_for(args)?;
-        let named: Vec<(&str, ArgView<'_>)> = self
-            .params
-            .iter()
-            .map(|p| p.0.as_str())
-            .zip(args.iter().cloned())
-            .collect();
-        let inputs = bind(&plan.inputs, |name| {
-            lookup(&named, name).map(|v| v.reborrow())
-        })?;
-        let mut out = self.session.execute(&plan, &inputs)?;
+        let (plan, as_given) = self.plan_for(args)?;
+        let mut out = if as_given {
+            self.session.execute(&plan, args)?
+        } else {
+            let inputs = bind(&plan.inputs, |name| {
+                let i = self.params.iter().position(|p| p.0 == name)?;
+                Some(args[i].reborrow())
+            })?;
+            self.session.execute(&plan, &inputs)?
+        };
         Ok(out.swap_remove(0))
     }
 
     /// The device a call with these arguments runs on (`Auto` decides per argument shapes).
     pub fn placement(&self, args: &[ArgView<'_>]) -> Result<Device> {
-        Ok(self.plan_for(args)?.device)
+        Ok(self.plan_for(args)?.0.device)
     }
 
-    fn plan_for(&self, args: &[ArgView<'_>]) -> Result<Arc<ExecPlan>> {
+    /// The plan for arguments of these shapes, and whether its inputs are the parameters in
+    /// order.
+    fn plan_for(&self, args: &[ArgView<'_>]) -> Result<(Arc<ExecPlan>, bool)> {
         let mut cache = self
             .cache
             .lock()
             .map_err(|_| Error::Argument("compiled function poisoned by a panic".into()))?;
-        if let Some(p) = cache.iter().find(|(shapes, _)| {
+        if let Some(p) = cache.iter().find(|(shapes, _, _)| {
             shapes.len() == args.len() && shapes.iter().zip(args).all(|(s, a)| s == a.shape())
         }) {
-            return Ok(p.1.clone());
+            return Ok((p.1.clone(), p.2));
         }
         let shapes: Vec<Vec<usize>> = args.iter().map(|a| a.shape().to_vec()).collect();
         let lookup = |name: &str| {
@@ -1295,9 +1336,10 @@ impl Compiled {
             self.session
                 .plan_reused(std::slice::from_ref(&self.expr), &lookup)?,
         );
-        cache.insert(0, (shapes, plan.clone()));
+        let as_given = inputs_are_params(&plan, &self.params);
+        cache.insert(0, (shapes, plan.clone(), as_given));
         cache.truncate(8);
-        Ok(plan)
+        Ok((plan, as_given))
     }
 }
 

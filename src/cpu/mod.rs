@@ -67,7 +67,7 @@ fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 #[cfg(test)]
 mod tests;
 
-use crate::array::{broadcast_strides, checked_len, ArgView, DynArray, Element};
+use crate::array::{checked_len, ArgView, DynArray, Element};
 use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -425,19 +425,31 @@ impl CpuBackend {
         inputs: &[ArgView<'_>],
         shape: &[usize],
     ) -> Result<Vec<DynArray>> {
-        let dts = k.kernel.output_dtypes();
+        let dts: Inline<DType> = k
+            .kernel
+            .outputs
+            .iter()
+            .map(|o| k.kernel.dtype_of(*o))
+            .collect();
         let widest = dts.iter().map(|t| t.size()).max().unwrap_or(1);
         let n = checked_len(shape, widest)?;
+        let choice = self.choose(k, n);
+        if choice.0 == threads::Choice::Serial {
+            if let Some(r) = Self::store_flat(k, f, inputs, shape, n) {
+                self.count_run(false);
+                return Ok(r);
+            }
+        }
         let plan = Plan::new(inputs, shape);
-        let mut bufs: Vec<OutBuf> = dts.iter().map(|t| OutBuf::new(*t, shape, n)).collect();
-        let outs: Vec<(SendPtr, usize)> = bufs
+        let mut bufs: Inline<OutBuf> = dts.iter().map(|t| OutBuf::new(*t, shape, n)).collect();
+        let outs: Inline<(SendPtr, usize)> = bufs
             .iter_mut()
             .zip(&dts)
             .map(|(b, t)| (SendPtr(b.ptr()), t.size()))
             .collect();
         let fill = |lo: usize, hi: usize| {
             let mut w = Walker::new(&plan, lo, hi);
-            let mut ptrs = vec![std::ptr::null_mut::<u8>(); outs.len()];
+            let mut ptrs: Inline<*mut u8> = smallvec::smallvec![std::ptr::null_mut(); outs.len()];
             while let Some((pos, len)) = w.next_run(usize::MAX) {
                 for (p, (base, size)) in ptrs.iter_mut().zip(&outs) {
                     // SAFETY: `pos + len <= n` and each output holds `n` elements of `size`.
@@ -457,7 +469,7 @@ impl CpuBackend {
             }
         };
         // Elements `lo..n` run on the calling thread, or (at `cost` per element) on the pool.
-        let (lo, cost) = match self.choose(k, n) {
+        let (lo, cost) = match choice {
             (threads::Choice::Serial, _) => (0, None),
             (threads::Choice::Parallel(e), h) => (0, Some((e, h))),
             (threads::Choice::Probe(m), h) => {
@@ -488,6 +500,59 @@ impl CpuBackend {
         // SAFETY: every flat index in 0..n of every output was written by exactly one run
         // above (the runs of the walkers tile 0..n), with valid values (bool as 0/1).
         Ok(bufs.into_iter().map(|b| unsafe { b.finish() }).collect())
+    }
+
+    /// The small-call path of [`CpuBackend::store`], on the calling thread: when every input
+    /// is C-contiguous with the iteration space's shape or a single element (broadcast
+    /// everywhere), the whole space is one run, so the kernel is called once with the inputs'
+    /// own addresses, without a [`Plan`] or a [`Walker`]. `None` when the inputs are laid out
+    /// otherwise (or are more than [`FLAT_MAX`]), or the kernel has more than `FLAT_MAX`
+    /// outputs.
+    fn store_flat(
+        k: &CpuKernel,
+        f: KernelFn,
+        inputs: &[ArgView<'_>],
+        shape: &[usize],
+        n: usize,
+    ) -> Option<Vec<DynArray>> {
+        let kernel = &k.kernel;
+        if inputs.len() > FLAT_MAX || kernel.outputs.len() > FLAT_MAX {
+            return None;
+        }
+        let mut ptrs = [std::ptr::null::<u8>(); FLAT_MAX];
+        let mut inner = [0isize; FLAT_MAX];
+        for (j, a) in inputs.iter().enumerate() {
+            inner[j] = if a.len() == 1 {
+                0
+            } else if a.shape() == shape && a.is_standard_layout() {
+                a.dtype().size() as isize
+            } else {
+                return None;
+            };
+            ptrs[j] = a.as_ptr();
+        }
+        let mut bufs: Inline<OutBuf> = Inline::new();
+        let mut outs = [std::ptr::null_mut::<u8>(); FLAT_MAX];
+        for (o, out) in kernel.outputs.iter().zip(&mut outs) {
+            bufs.push(OutBuf::new(kernel.dtype_of(*o), shape, n));
+            *out = bufs.last_mut().map_or(std::ptr::null_mut(), OutBuf::ptr);
+        }
+        if n > 0 {
+            // SAFETY: input j is `n` elements in order at `inner[j]` bytes apart from `ptrs[j]`
+            // (or one element read `n` times with stride 0), with the dtype `check_args`
+            // checked; `outs` holds one pointer per output to `n` writable elements.
+            unsafe {
+                f(
+                    ptrs.as_ptr(),
+                    inner.as_ptr(),
+                    outs.as_mut_ptr() as *mut u8,
+                    n,
+                    0,
+                )
+            };
+        }
+        // SAFETY: the one call above wrote every element 0..n of every output.
+        Some(bufs.into_iter().map(|b| unsafe { b.finish() }).collect())
     }
 
     fn reduce(
@@ -537,15 +602,14 @@ impl CpuBackend {
             return Ok(results(&specs, &res, &kept_shape));
         }
         // Byte strides of each input over the kept axes and over the reduced axes.
-        let mut kept_strides = Vec::with_capacity(inputs.len());
-        let mut red_strides = Vec::with_capacity(inputs.len());
+        let mut kept_strides = Inline::with_capacity(inputs.len());
+        let mut red_strides = Inline::with_capacity(inputs.len());
         for a in inputs {
-            let size = a.dtype().size() as isize;
-            let bs = broadcast_strides(a.shape(), a.strides(), shape);
-            kept_strides.push(kept_axes.iter().map(|&d| bs[d] * size).collect());
-            red_strides.push(axes.iter().map(|&d| bs[d] * size).collect());
+            let bs = broadcast_byte_strides(a, shape);
+            kept_strides.push(kept_axes.iter().map(|&d| bs[d]).collect());
+            red_strides.push(axes.iter().map(|&d| bs[d]).collect());
         }
-        let bases: Vec<SendConstPtr> = inputs.iter().map(|a| SendConstPtr(a.as_ptr())).collect();
+        let bases: Inline<SendConstPtr> = inputs.iter().map(|a| SendConstPtr(a.as_ptr())).collect();
         let kept = Plan::from_parts(&kept_shape, kept_strides, bases.clone());
         let red = Plan::from_parts(&red_shape, red_strides, bases);
         let ctx = RedCtx {
@@ -1030,14 +1094,22 @@ unsafe impl Sync for SendPtr {}
 /// The iteration space after broadcasting and coalescing.
 struct Plan {
     /// Coalesced dimensions, outermost first (at least one).
-    dims: Vec<usize>,
+    dims: Inline<usize>,
     /// Per input: byte stride of each coalesced dimension.
-    strides: Vec<Vec<isize>>,
+    strides: Inline<Inline<isize>>,
     /// Per input: byte stride of the innermost dimension (what the compiled code gets).
-    inner: Vec<isize>,
+    inner: Inline<isize>,
     /// Per input: address of element `[0, 0, ...]`.
-    bases: Vec<SendConstPtr>,
+    bases: Inline<SendConstPtr>,
 }
+
+/// Inputs and outputs of a kernel call on [`CpuBackend::store_flat`]'s path, at most.
+const FLAT_MAX: usize = 8;
+
+/// A per-input, per-output or per-dimension list: up to four entries live inline, so a call on
+/// a few arrays of at most four dimensions allocates nothing for its bookkeeping (the small-array
+/// path: only the outputs are allocated).
+type Inline<T> = smallvec::SmallVec<[T; 4]>;
 
 #[derive(Clone, Copy)]
 struct SendConstPtr(*const u8);
@@ -1046,17 +1118,25 @@ unsafe impl Send for SendConstPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendConstPtr {}
 
+/// The byte strides of `a` broadcast to `out_shape` (0 along broadcast dimensions).
+fn broadcast_byte_strides(a: &ArgView<'_>, out_shape: &[usize]) -> Inline<isize> {
+    let size = a.dtype().size() as isize;
+    let (shape, strides) = (a.shape(), a.strides());
+    let lead = out_shape.len() - shape.len();
+    let mut s: Inline<isize> = smallvec::smallvec![0; out_shape.len()];
+    for (i, (&d, &st)) in shape.iter().zip(strides).enumerate() {
+        if d != 1 || out_shape[lead + i] == 1 {
+            s[lead + i] = st * size;
+        }
+    }
+    s
+}
+
 impl Plan {
     fn new(inputs: &[ArgView<'_>], out_shape: &[usize]) -> Plan {
-        let byte_strides: Vec<Vec<isize>> = inputs
+        let byte_strides: Inline<Inline<isize>> = inputs
             .iter()
-            .map(|a| {
-                let size = a.dtype().size() as isize;
-                broadcast_strides(a.shape(), a.strides(), out_shape)
-                    .into_iter()
-                    .map(|s| s * size)
-                    .collect()
-            })
+            .map(|a| broadcast_byte_strides(a, out_shape))
             .collect();
         let bases = inputs.iter().map(|a| SendConstPtr(a.as_ptr())).collect();
         Plan::from_parts(out_shape, byte_strides, bases)
@@ -1066,15 +1146,16 @@ impl Plan {
     /// `byte_strides[j][d]` bytes along dimension `d`.
     fn from_parts(
         shape: &[usize],
-        byte_strides: Vec<Vec<isize>>,
-        bases: Vec<SendConstPtr>,
+        byte_strides: Inline<Inline<isize>>,
+        bases: Inline<SendConstPtr>,
     ) -> Plan {
         let nd = shape.len();
         // Drop size-1 dimensions, then merge a dimension into the next inner one wherever every
         // input steps over it as one: stride[d] == stride[d + 1] * shape[d + 1]. (The output is
         // C-contiguous, which always allows the merge.)
-        let mut dims: Vec<usize> = Vec::with_capacity(nd);
-        let mut strides: Vec<Vec<isize>> = vec![Vec::with_capacity(nd); byte_strides.len()];
+        let mut dims: Inline<usize> = Inline::with_capacity(nd);
+        let mut strides: Inline<Inline<isize>> =
+            smallvec::smallvec![Inline::with_capacity(nd); byte_strides.len()];
         for d in 0..nd {
             if shape[d] == 1 {
                 continue;
@@ -1113,8 +1194,8 @@ impl Plan {
     }
 
     /// Per input: the byte offset of flat position `flat`.
-    fn offsets(&self, flat: usize) -> Vec<isize> {
-        let mut offs = vec![0isize; self.strides.len()];
+    fn offsets(&self, flat: usize) -> Inline<isize> {
+        let mut offs: Inline<isize> = smallvec::smallvec![0isize; self.strides.len()];
         let mut rest = flat;
         for d in (0..self.dims.len()).rev() {
             let i = (rest % self.dims[d]) as isize;
@@ -1127,7 +1208,7 @@ impl Plan {
     }
 
     /// The bases moved by `offs` bytes (missing offsets: unmoved).
-    fn bases_at(&self, offs: &[isize]) -> Vec<SendConstPtr> {
+    fn bases_at(&self, offs: &[isize]) -> Inline<SendConstPtr> {
         self.bases
             .iter()
             .enumerate()
@@ -1139,12 +1220,12 @@ impl Plan {
 /// Walks the flat range `pos..hi` of a plan in runs along the innermost dimension.
 struct Walker<'p> {
     plan: &'p Plan,
-    bases: Vec<*const u8>,
-    idx: Vec<usize>,
+    bases: Inline<*const u8>,
+    idx: Inline<usize>,
     pos: usize,
     hi: usize,
     /// Per input: address of the current run's first element.
-    ptrs: Vec<*const u8>,
+    ptrs: Inline<*const u8>,
 }
 
 impl<'p> Walker<'p> {
@@ -1154,7 +1235,7 @@ impl<'p> Walker<'p> {
 
     /// A walker over `plan` whose inputs start at `bases` instead of the plan's.
     fn at(plan: &'p Plan, bases: &[SendConstPtr], lo: usize, hi: usize) -> Walker<'p> {
-        let mut idx = vec![0; plan.dims.len()];
+        let mut idx: Inline<usize> = smallvec::smallvec![0; plan.dims.len()];
         let mut rest = lo;
         for d in (0..plan.dims.len()).rev() {
             idx[d] = rest % plan.dims[d];
@@ -1166,7 +1247,7 @@ impl<'p> Walker<'p> {
             idx,
             pos: lo,
             hi,
-            ptrs: vec![std::ptr::null(); bases.len()],
+            ptrs: smallvec::smallvec![std::ptr::null(); bases.len()],
         }
     }
 

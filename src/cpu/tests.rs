@@ -741,6 +741,41 @@ fn two_dimensional_non_contiguous_views() {
 }
 
 #[test]
+fn flat_path_takes_contiguous_and_one_element_inputs_only() {
+    let be = backend();
+    let k = be.compile(&axpy_kernel()).unwrap();
+    // SAFETY: `k.code.code` was compiled from the kernel with the `KernelFn` signature, and
+    // `store_flat` is given inputs of the kernel's dtypes, as `run_many` would.
+    let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(k.code.code) };
+    let m = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64 - 2.5);
+    let one = ndarray::arr1(&[0.75]);
+    let x = ndarray::arr0(1.5).into_dyn();
+    let expected = m.mapv(|v| v * 2.0 + 0.75).into_dyn();
+    // C-contiguous with the space's shape, and one element broadcast: one run, the same
+    // values as the walker's path on a strided view of the same numbers.
+    let flat = CpuBackend::store_flat(&k, f, &[(&m).into(), (&one).into()], &[3, 4], 12)
+        .expect("contiguous and one-element inputs take the flat path");
+    assert_eq!(flat[0].clone().into_f64().unwrap(), expected);
+    let wide = Array2::from_shape_fn((3, 8), |(i, j)| m[[i, j / 2]]);
+    let strided = wide.slice(s![.., ..;2]);
+    assert!(CpuBackend::store_flat(&k, f, &[strided.into(), (&one).into()], &[3, 4], 12).is_none());
+    let walked = be
+        .run(&k, &[strided.into(), (&one).into()], &[3, 4])
+        .unwrap();
+    assert_eq!(walked.into_f64().unwrap(), expected);
+    // A transposed (Fortran-order) input, and an input broadcast along an axis, are not flat.
+    let t = m.t().as_standard_layout().into_owned();
+    assert!(t.is_standard_layout());
+    assert!(CpuBackend::store_flat(&k, f, &[t.t().into(), (&x).into()], &[3, 4], 12).is_none());
+    let row = Array1::from(vec![1.0, 2.0, 3.0, 4.0]);
+    assert!(CpuBackend::store_flat(&k, f, &[(&row).into(), (&m).into()], &[3, 4], 12).is_none());
+    // Empty space: outputs of no elements, no call.
+    let e = ArrayD::<f64>::zeros(IxDyn(&[0, 4]));
+    let got = CpuBackend::store_flat(&k, f, &[(&e).into(), (&x).into()], &[0, 4], 0).unwrap();
+    assert_eq!(got[0].shape(), &[0, 4]);
+}
+
+#[test]
 fn empty_iteration_spaces() {
     let be = backend();
     let k = be.compile(&axpy_kernel()).unwrap();
