@@ -64,6 +64,9 @@ use std::collections::HashMap;
 const VEC_BYTES: usize = 16;
 /// Vectors per SIMD-loop iteration for store kernels.
 const STORE_UNROLL: usize = 2;
+/// Vector constants a SIMD loop keeps in registers; a kernel with more reads each from the
+/// constant pool at its use (see `Gen::operand`).
+const REG_CONSTS: usize = 6;
 /// Vectors per SIMD-loop iteration for reductions: 4 x f64x2 = 8 independent partial sums, like
 /// NumPy's pairwise summation blocks.
 const REDUCE_UNROLL: usize = 4;
@@ -903,7 +906,16 @@ impl Gen<'_, '_> {
         // The constant pool's address, reloaded from a stack slot in every iteration: the
         // constants' loads depend on it, so Cranelift keeps them in the loop, next to their
         // uses (see `operand`).
-        self.pool_base = Some(self.b.ins().stack_load(ptr, ptr, pool_slot, 0));
+        // A kernel with few constants keeps them in registers instead (splatted once, before
+        // the loop): then they cost no load at all.
+        let consts = k
+            .insts
+            .iter()
+            .filter(|d| matches!(d.inst, Inst::Const(c) if c.dtype() != DType::Bool))
+            .count();
+        if consts > REG_CONSTS {
+            self.pool_base = Some(self.b.ins().stack_load(ptr, ptr, pool_slot, 0));
+        }
         let mut addrs = Vec::new();
         for (j, dt) in k.inputs.iter().enumerate() {
             let off = self.b.ins().imul_imm_s(i, dt.size() as i64);
@@ -1167,7 +1179,8 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// Kernel value `v` as an operand of the instruction emitted next. In the SIMD loop a
+    /// Kernel value `v` as an operand of the instruction emitted next. In the SIMD loop of a
+    /// kernel with more than [`REG_CONSTS`] constants (with fewer, they stay in registers), a
     /// non-bool constant is a load of its own copy in the constant pool, at each use: a load
     /// with one use folds into the instruction as its memory operand, whereas a splatted
     /// constant is hoisted out of the loop, and with more constants than the 16 vector
