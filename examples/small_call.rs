@@ -1,0 +1,61 @@
+//! Per-call cost of a compiled function on a small array (issue target: poly at n = 1e3 in
+//! <= 1 us per call, output allocation included), beside the copy kernel and a hand-written
+//! loop over the same data. Usage: `small_call [n] [calls] [threads]` (defaults 1000, 200000, all cores; under callgrind
+//! pass 1 thread, since its slowed clock makes the thread choice go parallel). Also the
+//! harness for `valgrind --tool=callgrind`, which counts the call path's instructions.
+use fusebox::bench::{case_expr, case_inputs};
+use fusebox::{ArgView, DynArray, Options, Session};
+use std::time::Instant;
+
+fn main() -> fusebox::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let calls: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let threads: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let s = Session::with_options(Options {
+        threads,
+        ..Options::default()
+    });
+    let x = case_inputs("poly", n).remove(0);
+    let poly = s.compile(&case_expr("poly")?)?;
+    let copy = s.compile(&case_expr("copy")?)?;
+    let view: [ArgView<'_>; 1] = [x.view().into()];
+    let mut sink = 0.0;
+    let mut per_call = |name: &str, f: &mut dyn FnMut() -> f64| {
+        // Five rounds, interleaved by the caller's order; the best round is reported.
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..calls / 5 {
+                sink += f();
+            }
+            best = best.min(t.elapsed().as_secs_f64() / (calls / 5) as f64);
+        }
+        println!("{name:10} n = {n}: {:.3} us per call", best * 1e6);
+    };
+    per_call("poly", &mut || {
+        let r = poly.call(&view).expect("poly");
+        match r {
+            DynArray::F64(a) => a[0],
+            _ => f64::NAN,
+        }
+    });
+    per_call("copy", &mut || {
+        let r = copy.call(&view).expect("copy");
+        match r {
+            DynArray::F64(a) => a[0],
+            _ => f64::NAN,
+        }
+    });
+    per_call("hand loop", &mut || {
+        let y: Vec<f64> = x
+            .as_slice()
+            .expect("contiguous")
+            .iter()
+            .map(|&v| (5.0 * v + 4.0) * v + 1.0)
+            .collect();
+        y[0]
+    });
+    println!("(checksum {sink})");
+    Ok(())
+}
