@@ -102,7 +102,8 @@ pub struct KernelCost {
 
 /// Instruction counts per element: (arithmetic, transcendental). Loads and constants are free
 /// here (loads are memory traffic, constants are hoisted or folded into their instructions);
-/// a fused multiply-add ([`Inst::Fma`]) is one arithmetic instruction.
+/// a fused multiply-add ([`Inst::Fma`]) and a table lookup ([`Inst::Lookup`]) are one
+/// arithmetic instruction each.
 pub fn op_counts(k: &Kernel) -> (u32, u32) {
     let (mut arith, mut transc) = (0u32, 0u32);
     for d in &k.insts {

@@ -108,6 +108,10 @@ pub fn run_many(
                     semantics::fma(vals[a.index()], vals[b.index()], vals[c.index()])
                         .ok_or_else(|| Error::InvalidKernel(format!("v{i}: fma of non-floats")))?
                 }
+                Inst::Lookup { table, index } => match vals[index.index()] {
+                    Const::I64(j) => table.get(j),
+                    _ => return Err(Error::InvalidKernel(format!("v{i}: non-int64 index"))),
+                },
             };
         }
         // Position among the kept axes (the output element) and among the reduced axes.

@@ -22,8 +22,8 @@
 //! - the reduction's operand is in the reduction's accumulator dtype;
 //! - a kernel has at least one output, and its outputs are all stores or all reductions.
 //!
-//! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no tables and no
-//! branches, so a case it cannot afford in every lane (the Payne-Hanek reduction of `sin` for
+//! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no branches (and no
+//! tables beyond the small ones of [`Inst::Lookup`]), so a case it cannot afford in every lane (the Payne-Hanek reduction of `sin` for
 //! huge arguments) is left to [`Inst::Fallback`]: "`value`, except in the lanes where `cond`
 //! holds, where it is the scalar function [`Call`]". Its meaning is per element, like every
 //! other instruction, so the interpreter and the GPU compute `cond ? call : value` directly;
@@ -36,6 +36,12 @@
 //! interpreter computes it with `mul_add`, the CPU JIT with the x86 FMA instructions (the math
 //! expansions emit it only when the target has them), and the WGSL generator rejects it
 //! (WGSL's `fma` may or may not fuse).
+//!
+//! [`Inst::Lookup`] reads entry `index & (len - 1)` of one of the fixed constant tables
+//! ([`Table`], power-of-two lengths): the mask makes every index safe, whatever the value.
+//! The interpreter indexes the table; the CPU JIT loads each lane's entry from the table's
+//! `'static` address (no vector gather at 128 bits); the WGSL generator rejects it (the GPU
+//! computes math functions itself, so no expansion targets it).
 //!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
 use crate::dtype::DType;
@@ -217,6 +223,50 @@ pub enum Inst {
         b: Value,
         c: Value,
     },
+    /// Entry `index & (len - 1)` of the constant table `table` (a power-of-two length: the
+    /// mask keeps every index in bounds), as the instruction's type; `index` is an int64. Not
+    /// produced from user expressions: only the math expansions use it, and only for a backend
+    /// that reads tables ([`crate::mathlib::Target`]).
+    Lookup {
+        table: Table,
+        index: Value,
+    },
+}
+
+/// A constant table of the math expansions ([`Inst::Lookup`]); the entries are in
+/// [`crate::mathlib::tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `2^(j/128)` rounded to float64, j = 0..128.
+    Exp2Hi,
+    /// `2^(j/128)` minus its `Exp2Hi` entry, rounded to float64.
+    Exp2Lo,
+}
+
+impl Table {
+    /// The entries, as the bits of the entry type ([`Table::dtype`]); the length is a power
+    /// of two.
+    pub fn entries(self) -> &'static [u64] {
+        match self {
+            Table::Exp2Hi => &crate::mathlib::tables::EXP2_128_HI,
+            Table::Exp2Lo => &crate::mathlib::tables::EXP2_128_LO,
+        }
+    }
+    /// The type of an entry.
+    pub fn dtype(self) -> DType {
+        DType::F64
+    }
+    /// Entry `index`, masked into range as [`Inst::Lookup`] specifies.
+    pub fn get(self, index: i64) -> Const {
+        let e = self.entries();
+        Const::F64(f64::from_bits(e[(index as usize) & (e.len() - 1)]))
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Exp2Hi => "exp2_128_hi",
+            Table::Exp2Lo => "exp2_128_lo",
+        }
+    }
 }
 
 impl PartialEq for Inst {
@@ -276,6 +326,16 @@ impl PartialEq for Inst {
                     c: c2,
                 },
             ) => a1 == a2 && b1 == b2 && c1 == c2,
+            (
+                Lookup {
+                    table: t1,
+                    index: i1,
+                },
+                Lookup {
+                    table: t2,
+                    index: i2,
+                },
+            ) => t1 == t2 && i1 == i2,
             _ => false,
         }
     }
@@ -297,6 +357,7 @@ impl Hash for Inst {
             Inst::Cast { arg } | Inst::Bitcast { arg } => arg.hash(state),
             Inst::Fallback { cond, value, call } => (cond, value, call).hash(state),
             Inst::Fma { a, b, c } => (a, b, c).hash(state),
+            Inst::Lookup { table, index } => (table, index).hash(state),
         }
     }
 }
@@ -475,6 +536,17 @@ impl Kernel {
                         return err(i, "fma needs three float operands of its type".into());
                     }
                 }
+                Inst::Lookup { table, index } => {
+                    if !defined(index) {
+                        return err(i, format!("use of {index} before definition"));
+                    }
+                    if ty(index) != DType::I64 || d.ty != table.dtype() {
+                        return err(
+                            i,
+                            format!("lookup needs an int64 index and has type {}", table.dtype()),
+                        );
+                    }
+                }
             }
         }
         if self.outputs.is_empty() {
@@ -624,6 +696,9 @@ impl fmt::Display for Kernel {
                     write!(line, "fallback.{t} {cond}, {value}, {call}")?
                 }
                 Inst::Fma { a, b, c } => write!(line, "fma.{t} {a}, {b}, {c}")?,
+                Inst::Lookup { table, index } => {
+                    write!(line, "lookup.{t} {}, {index}", table.name())?
+                }
             }
             writeln!(f, "  v{i} = {line}")?;
         }
@@ -725,6 +800,36 @@ mod tests {
             rhs: Value(2),
         };
         assert!(k.verify().is_err());
+    }
+
+    #[test]
+    fn lookup_needs_an_int64_index_and_the_table_type() {
+        for (index_ty, ty, ok) in [
+            (DType::I64, DType::F64, true),
+            (DType::I32, DType::F64, false),
+            (DType::F64, DType::F64, false),
+            (DType::I64, DType::F32, false),
+        ] {
+            let mut b = KernelBuilder::new();
+            let i = b.input(index_ty);
+            let v = b.push(Inst::Load { input: i }, index_ty);
+            let t = b.push(
+                Inst::Lookup {
+                    table: Table::Exp2Lo,
+                    index: v,
+                },
+                ty,
+            );
+            let k = b.finish(Output::Store { value: t });
+            assert_eq!(k.verify().is_ok(), ok, "{k}");
+            if ok {
+                assert!(k.to_string().contains("lookup.f64 exp2_128_lo, v0"), "{k}");
+            }
+        }
+        // Every index is masked into the table.
+        assert_eq!(Table::Exp2Hi.get(128 + 5), Table::Exp2Hi.get(5));
+        assert_eq!(Table::Exp2Hi.get(-1), Table::Exp2Hi.get(127));
+        assert_eq!(Table::Exp2Hi.get(0), Const::F64(1.0));
     }
 
     #[test]

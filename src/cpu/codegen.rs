@@ -1114,6 +1114,31 @@ impl Gen<'_, '_> {
                     let c = self.operand(mode, &vals, c);
                     self.b.ins().fma(a, b, c)
                 }
+                Inst::Lookup { table, index } => {
+                    let e = table.entries();
+                    // SAFETY (of the generated loads): `entries` is a `'static` slice, so the
+                    // address stays valid for the program's life, and the index is masked to
+                    // `len - 1` (a power of two minus one) before it is scaled, so every load
+                    // reads an entry inside it.
+                    let base = self.b.ins().iconst(types::I64, e.as_ptr() as i64);
+                    let mask = (e.len() - 1) as i64;
+                    let ty = d.ty;
+                    let load = move |g: &mut Self, l: &[Value]| -> Result<Value> {
+                        let j = g.b.ins().band_imm_s(l[0], mask);
+                        let off = g.b.ins().ishl_imm_s(j, 3);
+                        let a = g.b.ins().iadd(base, off);
+                        let flags = MemFlagsData::trusted()
+                            .with_readonly()
+                            .with_can_move()
+                            .with_endianness(Endianness::Little);
+                        Ok(g.b.ins().load(Mode::Scalar.ty(ty), flags, a, 0))
+                    };
+                    let i = vals[index.index()];
+                    match mode {
+                        Mode::Scalar => load(self, &[i])?,
+                        Mode::Vector { .. } => self.per_lane(mode, ty, &[i], load)?,
+                    }
+                }
                 Inst::Fallback { cond, value, call } => {
                     let operands: Vec<Value> =
                         call.args().iter().map(|a| vals[a.index()]).collect();

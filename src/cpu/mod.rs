@@ -325,6 +325,7 @@ impl CpuBackend {
         // exp/log become primitive instructions, so they run in the SIMD loop (see mathlib).
         let target = crate::mathlib::Target {
             fma: codegen::has_fma(&self.isa),
+            tables: true,
         };
         self.compile_lowered(kernel, crate::mathlib::expand_for(kernel, target))
     }

@@ -2340,7 +2340,13 @@ fn exp_fallback_lanes_are_libm() {
             dt,
         );
         let raw = b.finish(Output::Store { value: y });
-        let k = crate::mathlib::expand_for(&raw, crate::mathlib::Target { fma: true });
+        let k = crate::mathlib::expand_for(
+            &raw,
+            crate::mathlib::Target {
+                fma: true,
+                tables: true,
+            },
+        );
         assert!(k.to_string().contains("fallback"), "{k}");
         let arr = float_array(dt, &xs);
         let want: Vec<u64> = xs
@@ -2398,5 +2404,91 @@ fn exp_fallback_lanes_are_libm() {
                 "JIT",
             );
         }
+    }
+}
+
+/// A table lookup on the JIT, scalar and SIMD loops, reads entry `index & 127` for any int64
+/// index (negative and huge ones included), as the interpreter does.
+#[test]
+fn table_lookups_mask_every_index() {
+    use crate::kir::Table;
+    let be = backend();
+    for table in [Table::Exp2Hi, Table::Exp2Lo] {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::I64);
+        let v = b.push(Inst::Load { input: i }, DType::I64);
+        let t = b.push(Inst::Lookup { table, index: v }, DType::F64);
+        let k = b.finish(Output::Store { value: t });
+        let ck = be.compile(&k).unwrap();
+        assert!(ck.code.simd, "the lookup runs in the SIMD loop");
+        let idx: Vec<i64> = (-300..300)
+            .chain([i64::MIN, i64::MAX, i64::MIN + 1, 1 << 40, -(1 << 40)])
+            .collect();
+        let x = Array1::from(idx.clone()).into_dyn();
+        let strided = Array1::from_iter(idx.iter().flat_map(|v| [*v, 0]));
+        let want: Vec<u64> = idx
+            .iter()
+            .map(|j| table.entries()[(*j as usize) & 127])
+            .collect();
+        let bits = |a: DynArray| -> Vec<u64> {
+            a.into_f64().unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        let n = idx.len();
+        assert_eq!(bits(be.run(&ck, &[(&x).into()], &[n]).unwrap()), want);
+        let sv = strided.slice(s![..;2]).into_dyn();
+        assert_eq!(bits(be.run(&ck, &[sv.into()], &[n]).unwrap()), want);
+        let interp = crate::interp::run(&k, &[(&x).into()], &[n]).unwrap();
+        assert_eq!(bits(interp), want);
+    }
+}
+
+/// `cargo test --release --lib exp_algorithms_speed -- --ignored --nocapture`: float64 `exp`
+/// on the JIT by each algorithm the targets select (table, FMA polynomial, rational), one
+/// thread, 10^4 elements in cache, best of many calls.
+#[test]
+#[ignore = "timing; run in release at normal priority"]
+fn exp_algorithms_speed() {
+    use crate::mathlib::{expand_for, Target};
+    use std::time::Instant;
+    let be = backend();
+    let raw = unary_kernel(UnaryOp::Exp, DType::F64, DType::F64);
+    let x = Array1::linspace(-20.0, 20.0, 10_000).into_dyn();
+    let targets = [
+        (
+            "table",
+            Target {
+                fma: true,
+                tables: true,
+            },
+        ),
+        (
+            "fma",
+            Target {
+                fma: true,
+                tables: false,
+            },
+        ),
+        (
+            "rational",
+            Target {
+                fma: false,
+                tables: false,
+            },
+        ),
+    ];
+    let ks: Vec<_> = targets
+        .iter()
+        .map(|(_, t)| be.compile_lowered(&raw, expand_for(&raw, *t)).unwrap())
+        .collect();
+    let mut best = vec![f64::INFINITY; ks.len()];
+    for _ in 0..2000 {
+        for (k, b) in ks.iter().zip(&mut best) {
+            let t = Instant::now();
+            std::hint::black_box(be.run(k, &[(&x).into()], &[10_000]).unwrap());
+            *b = b.min(t.elapsed().as_secs_f64() / 10_000.0);
+        }
+    }
+    for ((name, _), b) in targets.iter().zip(&best) {
+        eprintln!("exp f64 {name:8}: {:.3} ns/elem", b * 1e9);
     }
 }

@@ -518,6 +518,14 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
                     "fma (a fused multiply-add rounded once) has no exact WGSL form".into(),
                 ))
             }
+            // The GPU computes the math functions itself (no expansion targets it), so no
+            // kernel it gets holds a table lookup.
+            Inst::Lookup { table, .. } => {
+                return Err(WgslError::Unsupported(format!(
+                    "lookup in the CPU math table {}",
+                    table.name()
+                )))
+            }
         };
         let _ = writeln!(w, "{indent}let v{i}: {} = {e};", ty(t));
     }
@@ -1258,6 +1266,23 @@ mod tests {
         let v = b.push(Inst::Load { input: x }, DType::F32);
         let f = b.push(Inst::Fma { a: v, b: v, c: v }, DType::F32);
         let k = b.finish(Output::Store { value: f });
+        k.verify().unwrap();
+        assert!(matches!(write_kernel(&k), Err(WgslError::Unsupported(_))));
+    }
+
+    #[test]
+    fn table_lookup_is_refused() {
+        let mut b = KernelBuilder::new();
+        let x = b.input(DType::I64);
+        let v = b.push(Inst::Load { input: x }, DType::I64);
+        let t = b.push(
+            Inst::Lookup {
+                table: crate::kir::Table::Exp2Hi,
+                index: v,
+            },
+            DType::F64,
+        );
+        let k = b.finish(Output::Store { value: t });
         k.verify().unwrap();
         assert!(matches!(write_kernel(&k), Err(WgslError::Unsupported(_))));
     }
