@@ -1182,24 +1182,25 @@ impl Gen<'_, '_> {
                 Ok(res)
             }
             Mode::Vector { .. } => {
-                // The join picks between the calls' results (zeros on the fast path, where no
-                // lane holds) and `value`, so that `value` has one use: Cranelift folds a load
-                // into its consumer only when every value downstream of the load is used once.
-                // The blend is in the mask's integer type, where it is one `blendv`.
+                // `value` reaches the join as a block argument, so it is computed before the
+                // branch (Cranelift places a pure value at its first use, and an argument of
+                // the branch is used there); left for the join, the whole expansion would be
+                // placed after the branch, with its inputs spilled across it. The slow block
+                // blends the calls' results into it (in the mask's integer type, one
+                // `blendv`); the fast path passes it as it is.
                 let mt = self.b.func.dfg.value_type(cond);
-                let called_p = self.b.append_block_param(join, mt);
+                let res = self.b.append_block_param(join, mt);
+                let v = self.mask_as(value, mt);
                 let any = self.b.ins().vany_true(cond);
-                let zero = self.zero(mt);
-                self.b.ins().brif(any, slow, &[], join, &args(&[zero]));
+                self.b.ins().brif(any, slow, &[], join, &args(&[v]));
                 self.b.switch_to_block(slow);
                 self.b.set_cold_block(slow);
                 let called = self.per_lane(mode, ty, operands, scalar)?;
                 let called = self.mask_as(called, mt);
-                self.b.ins().jump(join, &args(&[called]));
+                let blended = self.b.ins().bitselect(cond, called, v);
+                self.b.ins().jump(join, &args(&[blended]));
                 self.b.switch_to_block(join);
-                let v = self.mask_as(value, mt);
-                let r = self.b.ins().bitselect(cond, called_p, v);
-                Ok(self.mask_as(r, mode.ty(ty)))
+                Ok(self.mask_as(res, mode.ty(ty)))
             }
         }
     }
