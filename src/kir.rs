@@ -234,7 +234,7 @@ pub enum Inst {
 }
 
 /// A constant table of the math expansions ([`Inst::Lookup`]); the entries are in
-/// [`crate::mathlib::tables`].
+/// `src/mathlib/tables.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// `2^(j/128)` rounded to float64, j = 0..128.

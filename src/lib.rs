@@ -58,9 +58,9 @@
 //!   stores or reductions over run-time axes), its printer and verifier. [`mathlib`]: `exp`,
 //!   `log`, `log2`, `log10`, `log1p`, `expm1`, `sinh`, `cosh`, `tanh`, `arctan`, `sin`, `cos`,
 //!   `tan`, `arcsin`, `arccos`, `arcsinh`, `arccosh`, `arctanh`, `pow`, `arctan2`, `hypot`
-//!   expanded into kernel-IR primitives (so they vectorize; rare lanes such as huge `sin`
-//!   arguments call libm through `Fallback`; the JIT uses those that beat libm), with tested
-//!   ULP tables.
+//!   expanded into kernel-IR primitives (so they vectorize; float64 `exp` reads a small
+//!   constant table through `Lookup`; rare lanes such as huge `sin` arguments call libm
+//!   through `Fallback`; the JIT uses those that beat libm), with tested ULP tables.
 //! - [`cpu`]: Cranelift code generation and the multi-threaded driver. [`cache`]: the bounded
 //!   LRU kernel cache both backends use.
 //! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.

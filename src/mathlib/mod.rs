@@ -689,7 +689,7 @@ impl<'a> Emit<'a> {
     ///   significant bits; |m| < 2^17) is exact, and so is the first difference: |r| <=
     ///   ln2/256 (plus a rounding), where `e^r - 1 = r + r^2 (1/2 + r/6) + r^4 (1/24 + r/120)`
     ///   leaves out `r^6/720 < 2^-60`;
-    /// - `2^(j/128) = hi + lo` from the two tables ([`crate::mathlib::tables`]), and
+    /// - `2^(j/128) = hi + lo` from the two tables (`src/mathlib/tables.rs`), and
     ///   `e^x / 2^k = hi + fma(hi, e^r - 1, lo)`: one rounding of the result's size, the
     ///   others ~2^-60 below it (bound ~0.51 ULP);
     /// - `* 2^k`: `(bits(t) & !127) << 45` (k's bits moved into the exponent field) added to
