@@ -358,10 +358,17 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 /// Strides (in elements) that read an array of `shape`/`strides` as if broadcast to
 /// `out_shape`: leading new dimensions and stretched size-1 dimensions get stride 0.
 /// The caller guarantees that `shape` broadcasts to `out_shape`.
-pub fn broadcast_strides(shape: &[usize], strides: &[isize], out_shape: &[usize]) -> Vec<isize> {
+///
+/// Up to four dimensions are held inline (no allocation: the CPU backend computes these on
+/// every call).
+pub fn broadcast_strides(
+    shape: &[usize],
+    strides: &[isize],
+    out_shape: &[usize],
+) -> smallvec::SmallVec<[isize; 4]> {
     debug_assert!(shape.len() <= out_shape.len());
     let lead = out_shape.len() - shape.len();
-    let mut s = vec![0isize; out_shape.len()];
+    let mut s = smallvec::smallvec![0isize; out_shape.len()];
     for i in 0..shape.len() {
         s[lead + i] = if shape[i] == 1 && out_shape[lead + i] != 1 {
             0
@@ -513,8 +520,8 @@ mod tests {
             Err(Error::ShapeMismatch { .. })
         ));
         assert_eq!(
-            broadcast_strides(&[3, 1], &[1, 1], &[2, 3, 4]),
-            vec![0, 1, 0]
+            broadcast_strides(&[3, 1], &[1, 1], &[2, 3, 4]).as_slice(),
+            &[0, 1, 0]
         );
     }
 

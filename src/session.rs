@@ -492,10 +492,7 @@ impl Session {
                         *b == Buf::Input(j as u32) && inputs[j].shape() == s.as_slice()
                     });
             let outs = if as_given {
-                read = inputs.iter().fold(read, |r, v| {
-                    r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
-                });
-                self.run_step(plan, kernel, inputs, step)?
+                self.run_step(plan, kernel, inputs, step, &mut read)?
             } else {
                 // Results read with another shape (a reduction's result with or without its
                 // `keepdims` axes) are reshaped first; that shares the data.
@@ -518,10 +515,7 @@ impl Session {
                         (Buf::Temp(t), None) => temp(&temps, t)?.view(),
                     });
                 }
-                read = views.iter().fold(read, |r, v| {
-                    r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
-                });
-                self.run_step(plan, kernel, &views, step)?
+                self.run_step(plan, kernel, &views, step, &mut read)?
             };
             for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
                 written += out.nbytes() as u64;
@@ -546,14 +540,18 @@ impl Session {
             .collect()
     }
 
-    /// Run one step's kernel on its argument views.
+    /// Run one step's kernel on its argument views, adding the bytes they hold to `read`.
     fn run_step(
         &self,
         plan: &ExecPlan,
         kernel: &DeviceKernel,
         views: &[ArgView<'_>],
         step: &Step,
+        read: &mut u64,
     ) -> Result<Vec<DynArray>> {
+        *read = views.iter().fold(*read, |r, v| {
+            r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
+        });
         let axes = &step.reduce_axes;
         match kernel {
             DeviceKernel::Cpu(k) => self.cpu()?.run_many(k, views, &step.shape, axes),

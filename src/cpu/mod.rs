@@ -67,7 +67,7 @@ fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 #[cfg(test)]
 mod tests;
 
-use crate::array::{checked_len, ArgView, DynArray, Element};
+use crate::array::{broadcast_strides, checked_len, ArgView, DynArray, Element};
 use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -1122,13 +1122,9 @@ unsafe impl Sync for SendConstPtr {}
 /// The byte strides of `a` broadcast to `out_shape` (0 along broadcast dimensions).
 fn broadcast_byte_strides(a: &ArgView<'_>, out_shape: &[usize]) -> Inline<isize> {
     let size = a.dtype().size() as isize;
-    let (shape, strides) = (a.shape(), a.strides());
-    let lead = out_shape.len() - shape.len();
-    let mut s: Inline<isize> = smallvec::smallvec![0; out_shape.len()];
-    for (i, (&d, &st)) in shape.iter().zip(strides).enumerate() {
-        if d != 1 || out_shape[lead + i] == 1 {
-            s[lead + i] = st * size;
-        }
+    let mut s = broadcast_strides(a.shape(), a.strides(), out_shape);
+    for st in &mut s {
+        *st *= size;
     }
     s
 }

@@ -1053,7 +1053,7 @@ impl GpuBackend {
                 Src::Host(h) => (&h.shape, h.bytes.len() as u64 > limit, h.dtype),
                 Src::Device(a) => (&a.shape, false, a.dtype),
             };
-            strides.push(broadcast_strides(sh, &c_strides(sh), shape));
+            strides.push(broadcast_strides(sh, &c_strides(sh), shape).to_vec());
             streamed.push(big);
             if big {
                 widest = widest.max(device_size(t) as u64);

@@ -1810,6 +1810,33 @@ mod tests {
             !plain.contains("fma.") && plain.contains("div.f64"),
             "{plain}"
         );
+        assert!(!fast.contains("lookup") && !plain.contains("lookup"));
+        // With tables too: float64 reads 2^(j/128) (both halves); float32 keeps the polynomial.
+        let tables = Target {
+            fma: true,
+            tables: true,
+        };
+        let table = expand_for(&k, tables).to_string();
+        assert!(
+            table.contains("lookup.f64 exp2_128_hi")
+                && table.contains("lookup.f64 exp2_128_lo")
+                && table.contains("fma.f64")
+                && !table.contains("div.f64"),
+            "{table}"
+        );
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F32);
+        let x = b.push(Inst::Load { input: i }, DType::F32);
+        let y = b.push(
+            Inst::Unary {
+                op: UnaryOp::Exp,
+                arg: x,
+            },
+            DType::F32,
+        );
+        let k32 = b.finish(Output::Store { value: y });
+        let t32 = expand_for(&k32, tables).to_string();
+        assert!(t32.contains("fma.f32") && !t32.contains("lookup"), "{t32}");
     }
 
     /// Signed powers of two from 2^lo to 2^hi in half-octave steps, and their neighbours.
