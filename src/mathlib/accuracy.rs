@@ -117,7 +117,8 @@ pub(super) fn truth(f: F, dt: DType, x: f64, y: f64) -> f64 {
     }
 }
 
-fn kernel(f: F, dt: DType) -> Kernel {
+/// `f` of loaded inputs of `dt`, stored, before any expansion.
+pub(super) fn raw_kernel(f: F, dt: DType) -> Kernel {
     let mut b = KernelBuilder::new();
     let args: Vec<Value> = (0..f.arity())
         .map(|_| {
@@ -136,7 +137,11 @@ fn kernel(f: F, dt: DType) -> Kernel {
             dt,
         ),
     };
-    let k = expand_all(&b.finish(Output::Store { value: y }));
+    b.finish(Output::Store { value: y })
+}
+
+fn kernel(f: F, dt: DType) -> Kernel {
+    let k = expand_all(&raw_kernel(f, dt));
     k.verify().unwrap();
     assert!(
         !k.to_string().contains(&format!("{}.", f.name())),

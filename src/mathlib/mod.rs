@@ -1611,11 +1611,7 @@ mod tests {
 
     /// The expansion for `target`, run by the interpreter (which has every primitive).
     fn run_for(op: UnaryOp, dt: DType, xs: &[f64], target: Target) -> Vec<f64> {
-        let mut b = KernelBuilder::new();
-        let i = b.input(dt);
-        let x = b.push(Inst::Load { input: i }, dt);
-        let y = b.push(Inst::Unary { op, arg: x }, dt);
-        let k = expand_all_for(&b.finish(Output::Store { value: y }), target);
+        let k = expand_all_for(&accuracy::raw_kernel(accuracy::F::U(op), dt), target);
         k.verify().unwrap();
         assert!(
             !k.to_string().contains(&format!("{}.", op.name())),
@@ -1775,17 +1771,8 @@ mod tests {
     /// The FMA `exp` uses fused multiply-adds and no division; the other none.
     #[test]
     fn exp_expansion_follows_the_target() {
-        let mut b = KernelBuilder::new();
-        let i = b.input(DType::F64);
-        let x = b.push(Inst::Load { input: i }, DType::F64);
-        let y = b.push(
-            Inst::Unary {
-                op: UnaryOp::Exp,
-                arg: x,
-            },
-            DType::F64,
-        );
-        let k = b.finish(Output::Store { value: y });
+        let exp = accuracy::F::U(UnaryOp::Exp);
+        let k = accuracy::raw_kernel(exp, DType::F64);
         let fast = expand_for(
             &k,
             Target {
@@ -1824,18 +1811,7 @@ mod tests {
                 && !table.contains("div.f64"),
             "{table}"
         );
-        let mut b = KernelBuilder::new();
-        let i = b.input(DType::F32);
-        let x = b.push(Inst::Load { input: i }, DType::F32);
-        let y = b.push(
-            Inst::Unary {
-                op: UnaryOp::Exp,
-                arg: x,
-            },
-            DType::F32,
-        );
-        let k32 = b.finish(Output::Store { value: y });
-        let t32 = expand_for(&k32, tables).to_string();
+        let t32 = expand_for(&accuracy::raw_kernel(exp, DType::F32), tables).to_string();
         assert!(t32.contains("fma.f32") && !t32.contains("lookup"), "{t32}");
     }
 
