@@ -2476,3 +2476,70 @@ fn session_reductions_mean_var_std_keepdims_with_and_without_subgroups() {
         assert!(gpu.stats().gpu_time > std::time::Duration::ZERO);
     }
 }
+
+/// The seed's Gaussian, `exp(-(x - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi))`, as one kernel.
+fn gauss_kernel(t: DType) -> Kernel {
+    let mut b = KernelBuilder::new();
+    let x = load(&mut b, t);
+    let c = |b: &mut KernelBuilder, v: f64| {
+        let k = if t == DType::F32 {
+            Const::F32(v as f32)
+        } else {
+            Const::F64(v)
+        };
+        b.push(Inst::Const(k), t)
+    };
+    let bin = |b: &mut KernelBuilder, op, lhs, rhs| b.push(Inst::Binary { op, lhs, rhs }, t);
+    let mu = c(&mut b, 0.5);
+    let d = bin(&mut b, BinaryOp::Sub, x, mu);
+    let d2 = bin(&mut b, BinaryOp::Mul, d, d);
+    let n = b.push(
+        Inst::Unary {
+            op: UnaryOp::Neg,
+            arg: d2,
+        },
+        t,
+    );
+    let s2 = c(&mut b, 2.0 * 1.5 * 1.5);
+    let q = bin(&mut b, BinaryOp::Div, n, s2);
+    let e = b.push(
+        Inst::Unary {
+            op: UnaryOp::Exp,
+            arg: q,
+        },
+        t,
+    );
+    let a = c(&mut b, 1.0 / (1.5 * (2.0 * std::f64::consts::PI).sqrt()));
+    let r = bin(&mut b, BinaryOp::Mul, a, e);
+    b.finish(Output::Store { value: r })
+}
+
+/// Pipeline build time (WGSL generation, naga, the driver's compilation) of a few kernels on a
+/// fresh device, and the size of their shaders: `cargo test --test gpu pipeline_compile_times
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; prints the figures of the report"]
+fn pipeline_compile_times() {
+    let Some(b0) = backend() else { return };
+    let mut cases: Vec<(String, Kernel)> = vec![];
+    for t in [DType::F64, DType::F32] {
+        cases.push((format!("gauss {t}"), gauss_kernel(t)));
+        for op in [UnaryOp::Exp, UnaryOp::Sin, UnaryOp::Tanh, UnaryOp::Arcsinh] {
+            cases.push((format!("{op} {t}"), unary_kernel(op, t)));
+        }
+        cases.push((format!("pow {t}"), binary_kernel(BinaryOp::Pow, t)));
+    }
+    for (name, k) in cases {
+        // A fresh device each time: nothing cached by the driver either.
+        let b = GpuBackend::new(b0.info().index).unwrap();
+        let start = std::time::Instant::now();
+        let gk = b.compile(&k).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{name:>12}: {:7.1} ms, {:6} bytes of WGSL, {} lines",
+            secs * 1e3,
+            gk.source().len(),
+            gk.source().lines().count()
+        );
+    }
+}
