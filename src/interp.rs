@@ -110,7 +110,8 @@ pub fn run_many(
                 }
                 Inst::Lookup { table, index } => match vals[index.index()] {
                     Const::I64(j) => table.get(j),
-                    _ => return Err(Error::InvalidKernel(format!("v{i}: non-int64 index"))),
+                    Const::I32(j) => table.get(j as i64),
+                    _ => return Err(Error::InvalidKernel(format!("v{i}: non-integer index"))),
                 },
             };
         }

@@ -22,15 +22,16 @@
 //! - the reduction's operand is in the reduction's accumulator dtype;
 //! - a kernel has at least one output, and its outputs are all stores or all reductions.
 //!
-//! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no branches (and no
-//! tables beyond the small ones of [`Inst::Lookup`]), so a case it cannot afford in every lane (the Payne-Hanek reduction of `sin` for
-//! huge arguments) is left to [`Inst::Fallback`]: "`value`, except in the lanes where `cond`
-//! holds, where it is the scalar function [`Call`]". Its meaning is per element, like every
-//! other instruction, so the interpreter and the GPU compute `cond ? call : value` directly;
-//! the CPU code generator tests whether any lane of the vector needs the call (one vector test
-//! and a branch) and only then calls the scalar function ([`crate::semantics`]) for those
-//! lanes. `value` must be defined (finite garbage is fine) in the lanes where `cond` holds: it
-//! is discarded there.
+//! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no branches, so a
+//! case it cannot afford in every lane (the Payne-Hanek reduction of `sin` for huge arguments)
+//! is left, on a target that can call scalar functions (the CPU JIT), to [`Inst::Fallback`]:
+//! "`value`, except in the lanes where `cond` holds, where it is the scalar function [`Call`]".
+//! Its meaning is per element, like every other instruction, so the interpreter computes
+//! `cond ? call : value` directly; the CPU code generator tests whether any lane of the vector
+//! needs the call (one vector test and a branch) and only then calls the scalar function
+//! ([`crate::semantics`]) for those lanes. `value` must be defined (finite garbage is fine) in
+//! the lanes where `cond` holds: it is discarded there. The WGSL generator rejects it: for the
+//! GPU the expansions compute every lane in the kernel.
 //!
 //! [`Inst::Fma`] (`a * b + c`, one rounding) is exact on every backend that accepts it: the
 //! interpreter computes it with `mul_add`, the CPU JIT with the x86 FMA instructions (the math
@@ -40,8 +41,8 @@
 //! [`Inst::Lookup`] reads entry `index & (len - 1)` of one of the fixed constant tables
 //! ([`Table`], power-of-two lengths): the mask makes every index safe, whatever the value.
 //! The interpreter indexes the table; the CPU JIT loads each lane's entry from the table's
-//! `'static` address (no vector gather at 128 bits); the WGSL generator rejects it (the GPU
-//! computes math functions itself, so no expansion targets it).
+//! `'static` address (no vector gather at 128 bits); the WGSL generator declares the table as
+//! a constant array in the shader.
 //!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
 use crate::dtype::DType;
@@ -224,7 +225,8 @@ pub enum Inst {
         c: Value,
     },
     /// Entry `index & (len - 1)` of the constant table `table` (a power-of-two length: the
-    /// mask keeps every index in bounds), as the instruction's type; `index` is an int64. Not
+    /// mask keeps every index in bounds), as the instruction's type; `index` is an int64 or
+    /// an int32. Not
     /// produced from user expressions: only the math expansions use it, and only for a backend
     /// that reads tables ([`crate::mathlib::Target`]).
     Lookup {
@@ -241,30 +243,56 @@ pub enum Table {
     Exp2Hi,
     /// `2^(j/128)` minus its `Exp2Hi` entry, rounded to float64.
     Exp2Lo,
+    /// The binary digits of `2/pi`, 32 per int64 entry, after 64 zero bits (the float64
+    /// Payne-Hanek reduction of targets without scalar calls).
+    TwoOverPi32,
+    /// The binary digits of `2/pi`, 16 per int32 entry, after 16 zero bits (the float32
+    /// Payne-Hanek reduction).
+    TwoOverPi16,
 }
 
 impl Table {
-    /// The entries, as the bits of the entry type ([`Table::dtype`]); the length is a power
-    /// of two.
+    /// Every table.
+    pub const ALL: [Table; 4] = [
+        Table::Exp2Hi,
+        Table::Exp2Lo,
+        Table::TwoOverPi32,
+        Table::TwoOverPi16,
+    ];
+    /// The entries, as the bits of the entry type ([`Table::dtype`]) in the low bits of each
+    /// `u64`; the length is a power of two.
     pub fn entries(self) -> &'static [u64] {
         match self {
             Table::Exp2Hi => &crate::mathlib::tables::EXP2_128_HI,
             Table::Exp2Lo => &crate::mathlib::tables::EXP2_128_LO,
+            Table::TwoOverPi32 => &crate::mathlib::tables::TWO_OVER_PI_32,
+            Table::TwoOverPi16 => &crate::mathlib::tables::TWO_OVER_PI_16,
         }
     }
     /// The type of an entry.
     pub fn dtype(self) -> DType {
-        DType::F64
+        match self {
+            Table::Exp2Hi | Table::Exp2Lo => DType::F64,
+            Table::TwoOverPi32 => DType::I64,
+            Table::TwoOverPi16 => DType::I32,
+        }
     }
     /// Entry `index`, masked into range as [`Inst::Lookup`] specifies.
     pub fn get(self, index: i64) -> Const {
         let e = self.entries();
-        Const::F64(f64::from_bits(e[(index as usize) & (e.len() - 1)]))
+        let bits = e[(index as usize) & (e.len() - 1)];
+        match self.dtype() {
+            DType::I64 => Const::I64(bits as i64),
+            DType::I32 => Const::I32(bits as u32 as i32),
+            _ => Const::F64(f64::from_bits(bits)),
+        }
     }
     pub fn name(self) -> &'static str {
         match self {
             Table::Exp2Hi => "exp2_128_hi",
             Table::Exp2Lo => "exp2_128_lo",
+            Table::TwoOverPi32 => "two_over_pi_32",
+            Table::TwoOverPi16 => "two_over_pi_16",
         }
     }
 }
@@ -540,10 +568,13 @@ impl Kernel {
                     if !defined(index) {
                         return err(i, format!("use of {index} before definition"));
                     }
-                    if ty(index) != DType::I64 || d.ty != table.dtype() {
+                    if !matches!(ty(index), DType::I64 | DType::I32) || d.ty != table.dtype() {
                         return err(
                             i,
-                            format!("lookup needs an int64 index and has type {}", table.dtype()),
+                            format!(
+                                "lookup needs an integer index and has type {}",
+                                table.dtype()
+                            ),
                         );
                     }
                 }
@@ -806,9 +837,10 @@ mod tests {
     fn lookup_needs_an_int64_index_and_the_table_type() {
         for (index_ty, ty, ok) in [
             (DType::I64, DType::F64, true),
-            (DType::I32, DType::F64, false),
+            (DType::I32, DType::F64, true),
             (DType::F64, DType::F64, false),
             (DType::I64, DType::F32, false),
+            (DType::I64, DType::I64, false),
         ] {
             let mut b = KernelBuilder::new();
             let i = b.input(index_ty);
@@ -830,6 +862,13 @@ mod tests {
         assert_eq!(Table::Exp2Hi.get(128 + 5), Table::Exp2Hi.get(5));
         assert_eq!(Table::Exp2Hi.get(-1), Table::Exp2Hi.get(127));
         assert_eq!(Table::Exp2Hi.get(0), Const::F64(1.0));
+        // Integer tables give their type's constants.
+        assert_eq!(Table::TwoOverPi32.get(2), Const::I64(0xa2f9836e));
+        assert_eq!(Table::TwoOverPi16.get(17), Const::I32(0xa2f9));
+        for t in Table::ALL {
+            assert!(t.entries().len().is_power_of_two(), "{}", t.name());
+            assert_eq!(t.get(0).dtype(), t.dtype());
+        }
     }
 
     #[test]

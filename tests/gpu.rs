@@ -697,13 +697,13 @@ fn measure_ulps(
 #[test]
 fn transcendental_ulp_bounds() {
     let Some(b) = backend() else { return };
-    // f32 goes through the f64 polyfills only with f64 + i64; otherwise see the built-ins test.
-    let types: &[DType] = if b.info().f64 && b.info().i64 {
-        &[DType::F64, DType::F32]
-    } else {
-        &[]
-    };
-    let (table, failures) = measure_ulps(b, types, &bound);
+    // f32 runs in f32 arithmetic (the math expansions need no f64); f64 where the adapter has
+    // it.
+    let types: Vec<DType> = [DType::F64, DType::F32]
+        .into_iter()
+        .filter(|t| supported(b, *t))
+        .collect();
+    let (table, failures) = measure_ulps(b, &types, &bound);
     println!(
         "measured on {} ({}):\n{}",
         b.info().name,
@@ -717,70 +717,49 @@ fn transcendental_ulp_bounds() {
     );
 }
 
+/// The shaders compute math functions from the kernel-IR math library, in the kernel's own
+/// float type: an f32 function uses no f64 (and no 64-bit integer), and no shader calls a
+/// WGSL built-in transcendental or a hand-written one.
 #[test]
-fn f32_builtin_math_accuracy() {
-    // The WGSL built-ins (used for f32 when the adapter has no f64): accuracy is the driver's.
-    // A separate device, so that the other tests keep the default.
-    let Some(b0) = backend() else { return };
-    let b = GpuBackend::new(b0.info().index).unwrap();
-    b.set_f32_builtins(true);
-    let k = b.compile(&unary_kernel(UnaryOp::Exp, DType::F32)).unwrap();
-    assert!(
-        k.source().contains("= fb_exp_f32(v0)"),
-        "built-ins were not selected"
-    );
-    let (table, failures) = measure_ulps(&b, &[DType::F32], &|name, _| builtin_bound(name));
-    println!(
-        "f32 WGSL built-ins on {}:\n{}",
-        b.info().name,
-        table.join("\n")
-    );
-    assert!(
-        failures.is_empty(),
-        "f32 built-in bounds exceeded:\n{}",
-        failures.join("\n")
-    );
-}
-
-/// Bounds for the f32 built-ins: as measured on lavapipe (a regression check); other drivers
-/// differ, so elsewhere the table is only printed.
-fn builtin_bound(name: &str) -> u64 {
-    let on_lavapipe = backend().is_some_and(|b| b.info().name.contains("llvmpipe"));
-    if !on_lavapipe {
-        return u64::MAX;
+fn math_functions_are_expanded_in_their_own_type() {
+    let Some(b) = backend() else { return };
+    let builtins = [
+        "exp(", "exp2(", "log(", "log2(", "sin(", "cos(", "tan(", "asin(", "acos(", "atan(",
+        "atan2(", "sinh(", "cosh(", "tanh(", "asinh(", "acosh(", "atanh(", "pow(",
+    ];
+    for t in [DType::F32, DType::F64]
+        .into_iter()
+        .filter(|t| supported(b, *t))
+    {
+        let mut ks: Vec<(String, Kernel)> = UnaryOp::ALL
+            .into_iter()
+            .filter(|o| o.is_transcendental() && *o != UnaryOp::Sqrt)
+            .map(|op| (op.name().to_string(), unary_kernel(op, t)))
+            .collect();
+        for op in [BinaryOp::Pow, BinaryOp::Arctan2, BinaryOp::Hypot] {
+            ks.push((op.name().to_string(), binary_kernel(op, t)));
+        }
+        for (name, k) in ks {
+            let src = b.compile(&k).unwrap().source().to_string();
+            // The function itself is gone: its shader only has the primitives.
+            for f in builtins {
+                let called = src
+                    .match_indices(f)
+                    .any(|(i, _)| !src[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'));
+                assert!(!called, "{name} {t}: calls {f}");
+            }
+            if t == DType::F32 {
+                let code = src.lines().filter(|l| !l.trim_start().starts_with("//"));
+                for l in code {
+                    assert!(
+                        !l.contains("f64") && !l.contains("i64"),
+                        "{name} f32 uses 64-bit types: {l}"
+                    );
+                }
+            }
+        }
     }
-    LAVAPIPE_F32_BUILTIN_ULPS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |(_, u)| *u)
 }
-
-/// Measured on lavapipe (LLVM 15): the built-ins flush subnormal results, lose relative accuracy
-/// near zero (sinh/tanh/asinh/atanh of tiny x give 0 or worse) and atan(NaN) is not NaN; this is
-/// why f32 goes through the f64 polyfills whenever the adapter allows.
-const LAVAPIPE_F32_BUILTIN_ULPS: &[(&str, u64)] = &[
-    ("exp", 7998397),
-    ("expm1", 195),
-    ("log", 1392),
-    ("log1p", 9806),
-    ("log2", 336),
-    ("log10", 388),
-    ("sin", 4),
-    ("cos", 1),
-    ("tan", 3),
-    ("arcsin", 3819),
-    ("arccos", 3679),
-    ("arctan", u64::MAX),
-    ("sinh", 348330744),
-    ("cosh", 7882604),
-    ("tanh", 348330744),
-    ("arcsinh", 863572148),
-    ("arccosh", 1028365728),
-    ("arctanh", 507307272),
-    ("pow", 6389474),
-    ("arctan2", 347),
-    ("hypot", 2),
-];
 
 fn sum_kernel(t: DType) -> Kernel {
     let mut kb = KernelBuilder::new();

@@ -1123,8 +1123,15 @@ impl Gen<'_, '_> {
                     let base = self.b.ins().iconst(types::I64, e.as_ptr() as i64);
                     let mask = (e.len() - 1) as i64;
                     let ty = d.ty;
+                    let wide = self.k.ty(index) == DType::I32;
                     let load = move |g: &mut Self, l: &[Value]| -> Result<Value> {
-                        let j = g.b.ins().band_imm_s(l[0], mask);
+                        // An int32 index (the float32 tables) is widened first.
+                        let l0 = if wide {
+                            g.b.ins().sextend(types::I64, l[0])
+                        } else {
+                            l[0]
+                        };
+                        let j = g.b.ins().band_imm_s(l0, mask);
                         let off = g.b.ins().ishl_imm_s(j, 3);
                         let a = g.b.ins().iadd(base, off);
                         let flags = MemFlagsData::trusted()

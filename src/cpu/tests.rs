@@ -2345,6 +2345,7 @@ fn exp_fallback_lanes_are_libm() {
             crate::mathlib::Target {
                 fma: true,
                 tables: true,
+                fallback: true,
             },
         );
         assert!(k.to_string().contains("fallback"), "{k}");
@@ -2459,6 +2460,7 @@ fn exp_algorithms_speed() {
             Target {
                 fma: true,
                 tables: true,
+                fallback: true,
             },
         ),
         (
@@ -2466,6 +2468,7 @@ fn exp_algorithms_speed() {
             Target {
                 fma: true,
                 tables: false,
+                fallback: true,
             },
         ),
         (
@@ -2473,6 +2476,7 @@ fn exp_algorithms_speed() {
             Target {
                 fma: false,
                 tables: false,
+                fallback: true,
             },
         ),
     ];

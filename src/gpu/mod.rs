@@ -188,6 +188,9 @@ pub fn adapters() -> Vec<AdapterInfo> {
 /// A compiled kernel: its pipeline and what the runtime needs to bind it.
 pub struct GpuKernel {
     kernel: Kernel,
+    /// `kernel` with its math functions expanded ([`wgsl::lower`]): what the shaders compute,
+    /// and so where their float constants come from.
+    lowered: Kernel,
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     source: String,
@@ -239,7 +242,6 @@ pub struct GpuBackend {
     queue: wgpu::Queue,
     /// Bytes one storage binding may hold (the adapter's limit, or a smaller test override).
     binding_limit: AtomicU64,
-    f32_builtins: std::sync::atomic::AtomicBool,
     /// Whether reductions use subgroup operations (the adapter has them, and neither
     /// `FUSEBOX_GPU_SUBGROUPS=0` nor [`GpuBackend::set_subgroups`] turned them off).
     subgroups: std::sync::atomic::AtomicBool,
@@ -350,7 +352,6 @@ impl GpuBackend {
         }));
         Ok(GpuBackend {
             binding_limit: AtomicU64::new(info.max_binding_size),
-            f32_builtins: std::sync::atomic::AtomicBool::new(false),
             subgroups: std::sync::atomic::AtomicBool::new(info.subgroups && subgroups_from_env()),
             info,
             device,
@@ -391,13 +392,6 @@ impl GpuBackend {
     /// Pipelines currently cached.
     pub fn cached_kernels(&self) -> usize {
         self.cache.len()
-    }
-
-    /// Compute f32 transcendentals with the WGSL built-ins even when f64 is available (to
-    /// measure them). Affects later compilations only.
-    #[doc(hidden)]
-    pub fn set_f32_builtins(&self, on: bool) {
-        self.f32_builtins.store(on, Ordering::Relaxed);
     }
 
     /// Use subgroup operations in the reduction shaders (`true` has no effect on an adapter
@@ -534,7 +528,6 @@ impl GpuBackend {
         wgsl::Options {
             f64: self.info.f64 && self.info.i64,
             i64: self.info.i64,
-            f32_builtins: self.f32_builtins.load(Ordering::Relaxed),
             subgroups: self.subgroups(),
         }
     }
@@ -615,11 +608,14 @@ impl GpuBackend {
         self.check_dtypes(kernel)?;
         // Read once: set_subgroups may change the options while this compiles.
         let opts = self.options();
+        // The math functions become primitives once, here (the shaders and the constants
+        // in the parameter buffer both come from the lowered kernel).
+        let lowered = wgsl::lower(kernel).into_owned();
         let source =
-            wgsl::write_kernel_with(kernel, opts).map_err(|e| Error::Compile(e.to_string()))?;
+            wgsl::write_kernel_with(&lowered, opts).map_err(|e| Error::Compile(e.to_string()))?;
         let combine_src = if kernel.is_reduction() {
             Some(
-                wgsl::write_combine_pass(kernel, opts)
+                wgsl::write_combine_pass(&lowered, opts)
                     .map_err(|e| Error::Compile(e.to_string()))?,
             )
         } else {
@@ -642,6 +638,7 @@ impl GpuBackend {
             };
             Ok(Arc::new(GpuKernel {
                 kernel: kernel.clone(),
+                lowered: lowered.clone(),
                 pipeline: pipe.pipeline,
                 layout: pipe.layout,
                 source: source.clone(),
@@ -660,6 +657,7 @@ impl GpuBackend {
         }
         Ok(Arc::new(GpuKernel {
             kernel: kernel.clone(),
+            lowered,
             pipeline: k.pipeline.clone(),
             layout: k.layout.clone(),
             source: k.source.clone(),
@@ -947,7 +945,7 @@ impl GpuBackend {
                     stream_bufs.push(None);
                 }
             }
-            p.extend(wgsl::const_words(kern));
+            p.extend(wgsl::const_words(&k.lowered));
             let params = self.params(&p)?;
             let mut outs = Vec::with_capacity(m);
             for t in &out_ts {
@@ -1096,7 +1094,7 @@ impl GpuBackend {
                 _ => whole.push(None),
             }
         }
-        let consts = wgsl::const_words(kern);
+        let consts = wgsl::const_words(&k.lowered);
         let kb = kn.div_ceil(lay.tk as usize);
         let mut level = self.level_buffers(&outs, total * kn, kn, total == 1)?;
         let mut part_base = 0usize;
@@ -1637,7 +1635,7 @@ impl GpuBackend {
             let st = broadcast_strides(&a.shape, &c_strides(&a.shape), shape);
             p.extend(st.iter().map(|&s| s as u32));
         }
-        p.extend(wgsl::const_words(kern));
+        p.extend(wgsl::const_words(&k.lowered));
         let params = self.params(&p)?;
         let mut bufs: Vec<&wgpu::Buffer> = vec![&params];
         bufs.extend(outs.iter().map(|a| &a.buffer));

@@ -87,8 +87,10 @@
 //! above, so they keep their bounds up to `f64::MAX`. tanh uses its Taylor series for
 //! |x| < 0.55 (the expm1 formula there was 4 ULP off) and `1 - 2 / (exp(2|x|) + 1)` above.
 use crate::dtype::DType;
-use crate::kir::{Call, Const, Inst, Kernel, Output};
+use crate::kir::{Const, Inst, Kernel, Output, Table};
+use crate::mathlib::{self, Target};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use std::borrow::Cow;
 use std::fmt::Write;
 use thiserror::Error;
 
@@ -134,15 +136,11 @@ pub enum WgslError {
 /// What the target adapter offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
-    /// `SHADER_F64`: f64 allowed, and f32 transcendentals go through the f64 polyfills. The f64
-    /// helpers need bit access (`bitcast<u64>`, and naga types `frexp(f64).exp` as i64), so f64
-    /// is only usable together with `i64`.
+    /// `SHADER_F64`. The f64 math expansions and helpers need bit access (`bitcast<i64>`, and
+    /// naga types `frexp(f64).exp` as i64), so f64 is only usable together with `i64`.
     pub f64: bool,
     /// `SHADER_INT64`.
     pub i64: bool,
-    /// Use the WGSL built-ins for f32 transcendentals even when f64 is available (for
-    /// measuring them; the default computes them through the f64 polyfills).
-    pub f32_builtins: bool,
     /// `SUBGROUP`: the reduction shaders combine the first tree levels with subgroup shuffles
     /// (see [`write_kernel_with`]). Element-wise shaders never use them, and are validated
     /// without the capability.
@@ -168,8 +166,6 @@ const FLOAT_I64: &str = include_str!("../../shaders/float_i64.wgsl");
 const INT: &str = include_str!("../../shaders/int.wgsl");
 const BITS_F32: &str = include_str!("../../shaders/bits_f32.wgsl");
 const BITS_F64: &str = include_str!("../../shaders/bits_f64.wgsl");
-const MATH_F64: &str = include_str!("../../shaders/math_f64.wgsl");
-const MATH_F32: &str = include_str!("../../shaders/math_f32.wgsl");
 
 fn ty(t: DType) -> &'static str {
     match t {
@@ -188,27 +184,24 @@ fn storage_ty(t: DType) -> &'static str {
     }
 }
 
-/// The helper library for the dtypes a shader uses.
-fn library(uses: &[DType], opts: Options) -> String {
+/// The helper library for the dtypes a shader uses (no math functions: those arrive expanded,
+/// see [`lower`]).
+fn library(uses: &[DType]) -> String {
     let mut s = String::new();
     let has = |t| uses.contains(&t);
     if has(DType::F32) {
         s += BITS_F32;
         s += &FLOAT.replace("$F", "f32");
-        if opts.i64 {
+        if has(DType::I64) {
             s += &FLOAT_I64.replace("$F", "f32");
         }
     }
-    if has(DType::F64) || (has(DType::F32) && opts.f64) {
+    if has(DType::F64) {
         s += BITS_F64;
         s += &FLOAT.replace("$F", "f64");
-        if opts.i64 {
+        if has(DType::I64) {
             s += &FLOAT_I64.replace("$F", "f64");
         }
-        s += MATH_F64;
-    }
-    if has(DType::F32) && (!opts.f64 || opts.f32_builtins) {
-        s += MATH_F32;
     }
     if has(DType::I32) {
         s += &INT.replace("$I", "i32").replace("$BITS", "32");
@@ -250,6 +243,7 @@ fn const_expr(c: Const, word: &mut usize) -> String {
 /// (appended to the parameter buffer after the per-input entries): one word per f32, two per
 /// f64 (low word first).
 pub fn const_words(k: &Kernel) -> Vec<u32> {
+    let k = lower(k);
     let mut w = Vec::new();
     for d in &k.insts {
         match d.inst {
@@ -265,17 +259,72 @@ pub fn const_words(k: &Kernel) -> Vec<u32> {
     w
 }
 
-/// The f32 form of a float function: through f64 when available.
-fn float_call(name: &str, t: DType, args: &[String], opts: Options) -> String {
-    if t == DType::F32 && opts.f64 && !opts.f32_builtins {
-        let a: Vec<String> = args.iter().map(|a| format!("f64({a})")).collect();
-        format!("f32(fb_{name}_f64({}))", a.join(", "))
+/// `k` with every math function replaced by primitive instructions, as the shaders compute
+/// it: the kernel-IR math library ([`crate::mathlib`]) expanded for [`Target::WGSL`] (no
+/// fused multiply-add, no scalar calls, tables as constant arrays); an [`Inst::Fallback`]
+/// (of a kernel expanded for the CPU) becomes a select of its call, expanded too. Borrowed
+/// unchanged when `k` has neither (as an already lowered kernel).
+pub fn lower(k: &Kernel) -> Cow<'_, Kernel> {
+    let math = k.insts.iter().any(|d| match d.inst {
+        Inst::Unary { op, .. } => mathlib::implements(op, d.ty),
+        Inst::Binary { op, .. } => mathlib::implements_binary(op, d.ty),
+        Inst::Fallback { .. } => true,
+        _ => false,
+    });
+    if math {
+        Cow::Owned(mathlib::expand_all_for(k, Target::WGSL))
     } else {
-        format!("fb_{name}_{}({})", ty(t), args.join(", "))
+        Cow::Borrowed(k)
     }
 }
 
-fn unary(op: UnaryOp, t: DType, a: &str, opts: Options) -> Result<String, WgslError> {
+/// The module-scope constant arrays of the tables `k` reads ([`Inst::Lookup`]): entries as
+/// `i32`/`i64` (a float table's as its bits).
+fn table_decls(k: &Kernel) -> String {
+    let mut tables: Vec<Table> = k
+        .insts
+        .iter()
+        .filter_map(|d| match d.inst {
+            Inst::Lookup { table, .. } => Some(table),
+            _ => None,
+        })
+        .collect();
+    tables.dedup();
+    let mut s = String::new();
+    for t in Table::ALL.into_iter().filter(|t| tables.contains(t)) {
+        let e = t.entries();
+        let (ity, suffix) = if t.dtype().size() == 8 {
+            ("i64", "li")
+        } else {
+            ("i32", "i")
+        };
+        let items: Vec<String> = e
+            .iter()
+            .map(|&b| {
+                let v = if t.dtype().size() == 8 {
+                    b as i64
+                } else {
+                    b as u32 as i32 as i64
+                };
+                if v < 0 {
+                    format!("-{}{suffix}", v.unsigned_abs())
+                } else {
+                    format!("{v}{suffix}")
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "const FB_T_{} = array<{ity}, {}>({});",
+            t.name(),
+            e.len(),
+            items.join(", ")
+        );
+    }
+    s
+}
+
+fn unary(op: UnaryOp, t: DType, a: &str) -> Result<String, WgslError> {
     use UnaryOp::*;
     let ts = ty(t);
     Ok(match (op, t) {
@@ -297,35 +346,12 @@ fn unary(op: UnaryOp, t: DType, a: &str, opts: Options) -> Result<String, WgslEr
         (Trunc, _) => format!("trunc({a})"),
         (Round, _) => format!("round({a})"),
         (Sqrt, _) => format!("sqrt({a})"),
-        (_, DType::F32 | DType::F64) => {
-            let name = match op {
-                Exp => "exp",
-                Expm1 => "expm1",
-                Log => "log",
-                Log1p => "log1p",
-                Log2 => "log2",
-                Log10 => "log10",
-                Sin => "sin",
-                Cos => "cos",
-                Tan => "tan",
-                Arcsin => "asin",
-                Arccos => "acos",
-                Arctan => "atan",
-                Sinh => "sinh",
-                Cosh => "cosh",
-                Tanh => "tanh",
-                Arcsinh => "asinh",
-                Arccosh => "acosh",
-                Arctanh => "atanh",
-                _ => return Err(WgslError::Unsupported(format!("{op} of {t}"))),
-            };
-            float_call(name, t, &[a.to_string()], opts)
-        }
+        // Math functions arrive expanded into primitives ([`lower`]).
         _ => return Err(WgslError::Unsupported(format!("{op} of {t}"))),
     })
 }
 
-fn binary(op: BinaryOp, t: DType, a: &str, b: &str, opts: Options) -> Result<String, WgslError> {
+fn binary(op: BinaryOp, t: DType, a: &str, b: &str) -> Result<String, WgslError> {
     use BinaryOp::*;
     let ts = ty(t);
     let unsupported = || Err(WgslError::Unsupported(format!("{op} of {t}")));
@@ -384,9 +410,7 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str, opts: Options) -> Result<Str
             Minimum => format!("fb_minimum_{ts}({a}, {b})"),
             Copysign => format!("fb_copysign_{ts}({a}, {b})"),
             Nextafter => format!("fb_nextafter_{ts}({a}, {b})"),
-            Pow => float_call("pow", t, &[a.into(), b.into()], opts),
-            Arctan2 => float_call("atan2", t, &[a.into(), b.into()], opts),
-            Hypot => float_call("hypot", t, &[a.into(), b.into()], opts),
+            // Pow, Arctan2 and Hypot arrive expanded into primitives ([`lower`]).
             _ => return unsupported(),
         },
     })
@@ -467,7 +491,6 @@ fn check_features(k: &Kernel, opts: Options) -> Result<Options, WgslError> {
     if used.contains(&DType::I64) && !opts.i64 {
         return Err(WgslError::Unsupported("int64 needs SHADER_INT64".into()));
     }
-    // f32 transcendentals go through f64 only when f64 is fully usable.
     Ok(Options {
         f64: opts.f64 && opts.i64,
         ..shader_options(k, opts)
@@ -475,7 +498,7 @@ fn check_features(k: &Kernel, opts: Options) -> Result<Options, WgslError> {
 }
 
 /// `let vN: T = ...;` for every instruction (inputs read at offsets `o{i}`).
-fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result<(), WgslError> {
+fn write_body(w: &mut String, k: &Kernel, indent: &str) -> Result<(), WgslError> {
     let mut word = 0usize;
     for (i, d) in k.insts.iter().enumerate() {
         let t = d.ty;
@@ -489,8 +512,8 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
                 }
             }
             Inst::Const(c) => const_expr(c, &mut word),
-            Inst::Unary { op, arg } => unary(op, t, &v(arg), opts)?,
-            Inst::Binary { op, lhs, rhs } => binary(op, k.ty(lhs), &v(lhs), &v(rhs), opts)?,
+            Inst::Unary { op, arg } => unary(op, t, &v(arg))?,
+            Inst::Binary { op, lhs, rhs } => binary(op, k.ty(lhs), &v(lhs), &v(rhs))?,
             Inst::Select {
                 cond,
                 on_true,
@@ -502,14 +525,11 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
             // Only the math expansions emit bit casts; naga rejects the 64-bit ones where the
             // adapter has no 64-bit integers, and that surfaces as a typed error.
             Inst::Bitcast { arg } => format!("bitcast<{}>({})", ty(t), v(arg)),
-            // The GPU computes the scalar function directly (its polyfills are exact enough
-            // for every argument); `select` keeps the value elsewhere.
-            Inst::Fallback { cond, value, call } => {
-                let f = match call {
-                    Call::Unary(op, a) => unary(op, t, &v(a), opts)?,
-                    Call::Binary(op, a, b) => binary(op, k.ty(a), &v(a), &v(b), opts)?,
-                };
-                format!("select({}, {f}, {})", v(value), v(cond))
+            // The WGSL target computes every lane in the kernel ([`lower`]): no scalar calls.
+            Inst::Fallback { call, .. } => {
+                return Err(WgslError::Unsupported(format!(
+                    "a scalar call ({call}) in a shader"
+                )))
             }
             // WGSL's `fma` may be computed unfused (lavapipe differs from a fused result in
             // ~0.05% of cases), so an exact fused multiply-add has no WGSL form.
@@ -518,13 +538,17 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
                     "fma (a fused multiply-add rounded once) has no exact WGSL form".into(),
                 ))
             }
-            // The GPU computes the math functions itself (no expansion targets it), so no
-            // kernel it gets holds a table lookup.
-            Inst::Lookup { table, .. } => {
-                return Err(WgslError::Unsupported(format!(
-                    "lookup in the CPU math table {}",
-                    table.name()
-                )))
+            // The table is a constant array of the shader ([`table_decls`]); the index is
+            // masked into it as the IR specifies.
+            Inst::Lookup { table, index } => {
+                let n = table.entries().len() - 1;
+                let it = ty(k.ty(index));
+                let e = format!("FB_T_{}[u32({} & {it}({n}))]", table.name(), v(index));
+                match table.dtype() {
+                    DType::F64 => format!("bitcast<f64>({e})"),
+                    DType::F32 => format!("bitcast<f32>({e})"),
+                    _ => e,
+                }
             }
         };
         let _ = writeln!(w, "{indent}let v{i}: {} = {e};", ty(t));
@@ -535,6 +559,8 @@ fn write_body(w: &mut String, k: &Kernel, opts: Options, indent: &str) -> Result
 /// WGSL for `k` on an adapter with `opts`: the element-wise kernel for stores, the first pass
 /// (inputs -> per-workgroup partial results) for reductions (see [`write_combine_pass`]).
 pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError> {
+    k.verify().map_err(|e| WgslError::Invalid(e.to_string()))?;
+    let k = &*lower(k);
     let opts = check_features(k, opts)?;
     if k.is_reduction() {
         return write_reduce(k, opts, false);
@@ -595,7 +621,7 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
             );
         }
     }
-    write_body(w, k, opts, "    ")?;
+    write_body(w, k, "    ")?;
     for (o, out) in k.outputs.iter().enumerate() {
         let value = out.value();
         let val = if k.ty(value) == DType::Bool {
@@ -606,7 +632,8 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
         let _ = writeln!(w, "    OUT{o}[local] = {val};");
     }
     let _ = writeln!(w, "}}");
-    s.push_str(&library(&used, opts));
+    s.push_str(&table_decls(k));
+    s.push_str(&library(&used));
     validate(&s, opts)?;
     Ok(s)
 }
@@ -615,6 +642,8 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
 /// an earlier second pass) per output element, `[groups, kept]` -> `[groups', kept]`, until one
 /// group is left. Positions travel with the values (see [`carries_position`]).
 pub fn write_combine_pass(k: &Kernel, opts: Options) -> Result<String, WgslError> {
+    k.verify().map_err(|e| WgslError::Invalid(e.to_string()))?;
+    let k = &*lower(k);
     let opts = check_features(k, opts)?;
     if !k.is_reduction() {
         return Err(WgslError::Invalid(
@@ -889,7 +918,7 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
                 );
             }
         }
-        write_body(w, k, opts, "            ")?;
+        write_body(w, k, "            ")?;
         for (o, &(op, value, t)) in outs.iter().enumerate() {
             let x = if t == DType::Bool {
                 format!("select(0u, 1u, v{})", value.0)
@@ -978,7 +1007,8 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
     }
     let _ = writeln!(w, "    }}\n}}");
     if !combine {
-        s.push_str(&library(&used, opts));
+        s.push_str(&table_decls(k));
+        s.push_str(&library(&used));
     }
     validate(&s, opts)?;
     Ok(s)
@@ -1270,20 +1300,57 @@ mod tests {
         assert!(matches!(write_kernel(&k), Err(WgslError::Unsupported(_))));
     }
 
+    /// A table lookup reads the table from a constant array of the shader, masked into it;
+    /// float tables as their bits.
     #[test]
-    fn table_lookup_is_refused() {
-        let mut b = KernelBuilder::new();
-        let x = b.input(DType::I64);
-        let v = b.push(Inst::Load { input: x }, DType::I64);
-        let t = b.push(
-            Inst::Lookup {
-                table: crate::kir::Table::Exp2Hi,
-                index: v,
-            },
-            DType::F64,
-        );
-        let k = b.finish(Output::Store { value: t });
-        k.verify().unwrap();
-        assert!(matches!(write_kernel(&k), Err(WgslError::Unsupported(_))));
+    fn table_lookups_read_constant_arrays() {
+        for (table, it) in [
+            (crate::kir::Table::Exp2Hi, DType::I64),
+            (crate::kir::Table::TwoOverPi32, DType::I64),
+            (crate::kir::Table::TwoOverPi16, DType::I32),
+        ] {
+            let mut b = KernelBuilder::new();
+            let x = b.input(it);
+            let v = b.push(Inst::Load { input: x }, it);
+            let t = b.push(Inst::Lookup { table, index: v }, table.dtype());
+            let k = b.finish(Output::Store { value: t });
+            k.verify().unwrap();
+            let src = write_kernel(&k).unwrap();
+            let n = table.entries().len();
+            assert!(
+                src.contains(&format!("const FB_T_{} = array<", table.name()))
+                    && src.contains(&format!(", {n}>("))
+                    && src.contains(&format!("[u32(v0 & {}({}))]", ty(it), n - 1)),
+                "{src}"
+            );
+            if table.dtype().is_float() {
+                assert!(src.contains("bitcast<f64>(FB_T_"), "{src}");
+            }
+        }
+    }
+
+    /// Math functions arrive as primitives ([`lower`]): the shader of `exp` has no call of
+    /// it, its constants are the expansion's, and an already lowered kernel stays as it is.
+    #[test]
+    fn math_functions_are_lowered_first() {
+        let k = unary_kernel(UnaryOp::Exp, DType::F32);
+        let low = lower(&k);
+        assert!(matches!(low, Cow::Owned(_)));
+        assert!(matches!(lower(&low), Cow::Borrowed(_)));
+        assert!(const_words(&k).len() > 5);
+        assert_eq!(const_words(&k), const_words(&low));
+        let src = write_kernel(&k).unwrap();
+        // No `exp(` (`frexp(`, `ldexp(` of the helpers are other functions).
+        let called = src
+            .match_indices("exp(")
+            .any(|(i, _)| !src[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'));
+        assert!(!called, "{src}");
+        assert_eq!(src, write_kernel(&low).unwrap());
+        // A scalar call (of a kernel expanded for the CPU) is computed in the kernel too.
+        let cpu = mathlib::expand_all_for(&unary_kernel(UnaryOp::Sin, DType::F64), Target::host());
+        assert!(cpu.to_string().contains("fallback"));
+        let gpu = lower(&cpu);
+        assert!(!gpu.to_string().contains("fallback"), "{gpu}");
+        write_kernel(&cpu).unwrap();
     }
 }

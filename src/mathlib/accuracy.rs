@@ -90,6 +90,11 @@ pub(super) fn glibc_f64(f: F, x: f64, y: f64) -> f64 {
             UnaryOp::Log => x.ln(),
             UnaryOp::Log1p => x.ln_1p(),
             UnaryOp::Expm1 => x.exp_m1(),
+            UnaryOp::Log2 => x.log2(),
+            UnaryOp::Log10 => x.log10(),
+            UnaryOp::Sinh => x.sinh(),
+            UnaryOp::Cosh => x.cosh(),
+            UnaryOp::Tanh => x.tanh(),
             _ => crate::semantics::unary_f64(op, x),
         },
         F::B(op) => match op {
@@ -141,7 +146,12 @@ pub(super) fn raw_kernel(f: F, dt: DType) -> Kernel {
 }
 
 fn kernel(f: F, dt: DType) -> Kernel {
-    let k = expand_all(&raw_kernel(f, dt));
+    kernel_for(f, dt, Target::host())
+}
+
+/// `f` expanded for `target`, verified, with no call of `f` left.
+pub(super) fn kernel_for(f: F, dt: DType, target: Target) -> Kernel {
+    let k = expand_all_for(&raw_kernel(f, dt), target);
     k.verify().unwrap();
     assert!(
         !k.to_string().contains(&format!("{}.", f.name())),
@@ -174,7 +184,19 @@ pub(super) enum Engine {
 
 /// The expansion of `f` on `xs` (and `ys` for binary functions).
 pub(super) fn run(f: F, dt: DType, xs: &[f64], ys: &[f64], engine: Engine) -> Vec<f64> {
-    let k = kernel(f, dt);
+    run_for(f, dt, xs, ys, engine, Target::host())
+}
+
+/// [`run`] of the expansion for `target`.
+pub(super) fn run_for(
+    f: F,
+    dt: DType,
+    xs: &[f64],
+    ys: &[f64],
+    engine: Engine,
+    target: Target,
+) -> Vec<f64> {
+    let k = kernel_for(f, dt, target);
     let a = array(dt, xs);
     let b = array(dt, ys);
     let mut args = vec![a.view()];
@@ -217,7 +239,11 @@ pub(super) type Worst = (u64, f64, f64, f64, f64);
 
 /// Measure `f` on the pairs `(xs[i], ys[i])`; NaN results must carry glibc's sign bit.
 pub(super) fn measure(f: F, dt: DType, xs: &[f64], ys: &[f64], engine: Engine) -> Worst {
-    let got = run(f, dt, xs, ys, engine);
+    measure_got(f, dt, xs, ys, &run(f, dt, xs, ys, engine))
+}
+
+/// [`measure`] of given results `got` (of `f` on the pairs `(xs[i], ys[i])`).
+pub(super) fn measure_got(f: F, dt: DType, xs: &[f64], ys: &[f64], got: &[f64]) -> Worst {
     let mut worst: Worst = (0, 0.0, 0.0, 0.0, 0.0);
     for i in 0..xs.len() {
         let y = if f.arity() == 2 { ys[i] } else { 0.0 };
@@ -423,6 +449,260 @@ pub(super) fn domain(op: UnaryOp, dt: DType) -> Vec<f64> {
     v.extend((0..20000).map(|_| rng.bits(f64)));
     of_dtype(dt, v)
 }
+
+/// The float64 arguments `m 2^e` closest to a multiple of pi/2 relative to their size, 40 of
+/// them (`m 2^e 2/pi` within 2^-61.5 .. 2^-56 of an integer), with `sin`, `cos`, `tan` of
+/// each correctly rounded (bits): the hardest cases of a Payne-Hanek reduction. Found from the
+/// continued fractions of `2^e 2/pi mod 1` for every exponent above the Cody-Waite limit, the
+/// results computed in 3000-bit arithmetic (mpmath); the first is the known worst case of
+/// float64 (Muller, *Elementary Functions*). glibc is not the reference here: its `sin` of
+/// `5850965514341686 2^526` is ~1e5 ULP off.
+pub(super) const TRIG_HARD_F64: [(u64, i32, [u64; 3]); 40] = [
+    (
+        6381956970095103,
+        797,
+        [0x3ff0000000000000, 0xbc214ae72e6ba22f, 0xc3bd9ba9a7975636],
+    ),
+    (
+        6381956970095103,
+        798,
+        [0xbc314ae72e6ba22f, 0xbff0000000000000, 0x3c314ae72e6ba22f],
+    ),
+    (
+        7763785107565477,
+        -29,
+        [0xbff0000000000000, 0xbc3f54f5227a4e84, 0x43a057584c429b3a],
+    ),
+    (
+        5916243447979695,
+        79,
+        [0xbff0000000000000, 0xbc40cb604d34f341, 0x439e7c7d0f43f81e],
+    ),
+    (
+        6381956970095103,
+        799,
+        [0x3c414ae72e6ba22f, 0x3ff0000000000000, 0x3c414ae72e6ba22f],
+    ),
+    (
+        8444920710073313,
+        939,
+        [0x3ff0000000000000, 0x3c4295a3b0a64b1d, 0x439b8cbf7ecfaffa],
+    ),
+    (
+        5850965514341686,
+        525,
+        [0xbff0000000000000, 0x3c46ec67bcf77522, 0xc39655cf9e23c4d7],
+    ),
+    (
+        8160885118204141,
+        808,
+        [0xbff0000000000000, 0xbc4d08f59c32bfa3, 0x4391a246b6f92457],
+    ),
+    (
+        8360820580228475,
+        628,
+        [0x3ff0000000000000, 0x3c4e09878d22e29d, 0x43910ba6f3f467d7],
+    ),
+    (
+        8583082635084172,
+        145,
+        [0xbff0000000000000, 0x3c4ed415f54c8cb8, 0xc3909ba7e061f301],
+    ),
+    (
+        7763785107565477,
+        -28,
+        [0x3c4f54f5227a4e84, 0xbff0000000000000, 0xbc4f54f5227a4e84],
+    ),
+    (
+        7958046405119485,
+        243,
+        [0x3ff0000000000000, 0x3c501242876d7c1b, 0x438fdba46f553a09],
+    ),
+    (
+        5916243447979695,
+        80,
+        [0x3c50cb604d34f341, 0xbff0000000000000, 0xbc50cb604d34f341],
+    ),
+    (
+        6808218460873451,
+        562,
+        [0x3ff0000000000000, 0xbc5104830400912a, 0xc38e1621fb1336a5],
+    ),
+    (
+        7636753411044619,
+        201,
+        [0xbff0000000000000, 0x3c512bbbe07f2de1, 0xc38dd1688c6969ad],
+    ),
+    (
+        6381956970095103,
+        800,
+        [0x3c514ae72e6ba22f, 0x3ff0000000000000, 0x3c514ae72e6ba22f],
+    ),
+    (
+        8444920710073313,
+        940,
+        [0x3c5295a3b0a64b1d, 0xbff0000000000000, 0xbc5295a3b0a64b1d],
+    ),
+    (
+        6366906923947931,
+        194,
+        [0xbff0000000000000, 0xbc561ecec9c577fd, 0x43872567cb9047a9],
+    ),
+    (
+        5850965514341686,
+        526,
+        [0xbc56ec67bcf77522, 0xbff0000000000000, 0x3c56ec67bcf77522],
+    ),
+    (
+        6617649673795284,
+        15,
+        [0xbff0000000000000, 0xbc57a6500ca6d83b, 0x4385a63c82b6dae2],
+    ),
+    (
+        6311013172270677,
+        38,
+        [0xbff0000000000000, 0xbc57a6b2243e72f6, 0x4385a5e2b886a2ab],
+    ),
+    (
+        5648695676206402,
+        887,
+        [0x3ff0000000000000, 0xbc5cccb7fc6dfae9, 0xc381c7294aee7ba4],
+    ),
+    (
+        8160885118204141,
+        809,
+        [0x3c5d08f59c32bfa3, 0xbff0000000000000, 0xbc5d08f59c32bfa3],
+    ),
+    (
+        6221301883130153,
+        969,
+        [0xbff0000000000000, 0xbc5dd15f96b823f2, 0x43812bc109561cd5],
+    ),
+    (
+        8360820580228475,
+        629,
+        [0x3c5e09878d22e29d, 0xbff0000000000000, 0xbc5e09878d22e29d],
+    ),
+    (
+        6951690029616219,
+        503,
+        [0x3ff0000000000000, 0xbc5eca040e98a76f, 0xc380a1166d8ca6e2],
+    ),
+    (
+        8583082635084172,
+        146,
+        [0xbc5ed415f54c8cb8, 0xbff0000000000000, 0x3c5ed415f54c8cb8],
+    ),
+    (
+        7763785107565477,
+        -27,
+        [0xbc5f54f5227a4e84, 0x3ff0000000000000, 0xbc5f54f5227a4e84],
+    ),
+    (
+        7958046405119485,
+        244,
+        [0x3c601242876d7c1b, 0xbff0000000000000, 0xbc601242876d7c1b],
+    ),
+    (
+        5916243447979695,
+        81,
+        [0xbc60cb604d34f341, 0x3ff0000000000000, 0xbc60cb604d34f341],
+    ),
+    (
+        6808218460873451,
+        563,
+        [0xbc6104830400912a, 0xbff0000000000000, 0x3c6104830400912a],
+    ),
+    (
+        7636753411044619,
+        202,
+        [0xbc612bbbe07f2de1, 0xbff0000000000000, 0x3c612bbbe07f2de1],
+    ),
+    (
+        6381956970095103,
+        801,
+        [0x3c614ae72e6ba22f, 0x3ff0000000000000, 0x3c614ae72e6ba22f],
+    ),
+    (
+        6101578227064009,
+        91,
+        [0x3ff0000000000000, 0xbc61fa59d4990bd6, 0xc37c7ab7389c24d7],
+    ),
+    (
+        8438258240500718,
+        637,
+        [0x3ff0000000000000, 0xbc628904e0d7f525, 0xc37b9f819ad8b5e8],
+    ),
+    (
+        8444920710073313,
+        941,
+        [0xbc6295a3b0a64b1d, 0x3ff0000000000000, 0xbc6295a3b0a64b1d],
+    ),
+    (
+        4595526034082901,
+        130,
+        [0xbff0000000000000, 0xbc635481dbfbe4fc, 0x437a7cb7cb4280b0],
+    ),
+    (
+        7750232865711478,
+        435,
+        [0xbff0000000000000, 0x3c638ffe4e7e3a15, 0xc37a2c2ccbc1a632],
+    ),
+    (
+        8510948914910667,
+        356,
+        [0x3ff0000000000000, 0x3c63b5dbbbe33dec, 0x4379f9e551266c3c],
+    ),
+    (
+        6448461629705574,
+        742,
+        [0xbff0000000000000, 0xbc63c408220c4c3f, 0x4379e744df9d68fc],
+    ),
+];
+
+/// The same for float32 (within 2^-29.9 .. 2^-25 of an integer), results as float32 bits.
+pub(super) const TRIG_HARD_F32: [(u64, i32, [u32; 3]); 40] = [
+    (16367173, 72, [0x3f800000, 0xb0ddeea9, 0xce13a60e]),
+    (10741887, 11, [0x3f800000, 0xb10a4ed8, 0xcdeceba8]),
+    (16367173, 73, [0xb15deea9, 0xbf800000, 0x315deea9]),
+    (10741887, 12, [0xb18a4ed8, 0xbf800000, 0x318a4ed8]),
+    (16367173, 74, [0x31ddeea9, 0x3f800000, 0x31ddeea9]),
+    (10057457, 62, [0x3f800000, 0xb1de3bdf, 0xcd1372c2]),
+    (11617958, 17, [0xbf800000, 0xb1eda4f2, 0x4d09e302]),
+    (9012376, 53, [0x3f800000, 0xb1fbf026, 0xcd02104f]),
+    (10741887, 13, [0x320a4ed8, 0x3f800000, 0x320a4ed8]),
+    (14173733, 88, [0xbf800000, 0xb22fa975, 0x4cba8a45]),
+    (10695401, 2, [0xbf800000, 0x32493de6, 0xcca2d439]),
+    (14015064, 66, [0x3f800000, 0x324dba59, 0x4c9f4741]),
+    (16367173, 75, [0x325deea9, 0x3f800000, 0x325deea9]),
+    (10057457, 63, [0xb25e3bdf, 0xbf800000, 0x325e3bdf]),
+    (8895696, 34, [0xbf800000, 0x32642cfe, 0xcc8f9bcd]),
+    (11617958, 18, [0x326da4f2, 0xbf800000, 0xb26da4f2]),
+    (9012376, 54, [0xb27bf026, 0xbf800000, 0x327bf026]),
+    (10741887, 14, [0x328a4ed8, 0x3f800000, 0x328a4ed8]),
+    (13444207, -8, [0x3f800000, 0xb28b5715, 0xcc6b2a5f]),
+    (12558490, 78, [0x3f800000, 0x328f3e7d, 0x4c64c1a2]),
+    (10838702, -2, [0x3f800000, 0xb2a411de, 0xcc47b84a]),
+    (14173733, 89, [0x32afa975, 0xbf800000, 0xb2afa975]),
+    (11405107, 50, [0xbf800000, 0xb2b12ec1, 0x4c38f06a]),
+    (9688229, 6, [0x3f800000, 0xb2c4c150, 0xcc268ac3]),
+    (12438944, 103, [0xbf800000, 0xb2c6a3dd, 0x4c24f630]),
+    (10695401, 3, [0xb2c93de6, 0xbf800000, 0x32c93de6]),
+    (14015064, 67, [0x32cdba59, 0xbf800000, 0xb2cdba59]),
+    (16367173, 76, [0x32ddeea9, 0x3f800000, 0x32ddeea9]),
+    (10057457, 64, [0x32de3bdf, 0x3f800000, 0x32de3bdf]),
+    (8895696, 35, [0xb2e42cfe, 0xbf800000, 0x32e42cfe]),
+    (11617958, 19, [0xb2eda4f2, 0x3f800000, 0xb2eda4f2]),
+    (9012376, 55, [0x32fbf026, 0x3f800000, 0x32fbf026]),
+    (14946604, 41, [0x3f800000, 0xb305caf9, 0xcbf4ea78]),
+    (10741887, 15, [0x330a4ed8, 0x3f800000, 0x330a4ed8]),
+    (13444207, -7, [0xb30b5715, 0xbf800000, 0x330b5715]),
+    (12558490, 79, [0x330f3e7d, 0xbf800000, 0xb30f3e7d]),
+    (8545886, -5, [0xbf800000, 0xb31386d1, 0x4bde1da8]),
+    (12615508, 92, [0xbf800000, 0xb31569ba, 0x4bdb4fc4]),
+    (10511298, 68, [0xbf800000, 0xb31a4bc3, 0x4bd45f01]),
+    (13034427, 60, [0xbf800000, 0xb31eb2f0, 0x4bce7a9d]),
+];
 
 /// `x` and its `n` neighbours on each side in the type's spacing.
 pub(super) fn near(x: f64, f64: bool, n: i64) -> Vec<f64> {

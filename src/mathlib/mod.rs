@@ -107,7 +107,7 @@
 // the f64 nearest to that decimal, which is the value the algorithm was fitted for.
 #![allow(clippy::excessive_precision, clippy::approx_constant)]
 use crate::dtype::DType;
-use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
+use crate::kir::{Call, Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::ops::{BinaryOp, UnaryOp};
 
 #[cfg(test)]
@@ -265,26 +265,73 @@ pub fn expands_binary(op: BinaryOp, dtype: DType) -> bool {
         }
 }
 
-/// What the emitted primitives may use on the backend that will run them.
+/// What the emitted primitives may use on the backend that will run them: the one place where
+/// the expansions differ by backend. The CPU JIT's target is [`Target::cpu`] (fused
+/// multiply-add where the machine has it, tables, scalar calls for rare lanes); the GPU's is
+/// [`Target::WGSL`] (none of the three: WGSL's `fma` may not fuse, and a shader cannot call
+/// libm; tables become constant arrays in the shader).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Target {
     /// The backend computes [`Inst::Fma`] exactly (one rounding) and fast: `exp` then uses
-    /// its FMA algorithm (see the module docs).
+    /// its FMA algorithm (see the module docs), when `fallback` holds too.
     pub fma: bool,
     /// The backend reads constant tables ([`Inst::Lookup`]): with `fma` too, float64 `exp`
-    /// uses its table algorithm (see the module docs).
+    /// uses its table algorithm (see the module docs); without `fallback`, `sin`, `cos` and
+    /// `tan` read the digits of `2/pi` for their Payne-Hanek reduction.
     pub tables: bool,
+    /// The backend can call the scalar function in rare lanes ([`Inst::Fallback`]: `exp` of
+    /// FMA targets beyond |x| > 708, `sin`/`cos`/`tan` of huge arguments, infinities, NaN).
+    /// Without it every lane is computed in the kernel: `exp` takes its algorithm without FMA
+    /// (valid on the whole domain), the trigonometric functions a Payne-Hanek reduction
+    /// (`trig.rs`; it needs `tables`).
+    pub fallback: bool,
 }
 
 impl Target {
-    /// This machine's CPU JIT (FMA where Cranelift's native ISA has it, detected once; tables
-    /// always).
-    pub fn host() -> Target {
+    /// The WGSL generator's target ([`crate::gpu::wgsl`]): plain arithmetic, constant tables,
+    /// every lane in the kernel.
+    pub const WGSL: Target = Target {
+        fma: false,
+        tables: true,
+        fallback: false,
+    };
+
+    /// The CPU JIT's target, given whether its ISA has an exact, fast fused multiply-add.
+    pub fn cpu(fma: bool) -> Target {
         Target {
-            fma: crate::cpu::host_has_fma(),
+            fma,
             tables: true,
+            fallback: true,
         }
     }
+
+    /// This machine's CPU JIT ([`host_has_fma`] detected once; tables and scalar calls
+    /// always).
+    pub fn host() -> Target {
+        Target::cpu(host_has_fma())
+    }
+}
+
+/// Whether this machine has an exact, fast fused multiply-add for the CPU JIT: x86-64 with FMA3
+/// and AVX (what Cranelift's `use_fma` rule asks for), every AArch64. Detected once, from the
+/// same CPU features `cranelift_native` reads, so it agrees with the JIT's ISA (the JIT asks
+/// its ISA itself, `cpu::codegen::has_fma`).
+pub fn host_has_fma() -> bool {
+    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FMA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx")
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            true
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            false
+        }
+    })
 }
 
 /// Rewrite `k` for this machine's CPU JIT ([`Target::host`]), replacing each function
@@ -317,6 +364,7 @@ fn expand_if(
     if !k.insts.iter().any(|d| match d.inst {
         Inst::Unary { op, .. } => unary(op, d.ty),
         Inst::Binary { op, .. } => binary(op, d.ty),
+        Inst::Fallback { .. } => !target.fallback,
         _ => false,
     }) {
         return k.clone();
@@ -330,44 +378,39 @@ fn expand_if(
         let m = |v: Value| map[v.index()];
         let inst = match d.inst {
             Inst::Unary { op, arg } if unary(op, d.ty) => {
-                let mut e = Emit::new(&mut b, d.ty, target);
-                let x = m(arg);
-                let v = match op {
-                    UnaryOp::Exp if target.fma && target.tables && d.ty == DType::F64 => {
-                        e.exp_table(x)
-                    }
-                    UnaryOp::Exp if target.fma => e.exp_fma(x),
-                    UnaryOp::Exp => e.exp(x),
-                    UnaryOp::Log => e.log(x),
-                    UnaryOp::Log2 => e.log_base(x, 2),
-                    UnaryOp::Log10 => e.log_base(x, 10),
-                    UnaryOp::Log1p => e.log1p(x),
-                    UnaryOp::Expm1 => e.expm1(x),
-                    UnaryOp::Tanh => e.tanh(x),
-                    UnaryOp::Sinh => e.sinh(x),
-                    UnaryOp::Cosh => e.cosh(x),
-                    UnaryOp::Sin => e.trig(x, trig::Trig::Sin),
-                    UnaryOp::Cos => e.trig(x, trig::Trig::Cos),
-                    UnaryOp::Tan => e.trig(x, trig::Trig::Tan),
-                    UnaryOp::Arcsin => e.asin_acos(x, false),
-                    UnaryOp::Arccos => e.asin_acos(x, true),
-                    UnaryOp::Arcsinh => e.asinh(x),
-                    UnaryOp::Arccosh => e.acosh(x),
-                    UnaryOp::Arctanh => e.atanh(x),
-                    _ => e.atan(x),
-                };
-                map.push(v);
+                map.push(expand_unary(&mut b, target, d.ty, op, m(arg)));
                 continue;
             }
             Inst::Binary { op, lhs, rhs } if binary(op, d.ty) => {
-                let mut e = Emit::new(&mut b, d.ty, target);
-                let (x, y) = (m(lhs), m(rhs));
-                let v = match op {
-                    BinaryOp::Pow => e.pow(x, y),
-                    BinaryOp::Arctan2 => e.atan2(x, y),
-                    _ => e.hypot(x, y),
+                map.push(expand_binary(&mut b, target, d.ty, op, m(lhs), m(rhs)));
+                continue;
+            }
+            // A target without scalar calls computes the call in every lane (expanded where
+            // this module implements it) and selects.
+            Inst::Fallback { cond, value, call } if !target.fallback => {
+                let r = match call {
+                    Call::Unary(op, a) if implements(op, d.ty) => {
+                        expand_unary(&mut b, target, d.ty, op, m(a))
+                    }
+                    Call::Unary(op, a) => b.push(Inst::Unary { op, arg: m(a) }, d.ty),
+                    Call::Binary(op, l, r) if implements_binary(op, d.ty) => {
+                        expand_binary(&mut b, target, d.ty, op, m(l), m(r))
+                    }
+                    Call::Binary(op, l, r) => b.push(
+                        Inst::Binary {
+                            op,
+                            lhs: m(l),
+                            rhs: m(r),
+                        },
+                        d.ty,
+                    ),
                 };
-                map.push(v);
+                let sel = Inst::Select {
+                    cond: m(cond),
+                    on_true: r,
+                    on_false: m(value),
+                };
+                map.push(b.push(sel, d.ty));
                 continue;
             }
             Inst::Load { input } => Inst::Load { input },
@@ -420,6 +463,52 @@ fn expand_if(
         })
         .collect();
     b.finish_many(outputs)
+}
+
+/// The primitive sequence of the unary function `op` on `x` of float type `t`.
+fn expand_unary(b: &mut KernelBuilder, target: Target, t: DType, op: UnaryOp, x: Value) -> Value {
+    let mut e = Emit::new(b, t, target);
+    match op {
+        UnaryOp::Exp if target.fma && target.tables && target.fallback && t == DType::F64 => {
+            e.exp_table(x)
+        }
+        UnaryOp::Exp if target.fma && target.fallback => e.exp_fma(x),
+        UnaryOp::Exp => e.exp(x),
+        UnaryOp::Log => e.log(x),
+        UnaryOp::Log2 => e.log_base(x, 2),
+        UnaryOp::Log10 => e.log_base(x, 10),
+        UnaryOp::Log1p => e.log1p(x),
+        UnaryOp::Expm1 => e.expm1(x),
+        UnaryOp::Tanh => e.tanh(x),
+        UnaryOp::Sinh => e.sinh(x),
+        UnaryOp::Cosh => e.cosh(x),
+        UnaryOp::Sin => e.trig(x, trig::Trig::Sin),
+        UnaryOp::Cos => e.trig(x, trig::Trig::Cos),
+        UnaryOp::Tan => e.trig(x, trig::Trig::Tan),
+        UnaryOp::Arcsin => e.asin_acos(x, false),
+        UnaryOp::Arccos => e.asin_acos(x, true),
+        UnaryOp::Arcsinh => e.asinh(x),
+        UnaryOp::Arccosh => e.acosh(x),
+        UnaryOp::Arctanh => e.atanh(x),
+        _ => e.atan(x),
+    }
+}
+
+/// The primitive sequence of the binary function `op` on `x`, `y` of float type `t`.
+fn expand_binary(
+    b: &mut KernelBuilder,
+    target: Target,
+    t: DType,
+    op: BinaryOp,
+    x: Value,
+    y: Value,
+) -> Value {
+    let mut e = Emit::new(b, t, target);
+    match op {
+        BinaryOp::Pow => e.pow(x, y),
+        BinaryOp::Arctan2 => e.atan2(x, y),
+        _ => e.hypot(x, y),
+    }
 }
 
 /// Emits primitive instructions for one float type `t` and its same-width integer type.
@@ -1706,14 +1795,17 @@ mod tests {
         Target {
             fma: true,
             tables: true,
+            fallback: true,
         },
         Target {
             fma: true,
             tables: false,
+            fallback: true,
         },
         Target {
             fma: false,
             tables: false,
+            fallback: true,
         },
     ];
 
@@ -1736,6 +1828,7 @@ mod tests {
         let t = Target {
             fma: true,
             tables: true,
+            fallback: true,
         };
         let mut state = 0x9E3779B97F4A7C15u64;
         let mut xs = sweep(-708.0, 708.0, 200_001);
@@ -1778,6 +1871,7 @@ mod tests {
             Target {
                 fma: true,
                 tables: false,
+                fallback: true,
             },
         )
         .to_string();
@@ -1786,6 +1880,7 @@ mod tests {
             Target {
                 fma: false,
                 tables: false,
+                fallback: true,
             },
         )
         .to_string();
@@ -1802,6 +1897,7 @@ mod tests {
         let tables = Target {
             fma: true,
             tables: true,
+            fallback: true,
         };
         let table = expand_for(&k, tables).to_string();
         assert!(
@@ -1966,6 +2062,146 @@ mod tests {
             max_ulp(op, DType::F32, &xs32);
             max_ulp(op, DType::F32, &u32v);
         }
+    }
+
+    /// The GPU's expansions ([`Target::WGSL`]: no fused multiply-add, no scalar calls, so
+    /// `exp` without FMA and the trigonometric functions with their Payne-Hanek reduction for
+    /// huge arguments) keep every bound of `ULP_BOUNDS` and `BINARY_ULP_BOUNDS` over each
+    /// function's test domain (magnitudes across the whole exponent range and random bit
+    /// patterns included), run on the JIT; the interpreter gives the JIT's bits.
+    #[test]
+    fn wgsl_target_within_bounds() {
+        use accuracy::{Engine, F};
+        let mut rows = vec![];
+        let mut check = |f: F, dt: DType, xs: &[f64], ys: &[f64], bound: u64| {
+            let got = accuracy::run_for(f, dt, xs, ys, Engine::Jit, Target::WGSL);
+            let u = match f {
+                // The functions of `ulp_table`: its check (any NaN matches any NaN).
+                F::U(op) if !accuracy::NEW_UNARY.contains(&op) => check_ulp(op, dt, xs, &got),
+                // Those of `accuracy.rs`: its check (NaN signs are glibc's).
+                _ => {
+                    let (u, x, y, g, w) = accuracy::measure_got(f, dt, xs, ys, &got);
+                    assert!(
+                        u <= bound,
+                        "{f:?}.{dt}({x:e}, {y:e}) = {g:e}, glibc {w:e}: {u} ulp > {bound}"
+                    );
+                    u
+                }
+            };
+            rows.push(format!("| {f:?} | {dt} | {u} (bound {bound}) |"));
+            // The interpreter on a sample (every 7th argument, the specials first).
+            let (sx, sy): (Vec<f64>, Vec<f64>) = xs
+                .iter()
+                .zip(ys)
+                .enumerate()
+                .filter(|(i, _)| i % 7 == 0 || *i < 64)
+                .map(|(_, (x, y))| (*x, *y))
+                .unzip();
+            let interp = accuracy::run_for(f, dt, &sx, &sy, Engine::Interp, Target::WGSL);
+            let jit = accuracy::run_for(f, dt, &sx, &sy, Engine::Jit, Target::WGSL);
+            for i in 0..sx.len() {
+                assert_eq!(
+                    interp[i].to_bits(),
+                    jit[i].to_bits(),
+                    "{f:?}.{dt}({:e}, {:e})",
+                    sx[i],
+                    sy[i]
+                );
+            }
+        };
+        for (op, dt, bound) in ULP_BOUNDS {
+            let xs = if accuracy::NEW_UNARY.contains(&op) {
+                accuracy::domain(op, dt)
+            } else {
+                let mut rng = accuracy::Rng(0x5851F42D4C957F2D ^ op as u64);
+                let mut v = domain(op, dt);
+                v.extend(accuracy::specials());
+                v.extend((0..20000).map(|_| rng.bits(dt == DType::F64)));
+                accuracy::of_dtype(dt, v)
+            };
+            check(F::U(op), dt, &xs, &xs, bound);
+        }
+        for (op, dt, bound) in BINARY_ULP_BOUNDS {
+            let (xs, ys) = accuracy::binary_domain(op, dt);
+            check(F::B(op), dt, &xs, &ys, bound);
+        }
+        eprintln!("{}", rows.join("\n"));
+    }
+
+    /// The GPU's `sin`, `cos`, `tan` on the arguments closest to a multiple of pi/2 (the
+    /// hardest cases of its Payne-Hanek reduction, both signs) are within 1 ULP of the
+    /// correctly rounded result.
+    #[test]
+    fn wgsl_trig_of_the_hardest_arguments() {
+        use accuracy::{Engine, F};
+        let ops = [UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Tan];
+        let mut cases: Vec<(DType, f64, [f64; 3])> = vec![];
+        for (m, e, r) in accuracy::TRIG_HARD_F64 {
+            cases.push((DType::F64, m as f64 * 2f64.powi(e), r.map(f64::from_bits)));
+        }
+        for (m, e, r) in accuracy::TRIG_HARD_F32 {
+            let r = r.map(|b| f32::from_bits(b) as f64);
+            cases.push((DType::F32, m as f64 * 2f64.powi(e), r));
+        }
+        for dt in [DType::F64, DType::F32] {
+            let (xs, want): (Vec<f64>, Vec<[f64; 3]>) = cases
+                .iter()
+                .filter(|c| c.0 == dt)
+                .flat_map(|c| {
+                    // sin and tan are odd, cos is even.
+                    let neg = [-c.2[0], c.2[1], -c.2[2]];
+                    [(c.1, c.2), (-c.1, neg)]
+                })
+                .unzip();
+            for (j, op) in ops.into_iter().enumerate() {
+                let got = accuracy::run_for(F::U(op), dt, &xs, &xs, Engine::Jit, Target::WGSL);
+                for i in 0..xs.len() {
+                    let u = accuracy::ulp(got[i], want[i][j], dt == DType::F32);
+                    assert!(
+                        u <= 1,
+                        "{op}.{dt}({:e}) = {:e}, correctly rounded {:e}: {u} ulp",
+                        xs[i],
+                        got[i],
+                        want[i][j]
+                    );
+                }
+            }
+        }
+    }
+
+    /// The WGSL target's expansions need no scalar call and no fused multiply-add, and the
+    /// float32 ones no 64-bit integer.
+    #[test]
+    fn wgsl_target_uses_no_fallback_fma_or_int64_in_float32() {
+        let mut fs: Vec<accuracy::F> = ULP_BOUNDS.iter().map(|b| accuracy::F::U(b.0)).collect();
+        fs.extend(BINARY_ULP_BOUNDS.iter().map(|b| accuracy::F::B(b.0)));
+        for f in fs {
+            for dt in [DType::F64, DType::F32] {
+                let k = accuracy::kernel_for(f, dt, Target::WGSL);
+                let text = k.to_string();
+                assert!(
+                    !text.contains("fallback") && !text.contains("fma."),
+                    "{f:?} {dt}:\n{k}"
+                );
+                if dt == DType::F32 {
+                    assert!(!k.insts.iter().any(|d| d.ty.size() == 8), "{f:?}:\n{k}");
+                }
+            }
+        }
+    }
+
+    /// The detection below the backends agrees with the JIT's own ISA: the JIT compiles a
+    /// fused multiply-add exactly when `host_has_fma` says it can.
+    #[test]
+    fn host_fma_detection_agrees_with_the_jit() {
+        let mut b = KernelBuilder::new();
+        let i = b.input(DType::F64);
+        let x = b.push(Inst::Load { input: i }, DType::F64);
+        let f = b.push(Inst::Fma { a: x, b: x, c: x }, DType::F64);
+        let k = b.finish(Output::Store { value: f });
+        let be = crate::cpu::CpuBackend::new(1).unwrap();
+        assert_eq!(be.compile(&k).is_ok(), host_has_fma());
+        assert_eq!(Target::host(), Target::cpu(host_has_fma()));
     }
 
     #[test]

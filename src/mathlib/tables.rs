@@ -5,6 +5,13 @@
 //! Computed in 300-bit arithmetic (mpmath): `hi = float(2**(j/128))`, `lo = float(2**(j/128) -
 //! hi)`. The test below checks every entry against `exp2` in float64 and the pair's sum in
 //! double-double arithmetic.
+//!
+//! `TWO_OVER_PI_32` and `TWO_OVER_PI_16` hold the binary digits of `2/pi` for the Payne-Hanek
+//! reduction of `sin`, `cos`, `tan` on targets without scalar calls (`trig.rs`): 32 (16) bits
+//! per entry, most significant first, after 64 (16) zero bits, so that entry `i` bit `b`
+//! (from the top) is the digit of weight `2^-(32 i + b - 63)` (`2^-(16 i + b - 15)`).
+//! Computed as `floor(2/pi * 2^2100)` in 3000-bit arithmetic (mpmath); the tests below check
+//! that both tables hold the same digits and that they begin with `FRAC_2_PI`.
 
 pub(crate) static EXP2_128_HI: [u64; 128] = [
     0x3ff0000000000000,
@@ -267,6 +274,24 @@ pub(crate) static EXP2_128_LO: [u64; 128] = [
     0x3c62eb74966579e7,
 ];
 
+/// The digits of `2/pi` in 32-bit words after two zero words (see the module docs).
+pub(crate) static TWO_OVER_PI_32: [u64; 64] = [
+    0x00000000, 0x00000000, 0xa2f9836e, 0x4e441529, 0xfc2757d1, 0xf534ddc0, 0xdb629599, 0x3c439041,
+    0xfe5163ab, 0xdebbc561, 0xb7246e3a, 0x424dd2e0, 0x06492eea, 0x09d1921c, 0xfe1deb1c, 0xb129a73e,
+    0xe88235f5, 0x2ebb4484, 0xe99c7026, 0xb45f7e41, 0x3991d639, 0x835339f4, 0x9c845f8b, 0xbdf9283b,
+    0x1ff897ff, 0xde05980f, 0xef2f118b, 0x5a0a6d1f, 0x6d367ecf, 0x27cb09b7, 0x4f463f66, 0x9e5fea2d,
+    0x7527bac7, 0xebe5f17b, 0x3d0739f7, 0x8a5292ea, 0x6bfb5fb1, 0x1f8d5d08, 0x56033046, 0xfc7b6bab,
+    0xf0cfbc20, 0x9af4361d, 0xa9e39161, 0x5ee61b08, 0x6599855f, 0x14a06840, 0x8dffd880, 0x4d732731,
+    0x06061556, 0xca73a8c9, 0x60e27bc0, 0x8c6b47c4, 0x19c367cd, 0xdce8092a, 0x8359c476, 0x8b961ca6,
+    0xddaf44d1, 0x5719053e, 0xa5ff0705, 0x3f7e33e8, 0x32c2de4f, 0x98327dbb, 0xc33d26ef, 0x6b1e5ef8,
+];
+
+/// The digits of `2/pi` in 16-bit words after one zero word (see the module docs).
+pub(crate) static TWO_OVER_PI_16: [u64; 16] = [
+    0x0000, 0xa2f9, 0x836e, 0x4e44, 0x1529, 0xfc27, 0x57d1, 0xf534, 0xddc0, 0xdb62, 0x9599, 0x3c43,
+    0x9041, 0xfe51, 0x63ab, 0xdebb,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +324,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn two_over_pi_tables_agree_and_start_with_frac_2_pi() {
+        // The same digits: 16-bit word i + 1 is the upper or lower half of 32-bit word
+        // (i + 2) / 2 + 1... after the different zero paddings: digit d (from 1) sits at bit
+        // d + 63 of the 32-bit table and bit d + 15 of the 16-bit one.
+        let digit32 = |d: usize| (TWO_OVER_PI_32[(d + 63) / 32] >> (31 - (d + 63) % 32)) & 1;
+        let digit16 = |d: usize| (TWO_OVER_PI_16[(d + 15) / 16] >> (15 - (d + 15) % 16)) & 1;
+        for d in 1..=240 - 15 {
+            assert_eq!(digit32(d), digit16(d), "digit {d}");
+        }
+        assert!(TWO_OVER_PI_32.iter().all(|w| *w < 1 << 32));
+        assert!(TWO_OVER_PI_16.iter().all(|w| *w < 1 << 16));
+        assert_eq!(&TWO_OVER_PI_32[..2], &[0, 0]);
+        assert_eq!(TWO_OVER_PI_16[0], 0);
+        // The first 53 digits are FRAC_2_PI's significand (2/pi = 0.1010..., and the 54th
+        // digit is 0, so the float64 is the truncation).
+        let top = (1..=53).fold(0u64, |acc, d| (acc << 1) | digit32(d));
+        assert_eq!(
+            top as f64 / (1u64 << 53) as f64,
+            std::f64::consts::FRAC_2_PI,
+            "{top:#x}"
+        );
+        assert_eq!(digit32(54), 0);
     }
 }

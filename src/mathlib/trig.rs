@@ -6,9 +6,25 @@
 //! tail, for |n| < 2^12), the first subtraction is exact (Sterbenz), the next two are TwoSums,
 //! the tail is rounded, so `hi + lo` carries about 150 (f64) / 70 (f32) bits of pi/2: enough
 //! for the worst cancellation below the limit. Above the limit (|x| >= 2^20 pi/2 for f64,
-//! 2^12 pi/2 for f32), for infinities and for NaN the lanes take the scalar libm function
-//! through [`crate::kir::Inst::Fallback`] (glibc reduces those with Payne-Hanek): kernel IR has
-//! no tables for the bits of 2/pi, and the vector code pays one test per vector for it.
+//! 2^12 pi/2 for f32), for infinities and for NaN, a target with scalar calls (the CPU JIT)
+//! takes the scalar libm function in those lanes through [`crate::kir::Inst::Fallback`]
+//! (glibc reduces them with Payne-Hanek; the vector code pays one test per vector for it).
+//!
+//! A target without them (the GPU) reduces those lanes in the kernel, Payne-Hanek style, in
+//! integer arithmetic ([`Emit::rem_pio2_large`]): `|x| = m 2^e` (`m` the integer significand),
+//! and `|x| 2/pi mod 4` is `m` times a window of the digits of 2/pi starting at digit `e - 1`
+//! (the digits before it only add multiples of 4), read from a table
+//! ([`crate::kir::Table::TwoOverPi32`]: 192 digits for f64; `TwoOverPi16`: 96 for f32) as 6
+//! words, cut into 8 limbs of 24 (f32: 12) bits so that the product's columns fit the integer
+//! type (int64; f32: int32, so that the float32 functions need no 64-bit integers). The low
+//! 192 (96) bits of the product hold the quadrant in their top 2 bits and the fraction below;
+//! a fraction of 1/2 or more rounds the quadrant up and is negated in integers (one's
+//! complement, an error of one unit in the last of its 142 (70) bits kept), so no
+//! cancellation happens in floating point, even for the arguments closest to a multiple of
+//! pi/2 (within ~2^-61 relative for f64). The limbs become floats exactly, their sum a
+//! double-word `hi + lo` and its product with pi/2 (Dekker) the reduced argument. Infinities
+//! give glibc's NaN (sign bit set), a NaN passes through. Every lane computes both reductions
+//! (no branches) and selects.
 //!
 //! Kernels on `hi + lo` (|hi| <= pi/4 + a rounding): fdlibm's `__kernel_sin`, `__kernel_cos`
 //! and `__kernel_tan` (with its `pi/4 - x` transformation above 0.6744 and its accurate
@@ -17,7 +33,7 @@
 //! `n mod 4` picks the kernel and the sign by selects.
 #![allow(clippy::excessive_precision)]
 use super::Emit;
-use crate::kir::Value;
+use crate::kir::{Inst, Table, Value};
 use crate::ops::{BinaryOp, UnaryOp};
 
 /// Which of the three functions.
@@ -78,6 +94,156 @@ impl Emit<'_> {
         let lo = self.add(lo, tail);
         let (hi, lo) = self.fast_two_sum(s2, lo);
         (n, hi, lo)
+    }
+
+    /// `x = n pi/2 + hi + lo` for finite |x| of any size, by Payne-Hanek (see the module
+    /// docs): `(n, hi, lo)` with `n` in `-4..=4` and |hi| <= pi/4 (plus a rounding). Finite
+    /// garbage for infinities and NaN.
+    pub(super) fn rem_pio2_large(&mut self, x: Value) -> (Value, Value, Value) {
+        let f64 = self.f64();
+        // Word width of the table, limb width (3/4 of a word), zero digits before 2/pi's.
+        let (table, word, limb, pad): (Table, i64, i64, i64) = if f64 {
+            (Table::TwoOverPi32, 32, 24, 64)
+        } else {
+            (Table::TwoOverPi16, 16, 12, 16)
+        };
+        let (mbits, bias) = self.layout();
+        let ax = self.unary(UnaryOp::Abs, x);
+        let bits = self.bits(ax);
+        // |x| = m 2^e.
+        let sh = self.ci(mbits);
+        let be = self.bin(BinaryOp::Shr, bits, sh);
+        let eoff = self.ci(bias + mbits);
+        let e = self.sub(be, eoff);
+        let mmask = self.ci((1i64 << mbits) - 1);
+        let frac = self.bin(BinaryOp::And, bits, mmask);
+        let implicit = self.ci(1i64 << mbits);
+        let m = self.bin(BinaryOp::Or, frac, implicit);
+        let lmask = self.ci((1i64 << limb) - 1);
+        let m0 = self.bin(BinaryOp::And, m, lmask);
+        let lsh = self.ci(limb);
+        let m1 = self.bin(BinaryOp::Shr, m, lsh);
+        // The window: table bit q0 is digit e - 1 of 2/pi.
+        let q0off = self.ci(pad - 2);
+        let q0 = self.add(e, q0off);
+        let wlog = self.ci(word.trailing_zeros() as i64);
+        let b = self.bin(BinaryOp::Shr, q0, wlog);
+        let wm1 = self.ci(word - 1);
+        let s = self.bin(BinaryOp::And, q0, wm1);
+        let wc = self.ci(word);
+        let rs = self.sub(wc, s);
+        let wmask = self.ci((1i64 << word) - 1);
+        // T[b], ..., T[b + 6] (the index type is the float's integer type).
+        let t: Vec<Value> = (0..7)
+            .map(|k| {
+                let kc = self.ci(k);
+                let i = self.add(b, kc);
+                self.b.push(Inst::Lookup { table, index: i }, self.it)
+            })
+            .collect();
+        // Words u[0] (least significant) .. u[5] of the window.
+        let u: Vec<Value> = (0..6)
+            .map(|i| {
+                let hi = self.bin(BinaryOp::Shl, t[5 - i], wc);
+                let pair = self.bin(BinaryOp::Or, hi, t[6 - i]);
+                let v = self.bin(BinaryOp::Shr, pair, rs);
+                self.bin(BinaryOp::And, v, wmask)
+            })
+            .collect();
+        // Limbs l[0] .. l[7]: bits [limb k, limb (k + 1)) of the window.
+        let l: Vec<Value> = (0..8)
+            .map(|k| {
+                let start = limb * k;
+                let (j, off) = ((start / word) as usize, start % word);
+                let offc = self.ci(off);
+                let low = self.bin(BinaryOp::Shr, u[j], offc);
+                let v = if off + limb > word {
+                    let up = self.ci(word - off);
+                    let high = self.bin(BinaryOp::Shl, u[j + 1], up);
+                    self.bin(BinaryOp::Or, low, high)
+                } else {
+                    low
+                };
+                self.bin(BinaryOp::And, v, lmask)
+            })
+            .collect();
+        // The low 8 limbs of m * window, column by column.
+        let mut p = Vec::with_capacity(8);
+        let mut carry = self.ci(0);
+        for c in 0..8 {
+            let a = self.mul(m0, l[c]);
+            let mut col = self.add(carry, a);
+            if c > 0 {
+                let b2 = self.mul(m1, l[c - 1]);
+                col = self.add(col, b2);
+            }
+            p.push(self.bin(BinaryOp::And, col, lmask));
+            carry = self.bin(BinaryOp::Shr, col, lsh);
+        }
+        // Quadrant (top 2 bits) and the rounding bit below it.
+        let qsh = self.ci(limb - 2);
+        let quad = self.bin(BinaryOp::Shr, p[7], qsh);
+        let rsh = self.ci(limb - 3);
+        let rb = self.bin(BinaryOp::Shr, p[7], rsh);
+        let one_i = self.ci(1);
+        let round = self.bin(BinaryOp::And, rb, one_i);
+        let up = self.bin(BinaryOp::Eq, round, one_i);
+        let quad = self.add(quad, round);
+        // The fraction's limbs, top first, negated (one's complement) when rounding up.
+        let mut g = Vec::with_capacity(6);
+        for k in (2..8).rev() {
+            let mask = if k == 7 {
+                self.ci((1i64 << (limb - 2)) - 1)
+            } else {
+                lmask
+            };
+            let v = self.bin(BinaryOp::And, p[k], mask);
+            let nv = self.bin(BinaryOp::Xor, v, mask);
+            g.push(self.select(up, nv, v));
+        }
+        // f = sum of g[i] 2^-(limb - 2 + limb i), as a double-word hi + lo.
+        let mut terms = Vec::with_capacity(6);
+        for (i, gi) in g.iter().enumerate() {
+            let v = self.int_to_float(*gi);
+            let sc = self.c(2f64.powi(-((limb - 2 + limb * i as i64) as i32)));
+            terms.push(self.mul(v, sc));
+        }
+        let mut hi = terms[0];
+        let mut lo = self.c(0.0);
+        for &t in &terms[1..] {
+            let (s2, e2) = self.two_sum(hi, t);
+            hi = s2;
+            lo = self.add(lo, e2);
+        }
+        let (hi, lo) = self.fast_two_sum(hi, lo);
+        // r = f pi/2.
+        let (p1, p2) = if f64 {
+            (1.5707963267948966, 6.123233995736766e-17)
+        } else {
+            (1.5707963705062866, -4.371139000186241e-08)
+        };
+        let p1c = self.c(p1);
+        let p2c = self.c(p2);
+        let (ph, pe) = self.two_prod(hi, p1c);
+        let a = self.mul(hi, p2c);
+        let b2 = self.mul(lo, p1c);
+        let t2 = self.add(a, b2);
+        let t2 = self.add(pe, t2);
+        let (rh, rl) = self.fast_two_sum(ph, t2);
+        // Rounded up: the reduced argument is f - 1 = -(the negated fraction). Then the sign
+        // of x.
+        let n = self.int_to_float(quad);
+        let zero = self.c(0.0);
+        let neg = self.bin(BinaryOp::Lt, x, zero);
+        let flip = self.bin(BinaryOp::Ne, neg, up);
+        let nn = self.unary(UnaryOp::Neg, n);
+        let nrh = self.unary(UnaryOp::Neg, rh);
+        let nrl = self.unary(UnaryOp::Neg, rl);
+        (
+            self.select(neg, nn, n),
+            self.select(flip, nrh, rh),
+            self.select(flip, nrl, rl),
+        )
     }
 
     /// `sin(hi + lo)` for |hi| <= pi/4 (fdlibm's `__kernel_sin` with its tail).
@@ -255,6 +421,20 @@ impl Emit<'_> {
     pub(super) fn trig(&mut self, x: Value, f: Trig) -> Value {
         let f64 = self.f64();
         let (n, hi, lo) = self.rem_pio2(x);
+        // Without scalar calls: Payne-Hanek beyond the Cody-Waite limit.
+        let (n, hi, lo) = if self.target.fallback {
+            (n, hi, lo)
+        } else {
+            let (n1, hi1, lo1) = self.rem_pio2_large(x);
+            let ax = self.unary(UnaryOp::Abs, x);
+            let lim = self.c(self.trig_limit());
+            let inside = self.bin(BinaryOp::Lt, ax, lim);
+            (
+                self.select(inside, n, n1),
+                self.select(inside, hi, hi1),
+                self.select(inside, lo, lo1),
+            )
+        };
         let q = self.mod4(n);
         let one = self.c(1.0);
         let two = self.c(2.0);
@@ -288,6 +468,15 @@ impl Emit<'_> {
             let is_tiny = self.bin(BinaryOp::Lt, ax, tiny);
             self.select(is_tiny, x, res)
         };
+        if !self.target.fallback {
+            // Infinities: glibc's NaN (sign bit set); NaN passes through.
+            let inf = self.c(f64::INFINITY);
+            let is_inf = self.bin(BinaryOp::Eq, ax, inf);
+            let nan = self.default_nan();
+            let res = self.select(is_inf, nan, res);
+            let is_nan = self.is_nan(x);
+            return self.select(is_nan, x, res);
+        }
         // Large |x|, inf, NaN: libm (the comparison is false for NaN).
         let lim = self.c(self.trig_limit());
         let inside = self.bin(BinaryOp::Lt, ax, lim);
