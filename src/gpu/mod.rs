@@ -63,6 +63,8 @@
 //! [`GpuBackend::compile`] returns [`Error::UnsupportedDtype`].
 //!
 //! Accuracy: see [`wgsl`] for the math polyfills and their measured ULP bounds.
+#[cfg(test)]
+mod agreement;
 pub mod wgsl;
 
 use crate::array::{broadcast_strides, ArgView, DynArray};

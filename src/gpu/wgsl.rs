@@ -395,14 +395,16 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str) -> Result<String, WgslError>
         // The right operand of a float sum, difference, product or quotient passes through the
         // opaque identity too: Mesa folds `x - x` and `x + (-x)` to 0 and `sqrt(x) * sqrt(x)`
         // to `x` (wrong for NaN, inf, negatives) and divides by a zero it can prove, unless it
-        // cannot see that the operands are related.
+        // cannot see that the operands are related. So does every result: the math
+        // expansions' exact sums (`(1 + x) - x`, TwoSum) reuse an operand, whose barrier is
+        // one shared value, and Mesa folded `(a + b) - b` to `a` through it.
         DType::F32 | DType::F64 => match op {
-            Add => format!("({a} + fb_o_{}({b}))", ty(t)),
-            Sub => format!("({a} - fb_o_{}({b}))", ty(t)),
+            Add => format!("fb_o_{t}({a} + fb_o_{t}({b}))", t = ty(t)),
+            Sub => format!("fb_o_{t}({a} - fb_o_{t}({b}))", t = ty(t)),
             // Products pass through the opaque 1, so a driver cannot contract `a * b + c` into
             // an FMA (WGSL allows it; NumPy rounds the product first).
             Mul => format!("fb_o_{t}({a} * fb_o_{t}({b}))", t = ty(t)),
-            Div => format!("({a} / fb_o_{}({b}))", ty(t)),
+            Div => format!("fb_o_{t}({a} / fb_o_{t}({b}))", t = ty(t)),
             FloorDiv => format!("fb_floordiv_{ts}({a}, {b})"),
             Rem => format!("fb_rem_{ts}({a}, {b})"),
             Fmod => format!("fb_fmod_{ts}({a}, {b})"),

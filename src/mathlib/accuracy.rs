@@ -8,7 +8,7 @@ use ndarray::Array1;
 
 /// A function under test: unary or binary.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum F {
+pub(crate) enum F {
     U(UnaryOp),
     B(BinaryOp),
 }
@@ -71,7 +71,7 @@ fn glibc_f32(f: F, x: f32, y: f32) -> Option<f32> {
 }
 
 /// glibc's f64 function (within 1 ULP of exact; most are correctly rounded).
-pub(super) fn glibc_f64(f: F, x: f64, y: f64) -> f64 {
+pub(crate) fn glibc_f64(f: F, x: f64, y: f64) -> f64 {
     match f {
         F::U(op) => match op {
             UnaryOp::Sin => x.sin(),
@@ -108,7 +108,7 @@ pub(super) fn glibc_f64(f: F, x: f64, y: f64) -> f64 {
 
 /// The reference: glibc's f64 result, rounded to f32 for f32 (of the f32 operands); a NaN
 /// result of f32 takes the sign (and payload) glibc's f32 function gives it.
-pub(super) fn truth(f: F, dt: DType, x: f64, y: f64) -> f64 {
+pub(crate) fn truth(f: F, dt: DType, x: f64, y: f64) -> f64 {
     match dt {
         DType::F64 => glibc_f64(f, x, y),
         _ => {
@@ -123,7 +123,7 @@ pub(super) fn truth(f: F, dt: DType, x: f64, y: f64) -> f64 {
 }
 
 /// `f` of loaded inputs of `dt`, stored, before any expansion.
-pub(super) fn raw_kernel(f: F, dt: DType) -> Kernel {
+pub(crate) fn raw_kernel(f: F, dt: DType) -> Kernel {
     let mut b = KernelBuilder::new();
     let args: Vec<Value> = (0..f.arity())
         .map(|_| {
@@ -150,7 +150,7 @@ fn kernel(f: F, dt: DType) -> Kernel {
 }
 
 /// `f` expanded for `target`, verified, with no call of `f` left.
-pub(super) fn kernel_for(f: F, dt: DType, target: Target) -> Kernel {
+pub(crate) fn kernel_for(f: F, dt: DType, target: Target) -> Kernel {
     let k = expand_all_for(&raw_kernel(f, dt), target);
     k.verify().unwrap();
     assert!(
@@ -177,18 +177,18 @@ fn to_f64(out: DynArray) -> Vec<f64> {
 
 /// Where the expansion runs: the interpreter (the IR's meaning) or the JIT.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Engine {
+pub(crate) enum Engine {
     Interp,
     Jit,
 }
 
 /// The expansion of `f` on `xs` (and `ys` for binary functions).
-pub(super) fn run(f: F, dt: DType, xs: &[f64], ys: &[f64], engine: Engine) -> Vec<f64> {
+pub(crate) fn run(f: F, dt: DType, xs: &[f64], ys: &[f64], engine: Engine) -> Vec<f64> {
     run_for(f, dt, xs, ys, engine, Target::host())
 }
 
 /// [`run`] of the expansion for `target`.
-pub(super) fn run_for(
+pub(crate) fn run_for(
     f: F,
     dt: DType,
     xs: &[f64],
@@ -220,7 +220,7 @@ pub(super) fn run_for(
 }
 
 /// ULP distance; NaN matches any NaN (the sign is checked apart), an infinity only itself.
-pub(super) fn ulp(a: f64, b: f64, f32: bool) -> u64 {
+pub(crate) fn ulp(a: f64, b: f64, f32: bool) -> u64 {
     if (a.is_nan() && b.is_nan()) || a == b {
         return 0;
     }
@@ -235,15 +235,15 @@ pub(super) fn ulp(a: f64, b: f64, f32: bool) -> u64 {
 }
 
 /// The worst case found: (ulp, x, y, got, want).
-pub(super) type Worst = (u64, f64, f64, f64, f64);
+pub(crate) type Worst = (u64, f64, f64, f64, f64);
 
 /// Measure `f` on the pairs `(xs[i], ys[i])`; NaN results must carry glibc's sign bit.
-pub(super) fn measure(f: F, dt: DType, xs: &[f64], ys: &[f64], engine: Engine) -> Worst {
+pub(crate) fn measure(f: F, dt: DType, xs: &[f64], ys: &[f64], engine: Engine) -> Worst {
     measure_got(f, dt, xs, ys, &run(f, dt, xs, ys, engine))
 }
 
 /// [`measure`] of given results `got` (of `f` on the pairs `(xs[i], ys[i])`).
-pub(super) fn measure_got(f: F, dt: DType, xs: &[f64], ys: &[f64], got: &[f64]) -> Worst {
+pub(crate) fn measure_got(f: F, dt: DType, xs: &[f64], ys: &[f64], got: &[f64]) -> Worst {
     let mut worst: Worst = (0, 0.0, 0.0, 0.0, 0.0);
     for i in 0..xs.len() {
         let y = if f.arity() == 2 { ys[i] } else { 0.0 };
@@ -262,7 +262,7 @@ pub(super) fn measure_got(f: F, dt: DType, xs: &[f64], ys: &[f64], got: &[f64]) 
 
 /// The largest ULP distance between the expansion and [`crate::semantics`] (the reference
 /// evaluator's libm call, which the differential suites compare the JIT with).
-pub(super) fn vs_semantics(f: F, dt: DType, xs: &[f64], ys: &[f64]) -> (u64, f64, f64) {
+pub(crate) fn vs_semantics(f: F, dt: DType, xs: &[f64], ys: &[f64]) -> (u64, f64, f64) {
     let got = run(f, dt, xs, ys, Engine::Jit);
     let mut worst = (0, 0.0, 0.0);
     for i in 0..xs.len() {
@@ -282,7 +282,7 @@ pub(super) fn vs_semantics(f: F, dt: DType, xs: &[f64], ys: &[f64]) -> (u64, f64
 }
 
 /// Xorshift: the tests' deterministic random numbers.
-pub(super) struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 impl Rng {
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
@@ -305,7 +305,7 @@ impl Rng {
 }
 
 /// Evenly spaced points from lo to hi, plus the special values.
-pub(super) fn sweep(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+pub(crate) fn sweep(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     let mut v: Vec<f64> = (0..n)
         .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
         .collect();
@@ -313,7 +313,7 @@ pub(super) fn sweep(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     v
 }
 
-pub(super) fn specials() -> Vec<f64> {
+pub(crate) fn specials() -> Vec<f64> {
     vec![
         0.0,
         -0.0,
@@ -342,7 +342,7 @@ pub(super) fn specials() -> Vec<f64> {
 }
 
 /// Signed powers of two from 2^lo to 2^hi in half-octave steps, and their neighbours.
-pub(super) fn magnitudes(lo: i32, hi: i32) -> Vec<f64> {
+pub(crate) fn magnitudes(lo: i32, hi: i32) -> Vec<f64> {
     let mut v = vec![];
     for i in 0..(hi - lo) * 2 {
         let m = 2f64.powf(lo as f64 + i as f64 * 0.5);
@@ -352,7 +352,7 @@ pub(super) fn magnitudes(lo: i32, hi: i32) -> Vec<f64> {
 }
 
 /// The exponent range of the float type.
-pub(super) fn exponents(dt: DType) -> (i32, i32) {
+pub(crate) fn exponents(dt: DType) -> (i32, i32) {
     if dt == DType::F64 {
         (-1074, 1023)
     } else {
@@ -361,7 +361,7 @@ pub(super) fn exponents(dt: DType) -> (i32, i32) {
 }
 
 /// Round the inputs to the dtype (f32 inputs are f32 values).
-pub(super) fn of_dtype(dt: DType, v: Vec<f64>) -> Vec<f64> {
+pub(crate) fn of_dtype(dt: DType, v: Vec<f64>) -> Vec<f64> {
     if dt == DType::F64 {
         v
     } else {
@@ -369,9 +369,88 @@ pub(super) fn of_dtype(dt: DType, v: Vec<f64>) -> Vec<f64> {
     }
 }
 
+/// Evenly spaced points from lo to hi, plus nine special values (the sweeps of the tests in
+/// `mod.rs`).
+pub(crate) fn sweep_basic(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..n)
+        .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+        .collect();
+    v.extend([
+        0.0,
+        -0.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1.0,
+        -1.0,
+        1e-310,
+        5e-324,
+    ]);
+    v
+}
+
+/// The domains of `mod.rs`'s tests (`ulp_table`): dense sweeps where the algorithm switches
+/// ranges, the overflow/underflow edges, and magnitudes across the exponent range.
+pub(crate) fn dense_domain(op: UnaryOp, dt: DType) -> Vec<f64> {
+    let f64 = dt == DType::F64;
+    let (emin, emax) = if f64 { (-1074, 1023) } else { (-149, 127) };
+    let mut v = match op {
+        UnaryOp::Exp if f64 => sweep_basic(-746.0, 710.0, 50001),
+        UnaryOp::Exp => sweep_basic(-104.0, 89.0, 50001),
+        UnaryOp::Log | UnaryOp::Log2 | UnaryOp::Log10 => {
+            let mut v = sweep_basic(0.0, 4.0, 20001);
+            v.extend((0..4000).map(|i| 2f64.powf(-1074.0 + i as f64 * 0.5)));
+            v.extend((1..=22).map(|i| 10f64.powi(i)));
+            v
+        }
+        UnaryOp::Log1p => {
+            let mut v = sweep_basic(-1.0, 4.0, 30001);
+            v.extend(sweep_basic(-0.3, 0.5, 20001));
+            v
+        }
+        UnaryOp::Expm1 if f64 => {
+            let mut v = sweep_basic(-45.0, 45.0, 40001);
+            v.extend(sweep_basic(-1.5, 1.5, 20001));
+            v.extend(sweep_basic(700.0, 710.0, 1001));
+            v
+        }
+        UnaryOp::Expm1 => {
+            let mut v = sweep_basic(-20.0, 20.0, 40001);
+            v.extend(sweep_basic(-1.5, 1.5, 20001));
+            v.extend(sweep_basic(85.0, 89.0, 1001));
+            v
+        }
+        UnaryOp::Tanh => {
+            let mut v = sweep_basic(-25.0, 25.0, 40001);
+            v.extend(sweep_basic(-1.0, 1.0, 20001));
+            v
+        }
+        UnaryOp::Sinh | UnaryOp::Cosh if f64 => {
+            let mut v = sweep_basic(-711.0, 711.0, 40001);
+            v.extend(sweep_basic(-2.0, 2.0, 20001));
+            v
+        }
+        UnaryOp::Sinh | UnaryOp::Cosh => {
+            let mut v = sweep_basic(-90.0, 90.0, 40001);
+            v.extend(sweep_basic(-2.0, 2.0, 20001));
+            v
+        }
+        _ => {
+            let mut v = sweep_basic(-10.0, 10.0, 40001);
+            v.extend(sweep_basic(-3.0, 3.0, 20001));
+            v
+        }
+    };
+    v.extend(magnitudes(emin, emax));
+    if dt == DType::F32 {
+        v.retain(|x| x.is_nan() || (*x as f32) as f64 == *x || x.abs() > 1e39);
+    }
+    v
+}
+
 /// Each unary function's domain: dense sweeps where its algorithm switches ranges, the edges
 /// of its domain, magnitudes across the exponent range, random values and random bits.
-pub(super) fn domain(op: UnaryOp, dt: DType) -> Vec<f64> {
+pub(crate) fn domain(op: UnaryOp, dt: DType) -> Vec<f64> {
     let f64 = dt == DType::F64;
     let (emin, emax) = exponents(dt);
     let mut rng = Rng(0x9E3779B97F4A7C15 ^ op as u64);
@@ -457,7 +536,7 @@ pub(super) fn domain(op: UnaryOp, dt: DType) -> Vec<f64> {
 /// results computed in 3000-bit arithmetic (mpmath); the first is the known worst case of
 /// float64 (Muller, *Elementary Functions*). glibc is not the reference here: its `sin` of
 /// `5850965514341686 2^526` is ~1e5 ULP off.
-pub(super) const TRIG_HARD_F64: [(u64, i32, [u64; 3]); 40] = [
+pub(crate) const TRIG_HARD_F64: [(u64, i32, [u64; 3]); 40] = [
     (
         6381956970095103,
         797,
@@ -661,7 +740,7 @@ pub(super) const TRIG_HARD_F64: [(u64, i32, [u64; 3]); 40] = [
 ];
 
 /// The same for float32 (within 2^-29.9 .. 2^-25 of an integer), results as float32 bits.
-pub(super) const TRIG_HARD_F32: [(u64, i32, [u32; 3]); 40] = [
+pub(crate) const TRIG_HARD_F32: [(u64, i32, [u32; 3]); 40] = [
     (16367173, 72, [0x3f800000, 0xb0ddeea9, 0xce13a60e]),
     (10741887, 11, [0x3f800000, 0xb10a4ed8, 0xcdeceba8]),
     (16367173, 73, [0xb15deea9, 0xbf800000, 0x315deea9]),
@@ -705,7 +784,7 @@ pub(super) const TRIG_HARD_F32: [(u64, i32, [u32; 3]); 40] = [
 ];
 
 /// `x` and its `n` neighbours on each side in the type's spacing.
-pub(super) fn near(x: f64, f64: bool, n: i64) -> Vec<f64> {
+pub(crate) fn near(x: f64, f64: bool, n: i64) -> Vec<f64> {
     (-n..=n)
         .map(|d| {
             if f64 {
@@ -720,7 +799,7 @@ pub(super) fn near(x: f64, f64: bool, n: i64) -> Vec<f64> {
 /// Each binary function's domain, as pairs: specials against specials, magnitudes against
 /// magnitudes across the exponent range, random values and random bits, and the cases where
 /// the algorithm switches ranges.
-pub(super) fn binary_domain(op: BinaryOp, dt: DType) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn binary_domain(op: BinaryOp, dt: DType) -> (Vec<f64>, Vec<f64>) {
     let f64 = dt == DType::F64;
     let (emin, emax) = exponents(dt);
     let mut rng = Rng(0xD1B54A32D192ED03 ^ op as u64);
@@ -872,7 +951,7 @@ fn bound_of(f: F, dt: DType) -> u64 {
 }
 
 /// The unary functions this file adds.
-pub(super) const NEW_UNARY: [UnaryOp; 8] = [
+pub(crate) const NEW_UNARY: [UnaryOp; 8] = [
     UnaryOp::Sin,
     UnaryOp::Cos,
     UnaryOp::Tan,
@@ -939,7 +1018,7 @@ fn speed_inputs(f: F, dt: DType, n: usize) -> (Vec<f64>, Vec<f64>) {
 /// Seconds per call of the vector expansion and of the libm loop on 1e6 elements, one
 /// thread, interleaved (the minimum of 15 runs each, `FUSEBOX_SPEED_REPS` to change):
 /// `(expanded, libm)`.
-pub(super) fn time_pair(f: F, dt: DType) -> (f64, f64) {
+pub(crate) fn time_pair(f: F, dt: DType) -> (f64, f64) {
     let n = 1_000_000;
     let (xs, ys) = speed_inputs(f, dt, n);
     let (a, b) = (array(dt, &xs), array(dt, &ys));

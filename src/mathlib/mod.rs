@@ -111,7 +111,7 @@ use crate::kir::{Call, Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::ops::{BinaryOp, UnaryOp};
 
 #[cfg(test)]
-mod accuracy;
+pub(crate) mod accuracy;
 mod helpers;
 mod inverse;
 mod pow;
@@ -1693,7 +1693,7 @@ struct LogParts {
 
 #[cfg(test)]
 mod tests {
-    use super::accuracy::ulp;
+    use super::accuracy::{dense_domain as domain, sweep_basic as sweep, ulp};
     use super::*;
     use crate::array::DynArray;
     use ndarray::Array1;
@@ -1716,24 +1716,6 @@ mod tests {
             DynArray::F32(a) => a.iter().map(|v| *v as f64).collect(),
             _ => unreachable!(),
         }
-    }
-
-    fn sweep(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-        let mut v: Vec<f64> = (0..n)
-            .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
-            .collect();
-        v.extend([
-            0.0,
-            -0.0,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            1.0,
-            -1.0,
-            1e-310,
-            5e-324,
-        ]);
-        v
     }
 
     /// The reference: glibc's f64 functions (within 1 ULP of the exact result, most of them
@@ -1909,75 +1891,6 @@ mod tests {
         );
         let t32 = expand_for(&accuracy::raw_kernel(exp, DType::F32), tables).to_string();
         assert!(t32.contains("fma.f32") && !t32.contains("lookup"), "{t32}");
-    }
-
-    /// Signed powers of two from 2^lo to 2^hi in half-octave steps, and their neighbours.
-    fn magnitudes(lo: i32, hi: i32) -> Vec<f64> {
-        let mut v = vec![];
-        for i in 0..(hi - lo) * 2 {
-            let m = 2f64.powf(lo as f64 + i as f64 * 0.5);
-            v.extend([m, -m, m * 1.0000001, -m * 0.9999999]);
-        }
-        v
-    }
-
-    /// Each function's domain: dense sweeps where the algorithm switches ranges, the
-    /// overflow/underflow edges, and magnitudes across the exponent range.
-    fn domain(op: UnaryOp, dt: DType) -> Vec<f64> {
-        let f64 = dt == DType::F64;
-        let (emin, emax) = if f64 { (-1074, 1023) } else { (-149, 127) };
-        let mut v = match op {
-            UnaryOp::Exp if f64 => sweep(-746.0, 710.0, 50001),
-            UnaryOp::Exp => sweep(-104.0, 89.0, 50001),
-            UnaryOp::Log | UnaryOp::Log2 | UnaryOp::Log10 => {
-                let mut v = sweep(0.0, 4.0, 20001);
-                v.extend((0..4000).map(|i| 2f64.powf(-1074.0 + i as f64 * 0.5)));
-                v.extend((1..=22).map(|i| 10f64.powi(i)));
-                v
-            }
-            UnaryOp::Log1p => {
-                let mut v = sweep(-1.0, 4.0, 30001);
-                v.extend(sweep(-0.3, 0.5, 20001));
-                v
-            }
-            UnaryOp::Expm1 if f64 => {
-                let mut v = sweep(-45.0, 45.0, 40001);
-                v.extend(sweep(-1.5, 1.5, 20001));
-                v.extend(sweep(700.0, 710.0, 1001));
-                v
-            }
-            UnaryOp::Expm1 => {
-                let mut v = sweep(-20.0, 20.0, 40001);
-                v.extend(sweep(-1.5, 1.5, 20001));
-                v.extend(sweep(85.0, 89.0, 1001));
-                v
-            }
-            UnaryOp::Tanh => {
-                let mut v = sweep(-25.0, 25.0, 40001);
-                v.extend(sweep(-1.0, 1.0, 20001));
-                v
-            }
-            UnaryOp::Sinh | UnaryOp::Cosh if f64 => {
-                let mut v = sweep(-711.0, 711.0, 40001);
-                v.extend(sweep(-2.0, 2.0, 20001));
-                v
-            }
-            UnaryOp::Sinh | UnaryOp::Cosh => {
-                let mut v = sweep(-90.0, 90.0, 40001);
-                v.extend(sweep(-2.0, 2.0, 20001));
-                v
-            }
-            _ => {
-                let mut v = sweep(-10.0, 10.0, 40001);
-                v.extend(sweep(-3.0, 3.0, 20001));
-                v
-            }
-        };
-        v.extend(magnitudes(emin, emax));
-        if dt == DType::F32 {
-            v.retain(|x| x.is_nan() || (*x as f32) as f64 == *x || x.abs() > 1e39);
-        }
-        v
     }
 
     /// Measures every function of `ULP_BOUNDS` over its whole domain and prints the table (the

@@ -363,7 +363,10 @@ impl Emit<'_> {
         let ax1 = self.bin(BinaryOp::Eq, ax, one);
         let at_yinf = self.select(ax1, one, at_yinf);
         let any_nan = self.or(x_nan, y_nan);
+        // x + y, x's NaN when both are (x86's rule, written out: a GPU may commute the sum).
         let xy = self.add(x, y);
+        let xx = self.add(x, x);
+        let xy = self.select(x_nan, xx, xy);
         let at_yinf = self.select(any_nan, xy, at_yinf);
         let y_spec = self.or(y_inf, y_nan);
         let r = self.select(y_spec, at_yinf, r);
