@@ -6,8 +6,8 @@
 //!   reads and writes, and its instructions per element, split into arithmetic (everything a
 //!   device does in a few cycles: add, mul, compare, select, casts, sqrt) and transcendental
 //!   (calls to `sin`, `exp`, ... that cost tens of cycles). The CPU expands `exp` and `log` into
-//!   primitives ([`crate::mathlib`]), so they count as arithmetic there; the GPU runs polyfills,
-//!   counted as one transcendental each.
+//!   primitives ([`crate::mathlib`]), so they count as arithmetic there; the GPU expands every
+//!   math function ([`crate::mathlib::Target::WGSL`]), so it counts no transcendental.
 //! - **Device parameters** ([`DeviceParams`]): launch latency, thread start-up, memory bandwidth
 //!   by size, arithmetic and transcendental throughput, transfer bandwidth each way, compile time
 //!   and backend start-up. They are measured by short probes ([`calibrate_cpu`],
@@ -80,7 +80,8 @@ pub struct KernelCost {
     pub elements: u64,
     /// Loads per element (one per input).
     pub loads: u32,
-    /// Arithmetic and transcendental instructions per element, as the GPU runs the kernel.
+    /// Arithmetic and transcendental instructions per element, as the GPU runs the kernel
+    /// (every math function expanded into arithmetic for [`crate::mathlib::Target::WGSL`]).
     pub arith: u32,
     pub transcendental: u32,
     /// The same after the CPU's math expansion (`exp`, `log` become arithmetic).
@@ -126,7 +127,8 @@ impl KernelCost {
     /// Count kernel `k` run over `n` elements with arguments of `arg_lens` elements each and
     /// outputs of `out_lens` elements each (a full reduction's result is one element).
     pub fn of(k: &Kernel, arg_lens: &[usize], n: usize, out_lens: &[usize]) -> KernelCost {
-        let (arith, transcendental) = op_counts(k);
+        let gpu = crate::mathlib::expand_all_for(k, crate::mathlib::Target::WGSL);
+        let (arith, transcendental) = op_counts(&gpu);
         let expanded = crate::mathlib::expand(k);
         let (cpu_arith, cpu_transcendental) = op_counts(&expanded);
         let arg_bytes: Vec<u64> = k
@@ -156,7 +158,7 @@ impl KernelCost {
             transcendental,
             cpu_arith,
             cpu_transcendental,
-            insts: k.insts.len() as u32,
+            insts: gpu.insts.len() as u32,
             cpu_insts: expanded.insts.len() as u32,
             bytes_read,
             bytes_written: k.bytes_moved(arg_lens, out_lens) - bytes_read,
@@ -963,16 +965,18 @@ mod tests {
     fn counts_split_arithmetic_from_transcendentals() {
         // chain_kernel(6): 6 arithmetic instructions, no call.
         assert_eq!(op_counts(&chain_kernel(6)), (6, 0));
-        // exp is a call on the GPU, primitives after the CPU's expansion.
+        // exp is a call in the IR, primitives after either device's expansion.
         let k = transcendental_kernel(UnaryOp::Exp, 2);
         assert_eq!(op_counts(&k), (0, 2));
         let c = KernelCost::of(&k, &[10], 10, &[10]);
-        assert_eq!((c.transcendental, c.cpu_transcendental), (2, 0));
-        assert!(c.cpu_arith > 10, "{c:?}");
+        assert_eq!((c.transcendental, c.cpu_transcendental), (0, 0));
+        assert!(c.cpu_arith > 10 && c.arith > 10, "{c:?}");
+        assert!(c.insts as usize > k.insts.len(), "{c:?}");
         assert_eq!((c.bytes_read, c.bytes_written), (80, 80));
-        // tanh stays a call on both (libm on the CPU: see `mathlib::expands`).
+        // tanh stays a call on the CPU (libm: see `mathlib::expands`), arithmetic on the GPU.
         let c = KernelCost::of(&transcendental_kernel(UnaryOp::Tanh, 1), &[4], 4, &[4]);
-        assert_eq!((c.transcendental, c.cpu_transcendental), (1, 1));
+        assert_eq!((c.transcendental, c.cpu_transcendental), (0, 1));
+        assert!(c.arith > 10, "{c:?}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::dtype::DType;
 use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::mathlib::accuracy::{self as acc, F};
 use crate::mathlib::{BINARY_ULP_BOUNDS, ULP_BOUNDS};
-use crate::ops::{BinaryOp, UnaryOp};
+use crate::ops::BinaryOp;
 use ndarray::Array1;
 
 /// Random bit patterns added to each function's domain (every exponent, NaNs and infinities).
@@ -108,9 +108,11 @@ struct Row {
     f: F,
     dt: DType,
     n: usize,
-    /// Max ULP between the devices, and how many arguments differ in their bits at all.
+    /// Max ULP between the devices, how many arguments give different values (other bits;
+    /// NaNs aside), and how many give NaNs of different signs.
     cpu_gpu: u64,
     differ: usize,
+    nan_sign: usize,
     worst: (f64, f64, f64, f64),
     /// Max ULP of the GPU from glibc (`accuracy::truth`) and the mathlib's bound.
     gpu_glibc: u64,
@@ -138,6 +140,7 @@ fn measure(cpu: &CpuBackend, g: &GpuBackend, f: F, dt: DType, bound: u64) -> Row
         n: xs.len(),
         cpu_gpu: 0,
         differ: 0,
+        nan_sign: 0,
         worst: (0.0, 0.0, 0.0, 0.0),
         gpu_glibc: 0,
         bound,
@@ -145,7 +148,11 @@ fn measure(cpu: &CpuBackend, g: &GpuBackend, f: F, dt: DType, bound: u64) -> Row
     for i in 0..xs.len() {
         let y = if let F::B(_) = f { ys[i] } else { 0.0 };
         if !same_bits(c[i], gv[i]) {
-            row.differ += 1;
+            if c[i].is_nan() && gv[i].is_nan() {
+                row.nan_sign += 1;
+            } else {
+                row.differ += 1;
+            }
         }
         let u = acc::ulp(c[i], gv[i], f32);
         if u > row.cpu_gpu {
@@ -174,16 +181,17 @@ fn cpu_gpu_agreement() {
         .map(|(f, dt, bound)| measure(&cpu, &g, f, dt, bound))
         .collect();
     let mut table = String::from(
-        "| function | dtype | args | CPU-GPU max ULP | args differing | GPU-glibc max ULP (bound) |\n|---|---|---|---|---|---|\n",
+        "| function | dtype | args | CPU-GPU max ULP | values differing | NaN signs differing | GPU-glibc max ULP (bound) |\n|---|---|---|---|---|---|---|\n",
     );
     for r in &rows {
         table += &format!(
-            "| `{}` | {} | {} | {} | {} | {} ({}) |\n",
+            "| `{}` | {} | {} | {} | {} | {} | {} ({}) |\n",
             name(r.f),
             r.dt.short(),
             r.n,
             r.cpu_gpu,
             r.differ,
+            r.nan_sign,
             r.gpu_glibc,
             r.bound
         );

@@ -62,7 +62,10 @@
 //! `SHADER_F64`, i64 (and integer sums, which accumulate in i64) `SHADER_INT64`; otherwise
 //! [`GpuBackend::compile`] returns [`Error::UnsupportedDtype`].
 //!
-//! Accuracy: see [`wgsl`] for the math polyfills and their measured ULP bounds.
+//! Math functions: the shaders run the kernel-IR math library's expansions ([`wgsl::lower`]),
+//! the CPU JIT's algorithms, in the kernel's own float type; see [`wgsl`] for the measured
+//! CPU-GPU agreement (at most 1 ULP for every function, bit for bit for `+ - * /`) and the
+//! ULP bounds against glibc.
 #[cfg(test)]
 mod agreement;
 pub mod wgsl;
@@ -83,7 +86,7 @@ use std::sync::{Arc, Mutex};
 fn check_capabilities(info: &AdapterInfo, types: &[DType]) -> Result<()> {
     if !(info.f64 && info.i64) && types.contains(&DType::F64) {
         return Err(Error::UnsupportedDtype(format!(
-            "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the math polyfills use 64-bit bit access), which {} ({}) lacks",
+            "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the float64 math expansions use 64-bit bit access), which {} ({}) lacks",
             info.name, info.backend
         )));
     }
@@ -1829,7 +1832,7 @@ mod capability_tests {
             "{e}"
         );
         assert!(check_capabilities(&none, &[DType::F32, DType::I32, DType::Bool]).is_ok());
-        // f64 needs both features (the polyfills use 64-bit integer bit access).
+        // f64 needs both features (the math expansions use 64-bit integer bit access).
         assert!(check_capabilities(&adapter(true, false), &[DType::F64]).is_err());
         assert!(check_capabilities(&adapter(true, true), &[DType::F64, DType::I64]).is_ok());
     }

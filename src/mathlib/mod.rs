@@ -7,6 +7,18 @@
 //! pass ([`expand`]) uses the ones that measured faster than libm (see [`expands`] and
 //! [`expands_binary`]); [`expand_all`] uses all of them.
 //!
+//! This module is the only source of the math functions of both backends: the GPU's WGSL
+//! generator expands every one of them ([`expand_all_for`] with [`Target::WGSL`],
+//! `gpu::wgsl::lower`) and has no math of its own. Where the backends must differ, the
+//! expansion reads the [`Target`] (fused multiply-add, constant tables, scalar calls for rare
+//! lanes); nothing here imports a backend (the host's FMA detection, [`host_has_fma`], lives
+//! here, below both). On the GPU's target `exp` takes its algorithm without FMA and
+//! `sin`/`cos`/`tan` reduce huge arguments with a Payne-Hanek reduction in the kernel
+//! (`trig.rs`) instead of calling libm; the bounds below hold for every target
+//! (`tests::wgsl_target_within_bounds`, and the hardest reduction cases against correctly
+//! rounded results in `tests::wgsl_trig_of_the_hardest_arguments`), and the CPU-GPU agreement
+//! (at most 1 ULP, measured) is in the docs of `gpu::wgsl`.
+//!
 //! Algorithms (written from the published descriptions of fdlibm/musl, with their minimax
 //! coefficients; branches become selects, so every lane computes the same instructions):
 //! - float64 `exp` on a [`Target`] with fused multiply-add and tables (the JIT's, where the CPU
@@ -49,7 +61,8 @@
 //! - `sin`, `cos`, `tan` (`trig.rs`): Cody-Waite reduction by pi/2 in three parts (f32: four)
 //!   to a double-word `hi + lo` for |x| < 2^20 pi/2 (f32: 2^12 pi/2), fdlibm's kernels on it;
 //!   larger |x|, inf and NaN call libm in those lanes only ([`crate::kir::Inst::Fallback`]:
-//!   kernel IR has no tables for a Payne-Hanek reduction, and such arguments are rare).
+//!   such arguments are rare) on a target with scalar calls, and take a Payne-Hanek reduction
+//!   in integer arithmetic from a table of the digits of 2/pi on one without (the GPU).
 //! - `arcsin`, `arccos`, `arctan2`, `arcsinh`, `arccosh`, `arctanh`, `hypot` (`inverse.rs`):
 //!   fdlibm's formulas (one rational and a split square root; `arctan2` on the `arctan`
 //!   expansion; the inverse hyperbolics as one `log1p` each; `hypot` with one exact scale,
@@ -2068,6 +2081,15 @@ mod tests {
                 .unzip();
             for (j, op) in ops.into_iter().enumerate() {
                 let got = accuracy::run_for(F::U(op), dt, &xs, &xs, Engine::Jit, Target::WGSL);
+                // For the record: glibc (the CPU's result there) on the same arguments.
+                let glibc = (0..xs.len())
+                    .map(|i| {
+                        let g = accuracy::truth(F::U(op), dt, xs[i], 0.0);
+                        accuracy::ulp(g, want[i][j], dt == DType::F32)
+                    })
+                    .max()
+                    .unwrap_or(0);
+                eprintln!("{op} {dt}: glibc up to {glibc} ULP from the correctly rounded result");
                 for i in 0..xs.len() {
                     let u = accuracy::ulp(got[i], want[i][j], dt == DType::F32);
                     assert!(
