@@ -95,13 +95,13 @@
 //! | `hypot` | 1 (7,778 of 207,489) | 0 | 1 | 1 |
 //!
 //! Where both devices run the same expansion without FMA (the logarithms, `arctan`, the
-//! inverse functions, `arctan2`, and f32 `hypot`), they agree bit for bit; the 1-ULP
-//! differences come from `exp` (a different algorithm on each device, both within 1 ULP of
-//! glibc), from what is built on it, from the trigonometric functions beyond the CPU's
-//! Cody-Waite limit (libm on the CPU, Payne-Hanek on the GPU) and from libm on the CPU (the
-//! NaN signs: for `sinh` and `cosh` the CPU calls Rust's `libm`, which changes the sign of some
-//! NaN arguments; the GPU keeps it, as glibc does). The GPU
-//! computes exactly what the lowered IR means: `gpu_runs_the_wgsl_expansions_exactly` finds
+//! inverse functions but f64 `arccosh`, `arctan2`, and f32 `hypot`), they agree bit for bit;
+//! the 1-ULP differences come from `exp` (a different algorithm on each device, both within
+//! 1 ULP of glibc), from what is built on it, from the trigonometric functions beyond the
+//! CPU's Cody-Waite limit (libm on the CPU, Payne-Hanek on the GPU) and from libm on the CPU
+//! (the NaN signs too: for `sinh` and `cosh` the CPU calls Rust's `libm`, which changes the
+//! sign of some NaN arguments; the GPU keeps it, as glibc does). The GPU computes exactly
+//! what the lowered IR means: `gpu_runs_the_wgsl_expansions_exactly` finds
 //! the CPU JIT's bits on the same lowered kernels for every argument, and
 //! `arithmetic_is_bitwise` the CPU's bits for `+ - * /` and polynomials (Horner and Estrin). On
 //! the 40 float64 arguments closest to a multiple of pi/2 (`mathlib`'s

@@ -1100,6 +1100,7 @@ fn speed() {
 /// glibc's f64 function rounded to f32: `FUSEBOX_EXHAUSTIVE=sin,cos cargo test --release --lib
 /// mathlib::accuracy::exhaustive_f32 -- --ignored --nocapture` (about a minute per function).
 /// Binary functions take every `x` against two `y` values (-3 and 0.1).
+/// `FUSEBOX_EXHAUSTIVE_TARGET=wgsl` measures the GPU's expansions ([`Target::WGSL`]) instead.
 #[test]
 #[ignore = "minutes; run on demand"]
 fn exhaustive_f32() {
@@ -1120,7 +1121,11 @@ fn exhaustive_f32() {
         if !names.split(',').any(|n| n == f.name() || n == "all") {
             continue;
         }
-        let k = be.compile(&kernel(f, DType::F32)).unwrap();
+        let target = match std::env::var("FUSEBOX_EXHAUSTIVE_TARGET").as_deref() {
+            Ok("wgsl") => Target::WGSL,
+            _ => Target::host(),
+        };
+        let k = be.compile(&kernel_for(f, DType::F32, target)).unwrap();
         let ys: Vec<f32> = match f {
             F::U(_) => vec![0.0],
             F::B(_) => vec![-3.0, 0.1],

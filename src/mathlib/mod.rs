@@ -15,9 +15,11 @@
 //! here, below both). On the GPU's target `exp` takes its algorithm without FMA and
 //! `sin`/`cos`/`tan` reduce huge arguments with a Payne-Hanek reduction in the kernel
 //! (`trig.rs`) instead of calling libm; the bounds below hold for every target
-//! (`tests::wgsl_target_within_bounds`, and the hardest reduction cases against correctly
-//! rounded results in `tests::wgsl_trig_of_the_hardest_arguments`), and the CPU-GPU agreement
-//! (at most 1 ULP, measured) is in the docs of `gpu::wgsl`.
+//! (`tests::wgsl_target_within_bounds`; the hardest reduction cases against correctly rounded
+//! results in `tests::wgsl_trig_of_the_hardest_arguments`; the GPU's f32 `sin`, `cos`, `tan`
+//! within 1 ULP over all 2^32 inputs, `FUSEBOX_EXHAUSTIVE_TARGET=wgsl` of
+//! `accuracy::exhaustive_f32`), and the CPU-GPU agreement (at most 1 ULP, measured) is in the
+//! docs of `gpu::wgsl`.
 //!
 //! Algorithms (written from the published descriptions of fdlibm/musl, with their minimax
 //! coefficients; branches become selects, so every lane computes the same instructions):
@@ -283,7 +285,7 @@ pub fn expands_binary(op: BinaryOp, dtype: DType) -> bool {
 /// multiply-add where the machine has it, tables, scalar calls for rare lanes); the GPU's is
 /// [`Target::WGSL`] (none of the three: WGSL's `fma` may not fuse, and a shader cannot call
 /// libm; tables become constant arrays in the shader).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Target {
     /// The backend computes [`Inst::Fma`] exactly (one rounding) and fast: `exp` then uses
     /// its FMA algorithm (see the module docs), when `fallback` holds too.
@@ -296,12 +298,13 @@ pub struct Target {
     /// FMA targets beyond |x| > 708, `sin`/`cos`/`tan` of huge arguments, infinities, NaN).
     /// Without it every lane is computed in the kernel: `exp` takes its algorithm without FMA
     /// (valid on the whole domain), the trigonometric functions a Payne-Hanek reduction
-    /// (`trig.rs`; it needs `tables`).
+    /// (`trig.rs`), which reads the digits of 2/pi from a table whatever `tables` says: a
+    /// target without scalar calls must read tables.
     pub fallback: bool,
 }
 
 impl Target {
-    /// The WGSL generator's target ([`crate::gpu::wgsl`]): plain arithmetic, constant tables,
+    /// The WGSL generator's target (`gpu::wgsl`): plain arithmetic, constant tables,
     /// every lane in the kernel.
     pub const WGSL: Target = Target {
         fma: false,
