@@ -27,12 +27,13 @@
 //! Architecture invariant: this module reads kernels and device parameters; it never runs a
 //! plan. The probes are the only code here that touches a backend.
 use crate::array::ArgView;
-use crate::cpu::{threads::pool_pays, CpuBackend};
+use crate::cpu::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::gpu::{device_size, AdapterInfo, GpuBackend};
+use crate::gpu::{AdapterInfo, GpuBackend};
 use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
 use crate::ops::{BinaryOp, UnaryOp};
+use crate::target::{device_size, pool_pays};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -91,6 +91,7 @@ pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod expr;
+pub mod fmt;
 pub mod gpu;
 pub mod interp;
 pub mod kir;
@@ -102,6 +103,7 @@ pub mod parse;
 pub mod reference;
 pub mod semantics;
 pub mod session;
+pub mod target;
 
 pub use array::{ArgView, DynArray, Element};
 pub use dtype::{DType, Scalar};

@@ -364,8 +364,8 @@ impl ReduceOp {
     /// The result of reducing nothing, in the accumulator dtype `t`; `None` for the reductions
     /// NumPy refuses on empty input ("zero-size array to reduction operation maximum which has
     /// no identity").
-    pub fn identity(self, t: DType) -> Option<crate::kir::Const> {
-        use crate::kir::Const;
+    pub fn identity(self, t: DType) -> Option<crate::dtype::Const> {
+        use crate::dtype::Const;
         let c = match self {
             ReduceOp::Sum => Const::I64(0),
             ReduceOp::Prod => Const::I64(1),

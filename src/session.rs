@@ -9,6 +9,7 @@ use crate::cpu::{CpuBackend, CpuKernel};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
+use crate::fmt::{human_bytes, human_time};
 use crate::gpu::{GpuArray, GpuBackend, GpuKernel};
 use crate::opt::{self, Buf, Lowered, Partition, PlanInput, Step};
 use smallvec::SmallVec;
@@ -1445,17 +1446,6 @@ fn estimates_json(es: &[DeviceEstimate]) -> serde_json::Value {
     )
 }
 
-/// Seconds in a readable unit.
-fn human_time(t: f64) -> String {
-    if t >= 1.0 {
-        format!("{t:.2} s")
-    } else if t >= 1e-3 {
-        format!("{:.2} ms", t * 1e3)
-    } else {
-        format!("{:.1} us", t * 1e6)
-    }
-}
-
 /// `cpu 1.2 ms = transfer 0 + launch 2.0 us + ...`.
 fn estimate_line(e: &DeviceEstimate) -> String {
     let x = &e.estimate;
@@ -1480,20 +1470,6 @@ fn estimate_line(e: &DeviceEstimate) -> String {
         ));
     }
     s
-}
-
-/// Bytes in human units (decimal, like disk and bandwidth figures: 1 GB = 1e9 B).
-pub fn human_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.1} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b} B")
-    }
 }
 
 /// `{}` prints the plan (graph, kernels, bytes): text that depends only on the expression.
