@@ -2,7 +2,8 @@
 //! functions on one thread, interleaved: on a loaded machine the minimum of many calls is a
 //! steadier compute measure than `fusebox bench`'s medians.
 //! `cargo run --release --example gauss_min_time -- [n=1e6] [calls=200]`
-use fusebox::{bench, session::Options, Device, Session};
+use fusebox::unstable::bench;
+use fusebox::{Device, Options, Session};
 use std::time::Instant;
 fn main() {
     let n: usize = std::env::args()

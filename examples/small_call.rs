@@ -3,7 +3,7 @@
 //! loop over the same data. Usage: `small_call [n] [calls] [threads]` (defaults 1000, 200000, all cores; under callgrind
 //! pass 1 thread, since its slowed clock makes the thread choice go parallel). Also the
 //! harness for `valgrind --tool=callgrind`, which counts the call path's instructions.
-use fusebox::bench::{case_expr, case_inputs};
+use fusebox::unstable::bench::{case_expr, case_inputs};
 use fusebox::{ArgView, DynArray, Options, Session};
 use std::time::Instant;
 

@@ -55,11 +55,11 @@ pub enum DynArray {
 macro_rules! dispatch {
     ($value:expr, $a:ident => $body:expr) => {
         match $value {
-            $crate::array::DynArray::Bool($a) => $body,
-            $crate::array::DynArray::I32($a) => $body,
-            $crate::array::DynArray::I64($a) => $body,
-            $crate::array::DynArray::F32($a) => $body,
-            $crate::array::DynArray::F64($a) => $body,
+            $crate::DynArray::Bool($a) => $body,
+            $crate::DynArray::I32($a) => $body,
+            $crate::DynArray::I64($a) => $body,
+            $crate::DynArray::F32($a) => $body,
+            $crate::DynArray::F64($a) => $body,
         }
     };
 }

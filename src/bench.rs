@@ -9,7 +9,8 @@ use crate::array::{ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::session::{Compiled, Options, Session};
+use crate::options::{Device, Options};
+use crate::session::{Compiled, Session};
 use ndarray::{Array1, Zip};
 use std::time::{Duration, Instant};
 
@@ -167,7 +168,7 @@ pub struct Config {
     pub sizes: Vec<usize>,
     pub impls: Vec<String>,
     /// Device of fusebox's implementations (fused, unfused, copy); ndarray's run on the CPU.
-    pub device: crate::session::Device,
+    pub device: Device,
     /// CPU threads for fusebox (0 = all cores).
     pub threads: usize,
     /// Wall-time budget per (case, size), split across rounds.
@@ -180,7 +181,7 @@ impl Default for Config {
             cases: CASES.iter().map(|s| s.to_string()).collect(),
             sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             impls: IMPLS.iter().map(|s| s.to_string()).collect(),
-            device: crate::session::Device::Cpu,
+            device: Device::Cpu,
             threads: 0,
             budget: Duration::from_millis(1500),
         }
@@ -272,7 +273,6 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
 /// Auto's times include moving the data, as a user pays it. Auto's records name the device it
 /// chose in `chosen`.
 pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
-    use crate::session::Device;
     let session = |device| {
         Session::with_options(Options {
             device,

@@ -68,6 +68,23 @@ pub enum Error {
     Value(String),
 }
 
+impl Error {
+    /// Whether this error means "this device failed" (no adapter, a shader it rejected, out of
+    /// memory, lost), after which `Device::Auto` retries on the CPU, as opposed to an error in
+    /// the user's expression or data, which every device would report.
+    pub fn is_device_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Device(_)
+                | Error::DeviceLost(_)
+                | Error::OutOfMemory(_)
+                | Error::Compile(_)
+                | Error::UnsupportedDtype(_)
+                | Error::TooLarge(_)
+        )
+    }
+}
+
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -83,32 +83,123 @@
 //! - User input never panics: every fallible call returns [`Error`].
 //! - A kernel's outputs are all stores or all reductions over the same axes; a plan's steps
 //!   only read plan inputs and results of earlier steps.
-pub mod array;
-pub mod bench;
-pub mod cache;
-pub mod cost;
-pub mod cpu;
-pub mod dtype;
-pub mod error;
-pub mod expr;
-pub mod fmt;
-pub mod gpu;
-pub mod interp;
-pub mod kir;
-pub mod mathlib;
+// The layers, bottom to top (see ARCHITECTURE.md). Only the re-exports below and the
+// modules marked `pub` are the stable API; everything else is reachable through
+// [`unstable`], outside semver.
+mod array;
+mod bench;
+mod cache;
+mod cpu;
+mod devices;
+mod dtype;
+mod error;
+mod exec;
+mod explain;
+mod expr;
+mod fmt;
+mod gpu;
+mod interp;
+mod kir;
+mod mathlib;
 pub mod npy;
-pub mod ops;
-pub mod opt;
+mod ops;
+mod opt;
+mod options;
 pub mod parse;
-pub mod reference;
-pub mod semantics;
-pub mod session;
-pub mod target;
+mod place;
+mod reference;
+mod semantics;
+mod session;
+mod target;
 
 pub use array::{ArgView, DynArray, Element};
+pub use devices::Stats;
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
-pub use expr::{functions, where_, Expr};
-pub use session::{
-    Compiled, Device, DeviceArray, Explain, InvalidCast, KernelInfo, Options, Session, Stats,
-};
+pub use explain::{Explain, KernelInfo};
+pub use expr::{functions, where_, Expr, ExprKind, Meta, ReduceAxes};
+pub use ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};
+pub use options::{Device, InvalidCast, Options};
+pub use place::{DeviceEstimate, Estimate, Residence};
+pub use session::{Compiled, DeviceArray, Session};
+
+/// The internals: kernel IR, optimizer, backends, cost model, oracles and the bench harness.
+///
+/// **Outside semver.** These modules change whenever the pipeline does; they are public only
+/// so that fusebox's own CLI, benchmarks and tests (and the curious) can reach them. Build on
+/// the crate root instead.
+#[doc(hidden)]
+pub mod unstable {
+    /// Dense arrays of any dtype and the broadcasting helpers.
+    pub mod array {
+        pub use crate::array::*;
+    }
+    /// The benchmark matrix (`fusebox bench`).
+    pub mod bench {
+        pub use crate::bench::*;
+    }
+    /// The bounded LRU kernel cache.
+    pub mod cache {
+        pub use crate::cache::*;
+    }
+    /// The Cranelift backend.
+    pub mod cpu {
+        pub use crate::cpu::*;
+    }
+    /// The backends a session opened, and the adapter list.
+    pub mod devices {
+        pub use crate::devices::*;
+    }
+    /// Dtypes, promotion, constants.
+    pub mod dtype {
+        pub use crate::dtype::*;
+    }
+    /// Expression internals.
+    pub mod expr {
+        pub use crate::expr::*;
+    }
+    /// Number formatting.
+    pub mod fmt {
+        pub use crate::fmt::*;
+    }
+    /// The WGSL backend.
+    pub mod gpu {
+        pub use crate::gpu::*;
+    }
+    /// The kernel IR interpreter (an oracle).
+    pub mod interp {
+        pub use crate::interp::*;
+    }
+    /// The kernel IR.
+    pub mod kir {
+        pub use crate::kir::*;
+    }
+    /// Transcendental functions as kernel IR.
+    pub mod mathlib {
+        pub use crate::mathlib::*;
+    }
+    /// Operators and their typing rules.
+    pub mod ops {
+        pub use crate::ops::*;
+    }
+    /// The optimizer.
+    pub mod opt {
+        pub use crate::opt::*;
+    }
+    /// The cost model, probes, calibration and `Auto`.
+    pub mod place {
+        pub use crate::place::*;
+    }
+    /// The reference evaluator (an oracle).
+    pub mod reference {
+        pub use crate::reference::*;
+    }
+    /// The scalar definition of every operator.
+    pub mod semantics {
+        pub use crate::semantics::*;
+    }
+    /// Facts about the targets.
+    pub mod target {
+        pub use crate::target::*;
+    }
+}

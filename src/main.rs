@@ -4,9 +4,9 @@
 //! Contract (outside checks rely on it): errors print ONE line `error: <message>` on stderr and
 //! exit with status 1; usage errors exit with 2 (clap).
 use clap::{Parser, Subcommand};
-use fusebox::expr::ExprKind;
 use fusebox::npy::{read_npy, write_npy};
 use fusebox::parse::{names, parse, CONSTANT_NAMES};
+use fusebox::ExprKind;
 use fusebox::{Device, InvalidCast, Options, Session};
 use fusebox::{DynArray, Error, Expr, Result};
 use ndarray::Array1;
@@ -429,7 +429,7 @@ fn median_time(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 // ---- bench ------------------------------------------------------------------------------
 
 fn bench(args: &BenchArgs) -> Result<()> {
-    use fusebox::bench::{self, Config, CASES, IMPLS};
+    use fusebox::unstable::bench::{self, Config, CASES, IMPLS};
     let mut cfg = Config {
         device: Device::parse(&args.device)?,
         threads: args.threads,
@@ -494,7 +494,7 @@ fn devices() {
         Ok(b) => println!("  JIT target: {}", b.triple()),
         Err(e) => println!("  JIT target: unavailable ({e})"),
     }
-    let gpus = fusebox::gpu::adapters();
+    let gpus = fusebox::unstable::gpu::adapters();
     if gpus.is_empty() {
         println!("GPU: no adapter found (on headless Linux: apt-get install mesa-vulkan-drivers libvulkan1)");
     }

@@ -1,8 +1,8 @@
 //! The error taxonomy: every kind of bad input a user can give returns its typed [`Error`]
 //! (never a panic), with a message that names the problem. One test per kind.
 mod common;
-use fusebox::ops::{ReduceOp, Reduction};
 use fusebox::{parse, DType, Device, Error, Expr, Options, Session};
+use fusebox::{ReduceOp, Reduction};
 use ndarray::{arr0, arr1, Array1, Array2};
 
 fn cpu() -> Session {
@@ -102,7 +102,10 @@ fn unsupported_dtype_on_the_pinned_gpu() {
     if !common::gpu_available() {
         return;
     }
-    let info = fusebox::gpu::GpuBackend::new(0).unwrap().info().clone();
+    let info = fusebox::unstable::gpu::GpuBackend::new(0)
+        .unwrap()
+        .info()
+        .clone();
     let s = Session::with_options(Options {
         device: Device::Gpu(0),
         ..Options::default()
@@ -181,7 +184,10 @@ fn expression_too_deep_from_rust() {
         e = &e * 1.5 + 0.25;
     }
     for err in engines_err(&e, false) {
-        assert_eq!(err, Error::TooDeep(fusebox::opt::lower::MAX_DEPTH));
+        assert_eq!(
+            err,
+            Error::TooDeep(fusebox::unstable::opt::lower::MAX_DEPTH)
+        );
     }
     // Dropping a 20,000-deep expression must not overflow the stack either (done here).
 }
@@ -535,8 +541,8 @@ fn integer_to_a_negative_integer_power_is_a_value_error() {
 /// messages naming the problem; the backend works again once the fault is cleared.
 #[test]
 fn injected_gpu_faults_are_typed_errors() {
-    use fusebox::gpu::{Fault, GpuBackend};
-    use fusebox::kir::{Inst, KernelBuilder, Output};
+    use fusebox::unstable::gpu::{Fault, GpuBackend};
+    use fusebox::unstable::kir::{Inst, KernelBuilder, Output};
     if !common::gpu_available() {
         return;
     }

@@ -7,9 +7,10 @@
 //!
 //! The test prints the measured maximum ULP distance per function and dtype, and fails with the
 //! list of every mismatching case, not only the first.
-use fusebox::expr::{ExprKind, ReduceAxes};
-use fusebox::ops::{BinaryOp, Reduction, UnaryOp};
-use fusebox::{reference, DType, DynArray, Expr, Scalar};
+use fusebox::unstable::reference;
+use fusebox::{BinaryOp, Reduction, UnaryOp};
+use fusebox::{DType, DynArray, Expr, Scalar};
+use fusebox::{ExprKind, ReduceAxes};
 use ndarray::{ArcArray, ArrayD, Axis, Dimension, IxDyn, Slice};
 use ndarray_npy::{read_npy, ReadNpyError};
 use std::collections::{BTreeMap, HashMap};

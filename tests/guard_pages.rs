@@ -235,7 +235,7 @@ fn check(ga: &Geometry, gb: &Geometry, gc: &Geometry, b_f64: bool, at_end: bool)
             match (ours, oracle) {
                 (Ok(x), Ok(y)) => {
                     let r = match e.kind() {
-                        fusebox::expr::ExprKind::Reduce(_, op, _) => {
+                        fusebox::ExprKind::Reduce(_, op, _) => {
                             let summed = reference.compute_with(op, &oracle_bindings).unwrap();
                             common::sum_agree(&x, &y, &summed)
                         }

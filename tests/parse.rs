@@ -1,9 +1,9 @@
 //! The string front end against Rust-built expressions: precedence (compared structurally, fully
 //! parenthesized), error kinds and columns, printing/parsing round trips, nesting limits.
-use fusebox::expr::ExprKind;
-use fusebox::ops::{ReduceOp, Reduction};
 use fusebox::parse::{names, parse};
+use fusebox::ExprKind;
 use fusebox::{where_, DType, Error, Expr};
+use fusebox::{ReduceOp, Reduction};
 
 fn sym(name: &str) -> Option<Expr> {
     Some(match name {
