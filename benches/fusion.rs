@@ -22,10 +22,7 @@ fn sizes() -> Vec<usize> {
 
 fn cases(c: &mut Criterion) {
     let fused = Session::new();
-    let unfused = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let unfused = Session::with_options(Options::default().with_optimize(false));
     let copy = fused.compile(&case_expr("copy").unwrap()).unwrap();
     for case in CASES {
         let e = case_expr(case).unwrap();

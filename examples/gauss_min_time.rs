@@ -14,11 +14,7 @@ fn main() {
         .nth(2)
         .map(|s| s.parse().unwrap())
         .unwrap_or(200);
-    let s = Session::with_options(Options {
-        device: Device::Cpu,
-        threads: 1,
-        ..Default::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Cpu).with_threads(1));
     let x = ndarray::Array1::linspace(-5.0, 5.0, n);
     let mut fs = vec![];
     for c in ["copy", "gauss"] {

@@ -195,15 +195,12 @@ fn call(f: &Compiled, ins: &[Array1<f64>]) -> Result<DynArray> {
 
 /// Run the matrix; records come in (case, size, implementation) order.
 pub fn run(cfg: &Config) -> Result<Vec<Record>> {
-    let fused = Session::with_options(Options {
-        threads: cfg.threads,
-        ..Options::default()
-    });
-    let unfused = Session::with_options(Options {
-        threads: cfg.threads,
-        optimize: false,
-        ..Options::default()
-    });
+    let fused = Session::with_options(Options::default().with_threads(cfg.threads));
+    let unfused = Session::with_options(
+        Options::default()
+            .with_threads(cfg.threads)
+            .with_optimize(false),
+    );
     let threads = fused_threads(cfg.threads);
     let copy_f = fused.compile(&case_expr("copy")?)?;
     let mut out = vec![];
@@ -274,11 +271,11 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
 /// chose in `chosen`.
 pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
     let session = |device| {
-        Session::with_options(Options {
-            device,
-            threads: cfg.threads,
-            ..Options::default()
-        })
+        Session::with_options(
+            Options::default()
+                .with_device(device)
+                .with_threads(cfg.threads),
+        )
     };
     let mut devices = vec![("cpu", session(Device::Cpu))];
     match crate::gpu::GpuBackend::new(gpu) {

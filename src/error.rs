@@ -5,6 +5,7 @@ use thiserror::Error;
 /// Everything that can go wrong, by kind. Messages name the problem (both shapes, the unknown
 /// name, the column of a parse error) so that a CLI can print them as one line.
 #[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Operands whose shapes do not broadcast (NumPy's rules).
     #[error(

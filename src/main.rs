@@ -207,12 +207,12 @@ fn eval(args: &EvalArgs) -> Result<()> {
             "-o writes one array: give one expression, not several separated by `;`".into(),
         ));
     }
-    let session = Session::with_options(Options {
-        device: args.device,
-        optimize: !args.no_optimize,
-        invalid_cast: args.invalid_cast,
-        ..Options::default()
-    });
+    let session = Session::with_options(
+        Options::default()
+            .with_device(args.device)
+            .with_optimize(!args.no_optimize)
+            .with_invalid_cast(args.invalid_cast),
+    );
     let explain = if args.explain {
         Some(session.explain_many_with(&exprs, &[])?)
     } else {
@@ -371,10 +371,7 @@ fn demo(n: usize) -> Result<()> {
         ("sum (data.a.sum())", "sum(x)", small, vec![]),
     ];
     let fused = Session::new();
-    let unfused = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let unfused = Session::with_options(Options::default().with_optimize(false));
     for (title, src, data, consts) in examples {
         let data = Expr::data(data, Some("x"));
         let expr = parse(src, &|name| {

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Where plans run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Device {
     /// Let fusebox choose per plan: the device with the lowest estimated time, data movement
     /// included (see [`crate::cost`]). The CPU when no GPU adapter exists.
@@ -49,9 +50,18 @@ impl fmt::Display for Device {
     }
 }
 
-/// Session options.
+/// Session options. Build them with the `with_*` methods (new options can be added without
+/// breaking callers):
+///
+/// ```
+/// use fusebox::{Device, Options, Session};
+/// let s = Session::with_options(Options::default().with_device(Device::Cpu).with_threads(1));
+/// assert_eq!(s.options().threads, 1);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
+    /// Where plans run (default [`Device::Auto`]).
     pub device: Device,
     /// `false`: no folding or rewrites, one kernel per operator with a temporary each (Blaze's
     /// `compute(expr, optimize=False)`, the unfused baseline).
@@ -73,10 +83,38 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults: `Device::Auto`, optimized, all cores, `InvalidCast::MinInt`.
+    pub fn new() -> Options {
+        Options::default()
+    }
+    /// Run plans on `device`.
+    pub fn with_device(mut self, device: Device) -> Options {
+        self.device = device;
+        self
+    }
+    /// `false`: one kernel per operator with a temporary each (the unfused baseline).
+    pub fn with_optimize(mut self, optimize: bool) -> Options {
+        self.optimize = optimize;
+        self
+    }
+    /// CPU threads; 0 = all cores.
+    pub fn with_threads(mut self, threads: usize) -> Options {
+        self.threads = threads;
+        self
+    }
+    /// What float -> integer casts do with values the integer cannot hold.
+    pub fn with_invalid_cast(mut self, invalid_cast: InvalidCast) -> Options {
+        self.invalid_cast = invalid_cast;
+        self
+    }
+}
+
 /// What a float -> integer `astype` does with a value the integer cannot hold (NaN, an
 /// infinity, a value whose truncation is out of range): NumPy's `np.errstate(invalid=...)`
 /// for casts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InvalidCast {
     /// The integer's minimum, the value NumPy gives on x86-64 (where NumPy also warns).
     #[default]

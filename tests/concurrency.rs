@@ -50,10 +50,7 @@ fn workload() -> Vec<Expr> {
 }
 
 fn session(device: Device) -> Session {
-    Session::with_options(Options {
-        device,
-        ..Options::default()
-    })
+    Session::with_options(Options::default().with_device(device))
 }
 
 /// `threads` threads each compute every expression of `work` (starting at different offsets,

@@ -7,10 +7,9 @@ use ndarray::Array1;
 fn gpu_session() -> Option<Session> {
     let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
     match fusebox::unstable::gpu::GpuBackend::new(0) {
-        Ok(_) => Some(Session::with_options(Options {
-            device: Device::Gpu(0),
-            ..Options::default()
-        })),
+        Ok(_) => Some(Session::with_options(
+            Options::default().with_device(Device::Gpu(0)),
+        )),
         Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
         Err(e) => {
             println!("skipping: {e}");

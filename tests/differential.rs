@@ -18,27 +18,21 @@ fn sessions() -> Vec<(&'static str, Session)> {
     let mut v = vec![
         (
             "fused",
-            Session::with_options(Options {
-                device: Device::Cpu,
-                ..Options::default()
-            }),
+            Session::with_options(Options::default().with_device(Device::Cpu)),
         ),
         (
             "unfused",
-            Session::with_options(Options {
-                device: Device::Cpu,
-                optimize: false,
-                ..Options::default()
-            }),
+            Session::with_options(
+                Options::default()
+                    .with_device(Device::Cpu)
+                    .with_optimize(false),
+            ),
         ),
     ];
     if gpu_available() {
         v.push((
             "gpu",
-            Session::with_options(Options {
-                device: Device::Gpu(0),
-                ..Options::default()
-            }),
+            Session::with_options(Options::default().with_device(Device::Gpu(0))),
         ));
     }
     v

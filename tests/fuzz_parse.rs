@@ -416,12 +416,7 @@ fn uses_transcendentals(src: &str) -> bool {
 fn sessions() -> &'static (Session, Session) {
     static S: std::sync::OnceLock<(Session, Session)> = std::sync::OnceLock::new();
     S.get_or_init(|| {
-        let s = |device| {
-            Session::with_options(Options {
-                device,
-                ..Options::default()
-            })
-        };
+        let s = |device| Session::with_options(Options::default().with_device(device));
         (s(Device::Cpu), s(Device::Reference))
     })
 }

@@ -668,10 +668,7 @@ fn check_engine(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Re
 
 #[test]
 fn cpu_jit_unfused_agrees_with_numpy() {
-    let options = fusebox::Options {
-        optimize: false,
-        ..Default::default()
-    };
+    let options = fusebox::Options::default().with_optimize(false);
     let session = fusebox::Session::with_options(options);
     check_engine("cpu-jit-unfused", false, &|e| session.compute(e));
 }

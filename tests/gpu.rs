@@ -2416,10 +2416,7 @@ fn session_reductions_mean_var_std_keepdims_with_and_without_subgroups() {
     if backend().is_none() {
         return;
     }
-    let reference = Session::with_options(Options {
-        device: Device::Reference,
-        ..Options::default()
-    });
+    let reference = Session::with_options(Options::default().with_device(Device::Reference));
     let mut reductions: Vec<Reduction> = ReduceOp::ALL.into_iter().map(Reduction::Op).collect();
     reductions.extend([
         Reduction::Mean,
@@ -2429,10 +2426,7 @@ fn session_reductions_mean_var_std_keepdims_with_and_without_subgroups() {
         Reduction::Std { ddof: 1 },
     ]);
     for on in [true, false] {
-        let gpu = Session::with_options(Options {
-            device: Device::Gpu(0),
-            ..Options::default()
-        });
+        let gpu = Session::with_options(Options::default().with_device(Device::Gpu(0)));
         gpu.set_gpu_subgroups(0, on).unwrap();
         for t in DType::ALL
             .into_iter()

@@ -409,10 +409,7 @@ fn imag_and_ones_like_are_exact_for_every_value() {
         })
     };
     for device in [Device::Reference, Device::Cpu] {
-        let s = Session::with_options(Options {
-            device,
-            ..Options::default()
-        });
+        let s = Session::with_options(Options::default().with_device(device));
         let run = |src: &str| s.compute(&parse(src, &data).unwrap()).unwrap();
         assert_eq!(run("imag(x)"), DynArray::from(arr1(&[0.0; 4])));
         assert_eq!(run("ones_like(x)"), DynArray::from(arr1(&[1.0; 4])));

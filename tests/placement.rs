@@ -41,10 +41,7 @@ fn gpu_machine() -> DeviceParams {
 }
 
 fn session(device: Device, cpu: DeviceParams, gpu: DeviceParams) -> Session {
-    let s = Session::with_options(Options {
-        device,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(device));
     s.set_device_params(Device::Cpu, cpu).unwrap();
     s.set_device_params(Device::Gpu(0), gpu).unwrap();
     s
@@ -147,10 +144,7 @@ fn estimate_terms_follow_the_formula_and_explains_bytes() {
 #[test]
 fn unfused_plans_pay_for_their_temporaries() {
     let n = 100_000usize;
-    let s = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_optimize(false));
     s.set_device_params(Device::Cpu, cpu_machine()).unwrap();
     s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
     let ex = s
@@ -313,11 +307,11 @@ fn check_counters(s: &Session, case: &str, n: usize, gpu: bool) {
 fn counters_equal_the_estimates_for_the_seed_cases() {
     let n = 100_003;
     for optimize in [true, false] {
-        let s = Session::with_options(Options {
-            device: Device::Cpu,
-            optimize,
-            ..Options::default()
-        });
+        let s = Session::with_options(
+            Options::default()
+                .with_device(Device::Cpu)
+                .with_optimize(optimize),
+        );
         s.set_device_params(Device::Cpu, cpu_machine()).unwrap();
         for case in ["poly", "gauss", "two", "sumsq"] {
             check_counters(&s, case, n, false);
@@ -327,11 +321,11 @@ fn counters_equal_the_estimates_for_the_seed_cases() {
         return;
     }
     for optimize in [true, false] {
-        let s = Session::with_options(Options {
-            device: Device::Gpu(0),
-            optimize,
-            ..Options::default()
-        });
+        let s = Session::with_options(
+            Options::default()
+                .with_device(Device::Gpu(0))
+                .with_optimize(optimize),
+        );
         s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
         for case in ["poly", "gauss", "two", "sumsq"] {
             check_counters(&s, case, n, true);
@@ -519,10 +513,7 @@ fn resident_plans_count_what_they_read_and_write() {
         return;
     }
     let n = 10_000usize;
-    let s = Session::with_options(Options {
-        device: Device::Gpu(0),
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Gpu(0)));
     s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
     let x: ndarray::Array1<f64> = ndarray::Array1::linspace(-5.0, 5.0, n);
     let d = s.to_device(&ArgView::from(&x)).unwrap();

@@ -614,11 +614,11 @@ struct Engines {
 }
 
 fn session(device: Device, optimize: bool) -> Session {
-    Session::with_options(Options {
-        device,
-        optimize,
-        ..Options::default()
-    })
+    Session::with_options(
+        Options::default()
+            .with_device(device)
+            .with_optimize(optimize),
+    )
 }
 
 fn cpu_engines() -> &'static Engines {
