@@ -206,6 +206,17 @@ impl Const {
             Const::F64(_) => DType::F64,
         }
     }
+    /// The small integer `v` (0 or 1 for bool: nonzero is true) as a constant of dtype `t`;
+    /// exact in every dtype.
+    pub fn small_int(v: i8, t: DType) -> Const {
+        match t {
+            DType::Bool => Const::Bool(v != 0),
+            DType::I32 => Const::I32(v as i32),
+            DType::I64 => Const::I64(v as i64),
+            DType::F32 => Const::F32(v as f32),
+            DType::F64 => Const::F64(v as f64),
+        }
+    }
     /// The raw bits, for hashing and exact (NaN-aware, sign-of-zero-aware) equality.
     pub fn bits(self) -> u64 {
         match self {

@@ -168,17 +168,7 @@ fn native_isa() -> Result<OwnedTargetIsa> {
         .map_err(|e| Error::Compile(e.to_string()))
 }
 
-/// Whether this machine's JIT has an exact, fast fused multiply-add (x86-64: FMA3 and AVX),
-/// so that [`crate::mathlib::Target::host`] lets the math expansions use [`crate::kir::Inst::Fma`].
-/// Detected once.
-pub fn host_has_fma() -> bool {
-    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FMA.get_or_init(|| {
-        native_isa()
-            .map(|isa| codegen::has_fma(&isa))
-            .unwrap_or(false)
-    })
-}
+pub use crate::target::host_has_fma;
 
 /// The compiled function's type (see `codegen`'s module docs).
 type KernelFn = unsafe extern "C" fn(*const *const u8, *const isize, *mut u8, usize, i64);

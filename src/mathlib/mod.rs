@@ -115,7 +115,7 @@ mod accuracy;
 mod helpers;
 mod inverse;
 mod pow;
-pub(crate) mod tables;
+
 mod trig;
 
 /// `(function, dtype, max ULP vs glibc)` for every expanded function: the documented table.
@@ -281,7 +281,7 @@ impl Target {
     /// always).
     pub fn host() -> Target {
         Target {
-            fma: crate::cpu::host_has_fma(),
+            fma: crate::target::host_has_fma(),
             tables: true,
         }
     }

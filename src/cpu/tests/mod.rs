@@ -1096,3 +1096,9 @@ fn kernels_without_inputs_and_sums_of_broadcasts() {
 
 mod math;
 mod reductions;
+
+#[test]
+fn the_cost_models_fma_detection_agrees_with_the_jits() {
+    let isa = native_isa().unwrap();
+    assert_eq!(crate::target::host_has_fma(), codegen::has_fma(&isa));
+}

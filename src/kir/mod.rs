@@ -44,6 +44,8 @@
 //! computes math functions itself, so no expansion targets it).
 //!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
+mod tables;
+
 pub use crate::dtype::Const;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -161,7 +163,7 @@ pub enum Inst {
 }
 
 /// A constant table of the math expansions ([`Inst::Lookup`]); the entries are in
-/// `src/mathlib/tables.rs`.
+/// `src/kir/tables.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// `2^(j/128)` rounded to float64, j = 0..128.
@@ -175,8 +177,8 @@ impl Table {
     /// of two.
     pub fn entries(self) -> &'static [u64] {
         match self {
-            Table::Exp2Hi => &crate::mathlib::tables::EXP2_128_HI,
-            Table::Exp2Lo => &crate::mathlib::tables::EXP2_128_LO,
+            Table::Exp2Hi => &tables::EXP2_128_HI,
+            Table::Exp2Lo => &tables::EXP2_128_LO,
         }
     }
     /// The type of an entry.
