@@ -61,7 +61,7 @@ pub enum Error {
     #[error("array too large: {0}")]
     TooLarge(String),
     /// A float -> integer cast of NaN, an infinity or an out-of-range value, under
-    /// [`crate::session::InvalidCast::Raise`] (by default NumPy's value is given instead).
+    /// [`crate::InvalidCast::Raise`] (by default NumPy's value is given instead).
     #[error("invalid value in cast: NaN, infinity or out-of-range value cast from {0}")]
     InvalidCast(String),
     /// A reduction that has no identity applied to an empty array.

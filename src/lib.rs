@@ -31,58 +31,33 @@
 //! # Ok::<(), fusebox::Error>(())
 //! ```
 //!
+//! ## The public API
+//!
+//! - [`Session`]: compute, compile ([`Compiled`]), explain ([`Explain`]), counters ([`Stats`]),
+//!   data kept on a GPU ([`DeviceArray`]); configured by [`Options`] ([`Device`],
+//!   [`InvalidCast`]).
+//! - [`Expr`]: the lazy expression API (operators, [`functions`], [`where_`], reductions);
+//!   [`ExprKind`] to inspect a tree.
+//! - [`DType`], [`Scalar`], [`DynArray`], [`ArgView`], [`Element`]: dtypes and arrays.
+//! - [`parse`]: numexpr strings to expressions. [`npy`]: `.npy` files.
+//! - [`Error`] and [`Result`]: every fallible call; bad input never panics.
+//!
+//! Everything else (the kernel IR, the optimizer, the backends, the cost model, the bench
+//! harness) is internal; the hidden `fusebox::unstable` module reaches it for fusebox's own
+//! CLI, benches and tests, outside semver.
+//!
 //! ## Architecture
 //!
-//! Data flows one way:
-//!
-//! ```text
-//!  parse (numexpr strings) ─┐
-//!  expr (Rust operators)  ──┴─> Expr ──> opt ──────────────────────> kir::Kernel ──> cpu (Cranelift JIT)
-//!                                        lower -> rewrite -> fuse      (verified)  └─> gpu (WGSL via wgpu)
-//!                                                                                  └─> interp (IR oracle)
-//!  reference: Expr evaluated operator by operator with ndarray (the tests' oracle)
-//!  session: drives the pipeline, caches, counters, explain
-//! ```
-//!
-//! Code map, in processing order:
-//! - [`dtype`], [`ops`], [`semantics`]: the vocabulary. Dtypes and NumPy 2 promotion (NEP 50);
-//!   operators with their typing rules; the scalar definition of every operator on every dtype.
-//! - [`expr`]: the lazy user API ([`Expr`]), typed eagerly so errors surface early.
-//! - [`parse`]: numexpr syntax to [`Expr`]. [`npy`]: `.npy` files.
-//! - [`opt`]: lowering to a typed hash-consed graph (CSE; `mean`/`var`/`std` become sums and
-//!   a count), constant folding and the rewrite table, dead-node removal, partition into
-//!   kernels: element-wise producers fused into their stores and reductions, multi-kernel plans
-//!   in dependency order (recompute or materialize a shared subexpression, whichever moves
-//!   fewer bytes), independent passes over one iteration space fused into multi-output kernels.
-//! - [`kir`]: the kernel IR (typed scalar SSA over strided loads, ending in one or more
-//!   stores or reductions over run-time axes), its printer and verifier. [`mathlib`]: `exp`,
-//!   `log`, `log2`, `log10`, `log1p`, `expm1`, `sinh`, `cosh`, `tanh`, `arctan`, `sin`, `cos`,
-//!   `tan`, `arcsin`, `arccos`, `arcsinh`, `arccosh`, `arctanh`, `pow`, `arctan2`, `hypot`
-//!   expanded into kernel-IR primitives (so they vectorize; float64 `exp` reads a small
-//!   constant table through `Lookup`; rare lanes such as huge `sin` arguments call libm
-//!   through `Fallback`; the JIT uses those that beat libm), with tested ULP tables.
-//! - [`cpu`]: Cranelift code generation and the multi-threaded driver. [`cache`]: the bounded
-//!   LRU kernel cache both backends use.
-//! - [`gpu`]: WGSL generation (validated with naga) and the wgpu runtime.
-//! - [`interp`], [`mod@reference`]: oracles.
-//! - [`cost`]: the cost model: bytes and operations per kernel, calibrated device parameters,
-//!   estimates per device, the choice `Device::Auto` makes.
-//! - [`session`]: [`Session`], `compute_many`, compiled functions, [`Stats`], [`Explain`],
-//!   [`DeviceArray`], placement and the GPU fallback.
-//! - [`mod@bench`]: the benchmark matrix (`fusebox bench`, `benches/`).
-//!
-//! Architecture invariants:
-//! - Backends never see [`Expr`]; they compile [`kir::Kernel`]s only, and only after
-//!   [`kir::Kernel::verify`] succeeds.
-//! - [`opt`] never imports a backend; [`kir`] imports neither `opt` nor a backend.
-//! - After lowering, operators are homogeneous: every implicit conversion is an explicit cast,
-//!   so code generators never promote.
-//! - Every rewrite gives the bits NumPy gives for the expression as written.
-//! - The reference evaluator shares only typing and [`semantics`] with the pipeline, never the
-//!   optimizer, so it can catch the optimizer's mistakes.
-//! - User input never panics: every fallible call returns [`Error`].
-//! - A kernel's outputs are all stores or all reductions over the same axes; a plan's steps
-//!   only read plan inputs and results of earlier steps.
+//! Data flows one way: `expr`/`parse` -> `opt` (lower, rewrite, fuse) -> kernel IR (`kir`,
+//! with `mathlib` expanding transcendentals) -> `place` (the cost model, `Device::Auto`) ->
+//! `exec` (the one executor) -> `cpu` (Cranelift JIT) | `gpu` (WGSL via wgpu). The pipeline,
+//! the invariants of each boundary, one call followed end to end and where new things go are
+//! in `ARCHITECTURE.md` at the repository root; `tests/architecture.rs` checks its layering
+//! rules.
+// The internals' docs link to each other (read them with `cargo doc --document-private-items`);
+// the public items' links resolve in the public docs.
+#![allow(rustdoc::private_intra_doc_links)]
+
 // The layers, bottom to top (see ARCHITECTURE.md). Only the re-exports below and the
 // modules marked `pub` are the stable API; everything else is reachable through
 // [`unstable`], outside semver.

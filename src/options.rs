@@ -8,7 +8,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Device {
     /// Let fusebox choose per plan: the device with the lowest estimated time, data movement
-    /// included (see [`crate::cost`]). The CPU when no GPU adapter exists.
+    /// included (see `fusebox::unstable::place`). The CPU when no GPU adapter exists.
     #[default]
     Auto,
     /// The Cranelift JIT on the host.

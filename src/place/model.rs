@@ -333,7 +333,7 @@ pub struct Mode {
 /// gives the parameters of GPU `n` (for the cost of bringing its resident inputs to the CPU).
 ///
 /// On a GPU, a plan whose inputs are all on the host runs through the host path (each kernel
-/// uploads its arguments and reads its result back, as [`GpuBackend::run`] does); a plan with
+/// uploads its arguments and reads its result back, as `GpuBackend::run` does); a plan with
 /// an input already on that GPU runs resident (inputs uploaded once, temporaries stay there).
 pub fn estimate_plan(
     plan: &[PlanKernel],
