@@ -3,7 +3,7 @@
 //! baseline. Sizes 1e3..1e7 by default; set FUSEBOX_BENCH_MAX=100000000 to go to 1e8.
 //! `fusebox bench` runs the same matrix without criterion and prints ratios to copy.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fusebox::bench::{
+use fusebox::unstable::bench::{
     case_bytes_per_elem, case_expr, case_inputs, ndarray_eager, ndarray_zip, CASES,
 };
 use fusebox::{ArgView, Options, Session};
@@ -22,10 +22,7 @@ fn sizes() -> Vec<usize> {
 
 fn cases(c: &mut Criterion) {
     let fused = Session::new();
-    let unfused = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let unfused = Session::with_options(Options::default().with_optimize(false));
     let copy = fused.compile(&case_expr("copy").unwrap()).unwrap();
     for case in CASES {
         let e = case_expr(case).unwrap();

@@ -1,6 +1,6 @@
 //! Compile latency of the seed's kernels: plan + Cranelift compile of each, on a fresh backend
 //! every time (no cache), median of 20. Issue target: the Gaussian in <= 2 ms.
-use fusebox::bench::case_expr;
+use fusebox::unstable::bench::case_expr;
 use fusebox::Session;
 use std::time::Instant;
 

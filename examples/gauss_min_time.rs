@@ -2,7 +2,8 @@
 //! functions on one thread, interleaved: on a loaded machine the minimum of many calls is a
 //! steadier compute measure than `fusebox bench`'s medians.
 //! `cargo run --release --example gauss_min_time -- [n=1e6] [calls=200]`
-use fusebox::{bench, session::Options, Device, Session};
+use fusebox::unstable::bench;
+use fusebox::{Device, Options, Session};
 use std::time::Instant;
 fn main() {
     let n: usize = std::env::args()
@@ -13,11 +14,7 @@ fn main() {
         .nth(2)
         .map(|s| s.parse().unwrap())
         .unwrap_or(200);
-    let s = Session::with_options(Options {
-        device: Device::Cpu,
-        threads: 1,
-        ..Default::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Cpu).with_threads(1));
     let x = ndarray::Array1::linspace(-5.0, 5.0, n);
     let mut fs = vec![];
     for c in ["copy", "gauss"] {

@@ -3,7 +3,7 @@
 //! loop over the same data. Usage: `small_call [n] [calls] [threads]` (defaults 1000, 200000, all cores; under callgrind
 //! pass 1 thread, since its slowed clock makes the thread choice go parallel). Also the
 //! harness for `valgrind --tool=callgrind`, which counts the call path's instructions.
-use fusebox::bench::{case_expr, case_inputs};
+use fusebox::unstable::bench::{case_expr, case_inputs};
 use fusebox::{ArgView, DynArray, Options, Session};
 use std::time::Instant;
 
@@ -12,10 +12,7 @@ fn main() -> fusebox::Result<()> {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let calls: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let threads: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let s = Session::with_options(Options {
-        threads,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_threads(threads));
     let x = case_inputs("poly", n).remove(0);
     let poly = s.compile(&case_expr("poly")?)?;
     let copy = s.compile(&case_expr("copy")?)?;

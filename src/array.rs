@@ -2,6 +2,7 @@
 //! calling compiled functions, NumPy's broadcasting rules, and NumPy-like printing.
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::fmt::fmt_float;
 use ndarray::{ArcArray, Array, ArrayD, ArrayView, ArrayViewD, Dimension, IxDyn};
 use std::fmt;
 
@@ -54,11 +55,11 @@ pub enum DynArray {
 macro_rules! dispatch {
     ($value:expr, $a:ident => $body:expr) => {
         match $value {
-            $crate::array::DynArray::Bool($a) => $body,
-            $crate::array::DynArray::I32($a) => $body,
-            $crate::array::DynArray::I64($a) => $body,
-            $crate::array::DynArray::F32($a) => $body,
-            $crate::array::DynArray::F64($a) => $body,
+            $crate::DynArray::Bool($a) => $body,
+            $crate::DynArray::I32($a) => $body,
+            $crate::DynArray::I64($a) => $body,
+            $crate::DynArray::F32($a) => $body,
+            $crate::DynArray::F64($a) => $body,
         }
     };
 }
@@ -391,35 +392,6 @@ pub fn checked_len(shape: &[usize], elem_size: usize) -> Result<usize> {
         .filter(|b| *b <= isize::MAX as usize)
         .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows the address space")))?;
     Ok(n)
-}
-
-/// Format a float like NumPy's repr of a scalar (`1.0`, `0.5`, `nan`, `inf`, `1e+20`).
-pub fn fmt_float(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let a = x.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{x:e}");
-        // Rust prints 1e20 / 1.5e-7; NumPy prints 1e+20 / 1.5e-07.
-        if let Some((m, e)) = s.split_once('e') {
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', e),
-            };
-            return format!("{m}e{sign}{digits:0>2}");
-        }
-        return s;
-    }
-    let s = format!("{x}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
 }
 
 fn fmt_elem(a: &DynArray, idx: &[usize]) -> String {

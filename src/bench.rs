@@ -9,7 +9,8 @@ use crate::array::{ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::session::{Compiled, Options, Session};
+use crate::options::{Device, Options};
+use crate::session::{Compiled, Session};
 use ndarray::{Array1, Zip};
 use std::time::{Duration, Instant};
 
@@ -167,7 +168,7 @@ pub struct Config {
     pub sizes: Vec<usize>,
     pub impls: Vec<String>,
     /// Device of fusebox's implementations (fused, unfused, copy); ndarray's run on the CPU.
-    pub device: crate::session::Device,
+    pub device: Device,
     /// CPU threads for fusebox (0 = all cores).
     pub threads: usize,
     /// Wall-time budget per (case, size), split across rounds.
@@ -180,7 +181,7 @@ impl Default for Config {
             cases: CASES.iter().map(|s| s.to_string()).collect(),
             sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             impls: IMPLS.iter().map(|s| s.to_string()).collect(),
-            device: crate::session::Device::Cpu,
+            device: Device::Cpu,
             threads: 0,
             budget: Duration::from_millis(1500),
         }
@@ -194,15 +195,12 @@ fn call(f: &Compiled, ins: &[Array1<f64>]) -> Result<DynArray> {
 
 /// Run the matrix; records come in (case, size, implementation) order.
 pub fn run(cfg: &Config) -> Result<Vec<Record>> {
-    let fused = Session::with_options(Options {
-        threads: cfg.threads,
-        ..Options::default()
-    });
-    let unfused = Session::with_options(Options {
-        threads: cfg.threads,
-        optimize: false,
-        ..Options::default()
-    });
+    let fused = Session::with_options(Options::default().with_threads(cfg.threads));
+    let unfused = Session::with_options(
+        Options::default()
+            .with_threads(cfg.threads)
+            .with_optimize(false),
+    );
     let threads = fused_threads(cfg.threads);
     let copy_f = fused.compile(&case_expr("copy")?)?;
     let mut out = vec![];
@@ -272,13 +270,12 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
 /// Auto's times include moving the data, as a user pays it. Auto's records name the device it
 /// chose in `chosen`.
 pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
-    use crate::session::Device;
     let session = |device| {
-        Session::with_options(Options {
-            device,
-            threads: cfg.threads,
-            ..Options::default()
-        })
+        Session::with_options(
+            Options::default()
+                .with_device(device)
+                .with_threads(cfg.threads),
+        )
     };
     let mut devices = vec![("cpu", session(Device::Cpu))];
     match crate::gpu::GpuBackend::new(gpu) {

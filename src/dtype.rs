@@ -5,6 +5,7 @@
 //! literal that does not fit the array's dtype is an error, not a silent wrap.
 use crate::error::{Error, Result};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// The element types fusebox computes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -150,7 +151,7 @@ impl fmt::Display for Scalar {
         match self {
             Scalar::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
             Scalar::Int(i) => write!(f, "{i}"),
-            Scalar::Float(x) => write!(f, "{}", crate::array::fmt_float(*x)),
+            Scalar::Float(x) => write!(f, "{}", crate::fmt::fmt_float(*x)),
         }
     }
 }
@@ -182,6 +183,91 @@ pub fn check_weak_fits(value: Scalar, dtype: DType) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A typed constant. Equality and hashing are by bits, so hash-consing never merges `0.0` with
+/// `-0.0` and a NaN constant equals itself.
+#[derive(Debug, Clone, Copy)]
+pub enum Const {
+    Bool(bool),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Const {
+    pub fn dtype(self) -> DType {
+        match self {
+            Const::Bool(_) => DType::Bool,
+            Const::I32(_) => DType::I32,
+            Const::I64(_) => DType::I64,
+            Const::F32(_) => DType::F32,
+            Const::F64(_) => DType::F64,
+        }
+    }
+    /// The small integer `v` (0 or 1 for bool: nonzero is true) as a constant of dtype `t`;
+    /// exact in every dtype.
+    pub fn small_int(v: i8, t: DType) -> Const {
+        match t {
+            DType::Bool => Const::Bool(v != 0),
+            DType::I32 => Const::I32(v as i32),
+            DType::I64 => Const::I64(v as i64),
+            DType::F32 => Const::F32(v as f32),
+            DType::F64 => Const::F64(v as f64),
+        }
+    }
+    /// The raw bits, for hashing and exact (NaN-aware, sign-of-zero-aware) equality.
+    pub fn bits(self) -> u64 {
+        match self {
+            Const::Bool(b) => b as u64,
+            Const::I32(v) => v as u32 as u64,
+            Const::I64(v) => v as u64,
+            Const::F32(v) => v.to_bits() as u64,
+            Const::F64(v) => v.to_bits(),
+        }
+    }
+    /// The value converted to f64 (exact for everything but large i64).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Const::Bool(b) => b as u8 as f64,
+            Const::I32(v) => v as f64,
+            Const::I64(v) => v as f64,
+            Const::F32(v) => v as f64,
+            Const::F64(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Const {
+    fn eq(&self, other: &Self) -> bool {
+        self.same(*other)
+    }
+}
+impl Eq for Const {}
+impl Hash for Const {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.dtype().hash(state);
+        self.bits().hash(state);
+    }
+}
+// Equality by bits so that hash-consing never merges 0.0 with -0.0 nor drops NaN payloads.
+impl Const {
+    pub fn same(self, other: Const) -> bool {
+        self.dtype() == other.dtype() && self.bits() == other.bits()
+    }
+}
+
+impl fmt::Display for Const {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Const::Bool(b) => write!(f, "{b}"),
+            Const::I32(v) => write!(f, "{v}"),
+            Const::I64(v) => write!(f, "{v}"),
+            Const::F32(v) => f.write_str(&crate::fmt::fmt_float(*v as f64)),
+            Const::F64(v) => f.write_str(&crate::fmt::fmt_float(*v)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use thiserror::Error;
 /// Everything that can go wrong, by kind. Messages name the problem (both shapes, the unknown
 /// name, the column of a parse error) so that a CLI can print them as one line.
 #[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Operands whose shapes do not broadcast (NumPy's rules).
     #[error(
@@ -60,12 +61,29 @@ pub enum Error {
     #[error("array too large: {0}")]
     TooLarge(String),
     /// A float -> integer cast of NaN, an infinity or an out-of-range value, under
-    /// [`crate::session::InvalidCast::Raise`] (by default NumPy's value is given instead).
+    /// [`crate::InvalidCast::Raise`] (by default NumPy's value is given instead).
     #[error("invalid value in cast: NaN, infinity or out-of-range value cast from {0}")]
     InvalidCast(String),
     /// A reduction that has no identity applied to an empty array.
     #[error("value error: {0}")]
     Value(String),
+}
+
+impl Error {
+    /// Whether this error means "this device failed" (no adapter, a shader it rejected, out of
+    /// memory, lost), after which `Device::Auto` retries on the CPU, as opposed to an error in
+    /// the user's expression or data, which every device would report.
+    pub fn is_device_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Device(_)
+                | Error::DeviceLost(_)
+                | Error::OutOfMemory(_)
+                | Error::Compile(_)
+                | Error::UnsupportedDtype(_)
+                | Error::TooLarge(_)
+        )
+    }
 }
 
 /// Shorthand used across the crate.

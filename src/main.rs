@@ -4,9 +4,9 @@
 //! Contract (outside checks rely on it): errors print ONE line `error: <message>` on stderr and
 //! exit with status 1; usage errors exit with 2 (clap).
 use clap::{Parser, Subcommand};
-use fusebox::expr::ExprKind;
 use fusebox::npy::{read_npy, write_npy};
 use fusebox::parse::{names, parse, CONSTANT_NAMES};
+use fusebox::ExprKind;
 use fusebox::{Device, InvalidCast, Options, Session};
 use fusebox::{DynArray, Error, Expr, Result};
 use ndarray::Array1;
@@ -207,12 +207,12 @@ fn eval(args: &EvalArgs) -> Result<()> {
             "-o writes one array: give one expression, not several separated by `;`".into(),
         ));
     }
-    let session = Session::with_options(Options {
-        device: args.device,
-        optimize: !args.no_optimize,
-        invalid_cast: args.invalid_cast,
-        ..Options::default()
-    });
+    let session = Session::with_options(
+        Options::default()
+            .with_device(args.device)
+            .with_optimize(!args.no_optimize)
+            .with_invalid_cast(args.invalid_cast),
+    );
     let explain = if args.explain {
         Some(session.explain_many_with(&exprs, &[])?)
     } else {
@@ -371,10 +371,7 @@ fn demo(n: usize) -> Result<()> {
         ("sum (data.a.sum())", "sum(x)", small, vec![]),
     ];
     let fused = Session::new();
-    let unfused = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let unfused = Session::with_options(Options::default().with_optimize(false));
     for (title, src, data, consts) in examples {
         let data = Expr::data(data, Some("x"));
         let expr = parse(src, &|name| {
@@ -429,7 +426,7 @@ fn median_time(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 // ---- bench ------------------------------------------------------------------------------
 
 fn bench(args: &BenchArgs) -> Result<()> {
-    use fusebox::bench::{self, Config, CASES, IMPLS};
+    use fusebox::unstable::bench::{self, Config, CASES, IMPLS};
     let mut cfg = Config {
         device: Device::parse(&args.device)?,
         threads: args.threads,
@@ -494,7 +491,7 @@ fn devices() {
         Ok(b) => println!("  JIT target: {}", b.triple()),
         Err(e) => println!("  JIT target: unavailable ({e})"),
     }
-    let gpus = fusebox::gpu::adapters();
+    let gpus = fusebox::unstable::gpu::adapters();
     if gpus.is_empty() {
         println!("GPU: no adapter found (on headless Linux: apt-get install mesa-vulkan-drivers libvulkan1)");
     }

@@ -364,16 +364,13 @@ impl ReduceOp {
     /// The result of reducing nothing, in the accumulator dtype `t`; `None` for the reductions
     /// NumPy refuses on empty input ("zero-size array to reduction operation maximum which has
     /// no identity").
-    pub fn identity(self, t: DType) -> Option<crate::kir::Const> {
-        use crate::kir::Const;
-        let c = match self {
-            ReduceOp::Sum => Const::I64(0),
-            ReduceOp::Prod => Const::I64(1),
-            ReduceOp::Any => Const::Bool(false),
-            ReduceOp::All => Const::Bool(true),
+    pub fn identity(self, t: DType) -> Option<crate::dtype::Const> {
+        let v = match self {
+            ReduceOp::Sum | ReduceOp::Any => 0,
+            ReduceOp::Prod | ReduceOp::All => 1,
             _ => return None,
         };
-        Some(crate::semantics::cast(c, t))
+        Some(crate::dtype::Const::small_int(v, t))
     }
 
     /// Whether the reduction is an `argmin`/`argmax` (one axis or all of them, like NumPy).

@@ -346,9 +346,9 @@ pub fn f64_to_i32(x: f64) -> i32 {
 }
 
 /// Convert a constant to `to` with NumPy's `astype` results (see the module docs).
-pub fn cast(c: crate::kir::Const, to: crate::dtype::DType) -> crate::kir::Const {
+pub fn cast(c: crate::dtype::Const, to: crate::dtype::DType) -> crate::dtype::Const {
+    use crate::dtype::Const::{self, *};
     use crate::dtype::DType;
-    use crate::kir::Const::{self, *};
     let as_f64 = |c: Const| -> f64 {
         match c {
             Bool(b) => b as u8 as f64,
@@ -420,9 +420,9 @@ pub fn ulp_distance_f32(a: f32, b: f32) -> u64 {
 }
 
 /// Reinterpret a constant's bits as `to` (f64 <-> i64, f32 <-> i32); `None` for other pairs.
-pub fn bitcast(c: crate::kir::Const, to: crate::dtype::DType) -> Option<crate::kir::Const> {
+pub fn bitcast(c: crate::dtype::Const, to: crate::dtype::DType) -> Option<crate::dtype::Const> {
+    use crate::dtype::Const::*;
     use crate::dtype::DType;
-    use crate::kir::Const::*;
     Some(match (c, to) {
         (F64(x), DType::I64) => I64(x.to_bits() as i64),
         (I64(x), DType::F64) => F64(f64::from_bits(x as u64)),
@@ -435,11 +435,11 @@ pub fn bitcast(c: crate::kir::Const, to: crate::dtype::DType) -> Option<crate::k
 /// `a * b + c` rounded once (IEEE 754 fusedMultiplyAdd, `mul_add`) on three floats of one
 /// type: [`crate::kir::Inst::Fma`]; `None` for other operands.
 pub fn fma(
-    a: crate::kir::Const,
-    b: crate::kir::Const,
-    c: crate::kir::Const,
-) -> Option<crate::kir::Const> {
-    use crate::kir::Const::{F32, F64};
+    a: crate::dtype::Const,
+    b: crate::dtype::Const,
+    c: crate::dtype::Const,
+) -> Option<crate::dtype::Const> {
+    use crate::dtype::Const::{F32, F64};
     match (a, b, c) {
         (F64(a), F64(b), F64(c)) => Some(F64(a.mul_add(b, c))),
         (F32(a), F32(b), F32(c)) => Some(F32(a.mul_add(b, c))),
@@ -448,8 +448,8 @@ pub fn fma(
 }
 
 /// Apply a unary operator to a constant of the operator's compute dtype.
-pub fn fold_unary(op: UnaryOp, c: crate::kir::Const) -> crate::kir::Const {
-    use crate::kir::Const::*;
+pub fn fold_unary(op: UnaryOp, c: crate::dtype::Const) -> crate::dtype::Const {
+    use crate::dtype::Const::*;
     match c {
         Bool(x) => Bool(unary_bool(op, x)),
         I32(x) => I32(unary_i32(op, x)),
@@ -463,10 +463,10 @@ pub fn fold_unary(op: UnaryOp, c: crate::kir::Const) -> crate::kir::Const {
 /// `Bool`). `None` if the dtypes differ.
 pub fn fold_binary(
     op: BinaryOp,
-    a: crate::kir::Const,
-    b: crate::kir::Const,
-) -> Option<crate::kir::Const> {
-    use crate::kir::Const::*;
+    a: crate::dtype::Const,
+    b: crate::dtype::Const,
+) -> Option<crate::dtype::Const> {
+    use crate::dtype::Const::*;
     Some(match (a, b) {
         (Bool(x), Bool(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I32(x), I32(y)) if op.is_comparison() => Bool(compare(op, x, y)),

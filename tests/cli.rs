@@ -354,7 +354,7 @@ fn a_binding_overrides_a_constant() {
 #[test]
 fn gpu_eval_larger_than_one_binding_equals_cpu() {
     let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    if fusebox::gpu::adapters().is_empty() && !required {
+    if fusebox::unstable::gpu::adapters().is_empty() && !required {
         println!("skipping: no GPU adapter");
         return;
     }
@@ -420,7 +420,7 @@ fn reduction_devices() -> Vec<(String, Agree)> {
         Err(_) => on.iter().map(|(d, a)| (d.to_string(), *a)).collect(),
     };
     let gpu_required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    if !gpu_required && fusebox::gpu::adapters().is_empty() {
+    if !gpu_required && fusebox::unstable::gpu::adapters().is_empty() {
         list.retain(|(d, _)| !d.starts_with("gpu"));
     }
     list

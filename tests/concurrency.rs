@@ -3,10 +3,10 @@
 //! kernel is compiled once (the caches make concurrent requests for one kernel wait for a
 //! single compilation). The kernel caches are bounded and evict the least recently used kernel.
 mod common;
-use fusebox::cpu::{CpuBackend, CpuCounters};
-use fusebox::dtype::DType;
-use fusebox::kir::{Const, Inst, Kernel, KernelBuilder, Output};
-use fusebox::ops::BinaryOp;
+use fusebox::unstable::cpu::{CpuBackend, CpuCounters};
+use fusebox::unstable::kir::{Const, Inst, Kernel, KernelBuilder, Output};
+use fusebox::BinaryOp;
+use fusebox::DType;
 use fusebox::{where_, Device, DynArray, Expr, Options, Session, Stats};
 use ndarray::Array1;
 use std::sync::{Arc, Barrier};
@@ -16,7 +16,7 @@ const _: () = assert_send_sync::<Session>();
 const _: () = assert_send_sync::<Expr>();
 const _: () = assert_send_sync::<fusebox::Compiled>();
 const _: () = assert_send_sync::<CpuBackend>();
-const _: () = assert_send_sync::<fusebox::gpu::GpuBackend>();
+const _: () = assert_send_sync::<fusebox::unstable::gpu::GpuBackend>();
 
 /// Distinct expressions over shared inputs: small (one thread) and large (the rayon pool).
 fn workload() -> Vec<Expr> {
@@ -50,10 +50,7 @@ fn workload() -> Vec<Expr> {
 }
 
 fn session(device: Device) -> Session {
-    Session::with_options(Options {
-        device,
-        ..Options::default()
-    })
+    Session::with_options(Options::default().with_device(device))
 }
 
 /// `threads` threads each compute every expression of `work` (starting at different offsets,
@@ -92,9 +89,9 @@ fn stress(device: Device, threads: usize, rounds: usize) -> Stats {
                         let what = format!("thread {t} round {r}: {}", work[j]);
                         match &work[j].kind() {
                             // Sums run in another order than NumPy's pairwise one.
-                            fusebox::expr::ExprKind::Reduce(..) => {
+                            fusebox::ExprKind::Reduce(..) => {
                                 let summed = match work[j].kind() {
-                                    fusebox::expr::ExprKind::Reduce(_, a, _) => {
+                                    fusebox::ExprKind::Reduce(_, a, _) => {
                                         session(Device::Reference).compute(a).expect("operand")
                                     }
                                     _ => unreachable!(),
@@ -176,12 +173,12 @@ fn kernel(c: f64) -> Kernel {
 fn cpu_cache_evicts_least_recently_used() {
     let be = CpuBackend::new(1).unwrap();
     assert_eq!(
-        fusebox::cache::default_capacity(),
+        fusebox::unstable::cache::default_capacity(),
         std::env::var("FUSEBOX_KERNEL_CACHE")
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|&n: &usize| n > 0)
-            .unwrap_or(fusebox::cache::DEFAULT_CAPACITY)
+            .unwrap_or(fusebox::unstable::cache::DEFAULT_CAPACITY)
     );
     be.set_cache_capacity(2);
     let a = be.compile(&kernel(1.0)).unwrap();
@@ -239,7 +236,7 @@ fn gpu_cache_evicts_least_recently_used() {
     if !common::gpu_available() {
         return;
     }
-    let be = fusebox::gpu::GpuBackend::new(0).unwrap();
+    let be = fusebox::unstable::gpu::GpuBackend::new(0).unwrap();
     be.set_cache_capacity(1);
     // Kernels that differ only in float constants share one pipeline (constants travel in a
     // buffer), so use different operators.

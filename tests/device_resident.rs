@@ -6,11 +6,10 @@ use ndarray::Array1;
 
 fn gpu_session() -> Option<Session> {
     let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match fusebox::gpu::GpuBackend::new(0) {
-        Ok(_) => Some(Session::with_options(Options {
-            device: Device::Gpu(0),
-            ..Options::default()
-        })),
+    match fusebox::unstable::gpu::GpuBackend::new(0) {
+        Ok(_) => Some(Session::with_options(
+            Options::default().with_device(Device::Gpu(0)),
+        )),
         Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
         Err(e) => {
             println!("skipping: {e}");
@@ -80,8 +79,8 @@ fn device_api_errors_are_typed() {
 /// (`compute_many`), on host data and on device-resident data.
 #[test]
 fn reductions_through_the_session_match_ndarray() {
-    use fusebox::ops::{ReduceOp, Reduction};
     use fusebox::DynArray;
+    use fusebox::{ReduceOp, Reduction};
     use ndarray::{Array2, Axis};
     let Some(s) = gpu_session() else { return };
     let (m, n) = (300usize, 257usize);

@@ -6,8 +6,9 @@
 //! functions, which may differ by at most [`TRANSCENDENTAL_ULP`] units in the last place.
 mod common;
 use common::*;
-use fusebox::ops::{BinaryOp, UnaryOp};
-use fusebox::{reference, DType, Device, DynArray, Expr, Options, Session};
+use fusebox::unstable::reference;
+use fusebox::{BinaryOp, UnaryOp};
+use fusebox::{DType, Device, DynArray, Expr, Options, Session};
 use std::collections::HashMap;
 
 /// Documented bound for transcendental functions (exp, log, sin, pow, ...) vs the oracle.
@@ -17,27 +18,21 @@ fn sessions() -> Vec<(&'static str, Session)> {
     let mut v = vec![
         (
             "fused",
-            Session::with_options(Options {
-                device: Device::Cpu,
-                ..Options::default()
-            }),
+            Session::with_options(Options::default().with_device(Device::Cpu)),
         ),
         (
             "unfused",
-            Session::with_options(Options {
-                device: Device::Cpu,
-                optimize: false,
-                ..Options::default()
-            }),
+            Session::with_options(
+                Options::default()
+                    .with_device(Device::Cpu)
+                    .with_optimize(false),
+            ),
         ),
     ];
     if gpu_available() {
         v.push((
             "gpu",
-            Session::with_options(Options {
-                device: Device::Gpu(0),
-                ..Options::default()
-            }),
+            Session::with_options(Options::default().with_device(Device::Gpu(0))),
         ));
     }
     v
@@ -49,7 +44,7 @@ fn gpu_available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-        match fusebox::gpu::GpuBackend::new(0) {
+        match fusebox::unstable::gpu::GpuBackend::new(0) {
             Ok(_) => true,
             Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
             Err(e) => {
@@ -62,9 +57,9 @@ fn gpu_available() -> bool {
 
 /// The GPU's documented bound (`gpu::wgsl::ULP_BOUNDS`) for the worst transcendental in `e`.
 fn gpu_ulp(e: &Expr) -> u64 {
-    use fusebox::expr::ExprKind;
+    use fusebox::ExprKind;
     let bound = |name: &str, dt: DType| {
-        fusebox::gpu::wgsl::ULP_BOUNDS
+        fusebox::unstable::gpu::wgsl::ULP_BOUNDS
             .iter()
             .find(|b| b.0 == name)
             .map_or(0, |b| if dt == DType::F32 { b.2 } else { b.1 })
@@ -400,7 +395,7 @@ fn typed_abs_sum(a: &DynArray) -> f64 {
 /// min/max, bad axes) must agree.
 #[test]
 fn reductions_every_op_dtype_axis_and_layout() {
-    use fusebox::ops::{ReduceOp, Reduction};
+    use fusebox::{ReduceOp, Reduction};
     let ss = sessions();
     let mut reductions: Vec<Reduction> = ReduceOp::ALL.iter().map(|&o| Reduction::Op(o)).collect();
     reductions.extend([
@@ -452,10 +447,10 @@ fn check_reduction(
     what: &str,
     e: &Expr,
     input: &DynArray,
-    r: fusebox::ops::Reduction,
+    r: fusebox::Reduction,
     sessions: &[(&str, Session)],
 ) {
-    use fusebox::ops::{ReduceOp, Reduction};
+    use fusebox::{ReduceOp, Reduction};
     let oracle = reference::evaluate(e, &HashMap::new());
     for (name, s) in sessions {
         let ours = s.compute(e);
@@ -554,7 +549,7 @@ fn compute_many_agrees_with_one_at_a_time() {
     )
     .unwrap();
     let m = Expr::data(ms.reversed_axes(), Some("m"));
-    use fusebox::ops::{ReduceOp, Reduction};
+    use fusebox::{ReduceOp, Reduction};
     let exprs = vec![
         x.min(),
         x.max(),

@@ -1,15 +1,12 @@
 //! The error taxonomy: every kind of bad input a user can give returns its typed [`Error`]
 //! (never a panic), with a message that names the problem. One test per kind.
 mod common;
-use fusebox::ops::{ReduceOp, Reduction};
 use fusebox::{parse, DType, Device, Error, Expr, Options, Session};
+use fusebox::{ReduceOp, Reduction};
 use ndarray::{arr0, arr1, Array1, Array2};
 
 fn cpu() -> Session {
-    Session::with_options(Options {
-        device: Device::Cpu,
-        ..Options::default()
-    })
+    Session::with_options(Options::default().with_device(Device::Cpu))
 }
 
 /// Every engine a user can pin gives the same error for `e`.
@@ -30,15 +27,8 @@ fn engines_err(e: &Expr, reference: bool) -> Vec<Error> {
     devices
         .into_iter()
         .map(|d| {
-            let s = Session::with_options(Options {
-                device: d,
-                ..Options::default()
-            });
-            let o = Session::with_options(Options {
-                device: d,
-                optimize: false,
-                ..Options::default()
-            });
+            let s = Session::with_options(Options::default().with_device(d));
+            let o = Session::with_options(Options::default().with_device(d).with_optimize(false));
             let a = s.compute(e).expect_err("compute must fail");
             let b = o.compute(e).expect_err("unoptimized compute must fail");
             assert_eq!(a, b, "{d}: optimized and unoptimized errors differ");
@@ -102,11 +92,11 @@ fn unsupported_dtype_on_the_pinned_gpu() {
     if !common::gpu_available() {
         return;
     }
-    let info = fusebox::gpu::GpuBackend::new(0).unwrap().info().clone();
-    let s = Session::with_options(Options {
-        device: Device::Gpu(0),
-        ..Options::default()
-    });
+    let info = fusebox::unstable::gpu::GpuBackend::new(0)
+        .unwrap()
+        .info()
+        .clone();
+    let s = Session::with_options(Options::default().with_device(Device::Gpu(0)));
     let x = Expr::data(arr1(&[1.0f64, 2.0]), None);
     match s.compute(&(&x + 1.0)) {
         Ok(_) => assert!(info.f64, "f64 computed on an adapter without f64"),
@@ -122,10 +112,7 @@ fn unsupported_dtype_on_the_pinned_gpu() {
 
 #[test]
 fn no_adapter() {
-    let s = Session::with_options(Options {
-        device: Device::Gpu(99),
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Gpu(99)));
     let x = Expr::data(arr1(&[1.0, 2.0]), None);
     let err = s.compute(&(&x + 1.0)).unwrap_err();
     assert!(
@@ -181,7 +168,10 @@ fn expression_too_deep_from_rust() {
         e = &e * 1.5 + 0.25;
     }
     for err in engines_err(&e, false) {
-        assert_eq!(err, Error::TooDeep(fusebox::opt::lower::MAX_DEPTH));
+        assert_eq!(
+            err,
+            Error::TooDeep(fusebox::unstable::opt::lower::MAX_DEPTH)
+        );
     }
     // Dropping a 20,000-deep expression must not overflow the stack either (done here).
 }
@@ -194,10 +184,7 @@ fn array_too_large_for_the_address_space() {
     let col = one.broadcast(ndarray::IxDyn(&[1 << 40, 1])).unwrap();
     let row = one.broadcast(ndarray::IxDyn(&[1 << 40])).unwrap();
     for d in [Device::Cpu, Device::Auto] {
-        let s = Session::with_options(Options {
-            device: d,
-            ..Options::default()
-        });
+        let s = Session::with_options(Options::default().with_device(d));
         let (c, r) = (
             s.symbol("c", DType::F64, &[1 << 40, 1]),
             s.symbol("r", DType::F64, &[1 << 40]),
@@ -223,10 +210,7 @@ fn array_too_large_on_the_reference_device() {
     let one = arr0(1.0f64);
     let col = one.broadcast(ndarray::IxDyn(&[1 << 40, 1])).unwrap();
     let row = one.broadcast(ndarray::IxDyn(&[1 << 40])).unwrap();
-    let s = Session::with_options(Options {
-        device: Device::Reference,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Reference));
     let (c, r) = (
         s.symbol("c", DType::F64, &[1 << 40, 1]),
         s.symbol("r", DType::F64, &[1 << 40]),
@@ -263,10 +247,7 @@ fn nan_in_an_integer_cast_gives_int_min() {
         devices.push(Device::Gpu(0));
     }
     for d in devices {
-        let s = Session::with_options(Options {
-            device: d,
-            ..Options::default()
-        });
+        let s = Session::with_options(Options::default().with_device(d));
         let i32s = s
             .compute(&x.astype(DType::I32))
             .unwrap()
@@ -302,12 +283,12 @@ fn nan_in_an_integer_cast_raises_under_invalid_cast_raise() {
         devices.push(Device::Gpu(0));
     }
     let raising = |device, optimize| {
-        Session::with_options(Options {
-            device,
-            optimize,
-            invalid_cast: fusebox::InvalidCast::Raise,
-            ..Options::default()
-        })
+        Session::with_options(
+            Options::default()
+                .with_device(device)
+                .with_optimize(optimize)
+                .with_invalid_cast(fusebox::InvalidCast::Raise),
+        )
     };
     // In range after truncation toward zero: no error, NumPy's values.
     let edges = Expr::data(arr1(&[-2147483648.9f64, 2147483647.9, -0.0, 7.5]), None);
@@ -535,8 +516,8 @@ fn integer_to_a_negative_integer_power_is_a_value_error() {
 /// messages naming the problem; the backend works again once the fault is cleared.
 #[test]
 fn injected_gpu_faults_are_typed_errors() {
-    use fusebox::gpu::{Fault, GpuBackend};
-    use fusebox::kir::{Inst, KernelBuilder, Output};
+    use fusebox::unstable::gpu::{Fault, GpuBackend};
+    use fusebox::unstable::kir::{Inst, KernelBuilder, Output};
     if !common::gpu_available() {
         return;
     }

@@ -259,7 +259,7 @@ fn grammar() -> impl Strategy<Value = String> {
             ">", ">=",
         ]);
         let func1 = prop::sample::select(
-            fusebox::ops::UnaryOp::ALL
+            fusebox::UnaryOp::ALL
                 .iter()
                 .map(|o| o.name())
                 .filter(|n| *n != "neg" && *n != "not")
@@ -405,7 +405,7 @@ fn check_parse(src: &str, compute: bool) -> Result<(), TestCaseError> {
 /// Transcendentals (and sums) make results inexact; those parses are checked for agreement of
 /// dtype, shape and success only (`random_diff.rs` owns the numerical comparison).
 fn uses_transcendentals(src: &str) -> bool {
-    fusebox::ops::UnaryOp::ALL
+    fusebox::UnaryOp::ALL
         .iter()
         .filter(|o| o.is_transcendental())
         .map(|o| o.name())
@@ -416,12 +416,7 @@ fn uses_transcendentals(src: &str) -> bool {
 fn sessions() -> &'static (Session, Session) {
     static S: std::sync::OnceLock<(Session, Session)> = std::sync::OnceLock::new();
     S.get_or_init(|| {
-        let s = |device| {
-            Session::with_options(Options {
-                device,
-                ..Options::default()
-            })
-        };
+        let s = |device| Session::with_options(Options::default().with_device(device));
         (s(Device::Cpu), s(Device::Reference))
     })
 }

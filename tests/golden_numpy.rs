@@ -7,9 +7,10 @@
 //!
 //! The test prints the measured maximum ULP distance per function and dtype, and fails with the
 //! list of every mismatching case, not only the first.
-use fusebox::expr::{ExprKind, ReduceAxes};
-use fusebox::ops::{BinaryOp, Reduction, UnaryOp};
-use fusebox::{reference, DType, DynArray, Expr, Scalar};
+use fusebox::unstable::reference;
+use fusebox::{BinaryOp, Reduction, UnaryOp};
+use fusebox::{DType, DynArray, Expr, Scalar};
+use fusebox::{ExprKind, ReduceAxes};
 use ndarray::{ArcArray, ArrayD, Axis, Dimension, IxDyn, Slice};
 use ndarray_npy::{read_npy, ReadNpyError};
 use std::collections::{BTreeMap, HashMap};
@@ -667,10 +668,7 @@ fn check_engine(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Re
 
 #[test]
 fn cpu_jit_unfused_agrees_with_numpy() {
-    let options = fusebox::Options {
-        optimize: false,
-        ..Default::default()
-    };
+    let options = fusebox::Options::default().with_optimize(false);
     let session = fusebox::Session::with_options(options);
     check_engine("cpu-jit-unfused", false, &|e| session.compute(e));
 }

@@ -4,13 +4,13 @@
 //!
 //! Exact agreement (bit for bit, any NaN matching any NaN) for + - * / comparisons, casts,
 //! integer ops, floor/ceil/round/trunc, select, % // fmod, maximum/minimum, copysign,
-//! nextafter, sign, sqrt; the ULP bounds of `fusebox::gpu::wgsl::ULP_BOUNDS` for
+//! nextafter, sign, sqrt; the ULP bounds of `fusebox::unstable::gpu::wgsl::ULP_BOUNDS` for
 //! transcendentals.
-use fusebox::gpu::{adapters, wgsl, GpuBackend};
-use fusebox::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
-use fusebox::ops::{BinaryOp, ReduceOp, UnaryOp};
-use fusebox::semantics as sem;
+use fusebox::unstable::gpu::{adapters, wgsl, GpuBackend};
+use fusebox::unstable::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
+use fusebox::unstable::semantics as sem;
 use fusebox::{ArgView, DType, DynArray};
+use fusebox::{BinaryOp, ReduceOp, UnaryOp};
 use ndarray::{ArrayD, IxDyn};
 use std::sync::OnceLock;
 
@@ -1587,7 +1587,7 @@ fn check_reduced(got: &DynArray, want: &DynArray, op: ReduceOp, what: &str) {
 /// Run `k` on the GPU (host and device-resident paths) and in the interpreter; compare.
 fn check_against_interp(
     b: &GpuBackend,
-    gk: &fusebox::gpu::GpuKernel,
+    gk: &fusebox::unstable::gpu::GpuKernel,
     inputs: &[DynArray],
     shape: &[usize],
     axes: &[usize],
@@ -1596,7 +1596,7 @@ fn check_against_interp(
 ) {
     let k = gk.kernel();
     let views: Vec<ArgView<'_>> = inputs.iter().map(|a| a.view()).collect();
-    let want = fusebox::interp::run_many(k, &views, shape, axes);
+    let want = fusebox::unstable::interp::run_many(k, &views, shape, axes);
     let got = b.run_many(gk, &views, shape, axes);
     let (want, got) = match (want, got) {
         (Ok(w), Ok(g)) => (w, g),
@@ -2015,7 +2015,7 @@ fn streamed_full_reductions_equal_one_pass() {
     b.set_binding_limit(Some(4096));
     let streamed = b.run_many(&gk, &views, &shape, &axes).unwrap();
     assert!(b.counters().dispatches - d0 >= 4, "the run was not chunked");
-    let want = fusebox::interp::run_many(&k, &views, &shape, &axes).unwrap();
+    let want = fusebox::unstable::interp::run_many(&k, &views, &shape, &axes).unwrap();
     for (o, op) in ReduceOp::ALL.iter().enumerate() {
         check_reduced(&streamed[o], &want[o], *op, &format!("streamed {op}"));
         check_reduced(
@@ -2031,7 +2031,7 @@ fn streamed_full_reductions_equal_one_pass() {
     let g2 = b.compile(&k2).unwrap();
     let v2 = [x.view(), row.view()];
     let got = b.run_many(&g2, &v2, &shape, &axes).unwrap();
-    let want = fusebox::interp::run_many(&k2, &v2, &shape, &axes).unwrap();
+    let want = fusebox::unstable::interp::run_many(&k2, &v2, &shape, &axes).unwrap();
     check_reduced(&got[0], &want[0], ReduceOp::Max, "streamed x - row");
     // Along some axes only, a streamed input is refused with a typed error.
     assert!(matches!(
@@ -2083,7 +2083,7 @@ fn f32_sum_of_1e8_is_within_1e_6_of_f64() {
 /// condition holds, the value (exactly) elsewhere; the same for a binary call.
 #[test]
 fn fallback_instruction_computes_the_call_where_the_condition_holds() {
-    use fusebox::kir::Call;
+    use fusebox::unstable::kir::Call;
     let Some(g) = backend() else { return };
     for t in [DType::F32, DType::F64]
         .into_iter()
@@ -2369,7 +2369,8 @@ fn reductions_with_and_without_subgroups_match_the_interpreter() {
                     );
                     if t.is_float() {
                         let views = [x.view()];
-                        let want = fusebox::interp::run_many(&k, &views, shape, axes).unwrap();
+                        let want =
+                            fusebox::unstable::interp::run_many(&k, &views, shape, axes).unwrap();
                         let got = b.run_many(&gk, &views, shape, axes).unwrap();
                         for (o, out) in k.outputs.iter().enumerate() {
                             if let Output::Reduce {
@@ -2389,15 +2390,12 @@ fn reductions_with_and_without_subgroups_match_the_interpreter() {
 
 #[test]
 fn session_reductions_mean_var_std_keepdims_with_and_without_subgroups() {
-    use fusebox::ops::Reduction;
+    use fusebox::Reduction;
     use fusebox::{Device, Expr, Options, Session};
     if backend().is_none() {
         return;
     }
-    let reference = Session::with_options(Options {
-        device: Device::Reference,
-        ..Options::default()
-    });
+    let reference = Session::with_options(Options::default().with_device(Device::Reference));
     let mut reductions: Vec<Reduction> = ReduceOp::ALL.into_iter().map(Reduction::Op).collect();
     reductions.extend([
         Reduction::Mean,
@@ -2407,10 +2405,7 @@ fn session_reductions_mean_var_std_keepdims_with_and_without_subgroups() {
         Reduction::Std { ddof: 1 },
     ]);
     for on in [true, false] {
-        let gpu = Session::with_options(Options {
-            device: Device::Gpu(0),
-            ..Options::default()
-        });
+        let gpu = Session::with_options(Options::default().with_device(Device::Gpu(0)));
         gpu.set_gpu_subgroups(0, on).unwrap();
         for t in DType::ALL
             .into_iter()

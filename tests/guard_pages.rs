@@ -235,7 +235,7 @@ fn check(ga: &Geometry, gb: &Geometry, gc: &Geometry, b_f64: bool, at_end: bool)
             match (ours, oracle) {
                 (Ok(x), Ok(y)) => {
                     let r = match e.kind() {
-                        fusebox::expr::ExprKind::Reduce(_, op, _) => {
+                        fusebox::ExprKind::Reduce(_, op, _) => {
                             let summed = reference.compute_with(op, &oracle_bindings).unwrap();
                             common::sum_agree(&x, &y, &summed)
                         }
@@ -261,11 +261,11 @@ fn sessions() -> &'static (Session, [Session; 2]) {
     static S: std::sync::OnceLock<(Session, [Session; 2])> = std::sync::OnceLock::new();
     S.get_or_init(|| {
         let s = |device, optimize| {
-            Session::with_options(Options {
-                device,
-                optimize,
-                ..Options::default()
-            })
+            Session::with_options(
+                Options::default()
+                    .with_device(device)
+                    .with_optimize(optimize),
+            )
         };
         (
             s(Device::Reference, true),
@@ -370,10 +370,7 @@ fn a_read_past_the_end_faults() {
 fn empty_strided_view_is_copied_without_panic() {
     let buf = [0.0f64; 2];
     let v = ArrayViewD::from_shape(IxDyn(&[0, 2]).strides(IxDyn(&[2, 1])), &buf[..]).unwrap();
-    let reference = Session::with_options(Options {
-        device: Device::Reference,
-        ..Options::default()
-    });
+    let reference = Session::with_options(Options::default().with_device(Device::Reference));
     let x = Expr::symbol("x", DType::F64, &[0, 2]);
     let r = reference
         .compute_with(&(&x + 1.0), &[("x", v.clone().into())])

@@ -347,7 +347,7 @@ fn min_max_sum_read_x_once() {
 fn axis_reductions_fuse_their_producers() {
     let a = Expr::symbol("a", DType::F64, &[100, 10]);
     let b = Expr::symbol("b", DType::F64, &[100, 10]);
-    use fusebox::ops::{ReduceOp, Reduction};
+    use fusebox::{ReduceOp, Reduction};
     check_plan(
         &[(&a - &b)
             .abs()

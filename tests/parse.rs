@@ -1,9 +1,9 @@
 //! The string front end against Rust-built expressions: precedence (compared structurally, fully
 //! parenthesized), error kinds and columns, printing/parsing round trips, nesting limits.
-use fusebox::expr::ExprKind;
-use fusebox::ops::{ReduceOp, Reduction};
 use fusebox::parse::{names, parse};
+use fusebox::ExprKind;
 use fusebox::{where_, DType, Error, Expr};
+use fusebox::{ReduceOp, Reduction};
 
 fn sym(name: &str) -> Option<Expr> {
     Some(match name {
@@ -409,10 +409,7 @@ fn imag_and_ones_like_are_exact_for_every_value() {
         })
     };
     for device in [Device::Reference, Device::Cpu] {
-        let s = Session::with_options(Options {
-            device,
-            ..Options::default()
-        });
+        let s = Session::with_options(Options::default().with_device(device));
         let run = |src: &str| s.compute(&parse(src, &data).unwrap()).unwrap();
         assert_eq!(run("imag(x)"), DynArray::from(arr1(&[0.0; 4])));
         assert_eq!(run("ones_like(x)"), DynArray::from(arr1(&[1.0; 4])));

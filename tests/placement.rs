@@ -5,9 +5,9 @@
 //! Decisions are tested on known machines (device parameters given with
 //! `Session::set_device_params`), so they do not depend on timing. GPU tests skip without an
 //! adapter and fail instead under `FUSEBOX_REQUIRE_GPU=1`.
-use fusebox::bench::{case_expr, case_inputs};
-use fusebox::cost::{self, CalibrationCache, DeviceParams, Estimate, Residence};
-use fusebox::gpu::Fault;
+use fusebox::unstable::bench::{case_expr, case_inputs};
+use fusebox::unstable::gpu::Fault;
+use fusebox::unstable::place::{self, CalibrationCache, DeviceParams, Estimate, Residence};
 use fusebox::{ArgView, DType, Device, DynArray, Error, Expr, Options, Session};
 use std::collections::HashMap;
 
@@ -41,10 +41,7 @@ fn gpu_machine() -> DeviceParams {
 }
 
 fn session(device: Device, cpu: DeviceParams, gpu: DeviceParams) -> Session {
-    let s = Session::with_options(Options {
-        device,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(device));
     s.set_device_params(Device::Cpu, cpu).unwrap();
     s.set_device_params(Device::Gpu(0), gpu).unwrap();
     s
@@ -52,7 +49,7 @@ fn session(device: Device, cpu: DeviceParams, gpu: DeviceParams) -> Session {
 
 fn has_gpu() -> bool {
     let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match fusebox::gpu::GpuBackend::new(0) {
+    match fusebox::unstable::gpu::GpuBackend::new(0) {
         Ok(_) => true,
         Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but {e}"),
         Err(e) => {
@@ -67,7 +64,7 @@ fn poly(n: usize) -> Expr {
     (5.0 * &x + 4.0) * &x + 1.0
 }
 
-fn estimate<'a>(es: &'a [fusebox::cost::DeviceEstimate], device: &str) -> &'a Estimate {
+fn estimate<'a>(es: &'a [fusebox::unstable::place::DeviceEstimate], device: &str) -> &'a Estimate {
     &es.iter()
         .find(|e| e.device == device)
         .unwrap_or_else(|| panic!("no estimate for {device}: {es:?}"))
@@ -147,10 +144,7 @@ fn estimate_terms_follow_the_formula_and_explains_bytes() {
 #[test]
 fn unfused_plans_pay_for_their_temporaries() {
     let n = 100_000usize;
-    let s = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_optimize(false));
     s.set_device_params(Device::Cpu, cpu_machine()).unwrap();
     s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
     let ex = s
@@ -295,7 +289,7 @@ fn check_counters(s: &Session, case: &str, n: usize, gpu: bool) {
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_dyn_array()))
         .collect();
-    let want = fusebox::reference::evaluate(&e, &map)
+    let want = fusebox::unstable::reference::evaluate(&e, &map)
         .unwrap()
         .into_f64()
         .unwrap();
@@ -313,11 +307,11 @@ fn check_counters(s: &Session, case: &str, n: usize, gpu: bool) {
 fn counters_equal_the_estimates_for_the_seed_cases() {
     let n = 100_003;
     for optimize in [true, false] {
-        let s = Session::with_options(Options {
-            device: Device::Cpu,
-            optimize,
-            ..Options::default()
-        });
+        let s = Session::with_options(
+            Options::default()
+                .with_device(Device::Cpu)
+                .with_optimize(optimize),
+        );
         s.set_device_params(Device::Cpu, cpu_machine()).unwrap();
         for case in ["poly", "gauss", "two", "sumsq"] {
             check_counters(&s, case, n, false);
@@ -327,11 +321,11 @@ fn counters_equal_the_estimates_for_the_seed_cases() {
         return;
     }
     for optimize in [true, false] {
-        let s = Session::with_options(Options {
-            device: Device::Gpu(0),
-            optimize,
-            ..Options::default()
-        });
+        let s = Session::with_options(
+            Options::default()
+                .with_device(Device::Gpu(0))
+                .with_optimize(optimize),
+        );
         s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
         for case in ["poly", "gauss", "two", "sumsq"] {
             check_counters(&s, case, n, true);
@@ -345,8 +339,8 @@ fn calibration_cache_is_written_read_and_invalidated() {
     let path = dir.path().join("sub").join("calibration.json");
     // The real CPU probes, on one thread.
     let cache = CalibrationCache::at(Some(path.clone()));
-    let measured = cost::cpu_params(&cache, 1).unwrap();
-    assert_eq!(measured.key, cost::cpu_key(1));
+    let measured = place::cpu_params(&cache, 1).unwrap();
+    assert_eq!(measured.key, place::cpu_key(1));
     assert_eq!(measured.threads, 1);
     assert!(measured.launch_s > 0.0 && measured.arith_per_s > 0.0);
     assert!(measured.bandwidth.iter().all(|[b, r]| *b > 0.0 && *r > 0.0));
@@ -356,7 +350,7 @@ fn calibration_cache_is_written_read_and_invalidated() {
     // A second cache on the same file reads it: no measurement.
     let again = CalibrationCache::at(Some(path.clone()));
     let read = again
-        .get_or_measure(&cost::cpu_key(1), || panic!("must come from the file"))
+        .get_or_measure(&place::cpu_key(1), || panic!("must come from the file"))
         .unwrap();
     assert_eq!(read, measured);
 
@@ -370,14 +364,14 @@ fn calibration_cache_is_written_read_and_invalidated() {
         .unwrap();
     assert_eq!((calls, other.key.as_str()), (1, "gpu imaginary (driver 2)"));
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("gpu imaginary (driver 2)") && text.contains(&cost::cpu_key(1)));
+    assert!(text.contains("gpu imaginary (driver 2)") && text.contains(&place::cpu_key(1)));
 
     // Another fusebox version: everything is measured again.
     std::fs::write(&path, text.replace(env!("CARGO_PKG_VERSION"), "0.0.0-old")).unwrap();
     let stale = CalibrationCache::at(Some(path.clone()));
     let mut calls = 0;
     stale
-        .get_or_measure(&cost::cpu_key(1), || {
+        .get_or_measure(&place::cpu_key(1), || {
             calls += 1;
             Ok(cpu_machine())
         })
@@ -399,7 +393,7 @@ fn calibration_file_location() {
                 .map(|(_, v)| v.to_string())
         }
     };
-    let p = |vars| cost::cache_path_from(&env(vars));
+    let p = |vars| place::cache_path_from(&env(vars));
     assert_eq!(
         p(&[("FUSEBOX_CALIBRATION", "/tmp/c.json"), ("HOME", "/home/u")]),
         Some("/tmp/c.json".into())
@@ -445,7 +439,7 @@ fn auto_falls_back_to_the_cpu_when_the_gpu_fails() {
     let bind = [("x", ArgView::from(&x))];
     let want = |e: &Expr| {
         let map = HashMap::from([("x".to_string(), DynArray::from(x.clone()))]);
-        fusebox::reference::evaluate(e, &map)
+        fusebox::unstable::reference::evaluate(e, &map)
             .unwrap()
             .into_f64()
             .unwrap()
@@ -519,10 +513,7 @@ fn resident_plans_count_what_they_read_and_write() {
         return;
     }
     let n = 10_000usize;
-    let s = Session::with_options(Options {
-        device: Device::Gpu(0),
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Gpu(0)));
     s.set_device_params(Device::Gpu(0), gpu_machine()).unwrap();
     let x: ndarray::Array1<f64> = ndarray::Array1::linspace(-5.0, 5.0, n);
     let d = s.to_device(&ArgView::from(&x)).unwrap();

@@ -36,8 +36,8 @@
 //! Adding a reduction (a new `ReduceOp`, or reductions over axes): one line in [`REDUCTIONS`].
 mod common;
 use common::*;
-use fusebox::ops::{BinaryOp, UnaryOp};
 use fusebox::{ArgView, DType, Device, DynArray, Error, Expr, Options, Session};
+use fusebox::{BinaryOp, UnaryOp};
 use ndarray::{ArrayD, ArrayViewMutD, Axis, IxDyn, Slice};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestCaseError};
@@ -614,11 +614,11 @@ struct Engines {
 }
 
 fn session(device: Device, optimize: bool) -> Session {
-    Session::with_options(Options {
-        device,
-        optimize,
-        ..Options::default()
-    })
+    Session::with_options(
+        Options::default()
+            .with_device(device)
+            .with_optimize(optimize),
+    )
 }
 
 fn cpu_engines() -> &'static Engines {
@@ -662,7 +662,7 @@ fn describe(case_inputs: &[Input], bindings: &[(&str, ArgView<'_>)]) -> String {
 impl Input {
     fn storage_strides(&self) -> Vec<isize> {
         match self.expr().kind() {
-            fusebox::expr::ExprKind::Data { array, .. } => array.strides().to_vec(),
+            fusebox::ExprKind::Data { array, .. } => array.strides().to_vec(),
             _ => vec![],
         }
     }

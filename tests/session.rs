@@ -90,18 +90,12 @@ fn reference_device_and_unfused_mode_agree_with_fused() {
     let x = Expr::data(array(DType::F64, &[100], Layout::Contiguous, 1), Some("x"));
     let e = (&x * &x).sum() + (0.001 * &x + 0.5).exp().sum();
     let fused = Session::new().compute(&e).unwrap();
-    let unfused = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    })
-    .compute(&e)
-    .unwrap();
-    let reference = Session::with_options(Options {
-        device: Device::Reference,
-        ..Options::default()
-    })
-    .compute(&e)
-    .unwrap();
+    let unfused = Session::with_options(Options::default().with_optimize(false))
+        .compute(&e)
+        .unwrap();
+    let reference = Session::with_options(Options::default().with_device(Device::Reference))
+        .compute(&e)
+        .unwrap();
     let (a, b, c) = (
         fused.scalar_f64().unwrap(),
         unfused.scalar_f64().unwrap(),
@@ -115,10 +109,7 @@ fn reference_device_and_unfused_mode_agree_with_fused() {
 
 #[test]
 fn unfused_mode_launches_one_kernel_per_operator() {
-    let s = Session::with_options(Options {
-        optimize: false,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_optimize(false));
     let x = s.named_data("x", Array1::<f64>::zeros(10));
     s.compute(&((5.0 * &x + 4.0) * &x + 1.0)).unwrap();
     let st = s.stats();
@@ -169,10 +160,7 @@ fn errors_are_typed_and_name_the_problem() {
         Err(Error::IntegerOverflow { .. })
     ));
     // A GPU adapter that does not exist: a clear device error, not a crash.
-    let g = Session::with_options(Options {
-        device: Device::Gpu(99),
-        ..Options::default()
-    });
+    let g = Session::with_options(Options::default().with_device(Device::Gpu(99)));
     assert!(matches!(g.compute(&(&ints + 1)), Err(Error::Device(_))));
 }
 
@@ -192,10 +180,7 @@ fn deep_expressions_are_refused_not_crashed() {
 #[test]
 fn compute_many_reads_x_once() {
     let n = 100_000usize;
-    let s = Session::with_options(Options {
-        device: Device::Cpu,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Cpu));
     let data: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 - 500.5).collect();
     let x = s.named_data("x", Array1::from(data.clone()));
     let exprs = [x.min(), x.max(), x.sum()];
@@ -221,10 +206,7 @@ fn compute_many_reads_x_once() {
 #[test]
 fn standardization_plan_and_result() {
     let n = 10_001usize;
-    let s = Session::with_options(Options {
-        device: Device::Cpu,
-        ..Options::default()
-    });
+    let s = Session::with_options(Options::default().with_device(Device::Cpu));
     let data: Vec<f64> = (0..n).map(|i| ((i * 31) % 97) as f64 * 0.25).collect();
     let x = s.named_data("x", Array1::from(data.clone()));
     let e = (&x - x.mean()) / x.std();

@@ -168,10 +168,7 @@ fn native_isa() -> Result<OwnedTargetIsa> {
         .map_err(|e| Error::Compile(e.to_string()))
 }
 
-/// Whether this machine's JIT has an exact, fast fused multiply-add: detected below the
-/// backends ([`crate::mathlib::host_has_fma`]), so that the math expansions need not import
-/// the CPU backend.
-pub use crate::mathlib::host_has_fma;
+pub use crate::target::host_has_fma;
 
 /// The compiled function's type (see `codegen`'s module docs).
 type KernelFn = unsafe extern "C" fn(*const *const u8, *const isize, *mut u8, usize, i64);

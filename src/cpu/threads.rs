@@ -27,12 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Whether `work_s` seconds of single-threaded work, split over `threads`, finishes sooner on
-/// the pool, by a margin of one hand-off: the time saved, `work_s * (1 - 1/threads)`, must be
-/// at least `2 * handoff_s`.
-pub fn pool_pays(work_s: f64, threads: usize, handoff_s: f64) -> bool {
-    threads > 1 && work_s * (1.0 - 1.0 / threads as f64) >= 2.0 * handoff_s
-}
+pub use crate::target::pool_pays;
 
 /// How many chunks a parallel call of `work_s` seconds (one thread's time) is cut into: each
 /// worth at least [`CHUNK_HANDOFFS`] hand-offs, at least one and at most four per thread.

@@ -310,13 +310,7 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// Element size of a dtype inside shaders (bool is a u32).
-pub fn device_size(t: DType) -> usize {
-    match t {
-        DType::Bool => 4,
-        t => t.size(),
-    }
-}
+pub use crate::target::device_size;
 
 fn round_up(x: u64, to: u64) -> u64 {
     x.div_ceil(to) * to

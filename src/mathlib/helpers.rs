@@ -96,4 +96,52 @@ impl Emit<'_> {
         let f4 = self.mul(f, four);
         self.sub(n, f4)
     }
+
+    /// `hi + lo = a * b` exactly (Dekker's product, no fused multiply-add needed).
+    pub(super) fn two_prod(&mut self, a: Value, b: Value) -> (Value, Value) {
+        let p = self.mul(a, b);
+        let (ah, al) = self.split(a);
+        let (bh, bl) = self.split(b);
+        let hh = self.mul(ah, bh);
+        let e = self.sub(hh, p);
+        let hl = self.mul(ah, bl);
+        let e = self.add(e, hl);
+        let lh = self.mul(al, bh);
+        let e = self.add(e, lh);
+        let ll = self.mul(al, bl);
+        let e = self.add(e, ll);
+        (p, e)
+    }
+
+    /// Veltkamp's split of `a` into two halves with half the mantissa each.
+    pub(super) fn split(&mut self, a: Value) -> (Value, Value) {
+        let f = self.c(if self.f64() { 134217729.0 } else { 4097.0 });
+        let c = self.mul(f, a);
+        let d = self.sub(c, a);
+        let hi = self.sub(c, d);
+        let lo = self.sub(a, hi);
+        (hi, lo)
+    }
+
+    /// `t / (t + k)` with the rounding errors of the sum and of the quotient corrected (one
+    /// Newton step on exact residuals), so the result is within about half an ULP of the
+    /// quotient of the exact operands.
+    pub(super) fn div_exact_den(&mut self, t: Value, k: Value) -> Value {
+        // d + de = t + k exactly (TwoSum).
+        let d = self.add(t, k);
+        let bv = self.sub(d, t);
+        let av = self.sub(d, bv);
+        let br = self.sub(k, bv);
+        let ar = self.sub(t, av);
+        let de = self.add(ar, br);
+        let q = self.div(t, d);
+        // r = t - q (d + de), from the exact product q d.
+        let (p, pe) = self.two_prod(q, d);
+        let r = self.sub(t, p);
+        let r = self.sub(r, pe);
+        let qde = self.mul(q, de);
+        let r = self.sub(r, qde);
+        let corr = self.div(r, d);
+        self.add(q, corr)
+    }
 }

@@ -84,6 +84,20 @@ pub struct Plan {
     pub shared: Vec<SharedChoice>,
 }
 
+impl Plan {
+    /// Every iteration space, argument and result of the plan fits the address space (checked
+    /// before anything multiplies their lengths).
+    pub fn check_sizes(&self) -> crate::error::Result<()> {
+        for s in &self.steps {
+            crate::array::checked_len(&s.shape, 8)?;
+            for shape in s.arg_shapes.iter().chain(&s.out_shapes) {
+                crate::array::checked_len(shape, 8)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Partition `l` into kernels.
 pub fn partition(l: &Lowered, mode: Partition) -> Plan {
     let g = &l.graph;

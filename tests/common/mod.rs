@@ -176,7 +176,7 @@ pub fn ulp_f64(a: f64, b: f64) -> u64 {
     if a == b {
         return 0;
     }
-    fusebox::semantics::ulp_distance_f64(a, b)
+    fusebox::unstable::semantics::ulp_distance_f64(a, b)
 }
 
 pub fn ulp_f32(a: f32, b: f32) -> u64 {
@@ -189,7 +189,7 @@ pub fn ulp_f32(a: f32, b: f32) -> u64 {
     if a == b {
         return 0;
     }
-    fusebox::semantics::ulp_distance_f32(a, b)
+    fusebox::unstable::semantics::ulp_distance_f32(a, b)
 }
 
 /// Assert that `ours` agrees with `oracle`: same dtype and shape; integers and bools equal;
@@ -260,20 +260,20 @@ pub fn agree(ours: &DynArray, oracle: &DynArray, max_ulp: u64) -> Result<(), Str
 pub const TRANSCENDENTAL_ULP: u64 = 2;
 
 /// Whether the operator's result is allowed [`TRANSCENDENTAL_ULP`] (sqrt is exact).
-pub fn unary_is_approx(op: fusebox::ops::UnaryOp) -> bool {
-    op.is_transcendental() && op != fusebox::ops::UnaryOp::Sqrt
+pub fn unary_is_approx(op: fusebox::UnaryOp) -> bool {
+    op.is_transcendental() && op != fusebox::UnaryOp::Sqrt
 }
-pub fn binary_is_approx(op: fusebox::ops::BinaryOp) -> bool {
-    use fusebox::ops::BinaryOp::*;
+pub fn binary_is_approx(op: fusebox::BinaryOp) -> bool {
+    use fusebox::BinaryOp::*;
     matches!(op, Pow | Arctan2 | Hypot)
 }
 
 /// The GPU's documented bound (`gpu::wgsl::ULP_BOUNDS`) for the worst transcendental in `e`
 /// (as in `tests/differential.rs`).
 pub fn gpu_ulp(e: &fusebox::Expr) -> u64 {
-    use fusebox::expr::ExprKind;
+    use fusebox::ExprKind;
     let bound = |name: &str, dt: DType| {
-        fusebox::gpu::wgsl::ULP_BOUNDS
+        fusebox::unstable::gpu::wgsl::ULP_BOUNDS
             .iter()
             .find(|b| b.0 == name)
             .map_or(0, |b| if dt == DType::F32 { b.2 } else { b.1 })
@@ -332,7 +332,7 @@ pub fn gpu_available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-        match fusebox::gpu::GpuBackend::new(0) {
+        match fusebox::unstable::gpu::GpuBackend::new(0) {
             Ok(_) => true,
             Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
             Err(e) => {

@@ -1,7 +1,6 @@
-//! The cost model: what a plan costs on each device, measured device parameters, and the choice
-//! [`crate::Device::Auto`] makes.
+//! The cost model, pure: what a plan costs on each candidate device, from the kernels' IR and
+//! measured device parameters, and the choice [`crate::Device::Auto`] makes.
 //!
-//! Three parts, in the order the session uses them:
 //! - **Counting** ([`KernelCost::of`]): from a kernel's IR and its arguments' sizes, the bytes it
 //!   reads and writes, and its instructions per element, split into arithmetic (everything a
 //!   device does in a few cycles: add, mul, compare, select, casts, sqrt) and transcendental
@@ -10,13 +9,10 @@
 //!   math function ([`crate::mathlib::Target::WGSL`]), so it counts no transcendental.
 //! - **Device parameters** ([`DeviceParams`]): launch latency, thread start-up, memory bandwidth
 //!   by size, arithmetic and transcendental throughput, transfer bandwidth each way, compile time
-//!   and backend start-up. They are measured by short probes ([`calibrate_cpu`],
-//!   [`calibrate_gpu`], well under a second each) the first time a device is a candidate, and
-//!   kept in a per-machine file ([`cache_path`]) keyed by the device (CPU model and thread
-//!   count; adapter name, backend and driver) and by the fusebox version: a new driver or a new
-//!   release measures again. No threshold is written in code; the CPU's choice of threads is the
-//!   backend's own rule ([`crate::cpu::threads::pool_pays`]) applied to the estimated
-//!   single-thread time and the measured hand-off to its pool.
+//!   and backend start-up, measured by [`super::probes`] and kept by [`super::calibration`].
+//!   No threshold is written in code; the CPU's choice of threads is the backend's own rule
+//!   ([`crate::target::pool_pays`]) applied to the estimated single-thread time and the measured
+//!   hand-off to its pool.
 //! - **Estimating** ([`estimate_plan`]): per kernel and per candidate device,
 //!   `total = transfer + launch + thread_start + compile + max(compute, memory)` (a roofline:
 //!   a kernel is limited by its arithmetic or by its memory traffic, whichever is slower). Auto
@@ -24,20 +20,12 @@
 //!   ([`Residence`]) decides the transfers: host data goes to the GPU and back, data already on
 //!   the GPU costs nothing there but must come down to run on the CPU.
 //!
-//! Architecture invariant: this module reads kernels and device parameters; it never runs a
-//! plan. The probes are the only code here that touches a backend.
-use crate::array::ArgView;
-use crate::cpu::{threads::pool_pays, CpuBackend};
-use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::gpu::{device_size, AdapterInfo, GpuBackend};
-use crate::kir::{Const, Inst, Kernel, KernelBuilder, Output, Value};
-use crate::ops::{BinaryOp, UnaryOp};
-use ndarray::Array1;
+//! Architecture invariant: this module imports no backend and runs nothing. It reads kernel IR
+//! and numbers, so every estimate can be tested with made-up devices.
+use crate::kir::{Inst, Kernel, Output};
+use crate::ops::UnaryOp;
+use crate::target::{device_size, pool_pays};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
 
 /// Where a plan input lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +335,7 @@ pub struct Mode {
 /// gives the parameters of GPU `n` (for the cost of bringing its resident inputs to the CPU).
 ///
 /// On a GPU, a plan whose inputs are all on the host runs through the host path (each kernel
-/// uploads its arguments and reads its result back, as [`GpuBackend::run`] does); a plan with
+/// uploads its arguments and reads its result back, as `GpuBackend::run` does); a plan with
 /// an input already on that GPU runs resident (inputs uploaded once, temporaries stay there).
 pub fn estimate_plan(
     plan: &[PlanKernel],
@@ -470,457 +458,6 @@ pub fn choose(totals: &[(Target, f64)]) -> Option<Target> {
         .map(|(t, _)| *t)
 }
 
-/// Errors that mean "this device failed", after which Auto retries on the CPU (as opposed to
-/// errors in the user's expression or data, which every device would report).
-pub fn is_device_error(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Device(_)
-            | Error::DeviceLost(_)
-            | Error::OutOfMemory(_)
-            | Error::Compile(_)
-            | Error::UnsupportedDtype(_)
-            | Error::TooLarge(_)
-    )
-}
-
-// ---- adapters (listed once per process) ---------------------------------------------------
-
-/// The GPU adapters, enumerated once per process (listing them loads drivers: milliseconds).
-pub fn adapters() -> &'static [AdapterInfo] {
-    static LIST: OnceLock<Vec<AdapterInfo>> = OnceLock::new();
-    LIST.get_or_init(crate::gpu::adapters)
-}
-
-// ---- calibration cache ------------------------------------------------------------------
-
-/// Where calibrations are kept: `$FUSEBOX_CALIBRATION` if set, else
-/// `$XDG_CACHE_HOME/fusebox/calibration.json`, else `$HOME/.cache/fusebox/calibration.json`
-/// (None when neither is set: calibrations then live for the process only).
-pub fn cache_path() -> Option<PathBuf> {
-    cache_path_from(&|k| std::env::var(k).ok())
-}
-
-/// [`cache_path`] with the environment given as a function (testable without touching the
-/// process environment).
-pub fn cache_path_from(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let set = |k: &str| env(k).filter(|v| !v.is_empty());
-    if let Some(p) = set("FUSEBOX_CALIBRATION") {
-        return Some(PathBuf::from(p));
-    }
-    let dir = set("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| set("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    Some(dir.join("fusebox").join("calibration.json"))
-}
-
-/// The file's content.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct CacheFile {
-    /// The fusebox version that measured (another version measures again).
-    fusebox: String,
-    devices: Vec<DeviceParams>,
-}
-
-/// A calibration file and what was read from or added to it.
-pub struct CalibrationCache {
-    path: Option<PathBuf>,
-    /// `None` until the file is read.
-    devices: Mutex<Option<Vec<DeviceParams>>>,
-}
-
-impl CalibrationCache {
-    /// A cache backed by `path` (nothing is read until first use).
-    pub fn at(path: Option<PathBuf>) -> CalibrationCache {
-        CalibrationCache {
-            path,
-            devices: Mutex::new(None),
-        }
-    }
-
-    /// The process-wide cache at [`cache_path`].
-    pub fn global() -> &'static CalibrationCache {
-        static C: OnceLock<CalibrationCache> = OnceLock::new();
-        C.get_or_init(|| CalibrationCache::at(cache_path()))
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
-    /// The parameters stored under `key`, or `measure()`'s, which are then stored (in memory
-    /// and in the file; a file that cannot be written is reported by a `tracing` warning and
-    /// the measurement is still used). Concurrent callers wait for one measurement.
-    pub fn get_or_measure(
-        &self,
-        key: &str,
-        measure: impl FnOnce() -> Result<DeviceParams>,
-    ) -> Result<DeviceParams> {
-        let mut guard = self
-            .devices
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let devices = guard.get_or_insert_with(|| self.read());
-        if let Some(p) = devices.iter().find(|d| d.key == key) {
-            return Ok(p.clone());
-        }
-        let mut p = measure()?;
-        p.key = key.to_string();
-        devices.push(p.clone());
-        if let Err(e) = self.write(devices) {
-            tracing::warn!(
-                "fusebox: cannot write the calibration file {:?}: {e}",
-                self.path
-            );
-        }
-        Ok(p)
-    }
-
-    /// The GPUs this cache has measured (on this machine, whether or not present now).
-    pub fn known_gpus(&self) -> Vec<DeviceParams> {
-        let mut guard = self
-            .devices
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard
-            .get_or_insert_with(|| self.read())
-            .iter()
-            .filter(|d| d.key.starts_with("gpu "))
-            .cloned()
-            .collect()
-    }
-
-    /// The file's devices, if it exists, parses, and was written by this version.
-    fn read(&self) -> Vec<DeviceParams> {
-        let Some(path) = &self.path else {
-            return vec![];
-        };
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return vec![];
-        };
-        match serde_json::from_str::<CacheFile>(&text) {
-            Ok(f) if f.fusebox == env!("CARGO_PKG_VERSION") => f.devices,
-            Ok(_) => vec![],
-            Err(e) => {
-                tracing::warn!("fusebox: ignoring unreadable calibration file {path:?}: {e}");
-                vec![]
-            }
-        }
-    }
-
-    fn write(&self, devices: &[DeviceParams]) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = CacheFile {
-            fusebox: env!("CARGO_PKG_VERSION").to_string(),
-            devices: devices.to_vec(),
-        };
-        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        // Write beside, then rename: a reader never sees half a file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
-    }
-}
-
-/// The calibration key of the CPU running `threads` threads.
-pub fn cpu_key(threads: usize) -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    format!("cpu {model}, {threads} threads{}", build())
-}
-
-/// The calibration key of a GPU adapter.
-pub fn gpu_key(info: &AdapterInfo) -> String {
-    format!(
-        "gpu {} ({}, {}, driver {}){}",
-        info.name,
-        info.backend,
-        info.device_type,
-        info.driver,
-        build()
-    )
-}
-
-/// Debug builds of fusebox pay more per call on the host side: measured separately.
-fn build() -> &'static str {
-    if cfg!(debug_assertions) {
-        ", debug build"
-    } else {
-        ""
-    }
-}
-
-// ---- probes -----------------------------------------------------------------------------
-
-/// `x -> x` over f64.
-fn copy_kernel() -> Kernel {
-    let mut b = KernelBuilder::new();
-    let i = b.input(DType::F64);
-    let v = b.push(Inst::Load { input: i }, DType::F64);
-    b.finish(Output::Store { value: v })
-}
-
-/// `ops` dependent f64 multiply-adds per element (`ops` arithmetic instructions).
-fn chain_kernel(ops: u32) -> Kernel {
-    let mut b = KernelBuilder::new();
-    let i = b.input(DType::F64);
-    let mut v = b.push(Inst::Load { input: i }, DType::F64);
-    let a = b.push(Inst::Const(Const::F64(0.999_999_9)), DType::F64);
-    let c = b.push(Inst::Const(Const::F64(1e-7)), DType::F64);
-    for j in 0..ops {
-        let (op, rhs) = if j % 2 == 0 {
-            (BinaryOp::Mul, a)
-        } else {
-            (BinaryOp::Add, c)
-        };
-        v = b.push(Inst::Binary { op, lhs: v, rhs }, DType::F64);
-    }
-    b.finish(Output::Store { value: v })
-}
-
-/// `reps` nested calls of `op` per element.
-fn transcendental_kernel(op: UnaryOp, reps: u32) -> Kernel {
-    let mut b = KernelBuilder::new();
-    let i = b.input(DType::F64);
-    let mut v: Value = b.push(Inst::Load { input: i }, DType::F64);
-    for _ in 0..reps {
-        v = b.push(Inst::Unary { op, arg: v }, DType::F64);
-    }
-    b.finish(Output::Store { value: v })
-}
-
-/// The fastest of 3 timed calls after one warm-up call, in seconds (the fastest: a probe
-/// measures what the device can do, and other processes only ever slow it down); one timed
-/// call when the warm-up took longer than 100 ms (the probes' budget is well under a second per
-/// device).
-fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    let warm = Instant::now();
-    f()?;
-    if warm.elapsed().as_secs_f64() > 0.1 {
-        let start = Instant::now();
-        f()?;
-        return Ok(start.elapsed().as_secs_f64());
-    }
-    let mut t = [0.0f64; 3];
-    for s in &mut t {
-        let start = Instant::now();
-        f()?;
-        *s = start.elapsed().as_secs_f64();
-    }
-    Ok(t.into_iter().fold(f64::INFINITY, f64::min))
-}
-
-/// Seconds of one call (for compilations, which happen once).
-fn once<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
-    let start = Instant::now();
-    let r = f()?;
-    Ok((r, start.elapsed().as_secs_f64()))
-}
-
-/// A floor for differences of measured times (a probe must never yield a negative or zero
-/// time: noise on a loaded machine can make a difference vanish).
-const MIN_S: f64 = 1e-9;
-
-/// Input data in [-1, 0] (keeps nested `exp` finite).
-fn probe_input(n: usize) -> Array1<f64> {
-    Array1::linspace(-1.0, 0.0, n)
-}
-
-/// Compile cost as `base + per_inst * insts` from two compilations.
-fn compile_fit(small: (u32, f64), large: (u32, f64)) -> (f64, f64) {
-    let per = ((large.1 - small.1) / (large.0.saturating_sub(small.0)).max(1) as f64).max(0.0);
-    ((small.1 - per * small.0 as f64).max(0.0), per)
-}
-
-/// Measure the CPU backend `cpu` (a fresh one, so that the probes do not show in a session's
-/// counters); `startup_s` is what creating it took. About 0.1 s.
-pub fn calibrate_cpu(cpu: &CpuBackend, startup_s: f64) -> Result<DeviceParams> {
-    let start = Instant::now();
-    const CHAIN: u32 = 64;
-    const TRANSC: u32 = 4;
-    let copy_k = copy_kernel();
-    let chain_k = chain_kernel(CHAIN);
-    // A function the JIT leaves to libm (see `mathlib::expands`): what `cpu_transcendental`
-    // counts. The expanded ones are primitives, priced as arithmetic.
-    let libm_k = transcendental_kernel(UnaryOp::Tanh, TRANSC);
-    let (copy, t_copy) = once(|| cpu.compile(&copy_k))?;
-    let (_, t_chain) = once(|| cpu.compile(&chain_k))?;
-    let (compile_base_s, compile_per_inst_s) = compile_fit(
-        (crate::mathlib::expand(&copy_k).insts.len() as u32, t_copy),
-        (crate::mathlib::expand(&chain_k).insts.len() as u32, t_chain),
-    );
-    let threads = cpu.threads();
-    let run = |k: &crate::cpu::CpuKernel, x: &Array1<f64>| -> Result<()> {
-        cpu.run(k, &[ArgView::from(x)], &[x.len()]).map(drop)
-    };
-    let one = probe_input(1);
-    let launch_s = time(|| run(&copy, &one))?;
-    let thread_start_s = cpu.handoff_s();
-    let mut bandwidth = vec![];
-    for log2 in [10u32, 13, 16, 19, 22] {
-        let n = 1usize << log2;
-        let x = probe_input(n);
-        let before = cpu.runs().parallel;
-        let t = time(|| run(&copy, &x))?;
-        // The backend chose its threads itself; the hand-off is its price when it used them.
-        let fixed = launch_s
-            + if cpu.runs().parallel > before {
-                thread_start_s
-            } else {
-                0.0
-            };
-        let bytes = 16.0 * n as f64;
-        bandwidth.push([bytes, bytes / (t - fixed).max(MIN_S)]);
-    }
-    let mut params = DeviceParams {
-        key: String::new(),
-        threads,
-        launch_s,
-        thread_start_s,
-        bandwidth,
-        arith_per_s: 1.0,
-        transcendental_per_s: 1.0,
-        h2d_per_s: 0.0,
-        d2h_per_s: 0.0,
-        compile_base_s,
-        compile_per_inst_s,
-        startup_s,
-        probe_s: 0.0,
-    };
-    // Throughput on one thread, memory time subtracted: on a backend of one thread, so the
-    // pool cannot take part.
-    let single = CpuBackend::new(1)?;
-    let (chain, libm) = (single.compile(&chain_k)?, single.compile(&libm_k)?);
-    let run1 = |k: &crate::cpu::CpuKernel, x: &Array1<f64>| -> Result<()> {
-        single.run(k, &[ArgView::from(x)], &[x.len()]).map(drop)
-    };
-    let n = 1 << 14;
-    let x = probe_input(n);
-    let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
-    let t = time(|| run1(&chain, &x))?;
-    params.arith_per_s = n as f64 * CHAIN as f64 / (t - launch_s - mem).max(MIN_S);
-    let n = 1 << 12;
-    let x = probe_input(n);
-    let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
-    let t = time(|| run1(&libm, &x))?;
-    params.transcendental_per_s = n as f64 * TRANSC as f64 / (t - launch_s - mem).max(MIN_S);
-    params.probe_s = start.elapsed().as_secs_f64();
-    Ok(params)
-}
-
-/// Measure GPU backend `gpu` (a fresh one); `startup_s` is what opening it took. Probes stay
-/// inside one storage binding. Well under a second on lavapipe.
-pub fn calibrate_gpu(gpu: &GpuBackend, startup_s: f64) -> Result<DeviceParams> {
-    let start = Instant::now();
-    const CHAIN: u32 = 64;
-    const TRANSC: u32 = 3;
-    let copy_k = copy_kernel();
-    let chain_k = chain_kernel(CHAIN);
-    let exp_k = transcendental_kernel(UnaryOp::Exp, TRANSC);
-    let (copy, t_copy) = once(|| gpu.compile(&copy_k))?;
-    let (chain, t_chain) = once(|| gpu.compile(&chain_k))?;
-    let exp = gpu.compile(&exp_k)?;
-    let (compile_base_s, compile_per_inst_s) = compile_fit(
-        (copy_k.insts.len() as u32, t_copy),
-        (chain_k.insts.len() as u32, t_chain),
-    );
-    let limit = gpu.info().max_binding_size.max(1 << 16);
-    let fits = |n: usize| (8 * n) as u64 <= limit;
-    let small = gpu.upload(&ArgView::from(&probe_input(1)))?;
-    // Reading one value back waits for everything queued before it.
-    let sync = || gpu.download(&small).map(drop);
-    let t_sync = time(sync)?;
-    let launch_s = time(|| {
-        let out = gpu.run_resident(&copy, &[&small], &[1])?;
-        gpu.download(&out).map(drop)
-    })?;
-    let resident = |k: &crate::gpu::GpuKernel, n: usize| -> Result<f64> {
-        let a = gpu.upload(&ArgView::from(&probe_input(n)))?;
-        time(|| {
-            let out = gpu.run_resident(k, &[&a], &[n])?;
-            drop(out);
-            sync()
-        })
-    };
-    let mut bandwidth = vec![];
-    for log2 in [12u32, 16, 20, 22] {
-        let n = 1usize << log2;
-        if !fits(n) {
-            break;
-        }
-        let t = resident(&copy, n)?;
-        let bytes = 16.0 * n as f64;
-        bandwidth.push([bytes, bytes / (t - launch_s).max(MIN_S)]);
-    }
-    let mut n = 1usize << 21;
-    while !fits(n) && n > 1 {
-        n /= 2;
-    }
-    let host = probe_input(n);
-    let t_up = time(|| {
-        let a = gpu.upload(&ArgView::from(&host))?;
-        drop(a);
-        sync()
-    })?;
-    let h2d_per_s = 8.0 * n as f64 / (t_up - t_sync).max(MIN_S);
-    let a = gpu.upload(&ArgView::from(&host))?;
-    let t_down = time(|| gpu.download(&a).map(drop))?;
-    let d2h_per_s = 8.0 * n as f64 / (t_down - t_sync).max(MIN_S);
-    let mut params = DeviceParams {
-        key: String::new(),
-        threads: 1,
-        launch_s,
-        thread_start_s: 0.0,
-        bandwidth,
-        arith_per_s: 1.0,
-        transcendental_per_s: 1.0,
-        h2d_per_s,
-        d2h_per_s,
-        compile_base_s,
-        compile_per_inst_s,
-        startup_s,
-        probe_s: 0.0,
-    };
-    let n = (1usize << 18).min(limit as usize / 8);
-    let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
-    let t = resident(&chain, n)?;
-    params.arith_per_s = n as f64 * CHAIN as f64 / (t - launch_s - mem).max(MIN_S);
-    let n = (1usize << 16).min(limit as usize / 8);
-    let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
-    let t = resident(&exp, n)?;
-    params.transcendental_per_s = n as f64 * TRANSC as f64 / (t - launch_s - mem).max(MIN_S);
-    params.probe_s = start.elapsed().as_secs_f64();
-    Ok(params)
-}
-
-/// The CPU's parameters for `threads` threads, from `cache` or measured (on a fresh backend).
-pub fn cpu_params(cache: &CalibrationCache, threads: usize) -> Result<DeviceParams> {
-    cache.get_or_measure(&cpu_key(threads), || {
-        let (cpu, startup) = once(|| CpuBackend::new(threads))?;
-        calibrate_cpu(&cpu, startup)
-    })
-}
-
-/// GPU adapter `info`'s parameters, from `cache` or measured (on a freshly opened device).
-pub fn gpu_params(cache: &CalibrationCache, info: &AdapterInfo) -> Result<DeviceParams> {
-    cache.get_or_measure(&gpu_key(info), || {
-        let (gpu, startup) = once(|| GpuBackend::new(info.index))?;
-        calibrate_gpu(&gpu, startup)
-    })
-}
-
 /// A device's estimate, labelled (`cpu`, `gpu:0`), for [`crate::Explain`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceEstimate {
@@ -931,6 +468,9 @@ pub struct DeviceEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::{Const, DType};
+    use crate::kir::KernelBuilder;
+    use crate::place::probes::{chain_kernel, transcendental_kernel};
 
     #[test]
     fn fma_counts_as_one_arithmetic_op() {

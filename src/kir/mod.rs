@@ -45,6 +45,9 @@
 //! a constant array in the shader.
 //!
 //! The IR prints as text (`v2 = mul.f64 v1, v0`); golden tests compare that text.
+mod tables;
+
+pub use crate::dtype::Const;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
@@ -65,80 +68,6 @@ impl Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.0)
-    }
-}
-
-/// A typed constant. Equality and hashing are by bits, so hash-consing never merges `0.0` with
-/// `-0.0` and a NaN constant equals itself.
-#[derive(Debug, Clone, Copy)]
-pub enum Const {
-    Bool(bool),
-    I32(i32),
-    I64(i64),
-    F32(f32),
-    F64(f64),
-}
-
-impl Const {
-    pub fn dtype(self) -> DType {
-        match self {
-            Const::Bool(_) => DType::Bool,
-            Const::I32(_) => DType::I32,
-            Const::I64(_) => DType::I64,
-            Const::F32(_) => DType::F32,
-            Const::F64(_) => DType::F64,
-        }
-    }
-    /// The raw bits, for hashing and exact (NaN-aware, sign-of-zero-aware) equality.
-    pub fn bits(self) -> u64 {
-        match self {
-            Const::Bool(b) => b as u64,
-            Const::I32(v) => v as u32 as u64,
-            Const::I64(v) => v as u64,
-            Const::F32(v) => v.to_bits() as u64,
-            Const::F64(v) => v.to_bits(),
-        }
-    }
-    /// The value converted to f64 (exact for everything but large i64).
-    pub fn as_f64(self) -> f64 {
-        match self {
-            Const::Bool(b) => b as u8 as f64,
-            Const::I32(v) => v as f64,
-            Const::I64(v) => v as f64,
-            Const::F32(v) => v as f64,
-            Const::F64(v) => v,
-        }
-    }
-}
-
-impl PartialEq for Const {
-    fn eq(&self, other: &Self) -> bool {
-        self.same(*other)
-    }
-}
-impl Eq for Const {}
-impl Hash for Const {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.dtype().hash(state);
-        self.bits().hash(state);
-    }
-}
-// Equality by bits so that hash-consing never merges 0.0 with -0.0 nor drops NaN payloads.
-impl Const {
-    pub fn same(self, other: Const) -> bool {
-        self.dtype() == other.dtype() && self.bits() == other.bits()
-    }
-}
-
-impl fmt::Display for Const {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Const::Bool(b) => write!(f, "{b}"),
-            Const::I32(v) => write!(f, "{v}"),
-            Const::I64(v) => write!(f, "{v}"),
-            Const::F32(v) => f.write_str(&crate::array::fmt_float(*v as f64)),
-            Const::F64(v) => f.write_str(&crate::array::fmt_float(*v)),
-        }
     }
 }
 
@@ -236,7 +165,7 @@ pub enum Inst {
 }
 
 /// A constant table of the math expansions ([`Inst::Lookup`]); the entries are in
-/// `src/mathlib/tables.rs`.
+/// `src/kir/tables.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// `2^(j/128)` rounded to float64, j = 0..128.
@@ -263,10 +192,10 @@ impl Table {
     /// `u64`; the length is a power of two.
     pub fn entries(self) -> &'static [u64] {
         match self {
-            Table::Exp2Hi => &crate::mathlib::tables::EXP2_128_HI,
-            Table::Exp2Lo => &crate::mathlib::tables::EXP2_128_LO,
-            Table::TwoOverPi32 => &crate::mathlib::tables::TWO_OVER_PI_32,
-            Table::TwoOverPi16 => &crate::mathlib::tables::TWO_OVER_PI_16,
+            Table::Exp2Hi => &tables::EXP2_128_HI,
+            Table::Exp2Lo => &tables::EXP2_128_LO,
+            Table::TwoOverPi32 => &tables::TWO_OVER_PI_32,
+            Table::TwoOverPi16 => &tables::TWO_OVER_PI_16,
         }
     }
     /// The type of an entry.

@@ -1,0 +1,747 @@
+//! Emission of the kernel body: each kernel-IR instruction as scalar or vector Cranelift
+//! instructions (constants pooled or kept in registers, rare-lane fallbacks, per-lane
+//! emulation where a vector instruction does not exist). The loops around it are in the
+//! parent module.
+use super::*;
+
+impl Gen<'_, '_> {
+    /// Emit the kernel's instructions; inputs are loaded from `addrs[j] + offset`.
+    pub(super) fn body(&mut self, mode: Mode, addrs: &[Value], offset: i32) -> Result<Vec<Value>> {
+        let k = self.k;
+        let mut vals: Vec<Value> = Vec::with_capacity(k.insts.len());
+        for d in &k.insts {
+            let v = match d.inst {
+                Inst::Load { input } => {
+                    let addr = addrs[input as usize];
+                    self.b.ins().load(mode.ty(d.ty), mem(), addr, offset)
+                }
+                Inst::Const(c) => self.constant(mode, c),
+                Inst::Unary { op, arg } => match mode {
+                    Mode::Scalar => self.unary_s(op, k.ty(arg), vals[arg.index()])?,
+                    Mode::Vector { .. } => {
+                        let x = self.operand(mode, &vals, arg);
+                        self.unary_v(mode, op, k.ty(arg), x)?
+                    }
+                },
+                Inst::Binary { op, lhs, rhs } => {
+                    let a = self.operand(mode, &vals, lhs);
+                    match (mode, const_shift(k, op, lhs, rhs)) {
+                        // A shift by a constant inside the width needs no NumPy guard: one
+                        // vector instruction instead of a guarded lane-by-lane shift (the math
+                        // expansions shift exponent bits this way).
+                        (Mode::Vector { .. }, Some(amount)) => match op {
+                            BinaryOp::Shl => self.b.ins().ishl_imm_s(a, amount),
+                            _ => self.b.ins().sshr_imm_s(a, amount),
+                        },
+                        (Mode::Scalar, _) => self.binary_s(op, k.ty(lhs), a, vals[rhs.index()])?,
+                        (Mode::Vector { .. }, None) => {
+                            let b = self.operand(mode, &vals, rhs);
+                            self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?
+                        }
+                    }
+                }
+                Inst::Select {
+                    cond,
+                    on_true,
+                    on_false,
+                } => {
+                    let c = self.operand(mode, &vals, cond);
+                    let t = self.operand(mode, &vals, on_true);
+                    let f = self.operand(mode, &vals, on_false);
+                    match mode {
+                        Mode::Scalar => self.b.ins().select(c, t, f),
+                        Mode::Vector { .. } => {
+                            let c = self.mask_as(c, mode.ty(d.ty));
+                            self.b.ins().bitselect(c, t, f)
+                        }
+                    }
+                }
+                Inst::Cast { arg } => {
+                    let x = self.operand(mode, &vals, arg);
+                    match mode {
+                        Mode::Scalar => self.cast_s(k.ty(arg), d.ty, x),
+                        Mode::Vector { .. } => self.cast_v(mode, k.ty(arg), d.ty, x)?,
+                    }
+                }
+                // Same width by the verifier: a pure reinterpretation, lane by lane.
+                Inst::Bitcast { arg } => {
+                    let x = self.operand(mode, &vals, arg);
+                    match mode {
+                        Mode::Scalar => {
+                            self.b
+                                .ins()
+                                .bitcast(scalar_type(d.ty), MemFlagsData::new(), x)
+                        }
+                        Mode::Vector { .. } => {
+                            self.b.ins().bitcast(mode.ty(d.ty), lanes_flags(), x)
+                        }
+                    }
+                }
+                // One vfmadd: exact by the ISA (compile() checked that it has FMA).
+                Inst::Fma { a, b, c } => {
+                    let a = self.operand(mode, &vals, a);
+                    let b = self.operand(mode, &vals, b);
+                    let c = self.operand(mode, &vals, c);
+                    self.b.ins().fma(a, b, c)
+                }
+                Inst::Lookup { table, index } => {
+                    let e = table.entries();
+                    // SAFETY (of the generated loads): `entries` is a `'static` slice, so the
+                    // address stays valid for the program's life, and the index is masked to
+                    // `len - 1` (a power of two minus one) before it is scaled, so every load
+                    // reads an entry inside it.
+                    let base = self.b.ins().iconst(types::I64, e.as_ptr() as i64);
+                    let mask = (e.len() - 1) as i64;
+                    let ty = d.ty;
+                    let wide = self.k.ty(index) == DType::I32;
+                    let load = move |g: &mut Self, l: &[Value]| -> Result<Value> {
+                        // An int32 index (the float32 tables) is widened first.
+                        let l0 = if wide {
+                            g.b.ins().sextend(types::I64, l[0])
+                        } else {
+                            l[0]
+                        };
+                        let j = g.b.ins().band_imm_s(l0, mask);
+                        let off = g.b.ins().ishl_imm_s(j, 3);
+                        let a = g.b.ins().iadd(base, off);
+                        let flags = MemFlagsData::trusted()
+                            .with_readonly()
+                            .with_can_move()
+                            .with_endianness(Endianness::Little);
+                        Ok(g.b.ins().load(Mode::Scalar.ty(ty), flags, a, 0))
+                    };
+                    let i = vals[index.index()];
+                    match mode {
+                        Mode::Scalar => load(self, &[i])?,
+                        Mode::Vector { .. } => self.per_lane(mode, ty, &[i], load)?,
+                    }
+                }
+                Inst::Fallback { cond, value, call } => {
+                    let operands: Vec<Value> =
+                        call.args().iter().map(|a| vals[a.index()]).collect();
+                    let (c, v) = (vals[cond.index()], vals[value.index()]);
+                    self.fallback(mode, d.ty, c, v, call, &operands)?
+                }
+            };
+            vals.push(v);
+        }
+        Ok(vals)
+    }
+
+    /// [`Inst::Fallback`]: `value`, except where `cond` holds. One test of the condition (in a
+    /// vector: whether any lane holds) branches to a cold block that makes the scalar call
+    /// (in a vector: for every lane, the condition's lanes picked); both paths join after it.
+    pub(super) fn fallback(
+        &mut self,
+        mode: Mode,
+        ty: DType,
+        cond: Value,
+        value: Value,
+        call: Call,
+        operands: &[Value],
+    ) -> Result<Value> {
+        let arg_dt = self.k.ty(call.args()[0]);
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let scalar = |g: &mut Self, l: &[Value]| match call {
+            Call::Unary(op, _) => g.unary_s(op, arg_dt, l[0]),
+            Call::Binary(op, _, _) => g.binary_s(op, arg_dt, l[0], l[1]),
+        };
+        match mode {
+            Mode::Scalar => {
+                let res = self.b.append_block_param(join, mode.ty(ty));
+                self.b.ins().brif(cond, slow, &[], join, &args(&[value]));
+                self.b.switch_to_block(slow);
+                self.b.set_cold_block(slow);
+                let r = scalar(self, operands)?;
+                self.b.ins().jump(join, &args(&[r]));
+                self.b.switch_to_block(join);
+                Ok(res)
+            }
+            Mode::Vector { .. } => {
+                // `value` reaches the join as a block argument, so it is computed before the
+                // branch (Cranelift places a pure value at its first use, and an argument of
+                // the branch is used there); left for the join, the whole expansion would be
+                // placed after the branch, with its inputs spilled across it. The slow block
+                // blends the calls' results into it (in the mask's integer type, one
+                // `blendv`); the fast path passes it as it is.
+                let mt = self.b.func.dfg.value_type(cond);
+                let res = self.b.append_block_param(join, mt);
+                let v = self.mask_as(value, mt);
+                let any = self.b.ins().vany_true(cond);
+                self.b.ins().brif(any, slow, &[], join, &args(&[v]));
+                self.b.switch_to_block(slow);
+                self.b.set_cold_block(slow);
+                let called = self.per_lane(mode, ty, operands, scalar)?;
+                let called = self.mask_as(called, mt);
+                let blended = self.b.ins().bitselect(cond, called, v);
+                self.b.ins().jump(join, &args(&[blended]));
+                self.b.switch_to_block(join);
+                Ok(self.mask_as(res, mode.ty(ty)))
+            }
+        }
+    }
+
+    /// Kernel value `v` as an operand of the instruction emitted next. In the SIMD loop of a
+    /// kernel with more than [`REG_CONSTS`] constants (with fewer, they stay in registers), a
+    /// non-bool constant is a load of its own copy in the constant pool, at each use: a load
+    /// with one use folds into the instruction as its memory operand, whereas a splatted
+    /// constant is hoisted out of the loop, and with more constants than the 16 vector
+    /// registers hold, spilled and reloaded by a separate instruction at every use. The loads
+    /// are pure (read-only, movable), so Cranelift places each next to its use; their address
+    /// is reloaded in every iteration, so they are not hoisted; and the copies have distinct
+    /// addresses, so that no load is merged with another (and given two uses).
+    pub(super) fn operand(&mut self, mode: Mode, vals: &[Value], v: crate::kir::Value) -> Value {
+        if let Inst::Const(c) = self.k.insts[v.index()].inst {
+            if let Some(l) = self.pooled(mode, c) {
+                return l;
+            }
+        }
+        vals[v.index()]
+    }
+
+    /// A load of a fresh pool copy of `c` splatted (see [`Gen::operand`]); `None` outside the
+    /// SIMD loop and for bool.
+    pub(super) fn pooled(&mut self, mode: Mode, c: Const) -> Option<Value> {
+        let base = self.pool_base?;
+        if mode == Mode::Scalar || c.dtype() == DType::Bool {
+            return None;
+        }
+        let size = c.dtype().size();
+        let lane = &c.bits().to_le_bytes()[..size];
+        let off = self.pool.len();
+        for _ in 0..VEC_BYTES / size {
+            self.pool.extend_from_slice(lane);
+        }
+        let flags = MemFlagsData::trusted()
+            .with_readonly()
+            .with_can_move()
+            .with_endianness(Endianness::Little);
+        let t = mode.ty(c.dtype());
+        Some(self.b.ins().load(t, flags, base, off as i32))
+    }
+
+    pub(super) fn scalar_const(&mut self, c: Const) -> Value {
+        match c {
+            Const::Bool(b) => self.b.ins().iconst(types::I8, b as i64),
+            Const::I32(v) => self.iconst(types::I32, v as i64),
+            Const::I64(v) => self.b.ins().iconst(types::I64, v),
+            Const::F32(v) => self.b.ins().f32const(v),
+            Const::F64(v) => self.b.ins().f64const(v),
+        }
+    }
+
+    pub(super) fn constant(&mut self, mode: Mode, c: Const) -> Value {
+        match mode {
+            Mode::Scalar => self.scalar_const(c),
+            Mode::Vector { .. } => {
+                let t = mode.ty(c.dtype());
+                let s = match c {
+                    Const::Bool(b) => return self.iconst(t, -(b as i64)),
+                    c => self.scalar_const(c),
+                };
+                self.b.ins().splat(t, s)
+            }
+        }
+    }
+
+    /// A lane mask reinterpreted as vector type `t` (for `bitselect`).
+    pub(super) fn mask_as(&mut self, mask: Value, t: Type) -> Value {
+        if self.b.func.dfg.value_type(mask) == t {
+            mask
+        } else {
+            self.b.ins().bitcast(t, lanes_flags(), mask)
+        }
+    }
+
+    pub(super) fn fconst(&mut self, t: Type, x: f64) -> Value {
+        if t.lane_type() == types::F32 {
+            let s = self.b.ins().f32const(x as f32);
+            if t.is_vector() {
+                return self.b.ins().splat(t, s);
+            }
+            s
+        } else {
+            let s = self.b.ins().f64const(x);
+            if t.is_vector() {
+                return self.b.ins().splat(t, s);
+            }
+            s
+        }
+    }
+
+    /// An integer constant (splatted for vector types). Cranelift wants narrow immediates
+    /// zero-extended, so `x` is masked to the lane width.
+    pub(super) fn iconst(&mut self, t: Type, x: i64) -> Value {
+        let lane = t.lane_type();
+        let bits = lane.bits();
+        let x = if bits < 64 {
+            x & ((1i64 << bits) - 1)
+        } else {
+            x
+        };
+        let s = self.b.ins().iconst(lane, x);
+        if t.is_vector() {
+            self.b.ins().splat(t, s)
+        } else {
+            s
+        }
+    }
+
+    pub(super) fn call(&mut self, h: Helper, xs: &[Value]) -> Result<Value> {
+        let f = *self
+            .helpers
+            .get(&h)
+            .ok_or_else(|| Error::Compile(format!("helper {} was not declared", h.name())))?;
+        let inst = self.b.ins().call(f, xs);
+        Ok(self.b.inst_results(inst)[0])
+    }
+
+    pub(super) fn unsupported<T>(&self, what: String) -> Result<T> {
+        Err(Error::Compile(format!("no CPU lowering for {what}")))
+    }
+
+    // ---- scalar code ----
+
+    pub(super) fn unary_s(&mut self, op: UnaryOp, dt: DType, x: Value) -> Result<Value> {
+        use UnaryOp::*;
+        let t = scalar_type(dt);
+        Ok(match dt {
+            DType::Bool => match op {
+                Not => self.b.ins().bxor_imm_s(x, 1),
+                Abs | Floor | Ceil | Trunc => x,
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => match op {
+                Neg => self.b.ins().ineg(x),
+                Not => self.b.ins().bnot(x),
+                Abs => {
+                    let neg = self.b.ins().ineg(x);
+                    let lt = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                    self.b.ins().select(lt, neg, x)
+                }
+                Sign => {
+                    let gt = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, x, 0);
+                    let lt = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                    let gt = self.b.ins().uextend(t, gt);
+                    let lt = self.b.ins().uextend(t, lt);
+                    self.b.ins().isub(gt, lt)
+                }
+                Floor | Ceil | Round | Trunc => x,
+                _ => return self.unsupported(format!("{op} of {dt}")),
+            },
+            DType::F32 | DType::F64 => match op {
+                Neg => self.b.ins().fneg(x),
+                Abs => self.b.ins().fabs(x),
+                Sqrt => self.b.ins().sqrt(x),
+                Floor => self.b.ins().floor(x),
+                Ceil => self.b.ins().ceil(x),
+                Round => self.b.ins().nearest(x),
+                Trunc => self.b.ins().trunc(x),
+                Not => self.fconst(t, f64::NAN),
+                Sign => {
+                    // x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x (NaN stays NaN).
+                    let zero = self.fconst(t, 0.0);
+                    let one = self.fconst(t, 1.0);
+                    let mone = self.fconst(t, -1.0);
+                    let gt = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                    let lt = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                    let eq = self.b.ins().fcmp(FloatCC::Equal, x, zero);
+                    let r = self.b.ins().select(eq, zero, x);
+                    let r = self.b.ins().select(lt, mone, r);
+                    self.b.ins().select(gt, one, r)
+                }
+                _ => self.call(Helper::Un(op, dt), &[x])?,
+            },
+        })
+    }
+
+    pub(super) fn binary_s(
+        &mut self,
+        op: BinaryOp,
+        dt: DType,
+        a: Value,
+        b: Value,
+    ) -> Result<Value> {
+        use BinaryOp::*;
+        if op.is_comparison() {
+            return Ok(match dt {
+                DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
+                DType::Bool => self.b.ins().icmp(int_cc(op, false), a, b),
+                _ => self.b.ins().icmp(int_cc(op, true), a, b),
+            });
+        }
+        let t = scalar_type(dt);
+        Ok(match dt {
+            DType::Bool => match op {
+                Add | Or | Maximum => self.b.ins().bor(a, b),
+                Mul | And | Minimum => self.b.ins().band(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => {
+                let bits = t.bits() as i64;
+                match op {
+                    Add => self.b.ins().iadd(a, b),
+                    Sub => self.b.ins().isub(a, b),
+                    Mul => self.b.ins().imul(a, b),
+                    And => self.b.ins().band(a, b),
+                    Or => self.b.ins().bor(a, b),
+                    Xor => self.b.ins().bxor(a, b),
+                    Maximum => {
+                        let c = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, a, b);
+                        self.b.ins().select(c, a, b)
+                    }
+                    Minimum => {
+                        let c = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, a, b);
+                        self.b.ins().select(c, a, b)
+                    }
+                    FloorDiv | Rem | Fmod => {
+                        // Cranelift's sdiv/srem trap on 0 and MIN / -1: divide by 1 in those
+                        // cases and pick the defined result (semantics.rs) with selects.
+                        let zero = self.iconst(t, 0);
+                        let mone = self.iconst(t, -1);
+                        let zero_b = self.b.ins().icmp(IntCC::Equal, b, zero);
+                        let mone_b = self.b.ins().icmp(IntCC::Equal, b, mone);
+                        let special = self.b.ins().bor(zero_b, mone_b);
+                        let one = self.b.ins().iconst(t, 1);
+                        let safe = self.b.ins().select(special, one, b);
+                        let r = self.b.ins().srem(a, safe);
+                        match op {
+                            Fmod => self.b.ins().select(special, zero, r),
+                            Rem => {
+                                // r != 0 && (r < 0) != (b < 0) -> r + b
+                                let adjust = self.sign_differs(r, b);
+                                let rb = self.b.ins().iadd(r, b);
+                                let r = self.b.ins().select(adjust, rb, r);
+                                self.b.ins().select(special, zero, r)
+                            }
+                            _ => {
+                                let q = self.b.ins().sdiv(a, safe);
+                                let adjust = self.sign_differs(r, b);
+                                let q1 = self.b.ins().iadd_imm_s(q, -1);
+                                let q = self.b.ins().select(adjust, q1, q);
+                                let neg = self.b.ins().ineg(a);
+                                let q = self.b.ins().select(mone_b, neg, q);
+                                self.b.ins().select(zero_b, zero, q)
+                            }
+                        }
+                    }
+                    Shl => {
+                        // Amounts outside [0, bits) give 0 (unsigned compare catches negatives).
+                        let out =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                        let s = self.b.ins().ishl(a, b);
+                        let zero = self.b.ins().iconst(t, 0);
+                        self.b.ins().select(out, zero, s)
+                    }
+                    Shr => {
+                        // Amounts outside [0, bits) shift by bits - 1 (0 or -1, by sign).
+                        let out =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                        let top = self.b.ins().iconst(t, bits - 1);
+                        let amount = self.b.ins().select(out, top, b);
+                        self.b.ins().sshr(a, amount)
+                    }
+                    Pow => self.call(Helper::Bin(op, dt), &[a, b])?,
+                    _ => return self.unsupported(format!("{op} of {dt}")),
+                }
+            }
+            DType::F32 | DType::F64 => match op {
+                Add => self.b.ins().fadd(a, b),
+                Sub => self.b.ins().fsub(a, b),
+                Mul => self.b.ins().fmul(a, b),
+                Div => self.b.ins().fdiv(a, b),
+                Copysign => self.b.ins().fcopysign(a, b),
+                Maximum | Minimum => {
+                    // NumPy: (a > b || isnan(a)) ? a : b (and < for minimum): ties give b.
+                    let cc = if op == Maximum {
+                        FloatCC::GreaterThan
+                    } else {
+                        FloatCC::LessThan
+                    };
+                    let c = self.b.ins().fcmp(cc, a, b);
+                    let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+                    let c = self.b.ins().bor(c, nan);
+                    self.b.ins().select(c, a, b)
+                }
+                And | Or | Xor | Shl | Shr => self.fconst(t, f64::NAN),
+                _ => self.call(Helper::Bin(op, dt), &[a, b])?,
+            },
+        })
+    }
+
+    /// `r != 0 && (r < 0) != (b < 0)` as a scalar flag.
+    pub(super) fn sign_differs(&mut self, r: Value, b: Value) -> Value {
+        let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+        let x = self.b.ins().bxor(r, b);
+        let differ = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+        self.b.ins().band(nz, differ)
+    }
+
+    pub(super) fn cast_s(&mut self, from: DType, to: DType, x: Value) -> Value {
+        use DType::*;
+        let t = scalar_type(to);
+        match (from, to) {
+            _ if from == to => x,
+            (Bool, I32 | I64) => self.b.ins().uextend(t, x),
+            (Bool, F32 | F64) => {
+                let one = self.fconst(t, 1.0);
+                let zero = self.fconst(t, 0.0);
+                self.b.ins().select(x, one, zero)
+            }
+            (I32 | I64, Bool) => self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
+            (F32 | F64, Bool) => {
+                let zero = self.fconst(scalar_type(from), 0.0);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+            }
+            (I32, I64) => self.b.ins().sextend(t, x),
+            (I64, I32) => self.b.ins().ireduce(t, x),
+            (I32 | I64, F32 | F64) => self.b.ins().fcvt_from_sint(t, x),
+            (F32, F64) => self.b.ins().fpromote(t, x),
+            (F64, F32) => self.b.ins().fdemote(t, x),
+            (F32 | F64, I32 | I64) => {
+                // semantics::f64_to_i64 / f64_to_i32: NaN and out of range give MIN. The
+                // saturating conversion already gives MIN below the range; above it (and for
+                // NaN, where the ordered compare is false) pick MIN.
+                let x = if from == F32 {
+                    self.b.ins().fpromote(types::F64, x)
+                } else {
+                    x
+                };
+                let bits = t.bits() as i32;
+                let sat = self.b.ins().fcvt_to_sint_sat(t, x);
+                let limit = self.b.ins().f64const(2f64.powi(bits - 1));
+                let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
+                let min = self.iconst(t, if to == I32 { i32::MIN as i64 } else { i64::MIN });
+                self.b.ins().select(ok, sat, min)
+            }
+            _ => x,
+        }
+    }
+
+    // ---- vector code ----
+
+    /// Apply scalar code to each lane (for operations without a vector instruction).
+    pub(super) fn per_lane(
+        &mut self,
+        mode: Mode,
+        out: DType,
+        xs: &[Value],
+        mut f: impl FnMut(&mut Self, &[Value]) -> Result<Value>,
+    ) -> Result<Value> {
+        let t = mode.ty(out);
+        let mut acc: Option<Value> = None;
+        for lane in 0..mode.lanes() {
+            let ls: Vec<Value> = xs
+                .iter()
+                .map(|x| self.b.ins().extractlane(*x, lane as u8))
+                .collect();
+            let r = f(self, &ls)?;
+            acc = Some(match acc {
+                None => self.b.ins().splat(t, r),
+                Some(v) => self.b.ins().insertlane(v, r, lane as u8),
+            });
+        }
+        acc.ok_or_else(|| Error::Compile("vector with no lanes".into()))
+    }
+
+    pub(super) fn unary_v(
+        &mut self,
+        mode: Mode,
+        op: UnaryOp,
+        dt: DType,
+        x: Value,
+    ) -> Result<Value> {
+        use UnaryOp::*;
+        let t = mode.ty(dt);
+        Ok(match dt {
+            DType::Bool => match op {
+                Not => self.b.ins().bnot(x),
+                Abs | Floor | Ceil | Trunc => x,
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => match op {
+                Neg => self.b.ins().ineg(x),
+                Not => self.b.ins().bnot(x),
+                Abs => {
+                    let zero = self.iconst(t, 0);
+                    let neg = self.b.ins().isub(zero, x);
+                    let lt = self.b.ins().icmp(IntCC::SignedLessThan, x, zero);
+                    self.b.ins().bitselect(lt, neg, x)
+                }
+                Sign => {
+                    // Lane masks are -1 where true: sign = (x < 0) - (x > 0).
+                    let zero = self.iconst(t, 0);
+                    let lt = self.b.ins().icmp(IntCC::SignedLessThan, x, zero);
+                    let gt = self.b.ins().icmp(IntCC::SignedGreaterThan, x, zero);
+                    self.b.ins().isub(lt, gt)
+                }
+                Floor | Ceil | Round | Trunc => x,
+                _ => return self.unsupported(format!("{op} of {dt}")),
+            },
+            DType::F32 | DType::F64 => match op {
+                // One xor / and with a pooled mask where there is a pool (Cranelift builds the
+                // mask with two instructions at every use).
+                Neg | Abs => {
+                    let mask = match (op, dt) {
+                        (Neg, DType::F64) => Const::F64(-0.0),
+                        (Neg, _) => Const::F32(-0.0),
+                        (_, DType::F64) => Const::F64(f64::from_bits(u64::MAX >> 1)),
+                        _ => Const::F32(f32::from_bits(u32::MAX >> 1)),
+                    };
+                    match (self.pooled(mode, mask), op) {
+                        (Some(m), Neg) => self.b.ins().bxor(x, m),
+                        (Some(m), _) => self.b.ins().band(x, m),
+                        (None, Neg) => self.b.ins().fneg(x),
+                        (None, _) => self.b.ins().fabs(x),
+                    }
+                }
+                Sqrt => self.b.ins().sqrt(x),
+                Floor => self.b.ins().floor(x),
+                Ceil => self.b.ins().ceil(x),
+                Round => self.b.ins().nearest(x),
+                Trunc => self.b.ins().trunc(x),
+                Not => self.fconst(t, f64::NAN),
+                Sign => {
+                    let zero = self.fconst(t, 0.0);
+                    let one = self.fconst(t, 1.0);
+                    let mone = self.fconst(t, -1.0);
+                    let gt = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                    let lt = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                    let eq = self.b.ins().fcmp(FloatCC::Equal, x, zero);
+                    let (gt, lt, eq) = (
+                        self.mask_as(gt, t),
+                        self.mask_as(lt, t),
+                        self.mask_as(eq, t),
+                    );
+                    let r = self.b.ins().bitselect(eq, zero, x);
+                    let r = self.b.ins().bitselect(lt, mone, r);
+                    self.b.ins().bitselect(gt, one, r)
+                }
+                _ => self.per_lane(mode, dt, &[x], |g, l| g.unary_s(op, dt, l[0]))?,
+            },
+        })
+    }
+
+    pub(super) fn binary_v(
+        &mut self,
+        mode: Mode,
+        op: BinaryOp,
+        dt: DType,
+        res: DType,
+        a: Value,
+        b: Value,
+    ) -> Result<Value> {
+        use BinaryOp::*;
+        let t = mode.ty(dt);
+        if op.is_comparison() {
+            return Ok(match dt {
+                DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
+                DType::I32 | DType::I64 => self.b.ins().icmp(int_cc(op, true), a, b),
+                DType::Bool => {
+                    // Masks: false < true, computed bitwise.
+                    match op {
+                        Eq => {
+                            let x = self.b.ins().bxor(a, b);
+                            self.b.ins().bnot(x)
+                        }
+                        Ne => self.b.ins().bxor(a, b),
+                        Lt => self.b.ins().band_not(b, a),
+                        Le => self.b.ins().bor_not(b, a),
+                        Gt => self.b.ins().band_not(a, b),
+                        _ => self.b.ins().bor_not(a, b),
+                    }
+                }
+            });
+        }
+        Ok(match dt {
+            DType::Bool => match op {
+                Add | Or | Maximum => self.b.ins().bor(a, b),
+                Mul | And | Minimum => self.b.ins().band(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                _ => return self.unsupported(format!("{op} of bool")),
+            },
+            DType::I32 | DType::I64 => match op {
+                Add => self.b.ins().iadd(a, b),
+                Sub => self.b.ins().isub(a, b),
+                Mul => self.b.ins().imul(a, b),
+                And => self.b.ins().band(a, b),
+                Or => self.b.ins().bor(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                Maximum => {
+                    let c = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, a, b);
+                    self.b.ins().bitselect(c, a, b)
+                }
+                Minimum => {
+                    let c = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, a, b);
+                    self.b.ins().bitselect(c, a, b)
+                }
+                _ => self.per_lane(mode, res, &[a, b], |g, l| g.binary_s(op, dt, l[0], l[1]))?,
+            },
+            DType::F32 | DType::F64 => match op {
+                Add => self.b.ins().fadd(a, b),
+                Sub => self.b.ins().fsub(a, b),
+                Mul => self.b.ins().fmul(a, b),
+                Div => self.b.ins().fdiv(a, b),
+                Maximum | Minimum => {
+                    let cc = if op == Maximum {
+                        FloatCC::GreaterThan
+                    } else {
+                        FloatCC::LessThan
+                    };
+                    let c = self.b.ins().fcmp(cc, a, b);
+                    let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+                    let c = self.b.ins().bor(c, nan);
+                    let c = self.mask_as(c, t);
+                    self.b.ins().bitselect(c, a, b)
+                }
+                Copysign => {
+                    // Sign bit of b, the other bits of a.
+                    let sign = self.fconst(t, -0.0);
+                    self.b.ins().bitselect(sign, b, a)
+                }
+                _ => self.per_lane(mode, res, &[a, b], |g, l| g.binary_s(op, dt, l[0], l[1]))?,
+            },
+        })
+    }
+
+    pub(super) fn cast_v(&mut self, mode: Mode, from: DType, to: DType, x: Value) -> Result<Value> {
+        use DType::*;
+        let t = mode.ty(to);
+        Ok(match (from, to) {
+            _ if from == to => x,
+            (Bool, I32 | I64) => {
+                let one = self.iconst(t, 1);
+                self.b.ins().band(x, one)
+            }
+            (Bool, F32 | F64) => {
+                let one = self.fconst(t, 1.0);
+                let zero = self.fconst(t, 0.0);
+                let m = self.mask_as(x, t);
+                self.b.ins().bitselect(m, one, zero)
+            }
+            (I32 | I64, Bool) => {
+                let zero = self.iconst(mode.ty(from), 0);
+                self.b.ins().icmp(IntCC::NotEqual, x, zero)
+            }
+            (F32 | F64, Bool) => {
+                let zero = self.fconst(mode.ty(from), 0.0);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+            }
+            (I32, F32) => self.b.ins().fcvt_from_sint(t, x),
+            (F32, I32) => {
+                let sat = self.b.ins().fcvt_to_sint_sat(t, x);
+                let limit = self.fconst(mode.ty(F32), 2147483648.0);
+                let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
+                let min = self.iconst(t, i32::MIN as i64);
+                self.b.ins().bitselect(ok, sat, min)
+            }
+            _ => self.per_lane(mode, to, &[x], |g, l| Ok(g.cast_s(from, to, l[0])))?,
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! The executor: the one place where plans run and data moves between the host and a device.
+//!
+//! A plan ([`crate::opt::Plan`]) is a list of steps, each a kernel over an iteration space
+//! reading plan inputs or results of earlier steps. [`prepare`] compiles every step for the
+//! device placement chose ([`ExecPlan`]); [`execute`] runs the steps in order over
+//! [`Buffer`]s, keeping each temporary only until its last reader has run, so an unfused plan
+//! holds no more temporaries than NumPy would.
+//!
+//! Every caller goes through [`execute`]: `Session::compute*` (host inputs), compiled
+//! functions (host inputs, plan cached), and `Session::compute_on_device` (inputs already on a
+//! GPU). Where a buffer lives decides how a step runs:
+//! - a CPU kernel reads host buffers (a device buffer would be downloaded first);
+//! - a GPU kernel whose arguments are all on the host runs through the backend's host path
+//!   (chunks that fit a storage binding are uploaded, computed and read back);
+//! - a GPU kernel with an argument already on the device runs resident: host arguments are
+//!   uploaded (plan inputs once per run), results stay on the device.
+//!
+//! Under `Device::Auto` a plan whose GPU fails (shader rejected, out of memory, device lost)
+//! runs again on the CPU ([`crate::Error::is_device_error`]); the session counts it.
+//!
+//! Architecture invariants: the executor sees plans and compiled kernels, never `Expr`; it
+//! never decides placement ([`crate::place`] did); it is the only code that calls a backend's
+//! `run*`, `upload` or `download` for a plan.
+mod run;
+
+pub(crate) use run::{execute, Buffer, Residency};
+
+use crate::cpu::CpuKernel;
+use crate::devices::Devices;
+use crate::error::Result;
+use crate::gpu::GpuKernel;
+use crate::opt::{Buf, PlanInput, Step};
+use crate::options::Device;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A kernel compiled for the device that runs it.
+pub(crate) enum DeviceKernel {
+    Cpu(Arc<CpuKernel>),
+    Gpu(Arc<GpuKernel>),
+}
+
+/// A plan with compiled kernels, ready to run on bound inputs.
+pub(crate) struct ExecPlan {
+    /// Where the kernels run (never `Auto`).
+    pub device: Device,
+    /// Whether `Auto` placed it (then a device failure falls back to the CPU).
+    pub auto: bool,
+    pub inputs: Vec<PlanInput>,
+    /// Shapes of the symbol inputs, in parameter order (the plan's cache key).
+    pub param_shapes: Vec<Vec<usize>>,
+    pub steps: Vec<(Step, DeviceKernel)>,
+    /// For each step, the temporaries no later step reads (dropped right after it runs).
+    pub frees: Vec<Vec<u32>>,
+    /// The result number and shape of each expression of the plan, then of each cast check
+    /// (see [`crate::InvalidCast::Raise`]).
+    pub results: Vec<(u32, Vec<usize>)>,
+    /// What each cast check checks (the last `checks.len()` results).
+    pub checks: Vec<String>,
+    /// How many results the steps produce.
+    pub n_temps: usize,
+}
+
+/// Compile every step for `device` (`Auto` and `Reference` compile for the CPU).
+pub(crate) fn compile_steps(
+    devices: &Devices,
+    steps: &[Step],
+    device: Device,
+) -> Result<Vec<DeviceKernel>> {
+    steps
+        .iter()
+        .map(|s| {
+            Ok(match device {
+                Device::Gpu(n) => DeviceKernel::Gpu(devices.gpu(n)?.compile(&s.kernel)?),
+                _ => DeviceKernel::Cpu(devices.cpu()?.compile(&s.kernel)?),
+            })
+        })
+        .collect()
+}
+
+/// What [`prepare`] needs besides the steps.
+pub(crate) struct PlanParts {
+    pub inputs: Vec<PlanInput>,
+    pub input_shapes: Vec<Vec<usize>>,
+    pub steps: Vec<Step>,
+    pub results: Vec<(u32, Vec<usize>)>,
+    pub checks: Vec<String>,
+}
+
+/// Compile a placed plan. Under `Auto` (`auto`), a GPU that cannot compile it hands it to the
+/// CPU.
+pub(crate) fn prepare(
+    devices: &Devices,
+    parts: PlanParts,
+    mut device: Device,
+    auto: bool,
+) -> Result<ExecPlan> {
+    let kernels = match compile_steps(devices, &parts.steps, device) {
+        Err(e) if device != Device::Cpu && auto && e.is_device_error() => {
+            fell_back(devices, device, &e);
+            device = Device::Cpu;
+            compile_steps(devices, &parts.steps, device)?
+        }
+        r => r?,
+    };
+    let n_temps = parts.steps.iter().map(|s| s.temps.len()).sum();
+    let param_shapes = parts
+        .inputs
+        .iter()
+        .zip(&parts.input_shapes)
+        .filter(|(p, _)| matches!(p, PlanInput::Symbol { .. }))
+        .map(|(_, s)| s.clone())
+        .collect();
+    let frees = last_uses(&parts.steps, &parts.results);
+    Ok(ExecPlan {
+        device,
+        auto,
+        inputs: parts.inputs,
+        param_shapes,
+        steps: parts.steps.into_iter().zip(kernels).collect(),
+        frees,
+        results: parts.results,
+        checks: parts.checks,
+        n_temps,
+    })
+}
+
+/// Count and report an `Auto` plan that failed on `device` and goes to the CPU.
+pub(crate) fn fell_back(devices: &Devices, device: Device, e: &crate::Error) {
+    tracing::warn!("fusebox: {device} failed ({e}); running the plan on the CPU");
+    devices.record(|st| st.gpu_fallbacks += 1);
+}
+
+/// For each step, the temporaries whose last reader it is (results of the plan are kept).
+fn last_uses(steps: &[Step], results: &[(u32, Vec<usize>)]) -> Vec<Vec<u32>> {
+    let mut last: HashMap<u32, usize> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        for b in &s.args {
+            if let Buf::Temp(t) = b {
+                last.insert(*t, i);
+            }
+        }
+    }
+    let mut frees = vec![vec![]; steps.len()];
+    for (t, i) in last {
+        if !results.iter().any(|(r, _)| *r == t) {
+            frees[i].push(t);
+        }
+    }
+    frees
+}

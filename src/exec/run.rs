@@ -1,0 +1,291 @@
+//! The step loop: one for every caller and every device (see the module docs of
+//! [`crate::exec`]).
+use super::{compile_steps, fell_back, DeviceKernel, ExecPlan};
+use crate::array::{ArgView, DynArray};
+use crate::devices::Devices;
+use crate::error::{Error, Result};
+use crate::gpu::GpuArray;
+use crate::opt::{Buf, Step};
+use crate::options::Device;
+use smallvec::SmallVec;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A plan input or result, wherever it lives.
+pub(crate) enum Buffer<'a> {
+    /// The caller's host data, borrowed (never copied on the CPU).
+    View(ArgView<'a>),
+    /// A host array the plan owns (a result, or data bound inside the expression).
+    Host(DynArray),
+    /// An array on the plan's GPU.
+    Gpu(Arc<GpuArray>),
+}
+
+/// The GPU adapter of a plan compiled for one.
+fn gpu_index(plan: &ExecPlan) -> Result<usize> {
+    match plan.device {
+        Device::Gpu(n) => Ok(n),
+        d => Err(Error::Device(format!(
+            "a GPU kernel in a plan placed on {d}"
+        ))),
+    }
+}
+
+/// Result `t` of a plan being executed.
+fn temp<T>(temps: &[Option<T>], t: u32) -> Result<&T> {
+    temps
+        .get(t as usize)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::InvalidKernel(format!("result t{t} read before it was computed")))
+}
+
+/// Where a GPU plan keeps its intermediate data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Residency {
+    /// Steps whose arguments are all on the host run through the backend's host path; a step
+    /// with an argument on the device runs resident.
+    Host,
+    /// Every GPU step runs resident: host arguments are uploaded, results stay on the device
+    /// (`Session::compute_on_device`).
+    Device,
+}
+
+/// The buffer a step argument reads: a plan input or an earlier result.
+fn source<'s, 'a>(
+    b: Buf,
+    inputs: &'s [Buffer<'a>],
+    temps: &'s [Option<Buffer<'a>>],
+) -> Result<&'s Buffer<'a>> {
+    match b {
+        Buf::Input(i) => inputs
+            .get(i as usize)
+            .ok_or_else(|| Error::InvalidKernel(format!("plan input {i} not bound"))),
+        Buf::Temp(t) => temp(temps, t),
+    }
+}
+
+/// Run `plan` on `inputs` (one per plan input): the expressions' results, after the cast
+/// checks of [`crate::InvalidCast::Raise`] passed. Under `Auto`, a plan that fails on its GPU
+/// runs again on the CPU.
+pub(crate) fn execute<'a>(
+    devices: &Devices,
+    plan: &ExecPlan,
+    inputs: &[Buffer<'a>],
+    residency: Residency,
+) -> Result<Vec<Buffer<'a>>> {
+    let kernels: SmallVec<[&DeviceKernel; 4]> = plan.steps.iter().map(|(_, k)| k).collect();
+    let mut results = match run_steps(devices, plan, &kernels, inputs, residency) {
+        Err(e) if plan.device != Device::Cpu && plan.auto && e.is_device_error() => {
+            fell_back(devices, plan.device, &e);
+            let steps: Vec<Step> = plan.steps.iter().map(|(s, _)| s.clone()).collect();
+            let cpu = compile_steps(devices, &steps, Device::Cpu)?;
+            let kernels: SmallVec<[&DeviceKernel; 4]> = cpu.iter().collect();
+            run_steps(devices, plan, &kernels, inputs, Residency::Host)?
+        }
+        r => r?,
+    };
+    let checked = results.split_off(results.len() - plan.checks.len());
+    for (c, what) in checked.iter().zip(&plan.checks) {
+        let flag = match c {
+            Buffer::Gpu(g) => devices.gpu(gpu_index(plan)?)?.download(g)?.scalar_f64(),
+            Buffer::Host(a) => a.scalar_f64(),
+            Buffer::View(v) => v.try_to_dyn_array()?.scalar_f64(),
+        };
+        if flag != Some(0.0) {
+            return Err(Error::InvalidCast(what.clone()));
+        }
+    }
+    Ok(results)
+}
+
+/// The step loop proper, with `kernels` (the plan's, or the CPU's after a fallback).
+fn run_steps<'a>(
+    devices: &Devices,
+    plan: &ExecPlan,
+    kernels: &[&DeviceKernel],
+    inputs: &[Buffer<'a>],
+    residency: Residency,
+) -> Result<Vec<Buffer<'a>>> {
+    let mut temps: Vec<Option<Buffer<'a>>> = (0..plan.n_temps).map(|_| None).collect();
+    // Plan inputs uploaded for resident GPU steps, once per run (allocated on first upload).
+    let mut uploads: Vec<Option<Arc<GpuArray>>> = Vec::new();
+    let (mut read, mut written) = (0u64, 0u64);
+    let start = Instant::now();
+    for (((step, _), kernel), frees) in plan.steps.iter().zip(kernels).zip(&plan.frees) {
+        let src = |b: Buf| source(b, inputs, &temps);
+        let resident = matches!(kernel, DeviceKernel::Gpu(_))
+            && (residency == Residency::Device
+                || step
+                    .args
+                    .iter()
+                    .any(|b| matches!(src(*b), Ok(Buffer::Gpu(_)))));
+        if resident {
+            let gpu = devices.gpu(gpu_index(plan)?)?;
+            let DeviceKernel::Gpu(k) = kernel else {
+                unreachable!("resident steps run GPU kernels")
+            };
+            let mut args: SmallVec<[Arc<GpuArray>; 4]> = SmallVec::new();
+            for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                let a = match (src(*b)?, *b) {
+                    (Buffer::Gpu(g), _) => g.clone(),
+                    (Buffer::View(v), Buf::Input(i)) => {
+                        upload_input(gpu, &mut uploads, inputs.len(), i, v)?
+                    }
+                    (Buffer::Host(h), Buf::Input(i)) => {
+                        upload_input(gpu, &mut uploads, inputs.len(), i, &h.view())?
+                    }
+                    (Buffer::View(v), Buf::Temp(_)) => Arc::new(gpu.upload(v)?),
+                    (Buffer::Host(h), Buf::Temp(_)) => Arc::new(gpu.upload(&h.view())?),
+                };
+                args.push(if a.shape() == shape.as_slice() {
+                    a
+                } else {
+                    Arc::new(a.reshaped(shape)?)
+                });
+            }
+            read += args
+                .iter()
+                .map(|a| (a.len() * a.dtype().size()) as u64)
+                .sum::<u64>();
+            let refs: SmallVec<[&GpuArray; 4]> = args.iter().map(|a| &**a).collect();
+            let outs = gpu.run_resident_many(k, &refs, &step.shape, &step.reduce_axes)?;
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
+                written += (out.len() * out.dtype().size()) as u64;
+                temps[*t as usize] = Some(reshape(Buffer::Gpu(Arc::new(out)), shape)?);
+            }
+        } else {
+            let outs = {
+                // Host arrays for the arguments that are not host arrays of the shape the step
+                // reads: results read with another shape (a reduction's result with or without its
+                // `keepdims` axes share their data when reshaped), and device arrays a CPU step
+                // must bring down. The common case (host data as it is) holds nothing.
+                let as_they_are =
+                    step.args
+                        .iter()
+                        .zip(&step.arg_shapes)
+                        .all(|(b, shape)| match src(*b) {
+                            Ok(Buffer::View(v)) => v.shape() == shape.as_slice(),
+                            Ok(Buffer::Host(h)) => h.shape() == shape.as_slice(),
+                            _ => false,
+                        });
+                let mut held: SmallVec<[Option<DynArray>; 4]> = SmallVec::new();
+                if !as_they_are {
+                    for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                        held.push(match src(*b)? {
+                            Buffer::View(v) if v.shape() == shape.as_slice() => None,
+                            Buffer::View(v) => Some(v.try_to_dyn_array()?.reshaped(shape)?),
+                            Buffer::Host(h) if h.shape() == shape.as_slice() => None,
+                            Buffer::Host(h) => Some(h.reshaped(shape)?),
+                            Buffer::Gpu(g) => {
+                                let host = devices.gpu(gpu_index(plan)?)?.download(g)?;
+                                Some(host.reshaped(shape)?)
+                            }
+                        });
+                    }
+                }
+                let mut views: SmallVec<[ArgView<'_>; 4]> = SmallVec::new();
+                for (j, b) in step.args.iter().enumerate() {
+                    views.push(match (held.get(j).and_then(Option::as_ref), src(*b)?) {
+                        (Some(h), _) => h.view(),
+                        (None, Buffer::View(v)) => v.reborrow(),
+                        (None, Buffer::Host(h)) => h.view(),
+                        (None, Buffer::Gpu(_)) => {
+                            unreachable!("device arrays are held on the host")
+                        }
+                    });
+                }
+                read = views.iter().fold(read, |r, v| {
+                    r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
+                });
+                let axes = &step.reduce_axes;
+                match kernel {
+                    DeviceKernel::Cpu(k) => {
+                        devices.cpu()?.run_many(k, &views, &step.shape, axes)?
+                    }
+                    DeviceKernel::Gpu(k) => {
+                        let gpu = devices.gpu(gpu_index(plan)?)?;
+                        gpu.run_many(k, &views, &step.shape, axes)?
+                    }
+                }
+            };
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
+                written += out.nbytes() as u64;
+                temps[*t as usize] = Some(reshape(Buffer::Host(out), shape)?);
+            }
+        }
+        for t in frees {
+            temps[*t as usize] = None;
+        }
+    }
+    devices.record(|st| {
+        st.kernels_launched += plan.steps.len() as u64;
+        st.bytes_read += read;
+        st.bytes_written += written;
+        match kernels.first() {
+            Some(DeviceKernel::Gpu(_)) => st.gpu_time += start.elapsed(),
+            _ => st.cpu_time += start.elapsed(),
+        }
+    });
+    // The results, moved out of the temporaries (shared only when a plan lists one result
+    // twice), so a result owns its buffer alone when the caller gets it.
+    let mut results = Vec::with_capacity(plan.results.len());
+    for (i, (t, shape)) in plan.results.iter().enumerate() {
+        let again = plan.results[i + 1..].iter().any(|(u, _)| u == t);
+        results.push(if again {
+            share(temp(&temps, *t)?, shape)?
+        } else {
+            let b = temps.get_mut(*t as usize).and_then(Option::take);
+            let b = b.ok_or_else(|| {
+                Error::InvalidKernel(format!("result t{t} read before it was computed"))
+            })?;
+            reshape(b, shape)?
+        });
+    }
+    Ok(results)
+}
+
+/// `b` with shape `shape` (moved as it is when it has that shape already).
+fn reshape<'a>(b: Buffer<'a>, shape: &[usize]) -> Result<Buffer<'a>> {
+    let same = match &b {
+        Buffer::Host(a) => a.shape() == shape,
+        Buffer::Gpu(g) => g.shape() == shape,
+        Buffer::View(v) => v.shape() == shape,
+    };
+    if same {
+        Ok(b)
+    } else {
+        share(&b, shape)
+    }
+}
+
+/// Another handle on result `b`, with shape `shape` (shares the data).
+fn share<'a>(b: &Buffer<'_>, shape: &[usize]) -> Result<Buffer<'a>> {
+    Ok(match b {
+        Buffer::Host(a) => Buffer::Host(a.reshaped(shape)?),
+        Buffer::Gpu(g) if g.shape() == shape => Buffer::Gpu(g.clone()),
+        Buffer::Gpu(g) => Buffer::Gpu(Arc::new(g.reshaped(shape)?)),
+        Buffer::View(v) => Buffer::Host(v.try_to_dyn_array()?.reshaped(shape)?),
+    })
+}
+
+/// Plan input `i` on the GPU, uploaded on first use in this run.
+fn upload_input(
+    gpu: &crate::gpu::GpuBackend,
+    uploads: &mut Vec<Option<Arc<GpuArray>>>,
+    n_inputs: usize,
+    i: u32,
+    v: &ArgView<'_>,
+) -> Result<Arc<GpuArray>> {
+    if uploads.is_empty() {
+        uploads.resize(n_inputs, None);
+    }
+    let slot = uploads
+        .get_mut(i as usize)
+        .ok_or_else(|| Error::InvalidKernel(format!("plan input {i} not bound")))?;
+    if let Some(a) = slot {
+        return Ok(a.clone());
+    }
+    let a = Arc::new(gpu.upload(v)?);
+    *slot = Some(a.clone());
+    Ok(a)
+}
