@@ -67,6 +67,7 @@ mod cache;
 mod cpu;
 mod devices;
 mod dtype;
+mod elem;
 mod error;
 mod exec;
 mod explain;
