@@ -795,7 +795,7 @@ pub fn data_preview(a: &DynArray) -> String {
 
 /// For every float -> integer `astype` in `exprs` (each shared node once), a bool scalar
 /// that is true where the cast meets a value it cannot represent (NaN, an infinity, a value
-/// whose truncation is out of the integer's range), with a description of the cast: the
+/// whose truncation is out of the integer's range), with the error it raises: the
 /// checks behind [`crate::session::InvalidCast::Raise`] (NumPy's
 /// `np.errstate(invalid='raise')` for casts). Like NumPy, every element is checked, also
 /// those a `where` discards (NumPy computes both branches).
