@@ -121,7 +121,7 @@ fn run_steps<'a>(
                     .args
                     .iter()
                     .any(|b| matches!(src(*b), Ok(Buffer::Gpu(_)))));
-        let outs: SmallVec<[Buffer<'a>; 2]> = if resident {
+        if resident {
             let gpu = devices.gpu(gpu_index(plan)?)?;
             let DeviceKernel::Gpu(k) = kernel else {
                 unreachable!("resident steps run GPU kernels")
@@ -150,65 +150,70 @@ fn run_steps<'a>(
                 .map(|a| (a.len() * a.dtype().size()) as u64)
                 .sum::<u64>();
             let refs: SmallVec<[&GpuArray; 4]> = args.iter().map(|a| &**a).collect();
-            gpu.run_resident_many(k, &refs, &step.shape, &step.reduce_axes)?
-                .into_iter()
-                .map(|a| Buffer::Gpu(Arc::new(a)))
-                .collect()
+            let outs = gpu.run_resident_many(k, &refs, &step.shape, &step.reduce_axes)?;
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
+                written += (out.len() * out.dtype().size()) as u64;
+                temps[*t as usize] = Some(reshape(Buffer::Gpu(Arc::new(out)), shape)?);
+            }
         } else {
-            // Host arrays for the arguments that are not views as they are: results read with
-            // another shape (a reduction's result with or without its `keepdims` axes share
-            // their data when reshaped), and device arrays a CPU step must bring down.
-            let mut held: SmallVec<[Option<DynArray>; 4]> = SmallVec::new();
-            for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
-                held.push(match src(*b)? {
-                    Buffer::View(_) => None,
-                    Buffer::Host(h) if h.shape() == shape.as_slice() => None,
-                    Buffer::Host(h) => Some(h.reshaped(shape)?),
-                    Buffer::Gpu(g) => {
-                        let host = devices.gpu(gpu_index(plan)?)?.download(g)?;
-                        Some(host.reshaped(shape)?)
-                    }
-                });
-            }
-            let mut views: SmallVec<[ArgView<'_>; 4]> = SmallVec::new();
-            for (b, h) in step.args.iter().zip(&held) {
-                views.push(match (h, src(*b)?) {
-                    (Some(h), _) => h.view(),
-                    (None, Buffer::View(v)) => v.reborrow(),
-                    (None, Buffer::Host(h)) => h.view(),
-                    (None, Buffer::Gpu(_)) => unreachable!("device arrays are held on the host"),
-                });
-            }
-            read = views.iter().fold(read, |r, v| {
-                r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
-            });
-            let axes = &step.reduce_axes;
-            let outs = match kernel {
-                DeviceKernel::Cpu(k) => devices.cpu()?.run_many(k, &views, &step.shape, axes)?,
-                DeviceKernel::Gpu(k) => {
-                    let gpu = devices.gpu(gpu_index(plan)?)?;
-                    gpu.run_many(k, &views, &step.shape, axes)?
-                }
-            };
-            outs.into_iter().map(Buffer::Host).collect()
-        };
-        for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
-            let out = match out {
-                Buffer::Host(a) => {
-                    written += a.nbytes() as u64;
-                    Buffer::Host(a.reshaped(shape)?)
-                }
-                Buffer::Gpu(g) => {
-                    written += (g.len() * g.dtype().size()) as u64;
-                    if g.shape() == shape.as_slice() {
-                        Buffer::Gpu(g)
-                    } else {
-                        Buffer::Gpu(Arc::new(g.reshaped(shape)?))
+            let outs = {
+                // Host arrays for the arguments that are not host arrays of the shape the step
+                // reads: results read with another shape (a reduction's result with or without its
+                // `keepdims` axes share their data when reshaped), and device arrays a CPU step
+                // must bring down. The common case (host data as it is) holds nothing.
+                let as_they_are =
+                    step.args
+                        .iter()
+                        .zip(&step.arg_shapes)
+                        .all(|(b, shape)| match src(*b) {
+                            Ok(Buffer::View(v)) => v.shape() == shape.as_slice(),
+                            Ok(Buffer::Host(h)) => h.shape() == shape.as_slice(),
+                            _ => false,
+                        });
+                let mut held: SmallVec<[Option<DynArray>; 4]> = SmallVec::new();
+                if !as_they_are {
+                    for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                        held.push(match src(*b)? {
+                            Buffer::View(v) if v.shape() == shape.as_slice() => None,
+                            Buffer::View(v) => Some(v.try_to_dyn_array()?.reshaped(shape)?),
+                            Buffer::Host(h) if h.shape() == shape.as_slice() => None,
+                            Buffer::Host(h) => Some(h.reshaped(shape)?),
+                            Buffer::Gpu(g) => {
+                                let host = devices.gpu(gpu_index(plan)?)?.download(g)?;
+                                Some(host.reshaped(shape)?)
+                            }
+                        });
                     }
                 }
-                Buffer::View(_) => unreachable!("steps produce owned arrays"),
+                let mut views: SmallVec<[ArgView<'_>; 4]> = SmallVec::new();
+                for (j, b) in step.args.iter().enumerate() {
+                    views.push(match (held.get(j).and_then(Option::as_ref), src(*b)?) {
+                        (Some(h), _) => h.view(),
+                        (None, Buffer::View(v)) => v.reborrow(),
+                        (None, Buffer::Host(h)) => h.view(),
+                        (None, Buffer::Gpu(_)) => {
+                            unreachable!("device arrays are held on the host")
+                        }
+                    });
+                }
+                read = views.iter().fold(read, |r, v| {
+                    r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
+                });
+                let axes = &step.reduce_axes;
+                match kernel {
+                    DeviceKernel::Cpu(k) => {
+                        devices.cpu()?.run_many(k, &views, &step.shape, axes)?
+                    }
+                    DeviceKernel::Gpu(k) => {
+                        let gpu = devices.gpu(gpu_index(plan)?)?;
+                        gpu.run_many(k, &views, &step.shape, axes)?
+                    }
+                }
             };
-            temps[*t as usize] = Some(out);
+            for ((out, t), shape) in outs.into_iter().zip(&step.temps).zip(&step.out_shapes) {
+                written += out.nbytes() as u64;
+                temps[*t as usize] = Some(reshape(Buffer::Host(out), shape)?);
+            }
         }
         for t in frees {
             temps[*t as usize] = None;
@@ -223,12 +228,36 @@ fn run_steps<'a>(
             _ => st.cpu_time += start.elapsed(),
         }
     });
-    // Handles on the results (sharing their data; the temporaries die here, so a result
-    // owns its buffer alone when the caller gets it).
-    plan.results
-        .iter()
-        .map(|(t, shape)| share(temp(&temps, *t)?, shape))
-        .collect()
+    // The results, moved out of the temporaries (shared only when a plan lists one result
+    // twice), so a result owns its buffer alone when the caller gets it.
+    let mut results = Vec::with_capacity(plan.results.len());
+    for (i, (t, shape)) in plan.results.iter().enumerate() {
+        let again = plan.results[i + 1..].iter().any(|(u, _)| u == t);
+        results.push(if again {
+            share(temp(&temps, *t)?, shape)?
+        } else {
+            let b = temps.get_mut(*t as usize).and_then(Option::take);
+            let b = b.ok_or_else(|| {
+                Error::InvalidKernel(format!("result t{t} read before it was computed"))
+            })?;
+            reshape(b, shape)?
+        });
+    }
+    Ok(results)
+}
+
+/// `b` with shape `shape` (moved as it is when it has that shape already).
+fn reshape<'a>(b: Buffer<'a>, shape: &[usize]) -> Result<Buffer<'a>> {
+    let same = match &b {
+        Buffer::Host(a) => a.shape() == shape,
+        Buffer::Gpu(g) => g.shape() == shape,
+        Buffer::View(v) => v.shape() == shape,
+    };
+    if same {
+        Ok(b)
+    } else {
+        share(&b, shape)
+    }
 }
 
 /// Another handle on result `b`, with shape `shape` (shares the data).

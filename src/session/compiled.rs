@@ -89,8 +89,7 @@ impl Compiled {
                 Some(Buffer::View(args[i].reborrow()))
             })?
         };
-        let mut out = self.session.run_on_host(&plan, &inputs)?;
-        Ok(out.swap_remove(0))
+        self.session.run_first_on_host(&plan, &inputs)
     }
 
     /// The device a call with these arguments runs on (`Auto` decides per argument shapes).

@@ -155,6 +155,15 @@ impl Session {
             .collect()
     }
 
+    /// Run a plan on host inputs; its first result on the host.
+    fn run_first_on_host(&self, plan: &ExecPlan, args: &[Buffer<'_>]) -> Result<DynArray> {
+        let mut results = exec::execute(&self.inner.devices, plan, args, Residency::Host)?;
+        if results.is_empty() {
+            return Err(Error::InvalidKernel("a plan without results".into()));
+        }
+        self.to_host_buffer(plan, results.swap_remove(0))
+    }
+
     /// A result as a host array (downloading it from the plan's GPU if it is there).
     fn to_host_buffer(&self, plan: &ExecPlan, b: Buffer<'_>) -> Result<DynArray> {
         match b {
