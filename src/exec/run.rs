@@ -237,8 +237,8 @@ fn run_steps<'a>(
             share(temp(&temps, *t)?, shape)?
         } else {
             let b = temps.get_mut(*t as usize).and_then(Option::take);
-            let b = b.ok_or_else(|| {
-                Error::InvalidKernel(format!("result t{t} read before it was computed"))
+            let b = b.ok_or_else(|| Error::InvalidKernel {
+                message: format!("result t{t} read before it was computed"),
             })?;
             reshape(b, shape)?
         });

@@ -159,7 +159,9 @@ impl Session {
     fn run_first_on_host(&self, plan: &ExecPlan, args: &[Buffer<'_>]) -> Result<DynArray> {
         let mut results = exec::execute(&self.inner.devices, plan, args, Residency::Host)?;
         if results.is_empty() {
-            return Err(Error::InvalidKernel("a plan without results".into()));
+            return Err(Error::InvalidKernel {
+                message: "a plan without results".into(),
+            });
         }
         self.to_host_buffer(plan, results.swap_remove(0))
     }
