@@ -124,12 +124,10 @@ impl DynArray {
 
     /// The typed array, if the dtype is `T`'s.
     pub fn as_array<T: Element>(&self) -> Result<&ArcArray<T, IxDyn>> {
-        T::unwrap(self).ok_or_else(|| {
-            Error::Type(format!(
-                "array has dtype {}, not {}",
-                self.dtype(),
-                T::DTYPE
-            ))
+        T::unwrap(self).ok_or_else(|| Error::DtypeMismatch {
+            name: String::new(),
+            expected: T::DTYPE,
+            found: self.dtype(),
         })
     }
     /// The typed array as an owned `ArrayD<T>`, if the dtype is `T`'s.
@@ -267,16 +265,18 @@ impl<'a> ArgView<'a> {
         fn copy<T: Element>(a: &ArrayViewD<'_, T>) -> Result<DynArray> {
             let n = a.len();
             let mut v: Vec<T> = Vec::new();
-            v.try_reserve_exact(n).map_err(|_| {
-                Error::TooLarge(format!(
-                    "copying {n} elements of {} ({} bytes) needs more memory than there is",
+            v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+                shape: Some(a.shape().to_vec()),
+                reason: format!(
+                    "of {}: copying it ({} bytes) needs more memory than there is",
                     T::DTYPE,
                     (n as u128) * std::mem::size_of::<T>() as u128
-                ))
+                ),
             })?;
             v.extend(a.iter().copied());
-            let arr = ArrayD::from_shape_vec(IxDyn(a.shape()), v)
-                .map_err(|e| Error::Argument(format!("copying a view: {e}")))?;
+            let arr = ArrayD::from_shape_vec(IxDyn(a.shape()), v).map_err(|e| Error::Argument {
+                message: format!("copying a view: {e}"),
+            })?;
             Ok(T::wrap(arr.into_shared()))
         }
         match self {
@@ -384,13 +384,17 @@ pub fn broadcast_strides(
 pub fn checked_len(shape: &[usize], elem_size: usize) -> Result<usize> {
     let mut n: usize = 1;
     for &d in shape {
-        n = n.checked_mul(d).ok_or_else(|| {
-            Error::TooLarge(format!("shape {shape:?} overflows the address space"))
+        n = n.checked_mul(d).ok_or_else(|| Error::TooLarge {
+            shape: Some(shape.to_vec()),
+            reason: "overflows the address space".into(),
         })?;
     }
     n.checked_mul(elem_size)
         .filter(|b| *b <= isize::MAX as usize)
-        .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows the address space")))?;
+        .ok_or_else(|| Error::TooLarge {
+            shape: Some(shape.to_vec()),
+            reason: "overflows the address space".into(),
+        })?;
     Ok(n)
 }
 

@@ -37,9 +37,9 @@ pub fn case_expr(case: &str) -> Result<Expr> {
         "sumsq" => (&x * &x).sum(),
         "two" => 2.0 * &x + 3.0 * &b * &b - &x / &b,
         _ => {
-            return Err(Error::Argument(format!(
-                "unknown bench case `{case}` (one of {CASES:?})"
-            )))
+            return Err(Error::Argument {
+                message: format!("unknown bench case `{case}` (one of {CASES:?})"),
+            })
         }
     })
 }

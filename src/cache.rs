@@ -255,7 +255,11 @@ mod tests {
     #[test]
     fn failures_are_not_cached() {
         let c: KernelCache<u8, u8> = KernelCache::new(8);
-        let r = c.get_or_compile(0, &0, || Err(Error::Compile("transient".into())));
+        let r = c.get_or_compile(0, &0, || {
+            Err(Error::Compile {
+                message: "transient".into(),
+            })
+        });
         assert!(r.is_err());
         assert_eq!(c.len(), 0);
         assert_eq!(c.get_or_compile(0, &0, || Ok(5)).unwrap(), (5, false));

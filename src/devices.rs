@@ -82,11 +82,11 @@ impl Devices {
 
     /// The GPU backend of adapter `index` (opened on first use).
     pub fn gpu(&self, index: usize) -> Result<&GpuBackend> {
-        let slot = self.gpus.get(index).ok_or_else(|| {
-            Error::Device(format!(
+        let slot = self.gpus.get(index).ok_or_else(|| Error::Device {
+            message: format!(
                 "no GPU adapter with index {index} (a session opens adapters 0 to {})",
                 MAX_GPUS - 1
-            ))
+            ),
         })?;
         slot.get_or_init(|| GpuBackend::new(index))
             .as_ref()

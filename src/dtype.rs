@@ -1,4 +1,5 @@
-//! Element types and NumPy 2 type promotion (NEP 50).
+//! Element types and NumPy 2 type promotion (NEP 50). The [`DType`] enum itself is defined in
+//! `elem` (below `error`, so that errors can carry dtypes) and re-exported here.
 //!
 //! Arrays are *strong*: their dtype wins. Rust and literal scalars are *weak* (like Python numbers
 //! in NumPy 2): `f32_array * 2.0` stays `float32`, `i32_array + 1` stays `int32`, and an integer
@@ -7,15 +8,7 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-/// The element types fusebox computes with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DType {
-    Bool,
-    I32,
-    I64,
-    F32,
-    F64,
-}
+pub use crate::elem::DType;
 
 impl DType {
     /// All dtypes, in promotion order within each kind.
@@ -38,16 +31,6 @@ impl DType {
     pub fn is_bool(self) -> bool {
         self == DType::Bool
     }
-    /// NumPy's name (`float64`, `int32`, `bool`).
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::Bool => "bool",
-            DType::I32 => "int32",
-            DType::I64 => "int64",
-            DType::F32 => "float32",
-            DType::F64 => "float64",
-        }
-    }
     /// Short suffix used in the kernel IR text (`f64`, `i32`, `bool`).
     pub fn short(self) -> &'static str {
         match self {
@@ -66,7 +49,12 @@ impl DType {
             "int64" | "i8" | "i64" | "int" => DType::I64,
             "float32" | "f4" | "f32" => DType::F32,
             "float64" | "f8" | "f64" | "float" | "double" => DType::F64,
-            _ => return Err(Error::UnsupportedDtype(format!("unknown dtype `{s}`"))),
+            _ => {
+                return Err(Error::UnsupportedDtype {
+                    dtype: s.to_string(),
+                    context: "not a dtype name (bool, int32, int64, float32, float64)".into(),
+                })
+            }
         })
     }
     /// The float type that float-only functions (sqrt, exp, ...) compute in for this input:
@@ -78,12 +66,6 @@ impl DType {
             DType::F64 | DType::I32 | DType::I64 => Some(DType::F64),
             DType::Bool => None,
         }
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -178,7 +160,7 @@ pub fn check_weak_fits(value: Scalar, dtype: DType) -> Result<()> {
         if !fits {
             return Err(Error::IntegerOverflow {
                 value: v as i128,
-                dtype: dtype.name().to_string(),
+                dtype,
             });
         }
     }

@@ -74,21 +74,18 @@ impl ReduceAxes {
             return Ok(vec![]);
         }
         if matches!(r, Reduction::Op(op) if op.is_arg()) && axes.len() != 1 {
-            return Err(Error::Axis(format!(
-                "{r} takes a single axis or none, got {} axes",
-                axes.len()
-            )));
+            return Err(Error::Axis {
+                message: format!("{r} takes a single axis or none, got {} axes", axes.len()),
+            });
         }
         let mut out = Vec::with_capacity(axes.len());
         for &a in axes {
             let d = if a < 0 { a + ndim as isize } else { a };
             if d < 0 || d >= ndim as isize {
-                return Err(Error::Axis(format!(
-                    "axis {a} is out of bounds for array of dimension {ndim}"
-                )));
+                return Err(Error::AxisOutOfBounds { axis: a, ndim });
             }
             if out.contains(&(d as usize)) {
-                return Err(Error::Axis("duplicate value in 'axis'".into()));
+                return Err(Error::DuplicateAxis { axis: d as usize });
             }
             out.push(d as usize);
         }
@@ -125,15 +122,7 @@ pub fn reduce_meta(
         .product();
     if reduced == 0 && kept > 0 && r.needs_nonempty() {
         // NumPy's messages name the ufunc (maximum), or the argmax of an empty sequence.
-        return Err(Error::Value(match r {
-            Reduction::Op(ReduceOp::Max) => {
-                "zero-size array to reduction operation maximum which has no identity".into()
-            }
-            Reduction::Op(ReduceOp::Min) => {
-                "zero-size array to reduction operation minimum which has no identity".into()
-            }
-            _ => format!("attempt to get {r} of an empty sequence"),
-        }));
+        return Err(Error::EmptyReduction { op: r.to_string() });
     }
     Ok((out_dtype, spec.result_shape(shape, &axes), axes))
 }
@@ -466,9 +455,7 @@ pub fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> 
     if op == BinaryOp::Pow && compute.is_int() {
         if let Some(Scalar::Int(e)) = b.weak {
             if e < 0 {
-                return Err(Error::Value(
-                    "Integers to negative integer powers are not allowed.".into(),
-                ));
+                return Err(Error::NegativeIntegerPower { exponent: e });
             }
         }
     }
@@ -502,7 +489,11 @@ fn fold_unary(op: UnaryOp, s: Scalar) -> Result<Scalar> {
         (Not, Scalar::Int(i)) => Scalar::Int(!i),
         (Not, Scalar::Bool(b)) => Scalar::Bool(!b),
         (Not, Scalar::Float(_)) => {
-            return Err(Error::Type("`~` needs bool or integer operands".into()))
+            return Err(Error::OperandType {
+                op: op.name().into(),
+                dtype: DType::F64,
+                reason: "`~` needs bool or integer operands".into(),
+            })
         }
         (Floor | Ceil | Round | Trunc | Abs, Scalar::Bool(b)) => Scalar::Int(b as i64),
         (Floor | Ceil | Round | Trunc, Scalar::Int(i)) => Scalar::Int(i),
@@ -511,7 +502,9 @@ fn fold_unary(op: UnaryOp, s: Scalar) -> Result<Scalar> {
 }
 
 fn overflow() -> Error {
-    Error::Value("integer literal overflow".into())
+    Error::Value {
+        message: "integer literal overflow".into(),
+    }
 }
 
 /// Fold a binary operator on two weak literals (Python number semantics).
@@ -533,9 +526,15 @@ fn fold_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar> {
         matches!(op, Div | Arctan2 | Hypot | Copysign | Nextafter) || (op == Pow && int_of(b) < 0);
     if float || float_only {
         if matches!(op, And | Or | Xor | Shl | Shr) {
-            return Err(Error::Type(format!(
-                "`{op}` needs bool or integer operands"
-            )));
+            return Err(Error::OperandType {
+                op: op.name().into(),
+                dtype: DType::F64,
+                reason: match op {
+                    Shl | Shr => "shifts need integer operands",
+                    _ => "bitwise operators need bool or integer operands",
+                }
+                .into(),
+            });
         }
         return Ok(Scalar::Float(semantics::binary_f64(
             op,
@@ -550,7 +549,9 @@ fn fold_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar> {
         Mul => x.checked_mul(y),
         Pow => u32::try_from(y).ok().and_then(|e| x.checked_pow(e)),
         FloorDiv | Rem | Fmod if y == 0 => {
-            return Err(Error::Value("integer division or modulo by zero".into()))
+            return Err(Error::Value {
+                message: "integer division or modulo by zero".into(),
+            })
         }
         _ => Some(semantics::binary_i64(op, x, y)),
     };
@@ -794,12 +795,12 @@ pub fn data_preview(a: &DynArray) -> String {
 
 /// For every float -> integer `astype` in `exprs` (each shared node once), a bool scalar
 /// that is true where the cast meets a value it cannot represent (NaN, an infinity, a value
-/// whose truncation is out of the integer's range), with a description of the cast: the
+/// whose truncation is out of the integer's range), with the error it raises: the
 /// checks behind [`crate::session::InvalidCast::Raise`] (NumPy's
 /// `np.errstate(invalid='raise')` for casts). Like NumPy, every element is checked, also
 /// those a `where` discards (NumPy computes both branches).
-pub(crate) fn invalid_cast_checks(exprs: &[Expr]) -> Vec<(Expr, String)> {
-    fn walk(e: &Expr, seen: &mut std::collections::HashSet<usize>, out: &mut Vec<(Expr, String)>) {
+pub(crate) fn invalid_cast_checks(exprs: &[Expr]) -> Vec<(Expr, Error)> {
+    fn walk(e: &Expr, seen: &mut std::collections::HashSet<usize>, out: &mut Vec<(Expr, Error)>) {
         if !seen.insert(e.ptr_id()) {
             return;
         }
@@ -829,7 +830,14 @@ pub(crate) fn invalid_cast_checks(exprs: &[Expr]) -> Vec<(Expr, String)> {
         };
         let lo_ok = if lo_inclusive { v.ge(lo) } else { v.gt(lo) };
         let ok = lo_ok & v.lt(hi);
-        out.push(((!ok).any(), format!("{from} to {to} in `{e}`")));
+        out.push((
+            (!ok).any(),
+            Error::InvalidCast {
+                from,
+                to: *to,
+                expr: e.to_string(),
+            },
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = vec![];

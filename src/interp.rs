@@ -62,58 +62,69 @@ pub fn run_many(
             rem /= shape[d];
         }
         for (i, d) in k.insts.iter().enumerate() {
-            vals[i] = match d.inst {
-                Inst::Load { input } => {
-                    let v = &inputs[input as usize];
-                    let lead = shape.len() - v.shape().len();
-                    let local: Vec<usize> = v
-                        .shape()
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &s)| if s == 1 { 0 } else { idx[lead + j] })
-                        .collect();
-                    read(v, &local)
-                }
-                Inst::Const(c) => c,
-                Inst::Unary { op, arg } => semantics::fold_unary(op, vals[arg.index()]),
-                Inst::Binary { op, lhs, rhs } => {
-                    semantics::fold_binary(op, vals[lhs.index()], vals[rhs.index()])
-                        .ok_or_else(|| Error::InvalidKernel(format!("v{i}: mixed operands")))?
-                }
-                Inst::Select {
-                    cond,
-                    on_true,
-                    on_false,
-                } => match vals[cond.index()] {
-                    Const::Bool(true) => vals[on_true.index()],
-                    _ => vals[on_false.index()],
-                },
-                Inst::Cast { arg } => semantics::cast(vals[arg.index()], d.ty),
-                Inst::Bitcast { arg } => semantics::bitcast(vals[arg.index()], d.ty)
-                    .ok_or_else(|| Error::InvalidKernel(format!("v{i}: bad bitcast")))?,
-                // The scalar function where the condition holds, the value elsewhere.
-                Inst::Fallback { cond, value, call } => match vals[cond.index()] {
-                    Const::Bool(true) => match call {
-                        Call::Unary(op, a) => semantics::fold_unary(op, vals[a.index()]),
-                        Call::Binary(op, a, b) => {
-                            semantics::fold_binary(op, vals[a.index()], vals[b.index()])
-                                .ok_or_else(|| {
-                                    Error::InvalidKernel(format!("v{i}: mixed operands"))
-                                })?
+            vals[i] =
+                match d.inst {
+                    Inst::Load { input } => {
+                        let v = &inputs[input as usize];
+                        let lead = shape.len() - v.shape().len();
+                        let local: Vec<usize> = v
+                            .shape()
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &s)| if s == 1 { 0 } else { idx[lead + j] })
+                            .collect();
+                        read(v, &local)
+                    }
+                    Inst::Const(c) => c,
+                    Inst::Unary { op, arg } => semantics::fold_unary(op, vals[arg.index()]),
+                    Inst::Binary { op, lhs, rhs } => {
+                        semantics::fold_binary(op, vals[lhs.index()], vals[rhs.index()])
+                            .ok_or_else(|| Error::InvalidKernel {
+                                message: format!("v{i}: mixed operands"),
+                            })?
+                    }
+                    Inst::Select {
+                        cond,
+                        on_true,
+                        on_false,
+                    } => match vals[cond.index()] {
+                        Const::Bool(true) => vals[on_true.index()],
+                        _ => vals[on_false.index()],
+                    },
+                    Inst::Cast { arg } => semantics::cast(vals[arg.index()], d.ty),
+                    Inst::Bitcast { arg } => semantics::bitcast(vals[arg.index()], d.ty)
+                        .ok_or_else(|| Error::InvalidKernel {
+                            message: format!("v{i}: bad bitcast"),
+                        })?,
+                    // The scalar function where the condition holds, the value elsewhere.
+                    Inst::Fallback { cond, value, call } => match vals[cond.index()] {
+                        Const::Bool(true) => match call {
+                            Call::Unary(op, a) => semantics::fold_unary(op, vals[a.index()]),
+                            Call::Binary(op, a, b) => {
+                                semantics::fold_binary(op, vals[a.index()], vals[b.index()])
+                                    .ok_or_else(|| Error::InvalidKernel {
+                                        message: format!("v{i}: mixed operands"),
+                                    })?
+                            }
+                        },
+                        _ => vals[value.index()],
+                    },
+                    Inst::Fma { a, b, c } => {
+                        semantics::fma(vals[a.index()], vals[b.index()], vals[c.index()])
+                            .ok_or_else(|| Error::InvalidKernel {
+                                message: format!("v{i}: fma of non-floats"),
+                            })?
+                    }
+                    Inst::Lookup { table, index } => match vals[index.index()] {
+                        Const::I64(j) => table.get(j),
+                        Const::I32(j) => table.get(j as i64),
+                        _ => {
+                            return Err(Error::InvalidKernel {
+                                message: format!("v{i}: non-integer index"),
+                            })
                         }
                     },
-                    _ => vals[value.index()],
-                },
-                Inst::Fma { a, b, c } => {
-                    semantics::fma(vals[a.index()], vals[b.index()], vals[c.index()])
-                        .ok_or_else(|| Error::InvalidKernel(format!("v{i}: fma of non-floats")))?
-                }
-                Inst::Lookup { table, index } => match vals[index.index()] {
-                    Const::I64(j) => table.get(j),
-                    Const::I32(j) => table.get(j as i64),
-                    _ => return Err(Error::InvalidKernel(format!("v{i}: non-integer index"))),
-                },
-            };
+                };
         }
         // Position among the kept axes (the output element) and among the reduced axes.
         let (mut kept, mut red) = (0usize, 0i64);
@@ -152,10 +163,8 @@ pub fn run_many(
                     vals.push(match (*slot, op.is_arg()) {
                         (Some((_, pos)), true) => Const::I64(pos),
                         (Some((a, _)), false) => a,
-                        (None, _) => op.identity(acc_t).ok_or_else(|| {
-                            Error::Value(format!(
-                                "zero-size array to reduction operation {op} which has no identity"
-                            ))
+                        (None, _) => op.identity(acc_t).ok_or_else(|| Error::EmptyReduction {
+                            op: op.name().into(),
                         })?,
                     });
                 }

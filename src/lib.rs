@@ -40,7 +40,9 @@
 //!   [`ExprKind`] to inspect a tree.
 //! - [`DType`], [`Scalar`], [`DynArray`], [`ArgView`], [`Element`]: dtypes and arrays.
 //! - [`parse`]: numexpr strings to expressions. [`npy`]: `.npy` files.
-//! - [`Error`] and [`Result`]: every fallible call; bad input never panics.
+//! - [`Error`] and [`Result`]: every fallible call; bad input never panics. Each error
+//!   carries fields to match on (shapes, names, dtypes, axes, positions, paths) and renders
+//!   its message from them.
 //!
 //! Everything else (the kernel IR, the optimizer, the backends, the cost model, the bench
 //! harness) is internal; the hidden `fusebox::unstable` module reaches it for fusebox's own
@@ -67,6 +69,7 @@ mod cache;
 mod cpu;
 mod devices;
 mod dtype;
+mod elem;
 mod error;
 mod exec;
 mod explain;

@@ -195,17 +195,25 @@ fn eval(args: &EvalArgs) -> Result<()> {
     }
     // Several expressions separated by `;` are computed together (`compute_many`): what they
     // share is computed once and passes over the same data are fused.
+    let mut given: Vec<String> = vec![];
+    for (name, _) in &args.bindings {
+        if !given.contains(name) {
+            given.push(name.clone());
+        }
+    }
     let mut exprs = Vec::new();
     let mut offset = 0;
     for part in args.expr.split(';') {
-        let e = parse(part, &|n| bound.get(n).cloned()).map_err(|e| shift_column(e, offset))?;
+        let e = parse(part, &|n| bound.get(n).cloned())
+            .map_err(|e| with_known(shift_column(e, offset), &given))?;
         exprs.push(e);
         offset += part.chars().count() + 1;
     }
     if exprs.len() > 1 && args.out.is_some() {
-        return Err(Error::Argument(
-            "-o writes one array: give one expression, not several separated by `;`".into(),
-        ));
+        return Err(Error::Argument {
+            message: "-o writes one array: give one expression, not several separated by `;`"
+                .into(),
+        });
     }
     let session = Session::with_options(
         Options::default()
@@ -281,6 +289,17 @@ fn shift_column(e: Error, offset: usize) -> Error {
         Error::Parse { column, message } => Error::Parse {
             column: column + offset,
             message,
+        },
+        e => e,
+    }
+}
+
+/// An unknown name, with the names the command line binds.
+fn with_known(e: Error, given: &[String]) -> Error {
+    match e {
+        Error::UnknownName { name, known } if known.is_empty() => Error::UnknownName {
+            name,
+            known: given.to_vec(),
         },
         e => e,
     }
@@ -435,18 +454,16 @@ fn bench(args: &BenchArgs) -> Result<()> {
     };
     for c in &args.cases {
         if !CASES.contains(&c.as_str()) {
-            return Err(Error::Argument(format!(
-                "unknown bench case `{c}` (one of {})",
-                CASES.join(", ")
-            )));
+            return Err(Error::Argument {
+                message: format!("unknown bench case `{c}` (one of {})", CASES.join(", ")),
+            });
         }
     }
     for i in &args.impls {
         if !IMPLS.contains(&i.as_str()) {
-            return Err(Error::Argument(format!(
-                "unknown implementation `{i}` (one of {})",
-                IMPLS.join(", ")
-            )));
+            return Err(Error::Argument {
+                message: format!("unknown implementation `{i}` (one of {})", IMPLS.join(", ")),
+            });
         }
     }
     if !args.cases.is_empty() {

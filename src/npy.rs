@@ -28,29 +28,31 @@ struct Header {
     data_offset: u64,
 }
 
-fn npy_err(path: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::Npy(format!("{}: {reason}", path.display()))
+/// An [`Error::Npy`] for the file at `path` (`None`: bytes in memory).
+fn npy_err(path: Option<&Path>, reason: impl std::fmt::Display) -> Error {
+    Error::Npy {
+        path: path.map(Path::to_path_buf),
+        message: reason.to_string(),
+    }
 }
 
 /// Read a `.npy` file: bool, int32, int64, float32 or float64, any shape (0-d included), C or
 /// Fortran order.
 pub fn read_npy(path: &Path) -> Result<DynArray> {
-    let file = File::open(path).map_err(|e| npy_err(path, e))?;
-    let file_len = file.metadata().map_err(|e| npy_err(path, e))?.len();
-    read_from(BufReader::new(file), file_len, path)
+    let file = File::open(path).map_err(|e| npy_err(Some(path), e))?;
+    let file_len = file.metadata().map_err(|e| npy_err(Some(path), e))?.len();
+    read_from(BufReader::new(file), file_len, Some(path))
 }
 
-/// [`read_npy`] from bytes in memory (the same checks; errors name `<memory>`).
+/// [`read_npy`] from bytes in memory (the same checks; errors have no path and print
+/// `<memory>`).
 pub fn read_npy_bytes(bytes: &[u8]) -> Result<DynArray> {
-    read_from(
-        std::io::Cursor::new(bytes),
-        bytes.len() as u64,
-        Path::new("<memory>"),
-    )
+    read_from(std::io::Cursor::new(bytes), bytes.len() as u64, None)
 }
 
-/// Read from `reader` (positioned at the start of `len` bytes of `.npy` data).
-fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: &Path) -> Result<DynArray> {
+/// Read from `reader` (positioned at the start of `len` bytes of `.npy` data) of the file at
+/// `path` (`None`: memory).
+fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: Option<&Path>) -> Result<DynArray> {
     let header = read_header(&mut reader).map_err(|reason| npy_err(path, reason))?;
     let dtype = match header.descr.as_str() {
         "|b1" => DType::Bool,
@@ -59,10 +61,13 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: &Path) -> Result<Dyn
         "<f4" | ">f4" => DType::F32,
         "<f8" | ">f8" => DType::F64,
         other => {
-            return Err(Error::UnsupportedDtype(format!(
-                "{}: .npy descr {other} (supported: |b1, <i4, <i8, <f4, <f8)",
-                path.display()
-            )))
+            return Err(Error::UnsupportedDtype {
+                dtype: other.to_string(),
+                context: format!(
+                    ".npy descr of {} (supported: |b1, <i4, <i8, <f4, <f8)",
+                    path.map_or("<memory>".into(), |p| p.display().to_string())
+                ),
+            })
         }
     };
     let need = header
@@ -97,7 +102,7 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: &Path) -> Result<Dyn
     }
 }
 
-fn typed<T: Element + ReadableElement>(reader: impl Read, path: &Path) -> Result<DynArray> {
+fn typed<T: Element + ReadableElement>(reader: impl Read, path: Option<&Path>) -> Result<DynArray> {
     let a = ArrayD::<T>::read_npy(reader).map_err(|e| npy_err(path, e))?;
     Ok(a.into())
 }
@@ -108,9 +113,9 @@ pub fn write_npy(path: &Path, a: &DynArray) -> Result<()> {
         path: &Path,
         a: &ndarray::ArcArray<T, ndarray::IxDyn>,
     ) -> Result<()> {
-        let file = File::create(path).map_err(|e| npy_err(path, e))?;
+        let file = File::create(path).map_err(|e| npy_err(Some(path), e))?;
         a.write_npy(BufWriter::new(file))
-            .map_err(|e| npy_err(path, e))
+            .map_err(|e| npy_err(Some(path), e))
     }
     match a {
         DynArray::Bool(x) => go(path, x),
@@ -250,12 +255,15 @@ mod tests {
     fn other_dtypes_are_named() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
         match read_npy(&dir.join("u8_unsupported.npy")) {
-            Err(Error::UnsupportedDtype(m)) => assert!(m.contains("|u1"), "{m}"),
+            Err(Error::UnsupportedDtype { dtype, context }) => {
+                assert_eq!(dtype, "|u1");
+                assert!(context.contains("u8_unsupported.npy"), "{context}");
+            }
             other => panic!("{other:?}"),
         }
         match read_npy(&dir.join("structured_unsupported.npy")) {
-            Err(Error::UnsupportedDtype(m)) => {
-                assert!(m.contains("[('a', '<i4'), ('b', '<f8')]"), "{m}")
+            Err(Error::UnsupportedDtype { dtype, .. }) => {
+                assert_eq!(dtype, "[('a', '<i4'), ('b', '<f8')]")
             }
             other => panic!("{other:?}"),
         }
@@ -311,9 +319,13 @@ mod tests {
         for (bytes, reason) in cases {
             std::fs::write(&p, &bytes).unwrap();
             match read_npy(&p) {
-                Err(Error::Npy(m)) => {
-                    assert!(m.contains(&p.display().to_string()), "{m}");
-                    assert!(m.contains(reason), "{m} lacks {reason}");
+                Err(e @ Error::Npy { .. }) => {
+                    let Error::Npy { path, message } = &e else {
+                        unreachable!()
+                    };
+                    assert_eq!(path.as_deref(), Some(p.as_path()));
+                    assert!(message.contains(reason), "{message} lacks {reason}");
+                    assert!(e.to_string().contains(&p.display().to_string()), "{e}");
                 }
                 other => panic!("{reason}: {other:?}"),
             }
@@ -321,9 +333,13 @@ mod tests {
         let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
         v2.extend_from_slice(&u32::MAX.to_le_bytes());
         std::fs::write(&p, &v2).unwrap();
-        assert!(matches!(read_npy(&p), Err(Error::Npy(m)) if m.contains("longer than")));
+        assert!(
+            matches!(read_npy(&p), Err(Error::Npy { message, .. }) if message.contains("longer than"))
+        );
         let missing = dir.path().join("missing.npy");
-        assert!(matches!(read_npy(&missing), Err(Error::Npy(m)) if m.contains("missing.npy")));
+        assert!(
+            matches!(read_npy(&missing), Err(Error::Npy { path: Some(f), .. }) if f == missing)
+        );
     }
 
     #[test]

@@ -186,7 +186,13 @@ impl UnaryOp {
     /// `(dtype the operand is cast to, result dtype)` for an operand of dtype `x`.
     pub fn signature(self, x: DType) -> Result<(DType, DType)> {
         use UnaryOp::*;
-        let bad = |why: &str| Err(Error::Type(format!("`{}` of {x}: {why}", self.name())));
+        let bad = |why: &str| {
+            Err(Error::OperandType {
+                op: self.name().into(),
+                dtype: x,
+                reason: why.into(),
+            })
+        };
         match self {
             Neg | Sign if x.is_bool() => bad("not supported for bool (NumPy raises; use `~`)"),
             Neg | Sign | Abs => Ok((x, x)),
@@ -282,7 +288,13 @@ impl BinaryOp {
     /// of the operands.
     pub fn signature(self, common: DType) -> Result<(DType, DType)> {
         use BinaryOp::*;
-        let bad = |why: &str| Err(Error::Type(format!("`{}` of {common}: {why}", self.name())));
+        let bad = |why: &str| {
+            Err(Error::OperandType {
+                op: self.name().into(),
+                dtype: common,
+                reason: why.into(),
+            })
+        };
         let f16 = "NumPy gives int8/float16 for bool operands, which fusebox does not support; cast first";
         match self {
             _ if self.is_comparison() => Ok((common, DType::Bool)),

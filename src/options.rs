@@ -30,9 +30,11 @@ impl Device {
             _ => match s.strip_prefix("gpu:").and_then(|n| n.parse().ok()) {
                 Some(n) => Device::Gpu(n),
                 None => {
-                    return Err(Error::Argument(format!(
-                        "unknown device `{s}` (expected auto, cpu, gpu, gpu:N or reference)"
-                    )))
+                    return Err(Error::Argument {
+                        message: format!(
+                            "unknown device `{s}` (expected auto, cpu, gpu, gpu:N or reference)"
+                        ),
+                    })
                 }
             },
         })

@@ -431,7 +431,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<()> {
         self.nest += 1;
         if self.nest > MAX_DEPTH {
-            return Err(Error::TooDeep(MAX_DEPTH));
+            return Err(Error::TooDeep { limit: MAX_DEPTH });
         }
         Ok(())
     }
@@ -446,7 +446,7 @@ impl Parser<'_> {
             _ => 1 + children.iter().map(|c| c.depth).max().unwrap_or(0),
         };
         if depth > MAX_DEPTH {
-            return Err(Error::TooDeep(MAX_DEPTH));
+            return Err(Error::TooDeep { limit: MAX_DEPTH });
         }
         Ok(Built { expr, depth })
     }
@@ -536,9 +536,11 @@ impl Parser<'_> {
             // Unary plus: NumPy's `positive`, which rejects bool.
             None => {
                 if self.check_meta && x.expr.dtype().ok() == Some(DType::Bool) {
-                    return Err(Error::Type(
-                        "unary `+` is not supported for bool (NumPy raises)".into(),
-                    ));
+                    return Err(Error::OperandType {
+                        op: "positive".into(),
+                        dtype: DType::Bool,
+                        reason: "unary `+` is not supported for bool (NumPy raises)".into(),
+                    });
                 }
                 Ok(x)
             }
@@ -620,7 +622,10 @@ impl Parser<'_> {
                 format!("function `{name}` needs arguments: `{name}(...)`"),
             ));
         }
-        Err(Error::UnknownName(name.to_string()))
+        Err(Error::UnknownName {
+            name: name.to_string(),
+            known: vec![],
+        })
     }
 
     /// `name(args...)`; the current token is `(`.
@@ -947,7 +952,7 @@ impl Parser<'_> {
         let e = Expr::select(cond, Expr::from(value), Expr::from(value)).astype(meta.dtype);
         let depth = x.depth + 3;
         if depth > MAX_DEPTH {
-            return Err(Error::TooDeep(MAX_DEPTH));
+            return Err(Error::TooDeep { limit: MAX_DEPTH });
         }
         Ok(Built { expr: e, depth })
     }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 
 /// Evaluate `expr` with plain ndarray, one operator at a time, each producing a temporary
 /// (what NumPy does). Symbols are looked up in `bindings` (`Error::UnknownName` if absent;
-/// the dtype must match the symbol's declared dtype, else `Error::Type`; shapes may differ from
+/// the dtype must match the symbol's declared dtype, else `Error::DtypeMismatch`; shapes may differ from
 /// the declared ones: they are re-inferred and broadcast with NumPy's rules, and
 /// `Error::ShapeMismatch` names both shapes).
 ///
@@ -57,7 +57,9 @@ pub fn evaluate(expr: &Expr, bindings: &HashMap<String, DynArray>) -> Result<Dyn
     }
     match memo.remove(&expr.ptr_id()) {
         Some(v) => v.into_array(),
-        None => Err(Error::Value("reference: root was not evaluated".into())),
+        None => Err(Error::Value {
+            message: "reference: root was not evaluated".into(),
+        }),
     }
 }
 
@@ -118,21 +120,27 @@ fn eval_node(
     bindings: &HashMap<String, DynArray>,
 ) -> Result<Value> {
     let get = |c: &Expr| -> Result<Value> {
-        memo.get(&c.ptr_id())
-            .cloned()
-            .ok_or_else(|| Error::Value("reference: child evaluated out of order".into()))
+        memo.get(&c.ptr_id()).cloned().ok_or_else(|| Error::Value {
+            message: "reference: child evaluated out of order".into(),
+        })
     };
     Ok(match e.kind() {
         ExprKind::Symbol(name) => {
             let declared = e.meta()?.dtype;
-            let a = bindings
-                .get(name)
-                .ok_or_else(|| Error::UnknownName(name.clone()))?;
+            let a = bindings.get(name).ok_or_else(|| Error::UnknownName {
+                name: name.clone(),
+                known: {
+                    let mut known: Vec<String> = bindings.keys().cloned().collect();
+                    known.sort();
+                    known
+                },
+            })?;
             if a.dtype() != declared {
-                return Err(Error::Type(format!(
-                    "`{name}` is declared {declared} but bound to a {} array",
-                    a.dtype()
-                )));
+                return Err(Error::DtypeMismatch {
+                    name: name.clone(),
+                    expected: declared,
+                    found: a.dtype(),
+                });
             }
             Value::Array(a.clone())
         }
@@ -474,10 +482,11 @@ fn reduce(
                 DynArray::F64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
             }
         }
-        (op, x) => Err(Error::Type(format!(
-            "reference: {op} does not compute in {}",
-            x.dtype()
-        ))),
+        (op, x) => Err(Error::OperandType {
+            op: op.name().into(),
+            dtype: x.dtype(),
+            reason: "the reference evaluator does not compute it".into(),
+        }),
     }
 }
 
@@ -496,14 +505,9 @@ fn binary_ext(op: ReduceOp) -> Option<BinaryOp> {
 }
 
 fn empty_error(op: ReduceOp) -> Error {
-    let name = match op {
-        ReduceOp::Min => "minimum",
-        ReduceOp::Max => "maximum",
-        other => other.name(),
-    };
-    Error::Value(format!(
-        "zero-size array to reduction operation {name} which has no identity"
-    ))
+    Error::EmptyReduction {
+        op: op.name().into(),
+    }
 }
 
 /// The first element combined with each later one in order (reductions without identity).
@@ -532,9 +536,9 @@ fn arg_best<T: Copy + PartialOrd>(op: ReduceOp, g: &[T], max: bool) -> Result<i6
     }
     match best {
         Some((i, _)) => Ok(i as i64),
-        None => Err(Error::Value(format!(
-            "attempt to get {op} of an empty sequence"
-        ))),
+        None => Err(Error::EmptyReduction {
+            op: op.name().into(),
+        }),
     }
 }
 
@@ -594,8 +598,9 @@ fn fold<T: Element, R: Element>(
         .iter()
         .map(|g| f(g, run))
         .collect::<Result<Vec<R>>>()?;
-    let out = ArrayD::from_shape_vec(IxDyn(shape), vals)
-        .map_err(|e| Error::Value(format!("reference: reduction result shape: {e}")))?;
+    let out = ArrayD::from_shape_vec(IxDyn(shape), vals).map_err(|e| Error::Value {
+        message: format!("reference: reduction result shape: {e}"),
+    })?;
     Ok(out.into())
 }
 
@@ -803,10 +808,9 @@ mod tests {
         assert!(red(&z, m, None, false).scalar_f64().unwrap().is_nan());
         // NumPy names the ufunc (`maximum`); `expr::reduce_meta` names the reduction.
         match eval(&zi.max()) {
-            Err(Error::Value(msg)) => assert!(
-                msg.starts_with("zero-size array to reduction operation ")
-                    && msg.ends_with(" which has no identity"),
-                "{msg}"
+            Err(e @ Error::EmptyReduction { .. }) => assert_eq!(
+                e.to_string(),
+                "value error: zero-size array to reduction operation maximum which has no identity"
             ),
             other => panic!("{other:?}"),
         }
@@ -827,7 +831,10 @@ mod tests {
         let e = &a - &b;
         let mut env = HashMap::new();
         env.insert("a".to_string(), DynArray::from(arr2(&[[1.0], [2.0]])));
-        assert!(matches!(evaluate(&e, &env), Err(Error::UnknownName(n)) if n == "b"));
+        assert!(matches!(
+            evaluate(&e, &env),
+            Err(Error::UnknownName { name, known }) if name == "b" && known == ["a"]
+        ));
         env.insert("b".to_string(), DynArray::from(arr1(&[1.0, 2.0, 3.0])));
         let r = evaluate(&e, &env).unwrap().into_f64().unwrap();
         assert_eq!(r, arr2(&[[0.0, -1.0, -2.0], [1.0, 0.0, -1.0]]).into_dyn());
@@ -841,13 +848,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         env.insert("b".to_string(), DynArray::from(arr1(&[1.0f32])));
-        assert!(matches!(evaluate(&e, &env), Err(Error::Type(_))));
+        assert!(matches!(
+            evaluate(&e, &env),
+            Err(Error::DtypeMismatch { name, expected: DType::F64, found: DType::F32 }) if name == "b"
+        ));
     }
 
     #[test]
     fn typing_errors_and_shared_subtrees() {
         let b = Expr::data(arr1(&[true, false]), Some("b"));
-        assert!(matches!(eval(&(&b - &b)), Err(Error::Type(_))));
+        assert!(matches!(
+            eval(&(&b - &b)),
+            Err(Error::OperandType { op, dtype: DType::Bool, .. }) if op == "sub"
+        ));
         let i = Expr::data(arr1(&[1i32]), Some("i"));
         assert!(matches!(
             eval(&(&i + (1i64 << 40))),

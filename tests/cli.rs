@@ -178,7 +178,7 @@ fn error_lines_and_exit_codes() {
     let w = write(dir.path(), "w.npy", &arr1(&[1.0, 2.0, 3.0, 4.0]));
     let xb = format!("x={x}");
     check_error(&["eval", "x + ", &xb], "parse error at column 5");
-    check_error(&["eval", "x + y", &xb], "unknown name `y`");
+    check_error(&["eval", "x + y", &xb], "unknown name `y`, known names: x");
     let e = check_error(&["eval", "x + w", &xb, &format!("w={w}")], "shape mismatch");
     assert!(e.contains("[3]") && e.contains("[4]"), "{e}");
     let e = check_error(&["eval", "x + 1", "x=/nonexistent/dir/x.npy"], "npy error");

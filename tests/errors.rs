@@ -41,7 +41,13 @@ fn engines_err(e: &Expr, reference: bool) -> Vec<Error> {
 fn unknown_name_in_a_string_expression() {
     let x = Expr::symbol("x", DType::F64, &[3]);
     let err = parse::parse("x + y", &|n| (n == "x").then(|| x.clone())).unwrap_err();
-    assert_eq!(err, Error::UnknownName("y".into()));
+    assert_eq!(
+        err,
+        Error::UnknownName {
+            name: "y".into(),
+            known: vec![]
+        }
+    );
     assert_eq!(err.to_string(), "unknown name `y`");
 }
 
@@ -53,7 +59,14 @@ fn unknown_name_in_bindings() {
     let err = s
         .compute_with(&(&x + 1.0), &[("z", (&a).into())])
         .unwrap_err();
-    assert_eq!(err, Error::UnknownName("x".into()));
+    assert_eq!(
+        err,
+        Error::UnknownName {
+            name: "x".into(),
+            known: vec!["z".into()]
+        }
+    );
+    assert_eq!(err.to_string(), "unknown name `x`, known names: z");
 }
 
 #[test]
@@ -79,7 +92,7 @@ fn unsupported_dtype_in_a_file() {
     let err =
         fusebox::npy::read_npy(std::path::Path::new("tests/data/u8_unsupported.npy")).unwrap_err();
     assert!(
-        matches!(&err, Error::UnsupportedDtype(m) if m.contains("|u1")),
+        matches!(&err, Error::UnsupportedDtype { dtype, .. } if dtype == "|u1"),
         "{err}"
     );
 }
@@ -103,7 +116,7 @@ fn unsupported_dtype_on_the_pinned_gpu() {
         Err(err) => {
             assert!(!info.f64 || !info.i64, "{err}");
             assert!(
-                matches!(&err, Error::UnsupportedDtype(m) if m.contains("float64")),
+                matches!(&err, Error::UnsupportedDtype { dtype, .. } if dtype == "float64"),
                 "{err}"
             );
         }
@@ -116,14 +129,14 @@ fn no_adapter() {
     let x = Expr::data(arr1(&[1.0, 2.0]), None);
     let err = s.compute(&(&x + 1.0)).unwrap_err();
     assert!(
-        matches!(&err, Error::Device(m) if m.contains("99") || m.contains("no GPU adapter")),
+        matches!(&err, Error::Device { message } if message.contains("99") || message.contains("no GPU adapter")),
         "{err}"
     );
     // Compiling and explaining say the same; nothing panics.
-    assert!(matches!(s.compile(&(&x + 1.0)), Err(Error::Device(_))));
+    assert!(matches!(s.compile(&(&x + 1.0)), Err(Error::Device { .. })));
     assert!(matches!(
         s.to_device(&(&arr1(&[1.0])).into()),
-        Err(Error::Device(_))
+        Err(Error::Device { .. })
     ));
 }
 
@@ -131,7 +144,7 @@ fn no_adapter() {
 fn device_names_that_do_not_parse_are_argument_errors() {
     let err = Device::parse("tpu").unwrap_err();
     assert!(
-        matches!(&err, Error::Argument(m) if m.contains("tpu")),
+        matches!(&err, Error::Argument { message } if message.contains("tpu")),
         "{err}"
     );
     assert!(Device::parse("gpu:x").is_err());
@@ -143,18 +156,23 @@ fn expression_too_deep_from_a_string() {
     let src = format!("{}x{}", "(".repeat(100_000), ")".repeat(100_000));
     let x = Expr::symbol("x", DType::F64, &[1]);
     let err = parse::parse(&src, &|_| Some(x.clone())).unwrap_err();
-    assert_eq!(err, Error::TooDeep(parse::MAX_DEPTH));
+    assert_eq!(
+        err,
+        Error::TooDeep {
+            limit: parse::MAX_DEPTH
+        }
+    );
     assert!(err.to_string().contains("too deep"));
     // Unary chains and `**` chains too.
     let src = format!("{}x", "-".repeat(100_000));
     assert!(matches!(
         parse::parse(&src, &|_| Some(x.clone())),
-        Err(Error::TooDeep(_))
+        Err(Error::TooDeep { .. })
     ));
     let src = vec!["x"; 100_000].join("**");
     assert!(matches!(
         parse::parse(&src, &|_| Some(x.clone())),
-        Err(Error::TooDeep(_))
+        Err(Error::TooDeep { .. })
     ));
 }
 
@@ -170,7 +188,9 @@ fn expression_too_deep_from_rust() {
     for err in engines_err(&e, false) {
         assert_eq!(
             err,
-            Error::TooDeep(fusebox::unstable::opt::lower::MAX_DEPTH)
+            Error::TooDeep {
+                limit: fusebox::unstable::opt::lower::MAX_DEPTH
+            }
         );
     }
     // Dropping a 20,000-deep expression must not overflow the stack either (done here).
@@ -196,7 +216,7 @@ fn array_too_large_for_the_address_space() {
             )
             .unwrap_err();
         assert!(
-            matches!(&err, Error::TooLarge(m) if m.contains("1099511627776")),
+            matches!(&err, Error::TooLarge { shape: Some(s), .. } if s == &[1 << 40, 1 << 40]),
             "{d}: {err}"
         );
     }
@@ -218,7 +238,7 @@ fn array_too_large_on_the_reference_device() {
     let err = s
         .compute_with(&(&c * &r), &[("c", col.into()), ("r", row.into())])
         .unwrap_err();
-    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
 
 /// A 0-stride view of one element broadcast to 2^62 elements is valid to ndarray; `x + 1` on it
@@ -233,7 +253,7 @@ fn array_too_large_from_a_huge_broadcast_input() {
     let err = s
         .compute_with(&(&x + 1.0), &[("x", huge.into())])
         .unwrap_err();
-    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
 
 /// NaN (and out-of-range values) cast to an integer: NumPy on x86-64 gives the integer's
@@ -358,14 +378,23 @@ fn nan_in_an_integer_cast_raises_under_invalid_cast_raise() {
             assert_eq!(wrapped.into_i32().unwrap()[[0]], 0, "{d}");
             for (x, to, what) in &bad {
                 match s.compute(&(x * 1.0).astype(*to)) {
-                    Err(Error::InvalidCast(m)) => assert!(m.contains(what), "{d}: {m}"),
+                    Err(e @ Error::InvalidCast { .. }) => {
+                        assert!(
+                            matches!(&e, Error::InvalidCast { to: t, .. } if t == to),
+                            "{e}"
+                        );
+                        assert!(e.to_string().contains(what), "{d}: {e}");
+                    }
                     other => panic!("{d} {x}: {other:?}"),
                 }
             }
             // A lane `where` discards is checked too (NumPy computes both branches).
             let x = Expr::data(arr1(&[f64::NAN, 2.0]), None);
             let e = fusebox::where_(x.ne_(&x), 0i64, x.astype(DType::I64));
-            assert!(matches!(s.compute(&e), Err(Error::InvalidCast(_))), "{d}");
+            assert!(
+                matches!(s.compute(&e), Err(Error::InvalidCast { .. })),
+                "{d}"
+            );
         }
     }
     // Compiled functions check every call, with the call's data.
@@ -376,7 +405,7 @@ fn nan_in_an_integer_cast_raises_under_invalid_cast_raise() {
     assert_eq!(ok.into_i32().unwrap().as_slice().unwrap(), [2, 4]);
     assert!(matches!(
         f.call(&[(&arr1(&[1.0, 2e9])).into()]),
-        Err(Error::InvalidCast(_))
+        Err(Error::InvalidCast { .. })
     ));
     // Device-resident compute downloads the check, not the data.
     if common::gpu_available() {
@@ -384,7 +413,7 @@ fn nan_in_an_integer_cast_raises_under_invalid_cast_raise() {
         let xd = s.to_device(&(&arr1(&[1.0, f64::INFINITY])).into()).unwrap();
         let x = s.symbol("x", DType::F64, &[2]);
         let r = s.compute_on_device(&x.astype(DType::I64), &[("x", &xd)]);
-        assert!(matches!(r, Err(Error::InvalidCast(_))), "{:?}", r.err());
+        assert!(matches!(r, Err(Error::InvalidCast { .. })), "{:?}", r.err());
     }
     // The default keeps NumPy's value.
     let nan = Expr::data(arr1(&[f64::NAN]), None).astype(DType::I32);
@@ -417,7 +446,7 @@ fn axis_errors_name_the_axis() {
     let e = x.reduce(sum, Some(&[2]), false);
     let err = e.meta().unwrap_err();
     assert!(
-        matches!(&err, Error::Axis(m) if m.contains("axis 2 is out of bounds for array of dimension 2")),
+        matches!(&err, Error::AxisOutOfBounds { axis: 2, ndim: 2 }),
         "{err}"
     );
     // The reference evaluator answers "does not compute sum with axes yet" (a type error)
@@ -427,10 +456,7 @@ fn axis_errors_name_the_axis() {
         assert_eq!(got, err);
     }
     let err = x.reduce(sum, Some(&[0, -2]), false).meta().unwrap_err();
-    assert!(
-        matches!(&err, Error::Axis(m) if m.contains("duplicate")),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::DuplicateAxis { axis: 0 }), "{err}");
 }
 
 #[test]
@@ -441,14 +467,24 @@ fn argument_errors_from_compiled_functions() {
     let a = arr1(&[1.0, 2.0, 3.0]);
     // Too many arguments.
     let err = f.call(&[(&a).into(), (&a).into()]).unwrap_err();
-    assert!(matches!(err, Error::Argument(_)), "{err}");
+    assert!(
+        matches!(&err, Error::ArgumentCount { expected: 1, found: 2, params } if params == &["t"]),
+        "{err}"
+    );
     // Too few.
-    assert!(matches!(f.call(&[]), Err(Error::Argument(_))));
+    assert!(matches!(
+        f.call(&[]),
+        Err(Error::ArgumentCount {
+            expected: 1,
+            found: 0,
+            ..
+        })
+    ));
     // The wrong dtype.
     let i = arr1(&[1i32, 2, 3]);
     let err = f.call(&[(&i).into()]).unwrap_err();
     assert!(
-        matches!(&err, Error::Argument(m) | Error::Type(m) if m.contains("int32")),
+        matches!(&err, Error::DtypeMismatch { name, expected: DType::F64, found: DType::I32 } if name == "t"),
         "{err}"
     );
 }
@@ -459,14 +495,14 @@ fn npy_errors_name_the_file_and_the_reason() {
     let missing = dir.path().join("missing.npy");
     let err = fusebox::npy::read_npy(&missing).unwrap_err();
     assert!(
-        matches!(&err, Error::Npy(m) if m.contains("missing.npy")),
+        matches!(&err, Error::Npy { path: Some(p), .. } if p == &missing),
         "{err}"
     );
     let garbage = dir.path().join("garbage.npy");
     std::fs::write(&garbage, b"not numpy at all").unwrap();
     let err = fusebox::npy::read_npy(&garbage).unwrap_err();
     assert!(
-        matches!(&err, Error::Npy(m) if m.contains("bad magic")),
+        matches!(&err, Error::Npy { path: Some(p), message } if p == &garbage && message.contains("bad magic")),
         "{err}"
     );
 }
@@ -476,7 +512,7 @@ fn type_errors_name_the_operator_and_dtype() {
     let x = Expr::data(arr1(&[1.0, 2.0]), None);
     let err = (!&x).meta().unwrap_err();
     assert!(
-        matches!(&err, Error::Type(m) if m.contains("float64")),
+        matches!(&err, Error::OperandType { op, dtype: DType::F64, .. } if op == "not"),
         "{err}"
     );
     for got in every_engine_errs(&!&x) {
@@ -490,7 +526,7 @@ fn integer_literal_out_of_bounds() {
     let e = &x + (1i64 << 40);
     let err = e.meta().unwrap_err();
     assert!(
-        matches!(&err, Error::IntegerOverflow { value, dtype } if *value == 1 << 40 && dtype == "int32"),
+        matches!(&err, Error::IntegerOverflow { value, dtype: DType::I32 } if *value == 1 << 40),
         "{err}"
     );
     for got in every_engine_errs(&e) {
@@ -505,7 +541,7 @@ fn integer_to_a_negative_integer_power_is_a_value_error() {
     let errs = every_engine_errs(&e);
     for got in errs {
         assert!(
-            matches!(&got, Error::Value(m) if m.contains("negative integer powers")),
+            matches!(&got, Error::NegativeIntegerPower { exponent: -1 }),
             "{got}"
         );
     }
@@ -531,17 +567,17 @@ fn injected_gpu_faults_are_typed_errors() {
     let cases: [Case; 3] = [
         (
             Fault::OutOfMemory,
-            |e| matches!(e, Error::OutOfMemory(_)),
+            |e| matches!(e, Error::OutOfMemory { .. }),
             "out of device memory",
         ),
         (
             Fault::DeviceLost,
-            |e| matches!(e, Error::DeviceLost(_)),
+            |e| matches!(e, Error::DeviceLost { .. }),
             "device lost",
         ),
         (
             Fault::Compile,
-            |e| matches!(e, Error::Compile(_)),
+            |e| matches!(e, Error::Compile { .. }),
             "compile error",
         ),
     ];

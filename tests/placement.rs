@@ -476,7 +476,7 @@ fn auto_falls_back_to_the_cpu_when_the_gpu_fails() {
         .unwrap();
     assert!(matches!(
         pinned.compute_with(&e, &bind),
-        Err(Error::OutOfMemory(_))
+        Err(Error::OutOfMemory { .. })
     ));
     assert_eq!(pinned.stats().gpu_fallbacks, 0);
 }

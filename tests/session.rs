@@ -132,7 +132,10 @@ fn errors_are_typed_and_name_the_problem() {
     let x = s.symbol("x", DType::F64, &[3]);
     // Unknown name: a symbol never bound.
     match s.compute(&(&x + 1.0)) {
-        Err(Error::UnknownName(n)) => assert_eq!(n, "x"),
+        Err(Error::UnknownName { name, known }) => {
+            assert_eq!(name, "x");
+            assert!(known.is_empty(), "{known:?}");
+        }
         other => panic!("{other:?}"),
     }
     // Shape mismatch, with both shapes, at call time.
@@ -147,12 +150,22 @@ fn errors_are_typed_and_name_the_problem() {
     let i = Array1::<i32>::zeros(3);
     assert!(matches!(
         f.call(&[(&a).into(), (&i).into()]),
-        Err(Error::Type(_))
+        Err(Error::DtypeMismatch { name, expected: DType::F64, found: DType::I32 }) if name == "y"
     ));
-    assert!(matches!(f.call(&[(&a).into()]), Err(Error::Argument(_))));
+    assert!(matches!(
+        f.call(&[(&a).into()]),
+        Err(Error::ArgumentCount {
+            expected: 2,
+            found: 1,
+            ..
+        })
+    ));
     // An operator NumPy rejects.
     let bools = s.data(arr1(&[true, false]));
-    assert!(matches!(s.compute(&(&bools - &bools)), Err(Error::Type(_))));
+    assert!(matches!(
+        s.compute(&(&bools - &bools)),
+        Err(Error::OperandType { op, dtype: DType::Bool, .. }) if op == "sub"
+    ));
     // NEP 50: a literal that does not fit int32.
     let ints = s.data(arr1(&[1i32, 2]));
     assert!(matches!(
@@ -161,7 +174,7 @@ fn errors_are_typed_and_name_the_problem() {
     ));
     // A GPU adapter that does not exist: a clear device error, not a crash.
     let g = Session::with_options(Options::default().with_device(Device::Gpu(99)));
-    assert!(matches!(g.compute(&(&ints + 1)), Err(Error::Device(_))));
+    assert!(matches!(g.compute(&(&ints + 1)), Err(Error::Device { .. })));
 }
 
 #[test]
@@ -172,7 +185,7 @@ fn deep_expressions_are_refused_not_crashed() {
     for _ in 0..5000 {
         e = e + 1.0;
     }
-    assert!(matches!(s.compute(&e), Err(Error::TooDeep(_))));
+    assert!(matches!(s.compute(&e), Err(Error::TooDeep { .. })));
 }
 
 /// The multi-output example: `min(x)`, `max(x)`, `sum(x)` in one kernel that reads `x`

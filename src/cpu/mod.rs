@@ -156,16 +156,21 @@ impl CpuKernel {
 fn native_isa() -> Result<OwnedTargetIsa> {
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
-        f.set(k, v)
-            .map_err(|e| Error::Compile(format!("Cranelift flag {k}={v}: {e}")))
+        f.set(k, v).map_err(|e| Error::Compile {
+            message: format!("Cranelift flag {k}={v}: {e}"),
+        })
     };
     set(&mut flags, "opt_level", "speed")?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", "false")?;
     cranelift_native::builder()
-        .map_err(|e| Error::Device(format!("this CPU is not supported by Cranelift: {e}")))?
+        .map_err(|e| Error::Device {
+            message: format!("this CPU is not supported by Cranelift: {e}"),
+        })?
         .finish(settings::Flags::new(flags))
-        .map_err(|e| Error::Compile(e.to_string()))
+        .map_err(|e| Error::Compile {
+            message: e.to_string(),
+        })
 }
 
 pub use crate::target::host_has_fma;
@@ -188,7 +193,9 @@ impl CpuBackend {
                     .num_threads(threads)
                     .thread_name(|i| format!("fusebox-cpu-{i}"))
                     .build()
-                    .map_err(|e| Error::Device(format!("cannot start {threads} threads: {e}")))?,
+                    .map_err(|e| Error::Device {
+                        message: format!("cannot start {threads} threads: {e}"),
+                    })?,
             )
         } else {
             None
@@ -578,10 +585,9 @@ impl CpuBackend {
         if kept_n == 0 || red_n == 0 {
             if kept_n > 0 {
                 if let Some(s) = specs.iter().find(|s| s.op.identity(s.acc).is_none()) {
-                    return Err(Error::Value(format!(
-                        "zero-size array to reduction operation {} which has no identity",
-                        s.op
-                    )));
+                    return Err(Error::EmptyReduction {
+                        op: s.op.name().into(),
+                    });
                 }
             }
             let res: Vec<Slot> = (0..kept_n)

@@ -27,7 +27,7 @@ pub(crate) use run::{execute, Buffer, Residency};
 
 use crate::cpu::CpuKernel;
 use crate::devices::Devices;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::GpuKernel;
 use crate::opt::{Buf, PlanInput, Step};
 use crate::options::Device;
@@ -55,8 +55,8 @@ pub(crate) struct ExecPlan {
     /// The result number and shape of each expression of the plan, then of each cast check
     /// (see [`crate::InvalidCast::Raise`]).
     pub results: Vec<(u32, Vec<usize>)>,
-    /// What each cast check checks (the last `checks.len()` results).
-    pub checks: Vec<String>,
+    /// The error each cast check raises (the last `checks.len()` results).
+    pub checks: Vec<Error>,
     /// How many results the steps produce.
     pub n_temps: usize,
 }
@@ -84,7 +84,7 @@ pub(crate) struct PlanParts {
     pub input_shapes: Vec<Vec<usize>>,
     pub steps: Vec<Step>,
     pub results: Vec<(u32, Vec<usize>)>,
-    pub checks: Vec<String>,
+    pub checks: Vec<Error>,
 }
 
 /// Compile a placed plan. Under `Auto` (`auto`), a GPU that cannot compile it hands it to the
@@ -126,7 +126,7 @@ pub(crate) fn prepare(
 }
 
 /// Count and report an `Auto` plan that failed on `device` and goes to the CPU.
-pub(crate) fn fell_back(devices: &Devices, device: Device, e: &crate::Error) {
+pub(crate) fn fell_back(devices: &Devices, device: Device, e: &Error) {
     tracing::warn!("fusebox: {device} failed ({e}); running the plan on the CPU");
     devices.record(|st| st.gpu_fallbacks += 1);
 }

@@ -25,9 +25,9 @@ pub(crate) enum Buffer<'a> {
 fn gpu_index(plan: &ExecPlan) -> Result<usize> {
     match plan.device {
         Device::Gpu(n) => Ok(n),
-        d => Err(Error::Device(format!(
-            "a GPU kernel in a plan placed on {d}"
-        ))),
+        d => Err(Error::Device {
+            message: format!("a GPU kernel in a plan placed on {d}"),
+        }),
     }
 }
 
@@ -36,7 +36,9 @@ fn temp<T>(temps: &[Option<T>], t: u32) -> Result<&T> {
     temps
         .get(t as usize)
         .and_then(Option::as_ref)
-        .ok_or_else(|| Error::InvalidKernel(format!("result t{t} read before it was computed")))
+        .ok_or_else(|| Error::InvalidKernel {
+            message: format!("result t{t} read before it was computed"),
+        })
 }
 
 /// Where a GPU plan keeps its intermediate data.
@@ -57,9 +59,9 @@ fn source<'s, 'a>(
     temps: &'s [Option<Buffer<'a>>],
 ) -> Result<&'s Buffer<'a>> {
     match b {
-        Buf::Input(i) => inputs
-            .get(i as usize)
-            .ok_or_else(|| Error::InvalidKernel(format!("plan input {i} not bound"))),
+        Buf::Input(i) => inputs.get(i as usize).ok_or_else(|| Error::InvalidKernel {
+            message: format!("plan input {i} not bound"),
+        }),
         Buf::Temp(t) => temp(temps, t),
     }
 }
@@ -92,7 +94,7 @@ pub(crate) fn execute<'a>(
             Buffer::View(v) => v.try_to_dyn_array()?.scalar_f64(),
         };
         if flag != Some(0.0) {
-            return Err(Error::InvalidCast(what.clone()));
+            return Err(what.clone());
         }
     }
     Ok(results)
@@ -235,8 +237,8 @@ fn run_steps<'a>(
             share(temp(&temps, *t)?, shape)?
         } else {
             let b = temps.get_mut(*t as usize).and_then(Option::take);
-            let b = b.ok_or_else(|| {
-                Error::InvalidKernel(format!("result t{t} read before it was computed"))
+            let b = b.ok_or_else(|| Error::InvalidKernel {
+                message: format!("result t{t} read before it was computed"),
             })?;
             reshape(b, shape)?
         });
@@ -281,7 +283,9 @@ fn upload_input(
     }
     let slot = uploads
         .get_mut(i as usize)
-        .ok_or_else(|| Error::InvalidKernel(format!("plan input {i} not bound")))?;
+        .ok_or_else(|| Error::InvalidKernel {
+            message: format!("plan input {i} not bound"),
+        })?;
     if let Some(a) = slot {
         return Ok(a.clone());
     }

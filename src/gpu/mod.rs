@@ -85,16 +85,22 @@ use std::sync::{Arc, Mutex};
 /// Refuse dtypes the adapter cannot run, with a message naming the missing feature.
 fn check_capabilities(info: &AdapterInfo, types: &[DType]) -> Result<()> {
     if !(info.f64 && info.i64) && types.contains(&DType::F64) {
-        return Err(Error::UnsupportedDtype(format!(
-            "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the float64 math expansions use 64-bit bit access), which {} ({}) lacks",
-            info.name, info.backend
-        )));
+        return Err(Error::UnsupportedDtype {
+            dtype: DType::F64.to_string(),
+            context: format!(
+                "float64 on the GPU needs SHADER_F64 and SHADER_INT64 (the float64 math expansions use 64-bit bit access), which {} ({}) lacks",
+                info.name, info.backend
+            ),
+        });
     }
     if !info.i64 && types.contains(&DType::I64) {
-        return Err(Error::UnsupportedDtype(format!(
-            "int64 on the GPU needs SHADER_INT64, which {} ({}) lacks",
-            info.name, info.backend
-        )));
+        return Err(Error::UnsupportedDtype {
+            dtype: DType::I64.to_string(),
+            context: format!(
+                "int64 on the GPU needs SHADER_INT64, which {} ({}) lacks",
+                info.name, info.backend
+            ),
+        });
     }
     Ok(())
 }
@@ -322,13 +328,12 @@ impl GpuBackend {
     pub fn new(index: usize) -> Result<GpuBackend> {
         let (_inst, list) = sorted_adapters();
         if list.is_empty() {
-            return Err(Error::Device("no GPU adapter found".into()));
+            return Err(Error::Device {
+                message: "no GPU adapter found".into(),
+            });
         }
-        let adapter = list.get(index).ok_or_else(|| {
-            Error::Device(format!(
-                "no GPU adapter with index {index} ({} found)",
-                list.len()
-            ))
+        let adapter = list.get(index).ok_or_else(|| Error::Device {
+            message: format!("no GPU adapter with index {index} ({} found)", list.len()),
         })?;
         let info = describe(index, adapter);
         // SUBGROUP only where the adapter offers it (requesting it elsewhere fails).
@@ -340,8 +345,10 @@ impl GpuBackend {
             required_limits: adapter.limits(),
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
-            .map_err(|e| Error::Device(format!("cannot open {}: {e}", info.name)))?;
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Device {
+                message: format!("cannot open {}: {e}", info.name),
+            })?;
         let lost = Arc::new(Mutex::new(None));
         let sink = lost.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -484,11 +491,15 @@ impl GpuBackend {
     /// The injected fault, as the error the real failure would give.
     fn injected(&self, compile: bool) -> Result<()> {
         match (self.fault.lock().ok().and_then(|g| *g), compile) {
-            (Some(Fault::Compile), true) => {
-                Err(Error::Compile("injected fault: shader rejected".into()))
-            }
-            (Some(Fault::DeviceLost), false) => Err(Error::DeviceLost("injected fault".into())),
-            (Some(Fault::OutOfMemory), false) => Err(Error::OutOfMemory("injected fault".into())),
+            (Some(Fault::Compile), true) => Err(Error::Compile {
+                message: "injected fault: shader rejected".into(),
+            }),
+            (Some(Fault::DeviceLost), false) => Err(Error::DeviceLost {
+                message: "injected fault".into(),
+            }),
+            (Some(Fault::OutOfMemory), false) => Err(Error::OutOfMemory {
+                message: "injected fault".into(),
+            }),
             _ => Ok(()),
         }
     }
@@ -503,7 +514,9 @@ impl GpuBackend {
 
     /// The pipeline cache's key for `kernel`: a hash and the full text of its shaders.
     fn cache_key(&self, kernel: &Kernel) -> Result<(u64, String)> {
-        let err = |e: wgsl::WgslError| Error::Compile(e.to_string());
+        let err = |e: wgsl::WgslError| Error::Compile {
+            message: e.to_string(),
+        };
         let source = wgsl::write_kernel_with(kernel, self.options()).map_err(err)?;
         let combine = if kernel.is_reduction() {
             Some(wgsl::write_combine_pass(kernel, self.options()).map_err(err)?)
@@ -543,7 +556,7 @@ impl GpuBackend {
 
     fn take_lost(&self) -> Result<()> {
         match self.lost.lock().ok().and_then(|mut s| s.take()) {
-            Some(e) => Err(Error::Device(e)),
+            Some(e) => Err(Error::Device { message: e }),
             None => Ok(()),
         }
     }
@@ -558,7 +571,9 @@ impl GpuBackend {
         n_ro: usize,
         label: &str,
     ) -> Result<Pipe> {
-        wgsl::validate(source, opts).map_err(|e| Error::Compile(e.to_string()))?;
+        wgsl::validate(source, opts).map_err(|e| Error::Compile {
+            message: e.to_string(),
+        })?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
@@ -594,7 +609,9 @@ impl GpuBackend {
                 cache: None,
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Compile(format!("{label}: {e}")));
+            return Err(Error::Compile {
+                message: format!("{label}: {e}"),
+            });
         }
         self.compilations.fetch_add(1, Ordering::Relaxed);
         Ok(Pipe { pipeline, layout })
@@ -610,12 +627,14 @@ impl GpuBackend {
         // The math functions become primitives once, here (the shaders and the constants
         // in the parameter buffer both come from the lowered kernel).
         let lowered = wgsl::lower(kernel).into_owned();
-        let source =
-            wgsl::write_kernel_with(&lowered, opts).map_err(|e| Error::Compile(e.to_string()))?;
+        let source = wgsl::write_kernel_with(&lowered, opts).map_err(|e| Error::Compile {
+            message: e.to_string(),
+        })?;
         let combine_src = if kernel.is_reduction() {
             Some(
-                wgsl::write_combine_pass(&lowered, opts)
-                    .map_err(|e| Error::Compile(e.to_string()))?,
+                wgsl::write_combine_pass(&lowered, opts).map_err(|e| Error::Compile {
+                    message: e.to_string(),
+                })?,
             )
         } else {
             None
@@ -738,14 +757,20 @@ impl GpuBackend {
         });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device(format!("poll: {e}")))?;
+            .map_err(|e| Error::Device {
+                message: format!("poll: {e}"),
+            })?;
         rx.recv()
-            .map_err(|_| Error::Device("buffer map callback never ran".into()))?
-            .map_err(|e| Error::Device(format!("map: {e}")))?;
+            .map_err(|_| Error::Device {
+                message: "buffer map callback never ran".into(),
+            })?
+            .map_err(|e| Error::Device {
+                message: format!("map: {e}"),
+            })?;
         let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Device(format!("map: {e}")))?;
+            let view = slice.get_mapped_range().map_err(|e| Error::Device {
+                message: format!("map: {e}"),
+            })?;
             view[..size as usize].to_vec()
         };
         staging.unmap();
@@ -960,7 +985,9 @@ impl GpuBackend {
                     bound[i]
                         .as_ref()
                         .or(stream_bufs[i].as_ref())
-                        .ok_or_else(|| Error::Device("internal: input buffer missing".into()))?,
+                        .ok_or_else(|| Error::Device {
+                            message: "internal: input buffer missing".into(),
+                        })?,
                 );
             }
             let mut enc =
@@ -1032,10 +1059,8 @@ impl GpuBackend {
                     v.push(empty_array(res, &kept_shape));
                     continue;
                 }
-                let id = op.identity(acc).ok_or_else(|| {
-                    Error::Value(format!(
-                        "zero-size array to reduction operation {op} which has no identity"
-                    ))
+                let id = op.identity(acc).ok_or_else(|| Error::EmptyReduction {
+                    op: op.name().into(),
                 })?;
                 v.push(filled(id, &kept_shape));
             }
@@ -1057,10 +1082,13 @@ impl GpuBackend {
             }
         }
         if widest > 0 && kn > 1 {
-            return Err(Error::TooLarge(format!(
-                "an input exceeds one storage binding ({limit} bytes): the GPU backend streams \
-                 it for reductions over all axes only, not along some axes"
-            )));
+            return Err(Error::TooLarge {
+                shape: Some(shape.to_vec()),
+                reason: format!(
+                    "has an input that exceeds one storage binding ({limit} bytes): the GPU \
+                     backend streams it for reductions over all axes only, not along some axes"
+                ),
+            });
         }
         let (kdims, kstr) = merge_dims(&kept, shape, &strides, &streamed);
         let (rdims, rstr) = merge_dims(axes, shape, &strides, &streamed);
@@ -1139,9 +1167,9 @@ impl GpuBackend {
                 bufs.push(match (s, &whole[i]) {
                     (Src::Device(a), _) => &a.buffer,
                     (_, Some(b)) => b,
-                    (_, None) => next_chunk
-                        .next()
-                        .ok_or_else(|| Error::Device("internal: streamed input missing".into()))?,
+                    (_, None) => next_chunk.next().ok_or_else(|| Error::Device {
+                        message: "internal: streamed input missing".into(),
+                    })?,
                 });
             }
             let grid = Self::grid((kb * g) as u32);
@@ -1158,10 +1186,9 @@ impl GpuBackend {
         // Combine passes over `[count, kn]` partials.
         let mut count = total;
         if count > 1 {
-            let comb = k
-                .combine
-                .as_ref()
-                .ok_or_else(|| Error::Device("internal: no combine pipeline".into()))?;
+            let comb = k.combine.as_ref().ok_or_else(|| Error::Device {
+                message: "internal: no combine pipeline".into(),
+            })?;
             let mut enc = self.device.create_command_encoder(&Default::default());
             while count > 1 {
                 let lay = Layout::new(kn, count, false);
@@ -1421,9 +1448,9 @@ fn all_axes(k: &Kernel, shape: &[usize]) -> Vec<usize> {
 }
 
 fn first<T>(v: Vec<T>) -> Result<T> {
-    v.into_iter()
-        .next()
-        .ok_or_else(|| Error::Device("internal: a kernel without outputs".into()))
+    v.into_iter().next().ok_or_else(|| Error::Device {
+        message: "internal: a kernel without outputs".into(),
+    })
 }
 
 /// Elements of an iteration space, which must stay below 2^32 (32-bit indexing in shaders,
@@ -1431,9 +1458,10 @@ fn first<T>(v: Vec<T>) -> Result<T> {
 fn checked_len32(shape: &[usize]) -> Result<usize> {
     let n = crate::array::checked_len(shape, 8)?;
     if n as u64 >= u32::MAX as u64 - 4 * WORKGROUP as u64 * 16 {
-        return Err(Error::TooLarge(format!(
-            "{n} elements: the GPU backend indexes with 32-bit integers"
-        )));
+        return Err(Error::TooLarge {
+            shape: Some(shape.to_vec()),
+            reason: format!("has {n} elements: the GPU backend indexes with 32-bit integers"),
+        });
     }
     Ok(n)
 }
@@ -1441,18 +1469,19 @@ fn checked_len32(shape: &[usize]) -> Result<usize> {
 /// Device arrays must match the kernel's input dtypes and broadcast to `shape`.
 fn check_resident_args(kern: &Kernel, inputs: &[&GpuArray], shape: &[usize]) -> Result<()> {
     if inputs.len() != kern.inputs.len() {
-        return Err(Error::Argument(format!(
-            "kernel takes {} inputs, {} given",
-            kern.inputs.len(),
-            inputs.len()
-        )));
+        return Err(Error::ArgumentCount {
+            expected: kern.inputs.len(),
+            found: inputs.len(),
+            params: vec![],
+        });
     }
     for (i, (a, t)) in inputs.iter().zip(&kern.inputs).enumerate() {
         if a.dtype != *t {
-            return Err(Error::Argument(format!(
-                "input {i} has dtype {}, kernel expects {t}",
-                a.dtype
-            )));
+            return Err(Error::DtypeMismatch {
+                name: format!("input {i}"),
+                expected: *t,
+                found: a.dtype,
+            });
         }
         let s = &a.shape;
         let ok = s.len() <= shape.len()
@@ -1540,10 +1569,13 @@ impl GpuBackend {
     fn check_resident_size(&self, bytes: u64) -> Result<()> {
         let limit = self.binding_limit.load(Ordering::Relaxed);
         if bytes > limit {
-            return Err(Error::TooLarge(format!(
-                "{bytes} bytes: a device-resident array must fit one storage binding ({limit} bytes); \
-                 use GpuBackend::run, which streams larger arrays"
-            )));
+            return Err(Error::TooLarge {
+                shape: None,
+                reason: format!(
+                    "{bytes} bytes: a device-resident array must fit one storage binding ({limit} bytes); \
+                     use GpuBackend::run, which streams larger arrays"
+                ),
+            });
         }
         Ok(())
     }
@@ -1647,7 +1679,9 @@ impl GpuBackend {
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
-    Error::Device("GPU backend lock poisoned by an earlier panic".into())
+    Error::Device {
+        message: "GPU backend lock poisoned by an earlier panic".into(),
+    }
 }
 
 fn zero_scalar(t: DType) -> DynArray {
@@ -1675,7 +1709,9 @@ fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<DynArray> {
     ) -> Result<DynArray> {
         let v: Vec<T> = bytemuck::pod_collect_to_vec(bytes);
         Ok(ArrayD::from_shape_vec(IxDyn(shape), v)
-            .map_err(|e| Error::Device(format!("read-back of {shape:?}: {e}")))?
+            .map_err(|e| Error::Device {
+                message: format!("read-back of {shape:?}: {e}"),
+            })?
             .into())
     }
     match t {
@@ -1687,7 +1723,9 @@ fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<DynArray> {
             let v: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
             let b: Vec<bool> = v.into_iter().map(|x| x != 0).collect();
             Ok(ArrayD::from_shape_vec(IxDyn(shape), b)
-                .map_err(|e| Error::Device(format!("read-back of {shape:?}: {e}")))?
+                .map_err(|e| Error::Device {
+                    message: format!("read-back of {shape:?}: {e}"),
+                })?
                 .into())
         }
     }
@@ -1817,12 +1855,12 @@ mod capability_tests {
         let none = adapter(false, false);
         let e = check_capabilities(&none, &[DType::F32, DType::F64]).unwrap_err();
         assert!(
-            matches!(&e, Error::UnsupportedDtype(m) if m.contains("SHADER_F64")),
+            matches!(&e, Error::UnsupportedDtype { dtype, context } if dtype == "float64" && context.contains("SHADER_F64")),
             "{e}"
         );
         let e = check_capabilities(&none, &[DType::I64]).unwrap_err();
         assert!(
-            matches!(&e, Error::UnsupportedDtype(m) if m.contains("SHADER_INT64")),
+            matches!(&e, Error::UnsupportedDtype { dtype, context } if dtype == "int64" && context.contains("SHADER_INT64")),
             "{e}"
         );
         assert!(check_capabilities(&none, &[DType::F32, DType::I32, DType::Bool]).is_ok());

@@ -392,7 +392,11 @@ impl Kernel {
 
     /// Check the invariants listed in the module docs.
     pub fn verify(&self) -> Result<()> {
-        let err = |i: usize, msg: String| Err(Error::InvalidKernel(format!("v{i}: {msg}")));
+        let err = |i: usize, msg: String| {
+            Err(Error::InvalidKernel {
+                message: format!("v{i}: {msg}"),
+            })
+        };
         for (i, d) in self.insts.iter().enumerate() {
             let defined = |v: Value| v.index() < i;
             let ty = |v: Value| self.insts[v.index()].ty;
@@ -510,29 +514,30 @@ impl Kernel {
             }
         }
         if self.outputs.is_empty() {
-            return Err(Error::InvalidKernel("a kernel needs an output".into()));
+            return Err(Error::InvalidKernel {
+                message: "a kernel needs an output".into(),
+            });
         }
         let reduce = self.is_reduction();
         for o in &self.outputs {
             if matches!(o, Output::Reduce { .. }) != reduce {
-                return Err(Error::InvalidKernel(
-                    "outputs mix stores and reductions".into(),
-                ));
+                return Err(Error::InvalidKernel {
+                    message: "outputs mix stores and reductions".into(),
+                });
             }
             let value = o.value();
             if value.index() >= self.insts.len() {
-                return Err(Error::InvalidKernel(format!(
-                    "output uses undefined {value}"
-                )));
+                return Err(Error::InvalidKernel {
+                    message: format!("output uses undefined {value}"),
+                });
             }
             if let Output::Reduce { op, value } = *o {
                 match op.signature(self.ty(value)) {
                     Ok((c, _)) if c == self.ty(value) => {}
                     _ => {
-                        return Err(Error::InvalidKernel(format!(
-                            "{op} cannot accumulate {}",
-                            self.ty(value)
-                        )))
+                        return Err(Error::InvalidKernel {
+                            message: format!("{op} cannot accumulate {}", self.ty(value)),
+                        })
                     }
                 }
             }
@@ -548,18 +553,19 @@ impl Kernel {
         out_shape: &[usize],
     ) -> Result<()> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::Argument(format!(
-                "kernel takes {} inputs, got {}",
-                self.inputs.len(),
-                inputs.len()
-            )));
+            return Err(Error::ArgumentCount {
+                expected: self.inputs.len(),
+                found: inputs.len(),
+                params: vec![],
+            });
         }
         for (i, (a, t)) in inputs.iter().zip(&self.inputs).enumerate() {
             if a.dtype() != *t {
-                return Err(Error::Argument(format!(
-                    "input {i} has dtype {}, the kernel expects {t}",
-                    a.dtype()
-                )));
+                return Err(Error::DtypeMismatch {
+                    name: format!("input {i}"),
+                    expected: *t,
+                    found: a.dtype(),
+                });
             }
             let s = a.shape();
             let fits = s.len() <= out_shape.len()
@@ -599,12 +605,14 @@ impl Kernel {
     /// distinct, in range, and empty for a kernel of stores.
     pub fn check_axes(&self, axes: &[usize], ndim: usize) -> Result<()> {
         if !self.is_reduction() && !axes.is_empty() {
-            return Err(Error::Axis("a kernel of stores reduces no axes".into()));
+            return Err(Error::Axis {
+                message: "a kernel of stores reduces no axes".into(),
+            });
         }
         if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= ndim) {
-            return Err(Error::Axis(format!(
-                "reduced axes {axes:?} must be sorted, distinct and below {ndim}"
-            )));
+            return Err(Error::Axis {
+                message: format!("reduced axes {axes:?} must be sorted, distinct and below {ndim}"),
+            });
         }
         Ok(())
     }
@@ -752,7 +760,7 @@ mod tests {
             inst: Inst::Const(Const::F32(5.0)),
             ty: DType::F32,
         };
-        assert!(matches!(k.verify(), Err(Error::InvalidKernel(_))));
+        assert!(matches!(k.verify(), Err(Error::InvalidKernel { .. })));
         let mut k = poly();
         k.insts[2].inst = Inst::Binary {
             op: BinaryOp::Mul,
@@ -857,7 +865,7 @@ mod tests {
     fn verifier_rejects_ill_typed_fallbacks() {
         // The condition must be bool.
         let k = fallback_kernel(Call::Unary(UnaryOp::Sin, Value(0)), DType::F64);
-        assert!(matches!(k.verify(), Err(Error::InvalidKernel(_))));
+        assert!(matches!(k.verify(), Err(Error::InvalidKernel { .. })));
         // The call must produce the instruction's type.
         let mut k = fallback_kernel(Call::Unary(UnaryOp::Sin, Value(0)), DType::Bool);
         k.insts[3].ty = DType::F32;
@@ -891,7 +899,7 @@ mod tests {
             inst: Inst::Const(Const::F32(2.0)),
             ty: DType::F32,
         };
-        assert!(matches!(bad.verify(), Err(Error::InvalidKernel(_))));
+        assert!(matches!(bad.verify(), Err(Error::InvalidKernel { .. })));
         let mut bad = k.clone();
         bad.insts[2].ty = DType::I64;
         assert!(bad.verify().is_err());

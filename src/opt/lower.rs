@@ -96,7 +96,9 @@ pub fn lower_many(
     optimize: bool,
 ) -> Result<Lowered> {
     if exprs.is_empty() {
-        return Err(Error::Argument("no expressions to compute".into()));
+        return Err(Error::Argument {
+            message: "no expressions to compute".into(),
+        });
     }
     for e in exprs {
         e.meta()?;
@@ -196,7 +198,7 @@ impl Lowering<'_> {
 
     fn lower(&mut self, e: &Expr, depth: usize) -> Result<NodeId> {
         if depth > MAX_DEPTH {
-            return Err(Error::TooDeep(MAX_DEPTH));
+            return Err(Error::TooDeep { limit: MAX_DEPTH });
         }
         let key = e.ptr_id();
         if let Some(id) = self.memo.get(&key) {
@@ -300,10 +302,12 @@ impl Lowering<'_> {
         };
         let shape = self.graph.shape(x_id).to_vec();
         if shape.len() > 64 {
-            return Err(Error::Axis(format!(
-                "reductions take arrays of at most 64 dimensions, not {}",
-                shape.len()
-            )));
+            return Err(Error::Axis {
+                message: format!(
+                    "reductions take arrays of at most 64 dimensions, not {}",
+                    shape.len()
+                ),
+            });
         }
         let (result, out_shape, axes) = reduce_meta(r, xd, &shape, spec)?;
         let count: usize = axes.iter().map(|&a| shape[a]).product();

@@ -65,15 +65,14 @@ impl Placer {
             Device::Cpu => Target::Cpu,
             Device::Gpu(n) => Target::Gpu(n),
             d => {
-                return Err(Error::Argument(format!(
-                    "device parameters are for cpu or gpu:N, not {d}"
-                )))
+                return Err(Error::Argument {
+                    message: format!("device parameters are for cpu or gpu:N, not {d}"),
+                })
             }
         };
-        let mut p = self
-            .given
-            .lock()
-            .map_err(|_| Error::Argument("session poisoned by a panic".into()))?;
+        let mut p = self.given.lock().map_err(|_| Error::Argument {
+            message: "session poisoned by a panic".into(),
+        })?;
         p.retain(|(d, _)| *d != t);
         p.push((t, params));
         Ok(())
@@ -93,9 +92,9 @@ impl Placer {
         match t {
             Target::Cpu => probes::cpu_params(cache, devices.cpu()?.threads()),
             Target::Gpu(n) => {
-                let info = adapters()
-                    .get(n)
-                    .ok_or_else(|| Error::Device(format!("no GPU adapter with index {n}")))?;
+                let info = adapters().get(n).ok_or_else(|| Error::Device {
+                    message: format!("no GPU adapter with index {n}"),
+                })?;
                 probes::gpu_params(cache, info)
             }
         }

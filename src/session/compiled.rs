@@ -64,30 +64,27 @@ impl Compiled {
     /// Call with one array per parameter, in [`Compiled::params`] order.
     pub fn call(&self, args: &[ArgView<'_>]) -> Result<DynArray> {
         if args.len() != self.params.len() {
-            return Err(Error::Argument(format!(
-                "expected {} arguments ({}), got {}",
-                self.params.len(),
-                self.params
-                    .iter()
-                    .map(|p| p.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                args.len()
-            )));
+            return Err(Error::ArgumentCount {
+                expected: self.params.len(),
+                found: args.len(),
+                params: self.params.iter().map(|p| p.0.clone()).collect(),
+            });
         }
         for ((name, dt), a) in self.params.iter().zip(args) {
             if a.dtype() != *dt {
-                return Err(Error::Type(format!(
-                    "argument `{name}` must be {dt}, got {}",
-                    a.dtype()
-                )));
+                return Err(Error::DtypeMismatch {
+                    name: name.clone(),
+                    expected: *dt,
+                    found: a.dtype(),
+                });
             }
         }
         let (plan, as_given) = self.plan_for(args)?;
         let inputs: SmallVec<[Buffer<'_>; 4]> = if as_given {
             args.iter().map(|a| Buffer::View(a.reborrow())).collect()
         } else {
-            bind(&plan.inputs, |name| {
+            let known: Vec<String> = self.params.iter().map(|p| p.0.clone()).collect();
+            bind(&plan.inputs, &known, |name| {
                 let i = self.params.iter().position(|p| p.0 == name)?;
                 Some(Buffer::View(args[i].reborrow()))
             })?
@@ -103,10 +100,9 @@ impl Compiled {
     /// The plan for arguments of these shapes, and whether its inputs are the parameters in
     /// order.
     fn plan_for(&self, args: &[ArgView<'_>]) -> Result<(Arc<ExecPlan>, bool)> {
-        let mut cache = self
-            .cache
-            .lock()
-            .map_err(|_| Error::Argument("compiled function poisoned by a panic".into()))?;
+        let mut cache = self.cache.lock().map_err(|_| Error::Argument {
+            message: "compiled function poisoned by a panic".into(),
+        })?;
         if let Some(p) = cache.iter().find(|(shapes, _, _)| {
             shapes.len() == args.len() && shapes.iter().zip(args).all(|(s, a)| s == a.shape())
         }) {

@@ -1,6 +1,6 @@
 //! Data that stays on a GPU between expressions: [`DeviceArray`], uploaded once, fed to later
 //! expressions without a hidden re-upload, brought back on request.
-use super::{bind, lookup, Session};
+use super::{bind, lookup, names, Session};
 use crate::array::{ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -34,9 +34,9 @@ impl Session {
     fn gpu_index(&self, what: &str) -> Result<usize> {
         match self.inner.options.device {
             Device::Gpu(n) => Ok(n),
-            d => Err(Error::Device(format!(
-                "{what} needs a session pinned to a GPU (device is {d})"
-            ))),
+            d => Err(Error::Device {
+                message: format!("{what} needs a session pinned to a GPU (device is {d})"),
+            }),
         }
     }
 
@@ -68,7 +68,7 @@ impl Session {
             .gpu(self.gpu_index("compute_on_device")?)?;
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let plan = self.plan(std::slice::from_ref(expr), &shapes, true)?;
-        let args = bind(&plan.inputs, |name| {
+        let args = bind(&plan.inputs, &names(bindings), |name| {
             lookup(bindings, name).map(|d| Buffer::Gpu(d.array.clone()))
         })?;
         let mut results = exec::execute(&self.inner.devices, &plan, &args, Residency::Device)?;

@@ -134,14 +134,14 @@ impl Session {
             let checked = results.split_off(exprs.len());
             for (c, w) in checked.iter().zip(&checks) {
                 if c.scalar_f64() != Some(0.0) {
-                    return Err(Error::InvalidCast(w.clone()));
+                    return Err(w.clone());
                 }
             }
             return Ok(results);
         }
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let plan = self.plan(exprs, &shapes, true)?;
-        let args = bind(&plan.inputs, |name| {
+        let args = bind(&plan.inputs, &names(bindings), |name| {
             lookup(bindings, name).map(|v| Buffer::View(v.reborrow()))
         })?;
         self.run_on_host(&plan, &args)
@@ -159,7 +159,9 @@ impl Session {
     fn run_first_on_host(&self, plan: &ExecPlan, args: &[Buffer<'_>]) -> Result<DynArray> {
         let mut results = exec::execute(&self.inner.devices, plan, args, Residency::Host)?;
         if results.is_empty() {
-            return Err(Error::InvalidKernel("a plan without results".into()));
+            return Err(Error::InvalidKernel {
+                message: "a plan without results".into(),
+            });
         }
         self.to_host_buffer(plan, results.swap_remove(0))
     }
@@ -171,9 +173,9 @@ impl Session {
             Buffer::View(v) => v.try_to_dyn_array(),
             Buffer::Gpu(g) => match plan.device {
                 Device::Gpu(n) => self.inner.devices.gpu(n)?.download(&g),
-                d => Err(Error::Device(format!(
-                    "a GPU result of a plan placed on {d}"
-                ))),
+                d => Err(Error::Device {
+                    message: format!("a GPU result of a plan placed on {d}"),
+                }),
             },
         }
     }
@@ -240,7 +242,7 @@ impl Session {
 
     /// `exprs` followed by their cast checks under [`InvalidCast::Raise`], and what each check
     /// checks.
-    fn with_cast_checks(&self, exprs: &[Expr]) -> (Vec<Expr>, Vec<String>) {
+    fn with_cast_checks(&self, exprs: &[Expr]) -> (Vec<Expr>, Vec<Error>) {
         let mut all = exprs.to_vec();
         let mut what = vec![];
         if self.inner.options.invalid_cast == InvalidCast::Raise {
@@ -335,10 +337,16 @@ fn lookup<'b, T>(bindings: &'b [(&str, T)], name: &str) -> Option<&'b T> {
     bindings.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
+/// The names `bindings` binds, in order (for [`Error::UnknownName`]).
+fn names<T>(bindings: &[(&str, T)]) -> Vec<String> {
+    bindings.iter().map(|(n, _)| n.to_string()).collect()
+}
+
 /// Resolve plan inputs to buffers: symbols from `lookup` (checked against their declared
-/// dtype), data from the expression.
+/// dtype), data from the expression. `known` names what `lookup` binds.
 fn bind<'a>(
     inputs: &'a [PlanInput],
+    known: &[String],
     lookup: impl Fn(&str) -> Option<Buffer<'a>>,
 ) -> Result<SmallVec<[Buffer<'a>; 4]>> {
     inputs
@@ -346,16 +354,21 @@ fn bind<'a>(
         .map(|p| match p {
             PlanInput::Data { array, .. } => Ok(Buffer::View(array.view())),
             PlanInput::Symbol { name, dtype } => {
-                let v = lookup(name).ok_or_else(|| Error::UnknownName(name.clone()))?;
+                let v = lookup(name).ok_or_else(|| Error::UnknownName {
+                    name: name.clone(),
+                    known: known.to_vec(),
+                })?;
                 let got = match &v {
                     Buffer::View(v) => v.dtype(),
                     Buffer::Host(a) => a.dtype(),
                     Buffer::Gpu(g) => g.dtype(),
                 };
                 if got != *dtype {
-                    return Err(Error::Type(format!(
-                        "`{name}` is declared {dtype} but bound to {got} data"
-                    )));
+                    return Err(Error::DtypeMismatch {
+                        name: name.clone(),
+                        expected: *dtype,
+                        found: got,
+                    });
                 }
                 Ok(v)
             }

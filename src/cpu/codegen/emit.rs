@@ -289,16 +289,17 @@ impl Gen<'_, '_> {
     }
 
     pub(super) fn call(&mut self, h: Helper, xs: &[Value]) -> Result<Value> {
-        let f = *self
-            .helpers
-            .get(&h)
-            .ok_or_else(|| Error::Compile(format!("helper {} was not declared", h.name())))?;
+        let f = *self.helpers.get(&h).ok_or_else(|| Error::Compile {
+            message: format!("helper {} was not declared", h.name()),
+        })?;
         let inst = self.b.ins().call(f, xs);
         Ok(self.b.inst_results(inst)[0])
     }
 
     pub(super) fn unsupported<T>(&self, what: String) -> Result<T> {
-        Err(Error::Compile(format!("no CPU lowering for {what}")))
+        Err(Error::Compile {
+            message: format!("no CPU lowering for {what}"),
+        })
     }
 
     // ---- scalar code ----
@@ -547,7 +548,9 @@ impl Gen<'_, '_> {
                 Some(v) => self.b.ins().insertlane(v, r, lane as u8),
             });
         }
-        acc.ok_or_else(|| Error::Compile("vector with no lanes".into()))
+        acc.ok_or_else(|| Error::Compile {
+            message: "vector with no lanes".into(),
+        })
     }
 
     pub(super) fn unary_v(

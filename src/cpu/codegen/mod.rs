@@ -247,7 +247,9 @@ fn helpers_needed(k: &Kernel) -> Vec<Helper> {
 }
 
 fn compile_err(e: impl std::fmt::Display) -> Error {
-    Error::Compile(e.to_string())
+    Error::Compile {
+        message: e.to_string(),
+    }
 }
 
 /// Whether Cranelift lowers `fma` on `isa` to one fused instruction (x86-64: FMA3 with AVX,
@@ -272,9 +274,9 @@ pub(crate) fn compile(isa: &OwnedTargetIsa, k: &Kernel, simd: Option<usize>) -> 
     if !has_fma(isa) && k.insts.iter().any(|d| matches!(d.inst, Inst::Fma { .. })) {
         // Cranelift would call libm's `fma` per lane: correct, but never what a math
         // expansion that chose FMA for speed wants.
-        return Err(Error::Compile(
-            "fma needs a target with FMA instructions".into(),
-        ));
+        return Err(Error::Compile {
+            message: "fma needs a target with FMA instructions".into(),
+        });
     }
     let helpers = helpers_needed(k);
     let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
@@ -405,9 +407,13 @@ fn define(
     let defined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         module
             .define_function(fid, &mut ctx)
-            .map_err(|e| Error::Compile(format!("{e:?}")))
+            .map_err(|e| Error::Compile {
+                message: format!("{e:?}"),
+            })
     }))
-    .map_err(|_| Error::Compile("Cranelift panicked while compiling the kernel".into()))?;
+    .map_err(|_| Error::Compile {
+        message: "Cranelift panicked while compiling the kernel".into(),
+    })?;
     defined?;
     if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
         eprintln!("fusebox: {name} of\n{k}\nmachine code:\n{code}");
@@ -1000,7 +1006,9 @@ impl Gen<'_, '_> {
                     Some(a) => self.binary_s(r.op.combine(), r.acc, a, x)?,
                 });
             }
-            let mut s = s.ok_or_else(|| Error::Compile("vector with no lanes".into()))?;
+            let mut s = s.ok_or_else(|| Error::Compile {
+                message: "vector with no lanes".into(),
+            })?;
             if fast(r) {
                 let any = self.b.ins().vany_true(accs_done[first[ri] + count]);
                 let nan = self.fconst(scalar_type(r.acc), f64::NAN);

@@ -186,7 +186,7 @@ fn diff_run(
     let want = crate::interp::run_many(k, inputs, shape, axes);
     match (got, want) {
         (Ok(g), Ok(w)) => check_outputs(what, k, &g, &w),
-        (Err(Error::Value(a)), Err(Error::Value(b))) => assert_eq!(a, b, "{what}"),
+        (Err(a @ Error::EmptyReduction { .. }), Err(b)) => assert_eq!(a, b, "{what}"),
         (g, w) => panic!(
             "{what}: got {:?}, expected {:?}",
             g.map(|_| ()),
@@ -401,10 +401,13 @@ fn empty_reductions_give_identities_or_numpys_error() {
         .compile(&reduce_kernel(&[ReduceOp::Max], DType::F64))
         .unwrap();
     match be.run_many(&km, &[(&e).into()], &[0], &[0]) {
-        Err(Error::Value(m)) => assert_eq!(
-            m,
-            "zero-size array to reduction operation max which has no identity"
-        ),
+        Err(e @ Error::EmptyReduction { .. }) => {
+            assert_eq!(e, Error::EmptyReduction { op: "max".into() });
+            assert_eq!(
+                e.to_string(),
+                "value error: zero-size array to reduction operation maximum which has no identity"
+            );
+        }
         other => panic!("expected the empty-max error, got {:?}", other.map(|_| ())),
     }
     // (3, 0) along axis 0: nothing to reduce and nothing kept, an empty result; along axis 1:

@@ -1,0 +1,33 @@
+//! The element-type enum, [`DType`], and NumPy's name for each. It sits below `error` so that
+//! errors can carry dtypes; it imports nothing. Promotion, parsing, sizes and weak scalars are
+//! in `dtype`, which re-exports [`DType`].
+use std::fmt;
+
+/// The element types fusebox computes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    Bool,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl DType {
+    /// NumPy's name (`float64`, `int32`, `bool`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
