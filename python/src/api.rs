@@ -99,22 +99,40 @@ fn check_numexpr_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<u
 
 type Scope<'py> = (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>);
 
-/// The locals and globals of the Python frame that called us, or of one `extra` frames
-/// further out.
-fn frame_scope(py: Python<'_>, extra: usize) -> PyResult<Scope<'_>> {
+/// The locals (if `want_locals`) and globals of the Python frame that called us, or of one
+/// `extra` frames further out. The locals are only read when asked for: reading them makes
+/// CPython snapshot the frame's variables into a dict that keeps them alive.
+fn frame_scope(py: Python<'_>, extra: usize, want_locals: bool) -> PyResult<Scope<'_>> {
     if extra == 0 {
         // SAFETY: called with the GIL held; both return borrowed references (or NULL when no
         // Python frame is running), which we turn into owned ones at once.
         unsafe {
-            let l = pyo3::ffi::PyEval_GetLocals();
-            let l = Bound::from_borrowed_ptr_or_opt(py, l);
-            let g = pyo3::ffi::PyEval_GetGlobals();
-            let g = Bound::from_borrowed_ptr_or_opt(py, g);
+            let l = if want_locals {
+                Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyEval_GetLocals())
+            } else {
+                None
+            };
+            let g = Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyEval_GetGlobals());
             return Ok((l, g));
         }
     }
     let f = py.import("sys")?.getattr("_getframe")?.call1((extra,))?;
-    Ok((Some(f.getattr("f_locals")?), Some(f.getattr("f_globals")?)))
+    let l = if want_locals { Some(f.getattr("f_locals")?) } else { None };
+    Ok((l, Some(f.getattr("f_globals")?)))
+}
+
+/// `local_dict` and `global_dict`, the caller's frame filling in those not given.
+fn scope<'py>(
+    py: Python<'py>,
+    local_dict: Option<Bound<'py, PyAny>>,
+    global_dict: Option<Bound<'py, PyAny>>,
+    extra: usize,
+) -> PyResult<Scope<'py>> {
+    if local_dict.is_some() && global_dict.is_some() {
+        return Ok((local_dict, global_dict));
+    }
+    let (fl, fg) = frame_scope(py, extra, local_dict.is_none())?;
+    Ok((local_dict.or(fl), global_dict.or(fg)))
 }
 
 /// `name` in `scope` (a dict or any mapping), or None.
@@ -306,13 +324,8 @@ fn prepare_call<'py>(
     }
     let ctx = ctx(parse_device(device)?, optimize);
     let prep = cache::prepared(py, src.to_str()?)?;
-    let (local, global) = if local_dict.is_none() || global_dict.is_none() {
-        let extra = depth.map_or(0, |d| d.saturating_sub(default_depth));
-        let (fl, fg) = frame_scope(py, extra)?;
-        (local_dict.or(fl), global_dict.or(fg))
-    } else {
-        (local_dict, global_dict)
-    };
+    let extra = depth.map_or(0, |d| d.saturating_sub(default_depth));
+    let (local, global) = scope(py, local_dict, global_dict, extra)?;
     // numexpr remembers the expression before it can fail on the arguments.
     remember(py, &prep, ctx, out, casting, order)?;
     let args = resolve(py, &prep, local.as_ref(), global.as_ref())?;
@@ -420,13 +433,8 @@ pub fn re_evaluate<'py>(
         Some(w) => w.bind(py).upgrade(),
         None => None,
     };
-    let (local, global) = if local_dict.is_none() || global_dict.is_none() {
-        let extra = depth.map_or(0, |d| d.saturating_sub(2));
-        let (fl, fg) = frame_scope(py, extra)?;
-        (local_dict.or(fl), global_dict.or(fg))
-    } else {
-        (local_dict, global_dict)
-    };
+    let extra = depth.map_or(0, |d| d.saturating_sub(2));
+    let (local, global) = scope(py, local_dict, global_dict, extra)?;
     let args = resolve(py, &prep, local.as_ref(), global.as_ref())?;
     let entry = entry_for(py, &prep, ctx, &args)?;
     run_entry(py, &entry, args, out.as_ref(), &casting, order)
@@ -448,12 +456,7 @@ pub fn explain<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let ctx = ctx(parse_device(device)?, optimize);
     let prep = cache::prepared(py, ex)?;
-    let (local, global) = if local_dict.is_none() || global_dict.is_none() {
-        let (fl, fg) = frame_scope(py, 0)?;
-        (local_dict.or(fl), global_dict.or(fg))
-    } else {
-        (local_dict, global_dict)
-    };
+    let (local, global) = scope(py, local_dict, global_dict, 0)?;
     let args = resolve(py, &prep, local.as_ref(), global.as_ref())?;
     let expr = crate::glue::build_expr(&prep.src, &prep.names, &args.sigs, &args.shapes()).py_err(py)?;
     let bindings: Vec<(&str, ArgView<'_>)> = prep

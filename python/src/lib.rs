@@ -8,6 +8,8 @@
 //! functions, [`out`] the writes into `out=`, [`split`] the reduction analysis `fusebox.dask`
 //! builds its graphs from. The pure-Python package `fusebox` (in `python/fusebox/`) wraps
 //! this module.
+// The crate docs link to the private modules that hold each part.
+#![allow(rustdoc::private_intra_doc_links)]
 use pyo3::prelude::*;
 
 mod api;

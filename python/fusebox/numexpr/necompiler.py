@@ -41,7 +41,18 @@ def disassemble(nex):
 
 def getExprNames(text, context):  # noqa: N802 - numexpr's name
     """The names ``text`` uses and whether it would use VML (never: fusebox has none)."""
-    return list(_core.names(_source(text))), False
+    src = _source(text)
+    try:
+        return list(_core.names(src)), False
+    except SyntaxError:
+        # numexpr lists names before checking calls; do the same for strings fusebox rejects.
+        import re
+
+        found = []
+        for m in re.finditer(r"[A-Za-z_][A-Za-z_0-9]*", src):
+            if not src[m.end():].lstrip().startswith("(") and m.group(0) not in found:
+                found.append(m.group(0))
+        return found, False
 
 
 def getContext(kwargs, _frame_depth=1):  # noqa: N802 - numexpr's name
