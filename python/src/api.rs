@@ -74,7 +74,8 @@ fn check_numexpr_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<u
                 }
             }
             "truediv" => {
-                let ok = v.extract::<bool>().is_ok() || v.extract::<String>().is_ok_and(|s| s == "auto");
+                let ok =
+                    v.extract::<bool>().is_ok() || v.extract::<String>().is_ok_and(|s| s == "auto");
                 if !ok {
                     return Err(PyValueError::new_err(format!(
                         "'truediv' must be one of (False, True, 'auto'), got {v}"
@@ -83,7 +84,9 @@ fn check_numexpr_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<u
             }
             "sanitize" | "disable_cache" => {
                 if !v.is_none() && v.extract::<bool>().is_err() {
-                    return Err(PyTypeError::new_err(format!("'{k}' must be a bool or None")));
+                    return Err(PyTypeError::new_err(format!(
+                        "'{k}' must be a bool or None"
+                    )));
                 }
             }
             "_frame_depth" => depth = Some(v.extract::<usize>()?),
@@ -117,7 +120,11 @@ fn frame_scope(py: Python<'_>, extra: usize, want_locals: bool) -> PyResult<Scop
         }
     }
     let f = py.import("sys")?.getattr("_getframe")?.call1((extra,))?;
-    let l = if want_locals { Some(f.getattr("f_locals")?) } else { None };
+    let l = if want_locals {
+        Some(f.getattr("f_locals")?)
+    } else {
+        None
+    };
     Ok((l, Some(f.getattr("f_globals")?)))
 }
 
@@ -136,7 +143,10 @@ fn scope<'py>(
 }
 
 /// `name` in `scope` (a dict or any mapping), or None.
-fn get<'py>(scope: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn get<'py>(
+    scope: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(d) = scope.cast::<PyDict>() {
         return d.get_item(name);
     }
@@ -350,7 +360,17 @@ pub fn evaluate<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (entry, args, order) = prepare_call(
-        py, ex, local_dict, global_dict, out.as_ref(), order, casting, device, optimize, kwargs, 3,
+        py,
+        ex,
+        local_dict,
+        global_dict,
+        out.as_ref(),
+        order,
+        casting,
+        device,
+        optimize,
+        kwargs,
+        3,
     )?;
     run_entry(py, &entry, args, out.as_ref(), casting, order)
 }
@@ -372,7 +392,17 @@ pub fn ne_evaluate<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (entry, args, order) = prepare_call(
-        py, ex, local_dict, global_dict, out.as_ref(), order, casting, device, optimize, kwargs, 3,
+        py,
+        ex,
+        local_dict,
+        global_dict,
+        out.as_ref(),
+        order,
+        casting,
+        device,
+        optimize,
+        kwargs,
+        3,
     )?;
     run_entry(py, &entry, args, out.as_ref(), casting, order)
 }
@@ -395,7 +425,17 @@ pub fn validate<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Option<Py<PyAny>>> {
     match prepare_call(
-        py, ex, local_dict, global_dict, out.as_ref(), order, casting, device, optimize, kwargs, 2,
+        py,
+        ex,
+        local_dict,
+        global_dict,
+        out.as_ref(),
+        order,
+        casting,
+        device,
+        optimize,
+        kwargs,
+        2,
     ) {
         Ok(_) => Ok(None),
         Err(e) => Ok(Some(e.into_value(py).into_any())),
@@ -458,7 +498,8 @@ pub fn explain<'py>(
     let prep = cache::prepared(py, ex)?;
     let (local, global) = scope(py, local_dict, global_dict, 0)?;
     let args = resolve(py, &prep, local.as_ref(), global.as_ref())?;
-    let expr = crate::glue::build_expr(&prep.src, &prep.names, &args.sigs, &args.shapes()).py_err(py)?;
+    let expr =
+        crate::glue::build_expr(&prep.src, &prep.names, &args.sigs, &args.shapes()).py_err(py)?;
     let bindings: Vec<(&str, ArgView<'_>)> = prep
         .names
         .iter()
@@ -513,7 +554,9 @@ impl PyCompiled {
                     )));
                 };
                 if values[i].is_some() {
-                    return Err(PyTypeError::new_err(format!("got multiple values for argument '{k}'")));
+                    return Err(PyTypeError::new_err(format!(
+                        "got multiple values for argument '{k}'"
+                    )));
                 }
                 values[i] = Some(v);
             }
@@ -580,7 +623,9 @@ impl PyCompiled {
 }
 
 fn unreachable_weak() -> PyResult<()> {
-    Err(PyRuntimeError::new_err("internal error: an array argument classified as a scalar"))
+    Err(PyRuntimeError::new_err(
+        "internal error: an array argument classified as a scalar",
+    ))
 }
 
 #[pymethods]
@@ -613,7 +658,10 @@ impl PyCompiled {
     /// The parameters as (name, dtype name) pairs, in call order.
     #[getter]
     fn signature(&self) -> Vec<(String, &'static str)> {
-        self.params.iter().map(|(n, d)| (n.clone(), d.name())).collect()
+        self.params
+            .iter()
+            .map(|(n, d)| (n.clone(), d.name()))
+            .collect()
     }
 
     /// The parameter names, in call order.
@@ -629,15 +677,36 @@ impl PyCompiled {
     }
 
     fn __repr__(&self) -> String {
-        let sig: Vec<String> = self.params.iter().map(|(n, d)| format!("{n}: {d}")).collect();
-        format!("fusebox.Compiled({:?}, [{}])", self.prep.src, sig.join(", "))
+        let sig: Vec<String> = self
+            .params
+            .iter()
+            .map(|(n, d)| format!("{n}: {d}"))
+            .collect();
+        format!(
+            "fusebox.Compiled({:?}, [{}])",
+            self.prep.src,
+            sig.join(", ")
+        )
     }
 
     /// Pickled as its source and signature; rebuilt (and compiled again) where unpickled.
-    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let f = py.import("fusebox._core")?.getattr("_rebuild_compiled")?;
-        let sig: Vec<(String, &str)> = self.params.iter().map(|(n, d)| (n.clone(), d.name())).collect();
-        let args = (self.prep.src.clone(), sig, self.device.clone(), self.optimize).into_pyobject(py)?;
+        let sig: Vec<(String, &str)> = self
+            .params
+            .iter()
+            .map(|(n, d)| (n.clone(), d.name()))
+            .collect();
+        let args = (
+            self.prep.src.clone(),
+            sig,
+            self.device.clone(),
+            self.optimize,
+        )
+            .into_pyobject(py)?;
         Ok((f, args))
     }
 }
@@ -656,7 +725,9 @@ pub fn compile(
     let mut typed = Vec::with_capacity(params.len());
     for (name, spec) in &params {
         if typed.iter().any(|(n, _): &(String, DType)| n == name) {
-            return Err(PyValueError::new_err(format!("parameter '{name}' appears twice in the signature")));
+            return Err(PyValueError::new_err(format!(
+                "parameter '{name}' appears twice in the signature"
+            )));
         }
         typed.push((name.clone(), dtype_from_py(py, spec)?));
     }
@@ -712,7 +783,11 @@ pub fn _get_threads() -> usize {
 /// The counters of the session `device`/`optimize` calls use now (threads included).
 #[pyfunction]
 #[pyo3(signature = (device=None, optimize=true))]
-pub fn stats<'py>(py: Python<'py>, device: Option<&str>, optimize: bool) -> PyResult<Bound<'py, PyDict>> {
+pub fn stats<'py>(
+    py: Python<'py>,
+    device: Option<&str>,
+    optimize: bool,
+) -> PyResult<Bound<'py, PyDict>> {
     let st = cache::session(ctx(parse_device(device)?, optimize)).stats();
     let d = PyDict::new(py);
     d.set_item("plans", st.plans)?;

@@ -240,9 +240,7 @@ fn array_value<'py>(
             ),
         ));
     };
-    if !obj.get_type().is(np(py)?.ndarray.bind(py))
-        && obj.is_instance(np(py)?.masked.bind(py))?
-    {
+    if !obj.get_type().is(np(py)?.ndarray.bind(py)) && obj.is_instance(np(py)?.masked.bind(py))? {
         return Err(PyTypeError::new_err(format!(
             "`{name}` is a masked array: fusebox would ignore its mask (pass `.filled(...)` or `.data`)"
         )));
@@ -250,10 +248,7 @@ fn array_value<'py>(
     if !a.is_aligned() || descr.is_native_byteorder() == Some(false) {
         // One copy into an aligned, native-order array (np.require keeps the values).
         let native = descr.call_method1("newbyteorder", ("=",))?;
-        let fixed = np(py)?
-            .require
-            .bind(py)
-            .call1((obj, native, "A"))?;
+        let fixed = np(py)?.require.bind(py).call1((obj, native, "A"))?;
         return Ok(Value::Array(borrow(&fixed, dt)?, dt));
     }
     Ok(Value::Array(borrow(obj, dt)?, dt))

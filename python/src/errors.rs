@@ -21,8 +21,8 @@
 //! (numexpr's own tests skip what raises the latter).
 use fusebox::Error;
 use pyo3::exceptions::{
-    PyFloatingPointError, PyKeyError, PyMemoryError, PyOSError, PyOverflowError,
-    PyRecursionError, PyRuntimeError, PyTypeError, PyValueError,
+    PyFloatingPointError, PyKeyError, PyMemoryError, PyOSError, PyOverflowError, PyRecursionError,
+    PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -51,7 +51,10 @@ pub fn make_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     let dtype = make(
         "UnsupportedDtypeError",
-        vec![py.get_type::<PyTypeError>(), py.get_type::<pyo3::exceptions::PyNotImplementedError>()],
+        vec![
+            py.get_type::<PyTypeError>(),
+            py.get_type::<pyo3::exceptions::PyNotImplementedError>(),
+        ],
         "An array dtype fusebox does not compute with (a TypeError, and a NotImplementedError).",
     )?;
     m.add("ParseError", parse.bind(py))?;

@@ -7,7 +7,12 @@ use std::cell::RefCell;
 
 /// The expression `src` with each of `names` bound as `args` says: arrays become symbols of
 /// their dtype and (current) shape, weak scalars literals, unbound constant names constants.
-pub fn build_expr(src: &str, names: &[String], args: &[ArgSig], shapes: &[&[usize]]) -> Result<Expr> {
+pub fn build_expr(
+    src: &str,
+    names: &[String],
+    args: &[ArgSig],
+    shapes: &[&[usize]],
+) -> Result<Expr> {
     parse(src, &|n: &str| {
         let i = names.iter().position(|x| x == n)?;
         match &args[i] {

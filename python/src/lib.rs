@@ -36,7 +36,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::names, m)?)?;
     m.add_function(wrap_pyfunction!(split::analyze, m)?)?;
     m.add_class::<api::PyCompiled>()?;
-    m.add("SUPPORTED_DTYPES", args::DTYPES.iter().map(|(d, _, _)| d.name()).collect::<Vec<_>>())?;
+    m.add(
+        "SUPPORTED_DTYPES",
+        args::DTYPES
+            .iter()
+            .map(|(d, _, _)| d.name())
+            .collect::<Vec<_>>(),
+    )?;
     m.add("MAX_EXPRESSIONS", cache::MAX_EXPRESSIONS)?;
     Ok(())
 }

@@ -22,7 +22,8 @@ pub fn check_out(out: &Bound<'_, PyAny>) -> PyResult<()> {
     };
     // SAFETY: `a` is a live NumPy array (we hold a reference), so its object pointer is valid
     // to read the flags field from.
-    let writeable = unsafe { (*a.as_array_ptr()).fields.flags & numpy::npyffi::NPY_ARRAY_WRITEABLE != 0 };
+    let writeable =
+        unsafe { (*a.as_array_ptr()).fields.flags & numpy::npyffi::NPY_ARRAY_WRITEABLE != 0 };
     if !writeable {
         return Err(PyValueError::new_err("output array is read-only"));
     }
@@ -30,7 +31,12 @@ pub fn check_out(out: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 /// Copy `result` into `out` under the `casting` rule (NumPy's names).
-pub fn write_into(py: Python<'_>, result: DynArray, out: &Bound<'_, PyAny>, casting: &str) -> PyResult<()> {
+pub fn write_into(
+    py: Python<'_>,
+    result: DynArray,
+    out: &Bound<'_, PyAny>,
+    casting: &str,
+) -> PyResult<()> {
     let a = out.cast::<PyUntypedArray>()?;
     let d = a.dtype();
     let same_dtype = dtype_of(d.kind(), d.itemsize()) == Some(result.dtype())
@@ -45,7 +51,12 @@ pub fn write_into(py: Python<'_>, result: DynArray, out: &Bound<'_, PyAny>, cast
 /// Write a weak scalar result (`2 * 3`, or names bound to Python numbers only) into `out`:
 /// NumPy types the Python number by `out`'s dtype (NEP 50), so `evaluate('3', out=int32_array)`
 /// is allowed under `casting='safe'` as `np.copyto(int32_array, 3, casting='safe')` is.
-pub fn write_weak(py: Python<'_>, s: Scalar, out: &Bound<'_, PyAny>, casting: &str) -> PyResult<()> {
+pub fn write_weak(
+    py: Python<'_>,
+    s: Scalar,
+    out: &Bound<'_, PyAny>,
+    casting: &str,
+) -> PyResult<()> {
     let v = match s {
         Scalar::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
         Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
@@ -54,7 +65,12 @@ pub fn write_weak(py: Python<'_>, s: Scalar, out: &Bound<'_, PyAny>, casting: &s
     copyto(py, out, &v, casting)
 }
 
-fn copyto(py: Python<'_>, out: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>, casting: &str) -> PyResult<()> {
+fn copyto(
+    py: Python<'_>,
+    out: &Bound<'_, PyAny>,
+    src: &Bound<'_, PyAny>,
+    casting: &str,
+) -> PyResult<()> {
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("casting", casting)?;
     py.import("numpy")?

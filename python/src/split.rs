@@ -29,7 +29,9 @@ fn replace(e: &Expr, out: &mut Vec<Split>) -> fusebox::Result<Expr> {
         ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => e.clone(),
         ExprKind::Unary(op, x) => Expr::unary(*op, replace(x, out)?),
         ExprKind::Binary(op, a, b) => Expr::binary(*op, replace(a, out)?, replace(b, out)?),
-        ExprKind::Where(c, a, b) => Expr::select(replace(c, out)?, replace(a, out)?, replace(b, out)?),
+        ExprKind::Where(c, a, b) => {
+            Expr::select(replace(c, out)?, replace(a, out)?, replace(b, out)?)
+        }
         ExprKind::Cast(dt, x) => replace(x, out)?.astype(*dt),
         ExprKind::Reduce(r, x, spec) => {
             let m = e.meta()?;
@@ -50,12 +52,15 @@ fn replace(e: &Expr, out: &mut Vec<Split>) -> fusebox::Result<Expr> {
     })
 }
 
-
 /// `specs` maps each name to `(dtype, shape)` for arrays or to a Python number (weak).
 /// Returns `{"dtype", "shape", "outer", "reductions": [{"name", "op", "ddof", "operand",
 /// "operand_dtype", "operand_shape", "axes", "keepdims", "dtype", "shape"}]}`.
 #[pyfunction]
-pub fn analyze<'py>(py: Python<'py>, ex: &str, specs: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+pub fn analyze<'py>(
+    py: Python<'py>,
+    ex: &str,
+    specs: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
     let mut bound: Vec<(String, Expr)> = Vec::new();
     for (k, v) in specs.iter() {
         let name: String = k.extract()?;
@@ -75,7 +80,10 @@ pub fn analyze<'py>(py: Python<'py>, ex: &str, specs: &Bound<'py, PyDict>) -> Py
         };
         bound.push((name, e));
     }
-    let e = parse(ex, &|n| bound.iter().find(|(b, _)| b == n).map(|(_, e)| e.clone())).py_err(py)?;
+    let e = parse(ex, &|n| {
+        bound.iter().find(|(b, _)| b == n).map(|(_, e)| e.clone())
+    })
+    .py_err(py)?;
     let mut splits = Vec::new();
     let outer = replace(&e, &mut splits).py_err(py)?;
     let m = outer.meta().py_err(py)?.clone();
