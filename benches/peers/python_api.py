@@ -54,9 +54,9 @@ def numpy_fns(case, env, out):
     if case == "poly":
         def po():
             np.multiply(x, 5.0, out=out)
-            out += 4.0
-            out *= x
-            out += 1.0
+            np.add(out, 4.0, out=out)
+            np.multiply(out, x, out=out)
+            np.add(out, 1.0, out=out)
         return (lambda: (5.0 * x + 4.0) * x + 1.0), po
     if case == "gauss":
         c = 1 / (SIGMA * np.sqrt(2 * np.pi))
@@ -67,16 +67,16 @@ def numpy_fns(case, env, out):
             np.multiply(out, out, out=out)
             np.divide(out, -d, out=out)
             np.exp(out, out=out)
-            out *= c
+            np.multiply(out, c, out=out)
         return (lambda: 1 / (SIGMA * np.sqrt(2 * np.pi)) * np.exp(-((x - MU) ** 2) / (2 * SIGMA**2))), go
     if case == "sumsq":
         return (lambda: np.sum(x * x)), (lambda: np.dot(x, x))
     if case == "two":
         def to():
             np.multiply(b, b, out=out)
-            out *= 3
-            out += 2 * a
-            out -= a / b
+            np.multiply(out, 3, out=out)
+            np.add(out, 2 * a, out=out)
+            np.subtract(out, a / b, out=out)
         return (lambda: 2 * a + 3 * b * b - a / b), to
     raise KeyError(case)
 
@@ -125,6 +125,8 @@ def run_arrays(records):
         for case, ex in CASES.items():
             names = fusebox._core.names(ex)
             local = {k: env[k] for k in names}
+            if "pi" in ex:
+                local["pi"] = np.pi  # numexpr has no `pi`; fusebox's constant is the same value
             scalar = case == "sumsq"
             o = np.empty(()) if scalar else out
             row = {"case": case, "n": n}
@@ -151,8 +153,15 @@ def run_overhead(records):
     ex = "(5.0*x + 4.0)*x + 1.0"
     out = np.empty_like(x)
     f = fusebox.compile(ex, {"x": "float64"})
+
+    def fb_frame(x=x):  # `x` is a local of the calling frame, found there as numexpr does
+        return fusebox.evaluate("(5.0*x + 4.0)*x + 1.0")
+
+    def ne_frame(x=x):
+        return ne.evaluate("(5.0*x + 4.0)*x + 1.0")
+
     rows = {
-        "fusebox.evaluate (frame lookup)": lambda: fusebox.evaluate(ex),
+        "fusebox.evaluate (frame lookup)": fb_frame,
         "fusebox.evaluate(local_dict)": lambda: fusebox.evaluate(ex, {"x": x}, {}),
         "fusebox.evaluate out=": lambda: fusebox.evaluate(ex, {"x": x}, {}, out=out),
         "fusebox.re_evaluate": None,
@@ -162,10 +171,11 @@ def run_overhead(records):
     fusebox.validate(ex, {"x": x}, {})
     rows["fusebox.re_evaluate"] = lambda: fusebox.re_evaluate({"x": x}, {})
     if ne is not None:
-        rows["numexpr.evaluate"] = lambda: ne.evaluate(ex)
-        rows["numexpr.evaluate out="] = lambda: ne.evaluate(ex, out=out)
-        ne.validate(ex)
-        rows["numexpr.re_evaluate"] = lambda: ne.re_evaluate()
+        rows["numexpr.evaluate (frame lookup)"] = ne_frame
+        rows["numexpr.evaluate(local_dict)"] = lambda: ne.evaluate(ex, {"x": x}, {})
+        rows["numexpr.evaluate out="] = lambda: ne.evaluate(ex, {"x": x}, {}, out=out)
+        ne.validate(ex, {"x": x}, {})
+        rows["numexpr.re_evaluate"] = lambda: ne.re_evaluate({"x": x}, {})
     fusebox.set_num_threads(1)
     if ne is not None:
         ne.set_num_threads(1)

@@ -50,6 +50,9 @@ class Expr:
 
     __slots__ = ("_src", "_bind", "_prec")
 
+    # NumPy defers to our reflected operators (np.float64(2) * expr stays lazy).
+    __array_ufunc__ = None
+
     def __init__(self, src, bindings, prec=10):
         self._src = src
         self._bind = bindings

@@ -11,6 +11,7 @@ use crate::cache::{self, ArgSig, Ctx, Entry, Prepared, WeakKey};
 use crate::errors::IntoPy;
 use crate::out::{check_out, write_into, write_weak};
 use fusebox::{ArgView, DType, Device};
+use numpy::{PyArrayDescrMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple, PyWeakrefMethods, PyWeakrefReference};
@@ -28,10 +29,11 @@ fn check_order(order: &str) -> PyResult<char> {
 }
 
 /// `casting=`: NumPy's rule for writing the result into `out=`.
-fn check_casting(casting: &str) -> PyResult<()> {
-    match casting {
-        "no" | "equiv" | "safe" | "same_kind" | "unsafe" => Ok(()),
-        _ => Err(PyValueError::new_err(format!(
+fn check_casting(casting: &str) -> PyResult<&'static str> {
+    const RULES: [&str; 5] = ["no", "equiv", "safe", "same_kind", "unsafe"];
+    match RULES.iter().find(|r| **r == casting) {
+        Some(r) => Ok(r),
+        None => Err(PyValueError::new_err(format!(
             "casting must be one of 'no', 'equiv', 'safe', 'same_kind', or 'unsafe' (got '{casting}')"
         ))),
     }
@@ -245,7 +247,14 @@ fn run_entry<'py>(
             }
         }
         let compiled = &entry.compiled;
-        py.detach(|| compiled.call(&views)).py_err(py)?
+        // Releasing and taking back the GIL costs about 0.1-0.2 us: worth it unless the
+        // kernel is shorter still (NumPy has the same kind of threshold for its loops).
+        let elements: usize = views.iter().map(|v| v.len()).max().unwrap_or(0);
+        if elements < GIL_RELEASE_ELEMENTS && matches!(entry.ctx.device, Device::Cpu | Device::Auto) {
+            compiled.call(&views).py_err(py)?
+        } else {
+            py.detach(|| compiled.call(&views)).py_err(py)?
+        }
     };
     // Release the inputs' borrows first: `out` may be one of them (`evaluate('a + 1', out=a)`).
     drop(args);
@@ -264,13 +273,16 @@ fn run_entry<'py>(
     }
 }
 
+/// Arguments below this many elements run on the CPU without releasing the GIL.
+const GIL_RELEASE_ELEMENTS: usize = 4096;
+
 /// What `re_evaluate` repeats (per thread, as numexpr keeps it).
 struct Last {
     prep: Arc<Prepared>,
     ctx: Ctx,
     /// A weak reference: `out` is not kept alive by being remembered.
     out: Option<Py<PyWeakrefReference>>,
-    casting: String,
+    casting: &'static str,
     order: char,
 }
 
@@ -284,9 +296,23 @@ fn remember(
     prep: &Arc<Prepared>,
     ctx: Ctx,
     out: Option<&Bound<'_, PyAny>>,
-    casting: &str,
+    casting: &'static str,
     order: char,
 ) -> PyResult<()> {
+    // The same call again (the common case in a loop): nothing to replace.
+    let same = LAST.with(|l| {
+        l.borrow().as_ref().is_some_and(|l| {
+            Arc::ptr_eq(&l.prep, prep)
+                && l.ctx == ctx
+                && l.out.is_none()
+                && out.is_none()
+                && l.casting == casting
+                && l.order == order
+        })
+    });
+    if same {
+        return Ok(());
+    }
     let out = match out {
         Some(o) => Some(PyWeakrefReference::new(o)?.unbind()),
         None => None,
@@ -295,7 +321,7 @@ fn remember(
         prep: prep.clone(),
         ctx,
         out,
-        casting: casting.to_string(),
+        casting,
         order,
     };
     // Drop the previous one after the borrow ends (its weakref is a Python object).
@@ -328,7 +354,7 @@ fn prepare_call<'py>(
     };
     let depth = check_numexpr_kwargs(kwargs)?;
     let order = check_order(order)?;
-    check_casting(casting)?;
+    let casting = check_casting(casting)?;
     if let Some(o) = out {
         check_out(o)?;
     }
@@ -459,7 +485,7 @@ pub fn re_evaluate<'py>(
                 l.prep.clone(),
                 l.ctx,
                 l.out.as_ref().map(|o| o.clone_ref(py)),
-                l.casting.clone(),
+                l.casting,
                 l.order,
             )
         })
@@ -477,7 +503,7 @@ pub fn re_evaluate<'py>(
     let (local, global) = scope(py, local_dict, global_dict, extra)?;
     let args = resolve(py, &prep, local.as_ref(), global.as_ref())?;
     let entry = entry_for(py, &prep, ctx, &args)?;
-    run_entry(py, &entry, args, out.as_ref(), &casting, order)
+    run_entry(py, &entry, args, out.as_ref(), casting, order)
 }
 
 /// The plan for `ex` on the arrays its names are bound to: text (`{:#}`: graph, kernels, bytes,
@@ -564,27 +590,35 @@ impl PyCompiled {
         if let Some(o) = &out {
             check_out(o)?;
         }
-        let np = py.import("numpy")?;
+        let np = crate::args::numpy_module(py)?;
         let mut held_params = Vec::with_capacity(n);
         for ((name, dt), v) in self.params.iter().zip(values) {
             let Some(v) = v else {
                 return Err(PyTypeError::new_err(format!("missing argument '{name}'")));
             };
-            let arr = match v.cast::<numpy::PyUntypedArray>() {
-                Ok(_) => {
-                    let safe: bool = np
-                        .getattr("can_cast")?
-                        .call1((v.getattr("dtype")?, dt.name(), "safe"))?
-                        .extract()?;
-                    if !safe {
-                        return Err(PyTypeError::new_err(format!(
-                            "argument '{name}' of dtype {} cannot be cast safely to {dt}",
-                            v.getattr("dtype")?
-                        )));
+            let exact = v.cast::<numpy::PyUntypedArray>().ok().is_some_and(|a| {
+                let d = a.dtype();
+                crate::args::dtype_of(d.kind(), d.itemsize()) == Some(*dt)
+            });
+            let arr = if exact {
+                v
+            } else {
+                match v.cast::<numpy::PyUntypedArray>() {
+                    Ok(_) => {
+                        let safe: bool = np
+                            .getattr("can_cast")?
+                            .call1((v.getattr("dtype")?, dt.name(), "safe"))?
+                            .extract()?;
+                        if !safe {
+                            return Err(PyTypeError::new_err(format!(
+                                "argument '{name}' of dtype {} cannot be cast safely to {dt}",
+                                v.getattr("dtype")?
+                            )));
+                        }
+                        np.getattr("asarray")?.call1((v, dt.name()))?
                     }
-                    np.getattr("asarray")?.call1((v, dt.name()))?
+                    Err(_) => np.getattr("asarray")?.call1((v, dt.name()))?,
                 }
-                Err(_) => np.getattr("asarray")?.call1((v, dt.name()))?,
             };
             match classify(py, name, &arr)? {
                 Value::Array(h, _) => held_params.push(Some(h)),

@@ -69,19 +69,16 @@ macro_rules! dtype_table {
             }
         }
 
-        /// A fusebox result as a NumPy array that owns the result's buffer (moved, not
-        /// copied, when the result is not shared).
+        /// A fusebox result as a NumPy array that owns the result's buffer: the `Vec` moves
+        /// into NumPy without a copy when the result is not shared (fusebox's own
+        /// `DynArray::into_array` copies, so the variants are taken apart here).
         pub fn to_numpy<'py>(py: Python<'py>, a: DynArray) -> PyResult<Bound<'py, PyAny>> {
-            match a.dtype() {
-                $(DType::$v => {
-                    let arr = a
-                        .into_array::<$t>()
-                        .map_err(|e| crate::errors::to_py(py, e))?;
-                    Ok(numpy::PyArray::from_owned_array(py, arr).into_any())
+            match a {
+                $(DynArray::$v(arc) => {
+                    Ok(numpy::PyArray::from_owned_array(py, arc.into_owned()).into_any())
                 })*
             }
         }
-
 
         /// Copy `result` into the NumPy array `out` of the same dtype and shape (aligned, native
         /// byte order, writeable: the caller checked), with the GIL released.
@@ -159,6 +156,14 @@ fn np(py: Python<'_>) -> PyResult<&NumpyRefs> {
             require: np.getattr("require")?.unbind(),
         })
     })
+}
+
+/// The `numpy` module (imported once).
+pub fn numpy_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    static M: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    Ok(M.get_or_try_init(py, || py.import("numpy").map(Bound::unbind))?
+        .bind(py)
+        .clone())
 }
 
 /// `np.asarray(obj)`.

@@ -24,7 +24,10 @@ def test_names_come_from_the_callers_frame():
     with pytest.raises(KeyError):
         inner()
     np.testing.assert_array_equal(fusebox.evaluate("a * b"), a * 2.0)
-    np.testing.assert_array_equal(fusebox.evaluate("a * b", {"b": 3.0}), a * 3.0)
+    # local_dict replaces the frame's locals (numexpr's rule): `a` is not found there
+    with pytest.raises(KeyError):
+        fusebox.evaluate("a * b", {"b": 3.0})
+    np.testing.assert_array_equal(fusebox.evaluate("a * b", {"a": a, "b": 3.0}), a * 3.0)
     # local then global
     np.testing.assert_array_equal(fusebox.evaluate("a + g", {"a": a}, {"g": 1.0, "a": None}), a + 1)
 

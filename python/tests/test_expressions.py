@@ -105,11 +105,27 @@ def arrays(dtype, scalar):
     return env
 
 
+def _weak(f):
+    """NumPy's function with Python's number semantics on Python numbers: fusebox folds a
+    function of weak scalars (literals, names bound to Python numbers) into a weak scalar, as
+    `math.cos(3)` is a Python float, where `np.cos(3)` is a strong float64 NumPy scalar. With
+    float32 arrays the two differ in dtype (documented in NUMEXPR_COMPAT.md)."""
+
+    def g(*args):
+        r = f(*args)
+        if args and all(isinstance(x, (bool, int, float)) and not isinstance(x, np.generic) for x in args):
+            return r.item() if isinstance(r, np.generic) else r
+        return r
+
+    return g
+
+
 def numpy_eval(ex, env):
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            return eval(ex, {"__builtins__": {}, **NP_NAMES}, dict(env)), None  # noqa: S307
+            names = {k: _weak(f) for k, f in NP_NAMES.items()}
+            return eval(ex, {"__builtins__": {}, **names}, dict(env)), None  # noqa: S307
         except Exception as e:  # noqa: BLE001 - the oracle's exception is the expectation
             return None, e
 

@@ -80,9 +80,10 @@ def run_upstream(tmp_path):
         raise AssertionError(f"numexpr's suite did not run:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     results = {}
     for case in ET.parse(xml).iter("testcase"):
-        cls = case.get("classname", "").split(".")[-1]
+        parts = case.get("classname", "").split(".")
         name = case.get("name", "")
-        test_id = name if cls == "test_numexpr" else f"{cls}::{name}"
+        # "test_numexpr" for module-level tests, "test_numexpr.<Class>" for methods
+        test_id = name if len(parts) < 2 else f"{parts[-1]}::{name}"
         if case.find("failure") is not None or case.find("error") is not None:
             results[test_id] = "failed"
         elif case.find("skipped") is not None:
