@@ -250,7 +250,8 @@ fn run_entry<'py>(
         // Releasing and taking back the GIL costs about 0.1-0.2 us: worth it unless the
         // kernel is shorter still (NumPy has the same kind of threshold for its loops).
         let elements: usize = views.iter().map(|v| v.len()).max().unwrap_or(0);
-        if elements < GIL_RELEASE_ELEMENTS && matches!(entry.ctx.device, Device::Cpu | Device::Auto) {
+        if elements < GIL_RELEASE_ELEMENTS && matches!(entry.ctx.device, Device::Cpu | Device::Auto)
+        {
             compiled.call(&views).py_err(py)?
         } else {
             py.detach(|| compiled.call(&views)).py_err(py)?

@@ -161,9 +161,11 @@ fn np(py: Python<'_>) -> PyResult<&NumpyRefs> {
 /// The `numpy` module (imported once).
 pub fn numpy_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     static M: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-    Ok(M.get_or_try_init(py, || py.import("numpy").map(Bound::unbind))?
-        .bind(py)
-        .clone())
+    Ok(
+        M.get_or_try_init(py, || py.import("numpy").map(Bound::unbind))?
+            .bind(py)
+            .clone(),
+    )
 }
 
 /// `np.asarray(obj)`.
