@@ -43,7 +43,7 @@ def main(n):
     # In [31]-[33]: one fused loop (Numba's vectorize in the post)
     fast_poly = fusebox.compile("(5.0 * t + 4.0) * t + 1.0", {"t": "float64"})
     t_fb = timeit("fusebox compiled poly(x)", lambda: fast_poly(x))
-    timeit("fusebox.evaluate('(5.0*x + 4.0)*x + 1.0')", lambda: fusebox.evaluate("(5.0*x + 4.0)*x + 1.0"))
+    timeit("fusebox.evaluate('(5.0*x + 4.0)*x + 1.0')", lambda: fusebox.evaluate("(5.0*x + 4.0)*x + 1.0", {"x": x}))
     np.testing.assert_allclose(fast_poly(x[:1000]), poly(x[:1000]))
     print(f"  poly / (x + 1): NumPy {t_np / t_add:.1f}x, fusebox {t_fb / t_add:.1f}x")
 
