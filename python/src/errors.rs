@@ -97,18 +97,27 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::Parse { .. } => new_err(py, &PARSE_ERROR, msg),
-        Error::UnknownName(name) => PyKeyError::new_err(name),
-        Error::Type(_) | Error::Argument(_) => PyTypeError::new_err(msg),
-        Error::UnsupportedDtype(_) => unsupported_dtype(py, msg),
+        Error::UnknownName { name, .. } => PyKeyError::new_err(name),
+        Error::OperandType { .. }
+        | Error::DtypeMismatch { .. }
+        | Error::ArgumentCount { .. }
+        | Error::Argument { .. } => PyTypeError::new_err(msg),
+        Error::UnsupportedDtype { .. } => unsupported_dtype(py, msg),
         Error::IntegerOverflow { .. } => PyOverflowError::new_err(msg),
-        Error::ShapeMismatch { .. } | Error::Value(_) | Error::TooLarge(_) => {
-            PyValueError::new_err(msg)
+        Error::ShapeMismatch { .. }
+        | Error::Value { .. }
+        | Error::TooLarge { .. }
+        | Error::EmptyReduction { .. }
+        | Error::NegativeIntegerPower { .. } => PyValueError::new_err(msg),
+        Error::AxisOutOfBounds { .. } | Error::DuplicateAxis { .. } | Error::Axis { .. } => {
+            // NumPy's AxisError message, without fusebox's "axis error: " kind prefix.
+            let m = msg.strip_prefix("axis error: ").unwrap_or(&msg).to_string();
+            axis_error(py, m)
         }
-        Error::Axis(m) => axis_error(py, m),
-        Error::TooDeep(_) => PyRecursionError::new_err(msg),
-        Error::InvalidCast(_) => PyFloatingPointError::new_err(msg),
-        Error::OutOfMemory(_) => PyMemoryError::new_err(msg),
-        Error::Io(_) | Error::Npy(_) => PyOSError::new_err(msg),
+        Error::TooDeep { .. } => PyRecursionError::new_err(msg),
+        Error::InvalidCast { .. } => PyFloatingPointError::new_err(msg),
+        Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
+        Error::Io { .. } | Error::Npy { .. } => PyOSError::new_err(msg),
         _ => PyRuntimeError::new_err(msg),
     }
 }
