@@ -132,6 +132,96 @@ pub(crate) struct Node {
     pub meta: Result<Meta>,
 }
 
+impl ExprKind {
+    /// The operands of this node, in source order.
+    pub fn children(&self) -> impl Iterator<Item = &Expr> {
+        let (a, b, c) = match self {
+            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => (None, None, None),
+            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => {
+                (Some(x), None, None)
+            }
+            ExprKind::Binary(_, a, b) => (Some(a), Some(b), None),
+            ExprKind::Where(c, a, b) => (Some(c), Some(a), Some(b)),
+        };
+        a.into_iter().chain(b).chain(c)
+    }
+
+    /// Move the operands out (onto `out`), leaving a childless placeholder.
+    fn take_children(&mut self, out: &mut Vec<Expr>) {
+        match std::mem::replace(self, ExprKind::Literal(Scalar::Bool(false))) {
+            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => {}
+            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => out.push(x),
+            ExprKind::Binary(_, a, b) => out.extend([a, b]),
+            ExprKind::Where(c, a, b) => out.extend([c, a, b]),
+        }
+    }
+}
+
+impl Drop for Node {
+    /// Iterative, so that a tree of any depth drops without overflowing the stack: the operands
+    /// this node owns alone are taken out onto a worklist, and each is emptied the same way
+    /// before it is freed, so no `Node::drop` ever frees a node that still has operands it owns
+    /// alone. (`Arc::into_inner` hands a node to exactly one of the threads dropping its last
+    /// references; the others only decrement.)
+    fn drop(&mut self) {
+        if matches!(
+            self.kind,
+            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_)
+        ) {
+            return;
+        }
+        let mut work = Vec::new();
+        self.kind.take_children(&mut work);
+        while let Some(e) = work.pop() {
+            if let Some(mut node) = Arc::into_inner(e.0) {
+                node.kind.take_children(&mut work);
+            }
+        }
+    }
+}
+
+/// Whether some path from a root of `exprs` to a leaf has more than `limit` edges (the
+/// optimizer's [`crate::opt::lower::MAX_DEPTH`] is such a limit): an iterative depth-first walk
+/// that stops as soon as its path is too long, so a pathological tree costs `O(limit)`, and
+/// shared subtrees are measured once.
+pub(crate) fn deeper_than(exprs: &[Expr], limit: usize) -> bool {
+    // Height in edges of every finished node, by identity.
+    let mut height: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for root in exprs {
+        // `(node, expanded)`: the expanded entries on the stack are the ancestors of the node
+        // being visited, so their count is the current path's length.
+        let mut stack: Vec<(&Expr, bool)> = vec![(root, false)];
+        let mut open = 0usize;
+        while let Some((e, expanded)) = stack.pop() {
+            if expanded {
+                open -= 1;
+                let h = e
+                    .kind()
+                    .children()
+                    .map(|c| height[&c.ptr_id()] + 1)
+                    .max()
+                    .unwrap_or(0);
+                if h > limit {
+                    return true;
+                }
+                height.insert(e.ptr_id(), h);
+                continue;
+            }
+            if height.contains_key(&e.ptr_id()) {
+                continue;
+            }
+            if open >= limit && e.kind().children().next().is_some() {
+                // This node is `open` edges below a root and has an operand one further.
+                return true;
+            }
+            open += 1;
+            stack.push((e, true));
+            stack.extend(e.kind().children().map(|c| (c, false)));
+        }
+    }
+    false
+}
+
 /// A lazy array expression. Cheap to clone.
 #[derive(Clone)]
 pub struct Expr(pub(crate) Arc<Node>);
@@ -703,69 +793,128 @@ impl Expr {
             _ => PREC_ATOM,
         }
     }
-    fn fmt_prec(&self, f: &mut fmt::Formatter<'_>, min: u8) -> fmt::Result {
-        let paren = self.prec() < min;
-        if paren {
-            f.write_str("(")?;
-        }
-        match self.kind() {
-            ExprKind::Symbol(n) => f.write_str(n)?,
-            ExprKind::Data { name: Some(n), .. } => f.write_str(n)?,
-            ExprKind::Data { name: None, array } => write!(f, "{array}")?,
-            ExprKind::Literal(s) => write!(f, "{s}")?,
-            ExprKind::Unary(UnaryOp::Neg, x) => {
-                f.write_str("-")?;
-                x.fmt_prec(f, PREC_UNARY)?
-            }
-            ExprKind::Unary(UnaryOp::Not, x) => {
-                f.write_str("~")?;
-                x.fmt_prec(f, PREC_UNARY)?
-            }
-            ExprKind::Unary(op, x) => write!(f, "{op}({x})")?,
-            ExprKind::Binary(op, a, b) => match op.symbol() {
-                Some(sym) => {
-                    let p = precedence(*op);
-                    // Left-associative, except `**` (right-associative, binds tighter than
-                    // unary minus on its left).
-                    let (lp, rp) = if *op == BinaryOp::Pow {
-                        (p + 1, PREC_UNARY)
-                    } else if op.is_comparison() {
-                        // Comparisons do not chain in numexpr: parenthesize nested ones.
-                        (p + 1, p + 1)
-                    } else {
-                        (p, p + 1)
-                    };
-                    a.fmt_prec(f, lp)?;
-                    write!(f, " {sym} ")?;
-                    b.fmt_prec(f, rp)?;
+}
+
+/// A piece of [`Expr`]'s printed text still to write: a subexpression (with the least
+/// precedence it may have without parentheses) or fixed text.
+enum Piece<'a> {
+    Expr(&'a Expr, u8),
+    Str(&'static str),
+    /// An infix operator's symbol, written with a space on each side.
+    Infix(&'static str),
+    Text(String),
+}
+
+impl Expr {
+    /// Print in numexpr syntax with minimal parentheses. Iterative (an explicit stack of the
+    /// pieces still to write), so any depth prints in linear time without deep recursion.
+    fn write_text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut todo = vec![Piece::Expr(self, 0)];
+        while let Some(piece) = todo.pop() {
+            let (e, min) = match piece {
+                Piece::Str(s) => {
+                    f.write_str(s)?;
+                    continue;
                 }
-                None => write!(f, "{op}({a}, {b})")?,
-            },
-            ExprKind::Where(c, a, b) => write!(f, "where({c}, {a}, {b})")?,
-            ExprKind::Cast(d, x) => write!(f, "astype({x}, {d})")?,
-            ExprKind::Reduce(r, x, spec) => {
-                write!(f, "{r}({x}")?;
-                match &spec.axes {
-                    Some(a) if a.len() == 1 => write!(f, ", axis={}", a[0])?,
-                    Some(a) => {
-                        let list: Vec<String> = a.iter().map(|d| d.to_string()).collect();
-                        write!(f, ", axis=({})", list.join(", "))?
+                Piece::Infix(s) => {
+                    write!(f, " {s} ")?;
+                    continue;
+                }
+                Piece::Text(s) => {
+                    f.write_str(&s)?;
+                    continue;
+                }
+                Piece::Expr(e, min) => (e, min),
+            };
+            if e.prec() < min {
+                f.write_str("(")?;
+                todo.push(Piece::Str(")"));
+            }
+            // What follows the node's first text, pushed in reverse order.
+            match e.kind() {
+                ExprKind::Symbol(n) => f.write_str(n)?,
+                ExprKind::Data { name: Some(n), .. } => f.write_str(n)?,
+                ExprKind::Data { name: None, array } => write!(f, "{array}")?,
+                ExprKind::Literal(s) => write!(f, "{s}")?,
+                ExprKind::Unary(UnaryOp::Neg, x) => {
+                    f.write_str("-")?;
+                    todo.push(Piece::Expr(x, PREC_UNARY));
+                }
+                ExprKind::Unary(UnaryOp::Not, x) => {
+                    f.write_str("~")?;
+                    todo.push(Piece::Expr(x, PREC_UNARY));
+                }
+                ExprKind::Unary(op, x) => {
+                    write!(f, "{op}(")?;
+                    todo.extend([Piece::Str(")"), Piece::Expr(x, 0)]);
+                }
+                ExprKind::Binary(op, a, b) => match op.symbol() {
+                    Some(sym) => {
+                        let p = precedence(*op);
+                        // Left-associative, except `**` (right-associative, binds tighter than
+                        // unary minus on its left).
+                        let (lp, rp) = if *op == BinaryOp::Pow {
+                            (p + 1, PREC_UNARY)
+                        } else if op.is_comparison() {
+                            // Comparisons do not chain in numexpr: parenthesize nested ones.
+                            (p + 1, p + 1)
+                        } else {
+                            (p, p + 1)
+                        };
+                        todo.extend([
+                            Piece::Expr(b, rp),
+                            Piece::Infix(sym),
+                            Piece::Expr(a, lp),
+                        ]);
                     }
-                    None => {}
-                }
-                if let Reduction::Var { ddof } | Reduction::Std { ddof } = r {
-                    if *ddof != 0 {
-                        write!(f, ", ddof={ddof}")?;
+                    None => {
+                        write!(f, "{op}(")?;
+                        todo.extend([
+                            Piece::Str(")"),
+                            Piece::Expr(b, 0),
+                            Piece::Str(", "),
+                            Piece::Expr(a, 0),
+                        ]);
                     }
+                },
+                ExprKind::Where(c, a, b) => {
+                    f.write_str("where(")?;
+                    todo.extend([
+                        Piece::Str(")"),
+                        Piece::Expr(b, 0),
+                        Piece::Str(", "),
+                        Piece::Expr(a, 0),
+                        Piece::Str(", "),
+                        Piece::Expr(c, 0),
+                    ]);
                 }
-                if spec.keepdims {
-                    f.write_str(", keepdims=True")?;
+                ExprKind::Cast(d, x) => {
+                    f.write_str("astype(")?;
+                    todo.extend([Piece::Text(format!(", {d})")), Piece::Expr(x, 0)]);
                 }
-                f.write_str(")")?
+                ExprKind::Reduce(r, x, spec) => {
+                    write!(f, "{r}(")?;
+                    let mut tail = String::new();
+                    match &spec.axes {
+                        Some(a) if a.len() == 1 => tail += &format!(", axis={}", a[0]),
+                        Some(a) => {
+                            let list: Vec<String> = a.iter().map(|d| d.to_string()).collect();
+                            tail += &format!(", axis=({})", list.join(", "));
+                        }
+                        None => {}
+                    }
+                    if let Reduction::Var { ddof } | Reduction::Std { ddof } = r {
+                        if *ddof != 0 {
+                            tail += &format!(", ddof={ddof}");
+                        }
+                    }
+                    if spec.keepdims {
+                        tail += ", keepdims=True";
+                    }
+                    tail += ")";
+                    todo.extend([Piece::Text(tail), Piece::Expr(x, 0)]);
+                }
             }
-        }
-        if paren {
-            f.write_str(")")?;
         }
         Ok(())
     }
@@ -775,7 +924,7 @@ impl fmt::Display for Expr {
     /// The expression in numexpr syntax (parseable by [`crate::parse`]); unnamed data prints as
     /// a NumPy-like preview.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_prec(f, 0)
+        self.write_text(f)
     }
 }
 
@@ -800,51 +949,52 @@ pub fn data_preview(a: &DynArray) -> String {
 /// `np.errstate(invalid='raise')` for casts). Like NumPy, every element is checked, also
 /// those a `where` discards (NumPy computes both branches).
 pub(crate) fn invalid_cast_checks(exprs: &[Expr]) -> Vec<(Expr, Error)> {
-    fn walk(e: &Expr, seen: &mut std::collections::HashSet<usize>, out: &mut Vec<(Expr, Error)>) {
-        if !seen.insert(e.ptr_id()) {
-            return;
-        }
-        let kids: Vec<&Expr> = match e.kind() {
-            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => vec![],
-            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => vec![x],
-            ExprKind::Binary(_, a, b) => vec![a, b],
-            ExprKind::Where(c, a, b) => vec![c, a, b],
-        };
-        for k in kids {
-            walk(k, seen, out);
-        }
-        let ExprKind::Cast(to, v) = e.kind() else {
-            return;
-        };
-        let Ok(from) = v.dtype() else {
-            return;
-        };
-        if !from.is_float() || !matches!(to, DType::I32 | DType::I64) {
-            return;
-        }
-        // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX].
-        let (lo, lo_inclusive, hi) = match (from, to) {
-            (DType::F64, DType::I32) => (-2147483649.0, false, 2147483648.0),
-            (_, DType::I32) => (-2147483648.0, true, 2147483648.0),
-            _ => (-9223372036854775808.0, true, 9223372036854775808.0),
-        };
-        let lo_ok = if lo_inclusive { v.ge(lo) } else { v.gt(lo) };
-        let ok = lo_ok & v.lt(hi);
-        out.push((
-            (!ok).any(),
-            Error::InvalidCast {
-                from,
-                to: *to,
-                expr: e.to_string(),
-            },
-        ));
-    }
+    // Post-order with an explicit stack (a tree of any depth), as the recursive walk did:
+    // operands' checks come before their users'.
     let mut seen = std::collections::HashSet::new();
     let mut out = vec![];
-    for e in exprs {
-        walk(e, &mut seen, &mut out);
+    for root in exprs {
+        let mut stack: Vec<(&Expr, bool)> = vec![(root, false)];
+        while let Some((e, expanded)) = stack.pop() {
+            if expanded {
+                if let Some(check) = cast_check(e) {
+                    out.push(check);
+                }
+            } else if seen.insert(e.ptr_id()) {
+                stack.push((e, true));
+                let kids: Vec<&Expr> = e.kind().children().collect();
+                stack.extend(kids.into_iter().rev().map(|c| (c, false)));
+            }
+        }
     }
     out
+}
+
+/// The check of one node, if it is a float -> integer `astype`.
+fn cast_check(e: &Expr) -> Option<(Expr, Error)> {
+    let ExprKind::Cast(to, v) = e.kind() else {
+        return None;
+    };
+    let from = v.dtype().ok()?;
+    if !from.is_float() || !matches!(to, DType::I32 | DType::I64) {
+        return None;
+    }
+    // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX].
+    let (lo, lo_inclusive, hi) = match (from, to) {
+        (DType::F64, DType::I32) => (-2147483649.0, false, 2147483648.0),
+        (_, DType::I32) => (-2147483648.0, true, 2147483648.0),
+        _ => (-9223372036854775808.0, true, 9223372036854775808.0),
+    };
+    let lo_ok = if lo_inclusive { v.ge(lo) } else { v.gt(lo) };
+    let ok = lo_ok & v.lt(hi);
+    Some((
+        (!ok).any(),
+        Error::InvalidCast {
+            from,
+            to: *to,
+            expr: e.to_string(),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -35,8 +35,21 @@ use std::collections::HashMap;
 ///
 /// A weak literal at the root is materialized in its default dtype (Python `2.0` -> float64).
 pub fn evaluate(expr: &Expr, bindings: &HashMap<String, DynArray>) -> Result<DynArray> {
-    // Post-order walk with an explicit stack (deep expressions must not overflow the call
-    // stack), memoized by node identity so a subtree shared by several parents runs once.
+    // Post-order walk with an explicit stack (expressions of any depth evaluate without
+    // overflowing the call stack), memoized by node identity so a subtree shared by several
+    // parents runs once. A value is dropped once its last user has run, so a long chain holds
+    // a few temporaries at a time, as NumPy would.
+    let mut users: HashMap<usize, usize> = HashMap::new();
+    let mut stack: Vec<&Expr> = vec![expr];
+    while let Some(e) = stack.pop() {
+        for c in e.kind().children() {
+            let n = users.entry(c.ptr_id()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                stack.push(c);
+            }
+        }
+    }
     let mut memo: HashMap<usize, Value> = HashMap::new();
     let mut stack: Vec<(&Expr, bool)> = vec![(expr, false)];
     while let Some((e, children_done)) = stack.pop() {
@@ -46,9 +59,16 @@ pub fn evaluate(expr: &Expr, bindings: &HashMap<String, DynArray>) -> Result<Dyn
         if children_done {
             let v = eval_node(e, &memo, bindings)?;
             memo.insert(e.ptr_id(), v);
+            for c in e.kind().children() {
+                let n = users.get_mut(&c.ptr_id()).expect("every child was counted");
+                *n -= 1;
+                if *n == 0 {
+                    memo.remove(&c.ptr_id());
+                }
+            }
         } else {
             stack.push((e, true));
-            for c in children(e) {
+            for c in e.kind().children() {
                 if !memo.contains_key(&c.ptr_id()) {
                     stack.push((c, false));
                 }
@@ -102,15 +122,6 @@ impl Value {
             Value::Weak(s) => Ok(materialize(s, s.default_dtype())),
             Value::Array(a) => Ok(a),
         }
-    }
-}
-
-fn children(e: &Expr) -> Vec<&Expr> {
-    match e.kind() {
-        ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => vec![],
-        ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => vec![x],
-        ExprKind::Binary(_, a, b) => vec![a, b],
-        ExprKind::Where(c, a, b) => vec![c, a, b],
     }
 }
 

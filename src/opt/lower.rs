@@ -14,8 +14,10 @@ use crate::kir::Const;
 use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
 use std::collections::HashMap;
 
-/// Deepest expression the planner accepts (a limit, with a clear error, instead of a stack
-/// overflow on a pathological tree).
+/// Deepest expression the planner accepts: the most edges on a path from a root to a leaf. A
+/// deeper tree gives [`Error::TooDeep`], checked by an iterative walk before lowering recurses
+/// (lowering, fusion's emitter and the backends walk recursively, and must fit a 2 MiB thread
+/// stack in a debug build at this depth; `tests/deep.rs` checks that).
 pub const MAX_DEPTH: usize = 2048;
 
 /// Where a plan input comes from.
@@ -102,6 +104,10 @@ pub fn lower_many(
     }
     for e in exprs {
         e.meta()?;
+    }
+    // Lowering recurses once per level: refuse a tree too deep before recursing at all.
+    if crate::expr::deeper_than(exprs, MAX_DEPTH) {
+        return Err(Error::TooDeep { limit: MAX_DEPTH });
     }
     let mut l = Lowering {
         graph: Graph::new(),

@@ -126,7 +126,7 @@ impl Session {
                 .iter()
                 .map(|(n, v)| Ok((n.to_string(), v.try_to_dyn_array()?)))
                 .collect::<Result<_>>()?;
-            let (all, checks) = self.with_cast_checks(exprs);
+            let (all, checks) = self.with_cast_checks(exprs)?;
             let mut results = all
                 .iter()
                 .map(|e| crate::reference::evaluate(e, &map))
@@ -199,7 +199,7 @@ impl Session {
         one_shot: bool,
     ) -> Result<ExecPlan> {
         let inner = &*self.inner;
-        let (exprs, checks) = self.with_cast_checks(exprs);
+        let (exprs, checks) = self.with_cast_checks(exprs)?;
         let lowered = opt::lower_many(&exprs, shapes, inner.options.optimize)?;
         let mode = if inner.options.optimize {
             Partition::Fused
@@ -242,16 +242,22 @@ impl Session {
 
     /// `exprs` followed by their cast checks under [`InvalidCast::Raise`], and what each check
     /// checks.
-    fn with_cast_checks(&self, exprs: &[Expr]) -> (Vec<Expr>, Vec<Error>) {
+    /// A tree deeper than the planner accepts is refused first (each check prints its cast).
+    fn with_cast_checks(&self, exprs: &[Expr]) -> Result<(Vec<Expr>, Vec<Error>)> {
         let mut all = exprs.to_vec();
         let mut what = vec![];
         if self.inner.options.invalid_cast == InvalidCast::Raise {
+            if crate::expr::deeper_than(exprs, opt::lower::MAX_DEPTH) {
+                return Err(Error::TooDeep {
+                    limit: opt::lower::MAX_DEPTH,
+                });
+            }
             for (check, w) in crate::expr::invalid_cast_checks(exprs) {
                 all.push(check);
                 what.push(w);
             }
         }
-        (all, what)
+        Ok((all, what))
     }
 
     /// The plan for `expr` without running it: optimized graph, kernels, the device each runs
@@ -297,7 +303,7 @@ impl Session {
         shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
         residence: &dyn Fn(&str) -> Residence,
     ) -> Result<Explain> {
-        let (exprs, _) = self.with_cast_checks(exprs);
+        let (exprs, _) = self.with_cast_checks(exprs)?;
         let cx = explain::Context {
             options: &self.inner.options,
             devices: &self.inner.devices,
