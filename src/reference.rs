@@ -25,6 +25,7 @@ use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, Meta, 
 use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
 use crate::semantics;
 use ndarray::{arr0, ArcArray, ArrayD, IxDyn, Zip};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// Evaluate `expr` with plain ndarray, one operator at a time, each producing a temporary
@@ -35,52 +36,61 @@ use std::collections::HashMap;
 ///
 /// A weak literal at the root is materialized in its default dtype (Python `2.0` -> float64).
 pub fn evaluate(expr: &Expr, bindings: &HashMap<String, DynArray>) -> Result<DynArray> {
-    // Post-order walk with an explicit stack (expressions of any depth evaluate without
-    // overflowing the call stack), memoized by node identity so a subtree shared by several
-    // parents runs once. A value is dropped once its last user has run, so a long chain holds
-    // a few temporaries at a time, as NumPy would.
-    let mut users: HashMap<usize, usize> = HashMap::new();
-    let mut stack: Vec<&Expr> = vec![expr];
-    while let Some(e) = stack.pop() {
-        for c in e.kind().children() {
-            let n = users.entry(c.ptr_id()).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                stack.push(c);
+    // Expressions of any depth evaluate without deep recursion: the distinct nodes are put in
+    // post-order by a walk with an explicit stack (a subtree shared by several parents runs
+    // once), then run in that order. A value is dropped once its last user has run, so a long
+    // chain holds a few temporaries at a time, as NumPy would.
+    let order = post_order(expr);
+    let mut users = vec![0u32; order.len()];
+    for (_, kids) in &order {
+        for &k in kids {
+            users[k as usize] += 1;
+        }
+    }
+    let mut values: Vec<Option<Value>> = (0..order.len()).map(|_| None).collect();
+    for (i, (e, kids)) in order.iter().enumerate() {
+        let args = kids
+            .iter()
+            .map(|&k| {
+                values[k as usize].clone().ok_or_else(|| Error::Value {
+                    message: "reference: operand evaluated out of order".into(),
+                })
+            })
+            .collect::<Result<SmallVec<[Value; 3]>>>()?;
+        values[i] = Some(eval_node(e, &args, bindings)?);
+        for &k in kids {
+            users[k as usize] -= 1;
+            if users[k as usize] == 0 {
+                values[k as usize] = None;
             }
         }
     }
-    let mut memo: HashMap<usize, Value> = HashMap::new();
-    let mut stack: Vec<(&Expr, bool)> = vec![(expr, false)];
-    while let Some((e, children_done)) = stack.pop() {
-        if memo.contains_key(&e.ptr_id()) {
-            continue;
-        }
-        if children_done {
-            let v = eval_node(e, &memo, bindings)?;
-            memo.insert(e.ptr_id(), v);
-            for c in e.kind().children() {
-                let n = users.get_mut(&c.ptr_id()).expect("every child was counted");
-                *n -= 1;
-                if *n == 0 {
-                    memo.remove(&c.ptr_id());
-                }
-            }
-        } else {
-            stack.push((e, true));
-            for c in e.kind().children() {
-                if !memo.contains_key(&c.ptr_id()) {
-                    stack.push((c, false));
-                }
-            }
-        }
-    }
-    match memo.remove(&expr.ptr_id()) {
+    match values.pop().flatten() {
         Some(v) => v.into_array(),
         None => Err(Error::Value {
             message: "reference: root was not evaluated".into(),
         }),
     }
+}
+
+/// The distinct nodes under `root` (by identity), each after its operands, with the positions
+/// of its operands in source order; `root` is last. Operands are visited last to first.
+fn post_order(root: &Expr) -> Vec<(&Expr, SmallVec<[u32; 3]>)> {
+    let mut index: HashMap<usize, u32> = HashMap::new();
+    let mut order = vec![];
+    let mut stack: Vec<(&Expr, bool)> = vec![(root, false)];
+    while let Some((e, expanded)) = stack.pop() {
+        if expanded {
+            // Every operand was pushed after `e` and so has been placed.
+            let kids = e.kind().children().map(|c| index[&c.ptr_id()]).collect();
+            index.insert(e.ptr_id(), order.len() as u32);
+            order.push((e, kids));
+        } else if !index.contains_key(&e.ptr_id()) {
+            stack.push((e, true));
+            stack.extend(e.kind().children().map(|c| (c, false)));
+        }
+    }
+    order
 }
 
 /// An evaluated node: a weak literal stays weak until an operator decides its dtype.
@@ -125,14 +135,11 @@ impl Value {
     }
 }
 
-fn eval_node(
-    e: &Expr,
-    memo: &HashMap<usize, Value>,
-    bindings: &HashMap<String, DynArray>,
-) -> Result<Value> {
-    let get = |c: &Expr| -> Result<Value> {
-        memo.get(&c.ptr_id()).cloned().ok_or_else(|| Error::Value {
-            message: "reference: child evaluated out of order".into(),
+/// One node, given the values of its operands (`args`, in source order).
+fn eval_node(e: &Expr, args: &[Value], bindings: &HashMap<String, DynArray>) -> Result<Value> {
+    let arg = |i: usize| -> Result<Value> {
+        args.get(i).cloned().ok_or_else(|| Error::Value {
+            message: "reference: missing operand".into(),
         })
     };
     Ok(match e.kind() {
@@ -157,8 +164,8 @@ fn eval_node(
         }
         ExprKind::Data { array, .. } => Value::Array(array.clone()),
         ExprKind::Literal(s) => Value::Weak(*s),
-        ExprKind::Unary(op, x) => {
-            let x = get(x)?;
+        ExprKind::Unary(op, _) => {
+            let x = arg(0)?;
             if let Value::Weak(_) = x {
                 // `Expr::unary` folds weak operands; a node left unfolded carries the error.
                 e.meta()?;
@@ -167,8 +174,8 @@ fn eval_node(
             let (compute, _result) = op.signature(m.dtype)?;
             Value::Array(unary(*op, &x.to_dtype(compute)?)?)
         }
-        ExprKind::Binary(op, a, b) => {
-            let (a, b) = (get(a)?, get(b)?);
+        ExprKind::Binary(op, _, _) => {
+            let (a, b) = (arg(0)?, arg(1)?);
             if let (Value::Weak(_), Value::Weak(_)) = (&a, &b) {
                 e.meta()?; // as for unary: two weak operands fold unless that fails
             }
@@ -189,8 +196,8 @@ fn eval_node(
             }
             Value::Array(binary(*op, &a.to_dtype(compute)?, &b.to_dtype(compute)?)?)
         }
-        ExprKind::Where(c, a, b) => {
-            let (c, a, b) = (get(c)?, get(a)?, get(b)?);
+        ExprKind::Where(..) => {
+            let (c, a, b) = (arg(0)?, arg(1)?, arg(2)?);
             let dtype = where_dtype(&a.meta(), &b.meta())?;
             let c = match c {
                 Value::Weak(s) => materialize(s, DType::Bool),
@@ -198,13 +205,13 @@ fn eval_node(
             };
             Value::Array(select(&c, &a.to_dtype(dtype)?, &b.to_dtype(dtype)?)?)
         }
-        ExprKind::Cast(dtype, x) => {
-            let x = get(x)?.into_array()?;
+        ExprKind::Cast(dtype, _) => {
+            let x = arg(0)?.into_array()?;
             Value::Array(cast(&x, *dtype))
         }
-        ExprKind::Reduce(r, x, spec) => {
+        ExprKind::Reduce(r, _, spec) => {
             // A weak literal reduces as a 0-d array of its default dtype.
-            let x = get(x)?.into_array()?;
+            let x = arg(0)?.into_array()?;
             Value::Array(reduction(*r, &x, spec)?)
         }
     })
