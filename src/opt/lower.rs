@@ -12,12 +12,15 @@ use crate::error::{Error, Result};
 use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, ReduceAxes};
 use crate::kir::Const;
 use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// Deepest expression the planner accepts: the most edges on a path from a root to a leaf. A
-/// deeper tree gives [`Error::TooDeep`], checked by an iterative walk before lowering recurses
-/// (lowering, fusion's emitter and the backends walk recursively, and must fit a 2 MiB thread
-/// stack in a debug build at this depth; `tests/deep.rs` checks that).
+/// deeper tree gives [`Error::TooDeep`], checked by an iterative walk before anything else.
+/// Lowering itself is iterative; fusion's emitter (`opt::fuse`) still recurses once per fused
+/// node, and a kernel this deep is already huge. At this depth the whole plan-and-compute path
+/// fits a 256 KiB stack in a debug build (measured), well inside a 2 MiB test thread;
+/// `tests/deep.rs` runs it there.
 pub const MAX_DEPTH: usize = 2048;
 
 /// Where a plan input comes from.
@@ -121,7 +124,7 @@ pub fn lower_many(
     };
     let mut roots = Vec::with_capacity(exprs.len());
     for e in exprs {
-        roots.push(l.lower(e, 0)?);
+        roots.push(l.lower(e)?);
     }
     let (graph, roots) = if optimize {
         l.graph.compact(&roots)
@@ -156,13 +159,13 @@ impl Lowering<'_> {
 
     /// Lower `e` as an operand computed in `dtype`: a weak literal becomes a constant of that
     /// dtype; anything else is lowered and cast.
-    fn lower_as(&mut self, e: &Expr, dtype: DType, depth: usize) -> Result<NodeId> {
+    fn lower_as(&mut self, e: &Expr, dtype: DType) -> Result<NodeId> {
         if let ExprKind::Literal(s) = e.kind() {
             check_weak_fits(*s, dtype)?;
             let c = semantics_const(*s, dtype);
             return Ok(self.graph.add(Node::Const(c), dtype, vec![]));
         }
-        let id = self.lower(e, depth)?;
+        let id = self.lower(e)?;
         Ok(self.cast_to(id, dtype))
     }
 
@@ -174,7 +177,6 @@ impl Lowering<'_> {
         x: &Expr,
         y: &Expr,
         compute: DType,
-        depth: usize,
     ) -> Result<Option<NodeId>> {
         let (BinaryOp::Pow, ExprKind::Literal(s)) = (op, y.kind()) else {
             return Ok(None);
@@ -185,7 +187,7 @@ impl Lowering<'_> {
         let Some(path) = pow_fast_path(*s) else {
             return Ok(None);
         };
-        let a = self.lower_as(x, compute, depth)?;
+        let a = self.lower_as(x, compute)?;
         let shape = self.graph.shape(a).to_vec();
         Ok(Some(match path {
             PowFastPath::Identity => a,
@@ -202,15 +204,43 @@ impl Lowering<'_> {
         }))
     }
 
-    fn lower(&mut self, e: &Expr, depth: usize) -> Result<NodeId> {
-        if depth > MAX_DEPTH {
-            return Err(Error::TooDeep { limit: MAX_DEPTH });
-        }
-        let key = e.ptr_id();
-        if let Some(id) = self.memo.get(&key) {
+    /// The node of `e`, lowering it (and whatever under it is not lowered yet) if needed.
+    /// Iterative: the operands not lowered yet are lowered first, in post-order with an
+    /// explicit stack, so `lower_node`'s calls back into `lower` (through `lower_as`) find
+    /// their operands done or are leaves, and the call stack stays shallow at any depth.
+    /// Weak literals are lowered by their users, in the dtype each computes in.
+    fn lower(&mut self, e: &Expr) -> Result<NodeId> {
+        if let Some(id) = self.memo.get(&e.ptr_id()) {
             return Ok(*id);
         }
-        let d = depth + 1;
+        let mut stack: Vec<(&Expr, bool)> = vec![(e, false)];
+        while let Some((n, expanded)) = stack.pop() {
+            if self.memo.contains_key(&n.ptr_id()) {
+                continue;
+            }
+            if expanded {
+                let id = self.lower_node(n)?;
+                self.memo.insert(n.ptr_id(), id);
+                continue;
+            }
+            stack.push((n, true));
+            // Pushed last to first, so operands are lowered in source order, as the
+            // recursive lowering did (input slots are numbered in that order).
+            let kids: SmallVec<[&Expr; 3]> = n
+                .kind()
+                .children()
+                .filter(|c| !matches!(c.kind(), ExprKind::Literal(_)))
+                .collect();
+            stack.extend(kids.into_iter().rev().map(|c| (c, false)));
+        }
+        self.memo.get(&e.ptr_id()).copied().ok_or_else(|| Error::Value {
+            message: "lowering: the root was not lowered".into(),
+        })
+    }
+
+    /// Lower one node whose non-literal operands are lowered already.
+    fn lower_node(&mut self, e: &Expr) -> Result<NodeId> {
+        let key = e.ptr_id();
         let id = match e.kind() {
             ExprKind::Symbol(name) => {
                 let m = e.meta()?;
@@ -251,26 +281,25 @@ impl Lowering<'_> {
             ExprKind::Unary(op, x) => {
                 let xd = x.meta()?.dtype;
                 let (compute, result) = op.signature(xd)?;
-                let a = self.lower_as(x, compute, d)?;
+                let a = self.lower_as(x, compute)?;
                 let shape = self.graph.shape(a).to_vec();
                 self.add(Node::Unary(*op, a), result, shape)
             }
             ExprKind::Binary(op, x, y) => {
                 let (compute, result) = binary_types(*op, x.meta()?, y.meta()?)?;
-                if let Some(id) = self.numpy_power(*op, x, y, compute, d)? {
-                    self.memo.insert(key, id);
+                if let Some(id) = self.numpy_power(*op, x, y, compute)? {
                     return Ok(id);
                 }
-                let a = self.lower_as(x, compute, d)?;
-                let b = self.lower_as(y, compute, d)?;
+                let a = self.lower_as(x, compute)?;
+                let b = self.lower_as(y, compute)?;
                 let shape = broadcast_shapes(self.graph.shape(a), self.graph.shape(b))?;
                 self.add(Node::Binary(*op, a, b), result, shape)
             }
             ExprKind::Where(c, x, y) => {
                 let dt = where_dtype(x.meta()?, y.meta()?)?;
-                let cond = self.lower_as(c, DType::Bool, d)?;
-                let a = self.lower_as(x, dt, d)?;
-                let b = self.lower_as(y, dt, d)?;
+                let cond = self.lower_as(c, DType::Bool)?;
+                let a = self.lower_as(x, dt)?;
+                let b = self.lower_as(y, dt)?;
                 let shape = broadcast_shapes(
                     &broadcast_shapes(self.graph.shape(cond), self.graph.shape(a))?,
                     self.graph.shape(b),
@@ -278,10 +307,10 @@ impl Lowering<'_> {
                 self.add(Node::Where(cond, a, b), dt, shape)
             }
             ExprKind::Cast(dt, x) => {
-                let a = self.lower(x, d)?;
+                let a = self.lower(x)?;
                 self.cast_to(a, *dt)
             }
-            ExprKind::Reduce(r, x, spec) => self.reduction(*r, x, spec, d)?,
+            ExprKind::Reduce(r, x, spec) => self.reduction(*r, x, spec)?,
         };
         self.memo.insert(key, id);
         Ok(id)
@@ -297,14 +326,13 @@ impl Lowering<'_> {
         r: Reduction,
         x: &Expr,
         spec: &ReduceAxes,
-        depth: usize,
     ) -> Result<NodeId> {
         let xm = x.meta()?;
         let xd = xm.dtype;
         // A weak literal reduces as a 0-d array of its default dtype.
         let x_id = match x.kind() {
-            ExprKind::Literal(s) => self.lower_as(x, s.default_dtype(), depth)?,
-            _ => self.lower(x, depth)?,
+            ExprKind::Literal(s) => self.lower_as(x, s.default_dtype())?,
+            _ => self.lower(x)?,
         };
         let shape = self.graph.shape(x_id).to_vec();
         if shape.len() > 64 {
