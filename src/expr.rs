@@ -136,7 +136,9 @@ impl ExprKind {
     /// The operands of this node, in source order.
     pub fn children(&self) -> impl Iterator<Item = &Expr> {
         let (a, b, c) = match self {
-            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => (None, None, None),
+            ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => {
+                (None, None, None)
+            }
             ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => {
                 (Some(x), None, None)
             }
@@ -861,11 +863,7 @@ impl Expr {
                         } else {
                             (p, p + 1)
                         };
-                        todo.extend([
-                            Piece::Expr(b, rp),
-                            Piece::Infix(sym),
-                            Piece::Expr(a, lp),
-                        ]);
+                        todo.extend([Piece::Expr(b, rp), Piece::Infix(sym), Piece::Expr(a, lp)]);
                     }
                     None => {
                         write!(f, "{op}(")?;

@@ -6,9 +6,7 @@
 //! is an error from the parser. Everything runs on the default 2 MiB test-thread stack.
 use fusebox::unstable::opt::lower::MAX_DEPTH;
 use fusebox::unstable::reference;
-use fusebox::{
-    parse, where_, DType, Device, DynArray, Error, Expr, InvalidCast, Options, Session,
-};
+use fusebox::{parse, where_, DType, Device, DynArray, Error, Expr, InvalidCast, Options, Session};
 use ndarray::arr1;
 use std::collections::HashMap;
 
@@ -81,7 +79,10 @@ fn a_million_nested_functions_and_negations() {
         e = e.sin();
     }
     let text = e.to_string();
-    assert_eq!(text, format!("{}x{}", "sin(".repeat(DEEP), ")".repeat(DEEP)));
+    assert_eq!(
+        text,
+        format!("{}x{}", "sin(".repeat(DEEP), ")".repeat(DEEP))
+    );
     planners_refuse(&e);
     let got = f64s(&reference::evaluate(&e, &HashMap::new()).unwrap());
     // The reference's sin is the platform's `f64::sin`, one call per level.
@@ -112,7 +113,9 @@ fn a_million_nested_wheres_casts_and_reductions() {
     // Each level: where (1), + (2), astype twice (3, 4).
     let mut e = x.clone();
     for _ in 0..levels {
-        e = where_(&pos, &e + 1.0, &x).astype(DType::I64).astype(DType::F64);
+        e = where_(&pos, &e + 1.0, &x)
+            .astype(DType::I64)
+            .astype(DType::F64);
     }
     let text = e.to_string();
     let head = "astype(astype(where(x > 0.0, ";
@@ -165,7 +168,10 @@ fn deep_shared_trees_drop_from_any_thread() {
         h.join().unwrap();
     }
     // The shared middle survives its users and still prints.
-    assert_eq!(middle.to_string().len(), 1 + " * 1.0".len() * (DEEP / 2 + 1));
+    assert_eq!(
+        middle.to_string().len(),
+        1 + " * 1.0".len() * (DEEP / 2 + 1)
+    );
 }
 
 /// The deepest tree the planner takes computes, fused and unfused, bit for bit as the
@@ -191,10 +197,23 @@ fn the_planners_limit_computes_and_one_more_is_refused() {
         // chain is compared loosely; the structure (NaN, signs, `where`) exactly.
         assert_eq!(w.is_nan(), g.is_nan(), "{want:?} vs {got:?}");
         if !w.is_nan() {
-            assert!((w - g).abs() <= 1e-9 * w.abs().max(1.0), "{want:?} vs {got:?}");
+            assert!(
+                (w - g).abs() <= 1e-9 * w.abs().max(1.0),
+                "{want:?} vs {got:?}"
+            );
         }
     }
     assert!(session(Device::Cpu).explain(&e).is_ok());
+    // `**` with NumPy's fast paths (x * x, sqrt): the deepest recursion lowering had.
+    let mut p = x.clone();
+    for i in 0..MAX_DEPTH {
+        p = p.pow(if i % 2 == 0 { 2.0 } else { 0.5 });
+    }
+    let bits = |a: &DynArray| f64s(a).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&session(Device::Cpu).compute(&p).unwrap()),
+        bits(&session(Device::Reference).compute(&p).unwrap())
+    );
     let deeper = e * 1.0;
     assert_eq!(
         session(Device::Cpu).compute(&deeper).unwrap_err(),

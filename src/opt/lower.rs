@@ -233,9 +233,12 @@ impl Lowering<'_> {
                 .collect();
             stack.extend(kids.into_iter().rev().map(|c| (c, false)));
         }
-        self.memo.get(&e.ptr_id()).copied().ok_or_else(|| Error::Value {
-            message: "lowering: the root was not lowered".into(),
-        })
+        self.memo
+            .get(&e.ptr_id())
+            .copied()
+            .ok_or_else(|| Error::Value {
+                message: "lowering: the root was not lowered".into(),
+            })
     }
 
     /// Lower one node whose non-literal operands are lowered already.
@@ -321,12 +324,7 @@ impl Lowering<'_> {
     /// A reduction, re-checked against the operand's actual shape. `mean`, `var` and `std`
     /// become sums and element-wise arithmetic with the count as a constant (NumPy's
     /// algorithms: `var` is `sum(|x - mean(x)|**2) / max(n - ddof, 0)`, two passes).
-    fn reduction(
-        &mut self,
-        r: Reduction,
-        x: &Expr,
-        spec: &ReduceAxes,
-    ) -> Result<NodeId> {
+    fn reduction(&mut self, r: Reduction, x: &Expr, spec: &ReduceAxes) -> Result<NodeId> {
         let xm = x.meta()?;
         let xd = xm.dtype;
         // A weak literal reduces as a 0-d array of its default dtype.
