@@ -6,6 +6,10 @@
 //! that error. Operations on weak literals only (`2.0 * PI`) are folded at once, with Python
 //! number semantics, exactly as NumPy sees them.
 //!
+//! A tree may be any depth: dropping, printing (`Display`, `Debug`) and the walks here are
+//! iterative (see `Drop for Node`); the planner refuses trees deeper than
+//! [`crate::opt::lower::MAX_DEPTH`] with [`Error::TooDeep`].
+//!
 //! The optimizer turns an `Expr` into a hash-consed graph (see [`crate::opt`]); backends never
 //! see `Expr`.
 use crate::array::{broadcast_shapes, preview, DynArray};
