@@ -27,6 +27,9 @@ pub fn main() -> fusebox::Result<()> {
     assert!(st.bytes_downloaded >= 4 * n as u64, "z came down");
     let mean = z.sum() / n as f32;
     assert!(mean.abs() < 1e-3, "centered: mean {mean}");
-    println!("uploaded {} B, downloaded {} B, mean after centering {mean:e}", st.bytes_uploaded, st.bytes_downloaded);
+    println!(
+        "uploaded {} B, downloaded {} B, mean after centering {mean:e}",
+        st.bytes_uploaded, st.bytes_downloaded
+    );
     Ok(())
 }

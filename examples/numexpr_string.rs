@@ -30,6 +30,9 @@ pub fn main() -> fusebox::Result<()> {
     assert_eq!(logs[0], 0.0);
 
     println!("2*a + 3*b**2: {} values, first {}", r.len(), r[[0]]);
-    println!("min {lo}, max {hi}, sum of squares {}", stats[2].scalar::<f64>()?);
+    println!(
+        "min {lo}, max {hi}, sum of squares {}",
+        stats[2].scalar::<f64>()?
+    );
     Ok(())
 }

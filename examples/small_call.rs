@@ -82,7 +82,12 @@ fn main() -> fusebox::Result<()> {
     let e = (5.0 * &t + 4.0) * &t + 1.0;
     median(
         "compute_with repeated",
-        &mut |_| first(s.compute_with(&e, &[("x", x.view().into())]).expect("compute_with")),
+        &mut |_| {
+            first(
+                s.compute_with(&e, &[("x", x.view().into())])
+                    .expect("compute_with"),
+            )
+        },
         &mut sink,
     );
     println!("(checksum {sink})");

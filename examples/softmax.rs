@@ -2,7 +2,7 @@
 //! (`z - z.max(axis=1, keepdims=True)`), each fused into as few passes as the reductions need.
 //!
 //! `cargo run --example softmax` (tests/examples.rs runs it).
-use fusebox::{Session, functions::exp};
+use fusebox::{functions::exp, Session};
 use ndarray::{Array2, Axis};
 
 pub fn main() -> fusebox::Result<()> {

@@ -102,8 +102,9 @@ pub enum Error {
     /// `into_array::<f64, Ix2>()` of a 1-d array; `expected` 0 for a scalar): the array's shape.
     #[error("expected a {expected}-d array, got shape {shape:?}")]
     Rank { expected: usize, shape: Vec<usize> },
-    /// Data bound to symbol `name` whose shape is not the declared one. A declared length of 0
-    /// matches any length (declare `&[0]` for "any 1-d array").
+    /// Data bound to symbol `name` whose shape is not the declared one: another rank, or
+    /// another length where the declared length is not 0 (a declared 0 matches any length:
+    /// `&[0]` is "any 1-d array").
     #[error("`{name}` is declared with shape {declared:?} but bound to data of shape {found:?}")]
     BoundShape {
         name: String,

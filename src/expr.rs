@@ -706,10 +706,12 @@ macro_rules! binop_trait {
                 Expr::binary(BinaryOp::$op, self.clone(), rhs.into())
             }
         }
-        // Every Rust number on the left (`2.0f32 * &x`, `n * &x` with `n: usize`); unsuffixed
-        // literals fall back to f64 and i32, both weak.
-        binop_trait!(@scalar $tr, $method, $op, f64, f32, i8, i16, i32, i64, isize, u8, u16, u32, u64,
-            usize, bool);
+        // On the left, one impl per number kind (f64, i64, bool), so that unsuffixed literals
+        // infer: with a second float type `(0.5 * &x).exp()` would not compile (the literal's
+        // type, and so the product's, is unknown at the method call). Other Rust numbers go on
+        // the right (`&x * 2.0f32`, `x.sum() / n` with `n: usize`: every `Into<Expr>`), or
+        // through `Expr::from(n) * &x`; all are weak scalars.
+        binop_trait!(@scalar $tr, $method, $op, f64, i64, bool);
     };
     (@scalar $tr:ident, $method:ident, $op:ident, $($t:ty),*) => {
         $(

@@ -32,17 +32,18 @@ fn typed_results_move_the_buffer() {
     // into_f64 moves too.
     let r = s.compute(&e).unwrap();
     let p = r.as_array::<f64>().unwrap().as_ptr();
-    assert_eq!(r.into_f64().unwrap().as_ptr(), p, "into_f64 moved the buffer");
+    assert_eq!(
+        r.into_f64().unwrap().as_ptr(),
+        p,
+        "into_f64 moved the buffer"
+    );
     // A result still shared (a clone alive) is copied once, and stays correct.
     let r = s.compute(&e).unwrap();
     let keep = r.clone();
     let p = r.as_array::<f64>().unwrap().as_ptr();
     let y: Array1<f64> = r.into_array().unwrap();
     assert_ne!(y.as_ptr(), p);
-    assert_eq!(
-        &y.into_dyn(),
-        &keep.as_array::<f64>().unwrap().to_owned()
-    );
+    assert_eq!(&y.into_dyn(), &keep.as_array::<f64>().unwrap().to_owned());
     // compute_as: typed in one line, values as the math says.
     let z: Array1<f64> = s.compute_as(&(&x * 2.0)).unwrap();
     let want = Array1::linspace(0.0, 1.0, 1000).mapv(|v| v * 2.0);
@@ -69,7 +70,8 @@ fn typed_result_errors_are_fusebox_errors() {
     assert_eq!(ok, array![[2.0, 3.0], [4.0, 5.0]]);
     // ndarray's ShapeError converts with `?`.
     fn reshape_it(a: ArrayD<f64>) -> fusebox::Result<Array2<f64>> {
-        Ok(a.into_shape_with_order((3, 3))?.into_dimensionality::<Ix2>()?)
+        Ok(a.into_shape_with_order((3, 3))?
+            .into_dimensionality::<Ix2>()?)
     }
     assert!(matches!(
         reshape_it(ArrayD::zeros(IxDyn(&[4]))),
@@ -91,7 +93,10 @@ fn scalars_are_results() {
         Err(Error::DtypeMismatch { .. })
     ));
     let v = s.compute(&(&x * 1.0)).unwrap();
-    assert!(matches!(v.scalar::<f64>(), Err(Error::Rank { expected: 0, .. })));
+    assert!(matches!(
+        v.scalar::<f64>(),
+        Err(Error::Rank { expected: 0, .. })
+    ));
     let m = s.compute_as::<f64, Ix0>(&x.max()).unwrap();
     assert_eq!(m.into_scalar(), 3.5);
 }
@@ -104,7 +109,10 @@ fn arg_views_from_shared_arrays_and_views() {
     let r = s
         .compute_with(&(&t * 2.0), &[("t", (&shared).into())])
         .unwrap();
-    assert_eq!(r.into_f64().unwrap().as_slice().unwrap(), &[0.0, 2.0, 4.0, 6.0]);
+    assert_eq!(
+        r.into_f64().unwrap().as_slice().unwrap(),
+        &[0.0, 2.0, 4.0, 6.0]
+    );
     let v = shared.view();
     let a: ArgView<'_> = (&v).into();
     assert_eq!(a.shape(), &[4]);
@@ -235,16 +243,20 @@ fn every_rust_scalar_is_weak() {
     let n: usize = 4;
     // NEP 50: a Rust scalar takes the array's dtype.
     let cases: Vec<(Expr, DType, Vec<f64>)> = vec![
-        (2.0f32 * &xf32, DType::F32, vec![2.0, 4.0, 8.0]),
+        (&xf32 * 2.0f32, DType::F32, vec![2.0, 4.0, 8.0]),
+        (Expr::from(2.0f32) * &xf32, DType::F32, vec![2.0, 4.0, 8.0]),
         (2.0f64 * &xf32, DType::F32, vec![2.0, 4.0, 8.0]),
         (&xf32 / n, DType::F32, vec![0.25, 0.5, 1.0]),
-        (3i32 * &xi32, DType::I32, vec![3.0, 6.0, 12.0]),
-        (3u32 + &xi32, DType::I32, vec![4.0, 5.0, 7.0]),
-        (3u64 - &xi32, DType::I32, vec![2.0, 1.0, -1.0]),
-        (n * &xi32, DType::I32, vec![4.0, 8.0, 16.0]),
+        (3 * &xi32, DType::I32, vec![3.0, 6.0, 12.0]),
+        (&xi32 * 3i32, DType::I32, vec![3.0, 6.0, 12.0]),
+        (&xi32 + 3u32, DType::I32, vec![4.0, 5.0, 7.0]),
+        (Expr::from(3u64) - &xi32, DType::I32, vec![2.0, 1.0, -1.0]),
+        (Expr::from(n) * &xi32, DType::I32, vec![4.0, 8.0, 16.0]),
+        (&xi32 * n, DType::I32, vec![4.0, 8.0, 16.0]),
         (&xi32 * 2i64, DType::I32, vec![2.0, 4.0, 8.0]),
-        (1u8 + &xi32, DType::I32, vec![2.0, 3.0, 5.0]),
-        (-1isize * &xi32, DType::I32, vec![-1.0, -2.0, -4.0]),
+        (&xi32 + 1u8, DType::I32, vec![2.0, 3.0, 5.0]),
+        (&xi32 * -1isize, DType::I32, vec![-1.0, -2.0, -4.0]),
+        (&xi32 - 1i16, DType::I32, vec![0.0, 1.0, 3.0]),
         // int / int is true division (float64), as NumPy.
         (&xi32 / 2usize, DType::F64, vec![0.5, 1.0, 2.0]),
         (2.5 * &xi32, DType::F64, vec![2.5, 5.0, 10.0]),
@@ -266,7 +278,16 @@ fn every_rust_scalar_is_weak() {
     }
     // `x.sum() / n` with n: usize, the mean by hand.
     let x = s.data(arr1(&[1.0, 2.0, 6.0]));
-    let mean = s.compute(&(x.sum() / 3usize)).unwrap().scalar::<f64>().unwrap();
+    // Literals on the left infer (f64, i64 impls) also under a method call.
+    assert_eq!(
+        s.compute(&(0.5 * &x + 1).exp().sum()).unwrap().dtype(),
+        DType::F64
+    );
+    let mean = s
+        .compute(&(x.sum() / 3usize))
+        .unwrap()
+        .scalar::<f64>()
+        .unwrap();
     assert_eq!(mean, 3.0);
     // A u64 beyond int64 is an error, not a wrapped value.
     assert!(matches!(
@@ -318,13 +339,22 @@ fn axis_shorthands_match_reduce() {
             z.max_axis(1).keepdims(),
             z.reduce(Reduction::Op(ReduceOp::Max), Some(&[1]), true),
         ),
-        (z.sum_axis(0), z.reduce(Reduction::Op(ReduceOp::Sum), Some(&[0]), false)),
-        (z.mean_axis(-1), z.reduce(Reduction::Mean, Some(&[-1]), false)),
+        (
+            z.sum_axis(0),
+            z.reduce(Reduction::Op(ReduceOp::Sum), Some(&[0]), false),
+        ),
+        (
+            z.mean_axis(-1),
+            z.reduce(Reduction::Mean, Some(&[-1]), false),
+        ),
         (
             z.std_axis(0).keepdims(),
             z.reduce(Reduction::Std { ddof: 0 }, Some(&[0]), true),
         ),
-        (z.argmax_axis(1), z.reduce(Reduction::Op(ReduceOp::ArgMax), Some(&[1]), false)),
+        (
+            z.argmax_axis(1),
+            z.reduce(Reduction::Op(ReduceOp::ArgMax), Some(&[1]), false),
+        ),
     ];
     for (short, long) in pairs {
         assert_eq!(short.to_string(), long.to_string());
@@ -344,7 +374,9 @@ fn softmax_and_standardize_on_rows() {
     let e = (&z - z.max_axis(1).keepdims()).exp();
     let softmax = &e / e.sum_axis(1).keepdims();
     let standard = (&z - z.mean_axis(0).keepdims()) / z.std_axis(0).keepdims();
-    let got = s.compute_many(&[softmax.clone(), standard.clone()]).unwrap();
+    let got = s
+        .compute_many(&[softmax.clone(), standard.clone()])
+        .unwrap();
     let r = reference();
     assert_agree("softmax", &got[0], &r.compute(&softmax).unwrap(), 4);
     assert_agree("standardize", &got[1], &r.compute(&standard).unwrap(), 4);
@@ -377,7 +409,12 @@ fn compute_with_on_a_seen_expression_reuses_its_plan() {
     drop(e);
     let e2 = (&x - 1.0) * 2.0;
     let r = s.compute_with(&e2, &[("x", (&data).into())]).unwrap();
-    assert_eq!(r, reference().compute_with(&e2, &[("x", (&data).into())]).unwrap());
+    assert_eq!(
+        r,
+        reference()
+            .compute_with(&e2, &[("x", (&data).into())])
+            .unwrap()
+    );
 }
 
 #[test]
@@ -393,7 +430,13 @@ fn compiled_function_cycling_many_lengths_plans_each_once() {
     for a in &arrays {
         let got = f.call(&[a.into()]).unwrap();
         let want = a.mapv(|v| (v - 1.0) * v);
-        assert_eq!(got.into_f64().unwrap().into_dimensionality::<Ix1>().unwrap(), want);
+        assert_eq!(
+            got.into_f64()
+                .unwrap()
+                .into_dimensionality::<Ix1>()
+                .unwrap(),
+            want
+        );
     }
     assert_eq!(s.stats().plans, plans, "60 lengths: each planned once");
 }
@@ -402,14 +445,19 @@ fn compiled_function_cycling_many_lengths_plans_each_once() {
 fn compile_many_gives_one_result_per_expression() {
     let s = cpu();
     let x = s.symbol("x", DType::F64, &[5]);
-    let f = s.compile_many(&[x.min(), x.max(), (&x * &x).sum()]).unwrap();
+    let f = s
+        .compile_many(&[x.min(), x.max(), (&x * &x).sum()])
+        .unwrap();
     let data = arr1(&[3.0, -1.0, 2.0, 8.0, 0.5]);
     let before = s.stats().kernels_launched;
     let out = f.call_many(&[(&data).into()]).unwrap();
     assert_eq!(s.stats().kernels_launched - before, 1, "one fused pass");
     assert_eq!(out[0].scalar::<f64>().unwrap(), -1.0);
     assert_eq!(out[1].scalar::<f64>().unwrap(), 8.0);
-    assert_eq!(out[2].scalar::<f64>().unwrap(), 9.0 + 1.0 + 4.0 + 64.0 + 0.25);
+    assert_eq!(
+        out[2].scalar::<f64>().unwrap(),
+        9.0 + 1.0 + 4.0 + 64.0 + 0.25
+    );
     assert!(matches!(
         s.compile_many(&[]).err(),
         Some(Error::Argument { .. })

@@ -74,8 +74,10 @@ impl Session {
     }
 
     /// A named placeholder of the given dtype and shape. [`Session::compute_with`] (and
-    /// `explain_with`, `compute_on_device`) binds it to data of exactly this shape
-    /// ([`Error::BoundShape`] otherwise). A [`Compiled`] function is generic over shapes: its
+    /// `explain_with`, `compute_on_device`) binds it to data of this shape
+    /// ([`Error::BoundShape`] otherwise); a length of 0 means any length (`&[0]`: any 1-d
+    /// array; note that a reduction without identity, such as `max`, of a symbol declared
+    /// empty is an error when the expression is built). A [`Compiled`] function is generic over shapes: its
     /// symbols' declared shapes make the first plan, and calls may pass any shapes the
     /// expression accepts.
     pub fn symbol(&self, name: &str, dtype: crate::DType, shape: &[usize]) -> Expr {
@@ -404,7 +406,8 @@ fn lookup<'b, T>(bindings: &'b [(&str, T)], name: &str) -> Option<&'b T> {
 }
 
 /// Check that every symbol of `exprs` that `shape_of` binds is bound to data of its declared
-/// shape ([`Error::BoundShape`]). Each node is visited once.
+/// shape ([`Error::BoundShape`]): the same rank, and each length the declared one, or any
+/// length where the declared one is 0. Each node is visited once.
 fn check_declared<'b>(
     exprs: &[Expr],
     shape_of: impl Fn(&str) -> Option<&'b [usize]>,
@@ -420,7 +423,9 @@ fn check_declared<'b>(
             ExprKind::Symbol(name) => {
                 let declared = &e.meta()?.shape;
                 if let Some(found) = shape_of(name) {
-                    if found != declared.as_slice() {
+                    let fits = found.len() == declared.len()
+                        && declared.iter().zip(found).all(|(d, f)| *d == 0 || d == f);
+                    if !fits {
                         return Err(Error::BoundShape {
                             name: name.clone(),
                             declared: declared.clone(),

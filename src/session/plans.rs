@@ -163,17 +163,14 @@ impl SessionPlans {
             by_key.clear();
             *len = 0;
         }
-        by_key
-            .entry(key(exprs, bindings))
-            .or_default()
-            .push(Entry {
-                roots: exprs.iter().map(|e| Arc::downgrade(&e.0)).collect(),
-                bindings: bindings
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec()))
-                    .collect(),
-                plan,
-            });
+        by_key.entry(key(exprs, bindings)).or_default().push(Entry {
+            roots: exprs.iter().map(|e| Arc::downgrade(&e.0)).collect(),
+            bindings: bindings
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec()))
+                .collect(),
+            plan,
+        });
         *len += 1;
     }
 

@@ -106,7 +106,14 @@ impl Session {
                 .map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec()))
                 .collect(),
         );
-        if let Some(e) = self.inner.parsed.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(e) = self
+            .inner
+            .parsed
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
             return Ok(e);
         }
         let decls: Vec<(&str, DType, &[usize])> = bindings
