@@ -94,10 +94,13 @@ impl Entry {
     }
 }
 
+/// Entries by key hash (collisions share a bucket).
+type ByKey = HashMap<u64, SmallVec<[Entry; 1]>>;
+
 /// The session's plans, by a hash of the expressions' identities and the bindings.
 #[derive(Default)]
 pub(super) struct SessionPlans {
-    map: Mutex<(HashMap<u64, SmallVec<[Entry; 1]>>, usize)>,
+    map: Mutex<(ByKey, usize)>,
 }
 
 fn key(exprs: &[Expr], bindings: &[(&str, ArgView<'_>)]) -> u64 {
