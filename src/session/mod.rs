@@ -1,10 +1,11 @@
 //! The session: the user-facing API. It builds nothing itself; each call walks the pipeline:
 //!
-//! `compute` = lower + optimize ([`crate::opt`]; microseconds, not cached) -> partition into
+//! `compute` = lower + optimize ([`crate::opt`]; tens of microseconds) -> partition into
 //! kernels -> place ([`crate::place`]: the pinned device, or `Auto`'s estimate) -> compile each
 //! kernel ([`crate::exec::prepare`]; cached by the backend, keyed by the IR's fingerprint) ->
 //! run the steps ([`crate::exec::execute`]), keeping temporaries only between the kernels that
-//! need them.
+//! need them. The plan is kept (`plans.rs`): the same expression with bindings of the same
+//! shapes runs it again without planning. `strings.rs` takes numexpr strings from code.
 //!
 //! [`Compiled`] functions keep their plans by argument shapes; [`DeviceArray`]s keep data on a
 //! GPU between calls; [`crate::Explain`] shows a plan without running it.
