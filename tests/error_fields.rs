@@ -308,9 +308,7 @@ fn empty_reduction_holds_the_reduction_and_says_what_numpy_says() {
             let x = s.symbol("x", DType::F64, &[3]);
             let e = x.reduce(r, None, false);
             // compute_with binds data of the declared shape only.
-            let got = s
-                .compute_with(&e, &[("x", (&empty).into())])
-                .unwrap_err();
+            let got = s.compute_with(&e, &[("x", (&empty).into())]).unwrap_err();
             let bound = Error::BoundShape {
                 name: "x".into(),
                 declared: vec![3],
