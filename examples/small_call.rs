@@ -46,6 +46,50 @@ fn main() -> fusebox::Result<()> {
             .collect();
         y[0]
     });
+    // No per-call cliffs (issue 18): a compiled function cycling through 50 lengths around n
+    // (one plan per length, kept), and `compute_with` on an expression it has seen (the
+    // session's plan cache). Medians of single calls after one warm-up round.
+    let lengths: Vec<usize> = (0..50).map(|i| n - n.min(25) + i).collect();
+    let arrays: Vec<ndarray::Array1<f64>> = lengths
+        .iter()
+        .map(|&m| ndarray::Array1::linspace(-1.0, 1.0, m))
+        .collect();
+    let views: Vec<ArgView<'_>> = arrays.iter().map(ArgView::from).collect();
+    let median = |name: &str, f: &mut dyn FnMut(usize) -> f64, sink: &mut f64| {
+        let rounds = (calls / 50).max(2);
+        let mut times = Vec::with_capacity(rounds * 50);
+        for r in 0..rounds {
+            for i in 0..50 {
+                let t = Instant::now();
+                *sink += f(i);
+                if r > 0 {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name:10} n ~ {n}: {:.3} us per call (median)",
+            times[times.len() / 2] * 1e6
+        );
+    };
+    median(
+        "poly x50 lengths",
+        &mut |i| first(poly.call(&views[i..i + 1]).expect("poly")),
+        &mut sink,
+    );
+    let t = s.symbol("x", fusebox::DType::F64, &[n]);
+    let e = (5.0 * &t + 4.0) * &t + 1.0;
+    median(
+        "compute_with repeated",
+        &mut |_| {
+            first(
+                s.compute_with(&e, &[("x", x.view().into())])
+                    .expect("compute_with"),
+            )
+        },
+        &mut sink,
+    );
     println!("(checksum {sink})");
     Ok(())
 }

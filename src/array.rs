@@ -11,6 +11,8 @@ pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'stat
     const DTYPE: DType;
     fn wrap(a: ArcArray<Self, IxDyn>) -> DynArray;
     fn unwrap(a: &DynArray) -> Option<&ArcArray<Self, IxDyn>>;
+    /// The typed array, moved out, or the array back if its dtype is another.
+    fn take(a: DynArray) -> std::result::Result<ArcArray<Self, IxDyn>, DynArray>;
     fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_>;
 }
 
@@ -25,6 +27,12 @@ macro_rules! element {
                 match a {
                     DynArray::$variant(x) => Some(x),
                     _ => None,
+                }
+            }
+            fn take(a: DynArray) -> std::result::Result<ArcArray<Self, IxDyn>, DynArray> {
+                match a {
+                    DynArray::$variant(x) => Ok(x),
+                    other => Err(other),
                 }
             }
             fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_> {
@@ -130,24 +138,74 @@ impl DynArray {
             found: self.dtype(),
         })
     }
-    /// The typed array as an owned `ArrayD<T>`, if the dtype is `T`'s.
-    pub fn into_array<T: Element>(self) -> Result<ArrayD<T>> {
-        Ok(self.as_array::<T>()?.to_owned())
+    /// The typed array of rank `D` (`Ix0`, `Ix1`, `Ix2`, ..., or `IxDyn` for any), **moving**
+    /// the buffer: a result of `compute` is owned by the caller alone, so nothing is copied
+    /// (the data pointer stays the same). Only an array that is still shared (a clone of it is
+    /// alive, or it is data bound in an expression) is copied once, as ndarray's `into_owned`
+    /// does. Errors: [`Error::DtypeMismatch`] for another dtype, [`Error::Rank`] for another rank.
+    ///
+    /// ```
+    /// use fusebox::Session;
+    /// use ndarray::{array, Array1};
+    /// let s = Session::new();
+    /// let x = s.data(array![1.0, 2.0]);
+    /// let y: Array1<f64> = s.compute(&(&x * 2.0))?.into_array()?;
+    /// assert_eq!(y, array![2.0, 4.0]);
+    /// # Ok::<(), fusebox::Error>(())
+    /// ```
+    pub fn into_array<T: Element, D: Dimension>(self) -> Result<Array<T, D>> {
+        let found = self.dtype();
+        let a = T::take(self).map_err(|_| Error::DtypeMismatch {
+            name: String::new(),
+            expected: T::DTYPE,
+            found,
+        })?;
+        if let Some(n) = D::NDIM {
+            if n != a.ndim() {
+                return Err(Error::Rank {
+                    expected: n,
+                    shape: a.shape().to_vec(),
+                });
+            }
+        }
+        Ok(a.into_owned().into_dimensionality::<D>()?)
     }
+    /// The float64 array (any rank), moved: see [`DynArray::into_array`].
     pub fn into_f64(self) -> Result<ArrayD<f64>> {
         self.into_array()
     }
+    /// The float32 array (any rank), moved: see [`DynArray::into_array`].
     pub fn into_f32(self) -> Result<ArrayD<f32>> {
         self.into_array()
     }
+    /// The int64 array (any rank), moved: see [`DynArray::into_array`].
     pub fn into_i64(self) -> Result<ArrayD<i64>> {
         self.into_array()
     }
+    /// The int32 array (any rank), moved: see [`DynArray::into_array`].
     pub fn into_i32(self) -> Result<ArrayD<i32>> {
         self.into_array()
     }
+    /// The bool array (any rank), moved: see [`DynArray::into_array`].
     pub fn into_bool(self) -> Result<ArrayD<bool>> {
         self.into_array()
+    }
+
+    /// The value of a 0-d array (a full reduction's result) of dtype `T`:
+    /// `s.compute(&x.sum())?.scalar::<f64>()?`. Errors: [`Error::DtypeMismatch`] for another
+    /// dtype (`x.sum()` of integers is int64), [`Error::Rank`] for an array that is not 0-d.
+    pub fn scalar<T: Element>(&self) -> Result<T> {
+        let a = self.as_array::<T>()?;
+        if a.ndim() != 0 {
+            return Err(Error::Rank {
+                expected: 0,
+                shape: a.shape().to_vec(),
+            });
+        }
+        a.iter().next().copied().ok_or_else(|| Error::Rank {
+            expected: 0,
+            shape: a.shape().to_vec(),
+        })
     }
 
     /// The single element of a 0-d (or one-element) array as f64, for printing and tests.
@@ -318,6 +376,16 @@ impl<'a, T: Element, D: Dimension> From<ArrayView<'a, T, D>> for ArgView<'a> {
 impl<'a, T: Element, D: Dimension> From<&'a Array<T, D>> for ArgView<'a> {
     fn from(a: &'a Array<T, D>) -> Self {
         T::wrap_view(a.view().into_dyn())
+    }
+}
+impl<'a, T: Element, D: Dimension> From<&'a ArcArray<T, D>> for ArgView<'a> {
+    fn from(a: &'a ArcArray<T, D>) -> Self {
+        T::wrap_view(a.view().into_dyn())
+    }
+}
+impl<'a, T: Element, D: Dimension> From<&'a ArrayView<'a, T, D>> for ArgView<'a> {
+    fn from(v: &'a ArrayView<'a, T, D>) -> Self {
+        T::wrap_view(v.view().into_dyn())
     }
 }
 impl<'a> From<&'a DynArray> for ArgView<'a> {

@@ -18,12 +18,16 @@ use std::time::Duration;
 pub struct Stats {
     /// Plans built (lowering + optimization + partition).
     pub plans: u64,
+    /// Plans taken from a plan cache instead (a `compute*` call on an expression the session
+    /// has seen with the same bindings; a compiled function's call with shapes it has seen).
+    pub plans_reused: u64,
     pub kernels_launched: u64,
     /// Bytes kernels read from their inputs (each input counted once per launch).
     pub bytes_read: u64,
     /// Bytes kernels wrote to their outputs.
     pub bytes_written: u64,
-    /// Kernel compilations, and compile requests answered from the cache.
+    /// Kernel compilations, and compile requests answered from a cache (the backend's kernel
+    /// cache, or a cached plan's kernels: one per kernel of the plan).
     pub compilations: u64,
     pub cache_hits: u64,
     /// Kernels dropped from the backends' bounded caches (LRU; see [`crate::cache`]).

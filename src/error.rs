@@ -98,6 +98,23 @@ pub enum Error {
         path: Option<PathBuf>,
         message: String,
     },
+    /// An array of another rank than the one asked for (a typed result such as
+    /// `into_array::<f64, Ix2>()` of a 1-d array; `expected` 0 for a scalar): the array's shape.
+    #[error("expected a {expected}-d array, got shape {shape:?}")]
+    Rank { expected: usize, shape: Vec<usize> },
+    /// Data bound to symbol `name` whose shape is not the declared one: another rank, or
+    /// another length where the declared length is not 0 (a declared 0 matches any length:
+    /// `&[0]` is "any 1-d array").
+    #[error("`{name}` is declared with shape {declared:?} but bound to data of shape {found:?}")]
+    BoundShape {
+        name: String,
+        declared: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A shape or layout error of ndarray's (`ndarray::ShapeError`, converted by `?`), or a
+    /// reshape that the data cannot take: the message.
+    #[error("shape error: {message}")]
+    Layout { message: String },
     /// An expression nested deeper than the parser or planner allows (`limit` levels).
     #[error("expression too deep: nesting exceeds {limit} levels")]
     TooDeep { limit: usize },
@@ -173,6 +190,14 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io {
             path: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ndarray::ShapeError> for Error {
+    fn from(e: ndarray::ShapeError) -> Self {
+        Error::Layout {
             message: e.to_string(),
         }
     }

@@ -440,6 +440,33 @@ impl Expr {
         self.reduce(Reduction::Std { ddof: 0 }, None, false)
     }
 
+    /// The same reduction with its reduced axes kept as length-1 axes (NumPy's
+    /// `keepdims=True`), for broadcasting against the operand: `&z - z.max_axis(1).keepdims()`.
+    /// On an expression that is not a reduction it is an error expression.
+    pub fn keepdims(&self) -> Expr {
+        match self.kind() {
+            ExprKind::Reduce(r, x, spec) => x.reduce_with(
+                *r,
+                ReduceAxes {
+                    axes: spec.axes.clone(),
+                    keepdims: true,
+                },
+            ),
+            k => Expr::new(
+                k.clone(),
+                Err(Error::Argument {
+                    message: format!("keepdims() applies to a reduction, not to `{self}`"),
+                }),
+            ),
+        }
+    }
+
+    /// Values limited to `[lo, hi]` (NumPy's `np.clip(x, lo, hi)`: `minimum(maximum(x, lo),
+    /// hi)`, so NaN stays NaN).
+    pub fn clip(&self, lo: impl Into<Expr>, hi: impl Into<Expr>) -> Expr {
+        maximum(self, lo).minimum(hi)
+    }
+
     /// `self ** other`.
     pub fn pow(&self, other: impl Into<Expr>) -> Expr {
         Expr::binary(BinaryOp::Pow, self.clone(), other.into())
@@ -448,6 +475,33 @@ impl Expr {
     pub fn floor_div(&self, other: impl Into<Expr>) -> Expr {
         Expr::binary(BinaryOp::FloorDiv, self.clone(), other.into())
     }
+}
+
+macro_rules! axis_methods {
+    ($($name:ident => $r:expr, $what:literal),* $(,)?) => {
+        impl Expr {
+            $(
+                #[doc = concat!("NumPy's `x.", $what, "(axis=axis)`: ", "over one axis (negative counts from the end), ",
+                    "dropping it; add [`Expr::keepdims`] to keep it.")]
+                pub fn $name(&self, axis: isize) -> Expr {
+                    self.reduce($r, Some(&[axis]), false)
+                }
+            )*
+        }
+    };
+}
+axis_methods! {
+    sum_axis => Reduction::Op(ReduceOp::Sum), "sum",
+    prod_axis => Reduction::Op(ReduceOp::Prod), "prod",
+    min_axis => Reduction::Op(ReduceOp::Min), "min",
+    max_axis => Reduction::Op(ReduceOp::Max), "max",
+    any_axis => Reduction::Op(ReduceOp::Any), "any",
+    all_axis => Reduction::Op(ReduceOp::All), "all",
+    argmin_axis => Reduction::Op(ReduceOp::ArgMin), "argmin",
+    argmax_axis => Reduction::Op(ReduceOp::ArgMax), "argmax",
+    mean_axis => Reduction::Mean, "mean",
+    var_axis => Reduction::Var { ddof: 0 }, "var",
+    std_axis => Reduction::Std { ddof: 0 }, "std",
 }
 
 macro_rules! unary_methods {
@@ -470,6 +524,10 @@ macro_rules! unary_methods {
                 }
             )*
             pub use super::{where_, maximum, minimum, arctan2, hypot, fmod, copysign, nextafter};
+            /// `np.clip(x, lo, hi)`: see [`Expr::clip`].
+            pub fn clip(x: impl Into<Expr>, lo: impl Into<Expr>, hi: impl Into<Expr>) -> Expr {
+                x.into().clip(lo, hi)
+            }
         }
     };
 }
@@ -694,6 +752,39 @@ impl From<bool> for Expr {
         Expr::literal(Scalar::Bool(v))
     }
 }
+// Every Rust integer is a weak integer (NEP 50: like a Python int, it takes the array's dtype;
+// `x.sum() / n` with `n: usize` divides as NumPy's `x.sum() / n` does).
+macro_rules! weak_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Expr {
+            fn from(v: $t) -> Expr {
+                match i64::try_from(v) {
+                    Ok(i) => Expr::literal(Scalar::Int(i)),
+                    // Beyond int64 (`u64::MAX`): NumPy has no dtype for it as a weak scalar
+                    // next to int64 data either.
+                    Err(_) => Expr::new(
+                        ExprKind::Literal(Scalar::Int(i64::MAX)),
+                        Err(Error::IntegerOverflow {
+                            value: v as i128,
+                            dtype: DType::I64,
+                        }),
+                    ),
+                }
+            }
+        }
+    )*};
+}
+weak_int!(u64, usize, isize);
+macro_rules! weak_small_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Expr {
+            fn from(v: $t) -> Expr {
+                Expr::literal(Scalar::Int(i64::from(v)))
+            }
+        }
+    )*};
+}
+weak_small_int!(i8, i16, u8, u16, u32);
 
 // ---- operator overloading ---------------------------------------------------------------
 
@@ -711,7 +802,11 @@ macro_rules! binop_trait {
                 Expr::binary(BinaryOp::$op, self.clone(), rhs.into())
             }
         }
-        // One left-hand impl per number kind, so `2.0 * x` and `1 + x` infer without annotations.
+        // On the left, one impl per number kind (f64, i64, bool), so that unsuffixed literals
+        // infer: with a second float type `(0.5 * &x).exp()` would not compile (the literal's
+        // type, and so the product's, is unknown at the method call). Other Rust numbers go on
+        // the right (`&x * 2.0f32`, `x.sum() / n` with `n: usize`: every `Into<Expr>`), or
+        // through `Expr::from(n) * &x`; all are weak scalars.
         binop_trait!(@scalar $tr, $method, $op, f64, i64, bool);
     };
     (@scalar $tr:ident, $method:ident, $op:ident, $($t:ty),*) => {

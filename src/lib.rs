@@ -33,12 +33,20 @@
 //!
 //! ## The public API
 //!
-//! - [`Session`]: compute, compile ([`Compiled`]), explain ([`Explain`]), counters ([`Stats`]),
+//! - [`Session`]: compute (typed: [`Session::compute_as`]), numexpr strings from code
+//!   ([`Session::evaluate`], [`Session::evaluate_many`], [`Session::compile_str`]), compile
+//!   one or several expressions ([`Compiled`]), explain ([`Explain`]), counters ([`Stats`]),
 //!   data kept on a GPU ([`DeviceArray`]); configured by [`Options`] ([`Device`],
-//!   [`InvalidCast`]).
-//! - [`Expr`]: the lazy expression API (operators, [`functions`], [`where_`], reductions);
-//!   [`ExprKind`] to inspect a tree.
-//! - [`DType`], [`Scalar`], [`DynArray`], [`ArgView`], [`Element`]: dtypes and arrays.
+//!   [`InvalidCast`]). Repeated calls reuse their plans (a session's plan cache; a compiled
+//!   function's plan per argument shapes).
+//! - [`Expr`]: the lazy expression API (operators with every Rust number type as a weak
+//!   scalar on either side, reductions with axis shorthands such as
+//!   `z.max_axis(1).keepdims()`, [`Expr::clip`]); the functions ([`exp`], [`maximum`],
+//!   [`where_`], [`clip`], ...) both at the root and in [`functions`]; [`ExprKind`] to
+//!   inspect a tree.
+//! - [`DType`], [`Scalar`], [`DynArray`], [`ArgView`], [`Element`]: dtypes and arrays;
+//!   [`DynArray::into_array`] moves a result into a typed ndarray without a copy, and
+//!   [`DynArray::scalar`] reads a 0-d result as a `Result<T>`.
 //! - [`parse`]: numexpr strings to expressions. [`npy`]: `.npy` files.
 //! - [`Error`] and [`Result`]: every fallible call; bad input never panics. Each error
 //!   carries fields to match on (shapes, names, dtypes, axes, positions, paths) and renders
@@ -95,7 +103,8 @@ pub use devices::Stats;
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
 pub use explain::{Explain, KernelInfo};
-pub use expr::{functions, where_, Expr, ExprKind, Meta, ReduceAxes};
+pub use expr::functions::*;
+pub use expr::{functions, Expr, ExprKind, Meta, ReduceAxes};
 pub use ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};
 pub use options::{Device, InvalidCast, Options};
 pub use place::{DeviceEstimate, Estimate, Residence};

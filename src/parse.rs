@@ -71,6 +71,32 @@ pub fn parse(src: &str, lookup: &dyn Fn(&str) -> Option<Expr>) -> Result<Expr> {
     Ok(e.expr)
 }
 
+/// Parse several expressions separated by `;` (`"x.min(); x.max()"` style, as the CLI's
+/// `eval` takes them), each as [`parse`] does; a syntax error's column counts from the start of
+/// the whole string.
+///
+/// ```
+/// use fusebox::{parse::parse_many, DType, Expr};
+/// let x = Expr::symbol("x", DType::F64, &[3]);
+/// let es = parse_many("min(x); max(x)", &|n| (n == "x").then(|| x.clone())).unwrap();
+/// assert_eq!(es.len(), 2);
+/// ```
+pub fn parse_many(src: &str, lookup: &dyn Fn(&str) -> Option<Expr>) -> Result<Vec<Expr>> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for part in src.split(';') {
+        out.push(parse(part, lookup).map_err(|e| match e {
+            Error::Parse { column, message } => Error::Parse {
+                column: column + offset,
+                message,
+            },
+            e => e,
+        })?);
+        offset += part.chars().count() + 1;
+    }
+    Ok(out)
+}
+
 /// All identifiers the expression refers to (excluding function names, `astype`'s dtype
 /// argument, and the constants `pi`, `e`, `nan`, `inf`), in order of first appearance,
 /// deduplicated. Checks the syntax (same errors as [`parse`]) but not dtypes or shapes.

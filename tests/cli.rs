@@ -622,3 +622,17 @@ fn invalid_cast_raise_is_one_error_line_and_min_int_keeps_numpys_value() {
     let o = fusebox(&["eval", "x", &bind, "--invalid-cast", "wrap"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// A headless `fusebox eval` on the CPU (pinned, and under `auto` for a small array) writes
+/// its result and nothing else: no adapter enumeration noise on stderr.
+#[test]
+fn cpu_eval_prints_nothing_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &Array1::linspace(0.0, 1.0, 100));
+    for device in ["cpu", "auto"] {
+        let o = fusebox(&["eval", "2*x + 1", &format!("x={x}"), "--device", device]);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{device}: stderr must be empty");
+        assert!(stdout(&o).contains("3."), "{device}: {}", stdout(&o));
+    }
+}

@@ -463,11 +463,14 @@ fn auto_falls_back_to_the_cpu_when_the_gpu_fails() {
     }
     assert_eq!(auto.stats().gpu_fallbacks, 2);
     // Healthy again: back on the GPU, no new fallback. (The plan whose compilation failed
-    // counts as placed on the CPU, where it was compiled.)
+    // counts as placed on the CPU, where it was compiled.) `e` was placed on the GPU before,
+    // and its plan is reused from the session's plan cache, not placed again.
     auto.inject_gpu_fault(0, None).unwrap();
+    let reused = auto.stats().plans_reused;
     auto.compute_with(&e, &bind).unwrap();
     let st = auto.stats();
-    assert_eq!((st.gpu_fallbacks, st.auto_gpu, st.auto_cpu), (2, 2, 1));
+    assert_eq!((st.gpu_fallbacks, st.auto_gpu, st.auto_cpu), (2, 1, 1));
+    assert_eq!(st.plans_reused, reused + 1);
 
     // A pinned GPU reports the failure.
     let pinned = session(Device::Gpu(0), slow_cpu, fast_gpu);

@@ -1,6 +1,6 @@
 //! Data that stays on a GPU between expressions: [`DeviceArray`], uploaded once, fed to later
 //! expressions without a hidden re-upload, brought back on request.
-use super::{bind, lookup, names, Session};
+use super::{bind, check_declared, lookup, names, Session};
 use crate::array::{ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -66,6 +66,9 @@ impl Session {
             .inner
             .devices
             .gpu(self.gpu_index("compute_on_device")?)?;
+        check_declared(std::slice::from_ref(expr), |name| {
+            lookup(bindings, name).map(|v| v.shape())
+        })?;
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         let plan = self.plan(std::slice::from_ref(expr), &shapes, true)?;
         let args = bind(&plan.inputs, &names(bindings), |name| {

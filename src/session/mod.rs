@@ -1,20 +1,23 @@
 //! The session: the user-facing API. It builds nothing itself; each call walks the pipeline:
 //!
-//! `compute` = lower + optimize ([`crate::opt`]; microseconds, not cached) -> partition into
+//! `compute` = lower + optimize ([`crate::opt`]; tens of microseconds) -> partition into
 //! kernels -> place ([`crate::place`]: the pinned device, or `Auto`'s estimate) -> compile each
 //! kernel ([`crate::exec::prepare`]; cached by the backend, keyed by the IR's fingerprint) ->
 //! run the steps ([`crate::exec::execute`]), keeping temporaries only between the kernels that
-//! need them.
+//! need them. The plan is kept (`plans.rs`): the same expression with bindings of the same
+//! shapes runs it again without planning. `strings.rs` takes numexpr strings from code.
 //!
 //! [`Compiled`] functions keep their plans by argument shapes; [`DeviceArray`]s keep data on a
 //! GPU between calls; [`crate::Explain`] shows a plan without running it.
 mod compiled;
 mod device;
+mod plans;
+mod strings;
 
 pub use compiled::Compiled;
 pub use device::DeviceArray;
 
-use crate::array::{ArgView, DynArray};
+use crate::array::{ArgView, DynArray, Element};
 use crate::devices::{Devices, Stats};
 use crate::error::{Error, Result};
 use crate::exec::{self, Buffer, ExecPlan, PlanParts, Residency};
@@ -24,6 +27,7 @@ use crate::opt::{self, Partition, PlanInput};
 use crate::options::{Device, InvalidCast, Options};
 use crate::place::auto::Placer;
 use crate::place::{DeviceParams, Residence};
+use ndarray::{Array, Dimension};
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ struct Inner {
     options: Options,
     devices: Devices,
     placer: Placer,
+    plans: plans::SessionPlans,
+    parsed: strings::Parsed,
 }
 
 /// Entry point: build expressions, compute them, compile them. Cheap to clone (shared).
@@ -58,6 +64,8 @@ impl Session {
                 devices: Devices::new(options.threads),
                 options,
                 placer: Placer::default(),
+                plans: plans::SessionPlans::default(),
+                parsed: strings::Parsed::default(),
             }),
         }
     }
@@ -66,11 +74,20 @@ impl Session {
         &self.inner.options
     }
 
-    /// A named placeholder of the given dtype and shape.
+    /// A named placeholder of the given dtype and shape. [`Session::compute_with`] (and
+    /// `explain_with`, `compute_on_device`) binds it to data of this shape
+    /// ([`Error::BoundShape`] otherwise); a length of 0 means any length (`&[0]`: any 1-d
+    /// array; note that a reduction without identity, such as `max`, of a symbol declared
+    /// empty is an error when the expression is built). A [`Compiled`] function is generic over shapes: its
+    /// symbols' declared shapes make the first plan, and calls may pass any shapes the
+    /// expression accepts.
     pub fn symbol(&self, name: &str, dtype: crate::DType, shape: &[usize]) -> Expr {
         Expr::symbol(name, dtype, shape)
     }
-    /// Bind data (any ndarray array; views are copied, owned and shared arrays are not).
+    /// Bind data (any ndarray array; views are copied, owned and shared arrays are not). A
+    /// view is copied because the expression owns its data and may outlive the borrow; to
+    /// compute on borrowed data without a copy, use a [`Session::symbol`] bound by
+    /// [`Session::compute_with`], or [`Session::evaluate`].
     pub fn data(&self, array: impl Into<DynArray>) -> Expr {
         Expr::data(array, None)
     }
@@ -102,7 +119,17 @@ impl Session {
         self.compute_with(expr, &[])
     }
 
-    /// Evaluate with symbols bound to arrays (any strides; not copied on the CPU).
+    /// Evaluate an expression into a typed ndarray of rank `D` (`Ix1`, `Ix2`, ..., `IxDyn`),
+    /// moving the result's buffer (no copy): `let y: Array1<f64> = s.compute_as(&e)?;`.
+    /// Another dtype or rank is an error ([`DynArray::into_array`]).
+    pub fn compute_as<T: Element, D: Dimension>(&self, expr: &Expr) -> Result<Array<T, D>> {
+        self.compute(expr)?.into_array()
+    }
+
+    /// Evaluate with symbols bound to arrays (any strides; not copied on the CPU), each of its
+    /// symbol's declared shape. An expression computed before with bindings of the same names,
+    /// dtypes and shapes reuses its plan (no lowering, no placement: a call costs about what its
+    /// kernels do).
     pub fn compute_with(&self, expr: &Expr, bindings: &[(&str, ArgView<'_>)]) -> Result<DynArray> {
         let mut out = self.compute_many_with(std::slice::from_ref(expr), bindings)?;
         Ok(out.swap_remove(0))
@@ -122,6 +149,7 @@ impl Session {
         bindings: &[(&str, ArgView<'_>)],
     ) -> Result<Vec<DynArray>> {
         if self.device()? == Device::Reference {
+            check_declared(exprs, |name| lookup(bindings, name).map(|v| v.shape()))?;
             let map: HashMap<String, DynArray> = bindings
                 .iter()
                 .map(|(n, v)| Ok((n.to_string(), v.try_to_dyn_array()?)))
@@ -139,12 +167,31 @@ impl Session {
             }
             return Ok(results);
         }
-        let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
-        let plan = self.plan(exprs, &shapes, true)?;
+        let plan = match self.inner.plans.get(exprs, bindings) {
+            Some(plan) => {
+                self.count_reused(&plan);
+                plan
+            }
+            None => {
+                check_declared(exprs, |name| lookup(bindings, name).map(|v| v.shape()))?;
+                let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
+                let plan = Arc::new(self.plan(exprs, &shapes, true)?);
+                self.inner.plans.insert(exprs, bindings, plan.clone());
+                plan
+            }
+        };
         let args = bind(&plan.inputs, &names(bindings), |name| {
             lookup(bindings, name).map(|v| Buffer::View(v.reborrow()))
         })?;
         self.run_on_host(&plan, &args)
+    }
+
+    /// Count a plan taken from a cache: its kernels were requested and answered from a cache.
+    fn count_reused(&self, plan: &ExecPlan) {
+        self.inner.devices.record(|st| {
+            st.plans_reused += 1;
+            st.cache_hits += plan.steps.len() as u64;
+        });
     }
 
     /// Run a plan on host inputs; its results on the host.
@@ -186,8 +233,28 @@ impl Session {
     /// shapes on another device (placement here ignores compile time: a compiled function is
     /// meant to be called many times).
     pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
-        let plan = Arc::new(self.plan(std::slice::from_ref(expr), &|_| None, false)?);
-        Ok(Compiled::new(self.clone(), expr.clone(), plan))
+        self.compile_many(std::slice::from_ref(expr))
+    }
+
+    /// Compile several expressions into one function of their symbols with one result per
+    /// expression ([`Compiled::call_many`]), computed in one plan like
+    /// [`Session::compute_many`].
+    pub fn compile_many(&self, exprs: &[Expr]) -> Result<Compiled> {
+        self.compile_impl(exprs, None)
+    }
+
+    fn compile_impl(
+        &self,
+        exprs: &[Expr],
+        params: Option<Vec<(String, crate::DType)>>,
+    ) -> Result<Compiled> {
+        if exprs.is_empty() {
+            return Err(Error::Argument {
+                message: "compile needs at least one expression".into(),
+            });
+        }
+        let plan = Arc::new(self.plan(exprs, &|_| None, false)?);
+        Ok(Compiled::new(self.clone(), exprs.to_vec(), plan, params))
     }
 
     /// Lower, optimize, partition, place and compile. `one_shot`: the plan runs once, so
@@ -278,6 +345,7 @@ impl Session {
         exprs: &[Expr],
         bindings: &[(&str, ArgView<'_>)],
     ) -> Result<Explain> {
+        check_declared(exprs, |name| lookup(bindings, name).map(|v| v.shape()))?;
         let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
         self.explain_impl(exprs, &shapes, &|_| Residence::Host)
     }
@@ -319,6 +387,7 @@ impl Session {
     /// (`fusebox::unstable::place::DeviceParams`).
     #[doc(hidden)]
     pub fn set_device_params(&self, device: Device, params: DeviceParams) -> Result<()> {
+        self.inner.plans.clear();
         self.inner.placer.set_params(device, params)
     }
 
@@ -341,6 +410,46 @@ impl Session {
 /// The value bound to `name`.
 fn lookup<'b, T>(bindings: &'b [(&str, T)], name: &str) -> Option<&'b T> {
     bindings.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// Check that every symbol of `exprs` that `shape_of` binds is bound to data of its declared
+/// shape ([`Error::BoundShape`]): the same rank, and each length the declared one, or any
+/// length where the declared one is 0. Each node is visited once.
+fn check_declared<'b>(
+    exprs: &[Expr],
+    shape_of: impl Fn(&str) -> Option<&'b [usize]>,
+) -> Result<()> {
+    use crate::expr::ExprKind;
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<&Expr> = exprs.iter().collect();
+    while let Some(e) = stack.pop() {
+        if !seen.insert(e.ptr_id()) {
+            continue;
+        }
+        match e.kind() {
+            ExprKind::Symbol(name) => {
+                let declared = &e.meta()?.shape;
+                if let Some(found) = shape_of(name) {
+                    let fits = found.len() == declared.len()
+                        && declared.iter().zip(found).all(|(d, f)| *d == 0 || d == f);
+                    if !fits {
+                        return Err(Error::BoundShape {
+                            name: name.clone(),
+                            declared: declared.clone(),
+                            found: found.to_vec(),
+                        });
+                    }
+                }
+            }
+            ExprKind::Data { .. } | ExprKind::Literal(_) => {}
+            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => {
+                stack.push(x)
+            }
+            ExprKind::Binary(_, a, b) => stack.extend([a, b]),
+            ExprKind::Where(c, a, b) => stack.extend([c, a, b]),
+        }
+    }
+    Ok(())
 }
 
 /// The names `bindings` binds, in order (for [`Error::UnknownName`]).
