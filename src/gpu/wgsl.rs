@@ -37,8 +37,8 @@
 //!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
 //!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
 //!
-//! Integer and bool constants stay literals (folding them is exact). `tests/gpu.rs` holds one
-//! regression test per case.
+//! Integer and bool constants stay literals (folding them is exact).
+//! `tests/gpu/regressions.rs` holds one regression test per case.
 //!
 //! Math functions. No shader has a hand-written transcendental: before any WGSL is written,
 //! [`lower`] expands every math function of the kernel with the kernel-IR math library
@@ -109,7 +109,7 @@
 //! correctly rounded result, while glibc's (the CPU's there) are up to ~1.4e5 ULP off.
 //!
 //! Against `semantics.rs` (the reference evaluator's libm: glibc, and Rust's `libm` for the
-//! hyperbolic functions and their inverses), `tests/gpu.rs` (`transcendental_ulp_bounds`)
+//! hyperbolic functions and their inverses), `tests/gpu/elementwise.rs` (`transcendental_ulp_bounds`)
 //! asserts [`ULP_BOUNDS`], which the differential suites use as the GPU's tolerance; measured
 //! on its 4,000 arguments per function: f64 1 ULP for every function but `log10` (2) and
 //! `cosh` (0), f32 1 ULP but `log10` (2), `tan` and `cosh` (0).
@@ -122,7 +122,7 @@ use std::fmt::Write;
 use thiserror::Error;
 
 /// Maximum error in ULP of each math function on the GPU against `semantics.rs`, asserted by
-/// `tests/gpu.rs` and used as the GPU's tolerance by the differential suites:
+/// `tests/gpu/elementwise.rs` and used as the GPU's tolerance by the differential suites:
 /// `(name, f64 bound, f32 bound)`. Each is the smaller of the bound measured for the former
 /// hand-written shaders and the mathlib's own bound ([`crate::mathlib::ULP_BOUNDS`]), whose
 /// expansions the GPU now runs.
@@ -464,7 +464,7 @@ fn cast(from: DType, to: DType, a: &str) -> String {
         (F32 | F64, I64) => format!("fb_to_i64_{}({a})", ty(from)),
         // Sign extension through an opaque zero: lavapipe miscompiles comparisons and bit
         // tests on an i64 it can see is a sign-extended i32 (`(a < 0) != (b < 0)`, `b & 1`
-        // in `//`, `%`, `**`: checked by tests/gpu.rs).
+        // in `//`, `%`, `**`: checked by tests/gpu/regressions.rs).
         (I32, I64) => format!("(i64({a}) ^ i64(P[4] - 1u))"),
         _ => format!("{}({a})", ty(to)),
     }
