@@ -42,6 +42,49 @@ pub struct AdapterInfo {
     /// `Features::SUBGROUP` (the reductions' first tree levels use subgroup shuffles).
     pub subgroups: bool,
     pub max_binding_size: u64,
+    /// Whether the driver compiles with fast-math assumptions, so that every float operation
+    /// needs the opaque barriers ([`needs_fast_math_barriers`]).
+    pub fast_math_barriers: bool,
+}
+
+/// Whether a driver needs the fast-math barriers on every float operation
+/// ([`super::wgsl::Barriers::All`]): Mesa's drivers (lavapipe, RADV, ANV, NVK, Turnip, ...)
+/// compile naga's SPIR-V, which declares neither `SignedZeroInfNanPreserve` nor
+/// `NoContraction`, with fast-math assumptions (measured on lavapipe: `x * 0.0` folded to 0,
+/// `(a + b) - b` to `a`). Other drivers (NVIDIA's, AMD's and Intel's own, Metal, DX12) keep
+/// IEEE semantics and get the product barrier only. `FUSEBOX_GPU_BARRIERS=all` or
+/// `=products` overrides the detection (read when adapters are listed).
+pub fn needs_fast_math_barriers(name: &str, driver: &str, driver_info: &str) -> bool {
+    match std::env::var("FUSEBOX_GPU_BARRIERS")
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("all") => return true,
+        Ok("products") => return false,
+        _ => {}
+    }
+    const MESA: [&str; 10] = [
+        "mesa",
+        "llvmpipe",
+        "lavapipe",
+        "radv",
+        "nvk",
+        "turnip",
+        "v3dv",
+        "venus",
+        "honeykrisp",
+        "panvk",
+    ];
+    let text = format!("{name} {driver} {driver_info}").to_lowercase();
+    MESA.iter().any(|m| text.contains(m))
+}
+
+/// Features hidden from every adapter by `FUSEBOX_GPU_HIDE=f64,i64,subgroups` (any subset),
+/// read when adapters are listed: runs a real adapter as one without them (what a Metal or
+/// mobile GPU lacks), for tests and for checking Auto's choices.
+fn hidden(feature: &str) -> bool {
+    std::env::var("FUSEBOX_GPU_HIDE")
+        .is_ok_and(|v| v.split(',').any(|f| f.trim().eq_ignore_ascii_case(feature)))
 }
 
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -74,13 +117,14 @@ pub(super) fn describe(index: usize, a: &wgpu::Adapter) -> AdapterInfo {
     let l = a.limits();
     AdapterInfo {
         index,
+        fast_math_barriers: needs_fast_math_barriers(&info.name, &info.driver, &info.driver_info),
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
         driver: format!("{} {}", info.driver, info.driver_info),
-        f64: f.contains(wgpu::Features::SHADER_F64),
-        i64: f.contains(wgpu::Features::SHADER_INT64),
-        subgroups: f.contains(wgpu::Features::SUBGROUP),
+        f64: f.contains(wgpu::Features::SHADER_F64) && !hidden("f64"),
+        i64: f.contains(wgpu::Features::SHADER_INT64) && !hidden("i64"),
+        subgroups: f.contains(wgpu::Features::SUBGROUP) && !hidden("subgroups"),
         max_binding_size: l.max_storage_buffer_binding_size.min(l.max_buffer_size),
     }
 }
@@ -132,6 +176,59 @@ mod capability_tests {
             i64,
             subgroups: false,
             max_binding_size: 1 << 27,
+            fast_math_barriers: true,
+        }
+    }
+
+    #[test]
+    fn fast_math_barriers_only_on_mesa_drivers() {
+        if std::env::var("FUSEBOX_GPU_BARRIERS").is_ok() {
+            return; // the override decides
+        }
+        // What wgpu reports for lavapipe, RADV and ANV (Vulkan), and Mesa under GL.
+        let mesa = [
+            (
+                "llvmpipe (LLVM 15.0.6, 256 bits)",
+                "llvmpipe",
+                "Mesa 22.3.6 (LLVM 15.0.6)",
+            ),
+            (
+                "AMD Radeon RX 7900 XTX (RADV NAVI31)",
+                "radv",
+                "Mesa 24.0.5",
+            ),
+            (
+                "Intel(R) Arc(tm) A770 Graphics (DG2)",
+                "Intel open-source Mesa driver",
+                "Mesa 24.1",
+            ),
+            ("NVIDIA GeForce RTX 4090 (NVK AD102)", "NVK", "Mesa 24.1.0"),
+            (
+                "Mesa Intel(R) UHD Graphics 630 (CFL GT2)",
+                "",
+                "4.6 (Core Profile) Mesa 23.2.1",
+            ),
+        ];
+        for (name, driver, info) in mesa {
+            assert!(needs_fast_math_barriers(name, driver, info), "{name}");
+        }
+        let ieee = [
+            ("NVIDIA GeForce RTX 4090", "NVIDIA", "550.54.14"),
+            ("NVIDIA H200", "NVIDIA", "570.86.15"),
+            (
+                "AMD Radeon RX 7900 XTX",
+                "AMD proprietary driver",
+                "24.10.1",
+            ),
+            ("Apple M2 Max", "", ""),
+            (
+                "Intel(R) Arc(TM) A770 Graphics",
+                "Intel Corporation",
+                "31.0.101.5445",
+            ),
+        ];
+        for (name, driver, info) in ieee {
+            assert!(!needs_fast_math_barriers(name, driver, info), "{name}");
         }
     }
 

@@ -278,12 +278,14 @@ pub(super) fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<
     }
 }
 
-/// An input on the host, C-contiguous in its own shape, as device bytes (bool -> u32).
-pub(super) struct HostInput {
+/// An input on the host, C-contiguous in its own shape, as device bytes (bool -> u32): the
+/// caller's memory itself when it is already that (a C-contiguous array of a dtype other
+/// than bool), else a copy.
+pub(super) struct HostInput<'a> {
     pub(super) dtype: DType,
     pub(super) shape: Vec<usize>,
     pub(super) c_strides: Vec<isize>,
-    pub(super) bytes: Vec<u8>,
+    pub(super) bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 pub(super) fn c_strides(shape: &[usize]) -> Vec<isize> {
@@ -296,15 +298,16 @@ pub(super) fn c_strides(shape: &[usize]) -> Vec<isize> {
     s
 }
 
-impl HostInput {
-    pub(super) fn new(a: &ArgView<'_>) -> HostInput {
-        fn pod<T: bytemuck::Pod + Clone>(v: &ndarray::ArrayViewD<'_, T>) -> Vec<u8> {
-            match v.as_slice() {
-                Some(s) => bytemuck::cast_slice(s).to_vec(),
+impl<'a> HostInput<'a> {
+    pub(super) fn new(a: &ArgView<'a>) -> HostInput<'a> {
+        use std::borrow::Cow;
+        fn pod<'a, T: bytemuck::Pod + Clone>(v: &ndarray::ArrayViewD<'a, T>) -> Cow<'a, [u8]> {
+            // `to_slice` keeps the view's lifetime (not the borrow of `v`).
+            match v.clone().to_slice() {
+                Some(s) => Cow::Borrowed(bytemuck::cast_slice(s)),
                 None => {
-                    let c = v.as_standard_layout();
-                    let v: Vec<T> = c.iter().cloned().collect();
-                    bytemuck::cast_slice(&v).to_vec()
+                    let v: Vec<T> = v.iter().cloned().collect();
+                    Cow::Owned(bytemuck::cast_slice(&v).to_vec())
                 }
             }
         }
@@ -316,7 +319,7 @@ impl HostInput {
             ArgView::Bool(v) => {
                 let u: Vec<u32> = v.iter().map(|&b| b as u32).collect();
                 // iter() is in logical (C) order whatever the strides.
-                bytemuck::cast_slice(&u).to_vec()
+                Cow::Owned(bytemuck::cast_slice(&u).to_vec())
             }
         };
         HostInput {
@@ -328,16 +331,17 @@ impl HostInput {
     }
 
     /// Device bytes of this input's values at output indices `start..start+len`, broadcast
-    /// to `out_shape` (a plain slice when the shapes agree).
+    /// to `out_shape`: the input's own memory when the shapes agree, a gathered copy otherwise.
     pub(super) fn chunk_bytes(
         &self,
         out_shape: &[usize],
         start: usize,
         len: usize,
-    ) -> Result<Vec<u8>> {
+    ) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
         let sz = device_size(self.dtype);
         if self.shape == out_shape {
-            return Ok(self.bytes[start * sz..(start + len) * sz].to_vec());
+            return Cow::Borrowed(&self.bytes[start * sz..(start + len) * sz]);
         }
         let st = broadcast_strides(&self.shape, &self.c_strides, out_shape);
         let mut out = Vec::with_capacity(len * sz);
@@ -359,6 +363,6 @@ impl HostInput {
                 idx[d] = 0;
             }
         }
-        Ok(out)
+        Cow::Owned(out)
     }
 }

@@ -2,7 +2,7 @@
 //! arrays): argument checks, parameter blocks, bind groups and the dispatch grid.
 use super::buffers::{bytes_to_array, c_strides, empty_array, GpuArray, HostInput, Kind};
 use super::reduce::{Reduced, Src};
-use super::{device_size, round_up, wgsl, GpuBackend, GpuKernel, MAX_GROUPS_X, WORKGROUP};
+use super::{device_size, wgsl, GpuBackend, GpuKernel, MAX_GROUPS_X, WORKGROUP};
 use crate::array::{broadcast_strides, ArgView, DynArray};
 use crate::error::{Error, Result};
 use crate::kir::Kernel;
@@ -33,7 +33,13 @@ impl GpuBackend {
         let kern = &k.kernel;
         kern.check_args(inputs, shape)?;
         kern.check_axes(axes, shape.len())?;
-        let n = checked_len32(shape)?;
+        // Kernels of stores whose inputs all have the output's shape stream every input, and
+        // their shaders index within a chunk: 64-bit element counts. Elsewhere 32-bit indices.
+        let n = if !kern.is_reduction() && inputs.iter().all(|a| a.shape() == shape) {
+            crate::array::checked_len(shape, 8)?
+        } else {
+            checked_len32(shape)?
+        };
         let hosts: Vec<HostInput> = inputs.iter().map(HostInput::new).collect();
         let result = if kern.is_reduction() {
             let srcs: Vec<Src<'_>> = hosts.iter().map(Src::Host).collect();
@@ -52,7 +58,12 @@ impl GpuBackend {
                 Err(e) => Err(e),
             }
         } else {
-            self.run_stores(k, &hosts, shape, n)
+            if n == 0 {
+                let ts = kern.output_dtypes();
+                Ok(ts.iter().map(|t| empty_array(*t, shape)).collect())
+            } else {
+                self.run_streamed(k, &hosts, shape, n)
+            }
         };
         self.take_lost()?;
         result
@@ -118,135 +129,6 @@ impl GpuBackend {
     ) -> Result<GpuArray> {
         let axes = all_axes(&k.kernel, out_shape);
         first(self.run_resident_many(k, inputs, out_shape, &axes)?)
-    }
-
-    /// A kernel of stores on host inputs, chunked when an output or input exceeds one binding.
-    fn run_stores(
-        &self,
-        k: &GpuKernel,
-        hosts: &[HostInput],
-        out_shape: &[usize],
-        n: usize,
-    ) -> Result<Vec<DynArray>> {
-        let kern = &k.kernel;
-        let out_ts = kern.output_dtypes();
-        let limit = self.binding_limit.load(Ordering::Relaxed);
-        // Inputs that fit one binding are uploaded whole; the others are streamed.
-        let streamed: Vec<bool> = hosts.iter().map(|h| h.bytes.len() as u64 > limit).collect();
-        let mut widest = out_ts
-            .iter()
-            .map(|t| device_size(*t) as u64)
-            .max()
-            .unwrap_or(4);
-        for (h, s) in hosts.iter().zip(&streamed) {
-            if *s {
-                widest = widest.max(device_size(h.dtype) as u64);
-            }
-        }
-        let c = limit / widest;
-        let chunk = (c - c % WORKGROUP as u64).max(WORKGROUP as u64) as usize;
-
-        if n == 0 {
-            return Ok(out_ts.iter().map(|t| empty_array(*t, out_shape)).collect());
-        }
-
-        let all_flat = hosts
-            .iter()
-            .zip(&streamed)
-            .all(|(h, s)| *s || h.shape == out_shape);
-        // With every input flat the shader needs no multi-index: pass no dimensions at all.
-        let ndim = if all_flat { 0 } else { out_shape.len() };
-        let shape_p: &[usize] = if all_flat { &[] } else { out_shape };
-        // Whole inputs.
-        let mut bound: Vec<Option<wgpu::Buffer>> = Vec::new();
-        for (h, s) in hosts.iter().zip(&streamed) {
-            if *s {
-                bound.push(None);
-            } else {
-                let b = self.acquire(Kind::Storage, round_up(h.bytes.len().max(4) as u64, 4))?;
-                self.upload_bytes(&b, 0, &h.bytes);
-                bound.push(Some(b));
-            }
-        }
-        let m = out_ts.len();
-        let mut out_bytes: Vec<Vec<u8>> = vec![Vec::new(); m];
-        let mut start = 0usize;
-        while start < n {
-            let len = chunk.min(n - start);
-            // Parameters: n, start, row, ndim, 1, shape, then per input: flag, base, strides, then
-            // the float constants.
-            let groups = (len as u32).div_ceil(WORKGROUP);
-            let (gx, gy) = Self::grid(groups);
-            let mut p: Vec<u32> = vec![len as u32, start as u32, gx * WORKGROUP, ndim as u32, 1];
-            p.extend(shape_p.iter().map(|&d| d as u32));
-            let mut stream_bufs: Vec<Option<wgpu::Buffer>> = Vec::new();
-            for (i, h) in hosts.iter().enumerate() {
-                if streamed[i] {
-                    p.extend([1, 0]);
-                    p.extend(std::iter::repeat_n(0, ndim));
-                    let bytes = h.chunk_bytes(out_shape, start, len)?;
-                    let b = self.acquire(Kind::Storage, round_up(bytes.len() as u64, 4))?;
-                    self.upload_bytes(&b, 0, &bytes);
-                    stream_bufs.push(Some(b));
-                } else {
-                    let flat = h.shape == out_shape;
-                    p.extend([if flat { 2 } else { 0 }, 0]);
-                    if !all_flat {
-                        let st = broadcast_strides(&h.shape, &h.c_strides, out_shape);
-                        p.extend(st.iter().map(|&s| s as u32));
-                    }
-                    stream_bufs.push(None);
-                }
-            }
-            p.extend(wgsl::const_words(&k.lowered));
-            let params = self.params(&p)?;
-            let mut outs = Vec::with_capacity(m);
-            for t in &out_ts {
-                outs.push(self.acquire(
-                    Kind::Storage,
-                    round_up(len as u64 * device_size(*t) as u64, 4),
-                )?);
-            }
-            let mut bufs: Vec<&wgpu::Buffer> = vec![&params];
-            bufs.extend(outs.iter());
-            for i in 0..hosts.len() {
-                bufs.push(
-                    bound[i]
-                        .as_ref()
-                        .or(stream_bufs[i].as_ref())
-                        .ok_or_else(|| Error::Device {
-                            message: "internal: input buffer missing".into(),
-                        })?,
-                );
-            }
-            let mut enc =
-                Some(self.encode_dispatch(k, &entries(&bufs), (gx, gy), "fusebox kernel"));
-            for (o, out) in outs.into_iter().enumerate() {
-                let e = enc
-                    .take()
-                    .unwrap_or_else(|| self.device.create_command_encoder(&Default::default()));
-                let bytes =
-                    self.download_buf(e, &out, len as u64 * device_size(out_ts[o]) as u64)?;
-                if out_bytes[o].is_empty() {
-                    out_bytes[o].reserve_exact(n * device_size(out_ts[o]));
-                }
-                out_bytes[o].extend_from_slice(&bytes);
-                self.release(Kind::Storage, out);
-            }
-            self.release(Kind::Storage, params);
-            for b in stream_bufs.into_iter().flatten() {
-                self.release(Kind::Storage, b);
-            }
-            start += len;
-        }
-        for b in bound.into_iter().flatten() {
-            self.release(Kind::Storage, b);
-        }
-        out_ts
-            .iter()
-            .zip(&out_bytes)
-            .map(|(t, b)| bytes_to_array(*t, b, out_shape))
-            .collect()
     }
 
     /// Record one dispatch of `pipeline` into `enc`.

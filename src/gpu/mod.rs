@@ -1,21 +1,33 @@
 //! GPU backend: kernel IR -> WGSL compute shader -> wgpu 30 (Vulkan preferred).
 //!
+//! Files: `adapter.rs` (listing adapters, their features, limits and driver workarounds),
+//! `buffers.rs` (the buffer pool, uploads, read-backs, device arrays, host inputs),
+//! `dispatch.rs` (entry points, argument checks, the dispatch grid, resident kernels of
+//! stores), `stream.rs` (the streamed host path), `reduce.rs` (reductions), `wgsl.rs` (code
+//! generation).
+//!
 //! Pipeline: [`wgsl::write_kernel_with`] turns a verified [`Kernel`] into WGSL; the text is
 //! validated with naga before it reaches the driver; the compute pipeline is cached by the
 //! shader's hash. Float constants are not in the text: they travel in the parameter buffer (a
 //! fast-math driver folds visible ones wrongly; see [`wgsl`]), so kernels that differ only in
-//! them share a pipeline. [`GpuBackend::run`] uploads each input once (made C-contiguous on the host;
-//! broadcast and strided inputs are read through per-input strides passed in a parameter
-//! buffer, 0 for broadcast dimensions), dispatches one invocation per output element on a 2-D
-//! grid (so the 65,535-workgroups-per-dimension limit never bites), and reads the result back
-//! through a staging buffer. Buffers come from a pool reused across calls.
+//! them share a pipeline. The device is opened with the adapter's own limits
+//! (`max_buffer_size`, `max_storage_buffer_binding_size`, ...), not wgpu's defaults. Driver
+//! workarounds apply only where needed: the full fast-math barriers on Mesa's drivers
+//! ([`needs_fast_math_barriers`]), the product barrier (no FMA contraction) everywhere.
 //!
-//! Large arrays: when the output or an input is larger than one storage binding
-//! (`max_storage_buffer_binding_size`, 128 MiB on lavapipe), the iteration space is cut into
-//! chunks of whole workgroups; inputs that fit one binding stay bound whole, larger inputs are
-//! streamed chunk by chunk (a plain slice when the input has the output's shape, a host gather
-//! of the broadcast values otherwise). Each element is computed by the same code whatever the
-//! chunking, so the result is identical to one pass.
+//! Kernels of stores on host data ([`GpuBackend::run`]) stream: the iteration space goes in
+//! chunks (16 MiB per array, [`crate::target::GPU_STREAM_CHUNK_BYTES`]) through a ring of
+//! staging buffers, so that the host writes chunk k+1 straight from the caller's array into
+//! mapped memory while the device computes the earlier chunks, and results are copied
+//! straight from mapped memory into the output array; the host waits only when it needs a
+//! slot back, and at the end (`stream.rs`). Inputs of the output's shape stream with it;
+//! broadcast and strided inputs are bound whole (read through per-input strides passed in a
+//! parameter buffer, 0 for broadcast dimensions), or gathered per chunk when larger than one
+//! binding. One invocation per output element on a 2-D grid (so the 65,535 workgroups per
+//! dimension never bite); each element is computed by the same code whatever the chunking, so
+//! the result is identical to one pass. Where every input streams, the element count is 64-bit
+//! (chunks index within themselves); elsewhere indices are 32-bit ([`Error::TooLarge`] past
+//! 2^32 elements). Buffers come from a pool reused across calls.
 //!
 //! Kernels may have several outputs (one storage buffer each): stores, or reductions
 //! ([`GpuBackend::run_many`] with the reduced axes). A reduction sees the iteration space as
@@ -72,13 +84,14 @@ mod agreement;
 mod buffers;
 mod dispatch;
 mod reduce;
+mod stream;
 pub mod wgsl;
 
 use crate::cache::KernelCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::Kernel;
-pub use adapter::{adapters, fits_axis_reduction, supports, AdapterInfo};
+pub use adapter::{adapters, fits_axis_reduction, needs_fast_math_barriers, supports, AdapterInfo};
 use adapter::{check_capabilities, describe, sorted_adapters};
 pub use buffers::GpuArray;
 use buffers::{Kind, Pool};
@@ -358,6 +371,12 @@ impl GpuBackend {
         self.binding_limit.store(v, Ordering::Relaxed);
     }
 
+    /// Bytes one storage binding holds (the adapter's limit, or the test override of
+    /// [`GpuBackend::set_binding_limit`]): the largest device array.
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit.load(Ordering::Relaxed)
+    }
+
     /// Make later calls fail as the device would (`None` clears it). Test support.
     #[doc(hidden)]
     pub fn inject_fault(&self, f: Option<Fault>) {
@@ -416,6 +435,11 @@ impl GpuBackend {
 
     fn options(&self) -> wgsl::Options {
         wgsl::Options {
+            barriers: if self.info.fast_math_barriers {
+                wgsl::Barriers::All
+            } else {
+                wgsl::Barriers::Products
+            },
             f64: self.info.f64 && self.info.i64,
             i64: self.info.i64,
             subgroups: self.subgroups(),

@@ -139,7 +139,7 @@ impl GpuBackend {
             let mut chunk_bufs: Vec<wgpu::Buffer> = Vec::new();
             for (s, big) in srcs.iter().zip(&streamed) {
                 if let (Src::Host(h), true) = (s, big) {
-                    let bytes = h.chunk_bytes(shape, start, len)?;
+                    let bytes = h.chunk_bytes(shape, start, len);
                     let b = self.acquire(Kind::Storage, round_up(bytes.len() as u64, 4))?;
                     self.upload_bytes(&b, 0, &bytes);
                     chunk_bufs.push(b);
@@ -266,7 +266,7 @@ impl GpuBackend {
 
 /// A reduction's input: a host array (uploaded whole or streamed) or a device array.
 pub(super) enum Src<'a> {
-    Host(&'a HostInput),
+    Host(&'a HostInput<'a>),
     Device(&'a GpuArray),
 }
 

@@ -308,3 +308,24 @@ fn sin_cos_tan_of_huge_arguments() {
         );
     }
 }
+
+/// The fast-math barriers are on where the driver needs them: on lavapipe (Mesa), every float
+/// operand and result goes through the bit barrier, and the regressions above stay fixed.
+/// (Which drivers get them is unit-tested in `gpu::adapter` with adapter descriptions.)
+#[test]
+fn fast_math_barriers_are_on_for_mesa() {
+    let Some(g) = backend() else { return };
+    let info = g.info();
+    let mesa = fusebox::unstable::gpu::needs_fast_math_barriers(&info.name, &info.driver, "");
+    assert_eq!(info.fast_math_barriers, mesa);
+    if !info.name.contains("llvmpipe") {
+        return;
+    }
+    assert!(info.fast_math_barriers, "lavapipe is Mesa: {info:?}");
+    let k = binary_kernel(BinaryOp::Add, DType::F32);
+    let src = g.compile(&k).unwrap().source().to_string();
+    assert!(
+        src.contains("fn fb_o_f32(x: f32) -> f32 {\n    return fb_bits_o_f32(x);"),
+        "{src}"
+    );
+}
