@@ -525,7 +525,7 @@ fn devices() {
     }
     for a in gpus {
         println!(
-            "GPU {}: {} ({}, {}), f64: {}, i64: {}, subgroups: {}, max binding {} MiB",
+            "GPU {}: {} ({}, {}), f64: {}, i64: {}, subgroups: {}, max binding {} MiB, fast-math barriers: {}",
             a.index,
             a.name,
             a.backend,
@@ -533,7 +533,12 @@ fn devices() {
             if a.f64 { "yes" } else { "no" },
             if a.i64 { "yes" } else { "no" },
             if a.subgroups { "yes" } else { "no" },
-            a.max_binding_size >> 20
+            a.max_binding_size >> 20,
+            if a.fast_math_barriers {
+                "all float ops (Mesa)"
+            } else {
+                "products only"
+            }
         );
     }
 }

@@ -338,15 +338,10 @@ impl GpuBackend {
             {
                 let mut bufs: Vec<&wgpu::Buffer> = vec![&slot.params];
                 bufs.extend(slot.dev_out.iter());
-                for i in 0..hosts.len() {
-                    bufs.push(
-                        whole[i]
-                            .as_ref()
-                            .or(slot.dev_in[i].as_ref())
-                            .ok_or_else(|| Error::Device {
-                                message: "internal: input buffer missing".into(),
-                            })?,
-                    );
+                for (w, d) in whole.iter().zip(&slot.dev_in) {
+                    bufs.push(w.as_ref().or(d.as_ref()).ok_or_else(|| Error::Device {
+                        message: "internal: input buffer missing".into(),
+                    })?);
                 }
                 self.dispatch_into(&mut enc, &k.pipeline, &k.layout, &entries(&bufs), (gx, gy));
             }
