@@ -8,7 +8,15 @@
 // ((1 + x) - 1 into x), factors `x * 1 + y * 1` into `(x + y) * 1` and then contracts what is
 // left into an FMA. A float multiply by an opaque 1 does not survive that; integer operations
 // on the bits are invisible to the float optimizer, so each rounding step here is kept.
+// `$O` is `fb_bits_o_$F(x)` on drivers that need it (Mesa), `x` elsewhere: the generator
+// wraps every float operand and result in `fb_o_*`, which then costs nothing.
 fn fb_o_$F(x: $F) -> $F {
+    return $O;
+}
+
+// The product barrier, on every driver: WGSL lets a driver contract `a * b + c` into an FMA
+// (NumPy rounds the product first), and naga's SPIR-V carries no NoContraction.
+fn fb_p_$F(x: $F) -> $F {
     return fb_bits_o_$F(x);
 }
 

@@ -47,6 +47,28 @@ pub struct Stats {
     pub gpu_fallbacks: u64,
 }
 
+impl Stats {
+    /// The counters as one JSON object (times in seconds), for `fusebox eval --stats`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "plans": self.plans,
+            "kernels_launched": self.kernels_launched,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "compilations": self.compilations,
+            "cache_hits": self.cache_hits,
+            "evictions": self.evictions,
+            "cpu_time_s": self.cpu_time.as_secs_f64(),
+            "gpu_time_s": self.gpu_time.as_secs_f64(),
+            "bytes_uploaded": self.bytes_uploaded,
+            "bytes_downloaded": self.bytes_downloaded,
+            "auto_cpu": self.auto_cpu,
+            "auto_gpu": self.auto_gpu,
+            "gpu_fallbacks": self.gpu_fallbacks,
+        })
+    }
+}
+
 /// GPU adapters a session can open (by index, as listed by `fusebox devices`).
 pub const MAX_GPUS: usize = 8;
 

@@ -108,6 +108,11 @@ struct EvalArgs {
     /// Print the result (and the plan, with --explain) as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Print the session's counters (kernels, bytes read and written, bytes uploaded to and
+    /// downloaded from the GPU, ...) as one JSON object on a line of their own after the
+    /// result (with --json: as its `stats` field).
+    #[arg(long)]
+    stats: bool,
     /// What a float -> int cast does with NaN, infinities and out-of-range values: `min-int`
     /// (NumPy's value on x86-64) or `raise` (an error, like `np.errstate(invalid='raise')`).
     #[arg(long, default_value = "min-int", value_parser = parse_invalid_cast)]
@@ -260,6 +265,9 @@ fn eval(args: &EvalArgs) -> Result<()> {
         if let Some(ex) = &explain {
             fields.push(format!("\"explain\": {}", ex.to_json()));
         }
+        if args.stats {
+            fields.push(format!("\"stats\": {}", session.stats().to_json()));
+        }
         println!("{{{}}}", fields.join(", "));
     } else if let Some(out) = &args.out {
         eprintln!(
@@ -278,6 +286,9 @@ fn eval(args: &EvalArgs) -> Result<()> {
             println!("{e}");
             print_summary(r);
         }
+    }
+    if args.stats && !args.json {
+        println!("{}", session.stats().to_json());
     }
     Ok(())
 }
@@ -514,7 +525,7 @@ fn devices() {
     }
     for a in gpus {
         println!(
-            "GPU {}: {} ({}, {}), f64: {}, i64: {}, subgroups: {}, max binding {} MiB",
+            "GPU {}: {} ({}, {}), f64: {}, i64: {}, subgroups: {}, max binding {} MiB, fast-math barriers: {}",
             a.index,
             a.name,
             a.backend,
@@ -522,7 +533,12 @@ fn devices() {
             if a.f64 { "yes" } else { "no" },
             if a.i64 { "yes" } else { "no" },
             if a.subgroups { "yes" } else { "no" },
-            a.max_binding_size >> 20
+            a.max_binding_size >> 20,
+            if a.fast_math_barriers {
+                "all float ops (Mesa)"
+            } else {
+                "products only"
+            }
         );
     }
 }

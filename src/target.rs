@@ -14,6 +14,17 @@ pub fn device_size(t: DType) -> usize {
     }
 }
 
+/// Bytes of one chunk of the GPU's streamed host path (per array): kernels of stores on host
+/// data go through a ring of staging buffers in chunks of this size, so that the upload of
+/// one chunk, the compute of the previous and the download of the one before overlap. The
+/// cost model counts the overlap with the same figure.
+pub const GPU_STREAM_CHUNK_BYTES: u64 = 16 << 20;
+
+/// Chunks of [`GPU_STREAM_CHUNK_BYTES`] that `bytes` of one array take (at least 1).
+pub fn stream_chunks(bytes: u64) -> u64 {
+    bytes.div_ceil(GPU_STREAM_CHUNK_BYTES).max(1)
+}
+
 /// Whether `work_s` seconds of single-threaded work, split over `threads`, finishes sooner on
 /// the pool, by a margin of one hand-off: the time saved, `work_s * (1 - 1/threads)`, must be
 /// at least `2 * handoff_s`.

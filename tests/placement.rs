@@ -23,6 +23,9 @@ fn machine(launch_s: f64, bw: f64, arith: f64, transfer: f64, threads: usize) ->
         transcendental_per_s: arith / 20.0,
         h2d_per_s: transfer,
         d2h_per_s: transfer,
+        arith_f32_per_s: 0.0,
+        sync_s: 0.0,
+        binding_bytes: 0.0,
         compile_base_s: 0.0,
         compile_per_inst_s: 0.0,
         startup_s: 0.0,
@@ -153,9 +156,22 @@ fn unfused_plans_pay_for_their_temporaries() {
     assert_eq!(ex.kernels.len(), 4);
     let gpu = estimate(&ex.estimates, "gpu:0");
     let cpu = estimate(&ex.estimates, "cpu");
-    // On the host path every kernel uploads its arguments and reads its result back.
+    // Every array fits one binding: the plan runs resident on the GPU, x goes up once and
+    // the result comes down once.
+    assert_eq!(gpu.bytes_to_device + gpu.bytes_from_device, 16 * n as u64);
+    // Arrays larger than a binding: the host path, where every kernel uploads its arguments
+    // and reads its result back.
+    let small = Session::with_options(Options::default().with_optimize(false));
+    small.set_device_params(Device::Cpu, cpu_machine()).unwrap();
+    let mut g = gpu_machine();
+    g.binding_bytes = 4096.0;
+    small.set_device_params(Device::Gpu(0), g).unwrap();
+    let ex_small = small
+        .explain_placed(&poly(n), &[("x", &[n], Residence::Host)])
+        .unwrap();
+    let host = estimate(&ex_small.estimates, "gpu:0");
     assert_eq!(
-        gpu.bytes_to_device + gpu.bytes_from_device,
+        host.bytes_to_device + host.bytes_from_device,
         ex.bytes_unfused
     );
     assert!(close(cpu.memory_s, ex.bytes_unfused as f64 / 40e9));

@@ -30,8 +30,8 @@
 //! reduction per tree, as the CPU needed then). GPU (lavapipe): 2,000 cases, 0 disagreements,
 //! with the workarounds below; 3,000 without them found the lavapipe bug pinned below.
 //! 2026-12-01: the default GPU run found `astype((x0 < x0) * x0, bool)` wrong for `x0 = inf`
-//! (a Mesa fold, fixed in the WGSL generator, pinned in tests/gpu.rs); then 2,000 GPU cases
-//! from a random seed, several reductions per tree, 0 disagreements (79 s).
+//! (a Mesa fold, fixed in the WGSL generator, pinned in tests/gpu/regressions.rs); then 2,000
+//! GPU cases from a random seed, several reductions per tree, 0 disagreements (79 s).
 //!
 //! Adding a reduction (a new `ReduceOp`, or reductions over axes): one line in [`REDUCTIONS`].
 mod common;

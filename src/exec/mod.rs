@@ -10,8 +10,11 @@
 //! functions (host inputs, plan cached), and `Session::compute_on_device` (inputs already on a
 //! GPU). Where a buffer lives decides how a step runs:
 //! - a CPU kernel reads host buffers (a device buffer would be downloaded first);
-//! - a GPU kernel whose arguments are all on the host runs through the backend's host path
-//!   (chunks that fit a storage binding are uploaded, computed and read back);
+//! - a GPU plan of several kernels on host data runs resident whenever every array fits one
+//!   storage binding: each input is uploaded once, temporaries and reduction partials stay on
+//!   the device, only the results come down (`Stats` counts the bytes);
+//! - otherwise a GPU kernel whose arguments are all on the host runs through the backend's
+//!   host path (kernels of stores stream chunks through a ring of staging buffers);
 //! - a GPU kernel with an argument already on the device runs resident: host arguments are
 //!   uploaded (plan inputs once per run), results stay on the device.
 //!

@@ -4,7 +4,7 @@ use super::{compile_steps, fell_back, DeviceKernel, ExecPlan};
 use crate::array::{ArgView, DynArray};
 use crate::devices::Devices;
 use crate::error::{Error, Result};
-use crate::gpu::GpuArray;
+use crate::gpu::{device_size, GpuArray};
 use crate::opt::{Buf, Step};
 use crate::options::Device;
 use smallvec::SmallVec;
@@ -44,8 +44,12 @@ fn temp<T>(temps: &[Option<T>], t: u32) -> Result<&T> {
 /// Where a GPU plan keeps its intermediate data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Residency {
-    /// Steps whose arguments are all on the host run through the backend's host path; a step
-    /// with an argument on the device runs resident.
+    /// The caller's data is on the host. A GPU plan of several steps runs resident whenever
+    /// its data fits device arrays ([`whole_plan_on_device`]): each input is uploaded once,
+    /// temporaries and reduction partials stay on the device, and only the results come down
+    /// (at the caller). A single step, or a plan too large for one binding per array, runs
+    /// through the backend's host path (which streams chunks); a step with an argument already
+    /// on the device runs resident.
     Host,
     /// Every GPU step runs resident: host arguments are uploaded, results stay on the device
     /// (`Session::compute_on_device`).
@@ -109,6 +113,8 @@ fn run_steps<'a>(
     residency: Residency,
 ) -> Result<Vec<Buffer<'a>>> {
     let mut temps: Vec<Option<Buffer<'a>>> = (0..plan.n_temps).map(|_| None).collect();
+    let on_device =
+        residency == Residency::Device || whole_plan_on_device(devices, plan, kernels, inputs);
     // Plan inputs uploaded for resident GPU steps, once per run (allocated on first upload).
     let mut uploads: Vec<Option<Arc<GpuArray>>> = Vec::new();
     let (mut read, mut written) = (0u64, 0u64);
@@ -116,7 +122,7 @@ fn run_steps<'a>(
     for (((step, _), kernel), frees) in plan.steps.iter().zip(kernels).zip(&plan.frees) {
         let src = |b: Buf| source(b, inputs, &temps);
         let resident = matches!(kernel, DeviceKernel::Gpu(_))
-            && (residency == Residency::Device
+            && (on_device
                 || step
                     .args
                     .iter()
@@ -244,6 +250,40 @@ fn run_steps<'a>(
         });
     }
     Ok(results)
+}
+
+/// Whether a GPU plan on host data runs every step resident: it has several steps, all on the
+/// GPU, and every plan input and every step's outputs fit one storage binding (the host path
+/// streams larger arrays in chunks; device arrays must fit one binding).
+fn whole_plan_on_device(
+    devices: &Devices,
+    plan: &ExecPlan,
+    kernels: &[&DeviceKernel],
+    inputs: &[Buffer<'_>],
+) -> bool {
+    if plan.steps.len() < 2 || !kernels.iter().all(|k| matches!(k, DeviceKernel::Gpu(_))) {
+        return false;
+    }
+    let Some(gpu) = gpu_index(plan).ok().and_then(|n| devices.open_gpu(n)) else {
+        return false;
+    };
+    let limit = gpu.binding_limit();
+    let fits = |t: crate::dtype::DType, len: usize| {
+        (device_size(t) as u64).saturating_mul(len as u64) <= limit
+    };
+    let inputs_fit = inputs.iter().all(|b| match b {
+        Buffer::View(v) => fits(v.dtype(), v.len()),
+        Buffer::Host(h) => fits(h.dtype(), h.len()),
+        Buffer::Gpu(_) => true,
+    });
+    inputs_fit
+        && plan.steps.iter().all(|(step, _)| {
+            step.kernel
+                .output_dtypes()
+                .iter()
+                .zip(&step.out_shapes)
+                .all(|(t, shape)| fits(*t, shape.iter().product()))
+        })
 }
 
 /// `b` with shape `shape` (moved as it is when it has that shape already).

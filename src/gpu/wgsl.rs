@@ -37,8 +37,8 @@
 //!   `(a < 0) != (b < 0)` (in `//`, `%`) and the bit tests of `**` on an i64 it could see was a
 //!   sign-extended i32; the helpers also test signs as `(a ^ b) < 0`.
 //!
-//! Integer and bool constants stay literals (folding them is exact). `tests/gpu.rs` holds one
-//! regression test per case.
+//! Integer and bool constants stay literals (folding them is exact).
+//! `tests/gpu/regressions.rs` holds one regression test per case.
 //!
 //! Math functions. No shader has a hand-written transcendental: before any WGSL is written,
 //! [`lower`] expands every math function of the kernel with the kernel-IR math library
@@ -109,7 +109,7 @@
 //! correctly rounded result, while glibc's (the CPU's there) are up to ~1.4e5 ULP off.
 //!
 //! Against `semantics.rs` (the reference evaluator's libm: glibc, and Rust's `libm` for the
-//! hyperbolic functions and their inverses), `tests/gpu.rs` (`transcendental_ulp_bounds`)
+//! hyperbolic functions and their inverses), `tests/gpu/elementwise.rs` (`transcendental_ulp_bounds`)
 //! asserts [`ULP_BOUNDS`], which the differential suites use as the GPU's tolerance; measured
 //! on its 4,000 arguments per function: f64 1 ULP for every function but `log10` (2) and
 //! `cosh` (0), f32 1 ULP but `log10` (2), `tan` and `cosh` (0).
@@ -122,7 +122,7 @@ use std::fmt::Write;
 use thiserror::Error;
 
 /// Maximum error in ULP of each math function on the GPU against `semantics.rs`, asserted by
-/// `tests/gpu.rs` and used as the GPU's tolerance by the differential suites:
+/// `tests/gpu/elementwise.rs` and used as the GPU's tolerance by the differential suites:
 /// `(name, f64 bound, f32 bound)`. Each is the smaller of the bound measured for the former
 /// hand-written shaders and the mathlib's own bound ([`crate::mathlib::ULP_BOUNDS`]), whose
 /// expansions the GPU now runs.
@@ -163,9 +163,24 @@ pub enum WgslError {
     Validation(String),
 }
 
+/// Which float operations pass through the opaque barrier (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Barriers {
+    /// Every float operand and result, and bool -> float casts: drivers that compile with
+    /// fast-math assumptions (Mesa: lavapipe, RADV, ANV, NVK, ...; see
+    /// `gpu::needs_fast_math_barriers`). The safe default.
+    #[default]
+    All,
+    /// Only products (so that no driver contracts `a * b + c` into an FMA): drivers that keep
+    /// IEEE semantics without being told (NVIDIA's, AMD's, Intel's Windows drivers, Metal).
+    Products,
+}
+
 /// What the target adapter offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
+    /// Which float operations go through the opaque barrier.
+    pub barriers: Barriers,
     /// `SHADER_F64`. The f64 math expansions and helpers need bit access (`bitcast<i64>`, and
     /// naga types `frexp(f64).exp` as i64), so f64 is only usable together with `i64`.
     pub f64: bool,
@@ -216,19 +231,24 @@ fn storage_ty(t: DType) -> &'static str {
 
 /// The helper library for the dtypes a shader uses (no math functions: those arrive expanded,
 /// see [`lower`]).
-fn library(uses: &[DType]) -> String {
+fn library(uses: &[DType], barriers: Barriers) -> String {
     let mut s = String::new();
     let has = |t| uses.contains(&t);
+    let float = match barriers {
+        Barriers::All => FLOAT.replace("$O", "fb_bits_o_$F(x)"),
+        Barriers::Products => FLOAT.replace("$O", "x"),
+    };
+    let float = float.as_str();
     if has(DType::F32) {
         s += BITS_F32;
-        s += &FLOAT.replace("$F", "f32");
+        s += &float.replace("$F", "f32");
         if has(DType::I64) {
             s += &FLOAT_I64.replace("$F", "f32");
         }
     }
     if has(DType::F64) {
         s += BITS_F64;
-        s += &FLOAT.replace("$F", "f64");
+        s += &float.replace("$F", "f64");
         if has(DType::I64) {
             s += &FLOAT_I64.replace("$F", "f64");
         }
@@ -433,7 +453,7 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str) -> Result<String, WgslError>
             Sub => format!("fb_o_{t}({a} - fb_o_{t}({b}))", t = ty(t)),
             // Products pass through the opaque 1, so a driver cannot contract `a * b + c` into
             // an FMA (WGSL allows it; NumPy rounds the product first).
-            Mul => format!("fb_o_{t}({a} * fb_o_{t}({b}))", t = ty(t)),
+            Mul => format!("fb_p_{t}({a} * fb_o_{t}({b}))", t = ty(t)),
             Div => format!("fb_o_{t}({a} / fb_o_{t}({b}))", t = ty(t)),
             FloorDiv => format!("fb_floordiv_{ts}({a}, {b})"),
             Rem => format!("fb_rem_{ts}({a}, {b})"),
@@ -464,7 +484,7 @@ fn cast(from: DType, to: DType, a: &str) -> String {
         (F32 | F64, I64) => format!("fb_to_i64_{}({a})", ty(from)),
         // Sign extension through an opaque zero: lavapipe miscompiles comparisons and bit
         // tests on an i64 it can see is a sign-extended i32 (`(a < 0) != (b < 0)`, `b & 1`
-        // in `//`, `%`, `**`: checked by tests/gpu.rs).
+        // in `//`, `%`, `**`: checked by tests/gpu/regressions.rs).
         (I32, I64) => format!("(i64({a}) ^ i64(P[4] - 1u))"),
         _ => format!("{}({a})", ty(to)),
     }
@@ -665,7 +685,7 @@ pub fn write_kernel_with(k: &Kernel, opts: Options) -> Result<String, WgslError>
     }
     let _ = writeln!(w, "}}");
     s.push_str(&table_decls(k));
-    s.push_str(&library(&used));
+    s.push_str(&library(&used, opts.barriers));
     validate(&s, opts)?;
     Ok(s)
 }
@@ -1040,7 +1060,7 @@ fn write_reduce(k: &Kernel, opts: Options, combine: bool) -> Result<String, Wgsl
     let _ = writeln!(w, "    }}\n}}");
     if !combine {
         s.push_str(&table_decls(k));
-        s.push_str(&library(&used));
+        s.push_str(&library(&used, opts.barriers));
     }
     validate(&s, opts)?;
     Ok(s)
@@ -1163,6 +1183,59 @@ mod tests {
         let (_, r) = op.signature(t).unwrap();
         let u = b.push(Inst::Unary { op, arg: v }, r);
         b.finish(Output::Store { value: u })
+    }
+
+    /// `a * b + a`: one product, one sum.
+    fn mul_add_kernel(t: DType) -> Kernel {
+        let mut b = KernelBuilder::new();
+        let x = b.input(t);
+        let y = b.input(t);
+        let (a, c) = (
+            b.push(Inst::Load { input: x }, t),
+            b.push(Inst::Load { input: y }, t),
+        );
+        let m = b.push(
+            Inst::Binary {
+                op: BinaryOp::Mul,
+                lhs: a,
+                rhs: c,
+            },
+            t,
+        );
+        let r = b.push(
+            Inst::Binary {
+                op: BinaryOp::Add,
+                lhs: m,
+                rhs: a,
+            },
+            t,
+        );
+        b.finish(Output::Store { value: r })
+    }
+
+    #[test]
+    fn fast_math_barriers_only_where_asked_products_always() {
+        for t in [DType::F32, DType::F64] {
+            let k = mul_add_kernel(t);
+            let ts = ty(t);
+            let opts = |barriers| Options {
+                barriers,
+                f64: true,
+                i64: true,
+                subgroups: false,
+            };
+            let all = write_kernel_with(&k, opts(Barriers::All)).unwrap();
+            let prod = write_kernel_with(&k, opts(Barriers::Products)).unwrap();
+            // The product goes through the bit barrier either way (no FMA contraction).
+            let p_fn = format!("fn fb_p_{ts}(x: {ts}) -> {ts} {{\n    return fb_bits_o_{ts}(x);");
+            assert!(all.contains(&p_fn) && prod.contains(&p_fn), "{t}");
+            assert!(all.contains(&format!("fb_p_{ts}(")), "{t}");
+            // Every other operand and result: through the bits on Mesa, as it is elsewhere.
+            let o_all = format!("fn fb_o_{ts}(x: {ts}) -> {ts} {{\n    return fb_bits_o_{ts}(x);");
+            let o_none = format!("fn fb_o_{ts}(x: {ts}) -> {ts} {{\n    return x;");
+            assert!(all.contains(&o_all) && !all.contains(&o_none), "{t}");
+            assert!(prod.contains(&o_none) && !prod.contains(&o_all), "{t}");
+        }
     }
 
     #[test]

@@ -115,7 +115,7 @@
 //!
 //! In the lanes where `sin`/`cos`/`tan` call libm the result is glibc's, bit for bit (glibc
 //! itself is several ULP off the exact value within ~1e-9 of a multiple of pi/2 for huge
-//! arguments: see `tests/gpu.rs`, `sin_cos_tan_of_huge_arguments`).
+//! arguments: see `tests/gpu/regressions.rs`, `sin_cos_tan_of_huge_arguments`).
 
 // The coefficients (and fdlibm's pi/2, pi/4, 1/ln 2 splits) are written with all the digits
 // they were published with; each literal is

@@ -14,11 +14,19 @@
 //!   ([`crate::target::pool_pays`]) applied to the estimated single-thread time and the measured
 //!   hand-off to its pool.
 //! - **Estimating** ([`estimate_plan`]): per kernel and per candidate device,
-//!   `total = transfer + launch + thread_start + compile + max(compute, memory)` (a roofline:
-//!   a kernel is limited by its arithmetic or by its memory traffic, whichever is slower). Auto
-//!   picks the device with the lowest sum over the plan's kernels. Where each input lives
-//!   ([`Residence`]) decides the transfers: host data goes to the GPU and back, data already on
-//!   the GPU costs nothing there but must come down to run on the CPU.
+//!   `total = transfer + launch + sync + thread_start + compile + max(compute, memory) -
+//!   overlap` (a roofline: a kernel is limited by its arithmetic or by its memory traffic,
+//!   whichever is slower). Compute counts each instruction at its dtype's rate (float64 is
+//!   1/2 to 1/64 of float32 on GPUs). Auto picks the device with the lowest sum over the plan's
+//!   kernels. Where each input lives ([`Residence`]) decides the transfers: host data goes to
+//!   the GPU and back, data already on the GPU costs nothing there but must come down to run
+//!   on the CPU. On a GPU, a plan of several kernels on host data runs resident when every
+//!   array fits one binding (inputs up once, only the result down, one wait for the device);
+//!   otherwise each kernel runs through the host path, which waits for the device once per
+//!   kernel and streams a kernel of stores in chunks through a ring of staging buffers, so
+//!   that upload, compute and download overlap: `overlap` is what the pipeline hides,
+//!   `(up + down + work - max(up, down, work)) * (1 - 1/chunks)`, so the kernel costs about
+//!   `max(up, down, work)` once the chunks are many.
 //!
 //! Architecture invariant: this module imports no backend and runs nothing. It reads kernel IR
 //! and numbers, so every estimate can be tested with made-up devices.
@@ -72,8 +80,11 @@ pub struct KernelCost {
     /// (every math function expanded into arithmetic for [`crate::mathlib::Target::WGSL`]).
     pub arith: u32,
     pub transcendental: u32,
+    /// Of `arith`, the instructions on float64 values (the rest run at the float32 rate).
+    pub arith_f64: u32,
     /// The same after the CPU's math expansion (`exp`, `log` become arithmetic).
     pub cpu_arith: u32,
+    pub cpu_arith_f64: u32,
     pub cpu_transcendental: u32,
     /// Instructions the GPU and the CPU code generators see (compile time grows with them).
     pub insts: u32,
@@ -87,6 +98,17 @@ pub struct KernelCost {
     /// Bytes of the result in device layout (one value for a reduction).
     pub out_device_bytes: u64,
     pub reduction: bool,
+}
+
+/// Arithmetic instructions per element whose result is a float64 value (the part of
+/// [`op_counts`]'s arithmetic that runs at a device's float64 rate).
+pub fn f64_counts(k: &Kernel) -> u32 {
+    k.insts
+        .iter()
+        .filter(|d| !matches!(d.inst, Inst::Load { .. } | Inst::Const(_)))
+        .filter(|d| d.ty == crate::dtype::DType::F64)
+        .filter(|d| !matches!(d.inst, Inst::Unary { op, .. } if op.is_transcendental() && op != UnaryOp::Sqrt))
+        .count() as u32
 }
 
 /// Instruction counts per element: (arithmetic, transcendental). Loads and constants are free
@@ -144,7 +166,9 @@ impl KernelCost {
             loads: k.inputs.len() as u32,
             arith,
             transcendental,
+            arith_f64: f64_counts(&gpu),
             cpu_arith,
+            cpu_arith_f64: f64_counts(&expanded),
             cpu_transcendental,
             insts: gpu.insts.len() as u32,
             cpu_insts: expanded.insts.len() as u32,
@@ -212,13 +236,25 @@ pub struct DeviceParams {
     /// Memory bandwidth by traffic size: `[bytes moved by one kernel, bytes per second]`,
     /// ascending in bytes.
     pub bandwidth: Vec<[f64; 2]>,
-    /// Arithmetic instructions per second over elements (one thread on the CPU).
+    /// Arithmetic instructions per second over elements (one thread on the CPU), measured on
+    /// float64 values.
     pub arith_per_s: f64,
+    /// The same on float32 (and integer) values; 0: as `arith_per_s` (calibrations written
+    /// before it was measured).
+    #[serde(default)]
+    pub arith_f32_per_s: f64,
     /// Transcendental calls per second over elements (one thread on the CPU).
     pub transcendental_per_s: f64,
     /// Host -> device and device -> host bytes per second (0 on the CPU: nothing to move).
     pub h2d_per_s: f64,
     pub d2h_per_s: f64,
+    /// One wait for the device: submit, then read a value back (0 on the CPU). `launch_s` is
+    /// the rest of a kernel's fixed cost.
+    #[serde(default)]
+    pub sync_s: f64,
+    /// Bytes of the largest device array (one storage binding); 0: no limit known.
+    #[serde(default)]
+    pub binding_bytes: f64,
     /// Compile time of a kernel: `compile_base_s + compile_per_inst_s * instructions`.
     pub compile_base_s: f64,
     pub compile_per_inst_s: f64,
@@ -252,6 +288,19 @@ impl DeviceParams {
     fn compile_s(&self, insts: u32) -> f64 {
         self.compile_base_s + self.compile_per_inst_s * insts as f64
     }
+
+    /// Seconds for `n` elements of `arith` arithmetic instructions, `wide` of them on float64
+    /// values, and `transc` transcendental calls.
+    pub fn compute_s(&self, n: f64, arith: u32, wide: u32, transc: u32) -> f64 {
+        let narrow = if self.arith_f32_per_s > 0.0 {
+            self.arith_f32_per_s
+        } else {
+            self.arith_per_s
+        };
+        n * (arith.saturating_sub(wide) as f64 / narrow
+            + wide as f64 / self.arith_per_s
+            + transc as f64 / self.transcendental_per_s)
+    }
 }
 
 /// The estimated time of one kernel on one device, by term (seconds), and the bytes it moves
@@ -260,6 +309,11 @@ impl DeviceParams {
 pub struct Estimate {
     pub transfer_s: f64,
     pub launch_s: f64,
+    /// Waits for the device (GPU: once per kernel on the host path, once per resident plan
+    /// whose result comes to the host).
+    pub sync_s: f64,
+    /// Time the streamed host path's pipeline hides (subtracted from the total).
+    pub overlap_s: f64,
     pub thread_start_s: f64,
     pub compute_s: f64,
     pub memory_s: f64,
@@ -269,13 +323,15 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// `transfer + launch + thread_start + compile + max(compute, memory)`.
+    /// `transfer + launch + sync + thread_start + compile + max(compute, memory) - overlap`.
     pub fn total_s(&self) -> f64 {
         self.transfer_s
             + self.launch_s
+            + self.sync_s
             + self.thread_start_s
             + self.compile_s
             + self.compute_s.max(self.memory_s)
+            - self.overlap_s
     }
 
     /// Term-by-term sum (a plan's estimate is the sum of its kernels').
@@ -284,6 +340,8 @@ impl Estimate {
         for e in it {
             s.transfer_s += e.transfer_s;
             s.launch_s += e.launch_s;
+            s.sync_s += e.sync_s;
+            s.overlap_s += e.overlap_s;
             s.thread_start_s += e.thread_start_s;
             s.compute_s += e.compute_s;
             s.memory_s += e.memory_s;
@@ -300,6 +358,8 @@ impl Estimate {
             "total_s": self.total_s(),
             "transfer_s": self.transfer_s,
             "launch_s": self.launch_s,
+            "sync_s": self.sync_s,
+            "overlap_s": self.overlap_s,
             "thread_start_s": self.thread_start_s,
             "compute_s": self.compute_s,
             "memory_s": self.memory_s,
@@ -334,9 +394,11 @@ pub struct Mode {
 /// Per-kernel estimates of `plan` on `cand`, with inputs living at `residency`. `transfer`
 /// gives the parameters of GPU `n` (for the cost of bringing its resident inputs to the CPU).
 ///
-/// On a GPU, a plan whose inputs are all on the host runs through the host path (each kernel
-/// uploads its arguments and reads its result back, as `GpuBackend::run` does); a plan with
-/// an input already on that GPU runs resident (inputs uploaded once, temporaries stay there).
+/// On a GPU, as the executor does: a plan with an input already on that GPU, or of several
+/// kernels whose arrays all fit one binding, runs resident (inputs uploaded once, temporaries
+/// stay there, one wait for the result); otherwise each kernel runs through the host path
+/// (uploads its arguments and reads its result back, waiting once; kernels of stores stream
+/// through the pipeline).
 pub fn estimate_plan(
     plan: &[PlanKernel],
     residency: &[Residence],
@@ -346,8 +408,16 @@ pub fn estimate_plan(
 ) -> Vec<Estimate> {
     let p = cand.params;
     let mut moved = vec![false; residency.len()];
+    let fits = |bytes: u64| p.binding_bytes <= 0.0 || bytes as f64 <= p.binding_bytes;
     let resident_path = match cand.target {
-        Target::Gpu(g) => residency.contains(&Residence::Gpu(g)),
+        Target::Gpu(g) => {
+            residency.contains(&Residence::Gpu(g))
+                || (plan.len() > 1
+                    && plan.iter().all(|k| {
+                        k.cost.arg_device_bytes.iter().all(|b| fits(*b))
+                            && fits(k.cost.out_device_bytes)
+                    }))
+        }
         Target::Cpu => false,
     };
     let last = plan.len().saturating_sub(1);
@@ -374,9 +444,8 @@ pub fn estimate_plan(
                 Target::Cpu => {
                     let bytes = (c.bytes_read + c.bytes_written) as f64;
                     e.memory_s = bytes / p.bandwidth_at(bytes);
-                    e.compute_s = n
-                        * (c.cpu_arith as f64 / p.arith_per_s
-                            + c.cpu_transcendental as f64 / p.transcendental_per_s);
+                    e.compute_s =
+                        p.compute_s(n, c.cpu_arith, c.cpu_arith_f64, c.cpu_transcendental);
                     // The backend's rule on the single-thread time (its pool shares the work).
                     if pool_pays(e.compute_s.max(e.memory_s), p.threads, p.thread_start_s) {
                         e.thread_start_s = p.thread_start_s;
@@ -401,9 +470,7 @@ pub fn estimate_plan(
                     let bytes =
                         (c.arg_device_bytes.iter().sum::<u64>() + c.out_device_bytes) as f64;
                     e.memory_s = bytes / p.bandwidth_at(bytes);
-                    e.compute_s = n
-                        * (c.arith as f64 / p.arith_per_s
-                            + c.transcendental as f64 / p.transcendental_per_s);
+                    e.compute_s = p.compute_s(n, c.arith, c.arith_f64, c.transcendental);
                     for (a, bytes) in k.args.iter().zip(&c.arg_device_bytes) {
                         let up = match *a {
                             ArgSource::Input(j) => {
@@ -429,13 +496,38 @@ pub fn estimate_plan(
                     if down {
                         e.bytes_from_device += c.out_device_bytes;
                     }
-                    e.transfer_s = e.bytes_to_device as f64 / p.h2d_per_s
-                        + e.bytes_from_device as f64 / p.d2h_per_s;
+                    let up = e.bytes_to_device as f64 / p.h2d_per_s;
+                    let down = e.bytes_from_device as f64 / p.d2h_per_s;
+                    e.transfer_s = up + down;
+                    if !resident_path || down > 0.0 {
+                        e.sync_s = p.sync_s;
+                    }
+                    e.overlap_s = if resident_path || c.reduction {
+                        0.0
+                    } else {
+                        pipeline_overlap(up, down, e.compute_s.max(e.memory_s), c)
+                    };
                 }
             }
             e
         })
         .collect()
+}
+
+/// Time the streamed host path hides for a kernel of stores moving `up` and `down` seconds of
+/// data around `work` seconds on the device: with `chunks` chunks through the ring, the kernel
+/// takes about `max + (sum - max) / chunks`, so `(sum - max) * (1 - 1/chunks)` is hidden.
+pub fn pipeline_overlap(up: f64, down: f64, work: f64, c: &KernelCost) -> f64 {
+    let largest = c
+        .arg_device_bytes
+        .iter()
+        .copied()
+        .chain([c.out_device_bytes])
+        .max()
+        .unwrap_or(0);
+    let chunks = crate::target::stream_chunks(largest) as f64;
+    let (sum, max) = (up + down + work, up.max(down).max(work));
+    (sum - max) * (1.0 - 1.0 / chunks)
 }
 
 /// A lower bound of any plan of `kernels` kernels on a GPU with parameters `p`: one launch per
@@ -494,6 +586,9 @@ mod tests {
             transcendental_per_s: 1e8,
             h2d_per_s: 1e9,
             d2h_per_s: 1e9,
+            arith_f32_per_s: 0.0,
+            sync_s: 0.0,
+            binding_bytes: 0.0,
             compile_base_s: 1e-3,
             compile_per_inst_s: 1e-5,
             startup_s: 0.1,
@@ -591,15 +686,36 @@ mod tests {
             result_on_host: true,
         };
         let none = |_| None;
-        let host = Estimate::sum(&estimate_plan(
+        let whole = Estimate::sum(&estimate_plan(
             &plan,
             &[Residence::Host],
             &cand,
             &none,
             mode,
         ));
-        // Host path: each kernel moves its argument up and its result down.
+        // Host data, every array fits one binding: the plan runs resident (the input up once,
+        // the result down once, one wait for the device).
+        assert_eq!((whole.bytes_to_device, whole.bytes_from_device), (800, 800));
+        let small = DeviceParams {
+            binding_bytes: 100.0,
+            sync_s: 1e-4,
+            ..p.clone()
+        };
+        let cand_small = Candidate {
+            params: &small,
+            ..cand.clone()
+        };
+        let host = Estimate::sum(&estimate_plan(
+            &plan,
+            &[Residence::Host],
+            &cand_small,
+            &none,
+            mode,
+        ));
+        // Arrays larger than a binding: host path, each kernel moves its argument up and its
+        // result down, and waits for the device.
         assert_eq!((host.bytes_to_device, host.bytes_from_device), (1600, 1600));
+        assert!((host.sync_s - 2e-4).abs() < 1e-12, "{host:?}");
         let res = Estimate::sum(&estimate_plan(
             &plan,
             &[Residence::Gpu(0)],
@@ -613,5 +729,131 @@ mod tests {
             choose(&[(Target::Cpu, 2.0), (Target::Gpu(0), 1.0)]),
             Some(Target::Gpu(0))
         );
+    }
+
+    fn gpu_params() -> DeviceParams {
+        DeviceParams {
+            arith_f32_per_s: 32e9,
+            arith_per_s: 1e9,
+            h2d_per_s: 10e9,
+            d2h_per_s: 10e9,
+            sync_s: 50e-6,
+            ..params(vec![[1.0, 1e12]])
+        }
+    }
+
+    fn gpu_cand(p: &DeviceParams) -> Candidate<'_> {
+        Candidate {
+            target: Target::Gpu(0),
+            params: p,
+            cached: vec![true],
+            started: true,
+        }
+    }
+
+    const ONE: Mode = Mode {
+        one_time_costs: false,
+        result_on_host: true,
+    };
+
+    #[test]
+    fn float64_arithmetic_runs_at_its_own_rate() {
+        let p = gpu_params();
+        let n = 1000;
+        let est = |t: DType| {
+            let k = crate::place::probes::chain_kernel_of(t, 64);
+            let pk = PlanKernel {
+                cost: KernelCost::of(&k, &[n], n, &[n]),
+                args: vec![ArgSource::Input(0)],
+            };
+            assert_eq!(pk.cost.arith, 64);
+            assert_eq!(pk.cost.arith_f64, if t == DType::F64 { 64 } else { 0 });
+            estimate_plan(&[pk], &[Residence::Gpu(0)], &gpu_cand(&p), &|_| None, ONE)[0]
+        };
+        let (e32, e64) = (est(DType::F32), est(DType::F64));
+        assert!(
+            (e32.compute_s - 1000.0 * 64.0 / 32e9).abs() < 1e-15,
+            "{e32:?}"
+        );
+        assert!(
+            (e64.compute_s - 1000.0 * 64.0 / 1e9).abs() < 1e-15,
+            "{e64:?}"
+        );
+        // Calibrations without a float32 rate count everything at the measured one.
+        let old = DeviceParams {
+            arith_f32_per_s: 0.0,
+            ..p.clone()
+        };
+        assert_eq!(old.compute_s(10.0, 4, 0, 0), old.compute_s(10.0, 4, 4, 0));
+    }
+
+    #[test]
+    fn streamed_kernels_cost_the_slowest_stage_not_the_sum() {
+        let p = gpu_params();
+        // 2^24 f64 elements: 128 MiB in, 128 MiB out, 8 chunks of 16 MiB each way.
+        let n = 1usize << 24;
+        let k = PlanKernel {
+            cost: KernelCost::of(&chain_kernel(2), &[n], n, &[n]),
+            args: vec![ArgSource::Input(0)],
+        };
+        let chunks = crate::target::stream_chunks(8 * n as u64);
+        assert_eq!(chunks, 8);
+        let e = estimate_plan(&[k], &[Residence::Host], &gpu_cand(&p), &|_| None, ONE)[0];
+        let (up, down) = (8.0 * n as f64 / 10e9, 8.0 * n as f64 / 10e9);
+        assert!((e.transfer_s - (up + down)).abs() < 1e-12);
+        let work = e.compute_s.max(e.memory_s);
+        let (sum, max) = (up + down + work, up.max(down).max(work));
+        assert!(
+            (e.overlap_s - (sum - max) * (1.0 - 1.0 / 8.0)).abs() < 1e-12,
+            "{e:?}"
+        );
+        // The total: the slowest stage plus an eighth of the rest, launch and one wait.
+        let want = max + (sum - max) / 8.0 + p.launch_s + p.sync_s;
+        assert!(
+            (e.total_s() - want).abs() < 1e-9,
+            "{} vs {want}",
+            e.total_s()
+        );
+        assert!(e.total_s() < up + down + work);
+        // One chunk hides nothing; reductions are not streamed through the ring.
+        let small = PlanKernel {
+            cost: KernelCost::of(&chain_kernel(2), &[1000], 1000, &[1000]),
+            args: vec![ArgSource::Input(0)],
+        };
+        let e = estimate_plan(&[small], &[Residence::Host], &gpu_cand(&p), &|_| None, ONE);
+        assert_eq!(e[0].overlap_s, 0.0);
+    }
+
+    #[test]
+    fn resident_plans_wait_once() {
+        let p = gpu_params();
+        let k = PlanKernel {
+            cost: KernelCost::of(&chain_kernel(2), &[100], 100, &[100]),
+            args: vec![ArgSource::Input(0)],
+        };
+        let plan = vec![
+            k.clone(),
+            PlanKernel {
+                args: vec![ArgSource::Temp(0)],
+                ..k.clone()
+            },
+            PlanKernel {
+                args: vec![ArgSource::Temp(1)],
+                ..k
+            },
+        ];
+        let cand = Candidate {
+            cached: vec![true; 3],
+            ..gpu_cand(&p)
+        };
+        let es = estimate_plan(&plan, &[Residence::Host], &cand, &|_| None, ONE);
+        let syncs: Vec<f64> = es.iter().map(|e| e.sync_s).collect();
+        assert_eq!(syncs, vec![0.0, 0.0, p.sync_s]);
+        let kept = Mode {
+            result_on_host: false,
+            ..ONE
+        };
+        let es = estimate_plan(&plan, &[Residence::Host], &cand, &|_| None, kept);
+        assert!(es.iter().all(|e| e.sync_s == 0.0));
     }
 }

@@ -58,18 +58,27 @@ fn copy_kernel() -> Kernel {
 
 /// `ops` dependent f64 multiply-adds per element (`ops` arithmetic instructions).
 pub(crate) fn chain_kernel(ops: u32) -> Kernel {
+    chain_kernel_of(DType::F64, ops)
+}
+
+/// `ops` dependent multiply-adds per element in float type `t`.
+pub(crate) fn chain_kernel_of(t: DType, ops: u32) -> Kernel {
     let mut b = KernelBuilder::new();
-    let i = b.input(DType::F64);
-    let mut v = b.push(Inst::Load { input: i }, DType::F64);
-    let a = b.push(Inst::Const(Const::F64(0.999_999_9)), DType::F64);
-    let c = b.push(Inst::Const(Const::F64(1e-7)), DType::F64);
+    let i = b.input(t);
+    let mut v = b.push(Inst::Load { input: i }, t);
+    let (ca, cc) = match t {
+        DType::F32 => (Const::F32(0.999_999), Const::F32(1e-7)),
+        _ => (Const::F64(0.999_999_9), Const::F64(1e-7)),
+    };
+    let a = b.push(Inst::Const(ca), t);
+    let c = b.push(Inst::Const(cc), t);
     for j in 0..ops {
         let (op, rhs) = if j % 2 == 0 {
             (BinaryOp::Mul, a)
         } else {
             (BinaryOp::Add, c)
         };
-        v = b.push(Inst::Binary { op, lhs: v, rhs }, DType::F64);
+        v = b.push(Inst::Binary { op, lhs: v, rhs }, t);
     }
     b.finish(Output::Store { value: v })
 }
@@ -178,6 +187,9 @@ pub fn calibrate_cpu(cpu: &CpuBackend, startup_s: f64) -> Result<DeviceParams> {
         transcendental_per_s: 1.0,
         h2d_per_s: 0.0,
         d2h_per_s: 0.0,
+        arith_f32_per_s: 0.0,
+        sync_s: 0.0,
+        binding_bytes: 0.0,
         compile_base_s,
         compile_per_inst_s,
         startup_s,
@@ -215,6 +227,7 @@ pub fn calibrate_gpu(gpu: &GpuBackend, startup_s: f64) -> Result<DeviceParams> {
     let exp_k = transcendental_kernel(UnaryOp::Exp, TRANSC);
     let (copy, t_copy) = once(|| gpu.compile(&copy_k))?;
     let (chain, t_chain) = once(|| gpu.compile(&chain_k))?;
+    let chain32 = gpu.compile(&chain_kernel_of(DType::F32, CHAIN))?;
     let exp = gpu.compile(&exp_k)?;
     let (compile_base_s, compile_per_inst_s) = compile_fit(
         (copy_k.insts.len() as u32, t_copy),
@@ -231,7 +244,12 @@ pub fn calibrate_gpu(gpu: &GpuBackend, startup_s: f64) -> Result<DeviceParams> {
         gpu.download(&out).map(drop)
     })?;
     let resident = |k: &crate::gpu::GpuKernel, n: usize| -> Result<f64> {
-        let a = gpu.upload(&ArgView::from(&probe_input(n)))?;
+        let input = probe_input(n);
+        let a = if k.kernel().inputs.first() == Some(&DType::F32) {
+            gpu.upload(&ArgView::from(&input.mapv(|x| x as f32)))?
+        } else {
+            gpu.upload(&ArgView::from(&input))?
+        };
         time(|| {
             let out = gpu.run_resident(k, &[&a], &[n])?;
             drop(out);
@@ -265,13 +283,17 @@ pub fn calibrate_gpu(gpu: &GpuBackend, startup_s: f64) -> Result<DeviceParams> {
     let mut params = DeviceParams {
         key: String::new(),
         threads: 1,
-        launch_s,
+        // A launch as measured includes one wait for the device: the rest is the launch.
+        launch_s: (launch_s - t_sync).max(MIN_S),
         thread_start_s: 0.0,
         bandwidth,
         arith_per_s: 1.0,
         transcendental_per_s: 1.0,
         h2d_per_s,
         d2h_per_s,
+        arith_f32_per_s: 0.0,
+        sync_s: t_sync,
+        binding_bytes: limit as f64,
         compile_base_s,
         compile_per_inst_s,
         startup_s,
@@ -281,6 +303,9 @@ pub fn calibrate_gpu(gpu: &GpuBackend, startup_s: f64) -> Result<DeviceParams> {
     let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
     let t = resident(&chain, n)?;
     params.arith_per_s = n as f64 * CHAIN as f64 / (t - launch_s - mem).max(MIN_S);
+    let mem32 = 8.0 * n as f64 / params.bandwidth_at(8.0 * n as f64);
+    let t = resident(&chain32, n)?;
+    params.arith_f32_per_s = n as f64 * CHAIN as f64 / (t - launch_s - mem32).max(MIN_S);
     let n = (1usize << 16).min(limit as usize / 8);
     let mem = 16.0 * n as f64 / params.bandwidth_at(16.0 * n as f64);
     let t = resident(&exp, n)?;
