@@ -40,6 +40,8 @@
 //!   [`ExprKind`] to inspect a tree.
 //! - [`DType`], [`Scalar`], [`DynArray`], [`ArgView`], [`Element`]: dtypes and arrays.
 //! - [`parse`]: numexpr strings to expressions. [`npy`]: `.npy` files.
+//! - [`table`]: named columns from Parquet, Arrow IPC, CSV and `.npz`, with missing values,
+//!   filters and derived columns, streamed through the same fused kernels.
 //! - [`Error`] and [`Result`]: every fallible call; bad input never panics. Each error
 //!   carries fields to match on (shapes, names, dtypes, axes, positions, paths) and renders
 //!   its message from them.
@@ -88,6 +90,7 @@ mod place;
 mod reference;
 mod semantics;
 mod session;
+pub mod table;
 mod target;
 
 pub use array::{ArgView, DynArray, Element};
