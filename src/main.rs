@@ -317,8 +317,23 @@ fn eval_table(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
     );
     let mut t = fusebox::table::Table::open(path)?.with_session(&session);
     let names = t.column_names();
+    // A column that exists but is not computed (a string) reports its own error.
     let lookup = |t: &fusebox::table::Table, src: &str, offset: usize| {
-        parse(src, &|n| t.col(n).ok()).map_err(|e| with_known(shift_column(e, offset), &names))
+        let refused = std::cell::RefCell::new(None);
+        let parsed = parse(src, &|n| match t.col(n) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                if names.iter().any(|c| c == n) {
+                    refused.borrow_mut().get_or_insert(e);
+                }
+                None
+            }
+        });
+        let refused = refused.into_inner();
+        parsed.map_err(|e| match (e, refused) {
+            (Error::UnknownName { .. }, Some(r)) => r,
+            (e, _) => with_known(shift_column(e, offset), &names),
+        })
     };
     if let Some(f) = &args.filter {
         let p = lookup(&t, f, 0)?;
