@@ -275,8 +275,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "table",
         &[
-            "opt", "kir", "exec", "cpu", "gpu", "place", "devices", "mathlib", "interp",
-            "cache", "bench",
+            "opt", "kir", "exec", "cpu", "gpu", "place", "devices", "mathlib", "interp", "cache",
+            "bench",
         ],
     ),
     (

@@ -119,14 +119,29 @@ fn reductions_skip_nulls_like_pandas_in_every_format() {
 fn element_wise_results_are_null_where_an_input_is() {
     for f in FORMATS {
         let t = Table::open(data(f)).unwrap();
-        let (a, b, k) = (t.col("a").unwrap(), t.col("b").unwrap(), t.col("k").unwrap());
+        let (a, b, k) = (
+            t.col("a").unwrap(),
+            t.col("b").unwrap(),
+            t.col("k").unwrap(),
+        );
         let r = t.compute_many(&[&a * &b, &b + &k]).unwrap();
         assert_eq!(r[0].len(), 1000);
-        assert_eq!(r[0].null_count() as i64, exp_i("null_count_a_times_b").unwrap());
-        assert_eq!(r[1].null_count() as i64, exp_i("null_count_b_plus_k").unwrap());
+        assert_eq!(
+            r[0].null_count() as i64,
+            exp_i("null_count_a_times_b").unwrap()
+        );
+        assert_eq!(
+            r[1].null_count() as i64,
+            exp_i("null_count_b_plus_k").unwrap()
+        );
         let want = expected();
         let vals = r[0].values().clone().into_f64().unwrap();
-        for (j, w) in want["first_rows_a_times_b"].as_array().unwrap().iter().enumerate() {
+        for (j, w) in want["first_rows_a_times_b"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             match w.as_f64() {
                 None => assert!(r[0].is_null(j), "{f} row {j}"),
                 Some(w) => assert_eq!(vals[[j]], w, "{f} row {j}"),
@@ -142,7 +157,9 @@ fn element_wise_results_are_null_where_an_input_is() {
         );
         // The mean of none is null; the sum of none is 0.
         let none = t.filter(&a.gt(1e9)).unwrap();
-        let r = none.compute_many(&[b.sum(), b.mean(), b.min(), t.count(&b)]).unwrap();
+        let r = none
+            .compute_many(&[b.sum(), b.mean(), b.min(), t.count(&b)])
+            .unwrap();
         assert_eq!(r[0].scalar_f64(), Some(0.0));
         assert!(r[1].is_null(0) && r[2].is_null(0));
         assert_eq!(r[3].scalar_i64(), Some(0));
@@ -153,7 +170,11 @@ fn element_wise_results_are_null_where_an_input_is() {
 fn filters_fuse_into_reductions_and_compact_rows() {
     for f in FORMATS {
         let t = Table::open(data(f)).unwrap();
-        let (a, b, k) = (t.col("a").unwrap(), t.col("b").unwrap(), t.col("k").unwrap());
+        let (a, b, k) = (
+            t.col("a").unwrap(),
+            t.col("b").unwrap(),
+            t.col("k").unwrap(),
+        );
         let pos = t.filter(&a.gt(0.0)).unwrap();
         let r = pos
             .compute_many(&[b.mean(), b.sum(), pos.count(&a)])
@@ -168,7 +189,13 @@ fn filters_fuse_into_reductions_and_compact_rows() {
         // Element-wise over a filtered table: the kept rows only.
         let rows = pos.compute(&(&a * 2.0)).unwrap();
         assert_eq!(rows.len() as i64, exp_i("count_where_a_pos").unwrap());
-        assert!(rows.values().clone().into_f64().unwrap().iter().all(|v| *v > 0.0));
+        assert!(rows
+            .values()
+            .clone()
+            .into_f64()
+            .unwrap()
+            .iter()
+            .all(|v| *v > 0.0));
         // Reductions nested in row expressions take one pass per level.
         let dev = (&b - b.mean()).pow(2).sum();
         close(
@@ -187,13 +214,19 @@ fn the_same_bits_for_any_batch_layout_and_thread_count() {
     let sums = |t: &Table| {
         let b = t.col("b").unwrap();
         let a = t.col("a").unwrap();
-        let r = t.compute_many(&[b.sum(), (&a * &b).sum(), b.mean()]).unwrap();
+        let r = t
+            .compute_many(&[b.sum(), (&a * &b).sum(), b.mean()])
+            .unwrap();
         r.iter()
             .map(|c| c.scalar_f64().unwrap().to_bits())
             .collect::<Vec<_>>()
     };
     for chunk in [64, 100, 1 << 20] {
-        let reference = sums(&Table::open(data("nulls.parquet")).unwrap().with_chunk_rows(chunk));
+        let reference = sums(
+            &Table::open(data("nulls.parquet"))
+                .unwrap()
+                .with_chunk_rows(chunk),
+        );
         for f in FORMATS {
             let t = Table::open(data(f)).unwrap().with_chunk_rows(chunk);
             assert_eq!(sums(&t), reference, "{f}, chunks of {chunk}");
@@ -203,8 +236,13 @@ fn the_same_bits_for_any_batch_layout_and_thread_count() {
                 assert_eq!(sums(&t), reference, "{f}, {threads} threads");
             }
         }
-        let mem = Table::open(data("nulls.parquet")).unwrap().to_record_batch().unwrap();
-        let t = Table::from_batches(vec![mem]).unwrap().with_chunk_rows(chunk);
+        let mem = Table::open(data("nulls.parquet"))
+            .unwrap()
+            .to_record_batch()
+            .unwrap();
+        let t = Table::from_batches(vec![mem])
+            .unwrap()
+            .with_chunk_rows(chunk);
         assert_eq!(sums(&t), reference, "memory, chunks of {chunk}");
     }
 }
@@ -239,13 +277,19 @@ fn derived_columns_select_and_write_round_trip_with_validity() {
         }
         let c = back.col("c").unwrap();
         let s_back = back.compute(&c.sum()).unwrap().scalar_f64();
-        let s_want = derived.compute(&derived.col("c").unwrap().sum()).unwrap().scalar_f64();
+        let s_want = derived
+            .compute(&derived.col("c").unwrap().sum())
+            .unwrap()
+            .scalar_f64();
         close(s_back, s_want, 1e-15, ext);
     }
     // .npy: nulls are an error unless filled.
     let col = t.compute(&(&a * &b)).unwrap();
     let npy = dir.path().join("ab.npy");
-    assert!(matches!(col.write_npy(&npy, None), Err(Error::Value { .. })));
+    assert!(matches!(
+        col.write_npy(&npy, None),
+        Err(Error::Value { .. })
+    ));
     col.write_npy(&npy, Some(Scalar::Float(0.0))).unwrap();
     let back = fusebox::npy::read_npy(&npy).unwrap().into_f64().unwrap();
     assert_eq!(back.len(), 1000);
@@ -295,7 +339,9 @@ fn csv_with_a_given_schema_and_in_memory() {
     let t = Table::open_csv(&p, CsvOptions::default().with_schema(schema.into())).unwrap();
     let (x, y) = (t.col("x").unwrap(), t.col("y").unwrap());
     assert_eq!(x.dtype().unwrap(), fusebox::DType::F32);
-    let r = t.compute_many(&[x.sum(), y.sum(), (&x + &y).sum(), t.count(&x)]).unwrap();
+    let r = t
+        .compute_many(&[x.sum(), y.sum(), (&x + &y).sum(), t.count(&x)])
+        .unwrap();
     assert_eq!(r[0].scalar_f64(), Some(4.0));
     assert_eq!(r[1].scalar_i64(), Some(5));
     assert_eq!(r[2].scalar_f64(), Some(3.5));
@@ -327,7 +373,10 @@ fn each_error_kind_is_typed() {
         let p = dir.path().join(f);
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let r = Table::open(&p).and_then(|t| {
-            let cols: Vec<Expr> = ["a", "b", "k"].iter().map(|c| t.col(c).unwrap().sum()).collect();
+            let cols: Vec<Expr> = ["a", "b", "k"]
+                .iter()
+                .map(|c| t.col(c).unwrap().sum())
+                .collect();
             t.compute_many(&cols)
         });
         match r {

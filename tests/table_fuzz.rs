@@ -38,11 +38,8 @@ fn read_all(path: &std::path::Path) -> Result<(), Error> {
 }
 
 /// Run `strategy` for the configured cases or seconds.
-fn run<S: Strategy>(
-    name: &str,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) where
+fn run<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
     S::Value: std::fmt::Debug,
 {
     let seconds: Option<u64> = std::env::var("FUSEBOX_FUZZ_SECONDS")

@@ -51,7 +51,13 @@ impl fmt::Display for Table {
         let widths: Vec<usize> = cols
             .iter()
             .zip(&names)
-            .map(|(c, n)| c.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(n.chars().count()))
+            .map(|(c, n)| {
+                c.iter()
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .max(n.chars().count())
+            })
             .collect();
         let line = |f: &mut fmt::Formatter<'_>, cells: &mut dyn Iterator<Item = &String>| {
             let parts: Vec<String> = cells

@@ -9,8 +9,7 @@ use crate::array::DynArray;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch,
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::fs::File;
@@ -233,8 +232,8 @@ impl Source {
             arrays.push(to_arrow(a, None));
         }
         let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), arrays)
-            .map_err(|e| table_err(None, None, e))?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), arrays).map_err(|e| table_err(None, None, e))?;
         Source::memory(vec![batch], Some(schema))
     }
 
@@ -264,57 +263,69 @@ impl Source {
     pub fn parquet(path: &Path) -> Result<Source> {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let file = open_file(path)?;
-        guard(Some(path), || None, || {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
-            let schema = builder.schema().clone();
-            let meta = builder.metadata();
-            let rows = meta.file_metadata().num_rows().max(0) as usize;
-            let flat = builder.parquet_schema().num_columns() == schema.fields().len();
-            let nullable = (0..schema.fields().len())
-                .map(|j| {
-                    if !flat {
-                        return schema.field(j).is_nullable();
-                    }
-                    meta.row_groups().iter().any(|rg| {
-                        rg.column(j)
-                            .statistics()
-                            .and_then(|s| s.null_count_opt())
-                            .is_none_or(|n| n > 0)
+        guard(
+            Some(path),
+            || None,
+            || {
+                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
+                let schema = builder.schema().clone();
+                let meta = builder.metadata();
+                let rows = meta.file_metadata().num_rows().max(0) as usize;
+                let flat = builder.parquet_schema().num_columns() == schema.fields().len();
+                let nullable = (0..schema.fields().len())
+                    .map(|j| {
+                        if !flat {
+                            return schema.field(j).is_nullable();
+                        }
+                        meta.row_groups().iter().any(|rg| {
+                            rg.column(j)
+                                .statistics()
+                                .and_then(|s| s.null_count_opt())
+                                .is_none_or(|n| n > 0)
+                        })
                     })
+                    .collect();
+                Ok(Source::Parquet {
+                    path: path.to_path_buf(),
+                    schema,
+                    rows,
+                    nullable,
                 })
-                .collect();
-            Ok(Source::Parquet {
-                path: path.to_path_buf(),
-                schema,
-                rows,
-                nullable,
-            })
-        })
+            },
+        )
     }
 
     pub fn ipc_file(path: &Path) -> Result<Source> {
         let file = open_file(path)?;
-        guard(Some(path), || None, || {
-            let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
-                .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
-            Ok(Source::IpcFile {
-                path: path.to_path_buf(),
-                schema: r.schema(),
-            })
-        })
+        guard(
+            Some(path),
+            || None,
+            || {
+                let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                    .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
+                Ok(Source::IpcFile {
+                    path: path.to_path_buf(),
+                    schema: r.schema(),
+                })
+            },
+        )
     }
 
     pub fn ipc_stream(path: &Path) -> Result<Source> {
         let file = open_file(path)?;
-        guard(Some(path), || None, || {
-            let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
-                .map_err(|e| table_err(Some(path), Some("schema message".into()), e))?;
-            Ok(Source::IpcStream {
-                path: path.to_path_buf(),
-                schema: r.schema(),
-            })
-        })
+        guard(
+            Some(path),
+            || None,
+            || {
+                let r = arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+                    .map_err(|e| table_err(Some(path), Some("schema message".into()), e))?;
+                Ok(Source::IpcStream {
+                    path: path.to_path_buf(),
+                    schema: r.schema(),
+                })
+            },
+        )
     }
 
     pub fn csv(path: &Path, options: CsvOptions) -> Result<Source> {
@@ -346,29 +357,35 @@ impl Source {
 
     pub fn npz(path: &Path) -> Result<Source> {
         let file = open_file(path)?;
-        let arrays = guard(Some(path), || None, || {
-            let mut zip = zip::ZipArchive::new(BufReader::new(file))
-                .map_err(|e| table_err(Some(path), None, e))?;
-            let mut out = vec![];
-            for i in 0..zip.len() {
-                let mut entry = zip
-                    .by_index(i)
-                    .map_err(|e| table_err(Some(path), Some(format!("entry {i}")), e))?;
-                let name = entry.name().to_string();
-                let mut bytes = vec![];
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| table_err(Some(path), Some(format!("entry `{name}`")), e))?;
-                let a = crate::npy::read_npy_bytes(&bytes).map_err(|e| {
-                    table_err(Some(path), Some(format!("entry `{name}`")), e.to_string())
-                })?;
-                let col = name.strip_suffix(".npy").unwrap_or(&name).to_string();
-                out.push((col, a));
-            }
-            Ok(out)
-        })?;
-        let named: Vec<(&str, DynArray)> =
-            arrays.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+        let arrays = guard(
+            Some(path),
+            || None,
+            || {
+                let mut zip = zip::ZipArchive::new(BufReader::new(file))
+                    .map_err(|e| table_err(Some(path), None, e))?;
+                let mut out = vec![];
+                for i in 0..zip.len() {
+                    let mut entry = zip
+                        .by_index(i)
+                        .map_err(|e| table_err(Some(path), Some(format!("entry {i}")), e))?;
+                    let name = entry.name().to_string();
+                    let mut bytes = vec![];
+                    entry
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| table_err(Some(path), Some(format!("entry `{name}`")), e))?;
+                    let a = crate::npy::read_npy_bytes(&bytes).map_err(|e| {
+                        table_err(Some(path), Some(format!("entry `{name}`")), e.to_string())
+                    })?;
+                    let col = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+                    out.push((col, a));
+                }
+                Ok(out)
+            },
+        )?;
+        let named: Vec<(&str, DynArray)> = arrays
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.clone()))
+            .collect();
         Source::from_arrays(&named).map_err(|e| match e {
             Error::Table { .. } => e,
             other => table_err(Some(path), None, other),
@@ -431,31 +448,43 @@ impl Source {
                 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
                 use parquet::arrow::ProjectionMask;
                 let file = open_file(path)?;
-                let reader = guard(Some(path), || None, || {
-                    let b = ParquetRecordBatchReaderBuilder::try_new(file)
-                        .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
-                    let mask = ProjectionMask::roots(b.parquet_schema(), proj.iter().copied());
-                    b.with_projection(mask)
-                        .with_batch_size(batch_rows)
-                        .build()
-                        .map_err(|e| table_err(Some(path), None, e))
-                })?;
+                let reader = guard(
+                    Some(path),
+                    || None,
+                    || {
+                        let b = ParquetRecordBatchReaderBuilder::try_new(file)
+                            .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
+                        let mask = ProjectionMask::roots(b.parquet_schema(), proj.iter().copied());
+                        b.with_projection(mask)
+                            .with_batch_size(batch_rows)
+                            .build()
+                            .map_err(|e| table_err(Some(path), None, e))
+                    },
+                )?;
                 Ok(counted(path.clone().into(), reader))
             }
             Source::IpcFile { path, .. } => {
                 let file = open_file(path)?;
-                let r = guard(Some(path), || None, || {
-                    arrow_ipc::reader::FileReader::try_new(BufReader::new(file), Some(proj))
-                        .map_err(|e| table_err(Some(path), Some("footer".into()), e))
-                })?;
+                let r = guard(
+                    Some(path),
+                    || None,
+                    || {
+                        arrow_ipc::reader::FileReader::try_new(BufReader::new(file), Some(proj))
+                            .map_err(|e| table_err(Some(path), Some("footer".into()), e))
+                    },
+                )?;
                 Ok(counted(path.clone().into(), r))
             }
             Source::IpcStream { path, .. } => {
                 let file = open_file(path)?;
-                let r = guard(Some(path), || None, || {
-                    arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), Some(proj))
-                        .map_err(|e| table_err(Some(path), Some("schema message".into()), e))
-                })?;
+                let r = guard(
+                    Some(path),
+                    || None,
+                    || {
+                        arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), Some(proj))
+                            .map_err(|e| table_err(Some(path), Some("schema message".into()), e))
+                    },
+                )?;
                 Ok(counted(path.clone().into(), r))
             }
             Source::Csv {
@@ -485,15 +514,19 @@ impl Source {
 
 /// Infer a CSV's schema from its first rows.
 fn infer_csv(path: Option<&Path>, input: impl Read, options: &CsvOptions) -> Result<SchemaRef> {
-    guard(path, || None, || {
-        let format = arrow_csv::reader::Format::default()
-            .with_header(options.header)
-            .with_delimiter(options.delimiter);
-        let (schema, _) = format
-            .infer_schema(input, Some(options.infer_rows))
-            .map_err(|e| table_err(path, Some("header and first rows".into()), e))?;
-        Ok(Arc::new(schema))
-    })
+    guard(
+        path,
+        || None,
+        || {
+            let format = arrow_csv::reader::Format::default()
+                .with_header(options.header)
+                .with_delimiter(options.delimiter);
+            let (schema, _) = format
+                .infer_schema(input, Some(options.infer_rows))
+                .map_err(|e| table_err(path, Some("header and first rows".into()), e))?;
+            Ok(Arc::new(schema))
+        },
+    )
 }
 
 /// A reader's batches with typed errors naming the batch and the first row, and panics

@@ -107,8 +107,12 @@ impl Column {
             None,
         );
         let d = self.values.dtype();
-        let e = crate::expr::where_(mask, Expr::data(self.values.clone(), None), Expr::literal(fill))
-            .astype(d);
+        let e = crate::expr::where_(
+            mask,
+            Expr::data(self.values.clone(), None),
+            Expr::literal(fill),
+        )
+        .astype(d);
         crate::session::Session::new().compute(&e)
     }
     /// Write to a `.npy` file: nulls are an error unless `fill` replaces them.
@@ -246,7 +250,10 @@ impl<'t> Ctx<'t> {
             .filter(|i| !row_idx.contains(i))
             .collect();
         if !scalar_idx.is_empty() {
-            let es: Vec<Expr> = scalar_idx.iter().map(|&i| partial_exprs[i].clone()).collect();
+            let es: Vec<Expr> = scalar_idx
+                .iter()
+                .map(|&i| partial_exprs[i].clone())
+                .collect();
             let out = self.t.session.compute_many(&es)?;
             for (i, a) in scalar_idx.iter().zip(out) {
                 sums[*i].push(a);
@@ -375,8 +382,7 @@ fn stack(parts: &[DynArray], d: DType) -> Result<DynArray> {
 /// Reduce the partials with `op`, in chunk order, by a kernel like any other.
 fn combine(t: &Table, parts: &[DynArray], d: DType, op: ReduceOp) -> Result<DynArray> {
     let s = Expr::data(stack(parts, d)?, None);
-    t.session
-        .compute(&s.reduce(Reduction::Op(op), None, false))
+    t.session.compute(&s.reduce(Reduction::Op(op), None, false))
 }
 
 /// The partial expressions of reduction `red` of values `xv` under mask `m`.
@@ -411,9 +417,17 @@ fn partials(
             let big = op == ReduceOp::Min;
             let ident = match d {
                 DType::Bool => Expr::from(big),
-                DType::I32 => Expr::from(if big { i32::MAX as i64 } else { i32::MIN as i64 }),
+                DType::I32 => Expr::from(if big {
+                    i32::MAX as i64
+                } else {
+                    i32::MIN as i64
+                }),
                 DType::I64 => Expr::from(if big { i64::MAX } else { i64::MIN }),
-                _ => Expr::from(if big { f64::INFINITY } else { f64::NEG_INFINITY }),
+                _ => Expr::from(if big {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                }),
             };
             let e = masked(ident);
             push(if big { e.min() } else { e.max() })?
@@ -492,7 +506,9 @@ fn innermost_reductions(exprs: &[Expr]) -> Vec<Expr> {
         walk(e, &mut |n| {
             if let ExprKind::Reduce(_, x, _) = n.kind() {
                 let mut nested = false;
-                walk(x, &mut |k| nested |= matches!(k.kind(), ExprKind::Reduce(..)));
+                walk(x, &mut |k| {
+                    nested |= matches!(k.kind(), ExprKind::Reduce(..))
+                });
                 if !nested && seen.insert(n.ptr_id()) {
                     out.push(n.clone());
                 }
@@ -617,9 +633,10 @@ fn for_each_chunk(
                         if col.data_type() == &target {
                             Held::Array(col.clone())
                         } else {
-                            Held::Array(arrow_cast::cast(col, &target).map_err(|e| {
-                                table_err(ctx.t.source.path(), None, e)
-                            })?)
+                            Held::Array(
+                                arrow_cast::cast(col, &target)
+                                    .map_err(|e| table_err(ctx.t.source.path(), None, e))?,
+                            )
                         }
                     }
                 });
@@ -634,11 +651,8 @@ fn for_each_chunk(
                 names.push(nulls::valid_name(ctx.schema.field(i).name()));
             }
             let views = held.iter().map(view_of).collect::<Result<Vec<_>>>()?;
-            let bound: Vec<(&str, ArgView<'_>)> = names
-                .iter()
-                .map(String::as_str)
-                .zip(views)
-                .collect();
+            let bound: Vec<(&str, ArgView<'_>)> =
+                names.iter().map(String::as_str).zip(views).collect();
             if !f(&chunk, &bound)? {
                 break;
             }
@@ -779,7 +793,12 @@ fn row_pass(
     let mut left = limit.unwrap_or(usize::MAX);
     let ctx_ref: &Ctx<'_> = ctx;
     let (values_in, valids_in) = inputs_of(ctx_ref, &exprs);
-    let mut proj: Vec<usize> = values_in.iter().chain(&valids_in).chain(&extra).copied().collect();
+    let mut proj: Vec<usize> = values_in
+        .iter()
+        .chain(&valids_in)
+        .chain(&extra)
+        .copied()
+        .collect();
     proj.sort_unstable();
     proj.dedup();
     for_each_chunk(ctx_ref, &exprs, &extra, &mut |chunk, bound| {
@@ -792,7 +811,11 @@ fn row_pass(
         };
         let keep = match mask_idx {
             Some(k) => Some(BooleanArray::from(
-                broadcast(&computed[k], n)?.into_bool()?.iter().copied().collect::<Vec<_>>(),
+                broadcast(&computed[k], n)?
+                    .into_bool()?
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>(),
             )),
             None => None,
         };
@@ -807,7 +830,10 @@ fn row_pass(
                 } => {
                     let mut nb: Option<NullBuffer> = None;
                     for c in union {
-                        nb = NullBuffer::union(nb.as_ref(), chunk.column(pos(*c)).logical_nulls().as_ref());
+                        nb = NullBuffer::union(
+                            nb.as_ref(),
+                            chunk.column(pos(*c)).logical_nulls().as_ref(),
+                        );
                     }
                     if let Some(k) = valid {
                         let v = broadcast(&computed[*k], n)?.into_bool()?;
@@ -817,8 +843,9 @@ fn row_pass(
                 }
             };
             let a = match &keep {
-                Some(k) => arrow_select::filter::filter(&a, k)
-                    .map_err(|e| table_err(None, None, e))?,
+                Some(k) => {
+                    arrow_select::filter::filter(&a, k).map_err(|e| table_err(None, None, e))?
+                }
                 None => a,
             };
             arrays.push(a);
@@ -860,11 +887,21 @@ fn broadcast(a: &DynArray, n: usize) -> Result<DynArray> {
 pub(crate) fn from_arrow(a: &dyn Array) -> Result<(DynArray, Option<Vec<bool>>)> {
     let valid = a.logical_nulls().map(|n| n.iter().collect());
     let values: DynArray = match a.data_type() {
-        DataType::Boolean => ndarray::Array1::from(a.as_boolean().values().iter().collect::<Vec<_>>()).into(),
-        DataType::Int32 => ndarray::Array1::from(a.as_primitive::<Int32Type>().values().to_vec()).into(),
-        DataType::Int64 => ndarray::Array1::from(a.as_primitive::<Int64Type>().values().to_vec()).into(),
-        DataType::Float32 => ndarray::Array1::from(a.as_primitive::<Float32Type>().values().to_vec()).into(),
-        DataType::Float64 => ndarray::Array1::from(a.as_primitive::<Float64Type>().values().to_vec()).into(),
+        DataType::Boolean => {
+            ndarray::Array1::from(a.as_boolean().values().iter().collect::<Vec<_>>()).into()
+        }
+        DataType::Int32 => {
+            ndarray::Array1::from(a.as_primitive::<Int32Type>().values().to_vec()).into()
+        }
+        DataType::Int64 => {
+            ndarray::Array1::from(a.as_primitive::<Int64Type>().values().to_vec()).into()
+        }
+        DataType::Float32 => {
+            ndarray::Array1::from(a.as_primitive::<Float32Type>().values().to_vec()).into()
+        }
+        DataType::Float64 => {
+            ndarray::Array1::from(a.as_primitive::<Float64Type>().values().to_vec()).into()
+        }
         t => {
             return Err(Error::UnsupportedDtype {
                 dtype: t.to_string(),
@@ -882,7 +919,9 @@ pub(crate) fn compute_many(t: &Table, exprs: &[Expr]) -> Result<Vec<Column>> {
     let exprs = ctx.eliminate(exprs.to_vec(), &filters)?;
     let mut out: Vec<Option<Column>> = vec![None; exprs.len()];
     // Scalars: computed once.
-    let scalar: Vec<usize> = (0..exprs.len()).filter(|&i| !ctx.reads_rows(&exprs[i])).collect();
+    let scalar: Vec<usize> = (0..exprs.len())
+        .filter(|&i| !ctx.reads_rows(&exprs[i]))
+        .collect();
     if !scalar.is_empty() {
         let nullable = |_: &str| false;
         let null_scalars = ctx.null_scalars.clone();
@@ -939,7 +978,10 @@ pub(crate) fn compute_many(t: &Table, exprs: &[Expr]) -> Result<Vec<Column>> {
             out[i] = Some(Column { values, validity });
         }
     }
-    Ok(out.into_iter().map(|c| c.expect("every result computed")).collect())
+    Ok(out
+        .into_iter()
+        .map(|c| c.expect("every result computed"))
+        .collect())
 }
 
 /// The visible columns' kept rows (the first `limit`), chunk by chunk to `sink`; all of them
@@ -1008,8 +1050,8 @@ pub(crate) fn each_batch(
         })
         .collect();
     row_pass(&ctx, &roots, &filters, limit, &mut |arrays| {
-        let b = RecordBatch::try_new(schema.clone(), arrays)
-            .map_err(|e| table_err(None, None, e))?;
+        let b =
+            RecordBatch::try_new(schema.clone(), arrays).map_err(|e| table_err(None, None, e))?;
         sink(b)
     })
 }

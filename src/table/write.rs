@@ -19,10 +19,12 @@ pub(crate) fn write(t: &Table, path: &Path) -> Result<()> {
     let schema = output_schema(t)?;
     let err = |e: &dyn std::fmt::Display| table_err(Some(path), None, e);
     let create = || {
-        File::create(path).map(BufWriter::new).map_err(|e| Error::Io {
-            path: Some(path.to_path_buf()),
-            message: e.to_string(),
-        })
+        File::create(path)
+            .map(BufWriter::new)
+            .map_err(|e| Error::Io {
+                path: Some(path.to_path_buf()),
+                message: e.to_string(),
+            })
     };
     match ext.as_str() {
         "parquet" | "pq" => {
@@ -39,8 +41,8 @@ pub(crate) fn write(t: &Table, path: &Path) -> Result<()> {
             w.close().map_err(|e| err(&e))?;
         }
         "arrow" | "feather" | "ipc" => {
-            let mut w = arrow_ipc::writer::FileWriter::try_new(create()?, &schema)
-                .map_err(|e| err(&e))?;
+            let mut w =
+                arrow_ipc::writer::FileWriter::try_new(create()?, &schema).map_err(|e| err(&e))?;
             each_batch(t, None, &schema, &mut |b| w.write(&b).map_err(|e| err(&e)))?;
             w.finish().map_err(|e| err(&e))?;
         }
