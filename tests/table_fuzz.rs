@@ -7,6 +7,13 @@
 //! Cases: `FUSEBOX_FUZZ_CASES` per format (default [`DEFAULT_CASES`]), or
 //! `FUSEBOX_FUZZ_SECONDS=600` to run each format for that long (see README's Tables section
 //! for the recorded long runs).
+//!
+//! Recorded run (2026-12-03, dev profile, shared 2-core machine under load):
+//! `FUSEBOX_FUZZ_SECONDS=60`, the five properties at once, no failure: Parquet 8,000 cases /
+//! 68 s, IPC file 11,000 / 63 s, IPC stream 11,000 / 63 s, CSV 14,000 / 60 s, `.npz` 22,000 /
+//! 61 s. The readers did panic on some corrupted inputs (arrow-ipc's and parquet's own asserts
+//! and unwraps); `fusebox::table` caught each and returned `Error::Table`. The 10 minutes
+//! per format have not been run yet.
 use fusebox::table::Table;
 use fusebox::Error;
 use proptest::prelude::*;
