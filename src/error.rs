@@ -92,6 +92,16 @@ pub enum Error {
         path: Option<PathBuf>,
         message: String,
     },
+    /// A table file (Parquet, Arrow IPC, CSV, `.npz`) that cannot be read or written: its path
+    /// (`None` for bytes in memory), where in it the reader was (`batch 3`, `row 4096`, the
+    /// reader's own line or offset where it names one; `None` when the file as a whole is bad,
+    /// such as a missing footer), and the reader's message.
+    #[error("table error: {}{}: {message}", path_text(.path), position_suffix(.position))]
+    Table {
+        path: Option<PathBuf>,
+        position: Option<String>,
+        message: String,
+    },
     /// Other I/O: the path when known, and the system's message.
     #[error("I/O error: {}{message}", path_prefix(.path))]
     Io {
@@ -226,6 +236,14 @@ fn path_text(path: &Option<PathBuf>) -> String {
     match path {
         Some(p) => p.display().to_string(),
         None => "<memory>".into(),
+    }
+}
+
+/// ` (at batch 3)` (nothing without a position).
+fn position_suffix(position: &Option<String>) -> String {
+    match position {
+        Some(p) => format!(" (at {p})"),
+        None => String::new(),
     }
 }
 

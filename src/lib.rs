@@ -48,6 +48,8 @@
 //!   [`DynArray::into_array`] moves a result into a typed ndarray without a copy, and
 //!   [`DynArray::scalar`] reads a 0-d result as a `Result<T>`.
 //! - [`parse`]: numexpr strings to expressions. [`npy`]: `.npy` files.
+//! - [`table`]: named columns from Parquet, Arrow IPC, CSV and `.npz`, with missing values,
+//!   filters and derived columns, streamed through the same fused kernels.
 //! - [`Error`] and [`Result`]: every fallible call; bad input never panics. Each error
 //!   carries fields to match on (shapes, names, dtypes, axes, positions, paths) and renders
 //!   its message from them.
@@ -96,6 +98,7 @@ mod place;
 mod reference;
 mod semantics;
 mod session;
+pub mod table;
 mod target;
 
 pub use array::{ArgView, DynArray, Element};

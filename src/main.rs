@@ -36,6 +36,11 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000_000)]
         n: usize,
     },
+    /// Print a table file's schema, row count and first rows (Parquet, Arrow IPC, CSV, .npz).
+    Show {
+        /// The file; its format by extension.
+        path: PathBuf,
+    },
     /// List the CPU and GPU devices fusebox can use.
     Devices,
     /// Time the benchmark matrix (fused, unfused, ndarray eager and Zip, copy baseline).
@@ -93,9 +98,17 @@ struct EvalArgs {
     /// NAME=VALUE bindings; VALUE is a .npy file or a number literal.
     #[arg(value_parser = parse_binding)]
     bindings: Vec<(String, String)>,
-    /// Write the result to this .npy file instead of printing it.
+    /// Write the result to this .npy file instead of printing it (with --table: .parquet,
+    /// .arrow, .arrows, .csv or .npy, by extension).
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
+    /// Evaluate over the columns of this table file (Parquet, Arrow IPC, CSV, .npz): names in
+    /// EXPR are its columns. Several `;`-separated expressions share passes over the file.
+    #[arg(long)]
+    table: Option<PathBuf>,
+    /// With --table: keep the rows where this predicate is true.
+    #[arg(long, requires = "table", allow_hyphen_values = true)]
+    filter: Option<String>,
     /// Where to run: auto, cpu, gpu (or gpu:N), reference.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     device: Device,
@@ -151,6 +164,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Eval(args) => eval(&args),
         Cmd::Demo { n } => demo(n),
+        Cmd::Show { path } => show(&path),
         Cmd::Devices => {
             devices();
             Ok(())
@@ -183,6 +197,9 @@ fn bind_value(name: &str, value: &str) -> Result<Expr> {
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
+    if let Some(path) = &args.table {
+        return eval_table(args, path);
+    }
     // Only the names the expression uses are loaded (and `pi`, `e`, ... when the user binds
     // them: a binding wins over the constant). The first binding of a name wins.
     let mut used = Vec::new();
@@ -289,6 +306,106 @@ fn eval(args: &EvalArgs) -> Result<()> {
     }
     if args.stats && !args.json {
         println!("{}", session.stats().to_json());
+    }
+    Ok(())
+}
+
+// ---- tables -----------------------------------------------------------------------------
+
+fn show(path: &std::path::Path) -> Result<()> {
+    let t = fusebox::table::Table::open(path)?;
+    print!("{t}");
+    Ok(())
+}
+
+/// `eval --table`: the expressions over the table's columns, in one plan.
+fn eval_table(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
+    let session = Session::with_options(
+        Options::default()
+            .with_device(args.device)
+            .with_optimize(!args.no_optimize)
+            .with_invalid_cast(args.invalid_cast),
+    );
+    let mut t = fusebox::table::Table::open(path)?.with_session(&session);
+    let names = t.column_names();
+    // A column that exists but is not computed (a string) reports its own error.
+    let lookup = |t: &fusebox::table::Table, src: &str, offset: usize| {
+        let refused = std::cell::RefCell::new(None);
+        let parsed = parse(src, &|n| match t.col(n) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                if names.iter().any(|c| c == n) {
+                    refused.borrow_mut().get_or_insert(e);
+                }
+                None
+            }
+        });
+        let refused = refused.into_inner();
+        parsed.map_err(|e| match (e, refused) {
+            (Error::UnknownName { .. }, Some(r)) => r,
+            (e, _) => with_known(shift_column(e, offset), &names),
+        })
+    };
+    if let Some(f) = &args.filter {
+        let p = lookup(&t, f, 0)?;
+        t = t.filter(&p)?;
+    }
+    let mut exprs = vec![];
+    let mut offset = 0;
+    for part in args.expr.split(';') {
+        exprs.push(lookup(&t, part, offset)?);
+        offset += part.chars().count() + 1;
+    }
+    let is_npy = |p: &std::path::Path| p.extension().is_some_and(|e| e == "npy");
+    match &args.out {
+        Some(out) if !is_npy(out) => {
+            // Element-wise results stream to the file, one column per expression.
+            let mut derived = t.clone();
+            let mut cols = vec![];
+            for (i, e) in exprs.iter().enumerate() {
+                let name = if exprs.len() == 1 {
+                    "result".to_string()
+                } else {
+                    format!("result{i}")
+                };
+                derived = derived.with_column(&name, e)?;
+                cols.push(name);
+            }
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            derived.select(&refs)?.write(out)?;
+            eprintln!("wrote {}", out.display());
+        }
+        out => {
+            let results = t.compute_many(&exprs)?;
+            if let Some(out) = out {
+                if results.len() > 1 {
+                    return Err(Error::Argument {
+                        message: "a .npy file holds one result: give one expression".into(),
+                    });
+                }
+                results[0].write_npy(out, None)?;
+                eprintln!("wrote {}", out.display());
+                return Ok(());
+            }
+            for (i, (e, r)) in exprs.iter().zip(&results).enumerate() {
+                if results.len() > 1 {
+                    if i > 0 {
+                        println!();
+                    }
+                    println!("{e}");
+                }
+                if r.values().ndim() == 0 {
+                    match r.is_null(0) {
+                        true => println!("null"),
+                        false => println!("{}", r.values()),
+                    }
+                } else {
+                    println!("rows: {}, nulls: {}", r.len(), r.null_count());
+                    println!("dtype: {}", r.values().dtype());
+                    println!("{}", r.values());
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -270,6 +270,15 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &["place", "session", "explain", "expr", "parse", "reference"],
     ),
     ("explain", &["exec", "session", "cpu", "gpu"]),
+    // Tables sit above the session (a front end of data): kernels run through it, never a
+    // backend or the executor directly.
+    (
+        "table",
+        &[
+            "opt", "kir", "exec", "cpu", "gpu", "place", "devices", "mathlib", "interp", "cache",
+            "bench",
+        ],
+    ),
     (
         "npy",
         &["expr", "opt", "kir", "exec", "cpu", "gpu", "session"],
