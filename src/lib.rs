@@ -90,7 +90,7 @@ mod semantics;
 mod session;
 mod target;
 
-pub use array::{ArgView, DynArray, Element};
+pub use array::{ArgView, ArgViewMut, DynArray, Element};
 pub use devices::Stats;
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};

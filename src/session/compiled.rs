@@ -63,6 +63,15 @@ impl Compiled {
 
     /// Call with one array per parameter, in [`Compiled::params`] order.
     pub fn call(&self, args: &[ArgView<'_>]) -> Result<DynArray> {
+        self.run_with(args, |s, plan, inputs| s.run_first_on_host(plan, inputs))
+    }
+
+    /// Check `args`, find their plan and bind its inputs, then `run` it.
+    pub(super) fn run_with<R>(
+        &self,
+        args: &[ArgView<'_>],
+        run: impl FnOnce(&Session, &ExecPlan, &[Buffer<'_>]) -> Result<R>,
+    ) -> Result<R> {
         if args.len() != self.params.len() {
             return Err(Error::ArgumentCount {
                 expected: self.params.len(),
@@ -89,7 +98,7 @@ impl Compiled {
                 Some(Buffer::View(args[i].reborrow()))
             })?
         };
-        self.session.run_first_on_host(&plan, &inputs)
+        run(&self.session, &plan, &inputs)
     }
 
     /// The device a call with these arguments runs on (`Auto` decides per argument shapes).

@@ -9,6 +9,7 @@
 //! [`Compiled`] functions keep their plans by argument shapes; [`DeviceArray`]s keep data on a
 //! GPU between calls; [`crate::Explain`] shows a plan without running it.
 mod compiled;
+mod into;
 mod device;
 
 pub use compiled::Compiled;
