@@ -456,7 +456,12 @@ impl<'a, T: Element, D: Dimension> From<&'a mut Array<T, D>> for ArgViewMut<'a> 
 
 /// The byte range `[lo, hi)` that the elements of an array at `ptr` (element `[0, 0, ...]`)
 /// with `shape` and element `strides` occupy; `(0, 0)` when it has no elements.
-pub fn byte_range(ptr: *const u8, shape: &[usize], strides: &[isize], size: usize) -> (usize, usize) {
+pub fn byte_range(
+    ptr: *const u8,
+    shape: &[usize],
+    strides: &[isize],
+    size: usize,
+) -> (usize, usize) {
     if shape.contains(&0) {
         return (0, 0);
     }

@@ -12,10 +12,10 @@
 //! Implementations run interleaved (one call of each per round, median over rounds), so the
 //! ratios within one run are fair on a noisy machine.
 use crate::array::{ArgView, DynArray};
-use crate::ops::{ReduceOp, Reduction};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
+use crate::ops::{ReduceOp, Reduction};
 use crate::options::{Device, Options};
 use crate::session::{Compiled, Session};
 use ndarray::{Array1, Zip};
@@ -113,14 +113,23 @@ pub fn case_args(case: &str, n: usize) -> Vec<(&'static str, DynArray)> {
     let rows = (n / COLS).max(1);
     let grid = || {
         let x = Array1::linspace(-5.0, 5.0, rows * COLS);
-        DynArray::from(x.into_shape_with_order((rows, COLS)).expect("rows * COLS elements"))
+        DynArray::from(
+            x.into_shape_with_order((rows, COLS))
+                .expect("rows * COLS elements"),
+        )
     };
     let ramp = |k: usize| Array1::from_iter((0..k).map(|i| (i % 97) as f64 * 0.01));
     match case {
         "rowbcast" => vec![("x", grid()), ("v", ramp(COLS).into())],
         "colbcast" => vec![
             ("x", grid()),
-            ("c", ramp(rows).into_shape_with_order((rows, 1)).expect("rows").into()),
+            (
+                "c",
+                ramp(rows)
+                    .into_shape_with_order((rows, 1))
+                    .expect("rows")
+                    .into(),
+            ),
         ],
         "softmax" | "standardize" => vec![("x", grid())],
         "gauss32" => vec![("x", Array1::linspace(-5.0f32, 5.0, n).into())],
@@ -590,8 +599,10 @@ mod tests {
                 let f = s.compile(&case_expr(case).unwrap()).unwrap();
                 let args = case_args(case, n);
                 let views = views_for(&f, &args).unwrap();
-                let map: std::collections::HashMap<String, DynArray> =
-                    args.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                let map: std::collections::HashMap<String, DynArray> = args
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
                 let want = crate::reference::evaluate(f.expr(), &map).unwrap();
                 let fresh = f.call(&views).unwrap();
                 let mut into = match &fresh {
@@ -604,8 +615,14 @@ mod tests {
                     assert_eq!(got.shape(), want.shape(), "{case}");
                     let (g, w) = (got.view(), want.view());
                     let (g, w) = (
-                        g.try_to_dyn_array().unwrap().reshaped(&[got.len()]).unwrap(),
-                        w.try_to_dyn_array().unwrap().reshaped(&[want.len()]).unwrap(),
+                        g.try_to_dyn_array()
+                            .unwrap()
+                            .reshaped(&[got.len()])
+                            .unwrap(),
+                        w.try_to_dyn_array()
+                            .unwrap()
+                            .reshaped(&[want.len()])
+                            .unwrap(),
                     );
                     let close = match (g, w) {
                         (DynArray::F64(g), DynArray::F64(w)) => g

@@ -77,10 +77,7 @@ fn call_into_strided_transposed_reversed_and_gapped_outputs() {
         // Reversed along both axes.
         let mut rev = Array2::<f64>::from_elem((r, c), f64::NAN);
         f.call_into(&args, rev.slice_mut(s![..;-1, ..;-1])).unwrap();
-        assert_bits(
-            &rev.slice(s![..;-1, ..;-1]).to_owned().into_dyn(),
-            &want,
-        );
+        assert_bits(&rev.slice(s![..;-1, ..;-1]).to_owned().into_dyn(), &want);
         // Rows of a bigger matrix (padded rows).
         let mut pad = Array2::<f64>::from_elem((r, c + 3), f64::NAN);
         f.call_into(&args, pad.slice_mut(s![.., 1..c + 1])).unwrap();
@@ -100,8 +97,11 @@ fn call_into_on_the_pool_with_strided_inputs() {
     let want = oracle(&e, &[("x", &x), ("y", &y)]);
     for _ in 0..3 {
         let mut out = Array2::<f64>::from_elem((c, r), f64::NAN);
-        f.call_into(&[xt.t().into(), y.view().into()], out.view_mut().reversed_axes())
-            .unwrap();
+        f.call_into(
+            &[xt.t().into(), y.view().into()],
+            out.view_mut().reversed_axes(),
+        )
+        .unwrap();
         assert_bits(&out.t().to_owned().into_dyn(), &want);
     }
 }
@@ -114,7 +114,11 @@ fn call_into_broadcast_inputs() {
     let c = s.symbol("c", DType::F64, &[40, 1]);
     let e = (&x + &v) * &c;
     let f = s.compile(&e).unwrap();
-    let (xa, va, ca) = (values(&[40, 30], 1.0), values(&[30], 2.0), values(&[40, 1], 3.0));
+    let (xa, va, ca) = (
+        values(&[40, 30], 1.0),
+        values(&[30], 2.0),
+        values(&[40, 1], 3.0),
+    );
     let want = oracle(&e, &[("x", &xa), ("v", &va), ("c", &ca)]);
     let mut out = Array2::<f64>::zeros((30, 40));
     f.call_into(
@@ -139,7 +143,10 @@ fn call_into_other_dtypes() {
         ("b".to_string(), DynArray::from(bv.clone())),
     ]
     .into();
-    let want = reference::evaluate(&mixed, &map).unwrap().into_f64().unwrap();
+    let want = reference::evaluate(&mixed, &map)
+        .unwrap()
+        .into_f64()
+        .unwrap();
     let mut out = Array1::<f64>::zeros(100);
     f.call_into(
         &[av.view().into(), bv.view().into()],
@@ -192,7 +199,9 @@ fn partial_overlap_is_handled_by_a_copy() {
     let x = s.symbol("x", DType::F64, &[n]);
     let e = &x * 3.0 - 1.0;
     let f = s.compile(&e).unwrap();
-    let mut buf = values(&[n + 1], 5.0).into_dimensionality::<ndarray::Ix1>().unwrap();
+    let mut buf = values(&[n + 1], 5.0)
+        .into_dimensionality::<ndarray::Ix1>()
+        .unwrap();
     let xs = buf.slice(s![..n]).to_owned().into_dyn();
     let want = oracle(&e, &[("x", &xs)]);
     let base = buf.as_mut_ptr();
@@ -207,7 +216,9 @@ fn partial_overlap_is_handled_by_a_copy() {
     assert_bits(&buf.slice(s![1..]).to_owned().into_dyn(), &want);
 
     // The reversed input as output: handled the same way.
-    let mut a = values(&[n], 6.0).into_dimensionality::<ndarray::Ix1>().unwrap();
+    let mut a = values(&[n], 6.0)
+        .into_dimensionality::<ndarray::Ix1>()
+        .unwrap();
     let want = oracle(&e, &[("x", &a.slice(s![..;-1]).to_owned().into_dyn())]);
     let p = a.as_mut_ptr();
     // SAFETY: as above.
@@ -217,7 +228,8 @@ fn partial_overlap_is_handled_by_a_copy() {
             ndarray::ArrayViewMut1::from_shape_ptr(n, p),
         )
     };
-    f.call_into(&[xin.slice_move(s![..;-1]).into()], out).unwrap();
+    f.call_into(&[xin.slice_move(s![..;-1]).into()], out)
+        .unwrap();
     assert_bits(&a.into_dyn(), &want);
 }
 
@@ -261,7 +273,8 @@ fn compute_into_reductions_and_multi_step_plans() {
     let soft = &ex / ex.reduce(Reduction::Op(ReduceOp::Sum), Some(&[1][..]), true);
     let want = oracle(&soft, &[]);
     let mut out = Array2::<f64>::zeros((50, 60));
-    s.compute_into(&soft, out.view_mut().reversed_axes()).unwrap();
+    s.compute_into(&soft, out.view_mut().reversed_axes())
+        .unwrap();
     let got = out.t().to_owned().into_dyn();
     for (g, w) in got.iter().zip(want.iter()) {
         assert!((g - w).abs() <= 4.0 * f64::EPSILON * w.abs(), "{g} vs {w}");

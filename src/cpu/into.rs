@@ -99,7 +99,12 @@ impl CpuBackend {
                 rhs: shape.to_vec(),
             });
         }
-        if out.shape().iter().zip(out.strides()).any(|(&n, &s)| n > 1 && s == 0) {
+        if out
+            .shape()
+            .iter()
+            .zip(out.strides())
+            .any(|(&n, &s)| n > 1 && s == 0)
+        {
             return Err(Error::Argument {
                 message: "an output with a zero stride writes one element several times".into(),
             });

@@ -296,9 +296,9 @@ fn run_steps<'a>(
                 match kernel {
                     DeviceKernel::Cpu(k)
                         if here
-                            && into
-                                .as_ref()
-                                .is_some_and(|i| crate::cpu::alias(&views, &*i.out) != Alias::Partial) =>
+                            && into.as_ref().is_some_and(|i| {
+                                crate::cpu::alias(&views, &*i.out) != Alias::Partial
+                            }) =>
                     {
                         let i = into.take().expect("checked above");
                         devices.cpu()?.run_into(k, &views, &step.shape, i.out)?;

@@ -25,7 +25,11 @@ impl Compiled {
     /// `Error::DtypeMismatch` unless it has its dtype (no casting). `out` may be one of the
     /// arguments (an in-place update); see the module docs of `session::into` for other
     /// overlaps. On error, `out` may hold part of the result.
-    pub fn call_into<'o>(&self, args: &[ArgView<'_>], out: impl Into<ArgViewMut<'o>>) -> Result<()> {
+    pub fn call_into<'o>(
+        &self,
+        args: &[ArgView<'_>],
+        out: impl Into<ArgViewMut<'o>>,
+    ) -> Result<()> {
         let mut out = out.into();
         self.run_with(args, |s, plan, inputs| {
             exec::execute_into(&s.inner.devices, plan, inputs, &mut out)

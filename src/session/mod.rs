@@ -9,8 +9,8 @@
 //! [`Compiled`] functions keep their plans by argument shapes; [`DeviceArray`]s keep data on a
 //! GPU between calls; [`crate::Explain`] shows a plan without running it.
 mod compiled;
-mod into;
 mod device;
+mod into;
 
 pub use compiled::Compiled;
 pub use device::DeviceArray;
