@@ -961,9 +961,9 @@ impl Gen<'_, '_> {
             self.pool_base = Some(self.b.ins().stack_load(ptr, ptr, pool_slot, 0));
         }
         let mut addrs = Vec::new();
-        for j in 0..k.inputs.len() {
-            let off = self.b.ins().imul(i, vsteps[j]);
-            addrs.push(self.b.ins().iadd(vbases[j], off));
+        for (vbase, vstep) in vbases.iter().zip(&vsteps) {
+            let off = self.b.ins().imul(i, *vstep);
+            addrs.push(self.b.ins().iadd(*vbase, off));
         }
         let mut out_addrs = Vec::new();
         for (o, out) in outs.iter().enumerate() {
