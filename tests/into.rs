@@ -134,7 +134,7 @@ fn call_into_other_dtypes() {
     let s = cpu();
     let a = s.symbol("a", DType::F32, &[50]);
     let b = s.symbol("b", DType::F64, &[50]);
-    let mixed = fusebox::where_(&a.gt(0.0), &a, 0.01 * &a) + &b;
+    let mixed = fusebox::where_(a.gt(0.0), &a, 0.01 * &a) + &b;
     let f = s.compile(&mixed).unwrap();
     let av: Array1<f32> = (0..50).map(|i| (i as f32 - 25.0) * 0.37).collect();
     let bv: Array1<f64> = (0..50).map(|i| i as f64 * 0.11).collect();
