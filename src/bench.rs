@@ -625,14 +625,18 @@ mod tests {
                             .unwrap(),
                     );
                     let close = match (g, w) {
-                        (DynArray::F64(g), DynArray::F64(w)) => g
-                            .iter()
-                            .zip(w.iter())
-                            .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs())),
-                        (DynArray::F32(g), DynArray::F32(w)) => g
-                            .iter()
-                            .zip(w.iter())
-                            .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs())),
+                        (DynArray::F64(g), DynArray::F64(w)) => {
+                            g.iter().zip(w.iter()).all(|(a, b)| {
+                                (a.is_nan() && b.is_nan())
+                                    || (a - b).abs() <= 1e-12 * (1.0 + b.abs())
+                            })
+                        }
+                        (DynArray::F32(g), DynArray::F32(w)) => {
+                            g.iter().zip(w.iter()).all(|(a, b)| {
+                                (a.is_nan() && b.is_nan())
+                                    || (a - b).abs() <= 1e-5 * (1.0 + b.abs())
+                            })
+                        }
                         _ => false,
                     };
                     assert!(close, "{case} at {n}");
