@@ -3,7 +3,9 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::fmt::fmt_float;
-use ndarray::{ArcArray, Array, ArrayD, ArrayView, ArrayViewD, Dimension, IxDyn};
+use ndarray::{
+    ArcArray, Array, ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, IxDyn,
+};
 use std::fmt;
 
 /// A Rust element type fusebox can compute with.
@@ -14,6 +16,7 @@ pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'stat
     /// The typed array, moved out, or the array back if its dtype is another.
     fn take(a: DynArray) -> std::result::Result<ArcArray<Self, IxDyn>, DynArray>;
     fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_>;
+    fn wrap_view_mut(v: ArrayViewMutD<'_, Self>) -> ArgViewMut<'_>;
 }
 
 macro_rules! element {
@@ -37,6 +40,9 @@ macro_rules! element {
             }
             fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_> {
                 ArgView::$variant(v)
+            }
+            fn wrap_view_mut(v: ArrayViewMutD<'_, Self>) -> ArgViewMut<'_> {
+                ArgViewMut::$variant(v)
             }
         }
     };
@@ -392,6 +398,152 @@ impl<'a> From<&'a DynArray> for ArgView<'a> {
     fn from(a: &'a DynArray) -> Self {
         a.view()
     }
+}
+
+/// A borrowed, writable array of any dtype (any strides): the caller-owned output of
+/// [`crate::Compiled::call_into`] and [`crate::Session::compute_into`].
+pub enum ArgViewMut<'a> {
+    Bool(ArrayViewMutD<'a, bool>),
+    I32(ArrayViewMutD<'a, i32>),
+    I64(ArrayViewMutD<'a, i64>),
+    F32(ArrayViewMutD<'a, f32>),
+    F64(ArrayViewMutD<'a, f64>),
+}
+
+/// Apply `$body` to the typed view inside an [`ArgViewMut`].
+macro_rules! dispatch_mut {
+    ($value:expr, $a:ident => $body:expr) => {
+        match $value {
+            ArgViewMut::Bool($a) => $body,
+            ArgViewMut::I32($a) => $body,
+            ArgViewMut::I64($a) => $body,
+            ArgViewMut::F32($a) => $body,
+            ArgViewMut::F64($a) => $body,
+        }
+    };
+}
+
+impl<'a> ArgViewMut<'a> {
+    pub fn dtype(&self) -> DType {
+        match self {
+            ArgViewMut::Bool(_) => DType::Bool,
+            ArgViewMut::I32(_) => DType::I32,
+            ArgViewMut::I64(_) => DType::I64,
+            ArgViewMut::F32(_) => DType::F32,
+            ArgViewMut::F64(_) => DType::F64,
+        }
+    }
+    pub fn shape(&self) -> &[usize] {
+        dispatch_mut!(self, a => a.shape())
+    }
+    /// Strides in elements (may be negative; zero only along axes of length 0 or 1).
+    pub fn strides(&self) -> &[isize] {
+        dispatch_mut!(self, a => a.strides())
+    }
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether the elements lie in C order without gaps.
+    pub fn is_standard_layout(&self) -> bool {
+        dispatch_mut!(self, a => a.is_standard_layout())
+    }
+    /// Pointer to the element at index `[0, 0, ...]`.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        dispatch_mut!(self, a => a.as_mut_ptr() as *mut u8)
+    }
+    /// The same view with a lifetime shortened to this borrow.
+    pub fn reborrow(&mut self) -> ArgViewMut<'_> {
+        dispatch_mut!(self, a => Element::wrap_view_mut(a.view_mut()))
+    }
+    /// A read-only view of the same elements.
+    pub fn view(&self) -> ArgView<'_> {
+        dispatch_mut!(self, a => Element::wrap_view(a.view()))
+    }
+    /// The byte range `[lo, hi)` the view's elements occupy (empty for an empty view).
+    pub fn byte_range(&self) -> (usize, usize) {
+        byte_range(
+            self.view().as_ptr(),
+            self.shape(),
+            self.strides(),
+            self.dtype().size(),
+        )
+    }
+    /// Copy `src` (same shape; dtype checked) into the view, element by element.
+    pub fn assign(&mut self, src: &ArgView<'_>) -> Result<()> {
+        if src.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                lhs: self.shape().to_vec(),
+                rhs: src.shape().to_vec(),
+            });
+        }
+        let found = self.dtype();
+        let mismatch = |expected| Error::DtypeMismatch {
+            name: "out".into(),
+            expected,
+            found,
+        };
+        match (self, src) {
+            (ArgViewMut::Bool(d), ArgView::Bool(s)) => d.assign(s),
+            (ArgViewMut::I32(d), ArgView::I32(s)) => d.assign(s),
+            (ArgViewMut::I64(d), ArgView::I64(s)) => d.assign(s),
+            (ArgViewMut::F32(d), ArgView::F32(s)) => d.assign(s),
+            (ArgViewMut::F64(d), ArgView::F64(s)) => d.assign(s),
+            (_, s) => return Err(mismatch(s.dtype())),
+        }
+        Ok(())
+    }
+}
+
+impl DynArray {
+    /// Borrow for writing (an output of [`crate::Compiled::call_into`]). The data is shared
+    /// (`ArcArray`): a buffer held elsewhere too is copied first (copy on write).
+    pub fn view_mut(&mut self) -> ArgViewMut<'_> {
+        match self {
+            DynArray::Bool(a) => ArgViewMut::Bool(a.view_mut()),
+            DynArray::I32(a) => ArgViewMut::I32(a.view_mut()),
+            DynArray::I64(a) => ArgViewMut::I64(a.view_mut()),
+            DynArray::F32(a) => ArgViewMut::F32(a.view_mut()),
+            DynArray::F64(a) => ArgViewMut::F64(a.view_mut()),
+        }
+    }
+}
+
+impl<'a, T: Element, D: Dimension> From<ArrayViewMut<'a, T, D>> for ArgViewMut<'a> {
+    fn from(v: ArrayViewMut<'a, T, D>) -> Self {
+        T::wrap_view_mut(v.into_dyn())
+    }
+}
+impl<'a, T: Element, D: Dimension> From<&'a mut Array<T, D>> for ArgViewMut<'a> {
+    fn from(a: &'a mut Array<T, D>) -> Self {
+        T::wrap_view_mut(a.view_mut().into_dyn())
+    }
+}
+
+/// The byte range `[lo, hi)` that the elements of an array at `ptr` (element `[0, 0, ...]`)
+/// with `shape` and element `strides` occupy; `(0, 0)` when it has no elements.
+pub fn byte_range(
+    ptr: *const u8,
+    shape: &[usize],
+    strides: &[isize],
+    size: usize,
+) -> (usize, usize) {
+    if shape.contains(&0) {
+        return (0, 0);
+    }
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (&n, &s) in shape.iter().zip(strides) {
+        let span = (n as isize - 1) * s * size as isize;
+        if span < 0 {
+            lo += span;
+        } else {
+            hi += span;
+        }
+    }
+    let p = ptr as isize;
+    ((p + lo) as usize, (p + hi) as usize + size)
 }
 
 /// NumPy broadcasting of two shapes.

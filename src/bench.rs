@@ -1,7 +1,13 @@
 //! The benchmark matrix behind `fusebox bench` and `benches/`: the cases of BENCHMARKS.md
-//! (copy, add1, poly, gauss, sumsq, two) at any size, each run by every implementation
-//! (fusebox fused and unfused, ndarray eager with temporaries as NumPy does, a hand-written
-//! fused `ndarray::Zip` loop, and fusebox's copy kernel as the memory-bus baseline).
+//! at any size, each run by every implementation that applies:
+//! - `fused`, `unfused`: fusebox compiled functions returning a fresh result;
+//! - `fused-into`: the fused function writing into a preallocated output (`call_into`);
+//! - `ndarray-eager` (temporaries as NumPy makes them) and `ndarray-zip` (a hand-written fused
+//!   loop), for the 1-D float64 cases only;
+//! - `copy` (fusebox's copy kernel, fresh output) and `copy-into` (the same kernel into an
+//!   existing buffer: the machine's limit), both copying `n` float64 whatever the case.
+//!
+//! The 2-D cases (`rowbcast`, `colbcast`, `softmax`, `standardize`) use `n / 1000` rows of 1000.
 //!
 //! Implementations run interleaved (one call of each per round, median over rounds), so the
 //! ratios within one run are fair on a noisy machine.
@@ -9,33 +15,80 @@ use crate::array::{ArgView, DynArray};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
+use crate::ops::{ReduceOp, Reduction};
 use crate::options::{Device, Options};
 use crate::session::{Compiled, Session};
 use ndarray::{Array1, Zip};
 use std::time::{Duration, Instant};
 
 /// The benchmark cases.
-pub const CASES: [&str; 6] = ["copy", "add1", "poly", "gauss", "sumsq", "two"];
+pub const CASES: [&str; 12] = [
+    "copy",
+    "add1",
+    "poly",
+    "gauss",
+    "sumsq",
+    "two",
+    "rowbcast",
+    "colbcast",
+    "softmax",
+    "standardize",
+    "gauss32",
+    "relu_mix",
+];
 /// The implementations.
-pub const IMPLS: [&str; 5] = ["fused", "unfused", "ndarray-eager", "ndarray-zip", "copy"];
+pub const IMPLS: [&str; 7] = [
+    "fused",
+    "fused-into",
+    "unfused",
+    "ndarray-eager",
+    "ndarray-zip",
+    "copy",
+    "copy-into",
+];
+/// The cases the ndarray implementations cover (1-D float64).
+const FLAT_CASES: [&str; 6] = ["copy", "add1", "poly", "gauss", "sumsq", "two"];
+/// Columns of the 2-D cases.
+const COLS: usize = 1000;
 
 const MU: f64 = -1.33;
 const SIGMA: f64 = 1.25;
 
-/// The expression of a case over symbols `x` (and `b` for `two`, where `x` plays `a`).
+/// The seed's Gaussian of `x`.
+fn gauss(x: &Expr) -> Expr {
+    1.0 / (SIGMA * (2.0 * std::f64::consts::PI).sqrt())
+        * (-(x - MU).pow(2.0) / (2.0 * SIGMA * SIGMA)).exp()
+}
+
+/// The expression of a case over symbols `x` (and `b` for `two` and `relu_mix`, `v` for
+/// `rowbcast`, `c` for `colbcast`): in the 2-D cases `x` has `COLS` columns.
 pub fn case_expr(case: &str) -> Result<Expr> {
     let x = Expr::symbol("x", DType::F64, &[0]);
     let b = Expr::symbol("b", DType::F64, &[0]);
+    let m = Expr::symbol("x", DType::F64, &[1, COLS]);
+    let sum = Reduction::Op(ReduceOp::Sum);
     Ok(match case {
         "copy" => x,
         "add1" => &x + 1.0,
         "poly" => (5.0 * &x + 4.0) * &x + 1.0,
-        "gauss" => {
-            1.0 / (SIGMA * (2.0 * std::f64::consts::PI).sqrt())
-                * (-(&x - MU).pow(2.0) / (2.0 * SIGMA * SIGMA)).exp()
-        }
+        "gauss" => gauss(&x),
         "sumsq" => (&x * &x).sum(),
         "two" => 2.0 * &x + 3.0 * &b * &b - &x / &b,
+        "rowbcast" => &m + Expr::symbol("v", DType::F64, &[COLS]),
+        "colbcast" => &m + Expr::symbol("c", DType::F64, &[1, 1]),
+        "softmax" => {
+            let e = (&m - m.reduce(Reduction::Op(ReduceOp::Max), Some(&[1][..]), true)).exp();
+            &e / e.reduce(sum, Some(&[1][..]), true)
+        }
+        "standardize" => {
+            (&m - m.reduce(Reduction::Mean, Some(&[0][..]), false))
+                / m.reduce(Reduction::Std { ddof: 0 }, Some(&[0][..]), false)
+        }
+        "gauss32" => gauss(&Expr::symbol("x", DType::F32, &[0])),
+        "relu_mix" => {
+            let a = Expr::symbol("x", DType::F32, &[0]);
+            crate::expr::where_(a.gt(0.0), &a, 0.01 * &a) + &b
+        }
         _ => {
             return Err(Error::Argument {
                 message: format!("unknown bench case `{case}` (one of {CASES:?})"),
@@ -47,9 +100,52 @@ pub fn case_expr(case: &str) -> Result<Expr> {
 /// Bytes a fused kernel of the case must move per element (BENCHMARKS.md).
 pub fn case_bytes_per_elem(case: &str) -> u64 {
     match case {
-        "sumsq" => 8,
+        "sumsq" | "gauss32" => 8,
         "two" => 24,
+        "relu_mix" => 20,
         _ => 16,
+    }
+}
+
+/// The arguments of a case at size `n`, by parameter name (2-D cases: `n / COLS` rows, at
+/// least one): x = linspace(-5, 5); b in [1, 2); v and c small ramps.
+pub fn case_args(case: &str, n: usize) -> Vec<(&'static str, DynArray)> {
+    let rows = (n / COLS).max(1);
+    let grid = || {
+        let x = Array1::linspace(-5.0, 5.0, rows * COLS);
+        DynArray::from(
+            x.into_shape_with_order((rows, COLS))
+                .expect("rows * COLS elements"),
+        )
+    };
+    let ramp = |k: usize| Array1::from_iter((0..k).map(|i| (i % 97) as f64 * 0.01));
+    match case {
+        "rowbcast" => vec![("x", grid()), ("v", ramp(COLS).into())],
+        "colbcast" => vec![
+            ("x", grid()),
+            (
+                "c",
+                ramp(rows)
+                    .into_shape_with_order((rows, 1))
+                    .expect("rows")
+                    .into(),
+            ),
+        ],
+        "softmax" | "standardize" => vec![("x", grid())],
+        "gauss32" => vec![("x", Array1::linspace(-5.0f32, 5.0, n).into())],
+        "relu_mix" => {
+            let ins = case_inputs("two", n);
+            let a = ins[0].mapv(|v| v as f32);
+            vec![("x", a.into()), ("b", ins[1].clone().into())]
+        }
+        _ => {
+            let ins = case_inputs(case, n);
+            let mut v: Vec<(&'static str, DynArray)> = vec![("x", ins[0].clone().into())];
+            if let Some(b) = ins.get(1) {
+                v.push(("b", b.clone().into()));
+            }
+            v
+        }
     }
 }
 
@@ -193,6 +289,32 @@ fn call(f: &Compiled, ins: &[Array1<f64>]) -> Result<DynArray> {
     f.call(&views)
 }
 
+/// The arguments of `f` (by its parameter names) among `args`.
+fn views_for<'a>(f: &Compiled, args: &'a [(&str, DynArray)]) -> Result<Vec<ArgView<'a>>> {
+    f.params()
+        .iter()
+        .map(|(name, _)| {
+            args.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, a)| a.view())
+                .ok_or_else(|| Error::UnknownName {
+                    name: name.clone(),
+                    known: args.iter().map(|(n, _)| n.to_string()).collect(),
+                })
+        })
+        .collect()
+}
+
+/// The implementations of `cfg` that apply to `case`.
+fn impls_for<'c>(cfg: &'c Config, case: &str) -> Vec<&'c str> {
+    cfg.impls
+        .iter()
+        .map(String::as_str)
+        .filter(|i| IMPLS.contains(i))
+        .filter(|i| !i.starts_with("ndarray") || FLAT_CASES.contains(&case))
+        .collect()
+}
+
 /// Run the matrix; records come in (case, size, implementation) order.
 pub fn run(cfg: &Config) -> Result<Vec<Record>> {
     let fused = Session::with_options(Options::default().with_threads(cfg.threads));
@@ -208,21 +330,31 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
         let e = case_expr(case)?;
         let (ff, uf) = (fused.compile(&e)?, unfused.compile(&e)?);
         for &n in &cfg.sizes {
-            let ins = case_inputs(case, n);
-            let impls: Vec<&str> = cfg
-                .impls
-                .iter()
-                .map(String::as_str)
-                .filter(|i| IMPLS.contains(i))
-                .collect();
-            let run_one = |imp: &str| -> Result<Duration> {
+            let impls = impls_for(cfg, case);
+            let flat = FLAT_CASES.contains(&case.as_str());
+            let ins = if flat { case_inputs(case, n) } else { vec![] };
+            let args = case_args(case, n);
+            let views = views_for(&ff, &args)?;
+            let copy_in = [Array1::linspace(-5.0, 5.0, n)];
+            // Preallocated outputs (written once here, so their pages are mapped).
+            let mut into_out = ff.call(&views)?;
+            let mut copy_out = call(&copy_f, &copy_in)?;
+            let mut run_one = |imp: &str| -> Result<Duration> {
                 let t = Instant::now();
                 let r = match imp {
-                    "fused" => call(&ff, &ins)?,
-                    "unfused" => call(&uf, &ins)?,
-                    "ndarray-eager" => ndarray_eager(case, &ins),
-                    "ndarray-zip" => ndarray_zip(case, &ins),
-                    _ => call(&copy_f, &ins[..1])?,
+                    "fused" => Some(ff.call(&views)?),
+                    "fused-into" => {
+                        ff.call_into(&views, into_out.view_mut())?;
+                        None
+                    }
+                    "unfused" => Some(uf.call(&views)?),
+                    "ndarray-eager" => Some(ndarray_eager(case, &ins)),
+                    "ndarray-zip" => Some(ndarray_zip(case, &ins)),
+                    "copy-into" => {
+                        copy_f.call_into(&[copy_in[0].view().into()], copy_out.view_mut())?;
+                        None
+                    }
+                    _ => Some(call(&copy_f, &copy_in)?),
                 };
                 let d = t.elapsed();
                 drop(r);
@@ -255,7 +387,11 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
                         threads
                     },
                     median_s: t[t.len() / 2],
-                    bytes: case_bytes_per_elem(case) * n as u64,
+                    bytes: if imp.starts_with("copy") {
+                        16 * n as u64
+                    } else {
+                        case_bytes_per_elem(case) * n as u64
+                    },
                     chosen: None,
                 });
             }
@@ -292,12 +428,12 @@ pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
             .map(|(_, s)| s.compile(&e))
             .collect::<Result<Vec<_>>>()?;
         for &n in &cfg.sizes {
-            let ins = case_inputs(case, n);
-            let views: Vec<ArgView<'_>> = ins.iter().map(|a| a.view().into()).collect();
+            let args = case_args(case, n);
+            let views = views_for(&fs[0], &args)?;
             let chosen = fs[fs.len() - 1].placement(&views)?;
             let run_one = |f: &Compiled| -> Result<Duration> {
                 let t = Instant::now();
-                let r = call(f, &ins)?;
+                let r = f.call(&views)?;
                 let d = t.elapsed();
                 drop(r);
                 Ok(d)
@@ -410,30 +546,31 @@ fn fused_threads(threads: usize) -> usize {
     }
 }
 
-/// A text table: one row per (case, n), one column per implementation (median time), then
-/// GB/s of the fused kernel and each implementation's ratio to `copy`.
+/// A text table: one row per (case, n, implementation): median time, GB/s (the case's bytes
+/// over the time) and the ratio to `copy` and to `copy-into` of the same run and size.
 pub fn table(records: &[Record]) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<6} {:>10} {:<14} {:>12} {:>9} {:>9}\n",
-        "case", "n", "impl", "median", "GB/s", "x copy"
+        "{:<11} {:>10} {:<14} {:>12} {:>9} {:>8} {:>11}\n",
+        "case", "n", "impl", "median", "GB/s", "x copy", "x copy-into"
     ));
     for r in records {
-        let copy = records
-            .iter()
-            .find(|c| c.case == r.case && c.n == r.n && c.implementation == "copy")
-            .map(|c| c.median_s);
-        let ratio = copy
-            .map(|c| format!("{:.2}", r.median_s / c))
-            .unwrap_or_default();
+        let ratio = |base: &str| {
+            records
+                .iter()
+                .find(|c| c.case == r.case && c.n == r.n && c.implementation == base)
+                .map(|c| format!("{:.2}", r.median_s / c.median_s))
+                .unwrap_or_default()
+        };
         s.push_str(&format!(
-            "{:<6} {:>10} {:<14} {:>12} {:>9.2} {:>9}\n",
+            "{:<11} {:>10} {:<14} {:>12} {:>9.2} {:>8} {:>11}\n",
             r.case,
             r.n,
             r.implementation,
             fmt_time(r.median_s),
             r.gbps(),
-            ratio
+            ratio("copy"),
+            ratio("copy-into"),
         ));
     }
     s
@@ -455,9 +592,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_implementation_computes_the_same_thing() {
+    fn every_case_matches_the_reference_evaluator_fresh_and_into() {
         let s = Session::new();
         for case in CASES {
+            for n in [1000, 3000] {
+                let f = s.compile(&case_expr(case).unwrap()).unwrap();
+                let args = case_args(case, n);
+                let views = views_for(&f, &args).unwrap();
+                let map: std::collections::HashMap<String, DynArray> = args
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
+                let want = crate::reference::evaluate(f.expr(), &map).unwrap();
+                let fresh = f.call(&views).unwrap();
+                let mut into = match &fresh {
+                    DynArray::F64(a) => DynArray::from(a.mapv(|_| f64::NAN)),
+                    DynArray::F32(a) => DynArray::from(a.mapv(|_| f32::NAN)),
+                    other => panic!("{case}: a result of dtype {}", other.dtype()),
+                };
+                f.call_into(&views, into.view_mut()).unwrap();
+                for got in [fresh, into] {
+                    assert_eq!(got.shape(), want.shape(), "{case}");
+                    let (g, w) = (got.view(), want.view());
+                    let (g, w) = (
+                        g.try_to_dyn_array()
+                            .unwrap()
+                            .reshaped(&[got.len()])
+                            .unwrap(),
+                        w.try_to_dyn_array()
+                            .unwrap()
+                            .reshaped(&[want.len()])
+                            .unwrap(),
+                    );
+                    let close = match (g, w) {
+                        (DynArray::F64(g), DynArray::F64(w)) => {
+                            g.iter().zip(w.iter()).all(|(a, b)| {
+                                (a.is_nan() && b.is_nan())
+                                    || (a - b).abs() <= 1e-12 * (1.0 + b.abs())
+                            })
+                        }
+                        (DynArray::F32(g), DynArray::F32(w)) => {
+                            g.iter().zip(w.iter()).all(|(a, b)| {
+                                (a.is_nan() && b.is_nan())
+                                    || (a - b).abs() <= 1e-5 * (1.0 + b.abs())
+                            })
+                        }
+                        _ => false,
+                    };
+                    assert!(close, "{case} at {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_implementation_computes_the_same_thing() {
+        let s = Session::new();
+        for case in FLAT_CASES {
             let ins = case_inputs(case, 1001);
             let f = s.compile(&case_expr(case).unwrap()).unwrap();
             let ours = call(&f, &ins).unwrap().into_f64().unwrap();

@@ -101,7 +101,7 @@ mod session;
 pub mod table;
 mod target;
 
-pub use array::{ArgView, DynArray, Element};
+pub use array::{ArgView, ArgViewMut, DynArray, Element};
 pub use devices::Stats;
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};

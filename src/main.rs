@@ -49,7 +49,8 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Cases to run (comma-separated): copy, add1, poly, gauss, sumsq, two. Default: all.
+    /// Cases to run (comma-separated): copy, add1, poly, gauss, sumsq, two, rowbcast, colbcast,
+    /// softmax, standardize, gauss32, relu_mix. Default: all.
     #[arg(long = "case", value_delimiter = ',')]
     cases: Vec<String>,
     /// Sizes (comma-separated; `1e7` notation accepted). Default: 1e3 to 1e7 by powers of ten.
@@ -58,7 +59,8 @@ struct BenchArgs {
     /// Device for fusebox's implementations (fused, unfused, copy): cpu or gpu[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Implementations (comma-separated): fused, unfused, ndarray-eager, ndarray-zip, copy.
+    /// Implementations (comma-separated): fused, fused-into, unfused, ndarray-eager, ndarray-zip,
+    /// copy, copy-into.
     #[arg(long = "impl", value_delimiter = ',')]
     impls: Vec<String>,
     /// CPU threads for fusebox (0 = all cores).

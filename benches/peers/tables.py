@@ -11,7 +11,7 @@ Each tool runs in its own process (so peak RSS is its own), back to back, and th
 prints time and peak RSS per query. Usage (from the repository root, after
 `cargo build --release`):
 
-    /work/pv/bin/python benches/peers/tables.py --rows 1e8 --file /tmp/t.parquet
+    python3 benches/peers/tables.py --rows 1e8 --file /tmp/t.parquet
 
 Peers missing from the venv are skipped (and said so).
 """

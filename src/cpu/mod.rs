@@ -28,6 +28,8 @@
 //! one fixed tree); empty `min`/`max`/`argmin`/`argmax` reductions are `Error::Value`, NumPy's
 //! message.
 mod codegen;
+mod into;
+pub(crate) use into::{alias, Alias};
 pub mod threads;
 /// Outputs at least this large are backed by transparent huge pages where the OS allows.
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
@@ -256,6 +258,46 @@ impl CpuBackend {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Run `fill` over the flat range `0..n` of a store: on the calling thread, or (at the
+    /// kernel's measured cost per element) in disjoint contiguous ranges on the pool; with
+    /// `Choice::Probe` the first elements run first on the calling thread, timed.
+    fn fill_all(
+        &self,
+        k: &CpuKernel,
+        n: usize,
+        choice: (threads::Choice, f64),
+        fill: impl Fn(usize, usize) + Sync + Send,
+    ) {
+        let (lo, cost) = match choice {
+            (threads::Choice::Serial, _) => (0, None),
+            (threads::Choice::Parallel(e), h) => (0, Some((e, h))),
+            (threads::Choice::Probe(m), h) => {
+                let t = Instant::now();
+                fill(0, m);
+                let e = t.elapsed().as_secs_f64() / m as f64;
+                k.cost.set(e);
+                (m, Some((e, h)))
+            }
+        };
+        match (&self.pool, cost) {
+            (Some(pool), Some((e, h)))
+                if threads::pool_pays((n - lo) as f64 * e, self.threads, h) =>
+            {
+                self.count_run(true);
+                let work = (n - lo) as f64 * e;
+                let ranges = threads::split(lo, n, threads::chunks_for(work, self.threads, h));
+                // Ranges are disjoint, so the threads write disjoint parts of the outputs.
+                pool.install(|| ranges.into_par_iter().for_each(|(a, b)| fill(a, b)));
+            }
+            _ => {
+                self.count_run(false);
+                if lo < n {
+                    fill(lo, n);
+                }
+            }
+        }
+    }
+
     /// Run jobs `0..count` of about `per_job` elements each of kernel `k`, returning their
     /// results in order: on the calling thread, or on the pool where [`threads::pool_pays`];
     /// when the cost must be measured, job 0 runs first on the calling thread, timed.
@@ -463,35 +505,7 @@ impl CpuBackend {
                 }
             }
         };
-        // Elements `lo..n` run on the calling thread, or (at `cost` per element) on the pool.
-        let (lo, cost) = match choice {
-            (threads::Choice::Serial, _) => (0, None),
-            (threads::Choice::Parallel(e), h) => (0, Some((e, h))),
-            (threads::Choice::Probe(m), h) => {
-                let t = Instant::now();
-                fill(0, m);
-                let e = t.elapsed().as_secs_f64() / m as f64;
-                k.cost.set(e);
-                (m, Some((e, h)))
-            }
-        };
-        match (&self.pool, cost) {
-            (Some(pool), Some((e, h)))
-                if threads::pool_pays((n - lo) as f64 * e, self.threads, h) =>
-            {
-                self.count_run(true);
-                let work = (n - lo) as f64 * e;
-                let ranges = threads::split(lo, n, threads::chunks_for(work, self.threads, h));
-                // Ranges are disjoint, so the threads write disjoint parts of the outputs.
-                pool.install(|| ranges.into_par_iter().for_each(|(a, b)| fill(a, b)));
-            }
-            _ => {
-                self.count_run(false);
-                if lo < n {
-                    fill(lo, n);
-                }
-            }
-        }
+        self.fill_all(k, n, choice, fill);
         // SAFETY: every flat index in 0..n of every output was written by exactly one run
         // above (the runs of the walkers tile 0..n), with valid values (bool as 0/1).
         Ok(bufs.into_iter().map(|b| unsafe { b.finish() }).collect())

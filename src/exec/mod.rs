@@ -26,7 +26,7 @@
 //! `run*`, `upload` or `download` for a plan.
 mod run;
 
-pub(crate) use run::{execute, Buffer, Residency};
+pub(crate) use run::{execute, execute_into, Buffer, Residency};
 
 use crate::cpu::CpuKernel;
 use crate::devices::Devices;

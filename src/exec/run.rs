@@ -1,7 +1,8 @@
 //! The step loop: one for every caller and every device (see the module docs of
 //! [`crate::exec`]).
 use super::{compile_steps, fell_back, DeviceKernel, ExecPlan};
-use crate::array::{ArgView, DynArray};
+use crate::array::{ArgView, ArgViewMut, DynArray};
+use crate::cpu::Alias;
 use crate::devices::Devices;
 use crate::error::{Error, Result};
 use crate::gpu::{device_size, GpuArray};
@@ -79,14 +80,103 @@ pub(crate) fn execute<'a>(
     inputs: &[Buffer<'a>],
     residency: Residency,
 ) -> Result<Vec<Buffer<'a>>> {
+    let results = run_checked(devices, plan, inputs, residency, &mut None)?;
+    Ok(results)
+}
+
+/// Run `plan` on host inputs (one per plan input), writing its first result into `out`:
+/// directly by its last kernel where that is a CPU store of `out`'s shape whose inputs do not
+/// overlap `out` (or overlap it exactly: an in-place update), else into a fresh buffer that is
+/// then copied. On error `out` may hold part of the result.
+pub(crate) fn execute_into(
+    devices: &Devices,
+    plan: &ExecPlan,
+    inputs: &[Buffer<'_>],
+    out: &mut ArgViewMut<'_>,
+) -> Result<()> {
+    let Some((t, shape)) = plan.results.first() else {
+        return Err(Error::InvalidKernel {
+            message: "a plan without results".into(),
+        });
+    };
+    if shape.as_slice() != out.shape() {
+        return Err(Error::ShapeMismatch {
+            lhs: out.shape().to_vec(),
+            rhs: shape.clone(),
+        });
+    }
+    let producer = plan
+        .steps
+        .iter()
+        .enumerate()
+        .find_map(|(i, (s, _))| Some((i, s, s.temps.iter().position(|u| u == t)?)));
+    if let Some((_, s, o)) = producer {
+        let dt = s.kernel.dtype_of(s.kernel.outputs[o]);
+        if dt != out.dtype() {
+            return Err(Error::DtypeMismatch {
+                name: "out".into(),
+                expected: dt,
+                found: out.dtype(),
+            });
+        }
+    }
+    // Directly: the last step makes the result alone, as a CPU store of the result's shape,
+    // and no other result is the same buffer.
+    let direct = producer.is_some_and(|(i, s, _)| {
+        i + 1 == plan.steps.len()
+            && s.temps.len() == 1
+            && !s.kernel.is_reduction()
+            && s.shape.as_slice() == out.shape()
+            && plan.device == Device::Cpu
+            && plan.results.iter().filter(|(u, _)| u == t).count() == 1
+    });
+    let mut into = if direct {
+        Some(IntoOut {
+            temp: *t,
+            out: &mut *out,
+        })
+    } else {
+        None
+    };
+    let mut results = run_checked(devices, plan, inputs, Residency::Host, &mut into)?;
+    if into.is_some() || !direct {
+        // Not written directly: copy the result.
+        let r = match results.swap_remove(0) {
+            Buffer::Gpu(g) => Buffer::Host(devices.gpu(gpu_index(plan)?)?.download(&g)?),
+            b => b,
+        };
+        match &r {
+            Buffer::Host(a) => out.assign(&a.view())?,
+            Buffer::View(v) => out.assign(v)?,
+            Buffer::Gpu(_) => unreachable!("downloaded above"),
+        }
+    }
+    Ok(())
+}
+
+/// Where [`execute_into`] writes a result: plan result `temp` into `out`.
+struct IntoOut<'o, 'a> {
+    temp: u32,
+    out: &'o mut ArgViewMut<'a>,
+}
+
+/// [`execute`], with the result `into` names written into its array where the step loop can
+/// (then `into` is taken and the result is missing from the list).
+fn run_checked<'a>(
+    devices: &Devices,
+    plan: &ExecPlan,
+    inputs: &[Buffer<'a>],
+    residency: Residency,
+    into: &mut Option<IntoOut<'_, '_>>,
+) -> Result<Vec<Buffer<'a>>> {
     let kernels: SmallVec<[&DeviceKernel; 4]> = plan.steps.iter().map(|(_, k)| k).collect();
-    let mut results = match run_steps(devices, plan, &kernels, inputs, residency) {
+    let mut results = match run_steps(devices, plan, &kernels, inputs, residency, into) {
         Err(e) if plan.device != Device::Cpu && plan.auto && e.is_device_error() => {
             fell_back(devices, plan.device, &e);
             let steps: Vec<Step> = plan.steps.iter().map(|(s, _)| s.clone()).collect();
             let cpu = compile_steps(devices, &steps, Device::Cpu)?;
             let kernels: SmallVec<[&DeviceKernel; 4]> = cpu.iter().collect();
-            run_steps(devices, plan, &kernels, inputs, Residency::Host)?
+            run_steps(devices, plan, &kernels, inputs, Residency::Host, into)?
         }
         r => r?,
     };
@@ -111,10 +201,12 @@ fn run_steps<'a>(
     kernels: &[&DeviceKernel],
     inputs: &[Buffer<'a>],
     residency: Residency,
+    into: &mut Option<IntoOut<'_, '_>>,
 ) -> Result<Vec<Buffer<'a>>> {
     let mut temps: Vec<Option<Buffer<'a>>> = (0..plan.n_temps).map(|_| None).collect();
     let on_device =
         residency == Residency::Device || whole_plan_on_device(devices, plan, kernels, inputs);
+    let wants_into = into.is_some();
     // Plan inputs uploaded for resident GPU steps, once per run (allocated on first upload).
     let mut uploads: Vec<Option<Arc<GpuArray>>> = Vec::new();
     let (mut read, mut written) = (0u64, 0u64);
@@ -206,7 +298,19 @@ fn run_steps<'a>(
                     r.saturating_add((v.len() as u64).saturating_mul(v.dtype().size() as u64))
                 });
                 let axes = &step.reduce_axes;
+                let here = into.as_ref().is_some_and(|i| step.temps == [i.temp]);
                 match kernel {
+                    DeviceKernel::Cpu(k)
+                        if here
+                            && into.as_ref().is_some_and(|i| {
+                                crate::cpu::alias(&views, &*i.out) != Alias::Partial
+                            }) =>
+                    {
+                        let i = into.take().expect("checked above");
+                        devices.cpu()?.run_into(k, &views, &step.shape, i.out)?;
+                        written += i.out.len() as u64 * i.out.dtype().size() as u64;
+                        vec![]
+                    }
                     DeviceKernel::Cpu(k) => {
                         devices.cpu()?.run_many(k, &views, &step.shape, axes)?
                     }
@@ -225,6 +329,7 @@ fn run_steps<'a>(
             temps[*t as usize] = None;
         }
     }
+    let wrote_into = wants_into && into.is_none();
     devices.record(|st| {
         st.kernels_launched += plan.steps.len() as u64;
         st.bytes_read += read;
@@ -238,6 +343,9 @@ fn run_steps<'a>(
     // twice), so a result owns its buffer alone when the caller gets it.
     let mut results = Vec::with_capacity(plan.results.len());
     for (i, (t, shape)) in plan.results.iter().enumerate() {
+        if i == 0 && wrote_into {
+            continue;
+        }
         let again = plan.results[i + 1..].iter().any(|(u, _)| u == t);
         results.push(if again {
             share(temp(&temps, *t)?, shape)?

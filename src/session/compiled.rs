@@ -139,6 +139,15 @@ impl Compiled {
         args: &[ArgView<'_>],
         f: impl FnOnce(&ExecPlan, &[Buffer<'_>]) -> Result<R>,
     ) -> Result<R> {
+        self.run_with(args, |_, plan, inputs| f(plan, inputs))
+    }
+
+    /// Check `args`, find their plan and bind its inputs, then `run` it with the session.
+    pub(super) fn run_with<R>(
+        &self,
+        args: &[ArgView<'_>],
+        run: impl FnOnce(&Session, &ExecPlan, &[Buffer<'_>]) -> Result<R>,
+    ) -> Result<R> {
         if args.len() != self.params.len() {
             return Err(Error::ArgumentCount {
                 expected: self.params.len(),
@@ -165,7 +174,7 @@ impl Compiled {
                 Some(Buffer::View(args[i].reborrow()))
             })?
         };
-        f(&plan, &inputs)
+        run(&self.session, &plan, &inputs)
     }
 
     /// The device a call with these arguments runs on (`Auto` decides per argument shapes).

@@ -11,6 +11,7 @@
 //! GPU between calls; [`crate::Explain`] shows a plan without running it.
 mod compiled;
 mod device;
+mod into;
 mod plans;
 mod strings;
 

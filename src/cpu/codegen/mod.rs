@@ -24,7 +24,8 @@
 //!
 //! The function has up to two loops:
 //! - a SIMD loop (128-bit vectors, unrolled) taken when every input's stride equals its element
-//!   size. It exists only when all non-bool values of the kernel share one byte width and the
+//!   size or is 0 (a broadcast input: its first element is splatted once per call into vectors
+//!   on the stack, which the loop reads in its place). It exists only when all non-bool values of the kernel share one byte width and the
 //!   kernel neither loads nor stores bool (comparison results live as lane masks of that width)
 //!   and has no `argmin`/`argmax`. Reductions keep unrolled vector accumulators started at the
 //!   operator's identity, combined pairwise, lane by lane, then into the incoming accumulator;
@@ -858,14 +859,18 @@ impl Gen<'_, '_> {
             }
         }
 
-        // Contiguity test and vector trip count.
+        // Layout test (every input contiguous or broadcast: stride 0) and vector trip count.
         let mut contiguous = self.b.ins().iconst(types::I8, 1);
+        let mut broadcast = Vec::with_capacity(k.inputs.len());
         for (j, dt) in k.inputs.iter().enumerate() {
             let c = self
                 .b
                 .ins()
                 .icmp_imm_s(IntCC::Equal, p.steps[j], dt.size() as i64);
+            let z = self.b.ins().icmp_imm_s(IntCC::Equal, p.steps[j], 0);
+            let c = self.b.ins().bor(c, z);
             contiguous = self.b.ins().band(contiguous, c);
+            broadcast.push(z);
         }
         let nv = self.b.ins().band_imm_s(p.n, -step);
         let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
@@ -906,9 +911,40 @@ impl Gen<'_, '_> {
         }
         let mut scalar_start = vec![self.b.ins().iconst(types::I64, 0)];
         scalar_start.extend(acc0);
+        let prep = self.b.create_block();
         self.b
             .ins()
-            .brif(go, body, &args(&init), scalar_head, &args(&scalar_start));
+            .brif(go, prep, &[], scalar_head, &args(&scalar_start));
+
+        // Broadcast inputs are splatted once per call, into `unroll` vectors on the stack that
+        // the loop reads in place of the input (vector base and step chosen per input here: the
+        // loop's address arithmetic is the same for both layouts). The run is not empty, so
+        // every input's first element can be read.
+        self.b.switch_to_block(prep);
+        let per_input = (unroll * VEC_BYTES) as u32;
+        let splats = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            per_input * k.inputs.len().max(1) as u32,
+            4,
+        ));
+        let zero_step = self.b.ins().iconst(types::I64, 0);
+        let mut vbases = Vec::with_capacity(k.inputs.len());
+        let mut vsteps = Vec::with_capacity(k.inputs.len());
+        for (j, dt) in k.inputs.iter().enumerate() {
+            let x = self.b.ins().load(scalar_type(*dt), mem(), p.bases[j], 0);
+            let v = self.b.ins().splat(mode.ty(*dt), x);
+            let at = (j as u32 * per_input) as i32;
+            for u in 0..unroll {
+                self.b
+                    .ins()
+                    .stack_store(ptr, v, splats, at + (u * VEC_BYTES) as i32);
+            }
+            let slot = self.b.ins().stack_addr(ptr, splats, at);
+            let size = self.b.ins().iconst(types::I64, dt.size() as i64);
+            vbases.push(self.b.ins().select(broadcast[j], slot, p.bases[j]));
+            vsteps.push(self.b.ins().select(broadcast[j], zero_step, size));
+        }
+        self.b.ins().jump(body, &args(&init));
 
         self.b.switch_to_block(body);
         // The constant pool's address, reloaded from a stack slot in every iteration: the
@@ -925,9 +961,9 @@ impl Gen<'_, '_> {
             self.pool_base = Some(self.b.ins().stack_load(ptr, ptr, pool_slot, 0));
         }
         let mut addrs = Vec::new();
-        for (j, dt) in k.inputs.iter().enumerate() {
-            let off = self.b.ins().imul_imm_s(i, dt.size() as i64);
-            addrs.push(self.b.ins().iadd(p.bases[j], off));
+        for (vbase, vstep) in vbases.iter().zip(&vsteps) {
+            let off = self.b.ins().imul(i, *vstep);
+            addrs.push(self.b.ins().iadd(*vbase, off));
         }
         let mut out_addrs = Vec::new();
         for (o, out) in outs.iter().enumerate() {

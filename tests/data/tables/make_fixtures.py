@@ -1,7 +1,7 @@
 """Fixtures for tests/table*.rs: small tables written by pyarrow, pandas and NumPy, and what
 pandas computes over them (the oracle). Run with the project's venv from this folder:
 
-    /work/pv/bin/python make_fixtures.py
+    python3 make_fixtures.py
 
 Nulls are pandas' NA (Arrow validity), never NaN; `b` also holds one real NaN in `nan.*`.
 """
