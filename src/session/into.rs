@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::exec::{self, Buffer};
 use crate::expr::Expr;
 use crate::options::Device;
-use std::collections::HashMap;
 
 impl Compiled {
     /// Call with one array per parameter, in [`Compiled::params`] order, writing the result
@@ -53,21 +52,8 @@ impl Session {
     ) -> Result<()> {
         let mut out = out.into();
         if self.device()? == Device::Reference {
-            let map: HashMap<String, crate::array::DynArray> = bindings
-                .iter()
-                .map(|(n, v)| Ok((n.to_string(), v.try_to_dyn_array()?)))
-                .collect::<Result<_>>()?;
-            let (all, checks) = self.with_cast_checks(std::slice::from_ref(expr));
-            let mut results = all
-                .iter()
-                .map(|e| crate::reference::evaluate(e, &map))
-                .collect::<Result<Vec<_>>>()?;
-            for (c, w) in results.split_off(1).iter().zip(&checks) {
-                if c.scalar_f64() != Some(0.0) {
-                    return Err(w.clone());
-                }
-            }
-            let r = &results[0];
+            // The oracle computes a fresh result (the same path as `compute_with`), copied in.
+            let r = &self.compute_with(expr, bindings)?;
             if r.shape() != out.shape() {
                 return Err(Error::ShapeMismatch {
                     lhs: out.shape().to_vec(),

@@ -598,6 +598,10 @@ fn inputs_of(ctx: &Ctx<'_>, exprs: &[Expr]) -> (Vec<usize>, Vec<usize>) {
     (v, m)
 }
 
+/// What [`for_each_chunk`] calls per chunk: the projected batch and its columns bound by name;
+/// false stops the stream.
+type ChunkFn<'f> = dyn FnMut(&RecordBatch, &[(&str, ArgView<'_>)]) -> Result<bool> + 'f;
+
 /// Stream the source's chunks through `f` with `exprs`' inputs bound; `extra` source columns
 /// are read too (passed through). `f` returns false to stop early. `f` gets the projected
 /// chunk, whose columns are the sorted union of the inputs and `extra`.
@@ -605,7 +609,7 @@ fn for_each_chunk(
     ctx: &Ctx<'_>,
     exprs: &[Expr],
     extra: &[usize],
-    f: &mut dyn FnMut(&RecordBatch, &[(&str, ArgView<'_>)]) -> Result<bool>,
+    f: &mut ChunkFn<'_>,
 ) -> Result<Vec<usize>> {
     let (values, valids) = inputs_of(ctx, exprs);
     let mut proj: Vec<usize> = values.iter().chain(&valids).chain(extra).copied().collect();
