@@ -149,8 +149,24 @@ impl Session {
         exprs: &[Expr],
         bindings: &[(&str, ArgView<'_>)],
     ) -> Result<Vec<DynArray>> {
+        self.compute_bound(exprs, bindings, true)
+    }
+
+    /// [`Session::compute_many_with`]; `strict` checks the declared shapes against the bound
+    /// data. Tables pass false: they declare a column's symbol with the whole column's length
+    /// and bind it one chunk at a time.
+    pub(crate) fn compute_bound(
+        &self,
+        exprs: &[Expr],
+        bindings: &[(&str, ArgView<'_>)],
+        strict: bool,
+    ) -> Result<Vec<DynArray>> {
+        let check = || match strict {
+            true => check_declared(exprs, |name| lookup(bindings, name).map(|v| v.shape())),
+            false => Ok(()),
+        };
         if self.device()? == Device::Reference {
-            check_declared(exprs, |name| lookup(bindings, name).map(|v| v.shape()))?;
+            check()?;
             let map: HashMap<String, DynArray> = bindings
                 .iter()
                 .map(|(n, v)| Ok((n.to_string(), v.try_to_dyn_array()?)))
@@ -174,7 +190,7 @@ impl Session {
                 plan
             }
             None => {
-                check_declared(exprs, |name| lookup(bindings, name).map(|v| v.shape()))?;
+                check()?;
                 let shapes = |name: &str| lookup(bindings, name).map(|v| v.shape().to_vec());
                 let plan = Arc::new(self.plan(exprs, &shapes, true)?);
                 self.inner.plans.insert(exprs, bindings, plan.clone());

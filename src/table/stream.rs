@@ -268,7 +268,7 @@ impl<'t> Ctx<'t> {
             let es: Vec<Expr> = row_idx.iter().map(|&i| partial_exprs[i].clone()).collect();
             let t = self.t;
             for_each_chunk(self, &es, &[], &mut |chunk, bound| {
-                let out = t.session.compute_many_with(&es, bound)?;
+                let out = t.session.compute_bound(&es, bound, false)?;
                 for (i, a) in row_idx.iter().zip(out) {
                     sums[*i].push(a);
                 }
@@ -811,7 +811,7 @@ fn row_pass(
         let computed = if exprs.is_empty() {
             vec![]
         } else {
-            session.compute_many_with(&exprs, bound)?
+            session.compute_bound(&exprs, bound, false)?
         };
         let keep = match mask_idx {
             Some(k) => Some(BooleanArray::from(
