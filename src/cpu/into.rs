@@ -17,8 +17,8 @@
 //! is refused here ([`crate::Error::Argument`]); the executor then computes into a fresh buffer
 //! and copies.
 use super::{
-    broadcast_byte_strides, threads, CpuBackend, CpuKernel, Inline, KernelFn, Plan, SendConstPtr,
-    Walker, FLAT_MAX,
+    broadcast_byte_strides, flat_inputs, threads, CpuBackend, CpuKernel, Inline, KernelFn, Plan,
+    SendConstPtr, Walker,
 };
 use crate::array::{byte_range, checked_len, ArgView, ArgViewMut};
 use crate::error::{Error, Result};
@@ -196,21 +196,9 @@ impl CpuBackend {
         n: usize,
         out: *mut u8,
     ) -> bool {
-        if inputs.len() > FLAT_MAX {
+        let Some((ptrs, inner)) = flat_inputs(inputs, shape) else {
             return false;
-        }
-        let mut ptrs = [std::ptr::null::<u8>(); FLAT_MAX];
-        let mut inner = [0isize; FLAT_MAX];
-        for (j, a) in inputs.iter().enumerate() {
-            inner[j] = if a.len() == 1 {
-                0
-            } else if a.shape() == shape && a.is_standard_layout() {
-                a.dtype().size() as isize
-            } else {
-                return false;
-            };
-            ptrs[j] = a.as_ptr();
-        }
+        };
         let mut outs = [out];
         // SAFETY: input j is `n` elements in order at `inner[j]` bytes apart (or one element
         // read with stride 0), of the checked dtype; the output is `n` contiguous elements.

@@ -525,21 +525,10 @@ impl CpuBackend {
         n: usize,
     ) -> Option<Vec<DynArray>> {
         let kernel = &k.kernel;
-        if inputs.len() > FLAT_MAX || kernel.outputs.len() > FLAT_MAX {
+        if kernel.outputs.len() > FLAT_MAX {
             return None;
         }
-        let mut ptrs = [std::ptr::null::<u8>(); FLAT_MAX];
-        let mut inner = [0isize; FLAT_MAX];
-        for (j, a) in inputs.iter().enumerate() {
-            inner[j] = if a.len() == 1 {
-                0
-            } else if a.shape() == shape && a.is_standard_layout() {
-                a.dtype().size() as isize
-            } else {
-                return None;
-            };
-            ptrs[j] = a.as_ptr();
-        }
+        let (ptrs, inner) = flat_inputs(inputs, shape)?;
         let mut bufs: Inline<OutBuf> = Inline::new();
         let mut outs = [std::ptr::null_mut::<u8>(); FLAT_MAX];
         for (o, out) in kernel.outputs.iter().zip(&mut outs) {
@@ -1113,6 +1102,32 @@ struct Plan {
 
 /// Inputs and outputs of a kernel call on [`CpuBackend::store_flat`]'s path, at most.
 const FLAT_MAX: usize = 8;
+
+/// The addresses and inner byte steps of `inputs` for one kernel call over all of `shape`
+/// (the flat paths of [`CpuBackend::store_flat`] and `run_into`): each input is C-contiguous
+/// with that shape (step: its element size) or a single element (step 0, broadcast). `None`
+/// when an input is laid out otherwise or there are more than [`FLAT_MAX`].
+fn flat_inputs(
+    inputs: &[ArgView<'_>],
+    shape: &[usize],
+) -> Option<([*const u8; FLAT_MAX], [isize; FLAT_MAX])> {
+    if inputs.len() > FLAT_MAX {
+        return None;
+    }
+    let mut ptrs = [std::ptr::null::<u8>(); FLAT_MAX];
+    let mut inner = [0isize; FLAT_MAX];
+    for (j, a) in inputs.iter().enumerate() {
+        inner[j] = if a.len() == 1 {
+            0
+        } else if a.shape() == shape && a.is_standard_layout() {
+            a.dtype().size() as isize
+        } else {
+            return None;
+        };
+        ptrs[j] = a.as_ptr();
+    }
+    Some((ptrs, inner))
+}
 
 /// A per-input, per-output or per-dimension list: up to four entries live inline, so a call on
 /// a few arrays of at most four dimensions allocates nothing for its bookkeeping (the small-array
