@@ -25,6 +25,10 @@
 //!   partials are combined by the same reduction, in chunk order. So a result has the same bits
 //!   for any batch size and thread count, from a file or from memory. Reductions nested in an
 //!   expression (`a - mean(a)`) take one pass per level.
+//! - **Row groups** of a Parquet file whose statistics prove the filters false are not read
+//!   (`a > 5` over a group whose `a` is at most 5); a chunk they cover takes its place in the
+//!   partials' order with the reduction's identity, so skipping never changes a bit
+//!   ([`Table::skipped_chunks`] counts them).
 //! - **Non-numeric columns** (strings, dates, ...) are displayed and passed through by
 //!   [`Table::select`] and the writers, never computed: [`Table::col`] of one is
 //!   [`Error::UnsupportedDtype`] naming the Arrow type.
@@ -43,6 +47,7 @@
 //! ```
 mod display;
 mod nulls;
+mod prune;
 mod read;
 mod stream;
 mod write;
@@ -59,6 +64,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 use read::Source;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Rows per chunk of the streaming loop: the unit of one kernel call, and of the partials that
@@ -91,6 +97,9 @@ pub struct Table {
     filters: Vec<Expr>,
     session: Session,
     chunk_rows: usize,
+    /// Chunks skipped by row-group statistics, over every evaluation of this table and of the
+    /// tables derived from it.
+    skipped: Arc<AtomicUsize>,
 }
 
 impl Table {
@@ -111,6 +120,7 @@ impl Table {
             filters: vec![],
             session: Session::new(),
             chunk_rows: CHUNK_ROWS,
+            skipped: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -178,6 +188,14 @@ impl Table {
     pub fn with_chunk_rows(mut self, rows: usize) -> Table {
         self.chunk_rows = rows.max(1);
         self
+    }
+
+    /// How many chunks (of the table's chunk rows) evaluations have skipped so far because the
+    /// Parquet row groups' statistics proved the filters false for all their rows: the
+    /// counter is shared with the tables derived from this one. Skipping never changes a
+    /// result (see the [module docs](self)).
+    pub fn skipped_chunks(&self) -> usize {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// The names of the visible columns, in order.

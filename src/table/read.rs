@@ -84,6 +84,9 @@ pub(crate) enum Source {
         rows: usize,
         /// Per column: whether the statistics allow a null (true when they do not say).
         nullable: Vec<bool>,
+        /// The row groups' statistics (empty for a nested schema, whose leaf columns are not
+        /// the fields).
+        groups: Vec<super::prune::GroupStats>,
     },
     IpcFile {
         path: PathBuf,
@@ -286,11 +289,17 @@ impl Source {
                         })
                     })
                     .collect();
+                let groups = if flat {
+                    super::prune::group_stats(meta, &schema)
+                } else {
+                    vec![]
+                };
                 Ok(Source::Parquet {
                     path: path.to_path_buf(),
                     schema,
                     rows,
                     nullable,
+                    groups,
                 })
             },
         )
@@ -431,9 +440,24 @@ impl Source {
         }
     }
 
+    /// The row groups' statistics, where the source has them (a Parquet file).
+    pub fn groups(&self) -> Option<&[super::prune::GroupStats]> {
+        match self {
+            Source::Parquet { groups, .. } if !groups.is_empty() => Some(groups),
+            _ => None,
+        }
+    }
+
     /// The rows of columns `projection` (indices into the schema, ascending), in batches of
-    /// about `batch_rows` rows where the format lets the reader choose.
-    pub fn batches(&self, projection: &[usize], batch_rows: usize) -> Result<Batches> {
+    /// about `batch_rows` rows where the format lets the reader choose. With `skip` (per chunk
+    /// of `batch_rows` rows, from [`super::prune::skip_chunks`] over [`Source::groups`]), only
+    /// the rows of the chunks it keeps.
+    pub fn batches(
+        &self,
+        projection: &[usize],
+        batch_rows: usize,
+        skip: Option<&[bool]>,
+    ) -> Result<Batches> {
         let path = self.path().map(Path::to_path_buf);
         let proj = projection.to_vec();
         match self {
@@ -455,6 +479,16 @@ impl Source {
                         let b = ParquetRecordBatchReaderBuilder::try_new(file)
                             .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
                         let mask = ProjectionMask::roots(b.parquet_schema(), proj.iter().copied());
+                        let b = match (skip, self.groups()) {
+                            (Some(skip), Some(groups)) => {
+                                let (read, sel) =
+                                    super::prune::selection(groups, skip, batch_rows);
+                                b.with_row_groups(read).with_row_selection(
+                                    parquet::arrow::arrow_reader::RowSelection::from(sel),
+                                )
+                            }
+                            _ => b,
+                        };
                         b.with_projection(mask)
                             .with_batch_size(batch_rows)
                             .build()

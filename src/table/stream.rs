@@ -267,7 +267,17 @@ impl<'t> Ctx<'t> {
         if !row_idx.is_empty() {
             let es: Vec<Expr> = row_idx.iter().map(|&i| partial_exprs[i].clone()).collect();
             let t = self.t;
-            for_each_chunk(self, &es, &[], &mut |chunk, bound| {
+            // A chunk skipped by statistics has every row masked out: its partials are the
+            // reductions' identities, which is what the kernel would give (only then skip).
+            let idents: Option<Vec<DynArray>> = es.iter().map(identity).collect();
+            let skippable = if idents.is_some() { filters } else { &[] };
+            for_each_chunk(self, &es, &[], skippable, &mut |chunk, bound| {
+                let Some(chunk) = chunk else {
+                    for (i, id) in row_idx.iter().zip(idents.iter().flatten()) {
+                        sums[*i].push(id.clone());
+                    }
+                    return Ok(true);
+                };
                 let out = t.session.compute_bound(&es, bound, false)?;
                 for (i, a) in row_idx.iter().zip(out) {
                     sums[*i].push(a);
@@ -347,6 +357,47 @@ impl PartialPlan {
         };
         Ok((value.reshaped(&self.shape)?, valid))
     }
+}
+
+/// The value partial `e` (a whole reduction of masked values) has over a chunk whose rows are
+/// all masked out: the reduction's identity in `e`'s dtype (`None` when not known).
+fn identity(e: &Expr) -> Option<DynArray> {
+    let ExprKind::Reduce(Reduction::Op(op), _, _) = e.kind() else {
+        return None;
+    };
+    let d = e.dtype().ok()?;
+    let z = IxDyn(&[]);
+    let big = |d: DType| -> DynArray {
+        match d {
+            DType::Bool => ArrayD::from_elem(z.clone(), true).into(),
+            DType::I32 => ArrayD::from_elem(z.clone(), i32::MAX).into(),
+            DType::I64 => ArrayD::from_elem(z.clone(), i64::MAX).into(),
+            DType::F32 => ArrayD::from_elem(z.clone(), f32::INFINITY).into(),
+            DType::F64 => ArrayD::from_elem(z.clone(), f64::INFINITY).into(),
+        }
+    };
+    let small = |d: DType| -> DynArray {
+        match d {
+            DType::Bool => ArrayD::from_elem(z.clone(), false).into(),
+            DType::I32 => ArrayD::from_elem(z.clone(), i32::MIN).into(),
+            DType::I64 => ArrayD::from_elem(z.clone(), i64::MIN).into(),
+            DType::F32 => ArrayD::from_elem(z.clone(), f32::NEG_INFINITY).into(),
+            DType::F64 => ArrayD::from_elem(z.clone(), f64::NEG_INFINITY).into(),
+        }
+    };
+    Some(match op {
+        ReduceOp::Sum => zero(d),
+        ReduceOp::Prod => match d {
+            DType::Bool => ArrayD::from_elem(z.clone(), true).into(),
+            DType::I32 => ArrayD::from_elem(z.clone(), 1i32).into(),
+            DType::I64 => ArrayD::from_elem(z.clone(), 1i64).into(),
+            DType::F32 => ArrayD::from_elem(z.clone(), 1f32).into(),
+            DType::F64 => ArrayD::from_elem(z.clone(), 1f64).into(),
+        },
+        ReduceOp::Min | ReduceOp::All => big(d),
+        ReduceOp::Max | ReduceOp::Any => small(d),
+        _ => return None,
+    })
 }
 
 /// A 0-d zero of `d`.
@@ -598,9 +649,10 @@ fn inputs_of(ctx: &Ctx<'_>, exprs: &[Expr]) -> (Vec<usize>, Vec<usize>) {
     (v, m)
 }
 
-/// What [`for_each_chunk`] calls per chunk: the projected batch and its columns bound by name;
-/// false stops the stream.
-type ChunkFn<'f> = dyn FnMut(&RecordBatch, &[(&str, ArgView<'_>)]) -> Result<bool> + 'f;
+/// What [`for_each_chunk`] calls per chunk: the projected batch and its columns bound by name,
+/// or `None` (and no columns) for a chunk skipped by the row groups' statistics; false stops
+/// the stream.
+type ChunkFn<'f> = dyn FnMut(Option<&RecordBatch>, &[(&str, ArgView<'_>)]) -> Result<bool> + 'f;
 
 /// Stream the source's chunks through `f` with `exprs`' inputs bound; `extra` source columns
 /// are read too (passed through). `f` returns false to stop early. `f` gets the projected
@@ -609,6 +661,7 @@ fn for_each_chunk(
     ctx: &Ctx<'_>,
     exprs: &[Expr],
     extra: &[usize],
+    filters: &[Expr],
     f: &mut ChunkFn<'_>,
 ) -> Result<Vec<usize>> {
     let (values, valids) = inputs_of(ctx, exprs);
@@ -616,13 +669,32 @@ fn for_each_chunk(
     proj.sort_unstable();
     proj.dedup();
     let pos = |i: usize| proj.iter().position(|&p| p == i).expect("projected");
-    let batches = ctx.t.source.batches(&proj, ctx.t.chunk_rows)?;
     let rows = ctx.t.chunk_rows;
+    let skip = ctx.t.source.groups().and_then(|groups| {
+        super::prune::skip_chunks(groups, filters, &|name| ctx.col_index(name), rows)
+    });
+    let batches = ctx.t.source.batches(&proj, rows, skip.as_deref())?;
     let path = ctx.t.source.path().map(|p| p.to_path_buf());
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(IN_FLIGHT);
         scope.spawn(move || rechunk(batches, rows, path, &tx));
-        for chunk in rx {
+        let mut rx = rx.into_iter();
+        let mut index = 0;
+        loop {
+            // Skipped chunks take their place in the order, without rows.
+            while skip.as_ref().is_some_and(|s| s.get(index) == Some(&true)) {
+                index += 1;
+                ctx.t
+                    .skipped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !f(None, &[])? {
+                    return Ok(());
+                }
+            }
+            let Some(chunk) = rx.next() else {
+                break;
+            };
+            index += 1;
             let chunk = chunk?;
             let mut held = vec![];
             let mut names: Vec<String> = vec![];
@@ -657,7 +729,7 @@ fn for_each_chunk(
             let views = held.iter().map(view_of).collect::<Result<Vec<_>>>()?;
             let bound: Vec<(&str, ArgView<'_>)> =
                 names.iter().map(String::as_str).zip(views).collect();
-            if !f(&chunk, &bound)? {
+            if !f(Some(&chunk), &bound)? {
                 break;
             }
         }
@@ -805,7 +877,10 @@ fn row_pass(
         .collect();
     proj.sort_unstable();
     proj.dedup();
-    for_each_chunk(ctx_ref, &exprs, &extra, &mut |chunk, bound| {
+    for_each_chunk(ctx_ref, &exprs, &extra, filters, &mut |chunk, bound| {
+        let Some(chunk) = chunk else {
+            return Ok(true); // no row of a skipped chunk passes the filters
+        };
         let pos = |i: usize| proj.iter().position(|&p| p == i).expect("projected");
         let n = chunk.num_rows();
         let computed = if exprs.is_empty() {
