@@ -302,7 +302,11 @@ mod tests {
         assert!(refutes(BinaryOp::Eq, s, k(0.5)));
         assert!(!refutes(BinaryOp::Eq, s, k(3.0)));
         // NaN values may hide in a float group: `!=` is never refuted there.
-        assert!(!refutes(BinaryOp::Ne, stats(Num::F(2.0), Num::F(2.0), DType::F64), k(2.0)));
+        assert!(!refutes(
+            BinaryOp::Ne,
+            stats(Num::F(2.0), Num::F(2.0), DType::F64),
+            k(2.0)
+        ));
         let i = stats(Num::I(7), Num::I(7), DType::I64);
         assert!(refutes(BinaryOp::Ne, i, (Num::I(7), DType::I64)));
         // A NaN bound proves nothing.

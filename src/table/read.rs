@@ -481,8 +481,7 @@ impl Source {
                         let mask = ProjectionMask::roots(b.parquet_schema(), proj.iter().copied());
                         let b = match (skip, self.groups()) {
                             (Some(skip), Some(groups)) => {
-                                let (read, sel) =
-                                    super::prune::selection(groups, skip, batch_rows);
+                                let (read, sel) = super::prune::selection(groups, skip, batch_rows);
                                 b.with_row_groups(read).with_row_selection(
                                     parquet::arrow::arrow_reader::RowSelection::from(sel),
                                 )
