@@ -87,6 +87,9 @@ pub(crate) enum Source {
         /// The row groups' statistics (empty for a nested schema, whose leaf columns are not
         /// the fields).
         groups: Vec<super::prune::GroupStats>,
+        /// The footer, decoded once: each chunk reader of [`Source::parquet_chunk`] starts
+        /// from it.
+        meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
     },
     IpcFile {
         path: PathBuf,
@@ -270,8 +273,13 @@ impl Source {
             Some(path),
             || None,
             || {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
+                let loaded = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
+                    &file,
+                    Default::default(),
+                )
+                .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
+                let builder =
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(file, loaded.clone());
                 let schema = builder.schema().clone();
                 let meta = builder.metadata();
                 let rows = meta.file_metadata().num_rows().max(0) as usize;
@@ -300,6 +308,7 @@ impl Source {
                     rows,
                     nullable,
                     groups,
+                    meta: loaded,
                 })
             },
         )
@@ -448,16 +457,59 @@ impl Source {
         }
     }
 
-    /// The rows of columns `projection` (indices into the schema, ascending), in batches of
-    /// about `batch_rows` rows where the format lets the reader choose. With `skip` (per chunk
-    /// of `batch_rows` rows, from [`super::prune::skip_chunks`] over [`Source::groups`]), only
-    /// the rows of the chunks it keeps.
-    pub fn batches(
+    /// Rows `[c * chunk_rows, (c + 1) * chunk_rows)` of a Parquet source's columns
+    /// `projection`, as one batch: only the row groups they lie in are decoded. Readers of
+    /// different chunks are independent, so threads decode chunks in parallel.
+    pub fn parquet_chunk(
         &self,
         projection: &[usize],
-        batch_rows: usize,
-        skip: Option<&[bool]>,
-    ) -> Result<Batches> {
+        chunk_rows: usize,
+        c: usize,
+    ) -> Result<RecordBatch> {
+        use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+        use parquet::arrow::ProjectionMask;
+        let Source::Parquet {
+            path, meta, groups, ..
+        } = self
+        else {
+            return Err(Error::Argument {
+                message: "chunk readers are for Parquet files".into(),
+            });
+        };
+        let chunks = self.rows().unwrap_or(0).div_ceil(chunk_rows.max(1));
+        let only: Vec<bool> = (0..chunks).map(|k| k != c).collect();
+        let (read, sel) = super::prune::selection(groups, &only, chunk_rows);
+        let file = open_file(path)?;
+        let pos = || Some(format!("chunk {c} (rows from {})", c * chunk_rows));
+        guard(Some(path), pos, || {
+            let b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
+            let mask = ProjectionMask::roots(b.parquet_schema(), projection.iter().copied());
+            let schema = Arc::new(
+                b.schema()
+                    .project(projection)
+                    .map_err(|e| table_err(Some(path), pos(), e))?,
+            );
+            let reader = b
+                .with_projection(mask)
+                .with_row_groups(read)
+                .with_row_selection(RowSelection::from(sel))
+                .with_batch_size(chunk_rows)
+                .build()
+                .map_err(|e| table_err(Some(path), pos(), e))?;
+            let parts = reader
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| table_err(Some(path), pos(), e))?;
+            match parts.len() {
+                1 => Ok(parts.into_iter().next().expect("one batch")),
+                _ => arrow_select::concat::concat_batches(&schema, parts.iter())
+                    .map_err(|e| table_err(Some(path), pos(), e)),
+            }
+        })
+    }
+
+    /// The rows of columns `projection` (indices into the schema, ascending), in batches of
+    /// about `batch_rows` rows where the format lets the reader choose.
+    pub fn batches(&self, projection: &[usize], batch_rows: usize) -> Result<Batches> {
         let path = self.path().map(Path::to_path_buf);
         let proj = projection.to_vec();
         match self {
@@ -479,15 +531,6 @@ impl Source {
                         let b = ParquetRecordBatchReaderBuilder::try_new(file)
                             .map_err(|e| table_err(Some(path), Some("footer".into()), e))?;
                         let mask = ProjectionMask::roots(b.parquet_schema(), proj.iter().copied());
-                        let b = match (skip, self.groups()) {
-                            (Some(skip), Some(groups)) => {
-                                let (read, sel) = super::prune::selection(groups, skip, batch_rows);
-                                b.with_row_groups(read).with_row_selection(
-                                    parquet::arrow::arrow_reader::RowSelection::from(sel),
-                                )
-                            }
-                            _ => b,
-                        };
                         b.with_projection(mask)
                             .with_batch_size(batch_rows)
                             .build()

@@ -670,72 +670,134 @@ fn for_each_chunk(
     proj.dedup();
     let pos = |i: usize| proj.iter().position(|&p| p == i).expect("projected");
     let rows = ctx.t.chunk_rows;
-    let skip = ctx.t.source.groups().and_then(|groups| {
-        super::prune::skip_chunks(groups, filters, &|name| ctx.col_index(name), rows)
-    });
-    let batches = ctx.t.source.batches(&proj, rows, skip.as_deref())?;
+    let mut each = |chunk: Option<&RecordBatch>| -> Result<bool> {
+        let Some(chunk) = chunk else {
+            ctx.t
+                .skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return f(None, &[]);
+        };
+        let (names, held) = hold(ctx, chunk, &values, &valids, &pos)?;
+        let views = held.iter().map(view_of).collect::<Result<Vec<_>>>()?;
+        let bound: Vec<(&str, ArgView<'_>)> = names.iter().map(String::as_str).zip(views).collect();
+        f(Some(chunk), &bound)
+    };
+    // A Parquet file (with row-group statistics): several readers, chunks skipped by them.
+    if let Some(groups) = ctx.t.source.groups() {
+        let skip = super::prune::skip_chunks(groups, filters, &|name| ctx.col_index(name), rows);
+        parallel_chunks(ctx, &proj, skip.as_deref(), &mut each)?;
+        return Ok(proj);
+    }
+    // Other sources: one reader, cut into chunks by a thread of its own.
+    let batches = ctx.t.source.batches(&proj, rows)?;
     let path = ctx.t.source.path().map(|p| p.to_path_buf());
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(IN_FLIGHT);
         scope.spawn(move || rechunk(batches, rows, path, &tx));
-        let mut rx = rx.into_iter();
-        let mut index = 0;
-        loop {
-            // Skipped chunks take their place in the order, without rows.
-            while skip.as_ref().is_some_and(|s| s.get(index) == Some(&true)) {
-                index += 1;
-                ctx.t
-                    .skipped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if !f(None, &[])? {
-                    return Ok(());
-                }
-            }
-            let Some(chunk) = rx.next() else {
-                break;
-            };
-            index += 1;
-            let chunk = chunk?;
-            let mut held = vec![];
-            let mut names: Vec<String> = vec![];
-            for &i in &values {
-                let col = chunk.column(pos(i));
-                let field = ctx.schema.field(i);
-                let d = super::computable_dtype(field.name(), field.data_type())?;
-                held.push(match d {
-                    DType::Bool => Held::Bools(col.as_boolean().values().iter().collect()),
-                    d => {
-                        let target = super::read::arrow_type(d);
-                        if col.data_type() == &target {
-                            Held::Array(col.clone())
-                        } else {
-                            Held::Array(
-                                arrow_cast::cast(col, &target)
-                                    .map_err(|e| table_err(ctx.t.source.path(), None, e))?,
-                            )
-                        }
-                    }
-                });
-                names.push(field.name().clone());
-            }
-            for &i in &valids {
-                let col = chunk.column(pos(i));
-                held.push(Held::Bools(match col.logical_nulls() {
-                    Some(n) => n.iter().collect(),
-                    None => vec![true; col.len()],
-                }));
-                names.push(nulls::valid_name(ctx.schema.field(i).name()));
-            }
-            let views = held.iter().map(view_of).collect::<Result<Vec<_>>>()?;
-            let bound: Vec<(&str, ArgView<'_>)> =
-                names.iter().map(String::as_str).zip(views).collect();
-            if !f(Some(&chunk), &bound)? {
+        for chunk in rx {
+            if !each(Some(&chunk?))? {
                 break;
             }
         }
         Ok(())
     })?;
     Ok(proj)
+}
+
+/// The bound inputs of one chunk: names and the data behind them (`values` columns, then the
+/// validity of `valids` columns), at the chunk's column positions `pos`.
+fn hold(
+    ctx: &Ctx<'_>,
+    chunk: &RecordBatch,
+    values: &[usize],
+    valids: &[usize],
+    pos: &dyn Fn(usize) -> usize,
+) -> Result<(Vec<String>, Vec<Held>)> {
+    let mut held = vec![];
+    let mut names: Vec<String> = vec![];
+    for &i in values {
+        let col = chunk.column(pos(i));
+        let field = ctx.schema.field(i);
+        let d = super::computable_dtype(field.name(), field.data_type())?;
+        held.push(match d {
+            DType::Bool => Held::Bools(col.as_boolean().values().iter().collect()),
+            d => {
+                let target = super::read::arrow_type(d);
+                if col.data_type() == &target {
+                    Held::Array(col.clone())
+                } else {
+                    Held::Array(
+                        arrow_cast::cast(col, &target)
+                            .map_err(|e| table_err(ctx.t.source.path(), None, e))?,
+                    )
+                }
+            }
+        });
+        names.push(field.name().clone());
+    }
+    for &i in valids {
+        let col = chunk.column(pos(i));
+        held.push(Held::Bools(match col.logical_nulls() {
+            Some(n) => n.iter().collect(),
+            None => vec![true; col.len()],
+        }));
+        names.push(nulls::valid_name(ctx.schema.field(i).name()));
+    }
+    Ok((names, held))
+}
+
+/// A Parquet source's chunks (those `skip` keeps), decoded by several threads at once: worker
+/// `w` reads the kept chunks `w, w + W, ...` with its own reader over the footer decoded at
+/// open, and `each` gets every chunk, skipped (`None`) or read, in chunk order. Each worker
+/// holds at most [`IN_FLIGHT`] decoded chunks ahead.
+fn parallel_chunks(
+    ctx: &Ctx<'_>,
+    proj: &[usize],
+    skip: Option<&[bool]>,
+    each: &mut dyn FnMut(Option<&RecordBatch>) -> Result<bool>,
+) -> Result<()> {
+    let rows = ctx.t.chunk_rows;
+    let chunks = ctx.t.source.rows().unwrap_or(0).div_ceil(rows.max(1));
+    let skipped = |c: usize| skip.is_some_and(|s| s.get(c) == Some(&true));
+    let kept: Vec<usize> = (0..chunks).filter(|&c| !skipped(c)).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(kept.len().max(1));
+    let source = &*ctx.t.source;
+    std::thread::scope(|scope| -> Result<()> {
+        let mut rxs = vec![];
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(IN_FLIGHT - 1);
+            let mine: Vec<usize> = kept.iter().skip(w).step_by(workers).copied().collect();
+            scope.spawn(move || {
+                for c in mine {
+                    let r = source.parquet_chunk(proj, rows, c);
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            rxs.push(rx);
+        }
+        let mut k = 0;
+        for c in 0..chunks {
+            let more = if skipped(c) {
+                each(None)?
+            } else {
+                let chunk = rxs[k % workers].recv().map_err(|_| Error::Argument {
+                    message: format!("chunk reader {} stopped early", k % workers),
+                })??;
+                k += 1;
+                each(Some(&chunk))?
+            };
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Cut `batches` into chunks of exactly `rows` rows (the last one shorter) and send them.
