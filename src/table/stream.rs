@@ -720,7 +720,7 @@ fn hold(
         let field = ctx.schema.field(i);
         let d = super::computable_dtype(field.name(), field.data_type())?;
         held.push(match d {
-            DType::Bool => Held::Bools(col.as_boolean().values().iter().collect()),
+            DType::Bool => Held::Bools(unpack(col.as_boolean().values())),
             d => {
                 let target = super::read::arrow_type(d);
                 if col.data_type() == &target {
@@ -738,12 +738,41 @@ fn hold(
     for &i in valids {
         let col = chunk.column(pos(i));
         held.push(Held::Bools(match col.logical_nulls() {
-            Some(n) => n.iter().collect(),
+            Some(n) => unpack(n.inner()),
             None => vec![true; col.len()],
         }));
         names.push(nulls::valid_name(ctx.schema.field(i).name()));
     }
     Ok((names, held))
+}
+
+/// Arrow's bits as one bool per element: eight at a time from a byte (a table of the 256
+/// byte patterns), the unaligned head and tail bit by bit.
+fn unpack(bits: &arrow_buffer::BooleanBuffer) -> Vec<bool> {
+    const SPREAD: [u64; 256] = {
+        let mut t = [0u64; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut j = 0;
+            while j < 8 {
+                t[i] |= (((i >> j) & 1) as u64) << (8 * j);
+                j += 1;
+            }
+            i += 1;
+        }
+        t
+    };
+    let (len, offset) = (bits.len(), bits.offset());
+    let mut out = Vec::with_capacity(len);
+    let head = ((8 - offset % 8) % 8).min(len);
+    out.extend((0..head).map(|i| bits.value(i)));
+    let bytes = &bits.values()[(offset + head) / 8..];
+    let whole = (len - head) / 8;
+    for &b in &bytes[..whole] {
+        out.extend(SPREAD[b as usize].to_le_bytes().map(|x| x != 0));
+    }
+    out.extend((head + whole * 8..len).map(|i| bits.value(i)));
+    out
 }
 
 /// A Parquet source's chunks (those `skip` keeps), decoded by several threads at once: worker
@@ -1195,4 +1224,24 @@ pub(crate) fn each_batch(
             RecordBatch::try_new(schema.clone(), arrays).map_err(|e| table_err(None, None, e))?;
         sink(b)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unpack;
+    use arrow_buffer::BooleanBuffer;
+
+    #[test]
+    fn unpack_matches_bit_by_bit_at_every_offset_and_length() {
+        let bits: Vec<bool> = (0..300)
+            .map(|i| (i * 7919) % 3 == 0 || i % 11 == 0)
+            .collect();
+        let buf = BooleanBuffer::from(bits.as_slice());
+        for offset in 0..17 {
+            for len in [0, 1, 7, 8, 9, 64, 100, 283 - offset] {
+                let s = buf.slice(offset, len);
+                assert_eq!(unpack(&s), bits[offset..offset + len], "{offset} {len}");
+            }
+        }
+    }
 }
