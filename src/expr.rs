@@ -883,12 +883,14 @@ macro_rules! binop_trait {
                 Expr::binary(BinaryOp::$op, self.clone(), rhs.into())
             }
         }
-        // On the left, one impl per number kind (f64, i64, bool), so that unsuffixed literals
-        // infer: with a second float type `(0.5 * &x).exp()` would not compile (the literal's
-        // type, and so the product's, is unknown at the method call). Other Rust numbers go on
-        // the right (`&x * 2.0f32`, `x.sum() / n` with `n: usize`: every `Into<Expr>`), or
-        // through `Expr::from(n) * &x`; all are weak scalars.
-        binop_trait!(@scalar $tr, $method, $op, f64, i64, bool);
+        // On the left, every Rust number (`2.0f32 * &x`, `3i32 + &x`, `n * &x` with `n: usize`):
+        // a weak scalar, as on the right (NEP 50). With several float (and integer) types on
+        // the left, an unsuffixed literal does not fix its type before a method call on the
+        // result: `(0.5 * &x).exp()` needs `(&x * 0.5).exp()`, `(0.5f64 * &x).exp()` or
+        // `Expr::from(0.5) * &x`; operators chain without help (`(5.0 * &x + 4.0) * &x`), and
+        // the literal falls back to f64 / i32 as usual.
+        binop_trait!(@scalar $tr, $method, $op, f64, f32, i64, i32, i16, i8, isize, u64, u32,
+            u16, u8, usize, bool);
     };
     (@scalar $tr:ident, $method:ident, $op:ident, $($t:ty),*) => {
         $(
@@ -1218,7 +1220,7 @@ mod tests {
     #[test]
     fn display_uses_minimal_parentheses() {
         let x = x();
-        let poly = (5.0 * &x + 4.0) * &x + 1.0;
+        let poly: Expr = (5.0 * &x + 4.0) * &x + 1.0;
         assert_eq!(poly.to_string(), "(5.0 * x + 4.0) * x + 1.0");
         let e = -(&x - 1.0).pow(2) / 2.0;
         assert_eq!(e.to_string(), "-(x - 1.0) ** 2 / 2.0");
@@ -1236,7 +1238,7 @@ mod tests {
 
     #[test]
     fn weak_literals_fold_and_keep_array_dtype() {
-        let c = 2.0 * Expr::from(std::f64::consts::PI);
+        let c: Expr = 2.0 * Expr::from(std::f64::consts::PI);
         assert!(matches!(c.kind(), ExprKind::Literal(Scalar::Float(_))));
         let y = Expr::symbol("y", DType::F32, &[3]) * 2.0;
         assert_eq!(y.dtype().unwrap(), DType::F32);
