@@ -397,3 +397,54 @@ fn views_keep_dtypes_and_print_as_numpy() {
     );
     assert_eq!(x.reshape(&[-1]).to_string(), "reshape(x, (-1,))");
 }
+
+#[test]
+fn views_into_caller_outputs_and_in_place() {
+    let s = session(Device::Cpu);
+    // compute_into: x[::-1] * 2 written straight into a caller's array.
+    let a = grid(&[7]);
+    let x = s.data(a.clone());
+    let mut out = Array1::<f64>::zeros(7);
+    s.compute_into(&(x.slice(&[SliceSpec::step(-1)]) * 2.0), &mut out)
+        .unwrap();
+    let mut want: Vec<f64> = a.iter().map(|v| v * 2.0).collect();
+    want.reverse();
+    assert_eq!(out.to_vec(), want);
+    // In place through a view: out = x.T + 1 with out being x itself (a square matrix). The
+    // transposed read overlaps the output other than exactly, so the result is computed into
+    // a fresh buffer and copied: every element is the original transpose plus one.
+    let n = 64usize;
+    let sym = Expr::symbol("m", DType::F64, &[n, n]);
+    let f = s.compile(&(sym.t() + 1.0)).unwrap();
+    let mut m = Array2::from_shape_fn((n, n), |(i, j)| (i * n + j) as f64);
+    let want = m.t().mapv(|v| v + 1.0);
+    let p = m.as_mut_ptr();
+    // SAFETY: both views cover `m`'s n * n elements, and `m` outlives the call.
+    let (view, out) = unsafe {
+        (
+            ndarray::ArrayView2::from_shape_ptr((n, n), p as *const f64),
+            ndarray::ArrayViewMut2::from_shape_ptr((n, n), p),
+        )
+    };
+    f.call_into(&[view.into()], out).unwrap();
+    assert_eq!(m, want);
+}
+
+#[test]
+fn unfused_plans_and_compute_with_take_views() {
+    let a = grid(&[4, 5]);
+    let want = (&a.t().slice(ndarray::s![1..;2, ..]) * 3.0).into_dyn();
+    let sym = Expr::symbol("x", DType::F64, &[4, 5]);
+    let e = sym.t().slice(&[SliceSpec::new(Some(1), None, 2)]) * 3.0;
+    for s in [
+        Session::with_options(
+            Options::default()
+                .with_device(Device::Cpu)
+                .with_optimize(false),
+        ),
+        session(Device::Cpu),
+    ] {
+        let got = s.compute_with(&e, &[("x", ArgView::from(&a))]).unwrap();
+        assert_eq!(got.as_array::<f64>().unwrap().to_owned(), want);
+    }
+}
