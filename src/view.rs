@@ -206,7 +206,7 @@ impl ViewOp {
                 };
                 let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
                 if let Some(i) = unknown {
-                    if known == 0 || size % known != 0 {
+                    if known == 0 || !size.is_multiple_of(known) {
                         return Err(bad());
                     }
                     out[i] = size / known;
