@@ -83,6 +83,10 @@ fn transpose_is_fused_into_one_kernel_reading_strides() {
         &want,
     );
     check("x.T.T", &z.t().t(), &c);
+    // Identity views vanish: the result is the input's elements.
+    check("squeeze() of no length-1 axis", &z.squeeze(), &c);
+    check("reshape to its own shape", &z.reshape(&[2, 3, 4]), &c);
+    check("x[:]", &z.slice(&[SliceSpec::all()]), &c);
 }
 
 #[test]
