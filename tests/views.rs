@@ -222,6 +222,21 @@ fn reshape_expand_dims_squeeze_broadcast_to() {
     let e0 = s.data(ArrayD::<f64>::zeros(IxDyn(&[0, 3])));
     check("zeros((0, 3)).T", &e0.t(), &ArrayD::zeros(IxDyn(&[3, 0])));
     check(
+        "broadcast_to(u, (0, 3))",
+        &ue.broadcast_to(&[0, 3]),
+        &ArrayD::zeros(IxDyn(&[0, 3])),
+    );
+    check(
+        "zeros((0, 3))[None] + 1",
+        &(e0.expand_dims(0) + 1.0),
+        &ArrayD::zeros(IxDyn(&[1, 0, 3])),
+    );
+    check(
+        "zeros((0, 3))[::-1, ::2]",
+        &e0.slice(&[SliceSpec::step(-1), SliceSpec::step(2)]),
+        &ArrayD::zeros(IxDyn(&[0, 2])),
+    );
+    check(
         "zeros((0, 3)).reshape(3, -1)",
         &e0.reshape(&[3, -1]),
         &ArrayD::zeros(IxDyn(&[3, 0])),
