@@ -467,3 +467,25 @@ fn unfused_plans_and_compute_with_take_views() {
         assert_eq!(got.as_array::<f64>().unwrap().to_owned(), want);
     }
 }
+
+#[test]
+fn views_of_device_resident_arrays() {
+    if !common::gpu_available() {
+        return;
+    }
+    // A view of an array already on the GPU: WGSL kernels read C-ordered arrays, so the view is
+    // gathered (downloaded, viewed, uploaded) and the result stays on the device.
+    let s = session(Device::Gpu(0));
+    let a = grid(&[3, 5]);
+    let ad = s.to_device(&ArgView::from(&a)).unwrap();
+    let x = Expr::symbol("x", DType::F64, &[3, 5]);
+    let e = x.t().slice(&[SliceSpec::step(-2)]) * 2.0 + 1.0;
+    let yd = s.compute_on_device(&e, &[("x", &ad)]).unwrap();
+    let y = s.to_host(&yd).unwrap();
+    let want = a
+        .t()
+        .slice(ndarray::s![..;-2, ..])
+        .mapv(|v| v * 2.0 + 1.0)
+        .into_dyn();
+    assert_eq!(y.as_array::<f64>().unwrap().to_owned(), want);
+}
