@@ -489,3 +489,21 @@ fn views_of_device_resident_arrays() {
         .into_dyn();
     assert_eq!(y.as_array::<f64>().unwrap().to_owned(), want);
 }
+
+#[test]
+fn large_views_split_over_threads() {
+    // Large enough for the CPU to split the loop over its threads: negative and transposed
+    // strides in every chunk.
+    let n = 1 << 20;
+    let a = ArrayD::from_shape_vec(IxDyn(&[n]), (0..n).map(|v| v as f64).collect()).unwrap();
+    let s = session(Device::Cpu);
+    let x = s.data(a.clone());
+    let e = x.slice(&[SliceSpec::step(-1)]) * 2.0 + &x;
+    let want = ArrayD::from_shape_fn(IxDyn(&[n]), |i| (n - 1 - i[0]) as f64 * 2.0 + i[0] as f64);
+    check("x[::-1] * 2 + x", &e, &want);
+    let m = grid(&[1024, 768]);
+    let y = s.data(m.clone());
+    let want = (&m.t() - 1.0).into_dyn();
+    check("y.T - 1", &(y.t() - 1.0), &want);
+    check("y.T.sum(0)", &y.t().sum_axis(0), &m.sum_axis(Axis(1)));
+}
