@@ -78,6 +78,28 @@ fn main() -> fusebox::Result<()> {
         &mut |i| first(poly.call(&views[i..i + 1]).expect("poly")),
         &mut sink,
     );
+    // What a length costs the first time it is seen (a plan made for it: lowering, fusion and
+    // placement; the kernel comes from the cache): the one-off price of a new shape, and the
+    // price per call of a function that sees more distinct shapes than it keeps plans for.
+    let fresh: Vec<ndarray::Array1<f64>> = (0..200)
+        .map(|i| ndarray::Array1::linspace(-1.0, 1.0, n + 25 + i))
+        .collect();
+    let mut times: Vec<f64> = fresh
+        .iter()
+        .map(|a| {
+            let v = [ArgView::from(a)];
+            let t = Instant::now();
+            sink += first(poly.call(&v).expect("poly"));
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{:10} n ~ {}: {:.3} us per call (median of 200 new lengths)",
+        "poly first call of a length",
+        n,
+        times[times.len() / 2] * 1e6
+    );
     let t = s.symbol("x", fusebox::DType::F64, &[n]);
     let e = (5.0 * &t + 4.0) * &t + 1.0;
     median(

@@ -125,6 +125,16 @@ pub enum Error {
     /// reshape that the data cannot take: the message.
     #[error("shape error: {message}")]
     Layout { message: String },
+    /// A shape operation (`transpose`, `reshape`, `expand_dims`, `squeeze`, `broadcast_to`,
+    /// slicing) whose arguments do not fit its operand: the operation, the operand's shape, and
+    /// NumPy's message (`cannot reshape array of size 6 into shape (4,)`). Axes out of range and
+    /// repeated axes are [`Error::AxisOutOfBounds`] and [`Error::DuplicateAxis`].
+    #[error("{op}: {message} (operand shape {shape:?})")]
+    View {
+        op: String,
+        shape: Vec<usize>,
+        message: String,
+    },
     /// An expression nested deeper than the parser or planner allows (`limit` levels).
     #[error("expression too deep: nesting exceeds {limit} levels")]
     TooDeep { limit: usize },

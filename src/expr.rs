@@ -17,6 +17,7 @@ use crate::dtype::{check_weak_fits, promote, promote_weak, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};
 use crate::semantics;
+use crate::view::{SliceSpec, ViewOp};
 use std::fmt;
 use std::sync::Arc;
 
@@ -48,6 +49,9 @@ pub enum ExprKind {
     Cast(DType, Expr),
     /// A reduction over some axes or all of them.
     Reduce(Reduction, Expr, ReduceAxes),
+    /// A shape operation (`transpose`, `reshape`, slicing, ...): the same elements seen with
+    /// another shape, read through strides (never copied unless a reshape needs it).
+    View(ViewOp, Expr),
 }
 
 /// Which axes a reduction combines, and whether they stay as length-1 axes (NumPy's `axis` and
@@ -143,9 +147,10 @@ impl ExprKind {
             ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => {
                 (None, None, None)
             }
-            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => {
-                (Some(x), None, None)
-            }
+            ExprKind::Unary(_, x)
+            | ExprKind::Cast(_, x)
+            | ExprKind::Reduce(_, x, _)
+            | ExprKind::View(_, x) => (Some(x), None, None),
             ExprKind::Binary(_, a, b) => (Some(a), Some(b), None),
             ExprKind::Where(c, a, b) => (Some(c), Some(a), Some(b)),
         };
@@ -156,7 +161,10 @@ impl ExprKind {
     fn take_children(&mut self, out: &mut Vec<Expr>) {
         match std::mem::replace(self, ExprKind::Literal(Scalar::Bool(false))) {
             ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => {}
-            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => out.push(x),
+            ExprKind::Unary(_, x)
+            | ExprKind::Cast(_, x)
+            | ExprKind::Reduce(_, x, _)
+            | ExprKind::View(_, x) => out.push(x),
             ExprKind::Binary(_, a, b) => out.extend([a, b]),
             ExprKind::Where(c, a, b) => out.extend([c, a, b]),
         }
@@ -459,6 +467,79 @@ impl Expr {
                 }),
             ),
         }
+    }
+
+    /// A shape operation on this expression (see the named methods: [`Expr::transpose`],
+    /// [`Expr::reshape`], [`Expr::expand_dims`], [`Expr::squeeze`], [`Expr::broadcast_to`],
+    /// [`Expr::slice`]). A bad argument makes an error expression (`Error::View`,
+    /// `AxisOutOfBounds`, `DuplicateAxis`), as NumPy would raise.
+    pub fn view(&self, op: ViewOp) -> Expr {
+        let meta = (|| {
+            let m = self.meta()?;
+            let (_, shape) = op.resolve(&m.shape)?;
+            Ok(Meta {
+                dtype: m.dtype,
+                shape,
+                weak: None,
+            })
+        })();
+        Expr::new(ExprKind::View(op, self.clone()), meta)
+    }
+    /// The axes reversed (NumPy's `x.T`, `x.transpose()`).
+    pub fn t(&self) -> Expr {
+        self.view(ViewOp::Permute(None))
+    }
+    /// The axes in the order `axes` (NumPy's `x.transpose(axes)`; negative axes count from the
+    /// end).
+    pub fn transpose(&self, axes: &[isize]) -> Expr {
+        self.view(ViewOp::Permute(Some(axes.to_vec())))
+    }
+    /// The same elements in C order with another shape; one entry may be -1 (NumPy's
+    /// `x.reshape(shape)`). A view of C-contiguous data; other data is copied first.
+    pub fn reshape(&self, shape: &[isize]) -> Expr {
+        self.view(ViewOp::Reshape(shape.to_vec()))
+    }
+    /// A new length-1 axis at position `axis` of the result (`np.expand_dims(x, axis)`;
+    /// `x[:, None]` is `x.expand_dims(1)`).
+    pub fn expand_dims(&self, axis: isize) -> Expr {
+        self.view(ViewOp::ExpandDims(vec![axis]))
+    }
+    /// Every length-1 axis dropped (`np.squeeze(x)`).
+    pub fn squeeze(&self) -> Expr {
+        self.view(ViewOp::Squeeze(None))
+    }
+    /// Length-1 axis `axis` dropped (`np.squeeze(x, axis)`; an axis of another length is an
+    /// error).
+    pub fn squeeze_axis(&self, axis: isize) -> Expr {
+        self.view(ViewOp::Squeeze(Some(vec![axis])))
+    }
+    /// Broadcast to `shape` (`np.broadcast_to(x, shape)`): repeated elements are read again,
+    /// not copied.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Expr {
+        self.view(ViewOp::BroadcastTo(shape.to_vec()))
+    }
+    /// Basic slicing, one [`SliceSpec`] per leading axis (`x[::2, 1:]` is
+    /// `x.slice(&[SliceSpec::step(2), SliceSpec::new(Some(1), None, 1)])`; negative steps read
+    /// backwards, as in Python).
+    pub fn slice(&self, specs: &[SliceSpec]) -> Expr {
+        self.view(ViewOp::Slice(specs.to_vec()))
+    }
+    /// Slicing along one axis only (`x[:, a:b:c]` is `x.slice_axis(1, SliceSpec::new(..))`).
+    pub fn slice_axis(&self, axis: isize, spec: SliceSpec) -> Expr {
+        let Ok(m) = self.meta() else {
+            return self.view(ViewOp::Slice(vec![spec]));
+        };
+        let ndim = m.shape.len();
+        let d = if axis < 0 { axis + ndim as isize } else { axis };
+        if d < 0 || d >= ndim as isize {
+            return Expr::new(
+                ExprKind::View(ViewOp::Slice(vec![spec]), self.clone()),
+                Err(Error::AxisOutOfBounds { axis, ndim }),
+            );
+        }
+        let mut specs = vec![SliceSpec::all(); d as usize];
+        specs.push(spec);
+        self.view(ViewOp::Slice(specs))
     }
 
     /// Values limited to `[lo, hi]` (NumPy's `np.clip(x, lo, hi)`: `minimum(maximum(x, lo),
@@ -802,12 +883,14 @@ macro_rules! binop_trait {
                 Expr::binary(BinaryOp::$op, self.clone(), rhs.into())
             }
         }
-        // On the left, one impl per number kind (f64, i64, bool), so that unsuffixed literals
-        // infer: with a second float type `(0.5 * &x).exp()` would not compile (the literal's
-        // type, and so the product's, is unknown at the method call). Other Rust numbers go on
-        // the right (`&x * 2.0f32`, `x.sum() / n` with `n: usize`: every `Into<Expr>`), or
-        // through `Expr::from(n) * &x`; all are weak scalars.
-        binop_trait!(@scalar $tr, $method, $op, f64, i64, bool);
+        // On the left, every Rust number (`2.0f32 * &x`, `3i32 + &x`, `n * &x` with `n: usize`):
+        // a weak scalar, as on the right (NEP 50). With several float (and integer) types on
+        // the left, an unsuffixed literal does not fix its type before a method call on the
+        // result: `(0.5 * &x).exp()` needs `(&x * 0.5).exp()`, `(0.5f64 * &x).exp()` or
+        // `Expr::from(0.5) * &x`; operators chain without help (`(5.0 * &x + 4.0) * &x`), and
+        // the literal falls back to f64 / i32 as usual.
+        binop_trait!(@scalar $tr, $method, $op, f64, f32, i64, i32, i16, i8, isize, u64, u32,
+            u16, u8, usize, bool);
     };
     (@scalar $tr:ident, $method:ident, $op:ident, $($t:ty),*) => {
         $(
@@ -989,6 +1072,14 @@ impl Expr {
                     f.write_str("astype(")?;
                     todo.extend([Piece::Text(format!(", {d})")), Piece::Expr(x, 0)]);
                 }
+                ExprKind::View(op, x) => {
+                    f.write_str(op.name())?;
+                    f.write_str("(")?;
+                    todo.extend([
+                        Piece::Text(format!(", {})", view_args(op))),
+                        Piece::Expr(x, 0),
+                    ]);
+                }
                 ExprKind::Reduce(r, x, spec) => {
                     write!(f, "{r}(")?;
                     let mut tail = String::new();
@@ -1014,6 +1105,30 @@ impl Expr {
             }
         }
         Ok(())
+    }
+}
+
+/// The arguments of a shape operation as NumPy spells them (`(1, 0)`, `::2`).
+fn view_args(op: &ViewOp) -> String {
+    let tuple = |v: Vec<String>| match v.len() {
+        1 => format!("({},)", v[0]),
+        _ => format!("({})", v.join(", ")),
+    };
+    let nums = |v: &[isize]| tuple(v.iter().map(|a| a.to_string()).collect());
+    match op {
+        ViewOp::Permute(None) => "None".into(),
+        ViewOp::Permute(Some(a)) | ViewOp::Reshape(a) | ViewOp::ExpandDims(a) => nums(a),
+        ViewOp::Squeeze(None) => "None".into(),
+        ViewOp::Squeeze(Some(a)) => nums(a),
+        ViewOp::BroadcastTo(s) => tuple(s.iter().map(|a| a.to_string()).collect()),
+        ViewOp::Slice(specs) => {
+            let part = |o: Option<isize>| o.map(|v| v.to_string()).unwrap_or_default();
+            let items: Vec<String> = specs
+                .iter()
+                .map(|s| format!("{}:{}:{}", part(s.start), part(s.stop), s.step))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
     }
 }
 
@@ -1105,7 +1220,7 @@ mod tests {
     #[test]
     fn display_uses_minimal_parentheses() {
         let x = x();
-        let poly = (5.0 * &x + 4.0) * &x + 1.0;
+        let poly: Expr = (5.0 * &x + 4.0) * &x + 1.0;
         assert_eq!(poly.to_string(), "(5.0 * x + 4.0) * x + 1.0");
         let e = -(&x - 1.0).pow(2) / 2.0;
         assert_eq!(e.to_string(), "-(x - 1.0) ** 2 / 2.0");
@@ -1123,7 +1238,7 @@ mod tests {
 
     #[test]
     fn weak_literals_fold_and_keep_array_dtype() {
-        let c = 2.0 * Expr::from(std::f64::consts::PI);
+        let c: Expr = 2.0 * Expr::from(std::f64::consts::PI);
         assert!(matches!(c.kind(), ExprKind::Literal(Scalar::Float(_))));
         let y = Expr::symbol("y", DType::F32, &[3]) * 2.0;
         assert_eq!(y.dtype().unwrap(), DType::F32);

@@ -100,6 +100,7 @@ mod semantics;
 mod session;
 pub mod table;
 mod target;
+mod view;
 
 pub use array::{ArgView, ArgViewMut, DynArray, Element};
 pub use devices::Stats;
@@ -112,6 +113,7 @@ pub use ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};
 pub use options::{Device, InvalidCast, Options};
 pub use place::{DeviceEstimate, Estimate, Residence};
 pub use session::{Compiled, DeviceArray, Session};
+pub use view::{SliceSpec, ViewOp};
 
 /// The internals: kernel IR, optimizer, backends, cost model, oracles and the bench harness.
 ///

@@ -161,7 +161,26 @@ fn parse_device(s: &str) -> std::result::Result<Device, String> {
     Device::parse(s).map_err(|e| e.to_string())
 }
 
+/// On a headless machine (no `XDG_RUNTIME_DIR`), Mesa's implicit Vulkan layer
+/// `VK_LAYER_MESA_device_select` tries to reach a Wayland display whenever wgpu creates a
+/// Vulkan instance, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment.` twice on stderr (GL is never probed where Vulkan exists: `gpu/adapter.rs`).
+/// The layer only reorders adapters, which fusebox sorts itself, so the CLI turns it off with
+/// the layer's own switch, `NODEVICE_SELECT=1`, unless the user set it. Library users on such
+/// machines can set the variable themselves (the library cannot: changing the environment of
+/// a process whose other threads may read it is unsound).
+fn quiet_headless_vulkan() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // Sound: called first thing in `main`, before any thread exists that could read the
+        // environment concurrently.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Eval(args) => eval(&args),

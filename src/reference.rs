@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, Meta, ReduceAxes};
 use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
 use crate::semantics;
+use crate::view::ViewOp;
 use ndarray::{arr0, ArcArray, ArrayD, IxDyn, Zip};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -214,7 +215,49 @@ fn eval_node(e: &Expr, args: &[Value], bindings: &HashMap<String, DynArray>) -> 
             let x = arg(0)?.into_array()?;
             Value::Array(reduction(*r, &x, spec)?)
         }
+        ExprKind::View(op, _) => {
+            // A weak literal is viewed as a 0-d array of its default dtype.
+            let x = arg(0)?.into_array()?;
+            Value::Array(view(op, &x)?)
+        }
     })
+}
+
+/// A shape operation, with ndarray's own operations (the result shape and NumPy's errors come
+/// from [`ViewOp::resolve`]; the elements are found here independently of its strides).
+fn view(op: &ViewOp, x: &DynArray) -> Result<DynArray> {
+    let (_, out) = op.resolve(x.shape())?;
+    let ndim = x.ndim();
+    let axis = |a: isize| (if a < 0 { a + ndim as isize } else { a }) as usize;
+    Ok(crate::dispatch!(x, a => {
+        let r: ArrayD<_> = match op {
+            ViewOp::Permute(None) => a.view().reversed_axes().to_owned(),
+            ViewOp::Permute(Some(p)) => {
+                let p: Vec<usize> = p.iter().map(|&d| axis(d)).collect();
+                a.view().permuted_axes(IxDyn(&p)).to_owned()
+            }
+            // These keep the elements in C order: only the shape changes.
+            ViewOp::Reshape(_) | ViewOp::ExpandDims(_) | ViewOp::Squeeze(_) => {
+                ArrayD::from_shape_vec(IxDyn(&out), a.iter().cloned().collect())?
+            }
+            ViewOp::BroadcastTo(s) => match a.broadcast(IxDyn(s)) {
+                Some(b) => b.to_owned(),
+                None => return Err(Error::ShapeMismatch { lhs: a.shape().to_vec(), rhs: s.clone() }),
+            },
+            ViewOp::Slice(specs) => {
+                let mut r = a.to_owned();
+                for (d, spec) in specs.iter().enumerate() {
+                    let (first, step, len) = spec.indices(r.shape()[d])?;
+                    let idx: Vec<usize> = (0..len)
+                        .map(|k| (first as isize + k as isize * step) as usize)
+                        .collect();
+                    r = r.select(ndarray::Axis(d), &idx);
+                }
+                r
+            }
+        };
+        r.into()
+    }))
 }
 
 // ---- dtype conversions --------------------------------------------------------------------

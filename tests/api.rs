@@ -260,6 +260,23 @@ fn every_rust_scalar_is_weak() {
         // int / int is true division (float64), as NumPy.
         (&xi32 / 2usize, DType::F64, vec![0.5, 1.0, 2.0]),
         (2.5 * &xi32, DType::F64, vec![2.5, 5.0, 10.0]),
+        // Every Rust number on the left too, weak as on the right.
+        (2.0f32 * &xf32, DType::F32, vec![2.0, 4.0, 8.0]),
+        (1.5f32 * &xi32, DType::F64, vec![1.5, 3.0, 6.0]),
+        (3i32 + &xi32, DType::I32, vec![4.0, 5.0, 7.0]),
+        (3i64 + &xi32, DType::I32, vec![4.0, 5.0, 7.0]),
+        (3i32 * &xf32, DType::F32, vec![3.0, 6.0, 12.0]),
+        (10u8 - &xi32, DType::I32, vec![9.0, 8.0, 6.0]),
+        (2u16 * &xi32, DType::I32, vec![2.0, 4.0, 8.0]),
+        (2u32 * &xi32, DType::I32, vec![2.0, 4.0, 8.0]),
+        (2u64 * &xi32, DType::I32, vec![2.0, 4.0, 8.0]),
+        (-2i8 * &xi32, DType::I32, vec![-2.0, -4.0, -8.0]),
+        (-2i16 * &xi32, DType::I32, vec![-2.0, -4.0, -8.0]),
+        (-2isize * &xi32, DType::I32, vec![-2.0, -4.0, -8.0]),
+        (n * &xi32, DType::I32, vec![4.0, 8.0, 16.0]),
+        (n / &xi32, DType::F64, vec![4.0, 2.0, 1.0]),
+        (8.0f32 / xf32.clone(), DType::F32, vec![8.0, 4.0, 2.0]),
+        (1 << &xi32, DType::I32, vec![2.0, 4.0, 16.0]),
     ];
     for (e, dt, want) in cases {
         assert_eq!(e.dtype().unwrap(), dt, "{e}");
@@ -278,11 +295,29 @@ fn every_rust_scalar_is_weak() {
     }
     // `x.sum() / n` with n: usize, the mean by hand.
     let x = s.data(arr1(&[1.0, 2.0, 6.0]));
-    // Literals on the left infer (f64, i64 impls) also under a method call.
+    // Literals on the left chain through operators; before a method call on the result an
+    // unsuffixed literal needs its type (several Rust number types implement `f * &x`).
     assert_eq!(
-        s.compute(&(0.5 * &x + 1).exp().sum()).unwrap().dtype(),
+        s.compute(&(0.5f64 * &x + 1).exp().sum()).unwrap().dtype(),
         DType::F64
     );
+    // (The literal's type is fixed by the use: `compute(&poly)` wants an `&Expr`.)
+    let poly = (5.0 * &x + 4.0) * &x + 1.0;
+    assert_eq!(s.compute(&poly).unwrap().dtype(), DType::F64);
+    // `true & b`, and a weak scalar beyond the array's range on the left: NumPy's OverflowError.
+    let b = s.data(arr1(&[true, false]));
+    assert_eq!(
+        s.compute_as::<bool, Ix1>(&(true & &b)).unwrap(),
+        arr1(&[true, false])
+    );
+    assert!(matches!(
+        (u64::MAX * &xi32).dtype(),
+        Err(Error::IntegerOverflow { .. })
+    ));
+    assert!(matches!(
+        ((1usize << 40) + &xi32).dtype(),
+        Err(Error::IntegerOverflow { .. })
+    ));
     let mean = s
         .compute(&(x.sum() / 3usize))
         .unwrap()

@@ -189,6 +189,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &["kir", "expr", "opt", "exec", "cpu", "gpu", "session"],
     ),
     (
+        "view",
+        &["kir", "expr", "opt", "exec", "cpu", "gpu", "session"],
+    ),
+    (
         "semantics",
         &["kir", "expr", "opt", "exec", "cpu", "gpu", "session"],
     ),

@@ -636,3 +636,47 @@ fn cpu_eval_prints_nothing_on_stderr() {
         assert!(stdout(&o).contains("3."), "{device}: {}", stdout(&o));
     }
 }
+
+/// A headless CPU eval prints nothing on stderr: no adapter listing where no GPU can be a
+/// candidate, and where adapters are listed (`devices`, a large `Auto` eval) no wgpu or Mesa
+/// noise (`XDG_RUNTIME_DIR is invalid...`). The environment is a headless machine's.
+#[test]
+fn headless_cpu_eval_keeps_stderr_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &Array1::linspace(0.0, 1.0, 1000));
+    let big = write(dir.path(), "big.npy", &Array1::linspace(0.0, 1.0, 1 << 21));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fusebox"))
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DISPLAY")
+            .env_remove("NODEVICE_SELECT")
+            .env_remove("WGPU_BACKEND")
+            .output()
+            .expect("run fusebox")
+    };
+    let (xb, bigb) = (format!("x={x}"), format!("x={big}"));
+    let cases: [&[&str]; 4] = [
+        &["eval", "sum(2*x + 1)", &xb, "--device", "cpu"],
+        &["eval", "sum(2*x + 1)", &xb],
+        &["eval", "sum(exp(x) * 2)", &bigb],
+        &["devices"],
+    ];
+    for args in cases {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+    // The printed sum is right: sum(2x + 1) over linspace(0, 1, 1000) is 2 * 500 + 1000.
+    let o = run(cases[0]);
+    let out = stdout(&o);
+    let last = out.lines().last().unwrap_or_default();
+    let v: f64 = last
+        .trim()
+        .trim_start_matches("array(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert!((v - 2000.0).abs() < 1e-9, "{v}");
+}

@@ -6,6 +6,8 @@ mod gpu_residency;
 mod numexpr_string;
 #[path = "../examples/seed.rs"]
 mod seed;
+#[path = "../examples/shapes.rs"]
+mod shapes;
 #[path = "../examples/softmax.rs"]
 mod softmax;
 
@@ -17,6 +19,11 @@ fn example_seed() {
 #[test]
 fn example_softmax() {
     softmax::main().unwrap();
+}
+
+#[test]
+fn example_shapes() {
+    shapes::main().unwrap();
 }
 
 #[test]
@@ -37,6 +44,7 @@ fn readme_usage_snippets_are_tested_example_lines() {
     let sources = [
         include_str!("../examples/seed.rs"),
         include_str!("../examples/softmax.rs"),
+        include_str!("../examples/shapes.rs"),
         include_str!("../examples/numexpr_string.rs"),
         include_str!("../examples/gpu_residency.rs"),
     ];

@@ -31,6 +31,7 @@ fn tree(e: &Expr) -> String {
         ExprKind::Where(c, a, b) => format!("(where {} {} {})", tree(c), tree(a), tree(b)),
         ExprKind::Cast(d, x) => format!("(astype {} {d})", tree(x)),
         ExprKind::Reduce(r, x, spec) => format!("({r:?} {spec:?} {})", tree(x)),
+        ExprKind::View(op, x) => format!("({op:?} {})", tree(x)),
     }
 }
 

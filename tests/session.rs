@@ -88,7 +88,7 @@ fn compiled_function_runs_on_new_arrays_and_shapes() {
 #[test]
 fn reference_device_and_unfused_mode_agree_with_fused() {
     let x = Expr::data(array(DType::F64, &[100], Layout::Contiguous, 1), Some("x"));
-    let e = (&x * &x).sum() + (0.001 * &x + 0.5).exp().sum();
+    let e = (&x * &x).sum() + (&x * 0.001 + 0.5).exp().sum();
     let fused = Session::new().compute(&e).unwrap();
     let unfused = Session::with_options(Options::default().with_optimize(false))
         .compute(&e)

@@ -400,3 +400,22 @@ fn each_error_kind_is_typed() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn shape_operations_on_columns_are_typed_errors() {
+    // A table streams rows in chunks: reversing or slicing a column would mix chunks, so a view
+    // in a table expression is an error (never a wrong answer or a panic).
+    let x = ndarray::Array1::from(vec![1.0, 2.0, 3.0]);
+    let t = Table::from_arrays(&[("x", x.into())]).unwrap();
+    let c = t.col("x").unwrap();
+    for e in [
+        c.slice(&[fusebox::SliceSpec::step(-1)]).sum(),
+        (c.expand_dims(0) * 2.0).sum(),
+    ] {
+        assert!(
+            matches!(t.compute(&e), Err(Error::Argument { .. })),
+            "{e}: {:?}",
+            t.compute(&e)
+        );
+    }
+}

@@ -33,6 +33,7 @@ fn replace(e: &Expr, out: &mut Vec<Split>) -> fusebox::Result<Expr> {
             Expr::select(replace(c, out)?, replace(a, out)?, replace(b, out)?)
         }
         ExprKind::Cast(dt, x) => replace(x, out)?.astype(*dt),
+        ExprKind::View(op, x) => replace(x, out)?.view(op.clone()),
         ExprKind::Reduce(r, x, spec) => {
             let m = e.meta()?;
             let ndim = x.meta()?.shape.len();

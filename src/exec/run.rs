@@ -225,7 +225,20 @@ fn run_steps<'a>(
                 unreachable!("resident steps run GPU kernels")
             };
             let mut args: SmallVec<[Arc<GpuArray>; 4]> = SmallVec::new();
-            for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+            for ((b, shape), views) in step.args.iter().zip(&step.arg_shapes).zip(&step.arg_views) {
+                if let Some(views) = views {
+                    // WGSL kernels read C-ordered device arrays: a view is gathered on the
+                    // host and uploaded (a copy; the CPU reads views in place).
+                    let host = match src(*b)? {
+                        Buffer::Gpu(g) => devices.gpu(gpu_index(plan)?)?.download(g)?,
+                        Buffer::View(v) => v.try_to_dyn_array()?,
+                        Buffer::Host(h) => h.clone(),
+                    };
+                    let base = host.reshaped(&views.base_shape)?;
+                    let viewed = apply_views(base.view(), views)?.try_to_dyn_array()?;
+                    args.push(Arc::new(gpu.upload(&viewed.view())?));
+                    continue;
+                }
                 let a = match (src(*b)?, *b) {
                     (Buffer::Gpu(g), _) => g.clone(),
                     (Buffer::View(v), Buf::Input(i)) => {
@@ -259,8 +272,9 @@ fn run_steps<'a>(
                 // reads: results read with another shape (a reduction's result with or without its
                 // `keepdims` axes share their data when reshaped), and device arrays a CPU step
                 // must bring down. The common case (host data as it is) holds nothing.
-                let as_they_are =
-                    step.args
+                let as_they_are = step.arg_views.iter().all(Option::is_none)
+                    && step
+                        .args
                         .iter()
                         .zip(&step.arg_shapes)
                         .all(|(b, shape)| match src(*b) {
@@ -270,12 +284,24 @@ fn run_steps<'a>(
                         });
                 let mut held: SmallVec<[Option<DynArray>; 4]> = SmallVec::new();
                 if !as_they_are {
-                    for (b, shape) in step.args.iter().zip(&step.arg_shapes) {
+                    for ((b, shape), views) in
+                        step.args.iter().zip(&step.arg_shapes).zip(&step.arg_views)
+                    {
+                        // A view reads the buffer as its base shape (C-contiguous where its
+                        // first view is a reshape): held only when the buffer is not that.
+                        let (shape, contiguous) = match views {
+                            Some(v) => (&v.base_shape, v.views[0].needs_contiguous()),
+                            None => (shape, false),
+                        };
+                        let fits = |v: &ArgView<'_>| {
+                            v.shape() == shape.as_slice() && (!contiguous || v.is_standard_layout())
+                        };
                         held.push(match src(*b)? {
-                            Buffer::View(v) if v.shape() == shape.as_slice() => None,
+                            Buffer::View(v) if fits(v) => None,
+                            Buffer::Host(h) if fits(&h.view()) => None,
                             Buffer::View(v) => Some(v.try_to_dyn_array()?.reshaped(shape)?),
-                            Buffer::Host(h) if h.shape() == shape.as_slice() => None,
-                            Buffer::Host(h) => Some(h.reshaped(shape)?),
+                            Buffer::Host(h) if !contiguous => Some(h.reshaped(shape)?),
+                            Buffer::Host(h) => Some(h.view().try_to_dyn_array()?.reshaped(shape)?),
                             Buffer::Gpu(g) => {
                                 let host = devices.gpu(gpu_index(plan)?)?.download(g)?;
                                 Some(host.reshaped(shape)?)
@@ -285,13 +311,17 @@ fn run_steps<'a>(
                 }
                 let mut views: SmallVec<[ArgView<'_>; 4]> = SmallVec::new();
                 for (j, b) in step.args.iter().enumerate() {
-                    views.push(match (held.get(j).and_then(Option::as_ref), src(*b)?) {
+                    let v = match (held.get(j).and_then(Option::as_ref), src(*b)?) {
                         (Some(h), _) => h.view(),
                         (None, Buffer::View(v)) => v.reborrow(),
                         (None, Buffer::Host(h)) => h.view(),
                         (None, Buffer::Gpu(_)) => {
                             unreachable!("device arrays are held on the host")
                         }
+                    };
+                    views.push(match &step.arg_views[j] {
+                        Some(a) => apply_views(v, a)?,
+                        None => v,
                     });
                 }
                 read = views.iter().fold(read, |r, v| {
@@ -392,6 +422,11 @@ fn whole_plan_on_device(
                 .zip(&step.out_shapes)
                 .all(|(t, shape)| fits(*t, shape.iter().product()))
         })
+}
+
+/// `v` (of the views' base shape) read through the views: a borrow with other strides.
+fn apply_views<'v>(v: ArgView<'v>, views: &crate::opt::ArgViews) -> Result<ArgView<'v>> {
+    views.views.iter().try_fold(v, |v, view| view.apply(v))
 }
 
 /// `b` with shape `shape` (moved as it is when it has that shape already).

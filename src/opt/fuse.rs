@@ -21,6 +21,7 @@
 use super::graph::{Graph, Node, NodeId};
 use super::lower::Lowered;
 use crate::kir::{Inst, Kernel, KernelBuilder, Output, Value};
+use crate::view::View;
 use std::collections::{HashMap, HashSet};
 
 /// A buffer a kernel reads: a plan input or an earlier step's result.
@@ -40,6 +41,11 @@ pub struct Step {
     /// The shape each input is read as: its graph node's shape (a result is stored
     /// C-contiguous, so a reduction's result can be read with or without its length-1 axes).
     pub arg_shapes: Vec<Vec<usize>>,
+    /// Per input, the views it is read through (`None`: as it is): the buffer, with the shape
+    /// of the node the views start from, goes through each view in order (a transpose, a
+    /// slice, ...), so the kernel reads it with other strides and an offset, never a copy (a
+    /// reshape of data that is not C-contiguous excepted). The result has `arg_shapes`' shape.
+    pub arg_views: Vec<Option<ArgViews>>,
     /// The iteration space: the outputs' shape for stores, the operand's for reductions.
     pub shape: Vec<usize>,
     /// The axes of `shape` the reductions combine (empty for stores).
@@ -49,6 +55,15 @@ pub struct Step {
     pub nodes: Vec<NodeId>,
     pub temps: Vec<u32>,
     pub out_shapes: Vec<Vec<usize>>,
+}
+
+/// The views one kernel input is read through (see [`Step::arg_views`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgViews {
+    /// The shape the buffer is read as before the views apply.
+    pub base_shape: Vec<usize>,
+    /// Applied first to last; only the first may be a reshape.
+    pub views: Vec<View>,
 }
 
 /// How to partition.
@@ -113,6 +128,19 @@ pub fn partition(l: &Lowered, mode: Partition) -> Plan {
     }
     for r in &l.roots {
         materialized[r.index()] = true;
+    }
+    // A view reads a buffer: its operand is an input, another view (read through both), or a
+    // node materialized for it. A reshape reads C-order data, so the view under it is
+    // materialized too (NumPy copies there as well).
+    for i in 0..g.len() {
+        if let Node::View(v, a) = g.node(NodeId(i as u32)) {
+            let under_reshape = g.view(v).needs_contiguous();
+            match g.node(a) {
+                Node::Input(_) => {}
+                Node::View(..) if !under_reshape => {}
+                _ => materialized[a.index()] = true,
+            }
+        }
     }
     let live = live_nodes(g, &l.roots);
     let shared = if mode == Partition::Fused {
@@ -222,6 +250,9 @@ fn leaves_from(g: &Graph, start: NodeId, materialized: &[bool]) -> Vec<NodeId> {
         match g.node(n) {
             Node::Input(_) => out.push(n),
             Node::Const(_) => {}
+            Node::View(..) if first || !materialized[n.index()] => {
+                out.push(view_base(g, n, materialized).0)
+            }
             _ if !first && materialized[n.index()] => out.push(n),
             node => stack.extend(node.args()),
         }
@@ -237,6 +268,22 @@ fn body_deps(g: &Graph, id: NodeId, materialized: &[bool]) -> Vec<NodeId> {
         return vec![root];
     }
     leaves_from(g, root, materialized)
+}
+
+/// The buffer a (not materialized) view node reads, and its views from the innermost out:
+/// down the chain of views to an input or a materialized node.
+fn view_base(g: &Graph, id: NodeId, materialized: &[bool]) -> (NodeId, Vec<u32>) {
+    let mut views = vec![];
+    let mut cur = id;
+    while let Node::View(v, a) = g.node(cur) {
+        views.push(v);
+        cur = a;
+        if materialized[a.index()] {
+            break;
+        }
+    }
+    views.reverse();
+    (cur, views)
 }
 
 fn node_bytes(g: &Graph, n: NodeId) -> u64 {
@@ -329,6 +376,7 @@ struct Emitter<'a> {
     b: KernelBuilder,
     args: Vec<Buf>,
     arg_shapes: Vec<Vec<usize>>,
+    arg_views: Vec<Option<ArgViews>>,
     memo: HashMap<NodeId, Value>,
     /// The nodes this kernel computes as outputs (everything else materialized is loaded).
     body_roots: Vec<NodeId>,
@@ -339,7 +387,23 @@ impl Emitter<'_> {
         let input = self.b.input(self.g.dtype(id));
         self.args.push(buf);
         self.arg_shapes.push(self.g.shape(id).to_vec());
+        self.arg_views.push(None);
         self.b.push(Inst::Load { input }, self.g.dtype(id))
+    }
+
+    /// Load view node `id`: its base buffer, read through the chain of views.
+    fn load_view(&mut self, id: NodeId) -> Value {
+        let (base, views) = view_base(self.g, id, self.materialized);
+        let buf = match self.g.node(base) {
+            Node::Input(n) => Buf::Input(n),
+            _ => Buf::Temp(self.temp_of[&(self.canon_of)(base)]),
+        };
+        let v = self.load(buf, id);
+        *self.arg_views.last_mut().expect("load pushed one") = Some(ArgViews {
+            base_shape: self.g.shape(base).to_vec(),
+            views: views.iter().map(|&v| self.g.view(v).clone()).collect(),
+        });
+        v
     }
 
     fn emit(&mut self, id: NodeId) -> Value {
@@ -380,6 +444,7 @@ impl Emitter<'_> {
                 let arg = self.emit(a);
                 self.b.push(Inst::Cast { arg }, ty)
             }
+            Node::View(..) => self.load_view(id),
             Node::Reduce(..) => unreachable!("reductions are always materialized"),
         };
         self.memo.insert(id, v);
@@ -410,6 +475,7 @@ fn emit_group(
         b: KernelBuilder::new(),
         args: vec![],
         arg_shapes: vec![],
+        arg_views: vec![],
         memo: HashMap::new(),
         body_roots,
     };
@@ -435,6 +501,7 @@ fn emit_group(
         kernel: e.b.finish_many(outputs),
         args: e.args,
         arg_shapes: e.arg_shapes,
+        arg_views: e.arg_views,
         shape: g.shape(body_root(g, group[0])).to_vec(),
         reduce_axes,
         nodes: group.to_vec(),

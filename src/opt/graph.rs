@@ -8,6 +8,7 @@
 use crate::dtype::DType;
 use crate::kir::Const;
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::view::View;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -42,6 +43,10 @@ pub enum Node {
     /// Reduction over the axes of the operand set in the mask (bit `d`: axis `d`); the node's
     /// shape says whether they are kept as length-1 axes (`keepdims`).
     Reduce(ReduceOp, NodeId, AxisMask),
+    /// The operand read through view number `v` of the graph ([`Graph::view`]): a transpose,
+    /// slice, reshape, ... of its elements. A kernel loads it as an input with other strides;
+    /// its operand is an input or a materialized node (see `opt::fuse`).
+    View(u32, NodeId),
 }
 
 /// A set of axes (at most 64, NumPy's limit), as a bit mask.
@@ -66,7 +71,9 @@ impl Node {
     pub fn args(&self) -> Vec<NodeId> {
         match *self {
             Node::Input(_) | Node::Const(_) => vec![],
-            Node::Unary(_, a) | Node::Cast(a) | Node::Reduce(_, a, _) => vec![a],
+            Node::Unary(_, a) | Node::Cast(a) | Node::Reduce(_, a, _) | Node::View(_, a) => {
+                vec![a]
+            }
             Node::Binary(_, a, b) => vec![a, b],
             Node::Where(c, a, b) => vec![c, a, b],
         }
@@ -86,6 +93,8 @@ pub struct NodeData {
 pub struct Graph {
     nodes: Vec<NodeData>,
     memo: HashMap<NodeData, NodeId>,
+    /// The views [`Node::View`] names, interned.
+    views: Vec<View>,
 }
 
 impl Graph {
@@ -107,6 +116,18 @@ impl Graph {
         self.nodes.push(data.clone());
         self.memo.insert(data, id);
         id
+    }
+    /// The number of `view` in this graph (interned: equal views share a number).
+    pub fn intern_view(&mut self, view: View) -> u32 {
+        if let Some(i) = self.views.iter().position(|v| *v == view) {
+            return i as u32;
+        }
+        self.views.push(view);
+        (self.views.len() - 1) as u32
+    }
+    /// View number `v`.
+    pub fn view(&self, v: u32) -> &View {
+        &self.views[v as usize]
     }
     pub fn get(&self, id: NodeId) -> &NodeData {
         &self.nodes[id.index()]
@@ -146,6 +167,7 @@ impl Graph {
             }
         }
         let mut out = Graph::new();
+        out.views = self.views.clone();
         let mut map: Vec<Option<NodeId>> = vec![None; self.nodes.len()];
         for (i, d) in self.nodes.iter().enumerate() {
             if !live[i] {
@@ -160,6 +182,7 @@ impl Graph {
                 Node::Where(c, a, b) => Node::Where(m(c), m(a), m(b)),
                 Node::Cast(a) => Node::Cast(m(a)),
                 Node::Reduce(op, a, axes) => Node::Reduce(op, m(a), axes),
+                Node::View(v, a) => Node::View(v, m(a)),
             };
             map[i] = Some(out.add(node, d.dtype, d.shape.clone()));
         }
@@ -192,6 +215,7 @@ impl Graph {
                 Node::Binary(op, a, b) => format!("{op} {a}, {b}"),
                 Node::Where(c, a, b) => format!("where {c}, {a}, {b}"),
                 Node::Cast(a) => format!("cast {a}"),
+                Node::View(v, a) => format!("view {a}, {:?}", self.view(v)),
                 Node::Reduce(op, a, axes) => {
                     if axes.axes().len() == self.shape(a).len() {
                         format!("{op} {a}")

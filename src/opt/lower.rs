@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, ReduceAxes};
 use crate::kir::Const;
 use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
+use crate::view::View;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 
@@ -314,6 +315,22 @@ impl Lowering<'_> {
                 self.cast_to(a, *dt)
             }
             ExprKind::Reduce(r, x, spec) => self.reduction(*r, x, spec)?,
+            ExprKind::View(op, x) => {
+                // A weak literal is viewed as a 0-d array of its default dtype.
+                let a = match x.kind() {
+                    ExprKind::Literal(s) => self.lower_as(x, s.default_dtype())?,
+                    _ => self.lower(x)?,
+                };
+                let shape = self.graph.shape(a).to_vec();
+                let (view, out) = op.resolve(&shape)?;
+                if is_identity(&view, &shape) {
+                    a
+                } else {
+                    let v = self.graph.intern_view(view);
+                    let dt = self.graph.dtype(a);
+                    self.graph.add(Node::View(v, a), dt, out)
+                }
+            }
         };
         self.memo.insert(key, id);
         Ok(id)
@@ -434,6 +451,22 @@ impl Lowering<'_> {
             vec![],
         );
         self.add(Node::Binary(BinaryOp::Div, a, k), dtype, shape)
+    }
+}
+
+/// Whether `view` of an operand of `shape` reads every element in place (no node needed).
+fn is_identity(view: &View, shape: &[usize]) -> bool {
+    match view {
+        View::Reshape(s) => s.as_slice() == shape,
+        View::Strided(maps) => {
+            maps.len() == shape.len()
+                && maps.iter().enumerate().all(|(d, m)| {
+                    m.src == Some(d)
+                        && m.first == 0
+                        && m.len == shape[d]
+                        && (m.step == 1 || m.len <= 1)
+                })
+        }
     }
 }
 

@@ -12,6 +12,6 @@ pub mod graph;
 pub mod lower;
 pub mod rewrite;
 
-pub use fuse::{partition, Buf, Partition, Plan, SharedChoice, Step};
+pub use fuse::{partition, ArgViews, Buf, Partition, Plan, SharedChoice, Step};
 pub use graph::{AxisMask, Graph, Node, NodeId};
 pub use lower::{lower, lower_many, Lowered, PlanInput};

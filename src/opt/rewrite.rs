@@ -135,7 +135,7 @@ pub fn simplify(g: &mut Graph, node: Node, dtype: DType, shape: &[usize]) -> Opt
                 _ => None,
             }
         }
-        Node::Input(_) | Node::Const(_) | Node::Reduce(..) => None,
+        Node::Input(_) | Node::Const(_) | Node::Reduce(..) | Node::View(..) => None,
     }
 }
 

@@ -459,9 +459,10 @@ fn check_declared<'b>(
                 }
             }
             ExprKind::Data { .. } | ExprKind::Literal(_) => {}
-            ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => {
-                stack.push(x)
-            }
+            ExprKind::Unary(_, x)
+            | ExprKind::Cast(_, x)
+            | ExprKind::Reduce(_, x, _)
+            | ExprKind::View(_, x) => stack.push(x),
             ExprKind::Binary(_, a, b) => stack.extend([a, b]),
             ExprKind::Where(c, a, b) => stack.extend([c, a, b]),
         }

@@ -52,7 +52,10 @@ pub(crate) fn fill_null(x: &Expr, v: Expr) -> Expr {
 pub(crate) fn children(e: &Expr) -> Vec<&Expr> {
     match e.kind() {
         ExprKind::Symbol(_) | ExprKind::Data { .. } | ExprKind::Literal(_) => vec![],
-        ExprKind::Unary(_, x) | ExprKind::Cast(_, x) | ExprKind::Reduce(_, x, _) => vec![x],
+        ExprKind::Unary(_, x)
+        | ExprKind::Cast(_, x)
+        | ExprKind::Reduce(_, x, _)
+        | ExprKind::View(_, x) => vec![x],
         ExprKind::Binary(_, a, b) => vec![a, b],
         ExprKind::Where(c, a, b) => vec![c, a, b],
     }
@@ -80,6 +83,7 @@ pub(crate) fn rebuild(e: &Expr, kids: Vec<Expr>) -> Expr {
         ExprKind::Unary(op, _) => Expr::unary(*op, next()),
         ExprKind::Cast(d, _) => next().astype(*d),
         ExprKind::Reduce(r, _, spec) => next().reduce_with(*r, spec.clone()),
+        ExprKind::View(op, _) => next().view(op.clone()),
         ExprKind::Binary(op, _, _) => {
             let a = next();
             Expr::binary(*op, a, next())
@@ -162,6 +166,12 @@ impl<'a> Nullifier<'a> {
                 return Err(Error::Argument {
                     message: "a reduction left in a row expression (internal)".into(),
                 })
+            }
+            ExprKind::View(op, _) => {
+                // A table streams its rows in chunks: a shape operation would mix chunks.
+                return Err(Error::Argument {
+                    message: format!("{} applies to arrays, not to table columns", op.name()),
+                });
             }
             ExprKind::Where(c, a, b) => self.split_where(n, c, a, b)?,
             _ => {
