@@ -196,3 +196,16 @@ def test_one_table_per_expression(pa):
         compute(d1.x + Data(np.ones(2)))
     with pytest.raises(OSError):
         Data("no/such/file.parquet")
+
+
+def test_seed_session_script_runs():
+    """examples/seed_session.py, the seed's whole session as a script, runs (at a small n)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "seed_session.py"
+    r = subprocess.run([sys.executable, str(script), "20000"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "compute(data.a.sum()) -> 6 int" in r.stdout
+    assert "fused is" in r.stdout and "faster than unfused" in r.stdout
