@@ -462,11 +462,29 @@ fn isnan_isinf_isfinite_signbit_are_numpys_for_every_class_of_value() {
     let data = |n: &str| -> Option<Expr> {
         Some(match n {
             "x" => Expr::data(
-                arr1(&[1.5, f64::NAN, neg_nan, f64::INFINITY, -f64::INFINITY, -0.0, 0.0, -2.0]),
+                arr1(&[
+                    1.5,
+                    f64::NAN,
+                    neg_nan,
+                    f64::INFINITY,
+                    -f64::INFINITY,
+                    -0.0,
+                    0.0,
+                    -2.0,
+                ]),
                 Some("x"),
             ),
             "f" => Expr::data(
-                arr1(&[1.5f32, f32::NAN, -f32::NAN, f32::INFINITY, -f32::INFINITY, -0.0, 0.0, -2.0]),
+                arr1(&[
+                    1.5f32,
+                    f32::NAN,
+                    -f32::NAN,
+                    f32::INFINITY,
+                    -f32::INFINITY,
+                    -0.0,
+                    0.0,
+                    -2.0,
+                ]),
                 Some("f"),
             ),
             "i" => Expr::data(arr1(&[i32::MIN, -1, 0, 7]), Some("i")),
@@ -481,10 +499,26 @@ fn isnan_isinf_isfinite_signbit_are_numpys_for_every_class_of_value() {
         let run = |src: &str| s.compute(&parse(src, &data).unwrap()).unwrap();
         for v in ["x", "f"] {
             let want = |b: [bool; 8]| DynArray::from(arr1(&b));
-            assert_eq!(run(&format!("isnan({v})")), want([f, t, t, f, f, f, f, f]), "{v}");
-            assert_eq!(run(&format!("isinf({v})")), want([f, f, f, t, t, f, f, f]), "{v}");
-            assert_eq!(run(&format!("isfinite({v})")), want([t, f, f, f, f, t, t, t]), "{v}");
-            assert_eq!(run(&format!("signbit({v})")), want([f, f, t, f, t, t, f, t]), "{v}");
+            assert_eq!(
+                run(&format!("isnan({v})")),
+                want([f, t, t, f, f, f, f, f]),
+                "{v}"
+            );
+            assert_eq!(
+                run(&format!("isinf({v})")),
+                want([f, f, f, t, t, f, f, f]),
+                "{v}"
+            );
+            assert_eq!(
+                run(&format!("isfinite({v})")),
+                want([t, f, f, f, f, t, t, t]),
+                "{v}"
+            );
+            assert_eq!(
+                run(&format!("signbit({v})")),
+                want([f, f, t, f, t, t, f, t]),
+                "{v}"
+            );
         }
         let want = |b: [bool; 4]| DynArray::from(arr1(&b));
         assert_eq!(run("isnan(i)"), want([f; 4]));

@@ -10,8 +10,8 @@
 //! ([`write_into`]).
 use crate::args::{assign_into, busy, dtype_of, to_numpy};
 use fusebox::{ArgView, ArgViewMut, DType, DynArray, Scalar};
-use numpy::{PyArrayDyn, PyArrayMethods};
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 

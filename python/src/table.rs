@@ -39,9 +39,8 @@ impl PyTable {
             let io = |e: arrow_schema::ArrowError| fusebox::Error::Value {
                 message: format!("reading the Arrow IPC stream: {e}"),
             };
-            let reader =
-                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(data), None)
-                    .map_err(io)?;
+            let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(data), None)
+                .map_err(io)?;
             let batches = reader.collect::<Result<Vec<_>, _>>().map_err(io)?;
             if batches.is_empty() {
                 return Err(fusebox::Error::Value {
@@ -72,7 +71,12 @@ impl PyTable {
         if !self.table.column_names().iter().any(|c| c == name) {
             return Err(PyKeyError::new_err(name.to_string()));
         }
-        Ok(self.table.col(name).and_then(|e| e.dtype()).ok().map(|d| d.name()))
+        Ok(self
+            .table
+            .col(name)
+            .and_then(|e| e.dtype())
+            .ok()
+            .map(|d| d.name()))
     }
 
     /// Evaluate numexpr text over the columns: `(values, validity)`, `validity` a bool array
