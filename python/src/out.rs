@@ -90,7 +90,8 @@ impl<T> Guard for T {}
 /// when `out` overlaps one of this call's own inputs).
 pub struct OutView<'a> {
     pub view: ArgViewMut<'a>,
-    pub guard: Option<Box<dyn Guard + 'a>>,
+    /// Held (never read) until the kernel is done: dropping it ends the borrow.
+    pub _guard: Option<Box<dyn Guard + 'a>>,
 }
 
 /// Borrow `out` for writing. The NumPy borrow tracker grants it unless another borrow of
@@ -134,7 +135,7 @@ where
     let view = unsafe { out.as_array_mut() };
     Ok(OutView {
         view: view.into(),
-        guard,
+        _guard: guard,
     })
 }
 
