@@ -548,6 +548,38 @@ impl Expr {
         maximum(self, lo).minimum(hi)
     }
 
+    /// `np.isnan`: bool, True where the value is a NaN (never for integers and bools).
+    ///
+    /// These four predicates are written with operations fusebox already has, chosen to be
+    /// exact on every device: `x != x` is True exactly for NaN, `|x| == inf` exactly for the
+    /// infinities, `|x| < inf` exactly for finite values, and `copysign(1, x) < 0` reads the
+    /// sign bit itself (so `-0.0` and a NaN with the sign bit set give True, as in NumPy).
+    pub fn isnan(&self) -> Expr {
+        self.ne_(self)
+    }
+    /// `np.isinf`: bool, True for `inf` and `-inf`.
+    pub fn isinf(&self) -> Expr {
+        match self.meta() {
+            Ok(m) if !m.dtype.is_float() => self.ne_(self),
+            _ => self.abs().eq_(f64::INFINITY),
+        }
+    }
+    /// `np.isfinite`: bool, False for NaN and the infinities (always True for integers).
+    pub fn isfinite(&self) -> Expr {
+        match self.meta() {
+            Ok(m) if !m.dtype.is_float() => self.eq_(self),
+            _ => self.abs().lt(f64::INFINITY),
+        }
+    }
+    /// `np.signbit`: bool, the sign bit (`x < 0` for integers, False for bools).
+    pub fn signbit(&self) -> Expr {
+        match self.meta() {
+            Ok(m) if m.dtype.is_bool() => self.ne_(self),
+            Ok(m) if m.dtype.is_int() => self.lt(0),
+            _ => copysign(1.0, self).lt(0.0),
+        }
+    }
+
     /// `self ** other`.
     pub fn pow(&self, other: impl Into<Expr>) -> Expr {
         Expr::binary(BinaryOp::Pow, self.clone(), other.into())
@@ -605,6 +637,22 @@ macro_rules! unary_methods {
                 }
             )*
             pub use super::{where_, maximum, minimum, arctan2, hypot, fmod, copysign, nextafter};
+            /// `np.isnan`: see [`Expr::isnan`].
+            pub fn isnan(x: impl Into<Expr>) -> Expr {
+                x.into().isnan()
+            }
+            /// `np.isinf`: see [`Expr::isinf`].
+            pub fn isinf(x: impl Into<Expr>) -> Expr {
+                x.into().isinf()
+            }
+            /// `np.isfinite`: see [`Expr::isfinite`].
+            pub fn isfinite(x: impl Into<Expr>) -> Expr {
+                x.into().isfinite()
+            }
+            /// `np.signbit`: see [`Expr::signbit`].
+            pub fn signbit(x: impl Into<Expr>) -> Expr {
+                x.into().signbit()
+            }
             /// `np.clip(x, lo, hi)`: see [`Expr::clip`].
             pub fn clip(x: impl Into<Expr>, lo: impl Into<Expr>, hi: impl Into<Expr>) -> Expr {
                 x.into().clip(lo, hi)

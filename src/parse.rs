@@ -390,6 +390,8 @@ enum Func {
     /// A reduction (`var`/`std` with `ddof = 0` until the call says otherwise).
     Reduce(Reduction),
     Astype,
+    /// `isnan`, `isinf`, `isfinite`, `signbit` (see [`Expr::isnan`]).
+    Predicate(fn(&Expr) -> Expr),
 }
 
 fn function(name: &str) -> Option<Func> {
@@ -439,6 +441,10 @@ fn function(name: &str) -> Option<Func> {
         "imag" => Some(Func::Imag),
         "ones_like" => Some(Func::OnesLike),
         "astype" => Some(Func::Astype),
+        "isnan" => Some(Func::Predicate(Expr::isnan)),
+        "isinf" => Some(Func::Predicate(Expr::isinf)),
+        "isfinite" => Some(Func::Predicate(Expr::isfinite)),
+        "signbit" => Some(Func::Predicate(Expr::signbit)),
         _ => Reduction::from_name(name, 0).map(Func::Reduce),
     }
 }
@@ -718,7 +724,12 @@ impl Parser<'_> {
         }
         let n_args = args.len() + usize::from(dtype_arg.is_some());
         let want = match func {
-            Func::Unary(_) | Func::Identity | Func::Imag | Func::OnesLike | Func::Reduce(_) => 1,
+            Func::Unary(_)
+            | Func::Identity
+            | Func::Imag
+            | Func::OnesLike
+            | Func::Reduce(_)
+            | Func::Predicate(_) => 1,
             Func::Binary(_) | Func::Astype => 2,
             Func::Where => 3,
         };
@@ -741,6 +752,17 @@ impl Parser<'_> {
                 })
             }
             Func::Imag => return self.filled(a, 0),
+            Func::Predicate(f) => {
+                // Up to three nodes over the argument (`copysign(1, x) < 0`).
+                let depth = a.depth + 3;
+                if depth > MAX_DEPTH {
+                    return Err(Error::TooDeep { limit: MAX_DEPTH });
+                }
+                return Ok(Built {
+                    expr: f(&a.expr),
+                    depth,
+                });
+            }
             Func::OnesLike => return self.filled(a, 1),
             Func::Reduce(_) => unreachable!("reductions returned above"),
             Func::Astype => match dtype_arg {

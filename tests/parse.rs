@@ -453,3 +453,85 @@ fn imag_and_ones_like_are_exact_for_every_value() {
         );
     }
 }
+
+#[test]
+fn isnan_isinf_isfinite_signbit_are_numpys_for_every_class_of_value() {
+    use fusebox::{Device, DynArray, Options, Session};
+    use ndarray::arr1;
+    let neg_nan = -f64::NAN;
+    assert!(neg_nan.is_sign_negative());
+    let data = |n: &str| -> Option<Expr> {
+        Some(match n {
+            "x" => Expr::data(
+                arr1(&[
+                    1.5,
+                    f64::NAN,
+                    neg_nan,
+                    f64::INFINITY,
+                    -f64::INFINITY,
+                    -0.0,
+                    0.0,
+                    -2.0,
+                ]),
+                Some("x"),
+            ),
+            "f" => Expr::data(
+                arr1(&[
+                    1.5f32,
+                    f32::NAN,
+                    -f32::NAN,
+                    f32::INFINITY,
+                    -f32::INFINITY,
+                    -0.0,
+                    0.0,
+                    -2.0,
+                ]),
+                Some("f"),
+            ),
+            "i" => Expr::data(arr1(&[i32::MIN, -1, 0, 7]), Some("i")),
+            "b" => Expr::data(arr1(&[true, false, true, false]), Some("b")),
+            _ => return None,
+        })
+    };
+    let t = true;
+    let f = false;
+    for device in [Device::Reference, Device::Cpu] {
+        let s = Session::with_options(Options::default().with_device(device));
+        let run = |src: &str| s.compute(&parse(src, &data).unwrap()).unwrap();
+        for v in ["x", "f"] {
+            let want = |b: [bool; 8]| DynArray::from(arr1(&b));
+            assert_eq!(
+                run(&format!("isnan({v})")),
+                want([f, t, t, f, f, f, f, f]),
+                "{v}"
+            );
+            assert_eq!(
+                run(&format!("isinf({v})")),
+                want([f, f, f, t, t, f, f, f]),
+                "{v}"
+            );
+            assert_eq!(
+                run(&format!("isfinite({v})")),
+                want([t, f, f, f, f, t, t, t]),
+                "{v}"
+            );
+            assert_eq!(
+                run(&format!("signbit({v})")),
+                want([f, f, t, f, t, t, f, t]),
+                "{v}"
+            );
+        }
+        let want = |b: [bool; 4]| DynArray::from(arr1(&b));
+        assert_eq!(run("isnan(i)"), want([f; 4]));
+        assert_eq!(run("isinf(i)"), want([f; 4]));
+        assert_eq!(run("isfinite(i)"), want([t; 4]));
+        assert_eq!(run("signbit(i)"), want([t, t, f, f]));
+        assert_eq!(run("isnan(b) | isinf(b) | signbit(b)"), want([f; 4]));
+        assert_eq!(run("isfinite(b)"), want([t; 4]));
+        // In an expression, as numexpr uses them.
+        assert_eq!(
+            run("where(isfinite(x), x, 0.0)"),
+            DynArray::from(arr1(&[1.5, 0.0, 0.0, 0.0, 0.0, -0.0, 0.0, -2.0]))
+        );
+    }
+}

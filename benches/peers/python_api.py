@@ -10,7 +10,8 @@ Env:    BENCH_SIZES=1e3,1e4,... (default 1e3..1e8), BENCH_THREADS (default: all 
 Cases (float64): add1 `x + 1`, poly `(5.0*x + 4.0)*x + 1.0`, gauss (the seed's Gaussian,
 x = linspace(-5, 5, n)), sumsq `sum(x*x)`, two `2*a + 3*b*b - a/b` (b in [1, 2)).
 Each is timed as fusebox.evaluate and numexpr.evaluate, with a fresh result and with out=,
-and NumPy eager (and NumPy with out= where ufuncs allow it). Then `df.eval` with
+and NumPy eager (and NumPy with out= where ufuncs allow it); "copy" is `np.copyto` of one
+input into an existing array, the machine's limit for one pass over n elements. Then `df.eval` with
 engine="numexpr" and engine="fusebox", and the per-call overhead at n = 1e3 (evaluate with
 the same expression and arrays each call; re_evaluate; a compiled function).
 
@@ -115,9 +116,10 @@ def run_arrays(records):
     if ne is not None:
         ne.set_num_threads(THREADS)
     print(f"threads: {THREADS}; numexpr {getattr(ne, '__version__', '-')}, numpy {np.__version__}")
-    header = "| case | n | fusebox | fusebox out= | numexpr | numexpr out= | NumPy | NumPy out= |"
+    header = ("| case | n | fusebox | fusebox out= | numexpr | numexpr out= | NumPy | NumPy out= "
+              "| copy (limit) |")
     print(header)
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in SIZES:
         rng = np.random.default_rng(0)
         env = {"x": np.linspace(-5, 5, n), "a": rng.random(n), "b": rng.uniform(1, 2, n)}
@@ -138,11 +140,14 @@ def run_arrays(records):
             alloc, into = numpy_fns(case, env, out)
             row["numpy"] = bench(alloc, n)
             row["numpy_out"] = bench(into, n)
+            # The machine's limit for one pass: copy one input into an existing buffer.
+            row["copy"] = bench(lambda: np.copyto(out, env["a"]), n)
             records.append(row)
             print(
                 f"| {case} | {n:.0e} | {fmt(row['fusebox'])} | {fmt(row['fusebox_out'])} | "
                 f"{fmt(row.get('numexpr', float('nan')))} | {fmt(row.get('numexpr_out', float('nan')))} | "
-                f"{fmt(row['numpy'])} | {fmt(row['numpy_out'])}{' (dot)' if scalar else ''} |",
+                f"{fmt(row['numpy'])} | {fmt(row['numpy_out'])}{' (dot)' if scalar else ''} | "
+                f"{fmt(row['copy'])} |",
                 flush=True,
             )
         del env, out

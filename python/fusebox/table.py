@@ -7,15 +7,19 @@ scalar for a 0-d result, else an ndarray. ``compute(expr, optimize=False)`` runs
 operator at a time with temporaries (Blaze's unfused mode). An expression's repr computes it
 when the result is a scalar (as Blaze's interactive mode shows ``data.a.sum()`` as ``6``).
 
-This is a minimal layer on the array API: an expression is numexpr source text plus the arrays
-its names are bound to. Columns are the DataFrame's NumPy columns (no copy for numeric
-columns); nullable (masked) and non-numeric columns raise when computed. pyarrow Tables,
-Parquet and CSV sources, null semantics and table operations (filters, group-bys) belong to
-the tables issue: ``Data`` on them raises ``NotImplementedError`` until then. The class
-boundaries (``Data`` -> ``_Table`` / leaf ``Expr``; ``compute`` on an ``Expr``) are where a
-table engine plugs in.
-"""
+An expression is numexpr source text plus what its names are bound to:
 
+- over NumPy arrays and pandas DataFrames, the arrays (the frame's NumPy columns, no copy for
+  numeric ones; nullable extension columns raise when computed);
+- over a pyarrow Table or a Parquet, CSV or Arrow IPC path, the core crate's streamed table
+  (``fusebox._core.Table``): the file is read in chunks while the kernels run, and nulls are
+  Arrow validity, never NaN: an element-wise result is null where an input is, reductions
+  skip nulls (the sum of none is 0, the mean of none is None). A result with nulls comes back
+  as a pyarrow Array (a NumPy masked array without pyarrow); a null scalar as None.
+
+One expression reads one table (or arrays only): mixing columns of two tables, or a table
+and an array, raises ``TypeError``.
+"""
 import itertools
 import math
 import numbers
@@ -88,7 +92,7 @@ class Expr:
             p = _PREC[op]
             src = f"{a._paren(p - 1)} {op} {b._paren(p)}"
             prec = p
-        return Expr(src, {**a._bind, **b._bind}, prec)
+        return Expr(src, _merge(a._bind, b._bind), prec)
 
     def __add__(self, o):
         return self._bin("+", o)
@@ -246,7 +250,9 @@ class Expr:
         return dict(self._bind)
 
     def explain(self, optimize=True, device=None, json=False):
-        """The plan ``compute`` would run (see ``fusebox.explain``)."""
+        """The plan ``compute`` would run (see ``fusebox.explain``; arrays only)."""
+        if _table_of(self) is not None:
+            raise NotImplementedError("explain() of an expression over a table: compute() streams it")
         return _core.explain(self._src, self._bind, {}, device=device, optimize=optimize, json=json)
 
     def __array__(self, dtype=None, copy=None):
@@ -256,12 +262,28 @@ class Expr:
     def __repr__(self):
         # Blaze's interactive mode: a scalar result is shown computed.
         try:
-            r = _core.evaluate(self._src, self._bind, {})
+            r = compute(self)
         except Exception:  # noqa: BLE001 - show the expression when it cannot be computed
             return f"fusebox.Expr({self._src!r})"
-        if r.ndim == 0:
-            return repr(r.item())
+        if not hasattr(r, "__len__"):
+            return repr(r)
         return f"fusebox.Expr({self._src!r})\n{r!r}"
+
+
+def _merge(*binds):
+    """The bindings of the operands, one object per name."""
+    out = {}
+    for b in binds:
+        for k, v in b.items():
+            w = out.setdefault(k, v)
+            if w is not v:
+                if isinstance(v, _core.Table) and isinstance(w, _core.Table):
+                    raise TypeError(
+                        f"an expression over columns of two different tables (both have {k!r}; "
+                        "join them first)"
+                    )
+                raise ValueError(f"the name {k!r} is bound to two different objects")
+    return out
 
 
 def _leaf(array, name=None):
@@ -271,9 +293,7 @@ def _leaf(array, name=None):
 
 def _call(fname, *args):
     parts = [Expr._wrap(a) for a in args]
-    bind = {}
-    for p in parts:
-        bind.update(p._bind)
+    bind = _merge(*(p._bind for p in parts))
     return Expr(f"{fname}({', '.join(p._src for p in parts)})", bind, 10)
 
 
@@ -340,8 +360,38 @@ def compute(expr, optimize=True, device=None):
     """
     if not isinstance(expr, Expr):
         return expr
+    table = _table_of(expr)
+    if table is not None:
+        values, valid = table.compute(expr._src, optimize=optimize, device=device)
+        return _with_nulls(values, valid)
     r = _core.evaluate(expr._src, expr._bind, {}, optimize=optimize, device=device)
     return r.item() if r.ndim == 0 else r
+
+
+def _table_of(expr):
+    """The one ``_core.Table`` the expression's names are columns of, or None (arrays)."""
+    tables = {id(v): v for v in expr._bind.values() if isinstance(v, _core.Table)}
+    if not tables:
+        return None
+    if len(tables) > 1:
+        raise TypeError("an expression over columns of two different tables (join them first)")
+    if any(not isinstance(v, _core.Table) for v in expr._bind.values()):
+        raise TypeError("an expression mixing a table's columns with NumPy arrays")
+    return next(iter(tables.values()))
+
+
+def _with_nulls(values, valid):
+    """A table result as Python: a scalar (None when null), an ndarray when nothing is null,
+    else a pyarrow Array (a masked array without pyarrow)."""
+    if values.ndim == 0:
+        return None if valid is not None and not valid.item() else values.item()
+    if valid is None or valid.all():
+        return values
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return np.ma.masked_array(values, mask=~valid)
+    return pa.array(values.ravel(), mask=~valid.ravel())
 
 
 class _Table:
@@ -398,9 +448,58 @@ class _Table:
         return self._df._repr_html_()
 
 
+class _ArrowTable:
+    """``Data(pyarrow_table)`` or ``Data(path)``: the core crate's streamed table; columns are
+    lazy expressions (names bound to the table); shows the schema and the first rows."""
+
+    def __init__(self, table):
+        self._t = table
+        self._cols = {}
+
+    @property
+    def columns(self):
+        return list(self._t.columns)
+
+    def _column(self, name):
+        if name not in self._cols:
+            if self._t.dtype(name) is None:
+                raise _core.UnsupportedDtypeError(
+                    f"column {name!r} is not numeric: it is shown, never computed"
+                )
+            if not (isinstance(name, str) and name.isidentifier()):
+                raise ValueError(f"column {name!r} is not a name an expression can use")
+            self._cols[name] = Expr(name, {name: self._t}, 10)
+        return self._cols[name]
+
+    def __getitem__(self, name):
+        if name not in self._t.columns:
+            raise KeyError(name)
+        return self._column(name)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._t.columns:
+            return self._column(name)
+        raise AttributeError(f"no column {name!r} (columns: {list(self._t.columns)})")
+
+    def __dir__(self):
+        return list(super().__dir__()) + list(self._t.columns)
+
+    def __len__(self):
+        n = self._t.rows
+        if n is None:
+            raise TypeError("the row count of this file is known only after reading it")
+        return n
+
+    def __repr__(self):
+        return repr(self._t)
+
+
 def Data(obj):  # noqa: N802 - Blaze's name
-    """Blaze's ``Data``: an ndarray becomes a lazy expression, a pandas DataFrame a table whose
-    columns are lazy expressions (``Data(df).a.sum()``)."""
+    """Blaze's ``Data``: an ndarray becomes a lazy expression; a pandas DataFrame, a pyarrow
+    Table or the path of a Parquet, CSV or Arrow IPC file a table whose columns are lazy
+    expressions (``Data(df).a.sum()``)."""
     if isinstance(obj, Expr):
         return obj
     if isinstance(obj, np.ndarray):
@@ -413,12 +512,21 @@ def Data(obj):  # noqa: N802 - Blaze's name
         return _Table(obj)
     if pd is not None and isinstance(obj, pd.Series):
         return _Table(obj.to_frame())[obj.name if obj.name is not None else 0]
-    kind = type(obj).__module__.split(".")[0]
-    if kind == "pyarrow" or isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
-        raise NotImplementedError(
-            "fusebox.Data over pyarrow Tables and Parquet/CSV files comes with the tables issue; "
-            "today Data takes NumPy arrays and pandas DataFrames"
-        )
+    if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
+        import os
+
+        return _ArrowTable(_core.Table.open(os.fsdecode(obj)))
+    if type(obj).__module__.split(".")[0] == "pyarrow":
+        import pyarrow as pa
+
+        if isinstance(obj, pa.RecordBatch):
+            obj = pa.Table.from_batches([obj])
+        if not isinstance(obj, pa.Table):
+            raise TypeError(f"fusebox.Data takes a pyarrow Table or RecordBatch, not a {type(obj).__name__}")
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, obj.schema) as w:
+            w.write_table(obj)
+        return _ArrowTable(_core.Table.from_ipc_stream(sink.getvalue().to_pybytes()))
     if isinstance(obj, (list, tuple)):
         return _leaf(np.asarray(obj))
     raise TypeError(f"fusebox.Data cannot wrap a {type(obj).__name__}")

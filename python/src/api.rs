@@ -6,10 +6,10 @@
 //! does) and classified ([`crate::args`]); the (session, dtypes, ranks, weak values)
 //! signature picks a compiled [`Entry`] (or compiles one); the arrays are passed as views and
 //! the kernel runs with the GIL released; the result's buffer becomes the returned array.
-use crate::args::{classify, dtype_from_py, to_numpy, Held, Value};
+use crate::args::{classify, dtype_from_py, out_view_of, to_numpy, Held, Value};
 use crate::cache::{self, ArgSig, Ctx, Entry, Prepared, WeakKey};
 use crate::errors::IntoPy;
-use crate::out::{check_out, write_into, write_weak};
+use crate::out::{check_out, direct_dtype, write_into, write_weak};
 use fusebox::{ArgView, DType, Device};
 use numpy::{PyArrayDescrMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
@@ -221,7 +221,8 @@ fn entry_for(py: Python<'_>, prep: &Prepared, ctx: Ctx, args: &Args<'_>) -> PyRe
     }
 }
 
-/// Run `entry` on `args`; the result as a new array, or written into `out`.
+/// Run `entry` on `args`; the result as a new array, or written into `out` (in place when
+/// `out` fits the result, see [`crate::out`]).
 fn run_entry<'py>(
     py: Python<'py>,
     entry: &Entry,
@@ -247,11 +248,29 @@ fn run_entry<'py>(
             }
         }
         let compiled = &entry.compiled;
+        let elements: usize = views.iter().map(|v| v.len()).max().unwrap_or(0);
         // Releasing and taking back the GIL costs about 0.1-0.2 us: worth it unless the
         // kernel is shorter still (NumPy has the same kind of threshold for its loops).
-        let elements: usize = views.iter().map(|v| v.len()).max().unwrap_or(0);
-        if elements < GIL_RELEASE_ELEMENTS && matches!(entry.ctx.device, Device::Cpu | Device::Auto)
-        {
+        let keep_gil = elements < GIL_RELEASE_ELEMENTS
+            && matches!(entry.ctx.device, Device::Cpu | Device::Auto);
+        let direct = match (out, compiled.expr().dtype()) {
+            (Some(o), Ok(dt)) if direct_dtype(o, dt) => Some((o, dt)),
+            _ => None,
+        };
+        if let Some((o, dt)) = direct {
+            let mut target = out_view_of(o, dt, &views)?;
+            let keep_gil = keep_gil && target.view.len() < GIL_RELEASE_ELEMENTS;
+            let mut into = || compiled.call_into(&views, target.view.reborrow());
+            let r = if keep_gil { into() } else { py.detach(into) };
+            drop(target);
+            match r {
+                Ok(()) => return Ok(o.clone()),
+                // `out` has another shape that the result may broadcast to: np.copyto below.
+                Err(fusebox::Error::ShapeMismatch { lhs, .. }) if lhs == o_shape(o)? => {}
+                Err(e) => return Err(e).py_err(py),
+            }
+        }
+        if keep_gil {
             compiled.call(&views).py_err(py)?
         } else {
             py.detach(|| compiled.call(&views)).py_err(py)?
@@ -272,6 +291,10 @@ fn run_entry<'py>(
             Ok(a)
         }
     }
+}
+
+fn o_shape(o: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    Ok(o.cast::<numpy::PyUntypedArray>()?.shape().to_vec())
 }
 
 /// Arguments below this many elements run on the CPU without releasing the GIL.

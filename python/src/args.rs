@@ -95,11 +95,23 @@ macro_rules! dtype_table {
                 })*
             }
         }
+
+        /// `out` (a writeable NumPy array of dtype `dt`) as the view a kernel writes into;
+        /// see [`crate::out::out_view`].
+        pub fn out_view_of<'a, 'py>(
+            out: &'a Bound<'py, PyAny>,
+            dt: DType,
+            inputs: &[ArgView<'_>],
+        ) -> PyResult<crate::out::OutView<'a>> {
+            match dt {
+                $(DType::$v => crate::out::out_view::<$t>(out.cast::<PyArrayDyn<$t>>()?, inputs),)*
+            }
+        }
     };
 }
 for_each_dtype!(dtype_table);
 
-fn busy(e: numpy::BorrowError) -> PyErr {
+pub fn busy(e: numpy::BorrowError) -> PyErr {
     PyValueError::new_err(format!(
         "an array argument is being written by another fusebox call ({e})"
     ))

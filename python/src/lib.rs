@@ -6,7 +6,7 @@
 //! signature ([`cache`]), kernels run with the GIL released, results hand their buffer to
 //! NumPy, and errors become Python exceptions by kind ([`errors`]). [`api`] holds the
 //! functions, [`out`] the writes into `out=`, [`split`] the reduction analysis `fusebox.dask`
-//! builds its graphs from. The pure-Python package `fusebox` (in `python/fusebox/`) wraps
+//! builds its graphs from, [`table`] the core's streamed tables for `fusebox.Data`. The pure-Python package `fusebox` (in `python/fusebox/`) wraps
 //! this module.
 // The crate docs link to the private modules that hold each part.
 #![allow(rustdoc::private_intra_doc_links)]
@@ -19,6 +19,7 @@ mod errors;
 mod glue;
 mod out;
 mod split;
+mod table;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::names, m)?)?;
     m.add_function(wrap_pyfunction!(split::analyze, m)?)?;
     m.add_class::<api::PyCompiled>()?;
+    m.add_class::<table::PyTable>()?;
     m.add(
         "SUPPORTED_DTYPES",
         args::DTYPES

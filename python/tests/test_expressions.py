@@ -282,3 +282,22 @@ def test_results_own_their_buffer():
     assert not r.flags.owndata and r.base is not None and not isinstance(r.base, np.ndarray)
     r[0] = 42.0  # writeable
     assert r.flags.c_contiguous and x[0] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.bool_])
+@pytest.mark.parametrize("func", ["isnan", "isinf", "isfinite", "signbit"])
+def test_float_predicates(device, func, dtype):
+    """numexpr 2.14's boolean functions, against NumPy (the sign bit of -0.0 and -NaN too)."""
+    if np.dtype(dtype).kind == "f":
+        a = np.array([1.5, np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, -2.0, 3e38], dtype)
+        assert np.signbit(a[2])
+    elif dtype is np.bool_:
+        a = np.array([True, False, True])
+    else:
+        a = np.array([np.iinfo(dtype).min, -1, 0, 5, np.iinfo(dtype).max], dtype)
+    got = fusebox.evaluate(f"{func}(a)", {"a": a}, {}, device=device)
+    want = getattr(np, func)(a)
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got, want)
+    got = fusebox.evaluate(f"where({func}(a), 1, 2) * 3", {"a": a}, {}, device=device)
+    np.testing.assert_array_equal(got, np.where(want, 1, 2) * 3)
