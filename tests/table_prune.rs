@@ -136,7 +136,7 @@ fn a_sorted_column_skips_the_groups_below_the_bound_with_the_same_bits() {
     // The bound on the left, and with a computed bound: mean(a) = 4999.5.
     check(
         GROUP,
-        &|t: &Table| Expr::from(2500.0).gt(&t.col("a").unwrap()),
+        &|t: &Table| Expr::from(2500.0).gt(t.col("a").unwrap()),
         7,
         "2500 > a",
     );
