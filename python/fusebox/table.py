@@ -10,7 +10,8 @@ when the result is a scalar (as Blaze's interactive mode shows ``data.a.sum()`` 
 An expression is numexpr source text plus what its names are bound to:
 
 - over NumPy arrays and pandas DataFrames, the arrays (the frame's NumPy columns, no copy for
-  numeric ones; nullable extension columns raise when computed);
+  numeric ones; a frame with nullable (extension) columns goes through Arrow, below, so NA
+  is validity: nulls propagate element-wise and reductions skip them, as in pandas);
 - over a pyarrow Table or a Parquet, CSV or Arrow IPC path, the core crate's streamed table
   (``fusebox._core.Table``): the file is read in chunks while the kernels run, and nulls are
   Arrow validity, never NaN: an element-wise result is null where an input is, reductions
@@ -411,8 +412,8 @@ class _Table:
             dt = col.dtype
             if not isinstance(dt, np.dtype):
                 raise TypeError(
-                    f"column {name!r} has the pandas extension dtype {dt}: nullable columns need "
-                    "the tables issue's null semantics (not built yet)"
+                    f"column {name!r} has the pandas extension dtype {dt}: nullable columns are "
+                    "computed through Arrow; install pyarrow"
                 )
             if np.dtype(dt).name not in _core.SUPPORTED_DTYPES:
                 raise _core.UnsupportedDtypeError(
@@ -496,6 +497,14 @@ class _ArrowTable:
         return repr(self._t)
 
 
+def _from_arrow(pa, table):
+    """The core's table over a pyarrow Table (handed over as an Arrow IPC stream)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return _ArrowTable(_core.Table.from_ipc_stream(sink.getvalue().to_pybytes()))
+
+
 def Data(obj):  # noqa: N802 - Blaze's name
     """Blaze's ``Data``: an ndarray becomes a lazy expression; a pandas DataFrame, a pyarrow
     Table or the path of a Parquet, CSV or Arrow IPC file a table whose columns are lazy
@@ -509,6 +518,16 @@ def Data(obj):  # noqa: N802 - Blaze's name
     except ImportError:
         pd = None
     if pd is not None and isinstance(obj, pd.DataFrame):
+        from pandas.api.types import is_string_dtype
+
+        if any(not isinstance(dt, np.dtype) and not is_string_dtype(dt) for dt in obj.dtypes):
+            # Nullable (extension) columns: pandas' NA becomes Arrow validity, and the core's
+            # table computes with it (element-wise null where an input is, reductions skip).
+            try:
+                import pyarrow as pa
+            except ImportError:
+                return _Table(obj)  # computing such a column raises TypeError, naming pyarrow
+            return _from_arrow(pa, pa.Table.from_pandas(obj, preserve_index=False))
         return _Table(obj)
     if pd is not None and isinstance(obj, pd.Series):
         return _Table(obj.to_frame())[obj.name if obj.name is not None else 0]
@@ -523,10 +542,7 @@ def Data(obj):  # noqa: N802 - Blaze's name
             obj = pa.Table.from_batches([obj])
         if not isinstance(obj, pa.Table):
             raise TypeError(f"fusebox.Data takes a pyarrow Table or RecordBatch, not a {type(obj).__name__}")
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, obj.schema) as w:
-            w.write_table(obj)
-        return _ArrowTable(_core.Table.from_ipc_stream(sink.getvalue().to_pybytes()))
+        return _from_arrow(pa, obj)
     if isinstance(obj, (list, tuple)):
         return _leaf(np.asarray(obj))
     raise TypeError(f"fusebox.Data cannot wrap a {type(obj).__name__}")

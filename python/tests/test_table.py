@@ -55,10 +55,20 @@ def test_expression_printing_round_trips_precedence():
         assert np.asarray(got).dtype == np.asarray(want).dtype, e.source
 
 
-def test_nullable_pandas_columns_say_so():
-    df = pd.DataFrame({"n": pd.array([1, None], dtype="Int64")})
-    with pytest.raises(TypeError, match="nullable"):
-        compute(Data(df).n + 1)
+def test_nullable_pandas_columns_follow_pandas(pa):
+    # pandas' nullable dtypes (Int64, Float64, boolean) as the oracle: NA skipped by
+    # reductions, propagated element-wise.
+    t = _arrow(pa, n=2000, seed=3)
+    df = _pandas(t)
+    assert not isinstance(df.a.dtype, np.dtype)
+    data = Data(df)
+    assert data.columns == ["a", "b", "s"]
+    _check_table(data, df)
+    flags = pd.DataFrame({"f": pd.array([True, None, False, True], dtype="boolean"),
+                          "x": pd.array([1.5, 2.0, None, 4.0], dtype="Float64")})
+    d = Data(flags)
+    assert compute(d.x.sum()) == flags.x.sum()
+    assert compute(d.f.sum()) == flags.f.sum()
 
 
 @pytest.fixture
