@@ -600,7 +600,21 @@ pub fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> 
             common = DType::I64;
         }
     }
-    let (compute, result) = op.signature(common)?;
+    let (compute, result) = match op {
+        // NumPy picks these ufuncs' float loop from each operand (the smallest float both
+        // cast to safely), not from their promoted type: int8 with uint16 is float32, though
+        // int8 + uint16 is int32.
+        BinaryOp::Arctan2 | BinaryOp::Hypot | BinaryOp::Copysign | BinaryOp::Nextafter
+            if a.weak.is_none() && b.weak.is_none() =>
+        {
+            let f = a.dtype.min_float().max(b.dtype.min_float());
+            match f {
+                Some(f) => (f, f),
+                None => op.signature(a.dtype)?, // float16: the typed error
+            }
+        }
+        _ => op.signature(common)?,
+    };
     // The literal must fit the dtype the operation computes in (`int32_array / 3e9` computes
     // in float64 and is fine; `int32_array + 3e9` is an OverflowError in NumPy).
     if let Some((s, _)) = weak {

@@ -352,13 +352,7 @@ impl PartialPlan {
 /// A 0-d zero of `d`.
 fn zero(d: DType) -> DynArray {
     let z = IxDyn(&[]);
-    match d {
-        DType::Bool => ArrayD::from_elem(z, false).into(),
-        DType::I32 => ArrayD::from_elem(z, 0i32).into(),
-        DType::I64 => ArrayD::from_elem(z, 0i64).into(),
-        DType::F32 => ArrayD::from_elem(z, 0f32).into(),
-        DType::F64 => ArrayD::from_elem(z, 0f64).into(),
-    }
+    crate::with_dtype!(d, T => ArrayD::from_elem(z, T::default()).into())
 }
 
 /// Stack 0-d partials into a 1-d array (of `d` when there are none).
@@ -370,13 +364,7 @@ fn stack(parts: &[DynArray], d: DType) -> Result<DynArray> {
         }
         Ok(ndarray::Array1::from(v).into())
     }
-    match d {
-        DType::Bool => col::<bool>(parts),
-        DType::I32 => col::<i32>(parts),
-        DType::I64 => col::<i64>(parts),
-        DType::F32 => col::<f32>(parts),
-        DType::F64 => col::<f64>(parts),
-    }
+    crate::with_dtype!(d, T => col::<T>(parts))
 }
 
 /// Reduce the partials with `op`, in chunk order, by a kernel like any other.
@@ -878,13 +866,7 @@ fn broadcast(a: &DynArray, n: usize) -> Result<DynArray> {
             rhs: vec![n],
         });
     }
-    Ok(match a {
-        DynArray::Bool(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::I32(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::I64(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::F32(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::F64(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-    })
+    Ok(crate::dispatch!(a, x => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into()))
 }
 
 /// An Arrow array (of a computable type) as values and validity.
