@@ -594,10 +594,17 @@ pub fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> 
         _ => promote(a.dtype, b.dtype),
     };
     // NumPy 2 compares with an integer literal outside the array's range exactly
-    // (`int32_array < 3_000_000_000` is all True): compare in int64.
+    // (`int32_array < 3_000_000_000` is all True): compare in int64 (see below for uint64).
     if let Some((s, _)) = weak {
         if op.is_comparison() && common.is_int() && check_weak_fits(s, common).is_err() {
-            common = DType::I64;
+            // uint64 against a negative literal (the only int64 that does not fit it): every
+            // uint64 converts to a float64 >= 0, above any negative literal, so float64
+            // compares exactly here.
+            common = if common == DType::U64 {
+                DType::F64
+            } else {
+                DType::I64
+            };
         }
     }
     let (compute, result) = match op {

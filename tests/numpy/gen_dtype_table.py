@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate tests/golden/dtype_table.tsv: NumPy 2's result dtype for every operator on every
+"""Generate tests/dtypes/dtype_table.tsv: NumPy 2's result dtype for every operator on every
 dtype fusebox has (and every pair of them), with strong arrays and with weak Python scalars.
 
 Run with the project's NumPy 2 venv (deterministic; rewrites the file):
@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden", "dtype_table.tsv")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dtypes", "dtype_table.tsv")
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
           "float32", "float64"]
 SUPPORTED = {np.dtype(d) for d in DTYPES}

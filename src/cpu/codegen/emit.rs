@@ -325,7 +325,7 @@ impl Gen<'_, '_> {
                 Abs | Floor | Ceil | Round | Trunc => x,
                 Sign => {
                     let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0);
-                    self.b.ins().uextend(t, nz)
+                    self.uextend_to(t, nz)
                 }
                 _ => return self.unsupported(format!("{op} of {dt}")),
             },
