@@ -295,7 +295,18 @@ impl Expr {
     }
 
     /// Element-wise unary operation.
+    ///
+    /// On a weak literal, the Python operators `-` and `~` give a weak literal again (Python
+    /// number semantics, folded here); every function (`cos(3)`, `abs(2)`, `sqrt(2.0)`, ...) is
+    /// a NumPy ufunc on a Python scalar, whose result is a *strong* NumPy scalar (NEP 50:
+    /// `np.cos(3)` is float64 and `float32_array * np.cos(3)` is float64): the literal becomes
+    /// a 0-d array of its default dtype and the function applies to it like to any array.
     pub fn unary(op: UnaryOp, x: Expr) -> Expr {
+        let x = match (op, x.kind()) {
+            (UnaryOp::Neg | UnaryOp::Not, _) => x,
+            (_, ExprKind::Literal(s)) => Expr::data(strong_scalar(*s), None),
+            _ => x,
+        };
         let meta = (|| {
             let m = x.meta()?;
             let (_, r) = op.signature(m.dtype)?;
@@ -651,6 +662,15 @@ pub fn where_dtype(a: &Meta, b: &Meta) -> Result<DType> {
         (None, Some(s)) => weak_with(s, a.dtype)?,
         (Some(x), Some(y)) => promote(x.default_dtype(), y.default_dtype()),
     })
+}
+
+/// A weak literal as a strong 0-d array of its default dtype (`np.asarray(3)`: int64).
+fn strong_scalar(s: Scalar) -> DynArray {
+    match s {
+        Scalar::Bool(b) => ndarray::arr0(b).into(),
+        Scalar::Int(i) => ndarray::arr0(i).into(),
+        Scalar::Float(f) => ndarray::arr0(f).into(),
+    }
 }
 
 /// Fold a unary operator on a weak literal (Python number semantics, float64 math).

@@ -97,3 +97,44 @@ fn reference_results_have_the_typed_dtype() {
         }
     }
 }
+
+/// A function of a literal is a strong NumPy scalar (NEP 50): `np.cos(3)` is float64, so
+/// `2*a32 + (cos(3)+5)*b32` is float64 in NumPy 2; `-3` and `~3` stay weak Python ints.
+#[test]
+fn a_function_of_a_literal_is_a_strong_scalar() {
+    let a32 = Expr::data(ndarray::arr1(&[1.5f32, -2.0]), Some("a32"));
+    let b32 = Expr::data(ndarray::arr1(&[0.25f32, 4.0]), Some("b32"));
+    let lookup = |n: &str| match n {
+        "a32" => Some(a32.clone()),
+        "b32" => Some(b32.clone()),
+        _ => None,
+    };
+    let parse = |s: &str| fusebox::parse::parse(s, &lookup).unwrap();
+    let e = parse("2*a32 + (cos(3)+5)*b32");
+    assert_eq!(e.meta().unwrap().dtype, DType::F64);
+    // NumPy: 2*a32 + (np.cos(3)+5)*b32, computed in float64 from float32 inputs.
+    let got: ndarray::Array1<f64> = reference::evaluate(&e, &HashMap::new())
+        .unwrap()
+        .into_array()
+        .unwrap();
+    let want = [
+        2.0 * 1.5f32 as f64 + (3f64.cos() + 5.0) * 0.25f32 as f64,
+        2.0 * -2.0f32 as f64 + (3f64.cos() + 5.0) * 4.0f32 as f64,
+    ];
+    assert_eq!(got.to_vec(), want.to_vec());
+    let session = fusebox::Session::new();
+    let jit: ndarray::Array1<f64> = session.compute(&e).unwrap().into_array().unwrap();
+    assert_eq!(jit.to_vec(), want.to_vec());
+    for (src, dtype) in [
+        ("a32 * -3", DType::F32),
+        ("a32 * sqrt(2.0)", DType::F64),
+        ("a32 * abs(2)", DType::F64),
+        ("a32 + floor(2.5)", DType::F64),
+        ("b32 > exp(1)", DType::Bool),
+    ] {
+        assert_eq!(parse(src).meta().unwrap().dtype, dtype, "{src}");
+    }
+    // `cos(3)` alone is a 0-d float64 array.
+    let c = reference::evaluate(&parse("cos(3)"), &HashMap::new()).unwrap();
+    assert_eq!((c.dtype(), c.shape().len()), (DType::F64, 0));
+}
