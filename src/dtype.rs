@@ -3,7 +3,14 @@
 //!
 //! Arrays are *strong*: their dtype wins. Rust and literal scalars are *weak* (like Python numbers
 //! in NumPy 2): `f32_array * 2.0` stays `float32`, `i32_array + 1` stays `int32`, and an integer
-//! literal that does not fit the array's dtype is an error, not a silent wrap.
+//! literal that does not fit the array's dtype is an error, not a silent wrap (`u8_array + -1`
+//! too: NumPy 2's OverflowError). Weak integer literals hold an `i64`, so a literal above
+//! `i64::MAX` (a large uint64) cannot be written; bind a uint64 array instead.
+//!
+//! [`promote`] is NumPy's table for all eleven dtypes: two integers of one signedness give the
+//! wider; signed with unsigned the smallest signed type holding both, and float64 for uint64
+//! with any signed type; integers of up to 16 bits with float32 stay float32, wider ones give
+//! float64. `tests/dtype_table.rs` checks every pair and operator against NumPy 2.
 use crate::error::{Error, Result};
 use std::fmt;
 use std::hash::{Hash, Hasher};

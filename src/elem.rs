@@ -3,7 +3,8 @@
 //! in `dtype`, which re-exports [`DType`].
 use std::fmt;
 
-/// The element types fusebox computes with.
+/// The element types fusebox computes with: bool, the signed and unsigned integers of 8 to 64
+/// bits and the two IEEE floats, each stored as its Rust type (`bool` as one byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     Bool,

@@ -1114,14 +1114,23 @@ fn cast_check(e: &Expr) -> Option<(Expr, Error)> {
         return None;
     };
     let from = v.dtype().ok()?;
-    if !from.is_float() || !matches!(to, DType::I32 | DType::I64) {
+    if !from.is_float() || !to.is_int() {
         return None;
     }
-    // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX].
-    let (lo, lo_inclusive, hi) = match (from, to) {
-        (DType::F64, DType::I32) => (-2147483649.0, false, 2147483648.0),
-        (_, DType::I32) => (-2147483648.0, true, 2147483648.0),
-        _ => (-9223372036854775808.0, true, 9223372036854775808.0),
+    // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX], that is
+    // MIN - 1 < x < MAX + 1 (MAX + 1 is a power of two, exact in every float). Where MIN - 1
+    // is not exact in the source (int32 from float32, int64), x >= MIN says the same.
+    let (min, max) = to.int_range()?;
+    let below = (min - 1) as f64;
+    let exact = if from == DType::F32 {
+        (below as f32) as i128 == min - 1
+    } else {
+        below as i128 == min - 1
+    };
+    let (lo, lo_inclusive, hi) = if exact {
+        (below, false, (max + 1) as f64)
+    } else {
+        (min as f64, true, (max + 1) as f64)
     };
     let lo_ok = if lo_inclusive { v.ge(lo) } else { v.gt(lo) };
     let ok = lo_ok & v.lt(hi);

@@ -4,9 +4,10 @@
 //! ([`MAX_HEADER_LEN`]), to learn the dtype (`descr`) and the shape, and checks that the file
 //! holds exactly the bytes the shape needs (so a hostile header cannot make us allocate more
 //! than the file's size). Then ndarray-npy's typed reader (`ReadNpyExt`) reads the data, in C or
-//! Fortran order. Supported dtypes: `|b1`, `|i1`, `<i2`, `<i4`, `<i8`, `<f2`, `<u2`, `<u4`, `<u8`, `<f4`, `<f8` (and their big-endian
-//! forms, which ndarray-npy converts); anything else is [`Error::UnsupportedDtype`] naming the
-//! descr. Every other failure is [`Error::Npy`] with the path and the reason.
+//! Fortran order. Supported dtypes: `|b1`, `|i1`, `<i2`, `<i4`, `<i8`, `|u1`, `<u2`, `<u4`,
+//! `<u8`, `<f4`, `<f8` (and their big-endian forms, which ndarray-npy converts); anything else
+//! is [`Error::UnsupportedDtype`] naming the descr. Every other failure is [`Error::Npy`] with
+//! the path and the reason.
 use crate::array::{DynArray, Element};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -60,7 +61,7 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: Option<&Path>) -> Re
         "<i2" | ">i2" => DType::I16,
         "<i4" | ">i4" => DType::I32,
         "<i8" | ">i8" => DType::I64,
-        "<f2" | "<u1" | ">u1" => DType::U8,
+        "|u1" | "<u1" | ">u1" => DType::U8,
         "<u2" | ">u2" => DType::U16,
         "<u4" | ">u4" => DType::U32,
         "<u8" | ">u8" => DType::U64,

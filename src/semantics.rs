@@ -10,11 +10,15 @@
 //! - `maximum`/`minimum` propagate NaN and return the second operand on ties (so
 //!   `maximum(0.0, -0.0)` is `-0.0`); `sign(NaN)` is NaN and `sign(±0)` is `+0`;
 //! - `round` is half to even; `floor`/`ceil`/`trunc`/`round` keep integer dtypes;
+//! - unsigned `//`, `%` and `fmod` are plain unsigned division (by zero: 0); unsigned `-x`
+//!   wraps (`-uint8(1)` is 255) and `abs` is the identity; `abs` of a signed minimum wraps to
+//!   itself;
 //! - shifts by a negative amount or by at least the bit width give 0 (`>>` of a negative: -1);
 //! - integer `**` with a negative exponent (NumPy raises; fusebox cannot raise per element)
 //!   gives the truncated real result: 1 for base 1, ±1 for base -1, else 0;
-//! - float to integer casts of NaN or out-of-range values give the integer's minimum (what
-//!   NumPy's C cast gives on x86-64);
+//! - float to int32/int64 casts of NaN or out-of-range values give the integer's minimum (what
+//!   NumPy's C cast gives on x86-64); the narrower and unsigned integers follow NumPy's x86-64
+//!   loops as [`float_to_int`] describes;
 //! - NaN signs follow glibc on x86-64 where `copysign` can see them: `arccosh` below 1 and
 //!   `arctanh` beyond 1 give the default NaN (sign bit set); `hypot` passes a NaN operand
 //!   through (the first if both are NaN) unless the other operand is infinite.
