@@ -119,9 +119,10 @@ impl DType {
             _ => {
                 return Err(Error::UnsupportedDtype {
                     dtype: s.to_string(),
-                    context: "not a dtype name (bool, int8, int16, int32, int64, uint8, uint16, uint32, \
+                    context:
+                        "not a dtype name (bool, int8, int16, int32, int64, uint8, uint16, uint32, \
                               uint64, float32, float64)"
-                        .into(),
+                            .into(),
                 })
             }
         })

@@ -337,8 +337,12 @@ macro_rules! uint_semantics {
                 And => a & b,
                 Or => a | b,
                 Xor => a ^ b,
-                Shl => a.checked_shl(u32::try_from(b).unwrap_or(u32::MAX)).unwrap_or(0),
-                Shr => a.checked_shr(u32::try_from(b).unwrap_or(u32::MAX)).unwrap_or(0),
+                Shl => a
+                    .checked_shl(u32::try_from(b).unwrap_or(u32::MAX))
+                    .unwrap_or(0),
+                Shr => a
+                    .checked_shr(u32::try_from(b).unwrap_or(u32::MAX))
+                    .unwrap_or(0),
                 Div | Arctan2 | Hypot | Copysign | Nextafter | Eq | Ne | Lt | Le | Gt | Ge => 0,
             }
         }

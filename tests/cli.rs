@@ -663,5 +663,8 @@ fn small_and_unsigned_integer_npy_in_and_out() {
     let out = eval_to(dir.path(), &["a % 3", &format!("a={i16s}")]);
     assert_eq!(read::<i16>(&out), arr1(&[1i16, 2]).into_dyn());
     // A literal that does not fit the dtype is NumPy 2's OverflowError.
-    check_error(&["eval", "u + (-1)", &u], "integer literal -1 out of bounds for uint8");
+    check_error(
+        &["eval", "u + (-1)", &u],
+        "integer literal -1 out of bounds for uint8",
+    );
 }

@@ -62,7 +62,9 @@ fn result_dtypes_match_numpy_for_every_operator_and_pair() {
             Err(_) => "error".to_string(),
         };
         if got != expected {
-            failures.push(format!("{kind} {op} {lhs} {rhs}: numpy {expected}, fusebox {got}"));
+            failures.push(format!(
+                "{kind} {op} {lhs} {rhs}: numpy {expected}, fusebox {got}"
+            ));
         }
     }
     assert!(n > 7000, "{n} cases");
@@ -80,15 +82,16 @@ fn reference_results_have_the_typed_dtype() {
     let ones = |d: DType| -> fusebox::DynArray {
         let a = ndarray::Array1::from_elem(2, 1.0f64);
         let f: fusebox::DynArray = a.into();
-        reference::evaluate(
-            &Expr::data(f, None).astype(d),
-            &HashMap::new(),
-        )
-        .unwrap()
+        reference::evaluate(&Expr::data(f, None).astype(d), &HashMap::new()).unwrap()
     };
     for a in DType::ALL {
         for b in DType::ALL {
-            for op in [BinaryOp::Add, BinaryOp::FloorDiv, BinaryOp::Lt, BinaryOp::Maximum] {
+            for op in [
+                BinaryOp::Add,
+                BinaryOp::FloorDiv,
+                BinaryOp::Lt,
+                BinaryOp::Maximum,
+            ] {
                 let e = Expr::binary(op, Expr::data(ones(a), None), Expr::data(ones(b), None));
                 let Ok(m) = e.meta() else { continue };
                 let r = reference::evaluate(&e, &HashMap::new()).unwrap();

@@ -621,7 +621,13 @@ fn float_to_small_and_unsigned_integer_casts_under_invalid_cast_raise() {
         (DType::U8, -0.9, 255.9, -1.0, 256.0),
         (DType::U16, -0.5, 65535.5, -1.0, 65536.0),
         (DType::U32, -0.99, 4294967295.5, -1.0, 4294967296.0),
-        (DType::U64, -0.5, 18446744073709549568.0, -1.0, 18446744073709551616.0),
+        (
+            DType::U64,
+            -0.5,
+            18446744073709549568.0,
+            -1.0,
+            18446744073709551616.0,
+        ),
     ];
     for device in [Device::Cpu, Device::Auto, Device::Reference] {
         for optimize in [true, false] {
@@ -650,12 +656,22 @@ fn float_to_small_and_unsigned_integer_casts_under_invalid_cast_raise() {
     // The default mode: NumPy's values (np.array([300.0, -1.0, nan]).astype(...) on x86-64).
     let s = Session::new();
     let x = Expr::data(arr1(&[300.0, -1.0, f64::NAN, 1e10]), None);
-    let u8s: ndarray::Array1<u8> = s.compute(&x.astype(DType::U8)).unwrap().into_array().unwrap();
+    let u8s: ndarray::Array1<u8> = s
+        .compute(&x.astype(DType::U8))
+        .unwrap()
+        .into_array()
+        .unwrap();
     assert_eq!(u8s.to_vec(), [44, 255, 0, 0]);
-    let u32s: ndarray::Array1<u32> =
-        s.compute(&x.astype(DType::U32)).unwrap().into_array().unwrap();
+    let u32s: ndarray::Array1<u32> = s
+        .compute(&x.astype(DType::U32))
+        .unwrap()
+        .into_array()
+        .unwrap();
     assert_eq!(u32s.to_vec(), [300, 4294967295, 2147483648, 0]);
-    let u64s: ndarray::Array1<u64> =
-        s.compute(&x.astype(DType::U64)).unwrap().into_array().unwrap();
+    let u64s: ndarray::Array1<u64> = s
+        .compute(&x.astype(DType::U64))
+        .unwrap()
+        .into_array()
+        .unwrap();
     assert_eq!(u64s.to_vec(), [300, u64::MAX, 1 << 63, 10_000_000_000]);
 }

@@ -725,7 +725,9 @@ fn check_ints(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Resu
 
 #[test]
 fn int_dtypes_reference_agrees_with_numpy() {
-    check_ints("reference", false, &|e| reference::evaluate(e, &HashMap::new()));
+    check_ints("reference", false, &|e| {
+        reference::evaluate(e, &HashMap::new())
+    });
 }
 
 #[test]

@@ -670,7 +670,14 @@ fn integer_dtypes_without_wgsl_code_stay_on_the_cpu() {
     assert_eq!(auto.stats().auto_gpu, 1);
 
     let pinned = session(Device::Gpu(0), slow_cpu, fast_gpu);
-    for t in [DType::I8, DType::I16, DType::U8, DType::U16, DType::U32, DType::U64] {
+    for t in [
+        DType::I8,
+        DType::I16,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+    ] {
         let cast = Expr::data(a.clone(), None).astype(t);
         let xt = fusebox::unstable::reference::evaluate(&cast, &HashMap::new()).unwrap();
         let x = Expr::data(xt, None);

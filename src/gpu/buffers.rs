@@ -261,10 +261,12 @@ pub(super) fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<
         DType::I32 => typed::<i32>(bytes, shape),
         DType::I64 => typed::<i64>(bytes, shape),
         // `check_capabilities` refuses the other dtypes before any buffer exists.
-        t @ (DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64) => Err(Error::UnsupportedDtype {
-            dtype: t.to_string(),
-            context: "GPU read-back".into(),
-        }),
+        t @ (DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64) => {
+            Err(Error::UnsupportedDtype {
+                dtype: t.to_string(),
+                context: "GPU read-back".into(),
+            })
+        }
         DType::Bool => {
             let v: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
             let b: Vec<bool> = v.into_iter().map(|x| x != 0).collect();

@@ -100,7 +100,12 @@ pub fn typed(dtype: DType, v: &ArrayD<f64>) -> DynArray {
             let i64s = typed(DType::I64, &v.mapv(|x| x.clamp(-1e18, 1e18)));
             let (lo, hi) = d.int_range().expect("an integer dtype");
             let c = fusebox::unstable::dtype::Const::wrap_int;
-            let mut vals: Vec<i128> = i64s.into_i64().unwrap().iter().map(|&x| x as i128).collect();
+            let mut vals: Vec<i128> = i64s
+                .into_i64()
+                .unwrap()
+                .iter()
+                .map(|&x| x as i128)
+                .collect();
             if let Some(x) = vals.get_mut(7) {
                 *x = lo;
             }

@@ -522,7 +522,9 @@ impl Gen<'_, '_> {
     /// agree modulo 2^n; a negative exponent only occurs for signed types, which sign-extend).
     fn int_pow(&mut self, dt: DType, a: Value, b: Value) -> Result<Value> {
         match dt {
-            DType::I32 | DType::I64 | DType::U64 => self.call(Helper::Bin(BinaryOp::Pow, dt), &[a, b]),
+            DType::I32 | DType::I64 | DType::U64 => {
+                self.call(Helper::Bin(BinaryOp::Pow, dt), &[a, b])
+            }
             _ => {
                 let t = scalar_type(dt);
                 let wa = self.int_resize(dt, types::I64, a);
@@ -593,7 +595,14 @@ impl Gen<'_, '_> {
         let sat = self.b.ins().fcvt_to_sint_sat(t, x);
         let limit = self.b.ins().f64const(2f64.powi(bits - 1));
         let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
-        let min = self.iconst(t, if bits == 32 { i32::MIN as i64 } else { i64::MIN });
+        let min = self.iconst(
+            t,
+            if bits == 32 {
+                i32::MIN as i64
+            } else {
+                i64::MIN
+            },
+        );
         self.b.ins().select(ok, sat, min)
     }
 
@@ -615,7 +624,14 @@ impl Gen<'_, '_> {
                 let low = self.float_to_signed(DType::F64, t, x);
                 let xs = self.b.ins().fsub(x, h);
                 let hi = self.float_to_signed(DType::F64, t, xs);
-                let min = self.iconst(t, if t == types::I32 { i32::MIN as i64 } else { i64::MIN });
+                let min = self.iconst(
+                    t,
+                    if t == types::I32 {
+                        i32::MIN as i64
+                    } else {
+                        i64::MIN
+                    },
+                );
                 let hi = self.b.ins().bxor(hi, min);
                 self.b.ins().select(big, hi, low)
             }
