@@ -37,8 +37,8 @@ fn npy_err(path: Option<&Path>, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Read a `.npy` file: bool, int32, int64, float32 or float64, any shape (0-d included), C or
-/// Fortran order.
+/// Read a `.npy` file of any fusebox dtype (bool, int8..int64, uint8..uint64, float32,
+/// float64), any shape (0-d included), C or Fortran order.
 pub fn read_npy(path: &Path) -> Result<DynArray> {
     let file = File::open(path).map_err(|e| npy_err(Some(path), e))?;
     let file_len = file.metadata().map_err(|e| npy_err(Some(path), e))?.len();
