@@ -421,7 +421,7 @@ impl<'a> ArgView<'a> {
             ArgView::I64(a) => a.as_ptr() as *const u8,
             ArgView::I8(a) => a.as_ptr() as *const u8,
             ArgView::I16(a) => a.as_ptr() as *const u8,
-            ArgView::U8(a) => a.as_ptr() as *const u8,
+            ArgView::U8(a) => a.as_ptr(),
             ArgView::U16(a) => a.as_ptr() as *const u8,
             ArgView::U32(a) => a.as_ptr() as *const u8,
             ArgView::U64(a) => a.as_ptr() as *const u8,
@@ -626,6 +626,8 @@ impl<'a> ArgViewMut<'a> {
         dispatch_mut!(self, a => a.is_standard_layout())
     }
     /// Pointer to the element at index `[0, 0, ...]`.
+    // One arm is the uint8 view, whose pointer already is `*mut u8`.
+    #[allow(clippy::unnecessary_cast)]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         dispatch_mut!(self, a => a.as_mut_ptr() as *mut u8)
     }
