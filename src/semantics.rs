@@ -622,6 +622,66 @@ mod tests {
     }
 
     #[test]
+    fn float_to_small_and_unsigned_ints_match_numpy() {
+        use crate::dtype::DType;
+        // np.array(x).astype(t) with NumPy 2.4 on x86-64 (the module docs' rules).
+        let x = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            300.0,
+            -1.0,
+            -129.5,
+            1e10,
+            -1e10,
+        ];
+        let want: [(DType, [i128; 8]); 6] = [
+            (DType::I8, [0, 0, 0, 44, -1, 127, 0, 0]),
+            (DType::I16, [0, 0, 0, 300, -1, -129, 0, 0]),
+            (DType::U8, [0, 0, 0, 44, 255, 127, 0, 0]),
+            (DType::U16, [0, 0, 0, 300, 65535, 65407, 0, 0]),
+            (
+                DType::U32,
+                [
+                    2147483648, 0, 2147483648, 300, 4294967295, 4294967167, 0, 2147483648,
+                ],
+            ),
+            (
+                DType::U64,
+                [
+                    1 << 63,
+                    0,
+                    1 << 63,
+                    300,
+                    u64::MAX as i128,
+                    18446744073709551487,
+                    10000000000,
+                    18446744063709551616,
+                ],
+            ),
+        ];
+        for (t, w) in want {
+            let got: Vec<i128> = x
+                .iter()
+                .map(|&v| cast(crate::dtype::Const::F64(v), t).as_i128().unwrap())
+                .collect();
+            assert_eq!(got, w, "{t}");
+        }
+        // Unsigned division, remainder and shifts; signed floor division's sign rules.
+        assert_eq!(binary_u8(FloorDiv, 200, 0), 0);
+        assert_eq!(binary_u8(Rem, 200, 7), 4);
+        assert_eq!(binary_u64(FloorDiv, u64::MAX, 2), u64::MAX / 2);
+        assert_eq!(binary_u16(Shl, 1, 16), 0);
+        assert_eq!(binary_u32(Shr, u32::MAX, 40), 0);
+        assert_eq!(unary_u8(UnaryOp::Neg, 1), 255);
+        assert_eq!(binary_i8(FloorDiv, -128, -1), -128);
+        assert_eq!(binary_i8(Rem, -7, 3), 2);
+        assert_eq!(binary_i16(Shr, -5, 99), -1);
+        assert_eq!(unary_i8(UnaryOp::Abs, i8::MIN), i8::MIN);
+        assert_eq!(binary_i8(Add, 127, 1), -128);
+    }
+
+    #[test]
     fn ulp_distance_orders_floats_by_value() {
         assert_eq!(ulp_distance_f64(0.0, -0.0), 0);
         assert_eq!(
