@@ -5,7 +5,10 @@ Run from anywhere with the project's NumPy 2 venv:
 
     /tmp/pv/bin/python tests/numpy/gen_golden.py
 
-It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ completely:
+It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ completely
+(`gen_golden.py --ints` writes tests/golden_ints/ instead: the same generators focused on
+int8, int16, uint8, uint16, uint32 and uint64, with their pairs against every dtype, from a
+seed of their own, so the default fixtures do not change):
 
 - in/*.npy      input arrays (edge values per dtype, random values, shaped for broadcasting)
 - out/*.npy     NumPy's result for each case
@@ -19,7 +22,7 @@ It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ c
             literals are weak Python scalars: True/False, 2, -1, 2.5
   bindings  `a=in/f64_col.npy b=in/f64_row.npy` (or `-`)
   expected  `out/NAME.npy`, or `error` where NumPy raises or gives a dtype outside fusebox's
-            set (float16, int8): fusebox must return an error there too
+            set (float16): fusebox must return an error there too
   tol       `exact` (bitwise; NaN matches NaN; the sign of zero counts) or `ulp:N`
 
 The ULP bounds in ULP_TOL were measured on this machine (x86-64, AVX-512) between NumPy 2.4
