@@ -1,6 +1,6 @@
 //! Host arrays of any supported dtype ([`DynArray`]), borrowed views of them ([`ArgView`]) for
 //! calling compiled functions, NumPy's broadcasting rules, and NumPy-like printing.
-use crate::dtype::DType;
+use crate::dtype::{Const, DType};
 use crate::error::{Error, Result};
 use crate::fmt::fmt_float;
 use ndarray::{
@@ -17,6 +17,10 @@ pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'stat
     fn take(a: DynArray) -> std::result::Result<ArcArray<Self, IxDyn>, DynArray>;
     fn wrap_view(v: ArrayViewD<'_, Self>) -> ArgView<'_>;
     fn wrap_view_mut(v: ArrayViewMutD<'_, Self>) -> ArgViewMut<'_>;
+    /// The value as a typed constant.
+    fn to_const(self) -> Const;
+    /// The value of a constant of this dtype (another dtype's constant gives the default).
+    fn from_const(c: Const) -> Self;
 }
 
 macro_rules! element {
@@ -44,12 +48,27 @@ macro_rules! element {
             fn wrap_view_mut(v: ArrayViewMutD<'_, Self>) -> ArgViewMut<'_> {
                 ArgViewMut::$variant(v)
             }
+            fn to_const(self) -> Const {
+                Const::$variant(self)
+            }
+            fn from_const(c: Const) -> Self {
+                match c {
+                    Const::$variant(v) => v,
+                    _ => Self::default(),
+                }
+            }
         }
     };
 }
 element!(bool, Bool);
 element!(i32, I32);
 element!(i64, I64);
+element!(i8, I8);
+element!(i16, I16);
+element!(u8, U8);
+element!(u16, U16);
+element!(u32, U32);
+element!(u64, U64);
 element!(f32, F32);
 element!(f64, F64);
 
@@ -59,6 +78,12 @@ pub enum DynArray {
     Bool(ArcArray<bool, IxDyn>),
     I32(ArcArray<i32, IxDyn>),
     I64(ArcArray<i64, IxDyn>),
+    I8(ArcArray<i8, IxDyn>),
+    I16(ArcArray<i16, IxDyn>),
+    U8(ArcArray<u8, IxDyn>),
+    U16(ArcArray<u16, IxDyn>),
+    U32(ArcArray<u32, IxDyn>),
+    U64(ArcArray<u64, IxDyn>),
     F32(ArcArray<f32, IxDyn>),
     F64(ArcArray<f64, IxDyn>),
 }
@@ -72,8 +97,68 @@ macro_rules! dispatch {
             $crate::DynArray::Bool($a) => $body,
             $crate::DynArray::I32($a) => $body,
             $crate::DynArray::I64($a) => $body,
+            $crate::DynArray::I8($a) => $body,
+            $crate::DynArray::I16($a) => $body,
+            $crate::DynArray::U8($a) => $body,
+            $crate::DynArray::U16($a) => $body,
+            $crate::DynArray::U32($a) => $body,
+            $crate::DynArray::U64($a) => $body,
             $crate::DynArray::F32($a) => $body,
             $crate::DynArray::F64($a) => $body,
+        }
+    };
+}
+
+/// Run `$body` with the type alias `$t` set to the Rust element type of the dtype `$dtype`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::Bool => {
+                type $t = bool;
+                $body
+            }
+            $crate::DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            $crate::DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            $crate::DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            $crate::DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            $crate::DType::U16 => {
+                type $t = u16;
+                $body
+            }
+            $crate::DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            $crate::DType::U64 => {
+                type $t = u64;
+                $body
+            }
+            $crate::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $t = f64;
+                $body
+            }
         }
     };
 }
@@ -84,6 +169,12 @@ impl DynArray {
             DynArray::Bool(_) => DType::Bool,
             DynArray::I32(_) => DType::I32,
             DynArray::I64(_) => DType::I64,
+            DynArray::I8(_) => DType::I8,
+            DynArray::I16(_) => DType::I16,
+            DynArray::U8(_) => DType::U8,
+            DynArray::U16(_) => DType::U16,
+            DynArray::U32(_) => DType::U32,
+            DynArray::U64(_) => DType::U64,
             DynArray::F32(_) => DType::F32,
             DynArray::F64(_) => DType::F64,
         }
@@ -131,6 +222,12 @@ impl DynArray {
             DynArray::Bool(a) => ArgView::Bool(a.view()),
             DynArray::I32(a) => ArgView::I32(a.view()),
             DynArray::I64(a) => ArgView::I64(a.view()),
+            DynArray::I8(a) => ArgView::I8(a.view()),
+            DynArray::I16(a) => ArgView::I16(a.view()),
+            DynArray::U8(a) => ArgView::U8(a.view()),
+            DynArray::U16(a) => ArgView::U16(a.view()),
+            DynArray::U32(a) => ArgView::U32(a.view()),
+            DynArray::U64(a) => ArgView::U64(a.view()),
             DynArray::F32(a) => ArgView::F32(a.view()),
             DynArray::F64(a) => ArgView::F64(a.view()),
         }
@@ -223,6 +320,12 @@ impl DynArray {
             DynArray::Bool(a) => *a.iter().next()? as u8 as f64,
             DynArray::I32(a) => *a.iter().next()? as f64,
             DynArray::I64(a) => *a.iter().next()? as f64,
+            DynArray::I8(a) => *a.iter().next()? as f64,
+            DynArray::I16(a) => *a.iter().next()? as f64,
+            DynArray::U8(a) => *a.iter().next()? as f64,
+            DynArray::U16(a) => *a.iter().next()? as f64,
+            DynArray::U32(a) => *a.iter().next()? as f64,
+            DynArray::U64(a) => *a.iter().next()? as f64,
             DynArray::F32(a) => *a.iter().next()? as f64,
             DynArray::F64(a) => *a.iter().next()?,
         })
@@ -253,6 +356,12 @@ pub enum ArgView<'a> {
     Bool(ArrayViewD<'a, bool>),
     I32(ArrayViewD<'a, i32>),
     I64(ArrayViewD<'a, i64>),
+    I8(ArrayViewD<'a, i8>),
+    I16(ArrayViewD<'a, i16>),
+    U8(ArrayViewD<'a, u8>),
+    U16(ArrayViewD<'a, u16>),
+    U32(ArrayViewD<'a, u32>),
+    U64(ArrayViewD<'a, u64>),
     F32(ArrayViewD<'a, f32>),
     F64(ArrayViewD<'a, f64>),
 }
@@ -263,6 +372,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(_) => DType::Bool,
             ArgView::I32(_) => DType::I32,
             ArgView::I64(_) => DType::I64,
+            ArgView::I8(_) => DType::I8,
+            ArgView::I16(_) => DType::I16,
+            ArgView::U8(_) => DType::U8,
+            ArgView::U16(_) => DType::U16,
+            ArgView::U32(_) => DType::U32,
+            ArgView::U64(_) => DType::U64,
             ArgView::F32(_) => DType::F32,
             ArgView::F64(_) => DType::F64,
         }
@@ -272,6 +387,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => a.shape(),
             ArgView::I32(a) => a.shape(),
             ArgView::I64(a) => a.shape(),
+            ArgView::I8(a) => a.shape(),
+            ArgView::I16(a) => a.shape(),
+            ArgView::U8(a) => a.shape(),
+            ArgView::U16(a) => a.shape(),
+            ArgView::U32(a) => a.shape(),
+            ArgView::U64(a) => a.shape(),
             ArgView::F32(a) => a.shape(),
             ArgView::F64(a) => a.shape(),
         }
@@ -282,6 +403,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => a.strides(),
             ArgView::I32(a) => a.strides(),
             ArgView::I64(a) => a.strides(),
+            ArgView::I8(a) => a.strides(),
+            ArgView::I16(a) => a.strides(),
+            ArgView::U8(a) => a.strides(),
+            ArgView::U16(a) => a.strides(),
+            ArgView::U32(a) => a.strides(),
+            ArgView::U64(a) => a.strides(),
             ArgView::F32(a) => a.strides(),
             ArgView::F64(a) => a.strides(),
         }
@@ -292,6 +419,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => a.as_ptr() as *const u8,
             ArgView::I32(a) => a.as_ptr() as *const u8,
             ArgView::I64(a) => a.as_ptr() as *const u8,
+            ArgView::I8(a) => a.as_ptr() as *const u8,
+            ArgView::I16(a) => a.as_ptr() as *const u8,
+            ArgView::U8(a) => a.as_ptr(),
+            ArgView::U16(a) => a.as_ptr() as *const u8,
+            ArgView::U32(a) => a.as_ptr() as *const u8,
+            ArgView::U64(a) => a.as_ptr() as *const u8,
             ArgView::F32(a) => a.as_ptr() as *const u8,
             ArgView::F64(a) => a.as_ptr() as *const u8,
         }
@@ -308,6 +441,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => a.is_standard_layout(),
             ArgView::I32(a) => a.is_standard_layout(),
             ArgView::I64(a) => a.is_standard_layout(),
+            ArgView::I8(a) => a.is_standard_layout(),
+            ArgView::I16(a) => a.is_standard_layout(),
+            ArgView::U8(a) => a.is_standard_layout(),
+            ArgView::U16(a) => a.is_standard_layout(),
+            ArgView::U32(a) => a.is_standard_layout(),
+            ArgView::U64(a) => a.is_standard_layout(),
             ArgView::F32(a) => a.is_standard_layout(),
             ArgView::F64(a) => a.is_standard_layout(),
         }
@@ -319,6 +458,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => ArgView::Bool(a.view()),
             ArgView::I32(a) => ArgView::I32(a.view()),
             ArgView::I64(a) => ArgView::I64(a.view()),
+            ArgView::I8(a) => ArgView::I8(a.view()),
+            ArgView::I16(a) => ArgView::I16(a.view()),
+            ArgView::U8(a) => ArgView::U8(a.view()),
+            ArgView::U16(a) => ArgView::U16(a.view()),
+            ArgView::U32(a) => ArgView::U32(a.view()),
+            ArgView::U64(a) => ArgView::U64(a.view()),
             ArgView::F32(a) => ArgView::F32(a.view()),
             ArgView::F64(a) => ArgView::F64(a.view()),
         }
@@ -347,6 +492,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => copy(a),
             ArgView::I32(a) => copy(a),
             ArgView::I64(a) => copy(a),
+            ArgView::I8(a) => copy(a),
+            ArgView::I16(a) => copy(a),
+            ArgView::U8(a) => copy(a),
+            ArgView::U16(a) => copy(a),
+            ArgView::U32(a) => copy(a),
+            ArgView::U64(a) => copy(a),
             ArgView::F32(a) => copy(a),
             ArgView::F64(a) => copy(a),
         }
@@ -368,6 +519,12 @@ impl<'a> ArgView<'a> {
             ArgView::Bool(a) => copy(a),
             ArgView::I32(a) => copy(a),
             ArgView::I64(a) => copy(a),
+            ArgView::I8(a) => copy(a),
+            ArgView::I16(a) => copy(a),
+            ArgView::U8(a) => copy(a),
+            ArgView::U16(a) => copy(a),
+            ArgView::U32(a) => copy(a),
+            ArgView::U64(a) => copy(a),
             ArgView::F32(a) => copy(a),
             ArgView::F64(a) => copy(a),
         }
@@ -406,6 +563,12 @@ pub enum ArgViewMut<'a> {
     Bool(ArrayViewMutD<'a, bool>),
     I32(ArrayViewMutD<'a, i32>),
     I64(ArrayViewMutD<'a, i64>),
+    I8(ArrayViewMutD<'a, i8>),
+    I16(ArrayViewMutD<'a, i16>),
+    U8(ArrayViewMutD<'a, u8>),
+    U16(ArrayViewMutD<'a, u16>),
+    U32(ArrayViewMutD<'a, u32>),
+    U64(ArrayViewMutD<'a, u64>),
     F32(ArrayViewMutD<'a, f32>),
     F64(ArrayViewMutD<'a, f64>),
 }
@@ -417,6 +580,12 @@ macro_rules! dispatch_mut {
             ArgViewMut::Bool($a) => $body,
             ArgViewMut::I32($a) => $body,
             ArgViewMut::I64($a) => $body,
+            ArgViewMut::I8($a) => $body,
+            ArgViewMut::I16($a) => $body,
+            ArgViewMut::U8($a) => $body,
+            ArgViewMut::U16($a) => $body,
+            ArgViewMut::U32($a) => $body,
+            ArgViewMut::U64($a) => $body,
             ArgViewMut::F32($a) => $body,
             ArgViewMut::F64($a) => $body,
         }
@@ -429,6 +598,12 @@ impl<'a> ArgViewMut<'a> {
             ArgViewMut::Bool(_) => DType::Bool,
             ArgViewMut::I32(_) => DType::I32,
             ArgViewMut::I64(_) => DType::I64,
+            ArgViewMut::I8(_) => DType::I8,
+            ArgViewMut::I16(_) => DType::I16,
+            ArgViewMut::U8(_) => DType::U8,
+            ArgViewMut::U16(_) => DType::U16,
+            ArgViewMut::U32(_) => DType::U32,
+            ArgViewMut::U64(_) => DType::U64,
             ArgViewMut::F32(_) => DType::F32,
             ArgViewMut::F64(_) => DType::F64,
         }
@@ -451,6 +626,8 @@ impl<'a> ArgViewMut<'a> {
         dispatch_mut!(self, a => a.is_standard_layout())
     }
     /// Pointer to the element at index `[0, 0, ...]`.
+    // One arm is the uint8 view, whose pointer already is `*mut u8`.
+    #[allow(clippy::unnecessary_cast)]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         dispatch_mut!(self, a => a.as_mut_ptr() as *mut u8)
     }
@@ -489,6 +666,12 @@ impl<'a> ArgViewMut<'a> {
             (ArgViewMut::Bool(d), ArgView::Bool(s)) => d.assign(s),
             (ArgViewMut::I32(d), ArgView::I32(s)) => d.assign(s),
             (ArgViewMut::I64(d), ArgView::I64(s)) => d.assign(s),
+            (ArgViewMut::I8(d), ArgView::I8(s)) => d.assign(s),
+            (ArgViewMut::I16(d), ArgView::I16(s)) => d.assign(s),
+            (ArgViewMut::U8(d), ArgView::U8(s)) => d.assign(s),
+            (ArgViewMut::U16(d), ArgView::U16(s)) => d.assign(s),
+            (ArgViewMut::U32(d), ArgView::U32(s)) => d.assign(s),
+            (ArgViewMut::U64(d), ArgView::U64(s)) => d.assign(s),
             (ArgViewMut::F32(d), ArgView::F32(s)) => d.assign(s),
             (ArgViewMut::F64(d), ArgView::F64(s)) => d.assign(s),
             (_, s) => return Err(mismatch(s.dtype())),
@@ -505,6 +688,12 @@ impl DynArray {
             DynArray::Bool(a) => ArgViewMut::Bool(a.view_mut()),
             DynArray::I32(a) => ArgViewMut::I32(a.view_mut()),
             DynArray::I64(a) => ArgViewMut::I64(a.view_mut()),
+            DynArray::I8(a) => ArgViewMut::I8(a.view_mut()),
+            DynArray::I16(a) => ArgViewMut::I16(a.view_mut()),
+            DynArray::U8(a) => ArgViewMut::U8(a.view_mut()),
+            DynArray::U16(a) => ArgViewMut::U16(a.view_mut()),
+            DynArray::U32(a) => ArgViewMut::U32(a.view_mut()),
+            DynArray::U64(a) => ArgViewMut::U64(a.view_mut()),
             DynArray::F32(a) => ArgViewMut::F32(a.view_mut()),
             DynArray::F64(a) => ArgViewMut::F64(a.view_mut()),
         }
@@ -624,6 +813,12 @@ fn fmt_elem(a: &DynArray, idx: &[usize]) -> String {
         DynArray::Bool(x) => (if x[ix] { "True" } else { "False" }).to_string(),
         DynArray::I32(x) => x[ix].to_string(),
         DynArray::I64(x) => x[ix].to_string(),
+        DynArray::I8(x) => x[ix].to_string(),
+        DynArray::I16(x) => x[ix].to_string(),
+        DynArray::U8(x) => x[ix].to_string(),
+        DynArray::U16(x) => x[ix].to_string(),
+        DynArray::U32(x) => x[ix].to_string(),
+        DynArray::U64(x) => x[ix].to_string(),
         DynArray::F32(x) => fmt_array_float(x[ix] as f64),
         DynArray::F64(x) => fmt_array_float(x[ix]),
     }

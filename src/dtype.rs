@@ -3,7 +3,14 @@
 //!
 //! Arrays are *strong*: their dtype wins. Rust and literal scalars are *weak* (like Python numbers
 //! in NumPy 2): `f32_array * 2.0` stays `float32`, `i32_array + 1` stays `int32`, and an integer
-//! literal that does not fit the array's dtype is an error, not a silent wrap.
+//! literal that does not fit the array's dtype is an error, not a silent wrap (`u8_array + -1`
+//! too: NumPy 2's OverflowError). Weak integer literals hold an `i64`, so a literal above
+//! `i64::MAX` (a large uint64) cannot be written; bind a uint64 array instead.
+//!
+//! [`promote`] is NumPy's table for all eleven dtypes: two integers of one signedness give the
+//! wider; signed with unsigned the smallest signed type holding both, and float64 for uint64
+//! with any signed type; integers of up to 16 bits with float32 stay float32, wider ones give
+//! float64. `tests/dtype_table.rs` checks every pair and operator against NumPy 2.
 use crate::error::{Error, Result};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -12,31 +19,83 @@ pub use crate::elem::DType;
 
 impl DType {
     /// All dtypes, in promotion order within each kind.
-    pub const ALL: [DType; 5] = [DType::Bool, DType::I32, DType::I64, DType::F32, DType::F64];
+    pub const ALL: [DType; 11] = [
+        DType::Bool,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::F32,
+        DType::F64,
+    ];
 
     /// Bytes per element in host memory (bool is one byte, as in NumPy).
     pub fn size(self) -> usize {
         match self {
-            DType::Bool => 1,
-            DType::I32 | DType::F32 => 4,
-            DType::I64 | DType::F64 => 8,
+            DType::Bool | DType::I8 | DType::U8 => 1,
+            DType::I16 | DType::U16 => 2,
+            DType::I32 | DType::U32 | DType::F32 => 4,
+            DType::I64 | DType::U64 | DType::F64 => 8,
         }
     }
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
     }
+    /// Any integer dtype, signed or unsigned (not bool).
     pub fn is_int(self) -> bool {
-        matches!(self, DType::I32 | DType::I64)
+        self.is_signed_int() || self.is_unsigned_int()
+    }
+    pub fn is_signed_int(self) -> bool {
+        matches!(self, DType::I8 | DType::I16 | DType::I32 | DType::I64)
+    }
+    pub fn is_unsigned_int(self) -> bool {
+        matches!(self, DType::U8 | DType::U16 | DType::U32 | DType::U64)
+    }
+    /// The signed integer dtype of `bytes` bytes (1, 2, 4 or 8).
+    pub fn signed_of_size(bytes: usize) -> Option<DType> {
+        Some(match bytes {
+            1 => DType::I8,
+            2 => DType::I16,
+            4 => DType::I32,
+            8 => DType::I64,
+            _ => return None,
+        })
+    }
+    /// The smallest and largest value of an integer dtype (bool: 0 and 1), `None` for floats.
+    pub fn int_range(self) -> Option<(i128, i128)> {
+        Some(match self {
+            DType::Bool => (0, 1),
+            DType::I8 => (i8::MIN as i128, i8::MAX as i128),
+            DType::I16 => (i16::MIN as i128, i16::MAX as i128),
+            DType::I32 => (i32::MIN as i128, i32::MAX as i128),
+            DType::I64 => (i64::MIN as i128, i64::MAX as i128),
+            DType::U8 => (0, u8::MAX as i128),
+            DType::U16 => (0, u16::MAX as i128),
+            DType::U32 => (0, u32::MAX as i128),
+            DType::U64 => (0, u64::MAX as i128),
+            DType::F32 | DType::F64 => return None,
+        })
     }
     pub fn is_bool(self) -> bool {
         self == DType::Bool
     }
-    /// Short suffix used in the kernel IR text (`f64`, `i32`, `bool`).
+    /// Short suffix used in the kernel IR text (`f64`, `i32`, `u16`, `int8`, `bool`).
     pub fn short(self) -> &'static str {
         match self {
             DType::Bool => "bool",
+            // `i8`/`u8` would read as NumPy's 8-byte codes: spell the 8-bit types out.
+            DType::I8 => "int8",
+            DType::I16 => "i16",
             DType::I32 => "i32",
             DType::I64 => "i64",
+            DType::U8 => "uint8",
+            DType::U16 => "u16",
+            DType::U32 => "u32",
+            DType::U64 => "u64",
             DType::F32 => "f32",
             DType::F64 => "f64",
         }
@@ -45,26 +104,43 @@ impl DType {
     pub fn parse(s: &str) -> Result<DType> {
         Ok(match s {
             "bool" | "b1" | "?" => DType::Bool,
-            "int32" | "i4" | "i32" => DType::I32,
-            "int64" | "i8" | "i64" | "int" => DType::I64,
+            "int8" | "i1" | "byte" | "b" => DType::I8,
+            "int16" | "i2" | "i16" | "short" | "h" => DType::I16,
+            "int32" | "i4" | "i32" | "intc" => DType::I32,
+            // `i8` is NumPy's 8-byte code, int64 (fusebox's IR writes int8 as `int8`).
+            "int64" | "i8" | "i64" | "int" | "intp" | "long" => DType::I64,
+            "uint8" | "u1" | "ubyte" => DType::U8,
+            "uint16" | "u2" | "u16" | "ushort" => DType::U16,
+            "uint32" | "u4" | "u32" | "uintc" => DType::U32,
+            // `u8` is NumPy's 8-byte code, uint64, as `i8` is int64.
+            "uint64" | "u8" | "u64" | "uintp" | "ulong" => DType::U64,
             "float32" | "f4" | "f32" => DType::F32,
             "float64" | "f8" | "f64" | "float" | "double" => DType::F64,
             _ => {
                 return Err(Error::UnsupportedDtype {
                     dtype: s.to_string(),
-                    context: "not a dtype name (bool, int32, int64, float32, float64)".into(),
+                    context:
+                        "not a dtype name (bool, int8, int16, int32, int64, uint8, uint16, uint32, \
+                              uint64, float32, float64)"
+                            .into(),
                 })
             }
         })
     }
+    /// The smallest float type that holds every value of this dtype exactly (NumPy's "safe"
+    /// cast), `None` where that is float16 (bool, int8, uint8), which fusebox lacks.
+    pub fn min_float(self) -> Option<DType> {
+        self.float_result()
+    }
     /// The float type that float-only functions (sqrt, exp, ...) compute in for this input:
-    /// floats keep their type, integers go to float64. `bool` has no answer here because NumPy
-    /// gives float16, which fusebox does not support.
+    /// floats keep their type, 16-bit integers go to float32, wider ones to float64. `bool`,
+    /// `int8` and `uint8` have no answer here because NumPy gives float16, which fusebox does
+    /// not support.
     pub fn float_result(self) -> Option<DType> {
         match self {
-            DType::F32 => Some(DType::F32),
-            DType::F64 | DType::I32 | DType::I64 => Some(DType::F64),
-            DType::Bool => None,
+            DType::F32 | DType::I16 | DType::U16 => Some(DType::F32),
+            DType::F64 | DType::I32 | DType::I64 | DType::U32 | DType::U64 => Some(DType::F64),
+            DType::Bool | DType::I8 | DType::U8 => None,
         }
     }
 }
@@ -77,12 +153,33 @@ pub fn promote(a: DType, b: DType) -> DType {
     }
     match (a, b) {
         (Bool, x) | (x, Bool) => x,
-        (I32, I64) | (I64, I32) => I64,
         (F32, F64) | (F64, F32) => F64,
-        // int32/int64 with float32: float64 (float32 cannot hold every int32 exactly).
-        (I32 | I64, F32) | (F32, I32 | I64) => F64,
-        (I32 | I64, F64) | (F64, I32 | I64) => F64,
-        _ => unreachable!("all pairs covered"),
+        // Integers up to 16 bits fit float32 exactly; wider ones need float64.
+        (i, F32) | (F32, i) => {
+            if i.size() <= 2 {
+                F32
+            } else {
+                F64
+            }
+        }
+        (_, F64) | (F64, _) => F64,
+        // Two integers of one signedness: the wider.
+        (x, y) if x.is_signed_int() == y.is_signed_int() => {
+            if x.size() >= y.size() {
+                x
+            } else {
+                y
+            }
+        }
+        // Signed with unsigned: the smallest signed type holding both (uint64 has none: float64).
+        (x, y) => {
+            let (s, u) = if x.is_signed_int() { (x, y) } else { (y, x) };
+            if s.size() > u.size() {
+                s
+            } else {
+                DType::signed_of_size(u.size() * 2).unwrap_or(F64)
+            }
+        }
     }
 }
 
@@ -144,7 +241,7 @@ pub fn promote_weak(strong: DType, weak: WeakKind) -> DType {
         (s, WeakKind::Bool) => s,
         (DType::Bool, WeakKind::Int) => DType::I64,
         (s, WeakKind::Int) => s,
-        (DType::Bool | DType::I32 | DType::I64, WeakKind::Float) => DType::F64,
+        (s, WeakKind::Float) if !s.is_float() => DType::F64,
         (s, WeakKind::Float) => s,
     }
 }
@@ -153,8 +250,8 @@ pub fn promote_weak(strong: DType, weak: WeakKind) -> DType {
 /// `OverflowError: Python integer ... out of bounds for int32`).
 pub fn check_weak_fits(value: Scalar, dtype: DType) -> Result<()> {
     if let Scalar::Int(v) = value {
-        let fits = match dtype {
-            DType::I32 => i32::try_from(v).is_ok(),
+        let fits = match dtype.int_range() {
+            Some((lo, hi)) if dtype.is_int() => (lo..=hi).contains(&(v as i128)),
             _ => true,
         };
         if !fits {
@@ -172,8 +269,14 @@ pub fn check_weak_fits(value: Scalar, dtype: DType) -> Result<()> {
 #[derive(Debug, Clone, Copy)]
 pub enum Const {
     Bool(bool),
+    I8(i8),
+    I16(i16),
     I32(i32),
     I64(i64),
+    U8(u8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
     F32(f32),
     F64(f64),
 }
@@ -182,8 +285,14 @@ impl Const {
     pub fn dtype(self) -> DType {
         match self {
             Const::Bool(_) => DType::Bool,
+            Const::I8(_) => DType::I8,
+            Const::I16(_) => DType::I16,
             Const::I32(_) => DType::I32,
             Const::I64(_) => DType::I64,
+            Const::U8(_) => DType::U8,
+            Const::U16(_) => DType::U16,
+            Const::U32(_) => DType::U32,
+            Const::U64(_) => DType::U64,
             Const::F32(_) => DType::F32,
             Const::F64(_) => DType::F64,
         }
@@ -192,31 +301,68 @@ impl Const {
     /// exact in every dtype.
     pub fn small_int(v: i8, t: DType) -> Const {
         match t {
+            DType::F32 => Const::F32(v as f32),
+            DType::F64 => Const::F64(v as f64),
+            _ => Const::wrap_int(v as i128, t),
+        }
+    }
+    /// The integer `v` wrapped to an integer dtype `t` (two's complement, as C and NumPy cast
+    /// between integers); bool is `v != 0`; for a float `t`, `v` rounded to nearest.
+    pub fn wrap_int(v: i128, t: DType) -> Const {
+        match t {
             DType::Bool => Const::Bool(v != 0),
+            DType::I8 => Const::I8(v as i8),
+            DType::I16 => Const::I16(v as i16),
             DType::I32 => Const::I32(v as i32),
             DType::I64 => Const::I64(v as i64),
+            DType::U8 => Const::U8(v as u8),
+            DType::U16 => Const::U16(v as u16),
+            DType::U32 => Const::U32(v as u32),
+            DType::U64 => Const::U64(v as u64),
             DType::F32 => Const::F32(v as f32),
             DType::F64 => Const::F64(v as f64),
         }
+    }
+    /// The value of a bool or integer constant, exactly; `None` for floats.
+    pub fn as_i128(self) -> Option<i128> {
+        Some(match self {
+            Const::Bool(b) => b as i128,
+            Const::I8(v) => v as i128,
+            Const::I16(v) => v as i128,
+            Const::I32(v) => v as i128,
+            Const::I64(v) => v as i128,
+            Const::U8(v) => v as i128,
+            Const::U16(v) => v as i128,
+            Const::U32(v) => v as i128,
+            Const::U64(v) => v as i128,
+            Const::F32(_) | Const::F64(_) => return None,
+        })
     }
     /// The raw bits, for hashing and exact (NaN-aware, sign-of-zero-aware) equality.
     pub fn bits(self) -> u64 {
         match self {
             Const::Bool(b) => b as u64,
+            Const::I8(v) => v as u8 as u64,
+            Const::I16(v) => v as u16 as u64,
             Const::I32(v) => v as u32 as u64,
             Const::I64(v) => v as u64,
+            Const::U8(v) => v as u64,
+            Const::U16(v) => v as u64,
+            Const::U32(v) => v as u64,
+            Const::U64(v) => v,
             Const::F32(v) => v.to_bits() as u64,
             Const::F64(v) => v.to_bits(),
         }
     }
-    /// The value converted to f64 (exact for everything but large i64).
+    /// The value converted to f64 (exact for everything but large 64-bit integers, which
+    /// round to nearest).
     pub fn as_f64(self) -> f64 {
         match self {
-            Const::Bool(b) => b as u8 as f64,
-            Const::I32(v) => v as f64,
-            Const::I64(v) => v as f64,
             Const::F32(v) => v as f64,
             Const::F64(v) => v,
+            Const::I64(v) => v as f64,
+            Const::U64(v) => v as f64,
+            c => c.as_i128().unwrap_or(0) as f64,
         }
     }
 }
@@ -244,8 +390,14 @@ impl fmt::Display for Const {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Const::Bool(b) => write!(f, "{b}"),
+            Const::I8(v) => write!(f, "{v}"),
+            Const::I16(v) => write!(f, "{v}"),
             Const::I32(v) => write!(f, "{v}"),
             Const::I64(v) => write!(f, "{v}"),
+            Const::U8(v) => write!(f, "{v}"),
+            Const::U16(v) => write!(f, "{v}"),
+            Const::U32(v) => write!(f, "{v}"),
+            Const::U64(v) => write!(f, "{v}"),
             Const::F32(v) => f.write_str(&crate::fmt::fmt_float(*v as f64)),
             Const::F64(v) => f.write_str(&crate::fmt::fmt_float(*v)),
         }

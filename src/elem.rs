@@ -3,12 +3,19 @@
 //! in `dtype`, which re-exports [`DType`].
 use std::fmt;
 
-/// The element types fusebox computes with.
+/// The element types fusebox computes with: bool, the signed and unsigned integers of 8 to 64
+/// bits and the two IEEE floats, each stored as its Rust type (`bool` as one byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     Bool,
+    I8,
+    I16,
     I32,
     I64,
+    U8,
+    U16,
+    U32,
+    U64,
     F32,
     F64,
 }
@@ -18,7 +25,13 @@ impl DType {
     pub fn name(self) -> &'static str {
         match self {
             DType::Bool => "bool",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
             DType::I32 => "int32",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
             DType::I64 => "int64",
             DType::F32 => "float32",
             DType::F64 => "float64",

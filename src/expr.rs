@@ -303,7 +303,18 @@ impl Expr {
     }
 
     /// Element-wise unary operation.
+    ///
+    /// On a weak literal, the Python operators `-` and `~` give a weak literal again (Python
+    /// number semantics, folded here); every function (`cos(3)`, `abs(2)`, `sqrt(2.0)`, ...) is
+    /// a NumPy ufunc on a Python scalar, whose result is a *strong* NumPy scalar (NEP 50:
+    /// `np.cos(3)` is float64 and `float32_array * np.cos(3)` is float64): the literal becomes
+    /// a 0-d array of its default dtype and the function applies to it like to any array.
     pub fn unary(op: UnaryOp, x: Expr) -> Expr {
+        let x = match (op, x.kind()) {
+            (UnaryOp::Neg | UnaryOp::Not, _) => x,
+            (_, ExprKind::Literal(s)) => Expr::data(strong_scalar(*s), None),
+            _ => x,
+        };
         let meta = (|| {
             let m = x.meta()?;
             let (_, r) = op.signature(m.dtype)?;
@@ -723,13 +734,34 @@ pub fn binary_types(op: BinaryOp, a: &Meta, b: &Meta) -> Result<(DType, DType)> 
         _ => promote(a.dtype, b.dtype),
     };
     // NumPy 2 compares with an integer literal outside the array's range exactly
-    // (`int32_array < 3_000_000_000` is all True): compare in int64.
+    // (`int32_array < 3_000_000_000` is all True): compare in int64 (see below for uint64).
     if let Some((s, _)) = weak {
         if op.is_comparison() && common.is_int() && check_weak_fits(s, common).is_err() {
-            common = DType::I64;
+            // uint64 against a negative literal (the only int64 that does not fit it): every
+            // uint64 converts to a float64 >= 0, above any negative literal, so float64
+            // compares exactly here.
+            common = if common == DType::U64 {
+                DType::F64
+            } else {
+                DType::I64
+            };
         }
     }
-    let (compute, result) = op.signature(common)?;
+    let (compute, result) = match op {
+        // NumPy picks these ufuncs' float loop from each operand (the smallest float both
+        // cast to safely), not from their promoted type: int8 with uint16 is float32, though
+        // int8 + uint16 is int32.
+        BinaryOp::Arctan2 | BinaryOp::Hypot | BinaryOp::Copysign | BinaryOp::Nextafter
+            if a.weak.is_none() && b.weak.is_none() =>
+        {
+            let f = a.dtype.min_float().max(b.dtype.min_float());
+            match f {
+                Some(f) => (f, f),
+                None => op.signature(a.dtype)?, // float16: the typed error
+            }
+        }
+        _ => op.signature(common)?,
+    };
     // The literal must fit the dtype the operation computes in (`int32_array / 3e9` computes
     // in float64 and is fine; `int32_array + 3e9` is an OverflowError in NumPy).
     if let Some((s, _)) = weak {
@@ -759,6 +791,15 @@ pub fn where_dtype(a: &Meta, b: &Meta) -> Result<DType> {
         (None, Some(s)) => weak_with(s, a.dtype)?,
         (Some(x), Some(y)) => promote(x.default_dtype(), y.default_dtype()),
     })
+}
+
+/// A weak literal as a strong 0-d array of its default dtype (`np.asarray(3)`: int64).
+fn strong_scalar(s: Scalar) -> DynArray {
+    match s {
+        Scalar::Bool(b) => ndarray::arr0(b).into(),
+        Scalar::Int(i) => ndarray::arr0(i).into(),
+        Scalar::Float(f) => ndarray::arr0(f).into(),
+    }
 }
 
 /// Fold a unary operator on a weak literal (Python number semantics, float64 math).
@@ -1236,14 +1277,23 @@ fn cast_check(e: &Expr) -> Option<(Expr, Error)> {
         return None;
     };
     let from = v.dtype().ok()?;
-    if !from.is_float() || !matches!(to, DType::I32 | DType::I64) {
+    if !from.is_float() || !to.is_int() {
         return None;
     }
-    // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX].
-    let (lo, lo_inclusive, hi) = match (from, to) {
-        (DType::F64, DType::I32) => (-2147483649.0, false, 2147483648.0),
-        (_, DType::I32) => (-2147483648.0, true, 2147483648.0),
-        _ => (-9223372036854775808.0, true, 9223372036854775808.0),
+    // Bounds exact in the source dtype: truncation toward zero lands in [MIN, MAX], that is
+    // MIN - 1 < x < MAX + 1 (MAX + 1 is a power of two, exact in every float). Where MIN - 1
+    // is not exact in the source (int32 from float32, int64), x >= MIN says the same.
+    let (min, max) = to.int_range()?;
+    let below = (min - 1) as f64;
+    let exact = if from == DType::F32 {
+        (below as f32) as i128 == min - 1
+    } else {
+        below as i128 == min - 1
+    };
+    let (lo, lo_inclusive, hi) = if exact {
+        (below, false, (max + 1) as f64)
+    } else {
+        (min as f64, true, (max + 1) as f64)
     };
     let lo_ok = if lo_inclusive { v.ge(lo) } else { v.gt(lo) };
     let ok = lo_ok & v.lt(hi);

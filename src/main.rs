@@ -509,6 +509,12 @@ fn json_values(a: &DynArray) -> String {
         DynArray::Bool(x) => x.iter().map(|v| v.to_string()).collect(),
         DynArray::I32(x) => x.iter().map(|v| v.to_string()).collect(),
         DynArray::I64(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::I8(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::I16(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::U8(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::U16(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::U32(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::U64(x) => x.iter().map(|v| v.to_string()).collect(),
         DynArray::F32(x) => x.iter().map(|v| float(*v as f64)).collect(),
         DynArray::F64(x) => x.iter().map(|v| float(*v)).collect(),
     };

@@ -4,9 +4,10 @@
 //! ([`MAX_HEADER_LEN`]), to learn the dtype (`descr`) and the shape, and checks that the file
 //! holds exactly the bytes the shape needs (so a hostile header cannot make us allocate more
 //! than the file's size). Then ndarray-npy's typed reader (`ReadNpyExt`) reads the data, in C or
-//! Fortran order. Supported dtypes: `|b1`, `<i4`, `<i8`, `<f4`, `<f8` (and their big-endian
-//! forms, which ndarray-npy converts); anything else is [`Error::UnsupportedDtype`] naming the
-//! descr. Every other failure is [`Error::Npy`] with the path and the reason.
+//! Fortran order. Supported dtypes: `|b1`, `|i1`, `<i2`, `<i4`, `<i8`, `|u1`, `<u2`, `<u4`,
+//! `<u8`, `<f4`, `<f8` (and their big-endian forms, which ndarray-npy converts); anything else
+//! is [`Error::UnsupportedDtype`] naming the descr. Every other failure is [`Error::Npy`] with
+//! the path and the reason.
 use crate::array::{DynArray, Element};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -36,8 +37,8 @@ fn npy_err(path: Option<&Path>, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Read a `.npy` file: bool, int32, int64, float32 or float64, any shape (0-d included), C or
-/// Fortran order.
+/// Read a `.npy` file of any fusebox dtype (bool, int8..int64, uint8..uint64, float32,
+/// float64), any shape (0-d included), C or Fortran order.
 pub fn read_npy(path: &Path) -> Result<DynArray> {
     let file = File::open(path).map_err(|e| npy_err(Some(path), e))?;
     let file_len = file.metadata().map_err(|e| npy_err(Some(path), e))?.len();
@@ -56,15 +57,21 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: Option<&Path>) -> Re
     let header = read_header(&mut reader).map_err(|reason| npy_err(path, reason))?;
     let dtype = match header.descr.as_str() {
         "|b1" => DType::Bool,
+        "|i1" | "<i1" | ">i1" => DType::I8,
+        "<i2" | ">i2" => DType::I16,
         "<i4" | ">i4" => DType::I32,
         "<i8" | ">i8" => DType::I64,
+        "|u1" | "<u1" | ">u1" => DType::U8,
+        "<u2" | ">u2" => DType::U16,
+        "<u4" | ">u4" => DType::U32,
+        "<u8" | ">u8" => DType::U64,
         "<f4" | ">f4" => DType::F32,
         "<f8" | ">f8" => DType::F64,
         other => {
             return Err(Error::UnsupportedDtype {
                 dtype: other.to_string(),
                 context: format!(
-                    ".npy descr of {} (supported: |b1, <i4, <i8, <f4, <f8)",
+                    ".npy descr of {} (supported: |b1, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, <f4, <f8)",
                     path.map_or("<memory>".into(), |p| p.display().to_string())
                 ),
             })
@@ -97,6 +104,12 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: Option<&Path>) -> Re
         DType::Bool => typed::<bool>(reader, path),
         DType::I32 => typed::<i32>(reader, path),
         DType::I64 => typed::<i64>(reader, path),
+        DType::I8 => typed::<i8>(reader, path),
+        DType::I16 => typed::<i16>(reader, path),
+        DType::U8 => typed::<u8>(reader, path),
+        DType::U16 => typed::<u16>(reader, path),
+        DType::U32 => typed::<u32>(reader, path),
+        DType::U64 => typed::<u64>(reader, path),
         DType::F32 => typed::<f32>(reader, path),
         DType::F64 => typed::<f64>(reader, path),
     }
@@ -121,6 +134,12 @@ pub fn write_npy(path: &Path, a: &DynArray) -> Result<()> {
         DynArray::Bool(x) => go(path, x),
         DynArray::I32(x) => go(path, x),
         DynArray::I64(x) => go(path, x),
+        DynArray::I8(x) => go(path, x),
+        DynArray::I16(x) => go(path, x),
+        DynArray::U8(x) => go(path, x),
+        DynArray::U16(x) => go(path, x),
+        DynArray::U32(x) => go(path, x),
+        DynArray::U64(x) => go(path, x),
         DynArray::F32(x) => go(path, x),
         DynArray::F64(x) => go(path, x),
     }
@@ -252,12 +271,21 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_small_and_unsigned_integer_dtypes() {
+        // np.save('u8_3.npy', np.array([1, 2, 3], np.uint8))
+        let a = fixture("u8_3.npy");
+        assert_eq!(a.dtype(), DType::U8);
+        let v: ndarray::Array1<u8> = a.into_array().unwrap();
+        assert_eq!(v.to_vec(), vec![1, 2, 3]);
+    }
+
+    #[test]
     fn other_dtypes_are_named() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        match read_npy(&dir.join("u8_unsupported.npy")) {
+        match read_npy(&dir.join("f16_unsupported.npy")) {
             Err(Error::UnsupportedDtype { dtype, context }) => {
-                assert_eq!(dtype, "|u1");
-                assert!(context.contains("u8_unsupported.npy"), "{context}");
+                assert_eq!(dtype, "<f2");
+                assert!(context.contains("f16_unsupported.npy"), "{context}");
             }
             other => panic!("{other:?}"),
         }
@@ -285,6 +313,12 @@ mod tests {
                 .slice_move(ndarray::s![.., ..;-1])
                 .into(),
             Array::<f64, _>::zeros((0, 4)).into(),
+            arr1(&[i8::MIN, -1, i8::MAX]).into(),
+            arr2(&[[i16::MIN, 0], [7, i16::MAX]]).into(),
+            arr1(&[0u8, 255]).into(),
+            arr1(&[0u16, u16::MAX]).into(),
+            arr1(&[0u32, u32::MAX]).into(),
+            arr1(&[0u64, u64::MAX]).into(),
         ];
         for a in cases {
             write_npy(&p, &a).unwrap();

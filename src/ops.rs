@@ -295,7 +295,7 @@ impl BinaryOp {
                 reason: why.into(),
             })
         };
-        let f16 = "NumPy gives int8/float16 for bool operands, which fusebox does not support; cast first";
+        let f16 = "NumPy gives float16 for bool, int8 and uint8 operands, which fusebox does not support; cast first";
         match self {
             _ if self.is_comparison() => Ok((common, DType::Bool)),
             Add | Mul | Maximum | Minimum => Ok((common, common)),
@@ -309,7 +309,8 @@ impl BinaryOp {
                 };
                 Ok((f, f))
             }
-            FloorDiv | Rem | Pow | Fmod if common.is_bool() => bad(f16),
+            // NumPy computes these on bool operands in int8.
+            FloorDiv | Rem | Pow | Fmod if common.is_bool() => Ok((DType::I8, DType::I8)),
             FloorDiv | Rem | Pow | Fmod => Ok((common, common)),
             Arctan2 | Hypot | Copysign | Nextafter => match common.float_result() {
                 Some(f) => Ok((f, f)),
@@ -319,6 +320,8 @@ impl BinaryOp {
                 bad("bitwise operators need bool or integer operands")
             }
             And | Or | Xor => Ok((common, common)),
+            // NumPy shifts bool operands in int8.
+            Shl | Shr if common.is_bool() => Ok((DType::I8, DType::I8)),
             Shl | Shr if !common.is_int() => bad("shifts need integer operands"),
             Shl | Shr => Ok((common, common)),
             Eq | Ne | Lt | Le | Gt | Ge => unreachable!(),
@@ -345,13 +348,20 @@ impl ReduceOp {
         }
     }
 
-    /// `(dtype the operand is cast to before reducing, result dtype)`, NumPy's: `sum`/`prod` of
-    /// bool and integers accumulate in int64; `min`/`max` keep the dtype; `any`/`all` work on
-    /// bool; `argmin`/`argmax` give int64 positions.
+    /// `(dtype the operand is cast to before reducing, result dtype)`, NumPy's on Linux:
+    /// `sum`/`prod` of bool and signed integers accumulate in int64, of unsigned integers in
+    /// uint64; `min`/`max` keep the dtype; `any`/`all` work on bool; `argmin`/`argmax` give
+    /// int64 positions.
     pub fn signature(self, x: DType) -> Result<(DType, DType)> {
         Ok(match self {
             ReduceOp::Sum | ReduceOp::Prod => {
-                let r = if x.is_float() { x } else { DType::I64 };
+                let r = if x.is_float() {
+                    x
+                } else if x.is_unsigned_int() {
+                    DType::U64
+                } else {
+                    DType::I64
+                };
                 (r, r)
             }
             ReduceOp::Min | ReduceOp::Max => (x, x),

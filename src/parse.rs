@@ -968,7 +968,10 @@ impl Parser<'_> {
         DType::parse(&name).map_err(|_| {
             perr(
                 t.col,
-                format!("unknown dtype `{name}` (bool, int32, int64, float32, float64)"),
+                format!(
+                    "unknown dtype `{name}` (bool, int8, int16, int32, int64, uint8, uint16, \
+                     uint32, uint64, float32, float64)"
+                ),
             )
         })
     }

@@ -272,48 +272,17 @@ fn materialize(s: Scalar, dtype: DType) -> DynArray {
     cast(&a, dtype)
 }
 
-/// NumPy's `astype` (unsafe casting), element by element; see `semantics` for the rules.
+/// NumPy's `astype` (unsafe casting), element by element; see `semantics::cast` for the rules.
 fn cast(a: &DynArray, to: DType) -> DynArray {
+    fn go<T: Element>(a: &DynArray) -> DynArray {
+        crate::dispatch!(a, x => x
+            .map(|&v| T::from_const(semantics::cast(v.to_const(), T::DTYPE)))
+            .into())
+    }
     if a.dtype() == to {
         return a.clone();
     }
-    match to {
-        DType::Bool => DynArray::from(match a {
-            DynArray::Bool(x) => x.map(|&v| v),
-            DynArray::I32(x) => x.map(|&v| v != 0),
-            DynArray::I64(x) => x.map(|&v| v != 0),
-            DynArray::F32(x) => x.map(|&v| v != 0.0),
-            DynArray::F64(x) => x.map(|&v| v != 0.0),
-        }),
-        DType::I32 => DynArray::from(match a {
-            DynArray::Bool(x) => x.map(|&v| v as i32),
-            DynArray::I32(x) => x.map(|&v| v),
-            DynArray::I64(x) => x.map(|&v| v as i32),
-            DynArray::F32(x) => x.map(|&v| semantics::f64_to_i32(v as f64)),
-            DynArray::F64(x) => x.map(|&v| semantics::f64_to_i32(v)),
-        }),
-        DType::I64 => DynArray::from(match a {
-            DynArray::Bool(x) => x.map(|&v| v as i64),
-            DynArray::I32(x) => x.map(|&v| v as i64),
-            DynArray::I64(x) => x.map(|&v| v),
-            DynArray::F32(x) => x.map(|&v| semantics::f64_to_i64(v as f64)),
-            DynArray::F64(x) => x.map(|&v| semantics::f64_to_i64(v)),
-        }),
-        DType::F32 => DynArray::from(match a {
-            DynArray::Bool(x) => x.map(|&v| v as u8 as f32),
-            DynArray::I32(x) => x.map(|&v| v as f32),
-            DynArray::I64(x) => x.map(|&v| v as f32),
-            DynArray::F32(x) => x.map(|&v| v),
-            DynArray::F64(x) => x.map(|&v| v as f32),
-        }),
-        DType::F64 => DynArray::from(match a {
-            DynArray::Bool(x) => x.map(|&v| v as u8 as f64),
-            DynArray::I32(x) => x.map(|&v| v as f64),
-            DynArray::I64(x) => x.map(|&v| v as f64),
-            DynArray::F32(x) => x.map(|&v| v as f64),
-            DynArray::F64(x) => x.map(|&v| v),
-        }),
-    }
+    crate::with_dtype!(to, T => go::<T>(a))
 }
 
 // ---- element-wise application --------------------------------------------------------------
@@ -356,6 +325,12 @@ fn unary(op: UnaryOp, x: &DynArray) -> Result<DynArray> {
         DType::Bool => map1(x, |v: bool| semantics::unary_bool(op, v)),
         DType::I32 => map1(x, |v: i32| semantics::unary_i32(op, v)),
         DType::I64 => map1(x, |v: i64| semantics::unary_i64(op, v)),
+        DType::I8 => map1(x, |v: i8| semantics::unary_i8(op, v)),
+        DType::I16 => map1(x, |v: i16| semantics::unary_i16(op, v)),
+        DType::U8 => map1(x, |v: u8| semantics::unary_u8(op, v)),
+        DType::U16 => map1(x, |v: u16| semantics::unary_u16(op, v)),
+        DType::U32 => map1(x, |v: u32| semantics::unary_u32(op, v)),
+        DType::U64 => map1(x, |v: u64| semantics::unary_u64(op, v)),
         DType::F32 => map1(x, |v: f32| semantics::unary_f32(op, v)),
         DType::F64 => map1(x, |v: f64| semantics::unary_f64(op, v)),
     }
@@ -368,6 +343,12 @@ fn binary(op: BinaryOp, a: &DynArray, b: &DynArray) -> Result<DynArray> {
             DType::Bool => map2(a, b, |x: bool, y| semantics::compare(op, x, y)),
             DType::I32 => map2(a, b, |x: i32, y| semantics::compare(op, x, y)),
             DType::I64 => map2(a, b, |x: i64, y| semantics::compare(op, x, y)),
+            DType::I8 => map2(a, b, |x: i8, y| semantics::compare(op, x, y)),
+            DType::I16 => map2(a, b, |x: i16, y| semantics::compare(op, x, y)),
+            DType::U8 => map2(a, b, |x: u8, y| semantics::compare(op, x, y)),
+            DType::U16 => map2(a, b, |x: u16, y| semantics::compare(op, x, y)),
+            DType::U32 => map2(a, b, |x: u32, y| semantics::compare(op, x, y)),
+            DType::U64 => map2(a, b, |x: u64, y| semantics::compare(op, x, y)),
             DType::F32 => map2(a, b, |x: f32, y| semantics::compare(op, x, y)),
             DType::F64 => map2(a, b, |x: f64, y| semantics::compare(op, x, y)),
         };
@@ -376,6 +357,12 @@ fn binary(op: BinaryOp, a: &DynArray, b: &DynArray) -> Result<DynArray> {
         DType::Bool => map2(a, b, |x: bool, y| semantics::binary_bool(op, x, y)),
         DType::I32 => map2(a, b, |x: i32, y| semantics::binary_i32(op, x, y)),
         DType::I64 => map2(a, b, |x: i64, y| semantics::binary_i64(op, x, y)),
+        DType::I8 => map2(a, b, |x: i8, y| semantics::binary_i8(op, x, y)),
+        DType::I16 => map2(a, b, |x: i16, y| semantics::binary_i16(op, x, y)),
+        DType::U8 => map2(a, b, |x: u8, y| semantics::binary_u8(op, x, y)),
+        DType::U16 => map2(a, b, |x: u16, y| semantics::binary_u16(op, x, y)),
+        DType::U32 => map2(a, b, |x: u32, y| semantics::binary_u32(op, x, y)),
+        DType::U64 => map2(a, b, |x: u64, y| semantics::binary_u64(op, x, y)),
         DType::F32 => map2(a, b, |x: f32, y| semantics::binary_f32(op, x, y)),
         DType::F64 => map2(a, b, |x: f64, y| semantics::binary_f64(op, x, y)),
     }
@@ -401,6 +388,12 @@ fn select(c: &DynArray, a: &DynArray, b: &DynArray) -> Result<DynArray> {
         DType::Bool => go::<bool>(c, a, b),
         DType::I32 => go::<i32>(c, a, b),
         DType::I64 => go::<i64>(c, a, b),
+        DType::I8 => go::<i8>(c, a, b),
+        DType::I16 => go::<i16>(c, a, b),
+        DType::U8 => go::<u8>(c, a, b),
+        DType::U16 => go::<u16>(c, a, b),
+        DType::U32 => go::<u32>(c, a, b),
+        DType::U64 => go::<u64>(c, a, b),
         DType::F32 => go::<f32>(c, a, b),
         DType::F64 => go::<f64>(c, a, b),
     }
@@ -492,23 +485,13 @@ fn reduce(
     .result_shape(x.shape(), axes);
     use ReduceOp::*;
     if let Some(ext) = binary_ext(op) {
-        return match &x {
-            DynArray::Bool(a) => fold(a, axes, &shape, |g, _| {
-                first_then(op, g, |a, b| semantics::binary_bool(ext, a, b))
-            }),
-            DynArray::I32(a) => fold(a, axes, &shape, |g, _| {
-                first_then(op, g, |a, b| semantics::binary_i32(ext, a, b))
-            }),
-            DynArray::I64(a) => fold(a, axes, &shape, |g, _| {
-                first_then(op, g, |a, b| semantics::binary_i64(ext, a, b))
-            }),
-            DynArray::F32(a) => fold(a, axes, &shape, |g, _| {
-                first_then(op, g, |a, b| semantics::binary_f32(ext, a, b))
-            }),
-            DynArray::F64(a) => fold(a, axes, &shape, |g, _| {
-                first_then(op, g, |a, b| semantics::binary_f64(ext, a, b))
-            }),
-        };
+        // `min`/`max` through the scalar definition of `minimum`/`maximum` of each dtype.
+        return crate::dispatch!(&x, a => fold(a, axes, &shape, |g, _| {
+            first_then(op, g, |a, b| {
+                let r = semantics::fold_binary(ext, a.to_const(), b.to_const());
+                Element::from_const(r.unwrap_or(a.to_const()))
+            })
+        }));
     }
     match (op, &x) {
         (Sum, DynArray::F64(a)) => fold(a, axes, &shape, |g, run| {
@@ -522,6 +505,9 @@ fn reduce(
         (Sum, DynArray::I64(a)) => fold(a, axes, &shape, |g, _| {
             Ok(g.iter().fold(0i64, |s, &v| s.wrapping_add(v)))
         }),
+        (Sum, DynArray::U64(a)) => fold(a, axes, &shape, |g, _| {
+            Ok(g.iter().fold(0u64, |s, &v| s.wrapping_add(v)))
+        }),
         (Prod, DynArray::F64(a)) => fold(a, axes, &shape, |g, _| {
             Ok(g.iter().fold(1.0, |p, &v| p * v))
         }),
@@ -531,6 +517,9 @@ fn reduce(
         (Prod, DynArray::I64(a)) => fold(a, axes, &shape, |g, _| {
             Ok(g.iter().fold(1i64, |p, &v| p.wrapping_mul(v)))
         }),
+        (Prod, DynArray::U64(a)) => fold(a, axes, &shape, |g, _| {
+            Ok(g.iter().fold(1u64, |p, &v| p.wrapping_mul(v)))
+        }),
         (Any, DynArray::Bool(a)) => fold(a, axes, &shape, |g, _| Ok(g.iter().any(|&v| v))),
         (All, DynArray::Bool(a)) => fold(a, axes, &shape, |g, _| Ok(g.iter().all(|&v| v))),
         (ArgMin | ArgMax, x) => {
@@ -539,6 +528,12 @@ fn reduce(
                 DynArray::Bool(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::I32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::I64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::I8(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::I16(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::U8(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::U16(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::U32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::U64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::F32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::F64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
             }

@@ -10,11 +10,15 @@
 //! - `maximum`/`minimum` propagate NaN and return the second operand on ties (so
 //!   `maximum(0.0, -0.0)` is `-0.0`); `sign(NaN)` is NaN and `sign(±0)` is `+0`;
 //! - `round` is half to even; `floor`/`ceil`/`trunc`/`round` keep integer dtypes;
+//! - unsigned `//`, `%` and `fmod` are plain unsigned division (by zero: 0); unsigned `-x`
+//!   wraps (`-uint8(1)` is 255) and `abs` is the identity; `abs` of a signed minimum wraps to
+//!   itself;
 //! - shifts by a negative amount or by at least the bit width give 0 (`>>` of a negative: -1);
 //! - integer `**` with a negative exponent (NumPy raises; fusebox cannot raise per element)
 //!   gives the truncated real result: 1 for base 1, ±1 for base -1, else 0;
-//! - float to integer casts of NaN or out-of-range values give the integer's minimum (what
-//!   NumPy's C cast gives on x86-64);
+//! - float to int32/int64 casts of NaN or out-of-range values give the integer's minimum (what
+//!   NumPy's C cast gives on x86-64); the narrower and unsigned integers follow NumPy's x86-64
+//!   loops as [`float_to_int`] describes;
 //! - NaN signs follow glibc on x86-64 where `copysign` can see them: `arccosh` below 1 and
 //!   `arctanh` beyond 1 give the default NaN (sign bit set); `hypot` passes a NaN operand
 //!   through (the first if both are NaN) unless the other operand is infinite.
@@ -290,6 +294,65 @@ macro_rules! int_semantics {
 
 int_semantics!(unary_i64, binary_i64, i64);
 int_semantics!(unary_i32, binary_i32, i32);
+int_semantics!(unary_i16, binary_i16, i16);
+int_semantics!(unary_i8, binary_i8, i8);
+
+macro_rules! uint_semantics {
+    ($unary:ident, $binary:ident, $t:ty) => {
+        /// Element-wise unary operator on this unsigned type (wrapping: `-1` is the maximum).
+        pub fn $unary(op: UnaryOp, x: $t) -> $t {
+            use UnaryOp::*;
+            match op {
+                Neg => x.wrapping_neg(),
+                Not => !x,
+                Abs | Floor | Ceil | Round | Trunc => x,
+                Sign => (x != 0) as $t,
+                _ => 0,
+            }
+        }
+
+        /// Element-wise binary operator on this unsigned type (wrapping; by zero: 0; shifts by
+        /// at least the bit width: 0).
+        pub fn $binary(op: BinaryOp, a: $t, b: $t) -> $t {
+            use BinaryOp::*;
+            match op {
+                Add => a.wrapping_add(b),
+                Sub => a.wrapping_sub(b),
+                Mul => a.wrapping_mul(b),
+                FloorDiv => a.checked_div(b).unwrap_or(0),
+                Rem | Fmod => a.checked_rem(b).unwrap_or(0),
+                Pow => {
+                    let (mut base, mut e, mut acc) = (a, b, 1 as $t);
+                    while e > 0 {
+                        if e & 1 == 1 {
+                            acc = acc.wrapping_mul(base);
+                        }
+                        base = base.wrapping_mul(base);
+                        e >>= 1;
+                    }
+                    acc
+                }
+                Maximum => a.max(b),
+                Minimum => a.min(b),
+                And => a & b,
+                Or => a | b,
+                Xor => a ^ b,
+                Shl => a
+                    .checked_shl(u32::try_from(b).unwrap_or(u32::MAX))
+                    .unwrap_or(0),
+                Shr => a
+                    .checked_shr(u32::try_from(b).unwrap_or(u32::MAX))
+                    .unwrap_or(0),
+                Div | Arctan2 | Hypot | Copysign | Nextafter | Eq | Ne | Lt | Le | Gt | Ge => 0,
+            }
+        }
+    };
+}
+
+uint_semantics!(unary_u8, binary_u8, u8);
+uint_semantics!(unary_u16, binary_u16, u16);
+uint_semantics!(unary_u32, binary_u32, u32);
+uint_semantics!(unary_u64, binary_u64, u64);
 
 /// Element-wise unary operator on bool.
 pub fn unary_bool(op: UnaryOp, x: bool) -> bool {
@@ -345,48 +408,56 @@ pub fn f64_to_i32(x: f64) -> i32 {
     }
 }
 
-/// Convert a constant to `to` with NumPy's `astype` results (see the module docs).
+/// Float to an integer dtype `to` with NumPy's x86-64 results (what its contiguous `astype`
+/// loops give), as the integer's value:
+/// - int8, int16, uint8, uint16 and int32 convert through int32 (NaN and out-of-range values
+///   become `i32::MIN`) and keep the low bits: `300.0 -> int8` is 44, `-1.0 -> uint8` is 255;
+/// - int64 gives `i64::MIN` for NaN and out-of-range values;
+/// - uint32 (uint64) converts values from 2^31 (2^63) up as `x - 2^31` through int32 (int64)
+///   with the top bit flipped, smaller ones directly: NaN and `-inf` give 2^31 (2^63), `+inf`
+///   and values past the range give 0, `-1.0` gives the maximum.
+///
+/// `to` must be an integer dtype (bool and floats give 0).
+pub fn float_to_int(x: f64, to: crate::dtype::DType) -> i128 {
+    use crate::dtype::DType;
+    const TWO_31: f64 = 2147483648.0;
+    const TWO_63: f64 = 9223372036854775808.0;
+    match to {
+        DType::I8 | DType::I16 | DType::I32 | DType::U8 | DType::U16 => f64_to_i32(x) as i128,
+        DType::I64 => f64_to_i64(x) as i128,
+        DType::U32 => {
+            if x >= TWO_31 {
+                ((f64_to_i32(x - TWO_31) as u32) ^ 0x8000_0000) as i128
+            } else {
+                f64_to_i32(x) as u32 as i128
+            }
+        }
+        DType::U64 => {
+            if x >= TWO_63 {
+                ((f64_to_i64(x - TWO_63) as u64) ^ (1 << 63)) as i128
+            } else {
+                f64_to_i64(x) as u64 as i128
+            }
+        }
+        DType::Bool | DType::F32 | DType::F64 => 0,
+    }
+}
+
+/// Convert a constant to `to` with NumPy's `astype` results (see the module docs and
+/// [`float_to_int`]): integers wrap to the target's width (two's complement), integers to
+/// floats round to nearest, anything to bool is `!= 0`.
 pub fn cast(c: crate::dtype::Const, to: crate::dtype::DType) -> crate::dtype::Const {
     use crate::dtype::Const::{self, *};
     use crate::dtype::DType;
-    let as_f64 = |c: Const| -> f64 {
-        match c {
-            Bool(b) => b as u8 as f64,
-            I32(v) => v as f64,
-            I64(v) => v as f64,
-            F32(v) => v as f64,
-            F64(v) => v,
-        }
-    };
-    match to {
-        DType::Bool => Bool(match c {
-            Bool(b) => b,
-            I32(v) => v != 0,
-            I64(v) => v != 0,
-            F32(v) => v != 0.0,
-            F64(v) => v != 0.0,
-        }),
-        DType::I32 => I32(match c {
-            Bool(b) => b as i32,
-            I32(v) => v,
-            I64(v) => v as i32,
-            F32(_) | F64(_) => f64_to_i32(as_f64(c)),
-        }),
-        DType::I64 => I64(match c {
-            Bool(b) => b as i64,
-            I32(v) => v as i64,
-            I64(v) => v,
-            F32(_) | F64(_) => f64_to_i64(as_f64(c)),
-        }),
-        // Rust's `as` rounds integers to the nearest float, like C and NumPy.
-        DType::F32 => F32(match c {
-            Bool(b) => b as u8 as f32,
-            I32(v) => v as f32,
-            I64(v) => v as f32,
-            F32(v) => v,
-            F64(v) => v as f32,
-        }),
-        DType::F64 => F64(as_f64(c)),
+    match (c, to) {
+        (F32(v), DType::F32) => F32(v),
+        (F64(v), DType::F32) => F32(v as f32),
+        (F32(_) | F64(_), DType::F64) => F64(c.as_f64()),
+        (F32(_) | F64(_), DType::Bool) => Bool(c.as_f64() != 0.0),
+        (F32(_) | F64(_), t) => Const::wrap_int(float_to_int(c.as_f64(), t), t),
+        // Rust's `as` rounds integers to the nearest float, like C and NumPy (`wrap_int` does
+        // for float targets).
+        (c, t) => Const::wrap_int(c.as_i128().unwrap_or(0), t),
     }
 }
 
@@ -428,6 +499,10 @@ pub fn bitcast(c: crate::dtype::Const, to: crate::dtype::DType) -> Option<crate:
         (I64(x), DType::F64) => F64(f64::from_bits(x as u64)),
         (F32(x), DType::I32) => I32(x.to_bits() as i32),
         (I32(x), DType::F32) => F32(f32::from_bits(x as u32)),
+        (F64(x), DType::U64) => U64(x.to_bits()),
+        (U64(x), DType::F64) => F64(f64::from_bits(x)),
+        (F32(x), DType::U32) => U32(x.to_bits()),
+        (U32(x), DType::F32) => F32(f32::from_bits(x)),
         _ => return None,
     })
 }
@@ -454,6 +529,12 @@ pub fn fold_unary(op: UnaryOp, c: crate::dtype::Const) -> crate::dtype::Const {
         Bool(x) => Bool(unary_bool(op, x)),
         I32(x) => I32(unary_i32(op, x)),
         I64(x) => I64(unary_i64(op, x)),
+        I8(x) => I8(unary_i8(op, x)),
+        I16(x) => I16(unary_i16(op, x)),
+        U8(x) => U8(unary_u8(op, x)),
+        U16(x) => U16(unary_u16(op, x)),
+        U32(x) => U32(unary_u32(op, x)),
+        U64(x) => U64(unary_u64(op, x)),
         F32(x) => F32(unary_f32(op, x)),
         F64(x) => F64(unary_f64(op, x)),
     }
@@ -473,9 +554,21 @@ pub fn fold_binary(
         (I64(x), I64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (F32(x), F32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (F64(x), F64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (I8(x), I8(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (I16(x), I16(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (U8(x), U8(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (U16(x), U16(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (U32(x), U32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (U64(x), U64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (Bool(x), Bool(y)) => Bool(binary_bool(op, x, y)),
         (I32(x), I32(y)) => I32(binary_i32(op, x, y)),
         (I64(x), I64(y)) => I64(binary_i64(op, x, y)),
+        (I8(x), I8(y)) => I8(binary_i8(op, x, y)),
+        (I16(x), I16(y)) => I16(binary_i16(op, x, y)),
+        (U8(x), U8(y)) => U8(binary_u8(op, x, y)),
+        (U16(x), U16(y)) => U16(binary_u16(op, x, y)),
+        (U32(x), U32(y)) => U32(binary_u32(op, x, y)),
+        (U64(x), U64(y)) => U64(binary_u64(op, x, y)),
         (F32(x), F32(y)) => F32(binary_f32(op, x, y)),
         (F64(x), F64(y)) => F64(binary_f64(op, x, y)),
         _ => return None,
@@ -526,6 +619,66 @@ mod tests {
         assert_eq!(f64_to_i64(f64::NAN), i64::MIN);
         assert_eq!(f64_to_i32(1e300), i32::MIN);
         assert_eq!(f64_to_i32(-2147483648.5), i32::MIN);
+    }
+
+    #[test]
+    fn float_to_small_and_unsigned_ints_match_numpy() {
+        use crate::dtype::DType;
+        // np.array(x).astype(t) with NumPy 2.4 on x86-64 (the module docs' rules).
+        let x = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            300.0,
+            -1.0,
+            -129.5,
+            1e10,
+            -1e10,
+        ];
+        let want: [(DType, [i128; 8]); 6] = [
+            (DType::I8, [0, 0, 0, 44, -1, 127, 0, 0]),
+            (DType::I16, [0, 0, 0, 300, -1, -129, 0, 0]),
+            (DType::U8, [0, 0, 0, 44, 255, 127, 0, 0]),
+            (DType::U16, [0, 0, 0, 300, 65535, 65407, 0, 0]),
+            (
+                DType::U32,
+                [
+                    2147483648, 0, 2147483648, 300, 4294967295, 4294967167, 0, 2147483648,
+                ],
+            ),
+            (
+                DType::U64,
+                [
+                    1 << 63,
+                    0,
+                    1 << 63,
+                    300,
+                    u64::MAX as i128,
+                    18446744073709551487,
+                    10000000000,
+                    18446744063709551616,
+                ],
+            ),
+        ];
+        for (t, w) in want {
+            let got: Vec<i128> = x
+                .iter()
+                .map(|&v| cast(crate::dtype::Const::F64(v), t).as_i128().unwrap())
+                .collect();
+            assert_eq!(got, w, "{t}");
+        }
+        // Unsigned division, remainder and shifts; signed floor division's sign rules.
+        assert_eq!(binary_u8(FloorDiv, 200, 0), 0);
+        assert_eq!(binary_u8(Rem, 200, 7), 4);
+        assert_eq!(binary_u64(FloorDiv, u64::MAX, 2), u64::MAX / 2);
+        assert_eq!(binary_u16(Shl, 1, 16), 0);
+        assert_eq!(binary_u32(Shr, u32::MAX, 40), 0);
+        assert_eq!(unary_u8(UnaryOp::Neg, 1), 255);
+        assert_eq!(binary_i8(FloorDiv, -128, -1), -128);
+        assert_eq!(binary_i8(Rem, -7, 3), 2);
+        assert_eq!(binary_i16(Shr, -5, 99), -1);
+        assert_eq!(unary_i8(UnaryOp::Abs, i8::MIN), i8::MIN);
+        assert_eq!(binary_i8(Add, 127, 1), -128);
     }
 
     #[test]

@@ -446,8 +446,14 @@ impl View {
         }
         match a {
             ArgView::Bool(x) => typed(self, x),
+            ArgView::I8(x) => typed(self, x),
+            ArgView::I16(x) => typed(self, x),
             ArgView::I32(x) => typed(self, x),
             ArgView::I64(x) => typed(self, x),
+            ArgView::U8(x) => typed(self, x),
+            ArgView::U16(x) => typed(self, x),
+            ArgView::U32(x) => typed(self, x),
+            ArgView::U64(x) => typed(self, x),
             ArgView::F32(x) => typed(self, x),
             ArgView::F64(x) => typed(self, x),
         }

@@ -189,9 +189,13 @@ fn error_lines_and_exit_codes() {
         &["eval", "x", &format!("x={}", junk.display())],
         "npy error",
     );
-    let u8s = write(dir.path(), "u.npy", &arr1(&[1u8, 2]));
-    let e = check_error(&["eval", "x", &format!("x={u8s}")], "unsupported dtype");
-    assert!(e.contains("|u1"), "{e}");
+    // np.save('f16_unsupported.npy', np.array([1, 2, 3], np.float16))
+    let f16 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/f16_unsupported.npy");
+    let e = check_error(
+        &["eval", "x", &format!("x={}", f16.display())],
+        "unsupported dtype",
+    );
+    assert!(e.contains("<f2"), "{e}");
     check_error(&["eval", "sin(x, x)", &xb], "parse error at column 1");
     // Usage errors: clap, exit status 2.
     assert_eq!(fusebox(&[]).status.code(), Some(2));
@@ -679,4 +683,36 @@ fn headless_cpu_eval_keeps_stderr_empty() {
         .parse()
         .unwrap_or_else(|e| panic!("{out}: {e}"));
     assert!((v - 2000.0).abs() < 1e-9, "{v}");
+}
+
+/// `eval` reads and writes `.npy` files of the integer dtypes of issue 17 (the input written by
+/// NumPy for uint8, by ndarray-npy for the others), with NumPy's wrap-around and promotion.
+#[test]
+fn small_and_unsigned_integer_npy_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // np.save('u8_3.npy', np.array([1, 2, 3], np.uint8))
+    let numpy_u8 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/u8_3.npy");
+    let u = format!("u={}", numpy_u8.display());
+    let out = eval_to(dir.path(), &["u * 100", &u]);
+    assert_eq!(read::<u8>(&out), arr1(&[100u8, 200, 44]).into_dyn());
+    let i8s = write(dir.path(), "i8.npy", &arr1(&[-128i8, -1, 127]));
+    let out = eval_to(dir.path(), &["-a", &format!("a={i8s}")]);
+    assert_eq!(read::<i8>(&out), arr1(&[-128i8, 1, -127]).into_dyn());
+    // int8 + uint8 is int16.
+    let out = eval_to(dir.path(), &["a + u", &format!("a={i8s}"), &u]);
+    assert_eq!(read::<i16>(&out), arr1(&[-127i16, 1, 130]).into_dyn());
+    let u64s = write(dir.path(), "u64.npy", &arr1(&[u64::MAX, 7]));
+    let out = eval_to(dir.path(), &["a // 2", &format!("a={u64s}")]);
+    assert_eq!(read::<u64>(&out), arr1(&[u64::MAX / 2, 3]).into_dyn());
+    let u16s = write(dir.path(), "u16.npy", &arr1(&[65535u16, 0]));
+    let out = eval_to(dir.path(), &["astype(a, uint32) + 1", &format!("a={u16s}")]);
+    assert_eq!(read::<u32>(&out), arr1(&[65536u32, 1]).into_dyn());
+    let i16s = write(dir.path(), "i16.npy", &arr1(&[-32768i16, 5]));
+    let out = eval_to(dir.path(), &["a % 3", &format!("a={i16s}")]);
+    assert_eq!(read::<i16>(&out), arr1(&[1i16, 2]).into_dyn());
+    // A literal that does not fit the dtype is NumPy 2's OverflowError.
+    check_error(
+        &["eval", "u + (-1)", &u],
+        "integer literal -1 out of bounds for uint8",
+    );
 }

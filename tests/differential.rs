@@ -38,6 +38,14 @@ fn sessions() -> Vec<(&'static str, Session)> {
     v
 }
 
+/// The dtypes the WGSL backend has no code for yet (issue 17's integer types).
+fn gpu_lacks(dt: DType) -> bool {
+    !matches!(
+        dt,
+        DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64
+    )
+}
+
 /// Whether GPU adapter 0 can be used. Without one the GPU engine is skipped with a printed
 /// reason, unless `FUSEBOX_REQUIRE_GPU=1` (CI, on lavapipe), which turns that into a failure.
 fn gpu_available() -> bool {
@@ -283,7 +291,16 @@ fn sum_every_dtype_and_layout() {
                     // Odd seeds: finite values only, so the sum is a number to compare.
                     let arr = array(dt, shape, layout, 2 * si as u64 + 1);
                     let e = Expr::data(arr.clone(), Some("a")).sum();
-                    let ours = s.compute(&e).unwrap();
+                    let ours = match s.compute(&e) {
+                        // The WGSL backend lacks these dtypes: a pinned GPU refuses them.
+                        Err(fusebox::Error::UnsupportedDtype { dtype, .. })
+                            if name == "gpu" && gpu_lacks(dt) =>
+                        {
+                            assert_eq!(dtype, dt.name());
+                            continue;
+                        }
+                        r => r.unwrap(),
+                    };
                     let oracle = reference::evaluate(&e, &HashMap::new()).unwrap();
                     assert_eq!(ours.dtype(), oracle.dtype());
                     assert_eq!(ours.shape(), &[] as &[usize]);
@@ -524,6 +541,12 @@ fn to_f64(a: &DynArray) -> Vec<f64> {
         DynArray::F64(x) => x.iter().copied().collect(),
         DynArray::F32(x) => x.iter().map(|&v| v as f64).collect(),
         DynArray::I64(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::I8(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::I16(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::U8(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::U16(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::U32(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::U64(x) => x.iter().map(|&v| v as f64).collect(),
         DynArray::I32(x) => x.iter().map(|&v| v as f64).collect(),
         DynArray::Bool(x) => x.iter().map(|&v| v as u8 as f64).collect(),
     }

@@ -413,13 +413,13 @@ fn npy_errors_hold_the_path() {
         matches!(&err, Error::Npy { path: Some(p), .. } if p == &nowhere),
         "{err:?}"
     );
-    let err = read_npy(std::path::Path::new("tests/data/u8_unsupported.npy")).unwrap_err();
+    let err = read_npy(std::path::Path::new("tests/data/f16_unsupported.npy")).unwrap_err();
     assert!(
-        matches!(&err, Error::UnsupportedDtype { dtype, context } if dtype == "|u1" && context.contains("u8_unsupported.npy")),
+        matches!(&err, Error::UnsupportedDtype { dtype, context } if dtype == "<f2" && context.contains("f16_unsupported.npy")),
         "{err:?}"
     );
     assert!(
-        err.to_string().starts_with("unsupported dtype `|u1`: "),
+        err.to_string().starts_with("unsupported dtype `<f2`: "),
         "{err}"
     );
 }

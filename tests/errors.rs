@@ -90,9 +90,9 @@ fn shape_mismatch_names_both_shapes() {
 #[test]
 fn unsupported_dtype_in_a_file() {
     let err =
-        fusebox::npy::read_npy(std::path::Path::new("tests/data/u8_unsupported.npy")).unwrap_err();
+        fusebox::npy::read_npy(std::path::Path::new("tests/data/f16_unsupported.npy")).unwrap_err();
     assert!(
-        matches!(&err, Error::UnsupportedDtype { dtype, .. } if dtype == "|u1"),
+        matches!(&err, Error::UnsupportedDtype { dtype, .. } if dtype == "<f2"),
         "{err}"
     );
 }
@@ -607,4 +607,71 @@ fn injected_gpu_faults_are_typed_errors() {
             data.to_vec()
         );
     }
+}
+
+/// `InvalidCast::Raise` for the integer dtypes of issue 17: a float whose truncation leaves
+/// int8..uint64's range (or NaN) is `Error::InvalidCast`; the edges of each range cast to
+/// NumPy's values; the default mode gives NumPy's x86-64 values (semantics::float_to_int).
+#[test]
+fn float_to_small_and_unsigned_integer_casts_under_invalid_cast_raise() {
+    let cases: [(DType, f64, f64, f64, f64); 6] = [
+        // (to, lowest ok, highest ok, just below, just above)
+        (DType::I8, -128.9, 127.9, -129.0, 128.0),
+        (DType::I16, -32768.5, 32767.5, -32769.0, 32768.0),
+        (DType::U8, -0.9, 255.9, -1.0, 256.0),
+        (DType::U16, -0.5, 65535.5, -1.0, 65536.0),
+        (DType::U32, -0.99, 4294967295.5, -1.0, 4294967296.0),
+        (
+            DType::U64,
+            -0.5,
+            18446744073709549568.0,
+            -1.0,
+            18446744073709551616.0,
+        ),
+    ];
+    for device in [Device::Cpu, Device::Auto, Device::Reference] {
+        for optimize in [true, false] {
+            let s = Session::with_options(
+                Options::default()
+                    .with_device(device)
+                    .with_optimize(optimize)
+                    .with_invalid_cast(fusebox::InvalidCast::Raise),
+            );
+            for (to, lo, hi, below, above) in cases {
+                let ok = Expr::data(arr1(&[lo, hi]), None).astype(to);
+                let got = s.compute(&ok).unwrap();
+                let want =
+                    fusebox::unstable::reference::evaluate(&ok, &Default::default()).unwrap();
+                assert_eq!(got, want, "{device} {to}");
+                for bad in [below, above, f64::NAN] {
+                    let e = Expr::data(arr1(&[0.0, bad]), None).astype(to);
+                    assert!(
+                        matches!(s.compute(&e), Err(Error::InvalidCast { to: t, .. }) if t == to),
+                        "{device} {to} {bad}"
+                    );
+                }
+            }
+        }
+    }
+    // The default mode: NumPy's values (np.array([300.0, -1.0, nan]).astype(...) on x86-64).
+    let s = Session::new();
+    let x = Expr::data(arr1(&[300.0, -1.0, f64::NAN, 1e10]), None);
+    let u8s: ndarray::Array1<u8> = s
+        .compute(&x.astype(DType::U8))
+        .unwrap()
+        .into_array()
+        .unwrap();
+    assert_eq!(u8s.to_vec(), [44, 255, 0, 0]);
+    let u32s: ndarray::Array1<u32> = s
+        .compute(&x.astype(DType::U32))
+        .unwrap()
+        .into_array()
+        .unwrap();
+    assert_eq!(u32s.to_vec(), [300, 4294967295, 2147483648, 0]);
+    let u64s: ndarray::Array1<u64> = s
+        .compute(&x.astype(DType::U64))
+        .unwrap()
+        .into_array()
+        .unwrap();
+    assert_eq!(u64s.to_vec(), [300, u64::MAX, 1 << 63, 10_000_000_000]);
 }

@@ -88,6 +88,12 @@ fn load(dir: &Path, rel: &str) -> DynArray {
         .or_else(|_| try_read::<i64>(&path))
         .or_else(|_| try_read::<i32>(&path))
         .or_else(|_| try_read::<bool>(&path))
+        .or_else(|_| try_read::<i8>(&path))
+        .or_else(|_| try_read::<i16>(&path))
+        .or_else(|_| try_read::<u8>(&path))
+        .or_else(|_| try_read::<u16>(&path))
+        .or_else(|_| try_read::<u32>(&path))
+        .or_else(|_| try_read::<u64>(&path))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -301,6 +307,12 @@ fn compare(ours: &DynArray, numpy: &DynArray, tol: Tol) -> Outcome {
         ulp_f32(x, y)
     );
     each!(I64, |x, y| x == y, None);
+    each!(I8, |x, y| x == y, None);
+    each!(I16, |x, y| x == y, None);
+    each!(U8, |x, y| x == y, None);
+    each!(U16, |x, y| x == y, None);
+    each!(U32, |x, y| x == y, None);
+    each!(U64, |x, y| x == y, None);
     each!(I32, |x, y| x == y, None);
     each!(Bool, |x, y| x == y, None);
     out
@@ -323,6 +335,12 @@ fn input_elem(a: &DynArray, ix: &[usize]) -> String {
         DynArray::Bool(x) => format!("{:?}", x[i]),
         DynArray::I32(x) => format!("{:?}", x[i]),
         DynArray::I64(x) => format!("{:?}", x[i]),
+        DynArray::I8(x) => format!("{:?}", x[i]),
+        DynArray::I16(x) => format!("{:?}", x[i]),
+        DynArray::U8(x) => format!("{:?}", x[i]),
+        DynArray::U16(x) => format!("{:?}", x[i]),
+        DynArray::U32(x) => format!("{:?}", x[i]),
+        DynArray::U64(x) => format!("{:?}", x[i]),
         DynArray::F32(x) => format!("{:?}", x[i]),
         DynArray::F64(x) => format!("{:?}", x[i]),
     }
@@ -364,6 +382,12 @@ fn strided_copy(a: &DynArray) -> DynArray {
         DynArray::Bool(x) => go(x),
         DynArray::I32(x) => go(x),
         DynArray::I64(x) => go(x),
+        DynArray::I8(x) => go(x),
+        DynArray::I16(x) => go(x),
+        DynArray::U8(x) => go(x),
+        DynArray::U16(x) => go(x),
+        DynArray::U32(x) => go(x),
+        DynArray::U64(x) => go(x),
         DynArray::F32(x) => go(x),
         DynArray::F64(x) => go(x),
     }
@@ -594,13 +618,21 @@ fn glob(pattern: &str, name: &str) -> bool {
 
 /// Split failures into unexpected ones and known findings; stale findings count as unexpected.
 fn triage(engine: &str, failures: Vec<String>) -> (Vec<String>, Vec<String>) {
+    triage_with(KNOWN_FINDINGS, engine, failures)
+}
+
+fn triage_with(
+    findings: &[(&[&str], &str, &str)],
+    engine: &str,
+    failures: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
     let mut unexpected = Vec::new();
     let mut known = Vec::new();
-    let mine = |k: usize| KNOWN_FINDINGS[k].0.contains(&engine);
-    let mut used: Vec<bool> = (0..KNOWN_FINDINGS.len()).map(|k| !mine(k)).collect();
+    let mine = |k: usize| findings[k].0.contains(&engine);
+    let mut used: Vec<bool> = (0..findings.len()).map(|k| !mine(k)).collect();
     for f in failures {
         let name = f.split(' ').next().unwrap_or("");
-        let hit = (0..KNOWN_FINDINGS.len()).find(|&k| mine(k) && glob(KNOWN_FINDINGS[k].1, name));
+        let hit = (0..findings.len()).find(|&k| mine(k) && glob(findings[k].1, name));
         match hit {
             Some(k) => {
                 used[k] = true;
@@ -609,7 +641,7 @@ fn triage(engine: &str, failures: Vec<String>) -> (Vec<String>, Vec<String>) {
             None => unexpected.push(f),
         }
     }
-    for ((_, pattern, _), used) in KNOWN_FINDINGS.iter().zip(used) {
+    for ((_, pattern, _), used) in findings.iter().zip(used) {
         if !used {
             unexpected.push(format!(
                 "known finding `{pattern}` no longer fails: remove it from KNOWN_FINDINGS"
@@ -664,6 +696,57 @@ fn check_engine(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Re
         unexpected.len(),
         unexpected.join("\n")
     );
+}
+
+// ---- the integer dtypes of issue 17 (tests/golden_ints, `gen_golden.py --ints`) ----------
+
+fn golden_ints_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden_ints")
+}
+
+/// Known differences on the integer fixtures (none so far; same rules as [`KNOWN_FINDINGS`]).
+const KNOWN_INT_FINDINGS: &[(&[&str], &str, &str)] = &[];
+
+/// Every int8/int16/uint8/uint16/uint32/uint64 case (and their pairs with every other dtype)
+/// on `eval`, exact against NumPy (integers and the float results of mixed pairs).
+fn check_ints(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Result<DynArray>) {
+    let (failures, table, n) = check_all(&golden_ints_dir(), strided, eval);
+    let (unexpected, _known) = triage_with(KNOWN_INT_FINDINGS, engine, failures);
+    report(engine, &unexpected, &table, n);
+    assert!(n > 4000, "manifest looks truncated: {n} cases");
+    assert!(
+        unexpected.is_empty(),
+        "{} of {n} integer-dtype golden cases disagree with NumPy on {engine} (strided: \
+         {strided}):\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
+
+#[test]
+fn int_dtypes_reference_agrees_with_numpy() {
+    check_ints("reference", false, &|e| {
+        reference::evaluate(e, &HashMap::new())
+    });
+}
+
+#[test]
+fn int_dtypes_cpu_jit_agrees_with_numpy() {
+    let session = fusebox::Session::new();
+    check_ints("cpu-jit", false, &|e| session.compute(e));
+}
+
+#[test]
+fn int_dtypes_cpu_jit_unfused_agrees_with_numpy() {
+    let options = fusebox::Options::default().with_optimize(false);
+    let session = fusebox::Session::with_options(options);
+    check_ints("cpu-jit-unfused", false, &|e| session.compute(e));
+}
+
+#[test]
+fn int_dtypes_cpu_jit_on_strided_inputs_agrees_with_numpy() {
+    let session = fusebox::Session::new();
+    check_ints("cpu-jit", true, &|e| session.compute(e));
 }
 
 #[test]

@@ -285,6 +285,12 @@ fn std_copy(v: &ArgView<'_>) -> fusebox::DynArray {
         ArgView::Bool(a) => go(a),
         ArgView::I32(a) => go(a),
         ArgView::I64(a) => go(a),
+        ArgView::I8(a) => go(a),
+        ArgView::I16(a) => go(a),
+        ArgView::U8(a) => go(a),
+        ArgView::U16(a) => go(a),
+        ArgView::U32(a) => go(a),
+        ArgView::U64(a) => go(a),
         ArgView::F32(a) => go(a),
         ArgView::F64(a) => go(a),
     }

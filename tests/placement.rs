@@ -643,3 +643,50 @@ fn cli_bench_placement_records() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("regret") && text.contains("add1"), "{text}");
 }
+
+/// The integer dtypes the WGSL backend lacks (int8, int16, uint8, uint16, uint32, uint64): a
+/// pinned GPU refuses them with a typed error naming the dtype; `Auto` never places them there,
+/// even on a machine where the GPU would win, and computes them on the CPU.
+#[test]
+fn integer_dtypes_without_wgsl_code_stay_on_the_cpu() {
+    if !has_gpu() {
+        return;
+    }
+    let n = 1 << 20;
+    let a = ndarray::Array1::from_iter((0..n).map(|i| (i % 251) as u8));
+    let b = ndarray::Array1::from_iter((0..n).map(|i| (i % 13) as u8 * 19));
+    let e = Expr::data(a.clone(), Some("a")) + Expr::data(b.clone(), Some("b"));
+    let fast_gpu = machine(1e-9, 1e13, 1e13, 1e12, 1);
+    let slow_cpu = machine(1e-6, 1e9, 1e9, 0.0, 1);
+    let auto = session(Device::Auto, slow_cpu.clone(), fast_gpu.clone());
+    let got: ndarray::Array1<u8> = auto.compute(&e).unwrap().into_array().unwrap();
+    let want: Vec<u8> = a.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect();
+    assert_eq!(got.to_vec(), want);
+    let st = auto.stats();
+    assert_eq!((st.auto_gpu, st.auto_cpu), (0, 1));
+    // The same machine places a float64 sum of that size on the GPU (the parameters do favour it).
+    let f = Expr::data(a.mapv(f64::from), Some("f")) * 2.0;
+    auto.compute(&f).unwrap();
+    assert_eq!(auto.stats().auto_gpu, 1);
+
+    let pinned = session(Device::Gpu(0), slow_cpu, fast_gpu);
+    for t in [
+        DType::I8,
+        DType::I16,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+    ] {
+        let cast = Expr::data(a.clone(), None).astype(t);
+        let xt = fusebox::unstable::reference::evaluate(&cast, &HashMap::new()).unwrap();
+        let x = Expr::data(xt, None);
+        match pinned.compute(&(&x + &x)) {
+            Err(Error::UnsupportedDtype { dtype, context }) => {
+                assert_eq!(dtype, t.name());
+                assert!(context.contains("GPU"), "{context}");
+            }
+            other => panic!("{t}: {other:?}"),
+        }
+    }
+}

@@ -28,8 +28,14 @@ macro_rules! for_each_dtype {
     ($m:ident) => {
         $m! {
             (Bool, bool, b'b', 1),
+            (I8, i8, b'i', 1),
+            (I16, i16, b'i', 2),
             (I32, i32, b'i', 4),
             (I64, i64, b'i', 8),
+            (U8, u8, b'u', 1),
+            (U16, u16, b'u', 2),
+            (U32, u32, b'u', 4),
+            (U64, u64, b'u', 8),
             (F32, f32, b'f', 4),
             (F64, f64, b'f', 8),
         }

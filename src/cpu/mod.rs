@@ -853,12 +853,14 @@ const _: () = assert!(std::mem::size_of::<Slot>() == SLOT);
 impl Slot {
     fn of(c: Const, pos: i64) -> Slot {
         let mut b = [0u8; 8];
-        match c {
-            Const::Bool(x) => b[0] = x as u8,
-            Const::I32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
-            Const::F32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
-            Const::I64(v) => b = v.to_ne_bytes(),
-            Const::F64(v) => b = v.to_ne_bytes(),
+        // The value's bytes in its low bytes (its first `size` bytes in memory).
+        let n = c.dtype().size();
+        let raw = c.bits();
+        match n {
+            1 => b[0] = raw as u8,
+            2 => b[..2].copy_from_slice(&(raw as u16).to_ne_bytes()),
+            4 => b[..4].copy_from_slice(&(raw as u32).to_ne_bytes()),
+            _ => b = raw.to_ne_bytes(),
         }
         Slot {
             bits: u64::from_ne_bytes(b),
@@ -868,11 +870,18 @@ impl Slot {
     fn value(self, t: DType) -> Const {
         let b = self.bits.to_ne_bytes();
         let four = [b[0], b[1], b[2], b[3]];
+        let two = [b[0], b[1]];
         match t {
             DType::Bool => Const::Bool(b[0] != 0),
+            DType::I8 => Const::I8(b[0] as i8),
+            DType::U8 => Const::U8(b[0]),
+            DType::I16 => Const::I16(i16::from_ne_bytes(two)),
+            DType::U16 => Const::U16(u16::from_ne_bytes(two)),
             DType::I32 => Const::I32(i32::from_ne_bytes(four)),
+            DType::U32 => Const::U32(u32::from_ne_bytes(four)),
             DType::F32 => Const::F32(f32::from_ne_bytes(four)),
             DType::I64 => Const::I64(i64::from_ne_bytes(b)),
+            DType::U64 => Const::U64(u64::from_ne_bytes(b)),
             DType::F64 => Const::F64(f64::from_ne_bytes(b)),
         }
     }
@@ -969,6 +978,12 @@ fn const_array(t: DType, shape: &[usize], vals: impl Iterator<Item = Const>) -> 
         DType::Bool => build!(bool, Bool),
         DType::I32 => build!(i32, I32),
         DType::I64 => build!(i64, I64),
+        DType::I8 => build!(i8, I8),
+        DType::I16 => build!(i16, I16),
+        DType::U8 => build!(u8, U8),
+        DType::U16 => build!(u16, U16),
+        DType::U32 => build!(u32, U32),
+        DType::U64 => build!(u64, U64),
         DType::F32 => build!(f32, F32),
         DType::F64 => build!(f64, F64),
     }
@@ -1030,6 +1045,12 @@ enum OutBuf {
     Bool(Array<MaybeUninit<bool>, IxDyn>),
     I32(Array<MaybeUninit<i32>, IxDyn>),
     I64(Array<MaybeUninit<i64>, IxDyn>),
+    I8(Array<MaybeUninit<i8>, IxDyn>),
+    I16(Array<MaybeUninit<i16>, IxDyn>),
+    U8(Array<MaybeUninit<u8>, IxDyn>),
+    U16(Array<MaybeUninit<u16>, IxDyn>),
+    U32(Array<MaybeUninit<u32>, IxDyn>),
+    U64(Array<MaybeUninit<u64>, IxDyn>),
     F32(Array<MaybeUninit<f32>, IxDyn>),
     F64(Array<MaybeUninit<f64>, IxDyn>),
 }
@@ -1040,6 +1061,12 @@ impl OutBuf {
             DType::Bool => OutBuf::Bool(uninit_output(shape, n)),
             DType::I32 => OutBuf::I32(uninit_output(shape, n)),
             DType::I64 => OutBuf::I64(uninit_output(shape, n)),
+            DType::I8 => OutBuf::I8(uninit_output(shape, n)),
+            DType::I16 => OutBuf::I16(uninit_output(shape, n)),
+            DType::U8 => OutBuf::U8(uninit_output(shape, n)),
+            DType::U16 => OutBuf::U16(uninit_output(shape, n)),
+            DType::U32 => OutBuf::U32(uninit_output(shape, n)),
+            DType::U64 => OutBuf::U64(uninit_output(shape, n)),
             DType::F32 => OutBuf::F32(uninit_output(shape, n)),
             DType::F64 => OutBuf::F64(uninit_output(shape, n)),
         }
@@ -1049,6 +1076,12 @@ impl OutBuf {
             OutBuf::Bool(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::I32(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::I64(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::I8(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::I16(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::U8(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::U16(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::U32(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::U64(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::F32(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::F64(a) => a.as_mut_ptr() as *mut u8,
         }
@@ -1062,6 +1095,12 @@ impl OutBuf {
                 OutBuf::Bool(a) => bool::wrap(a.assume_init().into_shared()),
                 OutBuf::I32(a) => i32::wrap(a.assume_init().into_shared()),
                 OutBuf::I64(a) => i64::wrap(a.assume_init().into_shared()),
+                OutBuf::I8(a) => i8::wrap(a.assume_init().into_shared()),
+                OutBuf::I16(a) => i16::wrap(a.assume_init().into_shared()),
+                OutBuf::U8(a) => u8::wrap(a.assume_init().into_shared()),
+                OutBuf::U16(a) => u16::wrap(a.assume_init().into_shared()),
+                OutBuf::U32(a) => u32::wrap(a.assume_init().into_shared()),
+                OutBuf::U64(a) => u64::wrap(a.assume_init().into_shared()),
                 OutBuf::F32(a) => f32::wrap(a.assume_init().into_shared()),
                 OutBuf::F64(a) => f64::wrap(a.assume_init().into_shared()),
             }

@@ -7,6 +7,15 @@ use crate::kir::Kernel;
 
 /// Refuse dtypes the adapter cannot run, with a message naming the missing feature.
 pub(super) fn check_capabilities(info: &AdapterInfo, types: &[DType]) -> Result<()> {
+    if let Some(t) = types.iter().find(|t| !gpu_dtype(**t)) {
+        return Err(Error::UnsupportedDtype {
+            dtype: t.to_string(),
+            context: format!(
+                "the GPU backend does not run {t} yet (bool, int32, int64, float32 and float64 \
+                 only); under Device::Auto such a plan runs on the CPU"
+            ),
+        });
+    }
     if !(info.f64 && info.i64) && types.contains(&DType::F64) {
         return Err(Error::UnsupportedDtype {
             dtype: DType::F64.to_string(),
@@ -26,6 +35,14 @@ pub(super) fn check_capabilities(info: &AdapterInfo, types: &[DType]) -> Result<
         });
     }
     Ok(())
+}
+
+/// Whether the WGSL backend has code for dtype `t` at all (whatever the adapter).
+pub(crate) fn gpu_dtype(t: DType) -> bool {
+    matches!(
+        t,
+        DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64
+    )
 }
 
 /// One adapter as listed by [`adapters`].

@@ -233,13 +233,7 @@ pub(super) fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
 
 fn zero_scalar(t: DType) -> DynArray {
     let shape = IxDyn(&[]);
-    match t {
-        DType::F32 => ArrayD::<f32>::zeros(shape).into(),
-        DType::F64 => ArrayD::<f64>::zeros(shape).into(),
-        DType::I32 => ArrayD::<i32>::zeros(shape).into(),
-        DType::Bool => ArrayD::<bool>::from_elem(shape, false).into(),
-        DType::I64 => ArrayD::<i64>::zeros(shape).into(),
-    }
+    crate::with_dtype!(t, T => ArrayD::<T>::from_elem(shape, T::default()).into())
 }
 
 pub(super) fn empty_array(t: DType, shape: &[usize]) -> DynArray {
@@ -266,6 +260,13 @@ pub(super) fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<
         DType::F64 => typed::<f64>(bytes, shape),
         DType::I32 => typed::<i32>(bytes, shape),
         DType::I64 => typed::<i64>(bytes, shape),
+        // `check_capabilities` refuses the other dtypes before any buffer exists.
+        t @ (DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64) => {
+            Err(Error::UnsupportedDtype {
+                dtype: t.to_string(),
+                context: "GPU read-back".into(),
+            })
+        }
         DType::Bool => {
             let v: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
             let b: Vec<bool> = v.into_iter().map(|x| x != 0).collect();
@@ -316,6 +317,12 @@ impl<'a> HostInput<'a> {
             ArgView::F64(v) => pod(v),
             ArgView::I32(v) => pod(v),
             ArgView::I64(v) => pod(v),
+            ArgView::I8(v) => pod(v),
+            ArgView::I16(v) => pod(v),
+            ArgView::U8(v) => pod(v),
+            ArgView::U16(v) => pod(v),
+            ArgView::U32(v) => pod(v),
+            ArgView::U64(v) => pod(v),
             ArgView::Bool(v) => {
                 let u: Vec<u32> = v.iter().map(|&b| b as u32).collect();
                 // iter() is in logical (C) order whatever the strides.

@@ -394,11 +394,7 @@ fn merge_dims(
 /// An array of `shape` filled with `c`.
 fn filled(c: Const, shape: &[usize]) -> DynArray {
     let sh = IxDyn(shape);
-    match c {
-        Const::Bool(v) => ArrayD::from_elem(sh, v).into(),
-        Const::I32(v) => ArrayD::from_elem(sh, v).into(),
-        Const::I64(v) => ArrayD::from_elem(sh, v).into(),
-        Const::F32(v) => ArrayD::from_elem(sh, v).into(),
-        Const::F64(v) => ArrayD::from_elem(sh, v).into(),
-    }
+    crate::with_dtype!(c.dtype(), T => {
+        ArrayD::from_elem(sh, <T as crate::array::Element>::from_const(c)).into()
+    })
 }

@@ -60,6 +60,9 @@ impl HostOut {
             DType::I32 => HostOut::I32(vec![0; n]),
             DType::I64 => HostOut::I64(vec![0; n]),
             DType::Bool => HostOut::Bool(vec![false; n]),
+            // `adapter::check_capabilities` refuses the other dtypes before streaming starts;
+            // their bytes would land in a buffer of another dtype's width, so keep none.
+            _ => HostOut::Bool(Vec::new()),
         }
     }
 

@@ -168,8 +168,14 @@ pub(crate) fn dtype_of(t: &DataType) -> Option<DType> {
 pub(crate) fn arrow_type(d: DType) -> DataType {
     match d {
         DType::Bool => DataType::Boolean,
+        DType::I8 => DataType::Int8,
+        DType::I16 => DataType::Int16,
         DType::I32 => DataType::Int32,
         DType::I64 => DataType::Int64,
+        DType::U8 => DataType::UInt8,
+        DType::U16 => DataType::UInt16,
+        DType::U32 => DataType::UInt32,
+        DType::U64 => DataType::UInt64,
         DType::F32 => DataType::Float32,
         DType::F64 => DataType::Float64,
     }
@@ -184,6 +190,30 @@ pub(crate) fn to_arrow(a: &DynArray, validity: Option<arrow_buffer::NullBuffer>)
         }
         DynArray::I32(x) => Arc::new(Int32Array::new(x.iter().copied().collect(), validity)),
         DynArray::I64(x) => Arc::new(Int64Array::new(x.iter().copied().collect(), validity)),
+        DynArray::I8(x) => Arc::new(arrow_array::Int8Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
+        DynArray::I16(x) => Arc::new(arrow_array::Int16Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
+        DynArray::U8(x) => Arc::new(arrow_array::UInt8Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
+        DynArray::U16(x) => Arc::new(arrow_array::UInt16Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
+        DynArray::U32(x) => Arc::new(arrow_array::UInt32Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
+        DynArray::U64(x) => Arc::new(arrow_array::UInt64Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
         DynArray::F32(x) => Arc::new(Float32Array::new(x.iter().copied().collect(), validity)),
         DynArray::F64(x) => Arc::new(Float64Array::new(x.iter().copied().collect(), validity)),
     }

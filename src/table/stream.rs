@@ -366,50 +366,49 @@ fn identity(e: &Expr) -> Option<DynArray> {
         return None;
     };
     let d = e.dtype().ok()?;
-    let z = IxDyn(&[]);
-    let big = |d: DType| -> DynArray {
-        match d {
-            DType::Bool => ArrayD::from_elem(z.clone(), true).into(),
-            DType::I32 => ArrayD::from_elem(z.clone(), i32::MAX).into(),
-            DType::I64 => ArrayD::from_elem(z.clone(), i64::MAX).into(),
-            DType::F32 => ArrayD::from_elem(z.clone(), f32::INFINITY).into(),
-            DType::F64 => ArrayD::from_elem(z.clone(), f64::INFINITY).into(),
-        }
-    };
-    let small = |d: DType| -> DynArray {
-        match d {
-            DType::Bool => ArrayD::from_elem(z.clone(), false).into(),
-            DType::I32 => ArrayD::from_elem(z.clone(), i32::MIN).into(),
-            DType::I64 => ArrayD::from_elem(z.clone(), i64::MIN).into(),
-            DType::F32 => ArrayD::from_elem(z.clone(), f32::NEG_INFINITY).into(),
-            DType::F64 => ArrayD::from_elem(z.clone(), f64::NEG_INFINITY).into(),
-        }
-    };
     Some(match op {
         ReduceOp::Sum => zero(d),
-        ReduceOp::Prod => match d {
-            DType::Bool => ArrayD::from_elem(z.clone(), true).into(),
-            DType::I32 => ArrayD::from_elem(z.clone(), 1i32).into(),
-            DType::I64 => ArrayD::from_elem(z.clone(), 1i64).into(),
-            DType::F32 => ArrayD::from_elem(z.clone(), 1f32).into(),
-            DType::F64 => ArrayD::from_elem(z.clone(), 1f64).into(),
-        },
-        ReduceOp::Min | ReduceOp::All => big(d),
-        ReduceOp::Max | ReduceOp::Any => small(d),
+        ReduceOp::Prod => scalar(crate::dtype::Const::small_int(1, d)),
+        ReduceOp::Min | ReduceOp::All => scalar(extreme(d, true)),
+        ReduceOp::Max | ReduceOp::Any => scalar(extreme(d, false)),
         _ => return None,
     })
+}
+
+/// The largest (`big`) or smallest value of `d`: infinities for floats, true/false for bool.
+fn extreme(d: DType, big: bool) -> crate::dtype::Const {
+    use crate::dtype::Const;
+    macro_rules! pick {
+        ($t:ty, $v:ident) => {
+            Const::$v(if big { <$t>::MAX } else { <$t>::MIN })
+        };
+    }
+    match d {
+        DType::Bool => Const::Bool(big),
+        DType::I8 => pick!(i8, I8),
+        DType::I16 => pick!(i16, I16),
+        DType::I32 => pick!(i32, I32),
+        DType::I64 => pick!(i64, I64),
+        DType::U8 => pick!(u8, U8),
+        DType::U16 => pick!(u16, U16),
+        DType::U32 => pick!(u32, U32),
+        DType::U64 => pick!(u64, U64),
+        DType::F32 => Const::F32(if big { f32::INFINITY } else { f32::NEG_INFINITY }),
+        DType::F64 => Const::F64(if big { f64::INFINITY } else { f64::NEG_INFINITY }),
+    }
+}
+
+/// A 0-d array holding `c`.
+fn scalar(c: crate::dtype::Const) -> DynArray {
+    use crate::array::Element;
+    let z = IxDyn(&[]);
+    crate::with_dtype!(c.dtype(), T => ArrayD::from_elem(z, T::from_const(c)).into())
 }
 
 /// A 0-d zero of `d`.
 fn zero(d: DType) -> DynArray {
     let z = IxDyn(&[]);
-    match d {
-        DType::Bool => ArrayD::from_elem(z, false).into(),
-        DType::I32 => ArrayD::from_elem(z, 0i32).into(),
-        DType::I64 => ArrayD::from_elem(z, 0i64).into(),
-        DType::F32 => ArrayD::from_elem(z, 0f32).into(),
-        DType::F64 => ArrayD::from_elem(z, 0f64).into(),
-    }
+    crate::with_dtype!(d, T => ArrayD::from_elem(z, T::default()).into())
 }
 
 /// Stack 0-d partials into a 1-d array (of `d` when there are none).
@@ -421,13 +420,7 @@ fn stack(parts: &[DynArray], d: DType) -> Result<DynArray> {
         }
         Ok(ndarray::Array1::from(v).into())
     }
-    match d {
-        DType::Bool => col::<bool>(parts),
-        DType::I32 => col::<i32>(parts),
-        DType::I64 => col::<i64>(parts),
-        DType::F32 => col::<f32>(parts),
-        DType::F64 => col::<f64>(parts),
-    }
+    crate::with_dtype!(d, T => col::<T>(parts))
 }
 
 /// Reduce the partials with `op`, in chunk order, by a kernel like any other.
@@ -466,20 +459,9 @@ fn partials(
         Reduction::Op(ReduceOp::All) => push(masked(Expr::from(true)).all())?,
         Reduction::Op(op @ (ReduceOp::Min | ReduceOp::Max)) => {
             let big = op == ReduceOp::Min;
-            let ident = match d {
-                DType::Bool => Expr::from(big),
-                DType::I32 => Expr::from(if big {
-                    i32::MAX as i64
-                } else {
-                    i32::MIN as i64
-                }),
-                DType::I64 => Expr::from(if big { i64::MAX } else { i64::MIN }),
-                _ => Expr::from(if big {
-                    f64::INFINITY
-                } else {
-                    f64::NEG_INFINITY
-                }),
-            };
+            // A strong 0-d scalar of the values' own dtype (a weak literal could not hold
+            // uint64's maximum, and a weak float would promote integers).
+            let ident = Expr::data(scalar(extreme(d, big)), None);
             let e = masked(ident);
             push(if big { e.min() } else { e.max() })?
         }
@@ -1044,13 +1026,7 @@ fn broadcast(a: &DynArray, n: usize) -> Result<DynArray> {
             rhs: vec![n],
         });
     }
-    Ok(match a {
-        DynArray::Bool(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::I32(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::I64(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::F32(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-        DynArray::F64(x) => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into(),
-    })
+    Ok(crate::dispatch!(a, x => ndarray::Array1::from_elem(n, *x.iter().next().unwrap()).into()))
 }
 
 /// An Arrow array (of a computable type) as values and validity.

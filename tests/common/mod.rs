@@ -54,7 +54,7 @@ pub fn values(dtype: DType, n: usize, seed: u64) -> ArrayD<f64> {
                     m * e
                 }
             }
-            DType::I32 | DType::I64 => {
+            d if d.is_int() => {
                 let edges = [0.0, 1.0, -1.0, 2.0, -7.0, 31.0, 64.0];
                 if i < edges.len() {
                     edges[i]
@@ -62,7 +62,7 @@ pub fn values(dtype: DType, n: usize, seed: u64) -> ArrayD<f64> {
                     ((r.unit() * 200.0) - 100.0).round()
                 }
             }
-            DType::Bool => (r.next_u64() % 2) as f64,
+            _ => (r.next_u64() % 2) as f64,
         })
         .collect();
     ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap()
@@ -94,6 +94,32 @@ pub fn typed(dtype: DType, v: &ArrayD<f64>) -> DynArray {
         }
         DType::F32 => v.mapv(|x| x as f32).into(),
         DType::F64 => v.clone().into(),
+        // The other integer types: values wrapped to the type (-1 is the unsigned maximum),
+        // then the type's minimum and maximum at positions 7 and 8.
+        d => {
+            let i64s = typed(DType::I64, &v.mapv(|x| x.clamp(-1e18, 1e18)));
+            let (lo, hi) = d.int_range().expect("an integer dtype");
+            let c = fusebox::unstable::dtype::Const::wrap_int;
+            let mut vals: Vec<i128> = i64s
+                .into_i64()
+                .unwrap()
+                .iter()
+                .map(|&x| x as i128)
+                .collect();
+            if let Some(x) = vals.get_mut(7) {
+                *x = lo;
+            }
+            if let Some(x) = vals.get_mut(8) {
+                *x = hi;
+            }
+            fusebox::with_dtype!(d, T => {
+                let t: Vec<T> = vals
+                    .iter()
+                    .map(|&x| <T as fusebox::Element>::from_const(c(x, d)))
+                    .collect();
+                ArrayD::from_shape_vec(v.raw_dim(), t).unwrap().into()
+            })
+        }
     }
 }
 

@@ -93,6 +93,9 @@ fn laid_out(t: DType, shape: &[usize], lay: Lay, seed: u64) -> DynArray {
         DynArray::I64(x) => re!(x),
         DynArray::F32(x) => re!(x),
         DynArray::F64(x) => re!(x),
+        _ => unreachable!(
+            "the GPU backend runs bool, int32, int64, float32, float64 only (`supported`)"
+        ),
     }
 }
 

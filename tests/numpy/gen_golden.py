@@ -5,7 +5,10 @@ Run from anywhere with the project's NumPy 2 venv:
 
     /tmp/pv/bin/python tests/numpy/gen_golden.py
 
-It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ completely:
+It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ completely
+(`gen_golden.py --ints` writes tests/golden_ints/ instead: the same generators focused on
+int8, int16, uint8, uint16, uint32 and uint64, with their pairs against every dtype, from a
+seed of their own, so the default fixtures do not change):
 
 - in/*.npy      input arrays (edge values per dtype, random values, shaped for broadcasting)
 - out/*.npy     NumPy's result for each case
@@ -19,7 +22,7 @@ It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ c
             literals are weak Python scalars: True/False, 2, -1, 2.5
   bindings  `a=in/f64_col.npy b=in/f64_row.npy` (or `-`)
   expected  `out/NAME.npy`, or `error` where NumPy raises or gives a dtype outside fusebox's
-            set (float16, int8): fusebox must return an error there too
+            set (float16): fusebox must return an error there too
   tol       `exact` (bitwise; NaN matches NaN; the sign of zero counts) or `ulp:N`
 
 The ULP bounds in ULP_TOL were measured on this machine (x86-64, AVX-512) between NumPy 2.4
@@ -50,7 +53,9 @@ DTYPES = {
     "float64": np.float64,
 }
 SHORT = {"bool": "b", "int32": "i32", "int64": "i64", "float32": "f32", "float64": "f64"}
-SUPPORTED = {np.dtype(t) for t in DTYPES.values()}
+# Every dtype fusebox computes with (a NumPy result of another dtype, float16, is `error`).
+SUPPORTED = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                   np.uint16, np.uint32, np.uint64, np.float32, np.float64)}
 
 rng = np.random.default_rng(20261123)
 
@@ -103,8 +108,8 @@ def random_floats(dt, n):
 
 def random_ints(dt, n):
     info = np.iinfo(dt)
-    small = rng.integers(-100, 101, n // 2)
-    big = rng.integers(info.min, info.max, n - n // 2, endpoint=True)
+    small = rng.integers(-100 if info.min < 0 else 0, 101, n // 2)
+    big = rng.integers(info.min, info.max, n - n // 2, endpoint=True, dtype=dt)
     return np.concatenate([small, big]).astype(dt)
 
 
@@ -283,6 +288,8 @@ def binary_expr(op, a, b):
 
 def gen_unary():
     for dt, t in DTYPES.items():
+        if dt not in FOCUS:
+            continue
         s = SHORT[dt]
         if t in (np.float32, np.float64):
             x = np.concatenate([EDGES[dt], random_floats(t, 480)]).astype(t)
@@ -304,6 +311,8 @@ def gen_binary():
     names = list(DTYPES)
     for da in names:
         for db in names:
+            if da not in FOCUS and db not in FOCUS:
+                continue
             sa, sb = SHORT[da], SHORT[db]
             same = da == db
             # Same dtype: every pair of edge values, as contiguous 1-D arrays (NumPy's SIMD
@@ -331,6 +340,8 @@ def gen_binary():
                          [sym("a", ia, a), sym("b", ibb, bb)], fn, op)
     # Random element-wise pairs for floats: the division family and ULP measurement.
     for dt in ("float32", "float64"):
+        if dt not in FOCUS:
+            continue
         t = DTYPES[dt]
         s = SHORT[dt]
         a = random_floats(t, 400)
@@ -358,6 +369,8 @@ def weak_name(v):
 
 def gen_weak():
     for dt, t in DTYPES.items():
+        if dt not in FOCUS:
+            continue
         s = SHORT[dt]
         x = EDGES[dt]
         for op, (fn, _) in BINARY.items():
@@ -415,10 +428,14 @@ def gen_where():
 
 def gen_astype():
     for da, ta in DTYPES.items():
+        if da not in FOCUS and not FOCUS_CASTS:
+            continue
         x = EDGES[da]
         if ta in (np.float32, np.float64):
             x = np.concatenate([x, random_floats(ta, 60) * 1e3]).astype(ta)
         for db, tb in DTYPES.items():
+            if da not in FOCUS and db not in FOCUS:
+                continue
             sa, sb = SHORT[da], SHORT[db]
             run_case(f"astype__{sa}_{sb}", f"astype(a, {db})", f"(astype {db} a)",
                      [sym("a", f"{sa}_cast", x)], lambda v, tb=tb: v.astype(tb), "astype")
@@ -427,6 +444,8 @@ def gen_astype():
 def gen_sum():
     lengths = [0, 1, 5, 7, 8, 9, 16, 17, 127, 128, 129, 255, 256, 257, 1000, 4097]
     for dt, t in DTYPES.items():
+        if dt not in FOCUS:
+            continue
         s = SHORT[dt]
         for n in lengths:
             if t is np.bool_:
@@ -653,21 +672,65 @@ def gen_survey(n=200_000):
                      BINARY[op][0], op)
 
 
+# The dtypes the per-dtype generators cover (every one by default; `--ints`: the integer
+# types of issue 17, with their pairs against every dtype).
+FOCUS = set(DTYPES)
+FOCUS_CASTS = False
+
+INT_EDGES = {
+    "int8": [0, 1, -1, 2, -2, 3, -7, 7, 8, 9, 100, -100, 127, -128, -127, 126],
+    "int16": [0, 1, -1, 2, -2, 3, -7, 7, 15, 16, 17, 300, -300, 2**15 - 1, -(2**15), -(2**15) + 1],
+    "uint8": [0, 1, 2, 3, 7, 8, 9, 100, 127, 128, 200, 254, 255],
+    "uint16": [0, 1, 2, 3, 7, 15, 16, 17, 300, 2**15, 2**16 - 2, 2**16 - 1],
+    "uint32": [0, 1, 2, 3, 7, 31, 32, 33, 100, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1,
+               16777217],
+    "uint64": [0, 1, 2, 3, 7, 63, 64, 65, 100, 2**63 - 1, 2**63, 2**64 - 2, 2**64 - 1,
+               2**53 + 1, 2**32, 3037000500],
+}
+INT_SHORT = {"int8": "i8", "int16": "i16", "uint8": "u8", "uint16": "u16", "uint32": "u32",
+             "uint64": "u64"}
+
+
+def setup_ints():
+    """`--ints`: add the six integer dtypes and focus every generator on them."""
+    global FOCUS, FOCUS_CASTS, rng
+    for name, edges in INT_EDGES.items():
+        t = getattr(np, name)
+        DTYPES[name] = t
+        SHORT[name] = INT_SHORT[name]
+        EDGES[name] = np.array(edges, t)
+        bits = np.iinfo(t).bits
+        POW_EXPONENTS[name] = np.array([0, 1, 2, 3, 7, bits - 1, bits, bits + 1], t)
+    FOCUS = set(INT_EDGES)
+    rng = np.random.default_rng(20261203)
+
+
 def main():
     global ROOT, IN, OUT, ULP_TOL
     survey = len(sys.argv) == 3 and sys.argv[1] == "--survey"
+    ints = len(sys.argv) == 2 and sys.argv[1] == "--ints"
+    if ints:
+        ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden_ints")
+        IN, OUT = os.path.join(ROOT, "in"), os.path.join(ROOT, "out")
+        setup_ints()
     if survey:
         ROOT = os.path.abspath(sys.argv[2])
         IN, OUT = os.path.join(ROOT, "in"), os.path.join(ROOT, "out")
         ULP_TOL = {}  # report every distance; the survey never fails on tolerance
-    elif len(sys.argv) != 1:
-        sys.exit("usage: gen_golden.py [--survey DIR]")
+    elif len(sys.argv) != 1 and not ints:
+        sys.exit("usage: gen_golden.py [--survey DIR | --ints]")
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)
     os.makedirs(IN)
     os.makedirs(OUT)
     if survey:
         gen_survey()
+    elif ints:
+        gen_unary()
+        gen_binary()
+        gen_weak()
+        gen_astype()
+        gen_sum()
     else:
         gen_unary()
         gen_binary()

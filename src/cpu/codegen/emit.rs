@@ -226,6 +226,12 @@ impl Gen<'_, '_> {
             Const::Bool(b) => self.b.ins().iconst(types::I8, b as i64),
             Const::I32(v) => self.iconst(types::I32, v as i64),
             Const::I64(v) => self.b.ins().iconst(types::I64, v),
+            Const::I8(v) => self.iconst(types::I8, v as i64),
+            Const::U8(v) => self.iconst(types::I8, v as i8 as i64),
+            Const::I16(v) => self.iconst(types::I16, v as i64),
+            Const::U16(v) => self.iconst(types::I16, v as i16 as i64),
+            Const::U32(v) => self.iconst(types::I32, v as i32 as i64),
+            Const::U64(v) => self.b.ins().iconst(types::I64, v as i64),
             Const::F32(v) => self.b.ins().f32const(v),
             Const::F64(v) => self.b.ins().f64const(v),
         }
@@ -313,7 +319,17 @@ impl Gen<'_, '_> {
                 Abs | Floor | Ceil | Trunc => x,
                 _ => return self.unsupported(format!("{op} of bool")),
             },
-            DType::I32 | DType::I64 => match op {
+            d if d.is_unsigned_int() => match op {
+                Neg => self.b.ins().ineg(x),
+                Not => self.b.ins().bnot(x),
+                Abs | Floor | Ceil | Round | Trunc => x,
+                Sign => {
+                    let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0);
+                    self.uextend_to(t, nz)
+                }
+                _ => return self.unsupported(format!("{op} of {dt}")),
+            },
+            _ if dt.is_signed_int() => match op {
                 Neg => self.b.ins().ineg(x),
                 Not => self.b.ins().bnot(x),
                 Abs => {
@@ -324,14 +340,14 @@ impl Gen<'_, '_> {
                 Sign => {
                     let gt = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, x, 0);
                     let lt = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
-                    let gt = self.b.ins().uextend(t, gt);
-                    let lt = self.b.ins().uextend(t, lt);
+                    let gt = self.uextend_to(t, gt);
+                    let lt = self.uextend_to(t, lt);
                     self.b.ins().isub(gt, lt)
                 }
                 Floor | Ceil | Round | Trunc => x,
                 _ => return self.unsupported(format!("{op} of {dt}")),
             },
-            DType::F32 | DType::F64 => match op {
+            _ => match op {
                 Neg => self.b.ins().fneg(x),
                 Abs => self.b.ins().fabs(x),
                 Sqrt => self.b.ins().sqrt(x),
@@ -369,7 +385,7 @@ impl Gen<'_, '_> {
             return Ok(match dt {
                 DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
                 DType::Bool => self.b.ins().icmp(int_cc(op, false), a, b),
-                _ => self.b.ins().icmp(int_cc(op, true), a, b),
+                _ => self.b.ins().icmp(int_cc(op, dt.is_signed_int()), a, b),
             });
         }
         let t = scalar_type(dt);
@@ -380,7 +396,8 @@ impl Gen<'_, '_> {
                 Xor => self.b.ins().bxor(a, b),
                 _ => return self.unsupported(format!("{op} of bool")),
             },
-            DType::I32 | DType::I64 => {
+            _ if dt.is_unsigned_int() => self.binary_unsigned_s(op, dt, a, b)?,
+            _ if dt.is_signed_int() => {
                 let bits = t.bits() as i64;
                 match op {
                     Add => self.b.ins().iadd(a, b),
@@ -448,11 +465,11 @@ impl Gen<'_, '_> {
                         let amount = self.b.ins().select(out, top, b);
                         self.b.ins().sshr(a, amount)
                     }
-                    Pow => self.call(Helper::Bin(op, dt), &[a, b])?,
+                    Pow => self.int_pow(dt, a, b)?,
                     _ => return self.unsupported(format!("{op} of {dt}")),
                 }
             }
-            DType::F32 | DType::F64 => match op {
+            _ => match op {
                 Add => self.b.ins().fadd(a, b),
                 Sub => self.b.ins().fsub(a, b),
                 Mul => self.b.ins().fmul(a, b),
@@ -476,6 +493,160 @@ impl Gen<'_, '_> {
         })
     }
 
+    /// `x` (a scalar integer or flag) zero-extended to `t`, or `x` itself if it already is `t`.
+    fn uextend_to(&mut self, t: Type, x: Value) -> Value {
+        if self.b.func.dfg.value_type(x) == t {
+            x
+        } else {
+            self.b.ins().uextend(t, x)
+        }
+    }
+
+    /// `x` of integer dtype `dt` sign- or zero-extended (by `dt`'s signedness) to `t`, or
+    /// reduced to it when `t` is narrower.
+    fn int_resize(&mut self, dt: DType, t: Type, x: Value) -> Value {
+        let from = self.b.func.dfg.value_type(x);
+        if from == t {
+            x
+        } else if from.bits() > t.bits() {
+            self.b.ins().ireduce(t, x)
+        } else if dt.is_signed_int() {
+            self.b.ins().sextend(t, x)
+        } else {
+            self.b.ins().uextend(t, x)
+        }
+    }
+
+    /// Integer `**`: int32, int64 and uint64 call their wrapper; the narrower types widen to
+    /// 64 bits (sign or zero), call the int64 wrapper and keep the low bits (wrapping powers
+    /// agree modulo 2^n; a negative exponent only occurs for signed types, which sign-extend).
+    fn int_pow(&mut self, dt: DType, a: Value, b: Value) -> Result<Value> {
+        match dt {
+            DType::I32 | DType::I64 | DType::U64 => {
+                self.call(Helper::Bin(BinaryOp::Pow, dt), &[a, b])
+            }
+            _ => {
+                let t = scalar_type(dt);
+                let wa = self.int_resize(dt, types::I64, a);
+                let wb = self.int_resize(dt, types::I64, b);
+                let r = self.call(Helper::Bin(BinaryOp::Pow, DType::I64), &[wa, wb])?;
+                Ok(self.b.ins().ireduce(t, r))
+            }
+        }
+    }
+
+    /// Binary operators on an unsigned dtype (scalar): wrapping arithmetic, division and
+    /// remainder by zero give 0, shifts by at least the width give 0 (`semantics`).
+    fn binary_unsigned_s(&mut self, op: BinaryOp, dt: DType, a: Value, b: Value) -> Result<Value> {
+        use BinaryOp::*;
+        let t = scalar_type(dt);
+        let bits = t.bits() as i64;
+        Ok(match op {
+            Add => self.b.ins().iadd(a, b),
+            Sub => self.b.ins().isub(a, b),
+            Mul => self.b.ins().imul(a, b),
+            And => self.b.ins().band(a, b),
+            Or => self.b.ins().bor(a, b),
+            Xor => self.b.ins().bxor(a, b),
+            Maximum => self.b.ins().umax(a, b),
+            Minimum => self.b.ins().umin(a, b),
+            FloorDiv | Rem | Fmod => {
+                // udiv/urem trap on 0: divide by 1 there and select 0.
+                let zero = self.iconst(t, 0);
+                let zero_b = self.b.ins().icmp(IntCC::Equal, b, zero);
+                let one = self.b.ins().iconst(t, 1);
+                let safe = self.b.ins().select(zero_b, one, b);
+                let r = if op == FloorDiv {
+                    self.b.ins().udiv(a, safe)
+                } else {
+                    self.b.ins().urem(a, safe)
+                };
+                self.b.ins().select(zero_b, zero, r)
+            }
+            Shl | Shr => {
+                let out = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, b, bits);
+                let s = if op == Shl {
+                    self.b.ins().ishl(a, b)
+                } else {
+                    self.b.ins().ushr(a, b)
+                };
+                let zero = self.b.ins().iconst(t, 0);
+                self.b.ins().select(out, zero, s)
+            }
+            Pow => self.int_pow(dt, a, b)?,
+            _ => return self.unsupported(format!("{op} of {dt}")),
+        })
+    }
+
+    /// A float (f32 or f64) to a signed integer type `t` (32 or 64 bits) with NumPy's x86-64
+    /// result: NaN and out-of-range values give the minimum ([`semantics::f64_to_i64`]).
+    fn float_to_signed(&mut self, from: DType, t: Type, x: Value) -> Value {
+        let x = if from == DType::F32 {
+            self.b.ins().fpromote(types::F64, x)
+        } else {
+            x
+        };
+        let bits = t.bits() as i32;
+        // The saturating conversion already gives MIN below the range; above it (and for NaN,
+        // where the ordered compare is false) pick MIN.
+        let sat = self.b.ins().fcvt_to_sint_sat(t, x);
+        let limit = self.b.ins().f64const(2f64.powi(bits - 1));
+        let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
+        let min = self.iconst(
+            t,
+            if bits == 32 {
+                i32::MIN as i64
+            } else {
+                i64::MIN
+            },
+        );
+        self.b.ins().select(ok, sat, min)
+    }
+
+    /// A float to an integer dtype with NumPy's x86-64 results ([`semantics::float_to_int`]).
+    fn float_to_int_s(&mut self, from: DType, to: DType, x: Value) -> Value {
+        let t = scalar_type(to);
+        match to {
+            DType::I64 => self.float_to_signed(from, types::I64, x),
+            DType::U32 | DType::U64 => {
+                // x >= 2^(n-1) ? cvt(x - 2^(n-1)) ^ MIN : cvt(x), in f64.
+                let x = if from == DType::F32 {
+                    self.b.ins().fpromote(types::F64, x)
+                } else {
+                    x
+                };
+                let half = 2f64.powi(t.bits() as i32 - 1);
+                let h = self.b.ins().f64const(half);
+                let big = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, h);
+                let low = self.float_to_signed(DType::F64, t, x);
+                let xs = self.b.ins().fsub(x, h);
+                let hi = self.float_to_signed(DType::F64, t, xs);
+                let min = self.iconst(
+                    t,
+                    if t == types::I32 {
+                        i32::MIN as i64
+                    } else {
+                        i64::MIN
+                    },
+                );
+                let hi = self.b.ins().bxor(hi, min);
+                self.b.ins().select(big, hi, low)
+            }
+            _ => {
+                // Through int32, keeping the low bits.
+                let v = self.float_to_signed(from, types::I32, x);
+                if t == types::I32 {
+                    v
+                } else {
+                    self.b.ins().ireduce(t, v)
+                }
+            }
+        }
+    }
+
     /// `r != 0 && (r < 0) != (b < 0)` as a scalar flag.
     pub(super) fn sign_differs(&mut self, r: Value, b: Value) -> Value {
         let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
@@ -489,39 +660,38 @@ impl Gen<'_, '_> {
         let t = scalar_type(to);
         match (from, to) {
             _ if from == to => x,
-            (Bool, I32 | I64) => self.b.ins().uextend(t, x),
             (Bool, F32 | F64) => {
                 let one = self.fconst(t, 1.0);
                 let zero = self.fconst(t, 0.0);
                 self.b.ins().select(x, one, zero)
             }
-            (I32 | I64, Bool) => self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
+            // bool is 0 or 1 in a byte: zero-extend (or keep, for the 8-bit types).
+            (Bool, _) => self.uextend_to(t, x),
             (F32 | F64, Bool) => {
                 let zero = self.fconst(scalar_type(from), 0.0);
                 self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
             }
-            (I32, I64) => self.b.ins().sextend(t, x),
-            (I64, I32) => self.b.ins().ireduce(t, x),
-            (I32 | I64, F32 | F64) => self.b.ins().fcvt_from_sint(t, x),
+            (_, Bool) => self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
             (F32, F64) => self.b.ins().fpromote(t, x),
             (F64, F32) => self.b.ins().fdemote(t, x),
-            (F32 | F64, I32 | I64) => {
-                // semantics::f64_to_i64 / f64_to_i32: NaN and out of range give MIN. The
-                // saturating conversion already gives MIN below the range; above it (and for
-                // NaN, where the ordered compare is false) pick MIN.
-                let x = if from == F32 {
-                    self.b.ins().fpromote(types::F64, x)
+            (F32 | F64, _) => self.float_to_int_s(from, to, x),
+            (_, F32 | F64) => {
+                // Signed types and everything narrower than 64 bits convert as signed (after
+                // widening to at least 32 bits); uint64 converts as unsigned.
+                if from == U64 {
+                    self.b.ins().fcvt_from_uint(t, x)
                 } else {
-                    x
-                };
-                let bits = t.bits() as i32;
-                let sat = self.b.ins().fcvt_to_sint_sat(t, x);
-                let limit = self.b.ins().f64const(2f64.powi(bits - 1));
-                let ok = self.b.ins().fcmp(FloatCC::LessThan, x, limit);
-                let min = self.iconst(t, if to == I32 { i32::MIN as i64 } else { i64::MIN });
-                self.b.ins().select(ok, sat, min)
+                    let w = if from.size() < 4 || from == U32 {
+                        types::I64
+                    } else {
+                        scalar_type(from)
+                    };
+                    let x = self.int_resize(from, w, x);
+                    self.b.ins().fcvt_from_sint(t, x)
+                }
             }
-            _ => x,
+            // Integer to integer: two's complement resize by the source's signedness.
+            _ => self.int_resize(from, t, x),
         }
     }
 
@@ -568,7 +738,19 @@ impl Gen<'_, '_> {
                 Abs | Floor | Ceil | Trunc => x,
                 _ => return self.unsupported(format!("{op} of bool")),
             },
-            DType::I32 | DType::I64 => match op {
+            _ if dt.is_unsigned_int() => match op {
+                Neg => self.b.ins().ineg(x),
+                Not => self.b.ins().bnot(x),
+                Abs | Floor | Ceil | Round | Trunc => x,
+                Sign => {
+                    let zero = self.iconst(t, 0);
+                    let one = self.iconst(t, 1);
+                    let ne = self.b.ins().icmp(IntCC::NotEqual, x, zero);
+                    self.b.ins().band(ne, one)
+                }
+                _ => return self.unsupported(format!("{op} of {dt}")),
+            },
+            _ if dt.is_signed_int() => match op {
                 Neg => self.b.ins().ineg(x),
                 Not => self.b.ins().bnot(x),
                 Abs => {
@@ -587,7 +769,7 @@ impl Gen<'_, '_> {
                 Floor | Ceil | Round | Trunc => x,
                 _ => return self.unsupported(format!("{op} of {dt}")),
             },
-            DType::F32 | DType::F64 => match op {
+            _ => match op {
                 // One xor / and with a pooled mask where there is a pool (Cranelift builds the
                 // mask with two instructions at every use).
                 Neg | Abs => {
@@ -645,7 +827,6 @@ impl Gen<'_, '_> {
         if op.is_comparison() {
             return Ok(match dt {
                 DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
-                DType::I32 | DType::I64 => self.b.ins().icmp(int_cc(op, true), a, b),
                 DType::Bool => {
                     // Masks: false < true, computed bitwise.
                     match op {
@@ -660,6 +841,7 @@ impl Gen<'_, '_> {
                         _ => self.b.ins().bor_not(a, b),
                     }
                 }
+                _ => self.b.ins().icmp(int_cc(op, dt.is_signed_int()), a, b),
             });
         }
         Ok(match dt {
@@ -686,7 +868,22 @@ impl Gen<'_, '_> {
                 }
                 _ => self.per_lane(mode, res, &[a, b], |g, l| g.binary_s(op, dt, l[0], l[1]))?,
             },
-            DType::F32 | DType::F64 => match op {
+            // The other integer types: wrapping add/sub/bitwise and min/max are single vector
+            // instructions; x86-64 has no 8-bit lane multiply, so int8/uint8 `*` goes per lane.
+            _ if dt.is_int() => match op {
+                Add => self.b.ins().iadd(a, b),
+                Sub => self.b.ins().isub(a, b),
+                Mul if dt.size() > 1 => self.b.ins().imul(a, b),
+                And => self.b.ins().band(a, b),
+                Or => self.b.ins().bor(a, b),
+                Xor => self.b.ins().bxor(a, b),
+                Maximum if dt.is_signed_int() => self.b.ins().smax(a, b),
+                Minimum if dt.is_signed_int() => self.b.ins().smin(a, b),
+                Maximum => self.b.ins().umax(a, b),
+                Minimum => self.b.ins().umin(a, b),
+                _ => self.per_lane(mode, res, &[a, b], |g, l| g.binary_s(op, dt, l[0], l[1]))?,
+            },
+            _ => match op {
                 Add => self.b.ins().fadd(a, b),
                 Sub => self.b.ins().fsub(a, b),
                 Mul => self.b.ins().fmul(a, b),
@@ -718,7 +915,7 @@ impl Gen<'_, '_> {
         let t = mode.ty(to);
         Ok(match (from, to) {
             _ if from == to => x,
-            (Bool, I32 | I64) => {
+            (Bool, _) if to.is_int() => {
                 let one = self.iconst(t, 1);
                 self.b.ins().band(x, one)
             }
@@ -728,7 +925,7 @@ impl Gen<'_, '_> {
                 let m = self.mask_as(x, t);
                 self.b.ins().bitselect(m, one, zero)
             }
-            (I32 | I64, Bool) => {
+            (_, Bool) if from.is_int() => {
                 let zero = self.iconst(mode.ty(from), 0);
                 self.b.ins().icmp(IntCC::NotEqual, x, zero)
             }
@@ -737,6 +934,8 @@ impl Gen<'_, '_> {
                 self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
             }
             (I32, F32) => self.b.ins().fcvt_from_sint(t, x),
+            // Same-width integers: the same bits.
+            (I32, U32) | (U32, I32) | (I64, U64) | (U64, I64) => x,
             (F32, I32) => {
                 let sat = self.b.ins().fcvt_to_sint_sat(t, x);
                 let limit = self.fconst(mode.ty(F32), 2147483648.0);

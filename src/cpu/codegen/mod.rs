@@ -131,6 +131,7 @@ type BinF64 = extern "C" fn(f64, f64) -> f64;
 type BinF32 = extern "C" fn(f32, f32) -> f32;
 type BinI64 = extern "C" fn(i64, i64) -> i64;
 type BinI32 = extern "C" fn(i32, i32) -> i32;
+type BinU64 = extern "C" fn(u64, u64) -> u64;
 
 extern "C" fn un_f64<const I: usize>(x: f64) -> f64 {
     semantics::unary_f64(UnaryOp::ALL[I], x)
@@ -150,6 +151,9 @@ extern "C" fn bin_i64<const I: usize>(a: i64, b: i64) -> i64 {
 extern "C" fn bin_i32<const I: usize>(a: i32, b: i32) -> i32 {
     semantics::binary_i32(BinaryOp::ALL[I], a, b)
 }
+extern "C" fn bin_u64<const I: usize>(a: u64, b: u64) -> u64 {
+    semantics::binary_u64(BinaryOp::ALL[I], a, b)
+}
 
 /// One monomorphic wrapper per operator index (`$f::<0>`, `$f::<1>`, ...).
 macro_rules! fn_table {
@@ -166,6 +170,8 @@ static BIN_F32: [BinF32; BinaryOp::ALL.len()] = fn_table!(bin_f32 as BinF32;
 static BIN_I64: [BinI64; BinaryOp::ALL.len()] = fn_table!(bin_i64 as BinI64;
     0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
 static BIN_I32: [BinI32; BinaryOp::ALL.len()] = fn_table!(bin_i32 as BinI32;
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+static BIN_U64: [BinU64; BinaryOp::ALL.len()] = fn_table!(bin_u64 as BinU64;
     0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
 
 /// A Rust function the generated code calls.
@@ -190,8 +196,10 @@ impl Helper {
                     FloorDiv | Rem | Pow | Arctan2 | Hypot | Fmod | Nextafter
                 )
             }
-            DType::I32 | DType::I64 => op == Pow,
-            DType::Bool => false,
+            // Narrower integers widen to int64 for `**` (see `Gen::int_pow`).
+            DType::I32 | DType::I64 | DType::U64 => op == Pow,
+            d if d.is_int() => return (op == Pow).then_some(Helper::Bin(op, DType::I64)),
+            _ => false,
         };
         call.then_some(Helper::Bin(op, dt))
     }
@@ -210,6 +218,7 @@ impl Helper {
             Helper::Bin(op, DType::F32) => BIN_F32[bi(op)] as *const u8,
             Helper::Bin(op, DType::F64) => BIN_F64[bi(op)] as *const u8,
             Helper::Bin(op, DType::I32) => BIN_I32[bi(op)] as *const u8,
+            Helper::Bin(op, DType::U64) => BIN_U64[bi(op)] as *const u8,
             Helper::Bin(op, _) => BIN_I64[bi(op)] as *const u8,
         }
     }
@@ -443,9 +452,10 @@ fn const_shift(
 
 fn scalar_type(dt: DType) -> Type {
     match dt {
-        DType::Bool => types::I8,
-        DType::I32 => types::I32,
-        DType::I64 => types::I64,
+        DType::Bool | DType::I8 | DType::U8 => types::I8,
+        DType::I16 | DType::U16 => types::I16,
+        DType::I32 | DType::U32 => types::I32,
+        DType::I64 | DType::U64 => types::I64,
         DType::F32 => types::F32,
         DType::F64 => types::F64,
     }
@@ -473,8 +483,7 @@ impl Mode {
             Mode::Scalar => scalar_type(dt),
             Mode::Vector { width } => {
                 let lane = match dt {
-                    DType::Bool if width == 4 => types::I32,
-                    DType::Bool => types::I64,
+                    DType::Bool => Type::int_with_byte_size(width as u16).expect("1, 2, 4 or 8"),
                     d => scalar_type(d),
                 };
                 lane.by((VEC_BYTES / width) as u32)
@@ -533,15 +542,17 @@ pub(crate) fn acc_identity(op: ReduceOp, acc: DType) -> Const {
         (Any, _) => Const::Bool(false),
         (All, _) => Const::Bool(true),
         (Min | ArgMin, DType::Bool) => Const::Bool(true),
-        (Min | ArgMin, DType::I32) => Const::I32(i32::MAX),
-        (Min | ArgMin, DType::I64) => Const::I64(i64::MAX),
+        (Min | ArgMin, t) if t.is_int() => {
+            Const::wrap_int(t.int_range().map_or(0, |(_, hi)| hi), t)
+        }
         (Min | ArgMin, DType::F32) => Const::F32(f32::INFINITY),
-        (Min | ArgMin, DType::F64) => Const::F64(f64::INFINITY),
+        (Min | ArgMin, _) => Const::F64(f64::INFINITY),
         (Max | ArgMax, DType::Bool) => Const::Bool(false),
-        (Max | ArgMax, DType::I32) => Const::I32(i32::MIN),
-        (Max | ArgMax, DType::I64) => Const::I64(i64::MIN),
+        (Max | ArgMax, t) if t.is_int() => {
+            Const::wrap_int(t.int_range().map_or(0, |(lo, _)| lo), t)
+        }
         (Max | ArgMax, DType::F32) => Const::F32(f32::NEG_INFINITY),
-        (Max | ArgMax, DType::F64) => Const::F64(f64::NEG_INFINITY),
+        (Max | ArgMax, _) => Const::F64(f64::NEG_INFINITY),
     }
 }
 

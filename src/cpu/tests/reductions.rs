@@ -49,6 +49,7 @@ fn sample(dt: DType, i: usize, nan_every: usize) -> V {
         DType::I64 => V::I64(small),
         DType::F32 => V::F32(f as f32),
         DType::F64 => V::F64(f),
+        _ => unreachable!("the scalar model covers V_DTYPES only"),
     }
 }
 
@@ -124,6 +125,7 @@ fn nd_view(a: &DynArray, layout: NdLayout) -> ArgView<'_> {
         DynArray::I64(x) => v!(x),
         DynArray::F32(x) => v!(x),
         DynArray::F64(x) => v!(x),
+        _ => unreachable!("the scalar model covers V_DTYPES only"),
     }
 }
 
