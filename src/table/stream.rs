@@ -393,8 +393,16 @@ fn extreme(d: DType, big: bool) -> crate::dtype::Const {
         DType::U16 => pick!(u16, U16),
         DType::U32 => pick!(u32, U32),
         DType::U64 => pick!(u64, U64),
-        DType::F32 => Const::F32(if big { f32::INFINITY } else { f32::NEG_INFINITY }),
-        DType::F64 => Const::F64(if big { f64::INFINITY } else { f64::NEG_INFINITY }),
+        DType::F32 => Const::F32(if big {
+            f32::INFINITY
+        } else {
+            f32::NEG_INFINITY
+        }),
+        DType::F64 => Const::F64(if big {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        }),
     }
 }
 
