@@ -228,3 +228,37 @@ def test_gil_is_released_while_kernels_run():
         done.set()
         t.join()
     assert len(ticks) > 5
+
+
+INT_DTYPES = ["int8", "int16", "uint8", "uint16", "uint32", "uint64"]
+
+
+@pytest.mark.parametrize("dt", INT_DTYPES)
+@pytest.mark.parametrize("ex", ["a * 3 + b", "a // b", "a % b", "a - b", "abs(a)", "a << 3",
+                                "where(a > b, a, b)", "sum(a)", "a * 2.5", "a + 1"])
+def test_small_and_unsigned_integer_dtypes_match_numpy(dt, ex):
+    info = np.iinfo(dt)
+    r = np.random.default_rng(7)
+    a = r.integers(info.min, info.max, 1000, dtype=dt, endpoint=True)
+    b = r.integers(info.min, info.max, 1000, dtype=dt, endpoint=True)
+    b[b == 0] = 1
+    a[:3] = [info.min, info.max, 0]
+    env = {"a": a, "b": b, "where": np.where, "abs": np.abs, "sum": np.sum}
+    with np.errstate(all="ignore"):
+        want = eval(ex, {"__builtins__": {}}, env)  # noqa: S307
+    got = fusebox.evaluate(ex, {"a": a, "b": b}, {})
+    assert np.asarray(got).dtype == np.asarray(want).dtype, ex
+    np.testing.assert_array_equal(got, want)
+
+
+def test_mixed_integer_dtypes_promote_like_numpy():
+    a = np.arange(-5, 5, dtype=np.int8)
+    u = np.arange(10, dtype=np.uint8)
+    got = fusebox.evaluate("a + u", {"a": a, "u": u}, {})
+    assert got.dtype == np.int16
+    np.testing.assert_array_equal(got, a + u)
+    big = np.array([2**64 - 1, 3], dtype=np.uint64)
+    i = np.array([-1, 1], dtype=np.int64)
+    got = fusebox.evaluate("big + i", {"big": big, "i": i}, {})
+    assert got.dtype == np.float64  # NumPy 2: uint64 with int64 is float64
+    np.testing.assert_array_equal(got, big + i)

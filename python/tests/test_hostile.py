@@ -13,7 +13,7 @@ CASES = {
     "timedelta array": "fb.evaluate('a', {'a': np.array([1], dtype='timedelta64[s]')}, {})",
     "complex array": "fb.evaluate('a * 2', {'a': np.ones(3, complex)}, {})",
     "float16 array": "fb.evaluate('a * 2', {'a': np.ones(3, np.float16)}, {})",
-    "uint64 array": "fb.evaluate('a * 2', {'a': np.ones(3, np.uint64)}, {})",
+    "uint64 array + negative int": "fb.evaluate('a + (-1)', {'a': np.ones(3, np.uint64)}, {})",
     "structured array": "fb.evaluate('a', {'a': np.zeros(3, dtype=[('x', 'f8'), ('y', 'i4')])}, {})",
     "masked array": "fb.evaluate('a + 1', {'a': np.ma.masked_array([1.0, 2.0], mask=[0, 1])}, {})",
     "name bound to a function": "fb.evaluate('a + 1', {'a': print}, {})",
