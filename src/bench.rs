@@ -5,7 +5,9 @@
 //! - `ndarray-eager` (temporaries as NumPy makes them) and `ndarray-zip` (a hand-written fused
 //!   loop), for the 1-D float64 cases only;
 //! - `copy` (fusebox's copy kernel, fresh output) and `copy-into` (the same kernel into an
-//!   existing buffer: the machine's limit), both copying `n` float64 whatever the case.
+//!   existing buffer: the machine's limit), both copying `n` float64 whatever the case, except
+//!   for the narrow-dtype cases (`add_u8`), where they copy as many bytes as the case moves
+//!   (`n * bytes_per_elem / 16` float64), so "x copy-into" is the same-bytes ratio.
 //!
 //! The 2-D cases (`rowbcast`, `colbcast`, `softmax`, `standardize`) use `n / 1000` rows of 1000.
 //!
@@ -22,7 +24,7 @@ use ndarray::{Array1, Zip};
 use std::time::{Duration, Instant};
 
 /// The benchmark cases.
-pub const CASES: [&str; 12] = [
+pub const CASES: [&str; 13] = [
     "copy",
     "add1",
     "poly",
@@ -35,6 +37,7 @@ pub const CASES: [&str; 12] = [
     "standardize",
     "gauss32",
     "relu_mix",
+    "add_u8",
 ];
 /// The implementations.
 pub const IMPLS: [&str; 7] = [
@@ -60,7 +63,7 @@ fn gauss(x: &Expr) -> Expr {
         * (-(x - MU).pow(2.0) / (2.0 * SIGMA * SIGMA)).exp()
 }
 
-/// The expression of a case over symbols `x` (and `b` for `two` and `relu_mix`, `v` for
+/// The expression of a case over symbols `x` (and `b` for `two`, `relu_mix` and `add_u8`, `v` for
 /// `rowbcast`, `c` for `colbcast`): in the 2-D cases `x` has `COLS` columns.
 pub fn case_expr(case: &str) -> Result<Expr> {
     let x = Expr::symbol("x", DType::F64, &[0]);
@@ -89,6 +92,7 @@ pub fn case_expr(case: &str) -> Result<Expr> {
             let a = Expr::symbol("x", DType::F32, &[0]);
             crate::expr::where_(a.gt(0.0), &a, 0.01 * &a) + &b
         }
+        "add_u8" => Expr::symbol("x", DType::U8, &[0]) + Expr::symbol("b", DType::U8, &[0]),
         _ => {
             return Err(Error::Argument {
                 message: format!("unknown bench case `{case}` (one of {CASES:?})"),
@@ -103,7 +107,17 @@ pub fn case_bytes_per_elem(case: &str) -> u64 {
         "sumsq" | "gauss32" => 8,
         "two" => 24,
         "relu_mix" => 20,
+        "add_u8" => 3,
         _ => 16,
+    }
+}
+
+/// Length of the float64 array the `copy` baselines copy for `case` at size `n`: `n`, or for
+/// a narrow-dtype case the same bytes as the case moves (at least one element).
+pub fn copy_len(case: &str, n: usize) -> usize {
+    match case {
+        "add_u8" => (n * case_bytes_per_elem(case) as usize / 16).max(1),
+        _ => n,
     }
 }
 
@@ -137,6 +151,12 @@ pub fn case_args(case: &str, n: usize) -> Vec<(&'static str, DynArray)> {
             let ins = case_inputs("two", n);
             let a = ins[0].mapv(|v| v as f32);
             vec![("x", a.into()), ("b", ins[1].clone().into())]
+        }
+        "add_u8" => {
+            // Pixel-like ramps; their sum wraps around 255 as NumPy's uint8 does.
+            let a = Array1::from_iter((0..n).map(|i| (i % 251) as u8));
+            let b = Array1::from_iter((0..n).map(|i| (i * 7 % 256) as u8));
+            vec![("x", a.into()), ("b", b.into())]
         }
         _ => {
             let ins = case_inputs(case, n);
@@ -335,7 +355,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
             let ins = if flat { case_inputs(case, n) } else { vec![] };
             let args = case_args(case, n);
             let views = views_for(&ff, &args)?;
-            let copy_in = [Array1::linspace(-5.0, 5.0, n)];
+            let copy_in = [Array1::linspace(-5.0, 5.0, copy_len(case, n))];
             // Preallocated outputs (written once here, so their pages are mapped).
             let mut into_out = ff.call(&views)?;
             let mut copy_out = call(&copy_f, &copy_in)?;
@@ -388,7 +408,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
                     },
                     median_s: t[t.len() / 2],
                     bytes: if imp.starts_with("copy") {
-                        16 * n as u64
+                        16 * copy_len(case, n) as u64
                     } else {
                         case_bytes_per_elem(case) * n as u64
                     },
@@ -608,6 +628,7 @@ mod tests {
                 let mut into = match &fresh {
                     DynArray::F64(a) => DynArray::from(a.mapv(|_| f64::NAN)),
                     DynArray::F32(a) => DynArray::from(a.mapv(|_| f32::NAN)),
+                    DynArray::U8(a) => DynArray::from(a.mapv(|v| !v)),
                     other => panic!("{case}: a result of dtype {}", other.dtype()),
                 };
                 f.call_into(&views, into.view_mut()).unwrap();
@@ -637,6 +658,7 @@ mod tests {
                                     || (a - b).abs() <= 1e-5 * (1.0 + b.abs())
                             })
                         }
+                        (DynArray::U8(g), DynArray::U8(w)) => g == w,
                         _ => false,
                     };
                     assert!(close, "{case} at {n}");

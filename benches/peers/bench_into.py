@@ -21,7 +21,7 @@ Implementations (each case as its own library writes it best):
 Cases: copy add1 poly gauss sumsq two (1-D float64, x = linspace(-5, 5, n), b in [1, 2));
 rowbcast `X + v`, colbcast `X + c`, softmax (rows), standardize `(X - mean0) / std0`
 (X of n/1000 rows of 1000); gauss32 (float32); relu_mix `where(a > 0, a, 0.01*a) + b`
-(a float32, b float64).
+(a float32, b float64); add_u8 `x + b` on uint8 (wrapping), 3 bytes per element.
 
 Timing: a warm-up call, then samples of back-to-back calls lasting >= 0.05 s; the median of
 7 samples (5 above 50 ms per call, 3 above 0.4 s). gc is off while timing.
@@ -40,9 +40,9 @@ C = 1.0 / (SIGMA * math.sqrt(2.0 * math.pi))
 D = 1.0 / (2.0 * SIGMA * SIGMA)
 COLS = 1000
 CASES = ["copy", "add1", "poly", "gauss", "sumsq", "two", "rowbcast", "colbcast", "softmax",
-         "standardize", "gauss32", "relu_mix"]
+         "standardize", "gauss32", "relu_mix", "add_u8"]
 IMPLS = ["numpy-out", "numpy", "numexpr-out", "numexpr", "numba-out", "jax"]
-BYTES = {"sumsq": 8, "gauss32": 8, "two": 24, "relu_mix": 20}
+BYTES = {"sumsq": 8, "gauss32": 8, "two": 24, "relu_mix": 20, "add_u8": 3}
 
 
 def inputs(np, case, n):
@@ -63,6 +63,9 @@ def inputs(np, case, n):
         return {"x": np.linspace(-5.0, 5.0, n).astype(np.float32), "b": b}
     if case == "two":
         return {"x": x, "b": b}
+    if case == "add_u8":
+        i = np.arange(n)
+        return {"x": (i % 251).astype(np.uint8), "b": (i * 7 % 256).astype(np.uint8)}
     return {"x": x}
 
 
@@ -84,6 +87,8 @@ def numpy_out(np, case, a):
         return lambda: np.copyto(out, x)
     if case == "add1":
         return lambda: np.add(x, 1.0, out=out)
+    if case == "add_u8":
+        return lambda: np.add(x, a["b"], out=out)
     if case == "poly":
         def f():
             np.multiply(x, 5.0, out=out); np.add(out, 4.0, out=out)
@@ -150,6 +155,7 @@ def numpy_eager(np, case, a):
             np.exp(x - x.max(axis=1, keepdims=True))),
         "standardize": lambda: (x - x.mean(axis=0)) / x.std(axis=0),
         "relu_mix": lambda: np.where(x > 0, x, np.float32(0.01) * x) + a.get("b"),
+        "add_u8": lambda: x + a.get("b"),
     }[case]
 
 
@@ -168,6 +174,8 @@ def numexpr_fn(np, ne, case, a, use_out):
     env = dict(a)
     env.update(c32=np.float32(C), mu32=np.float32(MU), d32=np.float32(D), f32=np.float32(0.01))
     x = a["x"]
+    if case == "add_u8":
+        return None  # numexpr has no uint8 arithmetic (it upcasts to int32: other bytes)
     if case == "softmax":
         m = np.empty((x.shape[0], 1))
         def f():
@@ -291,6 +299,13 @@ def numba_fn(np, case, a):
                 for j in range(cc):
                     out[i, j] = (x[i, j] - mu[j]) / sd[j]
         return lambda: k(x, out)
+    if case == "add_u8":
+        b = a["b"]
+        @njit(parallel=True)
+        def k(x, b, out):
+            for i in prange(x.shape[0]):
+                out[i] = x[i] + b[i]
+        return lambda: k(x, b, out)
     if case == "relu_mix":
         b = a["b"]
         f = np.float32(0.01)
@@ -315,6 +330,8 @@ def jax_fn(case, a):
             return x + 0
         if case == "add1":
             return x + 1.0
+        if case == "add_u8":
+            return x + e["b"]
         if case == "poly":
             return (5.0 * x + 4.0) * x + 1.0
         if case in ("gauss", "gauss32"):
@@ -383,6 +400,8 @@ def run(sizes, cases, impls, threads):
                     fn = numba_fn(np, case, a)
                 else:
                     fn = jax_fn(case, a)
+                if fn is None:
+                    continue
                 t = timeit(fn)
                 del fn
                 gc.collect()
