@@ -849,6 +849,8 @@ pub fn stats<'py>(
     let st = cache::session(ctx(parse_device(device)?, optimize)).stats();
     let d = PyDict::new(py);
     d.set_item("plans", st.plans)?;
+    d.set_item("plans_reused", st.plans_reused)?;
+    d.set_item("plans_resized", st.plans_resized)?;
     d.set_item("kernels_launched", st.kernels_launched)?;
     d.set_item("bytes_read", st.bytes_read)?;
     d.set_item("bytes_written", st.bytes_written)?;
