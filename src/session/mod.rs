@@ -384,6 +384,16 @@ impl Session {
         })
     }
 
+    /// The plan of `exprs` with every symbol of `shapes`' shape (on the host): a table's
+    /// per-chunk plan.
+    pub(crate) fn explain_shaped(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<Explain> {
+        self.explain_impl(exprs, shapes, &|_| Residence::Host)
+    }
+
     fn explain_impl(
         &self,
         exprs: &[Expr],

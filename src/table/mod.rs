@@ -46,12 +46,14 @@
 //! # Ok::<(), fusebox::Error>(())
 //! ```
 mod display;
+mod explain;
 mod nulls;
 mod prune;
 mod read;
 mod stream;
 mod write;
 
+pub use explain::{TableExplain, TablePass};
 pub use read::CsvOptions;
 pub use stream::Column;
 
@@ -348,6 +350,22 @@ impl Table {
             self.check_refs(e)?;
         }
         stream::compute_many(self, exprs)
+    }
+
+    /// The plan [`Table::compute`] would run, without reading a row: per pass over the rows,
+    /// the kernels each chunk runs (graph, IR, bytes, device), the source columns read and the
+    /// chunks the row groups' statistics skip (see [`TableExplain`]).
+    pub fn explain(&self, expr: &Expr) -> Result<TableExplain> {
+        self.explain_many(std::slice::from_ref(expr))
+    }
+
+    /// The plan of [`Table::compute_many`].
+    pub fn explain_many(&self, exprs: &[Expr]) -> Result<TableExplain> {
+        for e in exprs {
+            e.meta()?;
+            self.check_refs(e)?;
+        }
+        explain::build(self, exprs)
     }
 
     /// The first `n` kept rows of every visible column, as a record batch (derived columns
