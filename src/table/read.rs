@@ -313,6 +313,23 @@ impl Source {
                 let schema = builder.schema().clone();
                 let meta = builder.metadata();
                 let rows = meta.file_metadata().num_rows().max(0) as usize;
+                // The chunk readers cut the row groups by the footer's row count: a footer
+                // whose groups hold another number of rows is corrupt (found by the fuzzer).
+                // (Counts are untrusted: summed with overflow checked, none negative.)
+                let in_groups: Option<i64> = meta.row_groups().iter().try_fold(0i64, |n, g| {
+                    (g.num_rows() >= 0).then(|| n.checked_add(g.num_rows()))?
+                });
+                if in_groups != Some(meta.file_metadata().num_rows()) {
+                    return Err(table_err(
+                        Some(path),
+                        Some("footer".into()),
+                        format!(
+                            "the row groups' row counts ({in_groups:?} in all) do not add up to \
+                             the footer's {}",
+                            meta.file_metadata().num_rows()
+                        ),
+                    ));
+                }
                 let flat = builder.parquet_schema().num_columns() == schema.fields().len();
                 let nullable = (0..schema.fields().len())
                     .map(|j| {
