@@ -47,7 +47,7 @@ fn main() -> fusebox::Result<()> {
         y[0]
     });
     // No per-call cliffs (issue 18): a compiled function cycling through 50 lengths around n
-    // (one plan per length, kept), and `compute_with` on an expression it has seen (the
+    // (each length's plan re-derived once from the plan of its rank, then kept), and `compute_with` on an expression it has seen (the
     // session's plan cache). Medians of single calls after one warm-up round.
     let lengths: Vec<usize> = (0..50).map(|i| n - n.min(25) + i).collect();
     let arrays: Vec<ndarray::Array1<f64>> = lengths
@@ -78,9 +78,10 @@ fn main() -> fusebox::Result<()> {
         &mut |i| first(poly.call(&views[i..i + 1]).expect("poly")),
         &mut sink,
     );
-    // What a length costs the first time it is seen (a plan made for it: lowering, fusion and
-    // placement; the kernel comes from the cache): the one-off price of a new shape, and the
-    // price per call of a function that sees more distinct shapes than it keeps plans for.
+    // What a length costs the first time it is seen (the plan of its rank with the sizes
+    // re-derived and placement asked again; no lowering, fusion or compiling): the one-off
+    // price of a new shape, and the price per call of a function that sees more distinct
+    // shapes than it keeps plans for.
     let fresh: Vec<ndarray::Array1<f64>> = (0..200)
         .map(|i| ndarray::Array1::linspace(-1.0, 1.0, n + 25 + i))
         .collect();

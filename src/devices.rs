@@ -21,6 +21,10 @@ pub struct Stats {
     /// Plans taken from a plan cache instead (a `compute*` call on an expression the session
     /// has seen with the same bindings; a compiled function's call with shapes it has seen).
     pub plans_reused: u64,
+    /// Plans a compiled function derived for new lengths from a plan of the same ranks, which
+    /// dims are 0 or 1, and which are equal ([`crate::Compiled`]): the same steps and
+    /// compiled kernels with the sizes re-derived, without lowering, optimizing or compiling.
+    pub plans_resized: u64,
     pub kernels_launched: u64,
     /// Bytes kernels read from their inputs (each input counted once per launch).
     pub bytes_read: u64,
@@ -52,6 +56,8 @@ impl Stats {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "plans": self.plans,
+            "plans_reused": self.plans_reused,
+            "plans_resized": self.plans_resized,
             "kernels_launched": self.kernels_launched,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,

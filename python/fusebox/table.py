@@ -251,9 +251,12 @@ class Expr:
         return dict(self._bind)
 
     def explain(self, optimize=True, device=None, json=False):
-        """The plan ``compute`` would run (see ``fusebox.explain``; arrays only)."""
-        if _table_of(self) is not None:
-            raise NotImplementedError("explain() of an expression over a table: compute() streams it")
+        """The plan ``compute`` would run (see ``fusebox.explain``). Over a table: per pass
+        over the rows, the kernels each chunk runs, the columns read and the chunks the row
+        groups' statistics skip; nothing is read."""
+        table = _table_of(self)
+        if table is not None:
+            return table.explain(self._src, optimize=optimize, device=device, json=json)
         return _core.explain(self._src, self._bind, {}, device=device, optimize=optimize, json=json)
 
     def __array__(self, dtype=None, copy=None):

@@ -531,19 +531,35 @@ pub fn re_evaluate<'py>(
 }
 
 /// The plan for `ex` on the arrays its names are bound to: text (`{:#}`: graph, kernels, bytes,
-/// estimates per device) or the JSON form as a dict.
+/// estimates per device) or the JSON form as a dict. A `fusebox.Expr` (Blaze's `Data(...)`
+/// expressions, over arrays or a table's columns) explains itself (`Expr.explain`).
 #[pyfunction]
 #[pyo3(signature = (ex, local_dict=None, global_dict=None, *, device=None, optimize=true, json=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn explain<'py>(
     py: Python<'py>,
-    ex: &str,
+    ex: Bound<'py, PyAny>,
     local_dict: Option<Bound<'py, PyAny>>,
     global_dict: Option<Bound<'py, PyAny>>,
     device: Option<&str>,
     optimize: bool,
     json: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(ex) = ex.extract::<String>() else {
+        let expr_class = py.import("fusebox.table")?.getattr("Expr")?;
+        if !ex.is_instance(&expr_class)? {
+            return Err(PyTypeError::new_err(format!(
+                "explain takes an expression string or a fusebox.Expr, not {}",
+                ex.get_type().name()?
+            )));
+        }
+        let kw = PyDict::new(py);
+        kw.set_item("optimize", optimize)?;
+        kw.set_item("device", device)?;
+        kw.set_item("json", json)?;
+        return ex.call_method("explain", (), Some(&kw));
+    };
+    let ex = ex.as_str();
     let ctx = ctx(parse_device(device)?, optimize);
     let prep = cache::prepared(py, ex)?;
     let (local, global) = scope(py, local_dict, global_dict, 0)?;
@@ -849,6 +865,8 @@ pub fn stats<'py>(
     let st = cache::session(ctx(parse_device(device)?, optimize)).stats();
     let d = PyDict::new(py);
     d.set_item("plans", st.plans)?;
+    d.set_item("plans_reused", st.plans_reused)?;
+    d.set_item("plans_resized", st.plans_resized)?;
     d.set_item("kernels_launched", st.kernels_launched)?;
     d.set_item("bytes_read", st.bytes_read)?;
     d.set_item("bytes_written", st.bytes_written)?;

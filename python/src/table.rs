@@ -111,6 +111,33 @@ impl PyTable {
         Ok((values, validity))
     }
 
+    /// The plan `compute` would run over the columns, without reading a row: per pass over
+    /// the rows, the kernels each chunk runs, the columns read and the chunks the row groups'
+    /// statistics skip. Text (with estimates) or, with `json`, a dict.
+    #[pyo3(signature = (src, optimize=true, device=None, json=false))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        src: &str,
+        optimize: bool,
+        device: Option<&str>,
+        json: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ctx = Ctx {
+            device: parse_device(device)?,
+            threads: cache::threads(),
+            optimize,
+        };
+        let table = self.table.clone().with_session(&cache::session(ctx));
+        let expr = fusebox::parse::parse(src, &|name| table.col(name).ok()).py_err(py)?;
+        let e = py.detach(|| table.explain(&expr)).py_err(py)?;
+        if json {
+            py.import("json")?.getattr("loads")?.call1((e.to_json(),))
+        } else {
+            Ok(pyo3::types::PyString::new(py, &format!("{e:#}")).into_any())
+        }
+    }
+
     /// The schema, the row count and the first rows (as `fusebox.Data` shows them).
     fn __repr__(&self, py: Python<'_>) -> String {
         py.detach(|| self.table.to_string())

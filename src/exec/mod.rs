@@ -38,6 +38,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A kernel compiled for the device that runs it.
+#[derive(Clone)]
 pub(crate) enum DeviceKernel {
     Cpu(Arc<CpuKernel>),
     Gpu(Arc<GpuKernel>),
@@ -62,6 +63,10 @@ pub(crate) struct ExecPlan {
     pub checks: Vec<Error>,
     /// How many results the steps produce.
     pub n_temps: usize,
+    /// Whether the plan holds for other lengths of its inputs (see [`resized_steps`]): no
+    /// kernel embeds a number derived from a length (the count of a `mean`) and no step reads
+    /// through a view (a view's strides and offsets are resolved for one shape).
+    pub length_generic: bool,
 }
 
 /// Compile every step for `device` (`Auto` and `Reference` compile for the CPU).
@@ -88,6 +93,8 @@ pub(crate) struct PlanParts {
     pub steps: Vec<Step>,
     pub results: Vec<(u32, Vec<usize>)>,
     pub checks: Vec<Error>,
+    /// Whether lowering embedded a number derived from the input lengths in a kernel.
+    pub length_constants: bool,
 }
 
 /// Compile a placed plan. Under `Auto` (`auto`), a GPU that cannot compile it hands it to the
@@ -115,6 +122,11 @@ pub(crate) fn prepare(
         .map(|(_, s)| s.clone())
         .collect();
     let frees = last_uses(&parts.steps, &parts.results);
+    let length_generic = !parts.length_constants
+        && parts
+            .steps
+            .iter()
+            .all(|s| s.arg_views.iter().all(Option::is_none));
     Ok(ExecPlan {
         device,
         auto,
@@ -125,7 +137,83 @@ pub(crate) fn prepare(
         results: parts.results,
         checks: parts.checks,
         n_temps,
+        length_generic,
     })
+}
+
+/// The steps and results of a length-generic `plan` ([`ExecPlan::length_generic`]) with every
+/// length `d` of its shapes replaced by `lengths(d)`: the same kernels over other lengths.
+/// `None` when the plan is not length-generic, or a length has no image (then the caller
+/// plans afresh). The caller makes `lengths` consistent: lengths 0 and 1 map to themselves
+/// (broadcasting and empty arrays depend on them), and equal lengths to equal lengths.
+pub(crate) fn resized_steps(
+    plan: &ExecPlan,
+    lengths: &dyn Fn(usize) -> Option<usize>,
+) -> Option<Resized> {
+    if !plan.length_generic {
+        return None;
+    }
+    let map = |s: &[usize]| -> Option<Vec<usize>> { s.iter().map(|&d| lengths(d)).collect() };
+    let map_all =
+        |v: &[Vec<usize>]| -> Option<Vec<Vec<usize>>> { v.iter().map(|s| map(s)).collect() };
+    let steps = plan
+        .steps
+        .iter()
+        .map(|(s, _)| {
+            Some(Step {
+                kernel: s.kernel.clone(),
+                args: s.args.clone(),
+                arg_shapes: map_all(&s.arg_shapes)?,
+                arg_views: s.arg_views.clone(),
+                shape: map(&s.shape)?,
+                reduce_axes: s.reduce_axes.clone(),
+                nodes: s.nodes.clone(),
+                temps: s.temps.clone(),
+                out_shapes: map_all(&s.out_shapes)?,
+            })
+        })
+        .collect::<Option<Vec<Step>>>()?;
+    let results = plan
+        .results
+        .iter()
+        .map(|(t, s)| Some((*t, map(s)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Resized {
+        steps,
+        results,
+        param_shapes: map_all(&plan.param_shapes)?,
+    })
+}
+
+/// A plan's steps, results and parameter shapes for other lengths ([`resized_steps`]).
+pub(crate) struct Resized {
+    pub steps: Vec<Step>,
+    pub results: Vec<(u32, Vec<usize>)>,
+    pub param_shapes: Vec<Vec<usize>>,
+}
+
+/// `plan` with the same kernels over other lengths (from [`resized_steps`]): nothing compiles.
+pub(crate) fn with_steps(plan: &ExecPlan, r: Resized) -> ExecPlan {
+    let Resized {
+        steps,
+        results,
+        param_shapes,
+    } = r;
+    ExecPlan {
+        device: plan.device,
+        auto: plan.auto,
+        inputs: plan.inputs.clone(),
+        param_shapes,
+        steps: steps
+            .into_iter()
+            .zip(plan.steps.iter().map(|(_, k)| k.clone()))
+            .collect(),
+        frees: plan.frees.clone(),
+        results,
+        checks: plan.checks.clone(),
+        n_temps: plan.n_temps,
+        length_generic: true,
+    }
 }
 
 /// Count and report an `Auto` plan that failed on `device` and goes to the CPU.

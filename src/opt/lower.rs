@@ -60,6 +60,9 @@ pub struct Lowered {
     pub roots: Vec<NodeId>,
     pub inputs: Vec<PlanInput>,
     pub input_shapes: Vec<Vec<usize>>,
+    /// Whether a constant of the graph was derived from the input lengths (the count of a
+    /// `mean`, `var` or `std`): then the plan holds for these lengths only.
+    pub length_constants: bool,
 }
 
 impl Lowered {
@@ -81,6 +84,7 @@ struct Lowering<'a> {
     memo: HashMap<usize, NodeId>,
     shapes: &'a dyn Fn(&str) -> Option<Vec<usize>>,
     optimize: bool,
+    length_constants: bool,
 }
 
 /// Lower `expr`. `shapes(name)` gives the shape a symbol is bound to (None: its declared
@@ -122,6 +126,7 @@ pub fn lower_many(
         memo: HashMap::new(),
         shapes,
         optimize,
+        length_constants: false,
     };
     let mut roots = Vec::with_capacity(exprs.len());
     for e in exprs {
@@ -137,6 +142,7 @@ pub fn lower_many(
         roots,
         inputs: l.inputs,
         input_shapes: l.input_shapes,
+        length_constants: l.length_constants,
     })
 }
 
@@ -444,6 +450,7 @@ impl Lowering<'_> {
 
     /// `a / c` in `dtype` (`c` a float count).
     fn div_const(&mut self, a: NodeId, c: f64, dtype: DType, shape: Vec<usize>) -> NodeId {
+        self.length_constants = true;
         let a = self.cast_to(a, dtype);
         let k = self.graph.add(
             Node::Const(crate::semantics::cast(Const::F64(c), dtype)),

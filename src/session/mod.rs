@@ -245,10 +245,11 @@ impl Session {
     }
 
     /// Compile `expr` into a function of its symbols (in order of first appearance), callable
-    /// on new arrays of the same dtypes, like `numba.vectorize`. Kernels compile now; calls
-    /// with new shapes re-plan (microseconds) but compile nothing, unless `Auto` places the new
-    /// shapes on another device (placement here ignores compile time: a compiled function is
-    /// meant to be called many times).
+    /// on new arrays of the same dtypes, like `numba.vectorize`. Kernels compile now; a call
+    /// with new lengths of ranks seen before re-uses the plan with its sizes re-derived (see
+    /// [`Compiled`]), other new shapes re-plan (microseconds) but compile nothing, unless
+    /// `Auto` places the new shapes on another device (placement here ignores compile time: a
+    /// compiled function is meant to be called many times).
     pub fn compile(&self, expr: &Expr) -> Result<Compiled> {
         self.compile_many(std::slice::from_ref(expr))
     }
@@ -308,6 +309,7 @@ impl Session {
                 steps: partitioned.steps,
                 results: partitioned.results,
                 checks,
+                length_constants: lowered.length_constants,
             },
             device,
             auto,
@@ -380,6 +382,16 @@ impl Session {
         self.explain_impl(std::slice::from_ref(expr), &shapes, &|name| {
             find(name).map_or(Residence::Host, |(_, _, r)| *r)
         })
+    }
+
+    /// The plan of `exprs` with every symbol of `shapes`' shape (on the host): a table's
+    /// per-chunk plan.
+    pub(crate) fn explain_shaped(
+        &self,
+        exprs: &[Expr],
+        shapes: &dyn Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<Explain> {
+        self.explain_impl(exprs, shapes, &|_| Residence::Host)
     }
 
     fn explain_impl(

@@ -46,12 +46,14 @@
 //! # Ok::<(), fusebox::Error>(())
 //! ```
 mod display;
+mod explain;
 mod nulls;
 mod prune;
 mod read;
 mod stream;
 mod write;
 
+pub use explain::{TableExplain, TablePass};
 pub use read::CsvOptions;
 pub use stream::Column;
 
@@ -137,6 +139,12 @@ impl Table {
     /// Open a file by its extension: `.parquet`/`.pq`, `.arrow`/`.feather`/`.ipc` (an Arrow IPC
     /// file), `.arrows` (an Arrow IPC stream), `.csv`, `.npz`. Only the metadata is read now;
     /// the rows stream when something is computed.
+    ///
+    /// A Parquet file is memory-mapped: its pages are decoded where the page cache holds them.
+    /// Deleting it or renaming another file over it leaves the table reading the file it
+    /// opened; another process writing into it in place is seen by later evaluations (bytes the
+    /// decoders check as they check any file), and truncating it in place while the table lives
+    /// makes a read past the new end fault (`SIGBUS`), as with any memory-mapped reader.
     pub fn open(path: impl AsRef<Path>) -> Result<Table> {
         Ok(Table::from_source(Source::open(path.as_ref())?))
     }
@@ -348,6 +356,22 @@ impl Table {
             self.check_refs(e)?;
         }
         stream::compute_many(self, exprs)
+    }
+
+    /// The plan [`Table::compute`] would run, without reading a row: per pass over the rows,
+    /// the kernels each chunk runs (graph, IR, bytes, device), the source columns read and the
+    /// chunks the row groups' statistics skip (see [`TableExplain`]).
+    pub fn explain(&self, expr: &Expr) -> Result<TableExplain> {
+        self.explain_many(std::slice::from_ref(expr))
+    }
+
+    /// The plan of [`Table::compute_many`].
+    pub fn explain_many(&self, exprs: &[Expr]) -> Result<TableExplain> {
+        for e in exprs {
+            e.meta()?;
+            self.check_refs(e)?;
+        }
+        explain::build(self, exprs)
     }
 
     /// The first `n` kept rows of every visible column, as a record batch (derived columns

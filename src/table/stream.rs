@@ -141,6 +141,23 @@ struct Ctx<'t> {
     nullable: Vec<bool>,
     null_scalars: HashSet<usize>,
     keep: Vec<Expr>,
+    /// Explaining instead of computing: each reduction pass is recorded here and its values
+    /// are stand-ins (zeros), so nothing reads a row.
+    dry: Option<Vec<Pass>>,
+}
+
+/// One pass over the rows as [`explain_passes`] records it, without running it.
+pub(super) struct Pass {
+    /// A pass of reductions (their per-chunk partials), or the final element-wise pass.
+    pub reductions: bool,
+    /// What the kernels compute per chunk (columns and their validity bound as symbols).
+    pub per_chunk: Vec<Expr>,
+    /// What is computed once, reading no rows.
+    pub once: Vec<Expr>,
+    /// The filters whose row-group statistics may skip chunks of this pass.
+    pub skip_filters: Vec<Expr>,
+    /// The source columns the pass reads (indices), sorted.
+    pub columns: Vec<usize>,
 }
 
 impl<'t> Ctx<'t> {
@@ -155,6 +172,7 @@ impl<'t> Ctx<'t> {
             nullable,
             null_scalars: HashSet::new(),
             keep: vec![],
+            dry: None,
         }
     }
 
@@ -186,7 +204,32 @@ impl<'t> Ctx<'t> {
             if inner.is_empty() {
                 return Ok(exprs);
             }
-            let values = self.reduce_pass(&inner, filters)?;
+            let values = if self.dry.is_some() {
+                let p = self.reduce_exprs(&inner, filters)?;
+                let per_chunk: Vec<Expr> = p.row_idx.iter().map(|&i| p.exprs[i].clone()).collect();
+                let (mut columns, valids) = inputs_of(self, &per_chunk);
+                columns.extend(valids);
+                columns.sort_unstable();
+                columns.dedup();
+                let pass = Pass {
+                    reductions: true,
+                    per_chunk,
+                    columns,
+                    once: p.scalar_idx.iter().map(|&i| p.exprs[i].clone()).collect(),
+                    skip_filters: if p.skippable {
+                        filters.to_vec()
+                    } else {
+                        vec![]
+                    },
+                };
+                self.dry.get_or_insert_with(Vec::new).push(pass);
+                inner
+                    .iter()
+                    .map(|r| Ok((zero(r.dtype()?), true)))
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                self.reduce_pass(&inner, filters)?
+            };
             let mut map = HashMap::new();
             for (r, (v, valid)) in inner.iter().zip(values) {
                 let d = Expr::data(v, None);
@@ -221,9 +264,9 @@ impl<'t> Ctx<'t> {
         Ok(m)
     }
 
-    /// The values of reductions `reds` (free of nested reductions) over the rows `filters`
-    /// keep, and whether each is present.
-    fn reduce_pass(&self, reds: &[Expr], filters: &[Expr]) -> Result<Vec<(DynArray, bool)>> {
+    /// The partial expressions of reductions `reds` (free of nested reductions) over the rows
+    /// `filters` keep: which are computed per chunk and which once.
+    fn reduce_exprs(&self, reds: &[Expr], filters: &[Expr]) -> Result<ReduceExprs> {
         let nullable = |name: &str| self.col_index(name).is_some_and(|i| self.nullable[i]);
         let null_scalars = self.null_scalars.clone();
         let mut nf = Nullifier::new(&nullable, &null_scalars);
@@ -240,15 +283,42 @@ impl<'t> Ctx<'t> {
             let plan = partials(*red, &xv, m, &mut partial_exprs, r)?;
             plans.push((plan, rows));
         }
-        // Reductions of scalars are computed once; those of rows, per chunk.
-        let mut sums: Vec<Vec<DynArray>> = vec![vec![]; partial_exprs.len()];
-        let mut counts: Vec<i64> = vec![0; plans.len()];
         let row_idx: Vec<usize> = (0..partial_exprs.len())
             .filter(|&i| plans.iter().any(|(p, rows)| *rows && p.uses(i)))
             .collect();
         let scalar_idx: Vec<usize> = (0..partial_exprs.len())
             .filter(|i| !row_idx.contains(i))
             .collect();
+        // A chunk skipped by statistics has every row masked out: its partials are the
+        // reductions' identities, which is what the kernel would give (only then skip).
+        let idents: Option<Vec<DynArray>> = row_idx
+            .iter()
+            .map(|&i| identity(&partial_exprs[i]))
+            .collect();
+        Ok(ReduceExprs {
+            exprs: partial_exprs,
+            plans,
+            row_idx,
+            scalar_idx,
+            skippable: idents.is_some(),
+            idents: idents.unwrap_or_default(),
+        })
+    }
+
+    /// The values of reductions `reds` (free of nested reductions) over the rows `filters`
+    /// keep, and whether each is present.
+    fn reduce_pass(&self, reds: &[Expr], filters: &[Expr]) -> Result<Vec<(DynArray, bool)>> {
+        let ReduceExprs {
+            exprs: partial_exprs,
+            plans,
+            row_idx,
+            scalar_idx,
+            skippable,
+            idents,
+        } = self.reduce_exprs(reds, filters)?;
+        // Reductions of scalars are computed once; those of rows, per chunk.
+        let mut sums: Vec<Vec<DynArray>> = vec![vec![]; partial_exprs.len()];
+        let mut counts: Vec<i64> = vec![0; plans.len()];
         if !scalar_idx.is_empty() {
             let es: Vec<Expr> = scalar_idx
                 .iter()
@@ -267,13 +337,10 @@ impl<'t> Ctx<'t> {
         if !row_idx.is_empty() {
             let es: Vec<Expr> = row_idx.iter().map(|&i| partial_exprs[i].clone()).collect();
             let t = self.t;
-            // A chunk skipped by statistics has every row masked out: its partials are the
-            // reductions' identities, which is what the kernel would give (only then skip).
-            let idents: Option<Vec<DynArray>> = es.iter().map(identity).collect();
-            let skippable = if idents.is_some() { filters } else { &[] };
+            let skippable = if skippable { filters } else { &[] };
             for_each_chunk(self, &es, &[], skippable, &mut |chunk, bound| {
                 let Some(chunk) = chunk else {
-                    for (i, id) in row_idx.iter().zip(idents.iter().flatten()) {
+                    for (i, id) in row_idx.iter().zip(&idents) {
                         sums[*i].push(id.clone());
                     }
                     return Ok(true);
@@ -304,6 +371,20 @@ impl<'t> Ctx<'t> {
         }
         Ok(out)
     }
+}
+
+/// The partial expressions of one reduction pass ([`Ctx::reduce_exprs`]).
+struct ReduceExprs {
+    exprs: Vec<Expr>,
+    /// Per reduction: how it is combined, and whether it reads rows.
+    plans: Vec<(PartialPlan, bool)>,
+    /// The partials computed per chunk, and those computed once.
+    row_idx: Vec<usize>,
+    scalar_idx: Vec<usize>,
+    /// Whether a chunk whose statistics refute the filters may be skipped (every partial per
+    /// chunk has an identity), and those identities (for `row_idx`, in order).
+    skippable: bool,
+    idents: Vec<DynArray>,
 }
 
 /// How one reduction is computed from per-chunk partials.
@@ -895,15 +976,18 @@ fn bitmap_union(ctx: &Ctx<'_>, v: &Expr) -> Option<Vec<usize>> {
     Some(cols)
 }
 
-/// One pass over the rows: `roots` (free of reductions) computed per chunk, the rows the
-/// filters keep handed to `sink` as Arrow arrays (at most `limit` rows in all).
-fn row_pass(
-    ctx: &Ctx<'_>,
-    roots: &[Result<Expr, usize>],
-    filters: &[Expr],
-    limit: Option<usize>,
-    sink: &mut dyn FnMut(Vec<ArrayRef>) -> Result<()>,
-) -> Result<()> {
+/// What [`row_pass`] computes per chunk: the expressions (values, computed validity, then the
+/// filters' mask), how each root's column is made of them, and the source columns read besides
+/// their inputs (passed through, or validity bitmaps).
+struct RowExprs {
+    exprs: Vec<Expr>,
+    outs: Vec<Out>,
+    extra: Vec<usize>,
+    mask_idx: Option<usize>,
+}
+
+/// The expressions of a row pass over `roots` (free of reductions) under `filters`.
+fn row_exprs(ctx: &Ctx<'_>, roots: &[Result<Expr, usize>], filters: &[Expr]) -> Result<RowExprs> {
     let nullable = |name: &str| ctx.col_index(name).is_some_and(|i| ctx.nullable[i]);
     let null_scalars = ctx.null_scalars.clone();
     let mut nf = Nullifier::new(&nullable, &null_scalars);
@@ -946,6 +1030,29 @@ fn row_pass(
         exprs.push(m);
         exprs.len() - 1
     });
+    Ok(RowExprs {
+        exprs,
+        outs,
+        extra,
+        mask_idx,
+    })
+}
+
+/// One pass over the rows: `roots` (free of reductions) computed per chunk, the rows the
+/// filters keep handed to `sink` as Arrow arrays (at most `limit` rows in all).
+fn row_pass(
+    ctx: &Ctx<'_>,
+    roots: &[Result<Expr, usize>],
+    filters: &[Expr],
+    limit: Option<usize>,
+    sink: &mut dyn FnMut(Vec<ArrayRef>) -> Result<()>,
+) -> Result<()> {
+    let RowExprs {
+        exprs,
+        outs,
+        extra,
+        mask_idx,
+    } = row_exprs(ctx, roots, filters)?;
     let session = ctx.t.session.clone();
     let mut left = limit.unwrap_or(usize::MAX);
     let ctx_ref: &Ctx<'_> = ctx;
@@ -1136,6 +1243,48 @@ pub(crate) fn compute_many(t: &Table, exprs: &[Expr]) -> Result<Vec<Column>> {
         .into_iter()
         .map(|c| c.expect("every result computed"))
         .collect())
+}
+
+/// The passes [`compute_many`] would run over `exprs`, run by none: each reduction's value is
+/// a stand-in (zero) where a later pass uses it, so nothing reads a row.
+pub(super) fn explain_passes(t: &Table, exprs: &[Expr]) -> Result<Vec<Pass>> {
+    let mut ctx = Ctx::new(t);
+    ctx.dry = Some(vec![]);
+    let filters = ctx.resolve_filters()?;
+    let exprs = ctx.eliminate(exprs.to_vec(), &filters)?;
+    let mut once = vec![];
+    let mut roots = vec![];
+    let nullable = |_: &str| false;
+    let null_scalars = ctx.null_scalars.clone();
+    let mut nf = Nullifier::new(&nullable, &null_scalars);
+    for e in &exprs {
+        if ctx.reads_rows(e) {
+            roots.push(Ok(e.clone()));
+        } else {
+            let (v, m) = nf.split(e)?;
+            once.push(v);
+            once.extend(m);
+        }
+    }
+    let mut passes = ctx.dry.take().unwrap_or_default();
+    let (per_chunk, columns) = if roots.is_empty() {
+        (vec![], vec![])
+    } else {
+        let r = row_exprs(&ctx, &roots, &filters)?;
+        let (values, valids) = inputs_of(&ctx, &r.exprs);
+        let mut columns: Vec<usize> = values.into_iter().chain(valids).chain(r.extra).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        (r.exprs, columns)
+    };
+    passes.push(Pass {
+        reductions: false,
+        per_chunk,
+        once,
+        skip_filters: filters,
+        columns,
+    });
+    Ok(passes)
 }
 
 /// The visible columns' kept rows (the first `limit`), chunk by chunk to `sink`; all of them

@@ -1,0 +1,114 @@
+//! A Parquet table reads its file through a memory map (issue 14): results are the bits of the
+//! same rows in memory, and the table keeps the file it opened when the name is deleted or
+//! another file is renamed over it (the mapping holds the opened file's pages).
+use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use fusebox::table::Table;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `a` and `b` (every 9th `b` null) of `n` rows, scaled by `k`.
+fn batch(n: usize, k: f64) -> RecordBatch {
+    let a: Vec<f64> = (0..n).map(|i| k * (i as f64 * 0.013).cos()).collect();
+    let b: Vec<Option<f64>> = (0..n)
+        .map(|i| (!i.is_multiple_of(9)).then_some(k * (i as f64 * 0.7).sin()))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Float64, false),
+        Field::new("b", DataType::Float64, true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(a)),
+        Arc::new(Float64Array::from(b)),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+fn write(path: &Path, b: &RecordBatch) {
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(3000))
+        .build();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(path).unwrap(),
+        b.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(b).unwrap();
+    w.close().unwrap();
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fusebox_mmap_{}_{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// sum(a*b), mean(b), max(a - b) and the element-wise a*b + 1, as bits.
+fn results(t: &Table) -> Vec<String> {
+    let a = t.col("a").unwrap();
+    let b = t.col("b").unwrap();
+    let exprs = [(&a * &b).sum(), b.mean(), (&a - &b).max(), &a * &b + 1.0];
+    t.compute_many(&exprs)
+        .unwrap()
+        .iter()
+        .map(|c| format!("{:?}", c.to_arrow()))
+        .collect()
+}
+
+#[test]
+fn mapped_file_gives_the_bits_of_memory_across_chunks() {
+    let d = dir("bits");
+    let path = d.join("t.parquet");
+    let b = batch(10_000, 1.0);
+    write(&path, &b);
+    for chunk in [1000, 4096, 1 << 20] {
+        let file = Table::open(&path).unwrap().with_chunk_rows(chunk);
+        let mem = Table::from_batches(vec![b.clone()])
+            .unwrap()
+            .with_chunk_rows(chunk);
+        assert_eq!(results(&file), results(&mem), "chunk {chunk}");
+    }
+}
+
+#[test]
+fn the_opened_file_stays_after_delete_and_rename_over() {
+    let d = dir("rename");
+    let path = d.join("t.parquet");
+    let first = batch(7_000, 1.0);
+    write(&path, &first);
+    let t = Table::open(&path).unwrap().with_chunk_rows(2048);
+    let want = results(
+        &Table::from_batches(vec![first])
+            .unwrap()
+            .with_chunk_rows(2048),
+    );
+    // Another file renamed over the name: the table still reads the one it opened.
+    let other = d.join("other.parquet");
+    write(&other, &batch(7_000, -3.0));
+    std::fs::rename(&other, &path).unwrap();
+    assert_eq!(results(&t), want);
+    // The name deleted: the same.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(results(&t), want);
+    // A new table over the name is an I/O error naming the file.
+    match Table::open(&path) {
+        Err(fusebox::Error::Io { path: Some(p), .. }) => assert_eq!(p, path),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("opened a deleted file"),
+    }
+}
+
+#[test]
+fn an_empty_file_is_a_table_error_not_a_fault() {
+    let d = dir("empty");
+    let path = d.join("empty.parquet");
+    std::fs::write(&path, b"").unwrap();
+    match Table::open(&path) {
+        Err(fusebox::Error::Table { .. }) => {}
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("an empty file opened"),
+    }
+}
