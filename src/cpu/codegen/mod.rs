@@ -25,10 +25,16 @@
 //! The function has up to two loops:
 //! - a SIMD loop (128-bit vectors, unrolled) taken when every input's stride equals its element
 //!   size or is 0 (a broadcast input: its first element is splatted once per call into vectors
-//!   on the stack, which the loop reads in its place). It exists only when all non-bool values of the kernel share one byte width and the
-//!   kernel neither loads nor stores bool (comparison results live as lane masks of that width)
-//!   and has no `argmin`/`argmax`. Reductions keep unrolled vector accumulators started at the
-//!   operator's identity, combined pairwise, lane by lane, then into the incoming accumulator;
+//!   on the stack, which the loop reads in its place). Its lane count comes from the kernel's
+//!   widest element ([`simd_width`]): a value of a narrower dtype (float32 next to float64, a
+//!   bool array's bytes) sits in the low lanes of its own 128-bit vector, loaded and stored as
+//!   8, 4 or 2 bytes, and casts between widths widen or narrow (`fvpromote_low`, `fvdemote`,
+//!   `swiden_low`/`uwiden_low`, a byte shuffle). Bool values are lane masks that carry their
+//!   lane width (a comparison's is its operands'), resized by one byte shuffle where a consumer
+//!   needs another. It exists unless the kernel has `argmin`/`argmax` or reduces a number
+//!   narrower than its widest element. Reductions keep unrolled vector accumulators started at
+//!   the operator's identity, combined pairwise, lane by lane, then into the incoming
+//!   accumulator;
 //! - a scalar loop for any strides, which also finishes the SIMD loop's tail.
 //!
 //! Operations without a vector instruction are computed per lane with the scalar code.
@@ -98,30 +104,33 @@ impl Drop for Compiled {
     }
 }
 
-/// The byte width the SIMD loop works in, if the kernel can have one (see the module docs).
+/// The byte width the SIMD loop works in, if the kernel can have one (see the module docs):
+/// the widest element of any non-bool value, input or output (1 for a kernel of bools only).
+/// Narrower values ride in the low lanes of their own 128-bit vectors, so every value has the
+/// widest type's lane count. A reduction's operand must fill whole vectors (a bool mask does,
+/// a narrower number does not); `argmin`/`argmax` have no vector code.
 pub(crate) fn simd_width(k: &Kernel) -> Option<usize> {
-    if k.inputs.iter().any(|t| t.is_bool()) {
-        return None;
-    }
-    let bad_output = |o: &Output| match *o {
-        Output::Store { .. } => k.dtype_of(*o).is_bool(),
-        Output::Reduce { op, .. } => op.is_arg(),
+    let width = k
+        .inputs
+        .iter()
+        .chain(k.insts.iter().map(|d| &d.ty))
+        .filter(|t| !t.is_bool())
+        .map(|t| t.size())
+        .max()
+        .unwrap_or(1);
+    let fits = |o: &Output| match *o {
+        Output::Store { .. } => true,
+        Output::Reduce { op, value } => {
+            let dt = k.ty(value);
+            !op.is_arg() && (dt.is_bool() || dt.size() == width)
+        }
     };
-    if k.outputs.iter().any(bad_output) {
-        return None;
-    }
-    let mut width = None;
-    for d in &k.insts {
-        if d.ty.is_bool() {
-            continue;
-        }
-        match width {
-            None => width = Some(d.ty.size()),
-            Some(w) if w != d.ty.size() => return None,
-            _ => {}
-        }
-    }
-    width
+    // A fallback's value is a number (the math expansions' rare-lane calls).
+    let bool_fallback = k
+        .insts
+        .iter()
+        .any(|d| matches!(d.inst, Inst::Fallback { .. }) && d.ty.is_bool());
+    (k.outputs.iter().all(fits) && !bool_fallback).then_some(width)
 }
 
 /// The function types of the `extern "C"` wrappers.
@@ -407,6 +416,7 @@ fn define(
         pool,
         pool_gv,
         pool_base: None,
+        mask_w: Vec::new(),
     };
     emit(&mut g)?;
     b.seal_all_blocks();
@@ -461,36 +471,53 @@ fn scalar_type(dt: DType) -> Type {
     }
 }
 
-/// How values are held: one element per SSA value, or one vector of `16 / width` lanes.
+/// How values are held: one element per SSA value, or `16 / width` elements per value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Scalar,
-    /// Lanes of `width` bytes; bool values are lane masks (all ones / all zeros).
+    /// `16 / width` elements per value, `width` the kernel's widest element: a value of that
+    /// width fills a 128-bit vector, a narrower one sits in the low lanes of its own 128-bit
+    /// vector (the lanes above hold anything and are never stored, reduced or tested). Bool
+    /// values are lane masks (all ones / all zeros) of a width each value carries (see
+    /// `emit::Gen::body`); `ty(Bool)` is the mask of `width`.
     Vector {
         width: usize,
     },
 }
 
 impl Mode {
+    /// Elements per value.
     fn lanes(self) -> usize {
         match self {
             Mode::Scalar => 1,
             Mode::Vector { width } => VEC_BYTES / width,
         }
     }
+    /// The kernel's widest element in bytes (1 in scalar mode, where it does not matter).
+    fn width(self) -> usize {
+        match self {
+            Mode::Scalar => 1,
+            Mode::Vector { width } => width,
+        }
+    }
     fn ty(self, dt: DType) -> Type {
         match self {
             Mode::Scalar => scalar_type(dt),
-            Mode::Vector { width } => {
-                let lane = match dt {
-                    DType::Bool => Type::int_with_byte_size(width as u16).expect("1, 2, 4 or 8"),
-                    d => scalar_type(d),
-                };
-                lane.by((VEC_BYTES / width) as u32)
-                    .expect("a 128-bit vector type")
-            }
+            Mode::Vector { width } => match dt {
+                DType::Bool => mask_type(width),
+                d => scalar_type(d)
+                    .by((VEC_BYTES / d.size()) as u32)
+                    .expect("a 128-bit vector type"),
+            },
         }
     }
+}
+
+/// The 128-bit lane-mask type of lanes `w` bytes wide (1, 2, 4 or 8).
+fn mask_type(w: usize) -> Type {
+    Type::int_with_byte_size(w as u16)
+        .and_then(|l| l.by((VEC_BYTES / w) as u32))
+        .expect("a 128-bit vector type")
 }
 
 fn mem() -> MemFlagsData {
@@ -509,6 +536,8 @@ struct Gen<'a, 'f> {
     pool: &'a mut Vec<u8>,
     pool_gv: GlobalValue,
     pool_base: Option<Value>,
+    /// The lane width of each value of the body emitted last (see [`Gen::body`]).
+    mask_w: Vec<usize>,
 }
 
 /// A reduction output as the generated code sees it.
@@ -943,7 +972,13 @@ impl Gen<'_, '_> {
         let mut vsteps = Vec::with_capacity(k.inputs.len());
         for (j, dt) in k.inputs.iter().enumerate() {
             let x = self.b.ins().load(scalar_type(*dt), mem(), p.bases[j], 0);
-            let v = self.b.ins().splat(mode.ty(*dt), x);
+            // In memory's layout (a bool is a byte), as `Gen::load_v` reads it.
+            let t = if dt.is_bool() {
+                types::I8X16
+            } else {
+                mode.ty(*dt)
+            };
+            let v = self.b.ins().splat(t, x);
             let at = (j as u32 * per_input) as i32;
             for u in 0..unroll {
                 self.b
@@ -984,14 +1019,17 @@ impl Gen<'_, '_> {
         }
         let mut new_accs = accs.clone();
         for u in 0..unroll {
-            let offset = (u * VEC_BYTES) as i32;
-            let vals = self.body(mode, &addrs, offset)?;
+            let vals = self.body(mode, &addrs, u)?;
             for (o, addr) in out_addrs.iter().enumerate() {
-                let v = vals[k.outputs[o].value().index()];
-                self.b.ins().store(mem(), v, *addr, offset);
+                let x = k.outputs[o].value().index();
+                let dt = k.dtype_of(k.outputs[o]);
+                let offset = (u * lanes * dt.size()) as i32;
+                self.store_v(mode, dt, (vals[x], self.mask_w[x]), *addr, offset);
             }
             for (ri, r) in reds.iter().enumerate() {
-                let v = vals[r.value.index()];
+                // Masks at the widest width; numbers fill whole vectors (`simd_width`).
+                let x = r.value.index();
+                let v = self.mask_resize(mode, vals[x], self.mask_w[x], width);
                 let a = first[ri];
                 if widened(r) {
                     let (lo, hi) = self.widen_f32x4(v);
