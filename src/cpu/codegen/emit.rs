@@ -188,7 +188,7 @@ impl Gen<'_, '_> {
     /// Input elements of `dt` at `addr + offset`, one value's worth (see [`Mode`]): a whole
     /// vector, or the low 8, 4 or 2 bytes with the lanes above zeroed. Bool arrays (bytes 0 or
     /// 1) become byte masks.
-    fn load_v(&mut self, mode: Mode, dt: DType, addr: Value, offset: i32) -> Value {
+    pub(super) fn load_v(&mut self, mode: Mode, dt: DType, addr: Value, offset: i32) -> Value {
         let bytes = mode.lanes() * dt.size();
         let t = if dt.is_bool() {
             types::I8X16

@@ -19,8 +19,10 @@
 //!
 //! Reduction kernels get a second function of the same type, the *vertical* one, for reductions
 //! along an outer axis: there the run goes along a kept axis, element `i` combines into its own
-//! accumulators (slots `out[i * outputs + o]`), and every element has position `start`. It is a
-//! scalar loop.
+//! accumulators, and every element has position `start`. A kernel with a SIMD loop gets a
+//! vertical SIMD loop too, across neighbouring kept positions: then `out` holds one pointer per
+//! output to `n` accumulators side by side in the accumulator dtype (bool: bytes). Otherwise
+//! the accumulators are the slots `out[i * outputs + o]` and the function is a scalar loop.
 //!
 //! The function has up to two loops:
 //! - a SIMD loop (128-bit vectors, unrolled) taken when every input's stride equals its element
@@ -367,7 +369,7 @@ fn build(
             k,
             &helper_ids,
             (pool_id, &mut pool),
-            |g| g.vertical(),
+            |g| g.vertical(simd),
         )?)
     } else {
         None
@@ -756,8 +758,12 @@ impl Gen<'_, '_> {
     }
 
     /// Emit the vertical reduction function: element `i` of the run combines into its own
-    /// accumulators, the slots at `out + (i * outputs + o) * SLOT`, all at position `start`.
-    fn vertical(&mut self) -> Result<()> {
+    /// accumulators, all at position `start`. With a SIMD width they are dense (see
+    /// [`Gen::vertical_simd`]); without, the slots at `out + (i * outputs + o) * SLOT`.
+    fn vertical(&mut self, simd: Option<usize>) -> Result<()> {
+        if let Some(width) = simd {
+            return self.vertical_simd(width);
+        }
         let k = self.k;
         let p = self.entry();
         let reds = reductions(k);
@@ -803,6 +809,177 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(exit);
         self.b.ins().return_(&[]);
         Ok(())
+    }
+
+    /// The vertical function of a kernel with a SIMD loop: `out` holds one pointer per output,
+    /// to `n` accumulators of its accumulator dtype side by side (bool: bytes 0 or 1), so that
+    /// `L` neighbouring kept positions combine as one vector (float32 sums: two float64
+    /// vectors). Every accumulator sees the same operations in the same order as in the scalar
+    /// loop (which finishes the tail and takes strided runs), so the bits do not depend on
+    /// which loop ran.
+    fn vertical_simd(&mut self, width: usize) -> Result<()> {
+        let k = self.k;
+        let p = self.entry();
+        let reds = reductions(k);
+        let accp: Vec<Value> = (0..reds.len())
+            .map(|o| self.b.ins().load(types::I64, mem(), p.out, (o * 8) as i32))
+            .collect();
+        let mode = Mode::Vector { width };
+        let lanes = mode.lanes();
+        let unroll = STORE_UNROLL;
+        let step = (lanes * unroll) as i64;
+        let widened = |r: &Red| r.acc != r.dt && !r.dt.is_bool();
+
+        let (contiguous, broadcast) = self.layout_test(&p);
+        let nv = self.b.ins().band_imm_s(p.n, -step);
+        let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
+        let go = self.b.ins().band(contiguous, has);
+        let prep = self.b.create_block();
+        let vbody = self.b.create_block();
+        let head = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        let i_v = self.b.append_block_param(vbody, types::I64);
+        let i_head = self.b.append_block_param(head, types::I64);
+        let i_body = self.b.append_block_param(body, types::I64);
+        let zero_i = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().brif(go, prep, &[], head, &args(&[zero_i]));
+
+        self.b.switch_to_block(prep);
+        let (vbases, vsteps) = self.splat_inputs(mode, unroll, &p, &broadcast);
+        self.b.ins().jump(vbody, &args(&[zero_i]));
+
+        self.b.switch_to_block(vbody);
+        let mut addrs = Vec::new();
+        for (vbase, vstep) in vbases.iter().zip(&vsteps) {
+            let off = self.b.ins().imul(i_v, *vstep);
+            addrs.push(self.b.ins().iadd(*vbase, off));
+        }
+        let mut acc_addrs = Vec::new();
+        for (o, r) in reds.iter().enumerate() {
+            let off = self.b.ins().imul_imm_s(i_v, r.acc.size() as i64);
+            acc_addrs.push(self.b.ins().iadd(accp[o], off));
+        }
+        for u in 0..unroll {
+            let vals = self.body(mode, &addrs, u)?;
+            for (o, r) in reds.iter().enumerate() {
+                let x = r.value.index();
+                let at = acc_addrs[o];
+                let offset = (u * lanes * r.acc.size()) as i32;
+                if r.dt.is_bool() {
+                    let v = self.mask_resize(mode, vals[x], self.mask_w[x], 1);
+                    let a = self.load_v(mode, DType::Bool, at, offset);
+                    let c = self.binary_v(mode, r.op.combine(), DType::Bool, DType::Bool, a, v)?;
+                    self.store_v(mode, DType::Bool, (c, 1), at, offset);
+                } else if widened(r) {
+                    // float32 lanes summed in float64: the low half, then the high half.
+                    let (lo, hi) = self.widen_f32x4(vals[x]);
+                    for (half, v) in [lo, hi].into_iter().enumerate() {
+                        let off = offset + (half * VEC_BYTES) as i32;
+                        let a = self.b.ins().load(types::F64X2, mem(), at, off);
+                        let c = self.b.ins().fadd(a, v);
+                        self.b.ins().store(mem(), c, at, off);
+                    }
+                } else {
+                    let a = self.b.ins().load(mode.ty(r.acc), mem(), at, offset);
+                    let c = self.binary_v(mode, r.op.combine(), r.acc, r.acc, a, vals[x])?;
+                    self.b.ins().store(mem(), c, at, offset);
+                }
+            }
+        }
+        let next = self.b.ins().iadd_imm_s(i_v, step);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, nv);
+        self.b
+            .ins()
+            .brif(more, vbody, &args(&[next]), head, &args(&[next]));
+
+        self.b.switch_to_block(head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, p.n);
+        self.b.ins().brif(more, body, &args(&[i_head]), exit, &[]);
+
+        self.b.switch_to_block(body);
+        let mut addrs = Vec::new();
+        for j in 0..k.inputs.len() {
+            let off = self.b.ins().imul(i_body, p.steps[j]);
+            addrs.push(self.b.ins().iadd(p.bases[j], off));
+        }
+        let vals = self.body(Mode::Scalar, &addrs, 0)?;
+        for (o, r) in reds.iter().enumerate() {
+            let off = self.b.ins().imul_imm_s(i_body, r.acc.size() as i64);
+            let at = self.b.ins().iadd(accp[o], off);
+            let acc = self.b.ins().load(scalar_type(r.acc), mem(), at, 0);
+            let c = self.combine_s(r, acc, vals[r.value.index()])?;
+            self.b.ins().store(mem(), c, at, 0);
+        }
+        let next = self.b.ins().iadd_imm_s(i_body, 1);
+        self.b.ins().jump(head, &args(&[next]));
+
+        self.b.switch_to_block(exit);
+        self.b.ins().return_(&[]);
+        Ok(())
+    }
+
+    /// Whether every input's step is its element size or 0 (the SIMD loops' layout), and per
+    /// input whether it is 0 (a broadcast input).
+    fn layout_test(&mut self, p: &Params) -> (Value, Vec<Value>) {
+        let mut contiguous = self.b.ins().iconst(types::I8, 1);
+        let mut broadcast = Vec::with_capacity(self.k.inputs.len());
+        for (j, dt) in self.k.inputs.iter().enumerate() {
+            let c = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::Equal, p.steps[j], dt.size() as i64);
+            let z = self.b.ins().icmp_imm_s(IntCC::Equal, p.steps[j], 0);
+            let c = self.b.ins().bor(c, z);
+            contiguous = self.b.ins().band(contiguous, c);
+            broadcast.push(z);
+        }
+        (contiguous, broadcast)
+    }
+
+    /// Broadcast inputs splatted once per call, into `unroll` vectors on the stack that the
+    /// SIMD loop reads in place of the input: each input's vector base and step (the loop's
+    /// address arithmetic is the same for both layouts). The run must not be empty, so that
+    /// every input's first element can be read.
+    fn splat_inputs(
+        &mut self,
+        mode: Mode,
+        unroll: usize,
+        p: &Params,
+        broadcast: &[Value],
+    ) -> (Vec<Value>, Vec<Value>) {
+        let k = self.k;
+        let ptr = self.b.func.dfg.value_type(p.n);
+        let per_input = (unroll * VEC_BYTES) as u32;
+        let splats = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            per_input * k.inputs.len().max(1) as u32,
+            4,
+        ));
+        let zero_step = self.b.ins().iconst(types::I64, 0);
+        let mut vbases = Vec::with_capacity(k.inputs.len());
+        let mut vsteps = Vec::with_capacity(k.inputs.len());
+        for (j, dt) in k.inputs.iter().enumerate() {
+            let x = self.b.ins().load(scalar_type(*dt), mem(), p.bases[j], 0);
+            // In memory's layout (a bool is a byte), as `Gen::load_v` reads it.
+            let t = if dt.is_bool() {
+                types::I8X16
+            } else {
+                mode.ty(*dt)
+            };
+            let v = self.b.ins().splat(t, x);
+            let at = (j as u32 * per_input) as i32;
+            for u in 0..unroll {
+                self.b
+                    .ins()
+                    .stack_store(ptr, v, splats, at + (u * VEC_BYTES) as i32);
+            }
+            let slot = self.b.ins().stack_addr(ptr, splats, at);
+            let size = self.b.ins().iconst(types::I64, dt.size() as i64);
+            vbases.push(self.b.ins().select(broadcast[j], slot, p.bases[j]));
+            vsteps.push(self.b.ins().select(broadcast[j], zero_step, size));
+        }
+        (vbases, vsteps)
     }
 
     /// `acc (+) v` for a reduction in scalar code (`v` in the operand dtype).
@@ -900,18 +1077,7 @@ impl Gen<'_, '_> {
         }
 
         // Layout test (every input contiguous or broadcast: stride 0) and vector trip count.
-        let mut contiguous = self.b.ins().iconst(types::I8, 1);
-        let mut broadcast = Vec::with_capacity(k.inputs.len());
-        for (j, dt) in k.inputs.iter().enumerate() {
-            let c = self
-                .b
-                .ins()
-                .icmp_imm_s(IntCC::Equal, p.steps[j], dt.size() as i64);
-            let z = self.b.ins().icmp_imm_s(IntCC::Equal, p.steps[j], 0);
-            let c = self.b.ins().bor(c, z);
-            contiguous = self.b.ins().band(contiguous, c);
-            broadcast.push(z);
-        }
+        let (contiguous, broadcast) = self.layout_test(p);
         let nv = self.b.ins().band_imm_s(p.n, -step);
         let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
         let go = self.b.ins().band(contiguous, has);
@@ -956,40 +1122,9 @@ impl Gen<'_, '_> {
             .ins()
             .brif(go, prep, &[], scalar_head, &args(&scalar_start));
 
-        // Broadcast inputs are splatted once per call, into `unroll` vectors on the stack that
-        // the loop reads in place of the input (vector base and step chosen per input here: the
-        // loop's address arithmetic is the same for both layouts). The run is not empty, so
-        // every input's first element can be read.
+        // Broadcast inputs are splatted once per call (see `splat_inputs`).
         self.b.switch_to_block(prep);
-        let per_input = (unroll * VEC_BYTES) as u32;
-        let splats = self.b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            per_input * k.inputs.len().max(1) as u32,
-            4,
-        ));
-        let zero_step = self.b.ins().iconst(types::I64, 0);
-        let mut vbases = Vec::with_capacity(k.inputs.len());
-        let mut vsteps = Vec::with_capacity(k.inputs.len());
-        for (j, dt) in k.inputs.iter().enumerate() {
-            let x = self.b.ins().load(scalar_type(*dt), mem(), p.bases[j], 0);
-            // In memory's layout (a bool is a byte), as `Gen::load_v` reads it.
-            let t = if dt.is_bool() {
-                types::I8X16
-            } else {
-                mode.ty(*dt)
-            };
-            let v = self.b.ins().splat(t, x);
-            let at = (j as u32 * per_input) as i32;
-            for u in 0..unroll {
-                self.b
-                    .ins()
-                    .stack_store(ptr, v, splats, at + (u * VEC_BYTES) as i32);
-            }
-            let slot = self.b.ins().stack_addr(ptr, splats, at);
-            let size = self.b.ins().iconst(types::I64, dt.size() as i64);
-            vbases.push(self.b.ins().select(broadcast[j], slot, p.bases[j]));
-            vsteps.push(self.b.ins().select(broadcast[j], zero_step, size));
-        }
+        let (vbases, vsteps) = self.splat_inputs(mode, unroll, p, &broadcast);
         self.b.ins().jump(body, &args(&init));
 
         self.b.switch_to_block(body);
