@@ -172,3 +172,40 @@ fn vertical_simd_agrees_with_the_interpreter_on_every_layout() {
         }
     }
 }
+
+#[test]
+#[ignore = "timing report: cargo test --lib vertical_simd_speed_report -- --ignored --nocapture"]
+fn vertical_simd_speed_report() {
+    // sum(X, axis=0) of a C-ordered (rows, 1000) array on 2 threads: the vertical SIMD loop
+    // against the same kernel compiled without SIMD (the scalar vertical loop over slots),
+    // interleaved in one process; median of 9 calls each.
+    let be = CpuBackend::new(2).unwrap();
+    for dt in [DType::F64, DType::F32] {
+        let k = reduce_kernel(&[ReduceOp::Sum], dt);
+        let simd = be.compile(&k).unwrap();
+        let scalar = scalar_only(&be, &k);
+        for rows in [1000, 10_000] {
+            let shape = [rows, 1000];
+            let a = wavy(dt, &shape, 0);
+            let v = nd_view(&a, NdLayout::Contiguous);
+            let v = std::slice::from_ref(&v);
+            let (mut ts, mut tv) = (Vec::new(), Vec::new());
+            for _ in 0..9 {
+                let t = Instant::now();
+                be.run_many(&scalar, v, &shape, &[0]).unwrap();
+                ts.push(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                be.run_many(&simd, v, &shape, &[0]).unwrap();
+                tv.push(t.elapsed().as_secs_f64());
+            }
+            ts.sort_by(f64::total_cmp);
+            tv.sort_by(f64::total_cmp);
+            println!(
+                "sum(X, axis=0) {dt} {shape:?}: scalar {:.3} ms, simd {:.3} ms, speed-up {:.2}x",
+                ts[4] * 1e3,
+                tv[4] * 1e3,
+                ts[4] / tv[4]
+            );
+        }
+    }
+}
