@@ -19,7 +19,10 @@
 //!   pairwise (threads over kept positions when there are many, over fixed chunks of one
 //!   reduction when there are few), or, when the reduced axes are outer or short (axis 0 of a
 //!   C array), the *vertical* function adds whole rows of kept positions into tiles of
-//!   accumulators (blocks of rows merged pairwise, fixed chunks of rows on the threads).
+//!   accumulators (blocks of rows merged pairwise, fixed chunks of rows on the threads); for a
+//!   kernel with a SIMD loop it runs across the kept positions in vectors, over dense
+//!   accumulator arrays that become slots at the end of each block (the same bits as the
+//!   scalar function's, in the same tree).
 //!   [`CpuBackend::run`] is `run_many` reducing every axis, returning the first output.
 //!
 //! Architecture invariants: the backend sees only verified kernel IR (never `Expr`); compiled
@@ -703,6 +706,11 @@ impl CpuBackend {
                 (0..per_row).map(move |t| (q * inner + t * width, width.min(inner - t * width)))
             })
             .collect();
+        // A kernel with a SIMD loop has a vertical SIMD loop, over dense accumulators: one
+        // array per output of `w` values in its accumulator dtype (see `codegen`), started at
+        // the identity and turned into slots at the end of every block.
+        let dense = k.code.simd;
+        let sizes: Vec<usize> = ctx.specs.iter().map(|s| s.acc.size()).collect();
         // One part: rows [lo, hi) of one tile, folded pairwise from blocks of SUM_BLOCK rows.
         let part = |(tile, c): (usize, usize)| -> Vec<Slot> {
             let (p, w) = tiles[tile];
@@ -713,6 +721,17 @@ impl CpuBackend {
                 .flat_map(|_| ctx.specs.iter().map(|s| s.ident))
                 .collect();
             let mut block = ident.clone();
+            let dense_ident: Vec<Vec<u8>> = ctx
+                .specs
+                .iter()
+                .zip(&sizes)
+                .map(|(s, &size)| {
+                    let b = s.ident.bits.to_ne_bytes();
+                    (0..w).flat_map(|_| b[..size].iter().copied()).collect()
+                })
+                .collect();
+            let mut accs = dense_ident.clone();
+            let mut acc_ptrs = vec![std::ptr::null_mut::<u8>(); m];
             let mut tree = Tree::new(ctx.specs, w * m);
             let mut walk = Walker::at(ctx.plan, &bases, lo, hi);
             let mut row = lo;
@@ -723,22 +742,36 @@ impl CpuBackend {
                     for (j, q) in ptrs.iter_mut().enumerate() {
                         *q = walk.ptrs[j].wrapping_offset(i as isize * ctx.plan.inner[j]);
                     }
+                    // Taken afresh for every call: the buffers are read and reset in between.
+                    let out: *mut u8 = if dense {
+                        for (q, a) in acc_ptrs.iter_mut().zip(accs.iter_mut()) {
+                            *q = a.as_mut_ptr();
+                        }
+                        acc_ptrs.as_mut_ptr() as *mut u8
+                    } else {
+                        block.as_mut_ptr() as *mut u8
+                    };
                     // SAFETY: `ptrs` address element `pos + i` of the reduced sub-space at kept
-                    // position `p`; `w` kept positions follow at the kept inner strides, and
-                    // `block` holds `w * m` slots.
+                    // position `p`; `w` kept positions follow at the kept inner strides; `out`
+                    // is `block` (`w * m` slots) or, for the dense layout, `m` pointers each to
+                    // `w` accumulators of its output's size (`accs`, not moved since).
                     unsafe {
-                        fv(
-                            ptrs.as_ptr(),
-                            kept.inner.as_ptr(),
-                            block.as_mut_ptr() as *mut u8,
-                            w,
-                            (pos + i) as i64,
-                        );
+                        fv(ptrs.as_ptr(), kept.inner.as_ptr(), out, w, (pos + i) as i64);
                     }
                 }
                 row += len;
                 in_block += len;
                 if in_block == SUM_BLOCK || row == hi {
+                    if dense {
+                        for (q, slot) in block.iter_mut().enumerate() {
+                            let (i, o) = (q / m, q % m);
+                            let at = i * sizes[o];
+                            *slot = Slot::from_bytes(&accs[o][at..], sizes[o], slot.pos);
+                        }
+                        for (a, d) in accs.iter_mut().zip(&dense_ident) {
+                            a.copy_from_slice(d);
+                        }
+                    }
                     tree.push(&block, 0);
                     block.copy_from_slice(&ident);
                     in_block = 0;
@@ -862,6 +895,15 @@ impl Slot {
             4 => b[..4].copy_from_slice(&(raw as u32).to_ne_bytes()),
             _ => b = raw.to_ne_bytes(),
         }
+        Slot {
+            bits: u64::from_ne_bytes(b),
+            pos,
+        }
+    }
+    /// The slot of the value whose bytes (in memory order) start `bytes`, `size` of them.
+    fn from_bytes(bytes: &[u8], size: usize, pos: i64) -> Slot {
+        let mut b = [0u8; 8];
+        b[..size].copy_from_slice(&bytes[..size]);
         Slot {
             bits: u64::from_ne_bytes(b),
             pos,

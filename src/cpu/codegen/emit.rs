@@ -5,15 +5,37 @@
 use super::*;
 
 impl Gen<'_, '_> {
-    /// Emit the kernel's instructions; inputs are loaded from `addrs[j] + offset`.
-    pub(super) fn body(&mut self, mode: Mode, addrs: &[Value], offset: i32) -> Result<Vec<Value>> {
+    /// Emit the kernel's instructions for unrolled step `u` of the loop: input `j`'s elements
+    /// are read from `addrs[j]` plus `u` values' worth of bytes (0 in the scalar loop).
+    ///
+    /// In the SIMD loop every bool value is a lane mask whose lane width it carries in
+    /// `self.mask_w` (indexed like the values; a number's entry is its element size): a
+    /// comparison's mask has its operands' width, a loaded bool array bytes, a constant the
+    /// kernel's widest. A consumer resizes a mask to the width it needs with one byte shuffle
+    /// ([`Gen::mask_resize`]): a `where` to its branches' width, a cast to its target's, a store
+    /// to bytes, a reduction or a fallback's test to the widest.
+    pub(super) fn body(&mut self, mode: Mode, addrs: &[Value], u: usize) -> Result<Vec<Value>> {
         let k = self.k;
         let mut vals: Vec<Value> = Vec::with_capacity(k.insts.len());
+        let mut widths: Vec<usize> = Vec::with_capacity(k.insts.len());
         for d in &k.insts {
+            // The mask width of a bool result (numbers: their size; changed below).
+            let mut w = if d.ty.is_bool() {
+                mode.width()
+            } else {
+                d.ty.size()
+            };
             let v = match d.inst {
                 Inst::Load { input } => {
                     let addr = addrs[input as usize];
-                    self.b.ins().load(mode.ty(d.ty), mem(), addr, offset)
+                    match mode {
+                        Mode::Scalar => self.b.ins().load(mode.ty(d.ty), mem(), addr, 0),
+                        Mode::Vector { .. } => {
+                            w = d.ty.size();
+                            let offset = (u * mode.lanes() * d.ty.size()) as i32;
+                            self.load_v(mode, d.ty, addr, offset)
+                        }
+                    }
                 }
                 Inst::Const(c) => self.constant(mode, c),
                 Inst::Unary { op, arg } => match mode {
@@ -24,7 +46,15 @@ impl Gen<'_, '_> {
                     }
                 },
                 Inst::Binary { op, lhs, rhs } => {
-                    let a = self.operand(mode, &vals, lhs);
+                    let mut a = self.operand(mode, &vals, lhs);
+                    if k.ty(lhs).is_bool() {
+                        // Both masks at the wider of their widths.
+                        let (wa, wb) = (widths[lhs.index()], widths[rhs.index()]);
+                        w = wa.max(wb);
+                        a = self.mask_resize(mode, a, wa, w);
+                    } else if d.ty.is_bool() {
+                        w = k.ty(lhs).size();
+                    }
                     match (mode, const_shift(k, op, lhs, rhs)) {
                         // A shift by a constant inside the width needs no NumPy guard: one
                         // vector instruction instead of a guarded lane-by-lane shift (the math
@@ -35,7 +65,10 @@ impl Gen<'_, '_> {
                         },
                         (Mode::Scalar, _) => self.binary_s(op, k.ty(lhs), a, vals[rhs.index()])?,
                         (Mode::Vector { .. }, None) => {
-                            let b = self.operand(mode, &vals, rhs);
+                            let mut b = self.operand(mode, &vals, rhs);
+                            if k.ty(rhs).is_bool() {
+                                b = self.mask_resize(mode, b, widths[rhs.index()], w);
+                            }
                             self.binary_v(mode, op, k.ty(lhs), d.ty, a, b)?
                         }
                     }
@@ -46,21 +79,39 @@ impl Gen<'_, '_> {
                     on_false,
                 } => {
                     let c = self.operand(mode, &vals, cond);
-                    let t = self.operand(mode, &vals, on_true);
-                    let f = self.operand(mode, &vals, on_false);
+                    let mut t = self.operand(mode, &vals, on_true);
+                    let mut f = self.operand(mode, &vals, on_false);
                     match mode {
                         Mode::Scalar => self.b.ins().select(c, t, f),
                         Mode::Vector { .. } => {
-                            let c = self.mask_as(c, mode.ty(d.ty));
+                            if d.ty.is_bool() {
+                                let (wt, wf) = (widths[on_true.index()], widths[on_false.index()]);
+                                w = wt.max(wf);
+                                t = self.mask_resize(mode, t, wt, w);
+                                f = self.mask_resize(mode, f, wf, w);
+                            }
+                            let c = self.mask_resize(mode, c, widths[cond.index()], w);
+                            let c = self.mask_as(c, self.b.func.dfg.value_type(t));
                             self.b.ins().bitselect(c, t, f)
                         }
                     }
                 }
                 Inst::Cast { arg } => {
-                    let x = self.operand(mode, &vals, arg);
+                    let mut x = self.operand(mode, &vals, arg);
+                    let from = k.ty(arg);
                     match mode {
-                        Mode::Scalar => self.cast_s(k.ty(arg), d.ty, x),
-                        Mode::Vector { .. } => self.cast_v(mode, k.ty(arg), d.ty, x)?,
+                        Mode::Scalar => self.cast_s(from, d.ty, x),
+                        Mode::Vector { .. } => {
+                            if from.is_bool() && !d.ty.is_bool() {
+                                // A mask of the target's width becomes 0/1 or 0.0/1.0.
+                                x = self.mask_resize(mode, x, widths[arg.index()], d.ty.size());
+                            } else if from.is_bool() {
+                                w = widths[arg.index()];
+                            } else if d.ty.is_bool() {
+                                w = from.size();
+                            }
+                            self.cast_v(mode, from, d.ty, x)?
+                        }
                     }
                 }
                 // Same width by the verifier: a pure reinterpretation, lane by lane.
@@ -120,12 +171,108 @@ impl Gen<'_, '_> {
                     let operands: Vec<Value> =
                         call.args().iter().map(|a| vals[a.index()]).collect();
                     let (c, v) = (vals[cond.index()], vals[value.index()]);
-                    self.fallback(mode, d.ty, c, v, call, &operands)?
+                    let cw = widths[cond.index()];
+                    self.fallback(mode, d.ty, (c, cw), v, call, &operands)?
                 }
             };
+            if let (Inst::Unary { arg, .. }, true) = (d.inst, d.ty.is_bool()) {
+                w = widths[arg.index()];
+            }
             vals.push(v);
+            widths.push(w);
         }
+        self.mask_w = widths;
         Ok(vals)
+    }
+
+    /// Input elements of `dt` at `addr + offset`, one value's worth (see [`Mode`]): a whole
+    /// vector, or the low 8, 4 or 2 bytes with the lanes above zeroed. Bool arrays (bytes 0 or
+    /// 1) become byte masks.
+    pub(super) fn load_v(&mut self, mode: Mode, dt: DType, addr: Value, offset: i32) -> Value {
+        let bytes = mode.lanes() * dt.size();
+        let t = if dt.is_bool() {
+            types::I8X16
+        } else {
+            mode.ty(dt)
+        };
+        let raw = match bytes {
+            16 => self.b.ins().load(t, mem(), addr, offset),
+            // As a float: one `movsd`/`movss` from memory (an integer goes through a GPR).
+            8 | 4 => {
+                let (st, vt) = if bytes == 8 {
+                    (types::F64, types::F64X2)
+                } else {
+                    (types::F32, types::F32X4)
+                };
+                let x = self.b.ins().load(st, mem(), addr, offset);
+                let v = self.b.ins().scalar_to_vector(vt, x);
+                self.mask_as(v, t)
+            }
+            _ => {
+                let x = self.b.ins().uload16(types::I32, mem(), addr, offset);
+                let v = self.b.ins().scalar_to_vector(types::I32X4, x);
+                self.mask_as(v, t)
+            }
+        };
+        if dt.is_bool() {
+            // 0 - 1 = all ones: one byte-wide mask per element.
+            self.b.ins().ineg(raw)
+        } else {
+            raw
+        }
+    }
+
+    /// Store one value's worth of `dt` elements (see [`Gen::load_v`]); a bool value is a mask
+    /// of width `w`, stored as bytes 0 or 1.
+    pub(super) fn store_v(
+        &mut self,
+        mode: Mode,
+        dt: DType,
+        (v, w): (Value, usize),
+        addr: Value,
+        offset: i32,
+    ) {
+        let v = if dt.is_bool() {
+            let m = self.mask_resize(mode, v, w, 1);
+            let m = self.mask_as(m, types::I8X16);
+            let one = self.iconst(types::I8X16, 1);
+            self.b.ins().band(m, one)
+        } else {
+            v
+        };
+        let bytes = mode.lanes() * dt.size();
+        if bytes == 16 {
+            self.b.ins().store(mem(), v, addr, offset);
+        } else {
+            // Lane 0 of a float vector for 8 and 4 bytes: `movsd`/`movss` to memory.
+            let vt = match bytes {
+                8 => types::F64X2,
+                4 => types::F32X4,
+                _ => types::I16X8,
+            };
+            let x = self.mask_as(v, vt);
+            let low = self.b.ins().extractlane(x, 0);
+            self.b.ins().store(mem(), low, addr, offset);
+        }
+    }
+
+    /// Each lane's bytes picked from `x`'s (viewed as bytes) by `pick(byte)`, as type `t`:
+    /// one `pshufb`.
+    fn shuffle_bytes(&mut self, x: Value, t: Type, pick: impl Fn(usize) -> usize) -> Value {
+        let bytes = self.mask_as(x, types::I8X16);
+        let mask: Vec<u8> = (0..VEC_BYTES).map(|i| pick(i).min(15) as u8).collect();
+        let imm = self.b.func.dfg.immediates.push(ConstantData::from(mask));
+        let moved = self.b.ins().shuffle(bytes, bytes, imm);
+        self.mask_as(moved, t)
+    }
+
+    /// A lane mask of `from`-byte lanes as one of `to`-byte lanes (element `i` stays lane
+    /// `i`): every byte of a mask lane is the same, so any of them serves.
+    pub(super) fn mask_resize(&mut self, mode: Mode, m: Value, from: usize, to: usize) -> Value {
+        if mode == Mode::Scalar || from == to {
+            return m;
+        }
+        self.shuffle_bytes(m, mask_type(to), |b| (b / to) * from)
     }
 
     /// [`Inst::Fallback`]: `value`, except where `cond` holds. One test of the condition (in a
@@ -135,7 +282,7 @@ impl Gen<'_, '_> {
         &mut self,
         mode: Mode,
         ty: DType,
-        cond: Value,
+        (cond, cw): (Value, usize),
         value: Value,
         call: Call,
         operands: &[Value],
@@ -165,10 +312,14 @@ impl Gen<'_, '_> {
                 // placed after the branch, with its inputs spilled across it. The slow block
                 // blends the calls' results into it (in the mask's integer type, one
                 // `blendv`); the fast path passes it as it is.
+                // The test reads the mask at the widest width (no lanes beyond the elements);
+                // the blend at the value's.
+                let whole = self.mask_resize(mode, cond, cw, mode.width());
+                let cond = self.mask_resize(mode, cond, cw, ty.size());
                 let mt = self.b.func.dfg.value_type(cond);
                 let res = self.b.append_block_param(join, mt);
                 let v = self.mask_as(value, mt);
-                let any = self.b.ins().vany_true(cond);
+                let any = self.b.ins().vany_true(whole);
                 self.b.ins().brif(any, slow, &[], join, &args(&[v]));
                 self.b.switch_to_block(slow);
                 self.b.set_cold_block(slow);
@@ -910,6 +1061,12 @@ impl Gen<'_, '_> {
         })
     }
 
+    /// A cast in the SIMD loop. A bool source is a mask already resized to the target's width
+    /// (see [`Gen::body`]); a bool result is a mask of the source's width. Between widths:
+    /// integers widen with `swiden_low`/`uwiden_low` (by the source's signedness) and narrow
+    /// by keeping each lane's low bytes (wrap-around, as `astype`); float32 and float64 convert
+    /// with `fvpromote_low`/`fvdemote`; int32 (and narrower integers, widened to it) converts
+    /// to float with `cvtdq2p*`. The rest goes per lane through the scalar cast.
     pub(super) fn cast_v(&mut self, mode: Mode, from: DType, to: DType, x: Value) -> Result<Value> {
         use DType::*;
         let t = mode.ty(to);
@@ -917,7 +1074,8 @@ impl Gen<'_, '_> {
             _ if from == to => x,
             (Bool, _) if to.is_int() => {
                 let one = self.iconst(t, 1);
-                self.b.ins().band(x, one)
+                let m = self.mask_as(x, t);
+                self.b.ins().band(m, one)
             }
             (Bool, F32 | F64) => {
                 let one = self.fconst(t, 1.0);
@@ -933,9 +1091,25 @@ impl Gen<'_, '_> {
                 let zero = self.fconst(mode.ty(from), 0.0);
                 self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
             }
-            (I32, F32) => self.b.ins().fcvt_from_sint(t, x),
             // Same-width integers: the same bits.
-            (I32, U32) | (U32, I32) | (I64, U64) | (U64, I64) => x,
+            _ if from.is_int() && to.is_int() && from.size() == to.size() => x,
+            _ if from.is_int() && to.is_int() && from.size() > to.size() => {
+                let (fs, ts) = (from.size(), to.size());
+                self.shuffle_bytes(x, t, |b| (b / ts) * fs + b % ts)
+            }
+            _ if from.is_int() && to.is_int() => self.int_widen(from, to.size(), x),
+            (F32, F64) => self.b.ins().fvpromote_low(x),
+            (F64, F32) => self.b.ins().fvdemote(x),
+            (I32, F32) => self.b.ins().fcvt_from_sint(t, x),
+            (I32, F64) => {
+                let w = self.b.ins().swiden_low(x);
+                self.b.ins().fcvt_from_sint(t, w)
+            }
+            // Narrower integers are exact in int32 (unsigned ones zero-extended).
+            (I8 | U8 | I16 | U16, F32 | F64) => {
+                let w = self.int_widen(from, 4, x);
+                self.cast_v(mode, I32, to, w)?
+            }
             (F32, I32) => {
                 let sat = self.b.ins().fcvt_to_sint_sat(t, x);
                 let limit = self.fconst(mode.ty(F32), 2147483648.0);
@@ -945,5 +1119,20 @@ impl Gen<'_, '_> {
             }
             _ => self.per_lane(mode, to, &[x], |g, l| Ok(g.cast_s(from, to, l[0])))?,
         })
+    }
+
+    /// Integer lanes widened to `size` bytes (sign- or zero-extended by `from`'s signedness),
+    /// doubling the width one step at a time.
+    fn int_widen(&mut self, from: DType, size: usize, mut x: Value) -> Value {
+        let mut w = from.size();
+        while w < size {
+            x = if from.is_signed_int() {
+                self.b.ins().swiden_low(x)
+            } else {
+                self.b.ins().uwiden_low(x)
+            };
+            w *= 2;
+        }
+        x
     }
 }

@@ -19,16 +19,24 @@
 //!
 //! Reduction kernels get a second function of the same type, the *vertical* one, for reductions
 //! along an outer axis: there the run goes along a kept axis, element `i` combines into its own
-//! accumulators (slots `out[i * outputs + o]`), and every element has position `start`. It is a
-//! scalar loop.
+//! accumulators, and every element has position `start`. A kernel with a SIMD loop gets a
+//! vertical SIMD loop too, across neighbouring kept positions: then `out` holds one pointer per
+//! output to `n` accumulators side by side in the accumulator dtype (bool: bytes). Otherwise
+//! the accumulators are the slots `out[i * outputs + o]` and the function is a scalar loop.
 //!
 //! The function has up to two loops:
 //! - a SIMD loop (128-bit vectors, unrolled) taken when every input's stride equals its element
 //!   size or is 0 (a broadcast input: its first element is splatted once per call into vectors
-//!   on the stack, which the loop reads in its place). It exists only when all non-bool values of the kernel share one byte width and the
-//!   kernel neither loads nor stores bool (comparison results live as lane masks of that width)
-//!   and has no `argmin`/`argmax`. Reductions keep unrolled vector accumulators started at the
-//!   operator's identity, combined pairwise, lane by lane, then into the incoming accumulator;
+//!   on the stack, which the loop reads in its place). Its lane count comes from the kernel's
+//!   widest element ([`simd_width`]): a value of a narrower dtype (float32 next to float64, a
+//!   bool array's bytes) sits in the low lanes of its own 128-bit vector, loaded and stored as
+//!   8, 4 or 2 bytes, and casts between widths widen or narrow (`fvpromote_low`, `fvdemote`,
+//!   `swiden_low`/`uwiden_low`, a byte shuffle). Bool values are lane masks that carry their
+//!   lane width (a comparison's is its operands'), resized by one byte shuffle where a consumer
+//!   needs another. It exists unless the kernel has `argmin`/`argmax` or reduces a number
+//!   narrower than its widest element. Reductions keep unrolled vector accumulators started at
+//!   the operator's identity, combined pairwise, lane by lane, then into the incoming
+//!   accumulator;
 //! - a scalar loop for any strides, which also finishes the SIMD loop's tail.
 //!
 //! Operations without a vector instruction are computed per lane with the scalar code.
@@ -98,30 +106,33 @@ impl Drop for Compiled {
     }
 }
 
-/// The byte width the SIMD loop works in, if the kernel can have one (see the module docs).
+/// The byte width the SIMD loop works in, if the kernel can have one (see the module docs):
+/// the widest element of any non-bool value, input or output (1 for a kernel of bools only).
+/// Narrower values ride in the low lanes of their own 128-bit vectors, so every value has the
+/// widest type's lane count. A reduction's operand must fill whole vectors (a bool mask does,
+/// a narrower number does not); `argmin`/`argmax` have no vector code.
 pub(crate) fn simd_width(k: &Kernel) -> Option<usize> {
-    if k.inputs.iter().any(|t| t.is_bool()) {
-        return None;
-    }
-    let bad_output = |o: &Output| match *o {
-        Output::Store { .. } => k.dtype_of(*o).is_bool(),
-        Output::Reduce { op, .. } => op.is_arg(),
+    let width = k
+        .inputs
+        .iter()
+        .chain(k.insts.iter().map(|d| &d.ty))
+        .filter(|t| !t.is_bool())
+        .map(|t| t.size())
+        .max()
+        .unwrap_or(1);
+    let fits = |o: &Output| match *o {
+        Output::Store { .. } => true,
+        Output::Reduce { op, value } => {
+            let dt = k.ty(value);
+            !op.is_arg() && (dt.is_bool() || dt.size() == width)
+        }
     };
-    if k.outputs.iter().any(bad_output) {
-        return None;
-    }
-    let mut width = None;
-    for d in &k.insts {
-        if d.ty.is_bool() {
-            continue;
-        }
-        match width {
-            None => width = Some(d.ty.size()),
-            Some(w) if w != d.ty.size() => return None,
-            _ => {}
-        }
-    }
-    width
+    // A fallback's value is a number (the math expansions' rare-lane calls).
+    let bool_fallback = k
+        .insts
+        .iter()
+        .any(|d| matches!(d.inst, Inst::Fallback { .. }) && d.ty.is_bool());
+    (k.outputs.iter().all(fits) && !bool_fallback).then_some(width)
 }
 
 /// The function types of the `extern "C"` wrappers.
@@ -358,7 +369,7 @@ fn build(
             k,
             &helper_ids,
             (pool_id, &mut pool),
-            |g| g.vertical(),
+            |g| g.vertical(simd),
         )?)
     } else {
         None
@@ -407,6 +418,7 @@ fn define(
         pool,
         pool_gv,
         pool_base: None,
+        mask_w: Vec::new(),
     };
     emit(&mut g)?;
     b.seal_all_blocks();
@@ -461,36 +473,53 @@ fn scalar_type(dt: DType) -> Type {
     }
 }
 
-/// How values are held: one element per SSA value, or one vector of `16 / width` lanes.
+/// How values are held: one element per SSA value, or `16 / width` elements per value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Scalar,
-    /// Lanes of `width` bytes; bool values are lane masks (all ones / all zeros).
+    /// `16 / width` elements per value, `width` the kernel's widest element: a value of that
+    /// width fills a 128-bit vector, a narrower one sits in the low lanes of its own 128-bit
+    /// vector (the lanes above hold anything and are never stored, reduced or tested). Bool
+    /// values are lane masks (all ones / all zeros) of a width each value carries (see
+    /// `emit::Gen::body`); `ty(Bool)` is the mask of `width`.
     Vector {
         width: usize,
     },
 }
 
 impl Mode {
+    /// Elements per value.
     fn lanes(self) -> usize {
         match self {
             Mode::Scalar => 1,
             Mode::Vector { width } => VEC_BYTES / width,
         }
     }
+    /// The kernel's widest element in bytes (1 in scalar mode, where it does not matter).
+    fn width(self) -> usize {
+        match self {
+            Mode::Scalar => 1,
+            Mode::Vector { width } => width,
+        }
+    }
     fn ty(self, dt: DType) -> Type {
         match self {
             Mode::Scalar => scalar_type(dt),
-            Mode::Vector { width } => {
-                let lane = match dt {
-                    DType::Bool => Type::int_with_byte_size(width as u16).expect("1, 2, 4 or 8"),
-                    d => scalar_type(d),
-                };
-                lane.by((VEC_BYTES / width) as u32)
-                    .expect("a 128-bit vector type")
-            }
+            Mode::Vector { width } => match dt {
+                DType::Bool => mask_type(width),
+                d => scalar_type(d)
+                    .by((VEC_BYTES / d.size()) as u32)
+                    .expect("a 128-bit vector type"),
+            },
         }
     }
+}
+
+/// The 128-bit lane-mask type of lanes `w` bytes wide (1, 2, 4 or 8).
+fn mask_type(w: usize) -> Type {
+    Type::int_with_byte_size(w as u16)
+        .and_then(|l| l.by((VEC_BYTES / w) as u32))
+        .expect("a 128-bit vector type")
 }
 
 fn mem() -> MemFlagsData {
@@ -509,6 +538,8 @@ struct Gen<'a, 'f> {
     pool: &'a mut Vec<u8>,
     pool_gv: GlobalValue,
     pool_base: Option<Value>,
+    /// The lane width of each value of the body emitted last (see [`Gen::body`]).
+    mask_w: Vec<usize>,
 }
 
 /// A reduction output as the generated code sees it.
@@ -727,8 +758,12 @@ impl Gen<'_, '_> {
     }
 
     /// Emit the vertical reduction function: element `i` of the run combines into its own
-    /// accumulators, the slots at `out + (i * outputs + o) * SLOT`, all at position `start`.
-    fn vertical(&mut self) -> Result<()> {
+    /// accumulators, all at position `start`. With a SIMD width they are dense (see
+    /// [`Gen::vertical_simd`]); without, the slots at `out + (i * outputs + o) * SLOT`.
+    fn vertical(&mut self, simd: Option<usize>) -> Result<()> {
+        if let Some(width) = simd {
+            return self.vertical_simd(width);
+        }
         let k = self.k;
         let p = self.entry();
         let reds = reductions(k);
@@ -774,6 +809,177 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(exit);
         self.b.ins().return_(&[]);
         Ok(())
+    }
+
+    /// The vertical function of a kernel with a SIMD loop: `out` holds one pointer per output,
+    /// to `n` accumulators of its accumulator dtype side by side (bool: bytes 0 or 1), so that
+    /// `L` neighbouring kept positions combine as one vector (float32 sums: two float64
+    /// vectors). Every accumulator sees the same operations in the same order as in the scalar
+    /// loop (which finishes the tail and takes strided runs), so the bits do not depend on
+    /// which loop ran.
+    fn vertical_simd(&mut self, width: usize) -> Result<()> {
+        let k = self.k;
+        let p = self.entry();
+        let reds = reductions(k);
+        let accp: Vec<Value> = (0..reds.len())
+            .map(|o| self.b.ins().load(types::I64, mem(), p.out, (o * 8) as i32))
+            .collect();
+        let mode = Mode::Vector { width };
+        let lanes = mode.lanes();
+        let unroll = STORE_UNROLL;
+        let step = (lanes * unroll) as i64;
+        let widened = |r: &Red| r.acc != r.dt && !r.dt.is_bool();
+
+        let (contiguous, broadcast) = self.layout_test(&p);
+        let nv = self.b.ins().band_imm_s(p.n, -step);
+        let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
+        let go = self.b.ins().band(contiguous, has);
+        let prep = self.b.create_block();
+        let vbody = self.b.create_block();
+        let head = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        let i_v = self.b.append_block_param(vbody, types::I64);
+        let i_head = self.b.append_block_param(head, types::I64);
+        let i_body = self.b.append_block_param(body, types::I64);
+        let zero_i = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().brif(go, prep, &[], head, &args(&[zero_i]));
+
+        self.b.switch_to_block(prep);
+        let (vbases, vsteps) = self.splat_inputs(mode, unroll, &p, &broadcast);
+        self.b.ins().jump(vbody, &args(&[zero_i]));
+
+        self.b.switch_to_block(vbody);
+        let mut addrs = Vec::new();
+        for (vbase, vstep) in vbases.iter().zip(&vsteps) {
+            let off = self.b.ins().imul(i_v, *vstep);
+            addrs.push(self.b.ins().iadd(*vbase, off));
+        }
+        let mut acc_addrs = Vec::new();
+        for (o, r) in reds.iter().enumerate() {
+            let off = self.b.ins().imul_imm_s(i_v, r.acc.size() as i64);
+            acc_addrs.push(self.b.ins().iadd(accp[o], off));
+        }
+        for u in 0..unroll {
+            let vals = self.body(mode, &addrs, u)?;
+            for (o, r) in reds.iter().enumerate() {
+                let x = r.value.index();
+                let at = acc_addrs[o];
+                let offset = (u * lanes * r.acc.size()) as i32;
+                if r.dt.is_bool() {
+                    let v = self.mask_resize(mode, vals[x], self.mask_w[x], 1);
+                    let a = self.load_v(mode, DType::Bool, at, offset);
+                    let c = self.binary_v(mode, r.op.combine(), DType::Bool, DType::Bool, a, v)?;
+                    self.store_v(mode, DType::Bool, (c, 1), at, offset);
+                } else if widened(r) {
+                    // float32 lanes summed in float64: the low half, then the high half.
+                    let (lo, hi) = self.widen_f32x4(vals[x]);
+                    for (half, v) in [lo, hi].into_iter().enumerate() {
+                        let off = offset + (half * VEC_BYTES) as i32;
+                        let a = self.b.ins().load(types::F64X2, mem(), at, off);
+                        let c = self.b.ins().fadd(a, v);
+                        self.b.ins().store(mem(), c, at, off);
+                    }
+                } else {
+                    let a = self.b.ins().load(mode.ty(r.acc), mem(), at, offset);
+                    let c = self.binary_v(mode, r.op.combine(), r.acc, r.acc, a, vals[x])?;
+                    self.b.ins().store(mem(), c, at, offset);
+                }
+            }
+        }
+        let next = self.b.ins().iadd_imm_s(i_v, step);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, nv);
+        self.b
+            .ins()
+            .brif(more, vbody, &args(&[next]), head, &args(&[next]));
+
+        self.b.switch_to_block(head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i_head, p.n);
+        self.b.ins().brif(more, body, &args(&[i_head]), exit, &[]);
+
+        self.b.switch_to_block(body);
+        let mut addrs = Vec::new();
+        for j in 0..k.inputs.len() {
+            let off = self.b.ins().imul(i_body, p.steps[j]);
+            addrs.push(self.b.ins().iadd(p.bases[j], off));
+        }
+        let vals = self.body(Mode::Scalar, &addrs, 0)?;
+        for (o, r) in reds.iter().enumerate() {
+            let off = self.b.ins().imul_imm_s(i_body, r.acc.size() as i64);
+            let at = self.b.ins().iadd(accp[o], off);
+            let acc = self.b.ins().load(scalar_type(r.acc), mem(), at, 0);
+            let c = self.combine_s(r, acc, vals[r.value.index()])?;
+            self.b.ins().store(mem(), c, at, 0);
+        }
+        let next = self.b.ins().iadd_imm_s(i_body, 1);
+        self.b.ins().jump(head, &args(&[next]));
+
+        self.b.switch_to_block(exit);
+        self.b.ins().return_(&[]);
+        Ok(())
+    }
+
+    /// Whether every input's step is its element size or 0 (the SIMD loops' layout), and per
+    /// input whether it is 0 (a broadcast input).
+    fn layout_test(&mut self, p: &Params) -> (Value, Vec<Value>) {
+        let mut contiguous = self.b.ins().iconst(types::I8, 1);
+        let mut broadcast = Vec::with_capacity(self.k.inputs.len());
+        for (j, dt) in self.k.inputs.iter().enumerate() {
+            let c = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::Equal, p.steps[j], dt.size() as i64);
+            let z = self.b.ins().icmp_imm_s(IntCC::Equal, p.steps[j], 0);
+            let c = self.b.ins().bor(c, z);
+            contiguous = self.b.ins().band(contiguous, c);
+            broadcast.push(z);
+        }
+        (contiguous, broadcast)
+    }
+
+    /// Broadcast inputs splatted once per call, into `unroll` vectors on the stack that the
+    /// SIMD loop reads in place of the input: each input's vector base and step (the loop's
+    /// address arithmetic is the same for both layouts). The run must not be empty, so that
+    /// every input's first element can be read.
+    fn splat_inputs(
+        &mut self,
+        mode: Mode,
+        unroll: usize,
+        p: &Params,
+        broadcast: &[Value],
+    ) -> (Vec<Value>, Vec<Value>) {
+        let k = self.k;
+        let ptr = self.b.func.dfg.value_type(p.n);
+        let per_input = (unroll * VEC_BYTES) as u32;
+        let splats = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            per_input * k.inputs.len().max(1) as u32,
+            4,
+        ));
+        let zero_step = self.b.ins().iconst(types::I64, 0);
+        let mut vbases = Vec::with_capacity(k.inputs.len());
+        let mut vsteps = Vec::with_capacity(k.inputs.len());
+        for (j, dt) in k.inputs.iter().enumerate() {
+            let x = self.b.ins().load(scalar_type(*dt), mem(), p.bases[j], 0);
+            // In memory's layout (a bool is a byte), as `Gen::load_v` reads it.
+            let t = if dt.is_bool() {
+                types::I8X16
+            } else {
+                mode.ty(*dt)
+            };
+            let v = self.b.ins().splat(t, x);
+            let at = (j as u32 * per_input) as i32;
+            for u in 0..unroll {
+                self.b
+                    .ins()
+                    .stack_store(ptr, v, splats, at + (u * VEC_BYTES) as i32);
+            }
+            let slot = self.b.ins().stack_addr(ptr, splats, at);
+            let size = self.b.ins().iconst(types::I64, dt.size() as i64);
+            vbases.push(self.b.ins().select(broadcast[j], slot, p.bases[j]));
+            vsteps.push(self.b.ins().select(broadcast[j], zero_step, size));
+        }
+        (vbases, vsteps)
     }
 
     /// `acc (+) v` for a reduction in scalar code (`v` in the operand dtype).
@@ -871,18 +1077,7 @@ impl Gen<'_, '_> {
         }
 
         // Layout test (every input contiguous or broadcast: stride 0) and vector trip count.
-        let mut contiguous = self.b.ins().iconst(types::I8, 1);
-        let mut broadcast = Vec::with_capacity(k.inputs.len());
-        for (j, dt) in k.inputs.iter().enumerate() {
-            let c = self
-                .b
-                .ins()
-                .icmp_imm_s(IntCC::Equal, p.steps[j], dt.size() as i64);
-            let z = self.b.ins().icmp_imm_s(IntCC::Equal, p.steps[j], 0);
-            let c = self.b.ins().bor(c, z);
-            contiguous = self.b.ins().band(contiguous, c);
-            broadcast.push(z);
-        }
+        let (contiguous, broadcast) = self.layout_test(p);
         let nv = self.b.ins().band_imm_s(p.n, -step);
         let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, nv, 0);
         let go = self.b.ins().band(contiguous, has);
@@ -927,34 +1122,9 @@ impl Gen<'_, '_> {
             .ins()
             .brif(go, prep, &[], scalar_head, &args(&scalar_start));
 
-        // Broadcast inputs are splatted once per call, into `unroll` vectors on the stack that
-        // the loop reads in place of the input (vector base and step chosen per input here: the
-        // loop's address arithmetic is the same for both layouts). The run is not empty, so
-        // every input's first element can be read.
+        // Broadcast inputs are splatted once per call (see `splat_inputs`).
         self.b.switch_to_block(prep);
-        let per_input = (unroll * VEC_BYTES) as u32;
-        let splats = self.b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            per_input * k.inputs.len().max(1) as u32,
-            4,
-        ));
-        let zero_step = self.b.ins().iconst(types::I64, 0);
-        let mut vbases = Vec::with_capacity(k.inputs.len());
-        let mut vsteps = Vec::with_capacity(k.inputs.len());
-        for (j, dt) in k.inputs.iter().enumerate() {
-            let x = self.b.ins().load(scalar_type(*dt), mem(), p.bases[j], 0);
-            let v = self.b.ins().splat(mode.ty(*dt), x);
-            let at = (j as u32 * per_input) as i32;
-            for u in 0..unroll {
-                self.b
-                    .ins()
-                    .stack_store(ptr, v, splats, at + (u * VEC_BYTES) as i32);
-            }
-            let slot = self.b.ins().stack_addr(ptr, splats, at);
-            let size = self.b.ins().iconst(types::I64, dt.size() as i64);
-            vbases.push(self.b.ins().select(broadcast[j], slot, p.bases[j]));
-            vsteps.push(self.b.ins().select(broadcast[j], zero_step, size));
-        }
+        let (vbases, vsteps) = self.splat_inputs(mode, unroll, p, &broadcast);
         self.b.ins().jump(body, &args(&init));
 
         self.b.switch_to_block(body);
@@ -984,14 +1154,17 @@ impl Gen<'_, '_> {
         }
         let mut new_accs = accs.clone();
         for u in 0..unroll {
-            let offset = (u * VEC_BYTES) as i32;
-            let vals = self.body(mode, &addrs, offset)?;
+            let vals = self.body(mode, &addrs, u)?;
             for (o, addr) in out_addrs.iter().enumerate() {
-                let v = vals[k.outputs[o].value().index()];
-                self.b.ins().store(mem(), v, *addr, offset);
+                let x = k.outputs[o].value().index();
+                let dt = k.dtype_of(k.outputs[o]);
+                let offset = (u * lanes * dt.size()) as i32;
+                self.store_v(mode, dt, (vals[x], self.mask_w[x]), *addr, offset);
             }
             for (ri, r) in reds.iter().enumerate() {
-                let v = vals[r.value.index()];
+                // Masks at the widest width; numbers fill whole vectors (`simd_width`).
+                let x = r.value.index();
+                let v = self.mask_resize(mode, vals[x], self.mask_w[x], width);
                 let a = first[ri];
                 if widened(r) {
                     let (lo, hi) = self.widen_f32x4(v);

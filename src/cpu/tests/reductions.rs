@@ -912,3 +912,5 @@ fn two_input_reductions_with_broadcast_and_transposed_operands() {
         }
     }
 }
+
+mod vertical;
