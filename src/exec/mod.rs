@@ -24,6 +24,7 @@
 //! Architecture invariants: the executor sees plans and compiled kernels, never `Expr`; it
 //! never decides placement ([`crate::place`] did); it is the only code that calls a backend's
 //! `run*`, `upload` or `download` for a plan.
+mod rows;
 mod run;
 
 pub(crate) use run::{execute, execute_into, Buffer, Residency};
@@ -32,7 +33,7 @@ use crate::cpu::CpuKernel;
 use crate::devices::Devices;
 use crate::error::{Error, Result};
 use crate::gpu::GpuKernel;
-use crate::opt::{Buf, PlanInput, Step};
+use crate::opt::{Buf, PlanInput, RowPlan, Step};
 use crate::options::Device;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,6 +63,15 @@ pub(crate) struct ExecPlan {
     pub checks: Vec<Error>,
     /// How many results the steps produce.
     pub n_temps: usize,
+    /// The plan's row form ([`crate::opt::epilogue`]), compiled where the plan runs on the
+    /// CPU: it runs instead of `steps` on host inputs.
+    pub rows: Option<RowExec>,
+}
+
+/// A row-form plan with its passes compiled for the CPU.
+pub(crate) struct RowExec {
+    pub plan: RowPlan,
+    pub kernels: Vec<Arc<CpuKernel>>,
 }
 
 /// Compile every step for `device` (`Auto` and `Reference` compile for the CPU).
@@ -88,6 +98,8 @@ pub(crate) struct PlanParts {
     pub steps: Vec<Step>,
     pub results: Vec<(u32, Vec<usize>)>,
     pub checks: Vec<Error>,
+    /// The row form, if the optimizer offers one (compiled only for a CPU plan).
+    pub rows: Option<RowPlan>,
 }
 
 /// Compile a placed plan. Under `Auto` (`auto`), a GPU that cannot compile it hands it to the
@@ -115,6 +127,18 @@ pub(crate) fn prepare(
         .map(|(_, s)| s.clone())
         .collect();
     let frees = last_uses(&parts.steps, &parts.results);
+    let rows = match parts.rows {
+        Some(plan) if device == Device::Cpu && parts.checks.is_empty() => {
+            let cpu = devices.cpu()?;
+            let kernels = plan
+                .steps
+                .iter()
+                .map(|s| cpu.compile(&s.kernel))
+                .collect::<Result<Vec<_>>>()?;
+            Some(RowExec { plan, kernels })
+        }
+        _ => None,
+    };
     Ok(ExecPlan {
         device,
         auto,
@@ -125,6 +149,7 @@ pub(crate) fn prepare(
         results: parts.results,
         checks: parts.checks,
         n_temps,
+        rows,
     })
 }
 

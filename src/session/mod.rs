@@ -308,6 +308,7 @@ impl Session {
                 steps: partitioned.steps,
                 results: partitioned.results,
                 checks,
+                rows: partitioned.rows,
             },
             device,
             auto,
