@@ -203,36 +203,34 @@ fn standardize_axis1_row_form_reads_x_once() {
     check_row_form(
         &e,
         expect![[r#"
-            row form (cpu): 4 passes per block of 32 of 100 rows, moves 800.0 kB read + 800.0 kB written from memory (1600000 B; the kernels above: 3204000 B)
+            row form (cpu): 3 passes per block of 32 of 100 rows, moves 800.0 kB read + 800.0 kB written from memory (1600000 B; the kernels above: 3204000 B)
             pass 0 over [100, 1000] reducing axes [1], reads [x], writes [t0 (block, in cache)]
               kernel(in0: f64) -> reduce.sum f64 {
                 v0 = load.f64 in0
                 reduce.sum v0
               }
-            pass 1 over [100, 1000], reads [x, t0], writes [t1 (block, in cache)]
-              kernel(in0: f64, in1: f64) -> store f64 {
+            pass 1 over [100, 1000] reducing axes [1], reads [x, t0], writes [t1 (block, in cache)]
+              kernel(in0: f64, in1: f64) -> reduce.sum f64 {
                 v0 = load.f64 in0
                 v1 = load.f64 in1
                 v2 = const.f64 1000.0
                 v3 = div.f64 v1, v2
                 v4 = sub.f64 v0, v3
-                store v4
+                v5 = mul.f64 v4, v4
+                reduce.sum v5
               }
-            pass 2 over [100, 1000] reducing axes [1], reads [t1], writes [t2 (block, in cache)]
-              kernel(in0: f64) -> reduce.sum f64 {
-                v0 = load.f64 in0
-                v1 = mul.f64 v0, v0
-                reduce.sum v1
-              }
-            pass 3 over [100, 1000], reads [t1, t2], writes [t3]
-              kernel(in0: f64, in1: f64) -> store f64 {
+            pass 2 over [100, 1000], reads [x, t0, t1], writes [t2]
+              kernel(in0: f64, in1: f64, in2: f64) -> store f64 {
                 v0 = load.f64 in0
                 v1 = load.f64 in1
                 v2 = const.f64 1000.0
                 v3 = div.f64 v1, v2
-                v4 = sqrt.f64 v3
-                v5 = div.f64 v0, v4
-                store v5
+                v4 = sub.f64 v0, v3
+                v5 = load.f64 in2
+                v6 = div.f64 v5, v2
+                v7 = sqrt.f64 v6
+                v8 = div.f64 v4, v7
+                store v8
               }
         "#]],
     );

@@ -11,8 +11,9 @@
 //! block every pass runs in order over the block's rows only. Between passes the block stays
 //! in the core's cache, so:
 //! - `x` comes from memory once; the later passes read the block from cache;
-//! - a subexpression several passes use is materialized into a block-sized scratch (it never
-//!   leaves the cache), not recomputed: softmax computes `exp` once per element
+//! - a transcendental subexpression several passes use is materialized into a block-sized
+//!   scratch (it never leaves the cache), not recomputed: softmax computes `exp` once per
+//!   element
 //!   (pass 1: `m = max(x)`; pass 2: `e = exp(x - m)`; pass 3: `s = sum(e)`; pass 4:
 //!   `e / s`, written to the output);
 //! - row reductions (`m`, `s`) live per block; only the plan's results reach memory.
@@ -27,8 +28,10 @@
 //! 3. Every argument is read either *per block* (the argument has the space's rank and its
 //!    leading length is `R`: the block's rows of it) or *whole* (a broadcast row, column or
 //!    scalar: every block reads all of it). An earlier kernel's result must be read per block.
-//! 4. Every shared element-wise subexpression is materialized (block scratch costs no memory
-//!    traffic), so a transcendental is computed once per element.
+//! 4. A shared element-wise subexpression that computes a transcendental function (`exp`,
+//!    `log`, `sqrt`, `**`, ...) is materialized into block scratch (which costs no memory
+//!    traffic), so it is computed once per element; cheaper shared arithmetic (`x - mean`) is
+//!    recomputed by each pass from the block in cache (one pass fewer).
 //!
 //! Results are the same as the multi-kernel plan's up to rounding of the shared values (both
 //! compute the same operators in the same order on each element); row reductions use the same

@@ -127,8 +127,9 @@ pub fn partition(l: &Lowered, mode: Partition) -> Plan {
 }
 
 /// Partition `l` into kernels; `share_all`: materialize every element-wise subexpression that
-/// several kernels use (free when the kernels run over one block of rows in cache), instead of
-/// weighing the bytes.
+/// several kernels use and that computes a transcendental function (free when the kernels run
+/// over one block of rows in cache; cheap arithmetic is recomputed), instead of weighing the
+/// bytes.
 pub(super) fn partition_with(l: &Lowered, mode: Partition, share_all: bool) -> Plan {
     let g = &l.graph;
     let mut materialized = vec![false; g.len()];
@@ -308,7 +309,7 @@ fn node_bytes(g: &Graph, n: NodeId) -> u64 {
 
 /// For each element-wise node that several kernels compute, compare the bytes of recomputing
 /// it in each against materializing it once, outermost candidates first; materialize where
-/// that moves fewer bytes (always, with `share_all`).
+/// that moves fewer bytes (with `share_all`: where it computes a transcendental).
 fn choose_shared(
     l: &Lowered,
     live: &[bool],
@@ -352,7 +353,11 @@ fn choose_shared(
             .sum::<u64>()
             + leaf_bytes(&leaves_from(g, cand, materialized))
             + node_bytes(g, cand);
-        let materialize = share_all || with < recompute;
+        let materialize = if share_all {
+            computes_transcendental(g, cand, materialized)
+        } else {
+            with < recompute
+        };
         materialized[i] = materialize;
         choices.push(SharedChoice {
             node: cand,
@@ -364,6 +369,26 @@ fn choose_shared(
     }
     choices.reverse();
     choices
+}
+
+/// Whether computing `start` (down to materialized nodes) evaluates a transcendental
+/// function (`exp`, `log`, `sqrt`, ..., `**`, `arctan2`, `hypot`).
+fn computes_transcendental(g: &Graph, start: NodeId, materialized: &[bool]) -> bool {
+    use crate::ops::BinaryOp;
+    let mut seen = HashSet::new();
+    let mut stack = vec![start];
+    while let Some(n) = stack.pop() {
+        if (n != start && materialized[n.index()]) || !seen.insert(n) {
+            continue;
+        }
+        match g.node(n) {
+            Node::Unary(op, _) if op.is_transcendental() => return true,
+            Node::Binary(BinaryOp::Pow | BinaryOp::Arctan2 | BinaryOp::Hypot, ..) => return true,
+            Node::Reduce(..) => {}
+            node => stack.extend(node.args()),
+        }
+    }
+    false
 }
 
 /// Whether the kernel body starting at `start` computes `target` (without crossing a
