@@ -27,7 +27,9 @@
 //!    first use: not row-local).
 //! 3. Every argument is read either *per block* (the argument has the space's rank and its
 //!    leading length is `R`: the block's rows of it) or *whole* (a broadcast row, column or
-//!    scalar: every block reads all of it). An earlier kernel's result must be read per block.
+//!    scalar: every block reads all of it). An earlier kernel's result must be read per block,
+//!    as it is (not through a view: `x.sum(1)[::-1]` reads other rows). A plan input read
+//!    through views is viewed whole first, then cut into blocks of the viewed rows.
 //! 4. A shared element-wise subexpression that computes a transcendental function (`exp`,
 //!    `log`, `sqrt`, `**`, ...) is materialized into block scratch (which costs no memory
 //!    traffic), so it is computed once per element; cheaper shared arithmetic (`x - mean`) is
@@ -131,9 +133,10 @@ pub fn row_plan(l: &Lowered) -> Option<RowPlan> {
         }
         cols = cols.max(s.shape[1..].iter().product());
         let mut flags = Vec::with_capacity(s.args.len());
-        for (b, shape) in s.args.iter().zip(&s.arg_shapes) {
+        for ((b, shape), views) in s.args.iter().zip(&s.arg_shapes).zip(&s.arg_views) {
             let sliced = shape.len() == rank && shape[0] == rows;
-            if !sliced && matches!(b, Buf::Temp(_)) {
+            // A result read through a view (reversed, transposed) is not read row by row.
+            if matches!(b, Buf::Temp(_)) && (!sliced || views.is_some()) {
                 return None;
             }
             flags.push(sliced);
