@@ -2,6 +2,8 @@
 //! at any size, each run by every implementation that applies:
 //! - `fused`, `unfused`: fusebox compiled functions returning a fresh result;
 //! - `fused-into`: the fused function writing into a preallocated output (`call_into`);
+//! - `kernels-into`: the same without the row form (`Options::with_row_form(false)`: a plan
+//!   with a reduction along axis 1 runs as its kernels, as before the row form existed);
 //! - `ndarray-eager` (temporaries as NumPy makes them) and `ndarray-zip` (a hand-written fused
 //!   loop), for the 1-D float64 cases only;
 //! - `copy` (fusebox's copy kernel, fresh output) and `copy-into` (the same kernel into an
@@ -37,9 +39,10 @@ pub const CASES: [&str; 12] = [
     "relu_mix",
 ];
 /// The implementations.
-pub const IMPLS: [&str; 7] = [
+pub const IMPLS: [&str; 8] = [
     "fused",
     "fused-into",
+    "kernels-into",
     "unfused",
     "ndarray-eager",
     "ndarray-zip",
@@ -323,12 +326,21 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
             .with_threads(cfg.threads)
             .with_optimize(false),
     );
+    let kernels = Session::with_options(
+        Options::default()
+            .with_threads(cfg.threads)
+            .with_row_form(false),
+    );
     let threads = fused_threads(cfg.threads);
     let copy_f = fused.compile(&case_expr("copy")?)?;
     let mut out = vec![];
     for case in &cfg.cases {
         let e = case_expr(case)?;
-        let (ff, uf) = (fused.compile(&e)?, unfused.compile(&e)?);
+        let (ff, uf, kf) = (
+            fused.compile(&e)?,
+            unfused.compile(&e)?,
+            kernels.compile(&e)?,
+        );
         for &n in &cfg.sizes {
             let impls = impls_for(cfg, case);
             let flat = FLAT_CASES.contains(&case.as_str());
@@ -345,6 +357,10 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
                     "fused" => Some(ff.call(&views)?),
                     "fused-into" => {
                         ff.call_into(&views, into_out.view_mut())?;
+                        None
+                    }
+                    "kernels-into" => {
+                        kf.call_into(&views, into_out.view_mut())?;
                         None
                     }
                     "unfused" => Some(uf.call(&views)?),
@@ -419,6 +435,11 @@ pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
         Err(e) => tracing::warn!("fusebox bench --placement: no GPU ({e}); cpu and auto only"),
     }
     devices.push(("auto", session(Device::Auto)));
+    let kernels = Session::with_options(
+        Options::default()
+            .with_threads(cfg.threads)
+            .with_row_form(false),
+    );
     let threads = fused_threads(cfg.threads);
     let mut out = vec![];
     for case in &cfg.cases {

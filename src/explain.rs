@@ -93,7 +93,11 @@ pub(crate) fn build(
     };
     let mut kernels = step_infos(lowered, &plan.steps, &device);
     // The row form runs where the plan runs on the CPU.
-    let row_form = plan.rows.as_ref().filter(|_| optimize).map(|rp| {
+    let row_form = plan
+        .rows
+        .as_ref()
+        .filter(|_| optimize && cx.options.row_form);
+    let row_form = row_form.map(|rp| {
         let mut passes = step_infos(lowered, &rp.steps, "cpu");
         for (p, s) in passes.iter_mut().zip(&rp.steps) {
             for (w, t) in p.writes.iter_mut().zip(&s.temps) {

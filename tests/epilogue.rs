@@ -454,3 +454,30 @@ fn the_interpreter_runs_the_row_form_passes() {
         assert_agree(name, &got, &want, 8);
     }
 }
+
+#[test]
+fn without_the_row_form_the_plan_runs_as_its_kernels() {
+    let (rows, cols) = (70, 1000);
+    let a = data(rows, cols);
+    let e = softmax(&x(rows, cols));
+    let bind = [("x", ArgView::from(&a))];
+    let s = Session::with_options(
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_threads(2)
+            .with_row_form(false),
+    );
+    let ex = s.explain_with(&e, &bind).unwrap();
+    assert!(ex.row_form.is_none());
+    assert_eq!(ex.kernels.len(), 3);
+    let before = s.stats().kernels_launched;
+    let got = s.compute_with(&e, &bind).unwrap();
+    assert_eq!(s.stats().kernels_launched - before, 3);
+    let want = reference().compute_with(&e, &bind).unwrap();
+    assert_agree("softmax as kernels", &got, &want, 8);
+    // The row form launches its four passes (per block, counted once).
+    let s = cpu(2);
+    let before = s.stats().kernels_launched;
+    s.compute_with(&e, &bind).unwrap();
+    assert_eq!(s.stats().kernels_launched - before, 4);
+}

@@ -308,7 +308,7 @@ impl Session {
                 steps: partitioned.steps,
                 results: partitioned.results,
                 checks,
-                rows: partitioned.rows,
+                rows: partitioned.rows.filter(|_| inner.options.row_form),
             },
             device,
             auto,
