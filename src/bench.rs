@@ -435,11 +435,6 @@ pub fn run_placement(cfg: &Config, gpu: usize) -> Result<Vec<Record>> {
         Err(e) => tracing::warn!("fusebox bench --placement: no GPU ({e}); cpu and auto only"),
     }
     devices.push(("auto", session(Device::Auto)));
-    let kernels = Session::with_options(
-        Options::default()
-            .with_threads(cfg.threads)
-            .with_row_form(false),
-    );
     let threads = fused_threads(cfg.threads);
     let mut out = vec![];
     for case in &cfg.cases {
