@@ -2,6 +2,8 @@
 //! at any size, each run by every implementation that applies:
 //! - `fused`, `unfused`: fusebox compiled functions returning a fresh result;
 //! - `fused-into`: the fused function writing into a preallocated output (`call_into`);
+//! - `kernels-into`: the same without the row form (`Options::with_row_form(false)`: a plan
+//!   with a reduction along axis 1 runs as its kernels, as before the row form existed);
 //! - `ndarray-eager` (temporaries as NumPy makes them) and `ndarray-zip` (a hand-written fused
 //!   loop), for the 1-D float64 cases only;
 //! - `copy` (fusebox's copy kernel, fresh output) and `copy-into` (the same kernel into an
@@ -40,9 +42,10 @@ pub const CASES: [&str; 13] = [
     "add_u8",
 ];
 /// The implementations.
-pub const IMPLS: [&str; 7] = [
+pub const IMPLS: [&str; 8] = [
     "fused",
     "fused-into",
+    "kernels-into",
     "unfused",
     "ndarray-eager",
     "ndarray-zip",
@@ -343,12 +346,21 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
             .with_threads(cfg.threads)
             .with_optimize(false),
     );
+    let kernels = Session::with_options(
+        Options::default()
+            .with_threads(cfg.threads)
+            .with_row_form(false),
+    );
     let threads = fused_threads(cfg.threads);
     let copy_f = fused.compile(&case_expr("copy")?)?;
     let mut out = vec![];
     for case in &cfg.cases {
         let e = case_expr(case)?;
-        let (ff, uf) = (fused.compile(&e)?, unfused.compile(&e)?);
+        let (ff, uf, kf) = (
+            fused.compile(&e)?,
+            unfused.compile(&e)?,
+            kernels.compile(&e)?,
+        );
         for &n in &cfg.sizes {
             let impls = impls_for(cfg, case);
             let flat = FLAT_CASES.contains(&case.as_str());
@@ -365,6 +377,10 @@ pub fn run(cfg: &Config) -> Result<Vec<Record>> {
                     "fused" => Some(ff.call(&views)?),
                     "fused-into" => {
                         ff.call_into(&views, into_out.view_mut())?;
+                        None
+                    }
+                    "kernels-into" => {
+                        kf.call_into(&views, into_out.view_mut())?;
                         None
                     }
                     "unfused" => Some(uf.call(&views)?),

@@ -5,7 +5,7 @@ use crate::devices::Devices;
 use crate::error::Result;
 use crate::expr::Expr;
 use crate::fmt::{human_bytes, human_time};
-use crate::opt::{self, Buf, Lowered, Partition, Plan, PlanInput};
+use crate::opt::{self, Buf, Lowered, Partition, PlanInput, Step};
 use crate::options::{Device, Options};
 use crate::place::auto::{plan_kernels, target_name, totals, Placer};
 use crate::place::{choose, DeviceEstimate, Estimate, Mode, Residence, Target};
@@ -37,8 +37,8 @@ pub(crate) fn build(
     unfused_plan.check_sizes()?;
     let total = |ks: &[KernelInfo]| ks.iter().map(|k| k.bytes_read + k.bytes_written).sum();
     let (bytes_fused, bytes_unfused) = (
-        total(&step_infos(&fused, &fused_plan, "")),
-        total(&step_infos(&unfused, &unfused_plan, "")),
+        total(&step_infos(&fused, &fused_plan.steps, "")),
+        total(&step_infos(&unfused, &unfused_plan.steps, "")),
     );
     let shared = fused_plan
         .shared
@@ -91,7 +91,30 @@ pub(crate) fn build(
         Device::Cpu => "cpu".into(),
         d => cx.devices.device_name(d),
     };
-    let mut kernels = step_infos(lowered, plan, &device);
+    let mut kernels = step_infos(lowered, &plan.steps, &device);
+    // The row form runs where the plan runs on the CPU.
+    let row_form = plan
+        .rows
+        .as_ref()
+        .filter(|_| optimize && cx.options.row_form);
+    let row_form = row_form.map(|rp| {
+        let mut passes = step_infos(lowered, &rp.steps, "cpu");
+        for (p, s) in passes.iter_mut().zip(&rp.steps) {
+            for (w, t) in p.writes.iter_mut().zip(&s.temps) {
+                if !rp.is_result(*t) {
+                    w.push_str(" (block, in cache)");
+                }
+            }
+        }
+        let (memory_read, memory_written) = rp.memory_bytes();
+        RowForm {
+            rows: rp.rows,
+            block_rows: rp.block_rows,
+            passes,
+            memory_read,
+            memory_written,
+        }
+    });
     for (i, k) in kernels.iter_mut().enumerate() {
         k.estimates = per_device
             .iter()
@@ -125,13 +148,14 @@ pub(crate) fn build(
         kernels,
         shared: if optimize { shared } else { vec![] },
         estimates,
+        row_form,
     })
 }
 
-fn step_infos(l: &Lowered, plan: &Plan, device: &str) -> Vec<KernelInfo> {
+fn step_infos(l: &Lowered, steps: &[Step], device: &str) -> Vec<KernelInfo> {
     let labels = l.input_labels();
-    let costs = plan_kernels(&plan.steps);
-    plan.steps
+    let costs = plan_kernels(steps);
+    steps
         .iter()
         .zip(costs)
         .enumerate()
@@ -221,6 +245,49 @@ pub struct Explain {
     /// The whole plan's estimate on every candidate device (sums of the kernels'); `device`
     /// is the one with the lowest total under `Auto`, the pinned one otherwise.
     pub estimates: Vec<DeviceEstimate>,
+    /// The row form the CPU runs instead of `kernels` ([`crate::opt::epilogue`]: a reduction
+    /// along axis 1 fused with its broadcast epilogue), where the plan has one.
+    pub row_form: Option<RowForm>,
+}
+
+/// A plan's row form: passes over one block of rows at a time, the block kept in cache.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RowForm {
+    pub rows: usize,
+    /// Rows per block.
+    pub block_rows: usize,
+    /// The passes, in order; their byte counts are what each touches over the whole array
+    /// (from cache after the first pass over a block).
+    pub passes: Vec<KernelInfo>,
+    /// Bytes read from and written to memory: each input once, each result once.
+    pub memory_read: u64,
+    pub memory_written: u64,
+}
+
+impl RowForm {
+    fn to_json(&self) -> serde_json::Value {
+        let passes: Vec<serde_json::Value> = self
+            .passes
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "shape": k.shape,
+                    "reads": k.reads,
+                    "writes": k.writes,
+                    "reduce_axes": k.reduce_axes,
+                    "ir": k.ir,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "rows": self.rows,
+            "block_rows": self.block_rows,
+            "memory_read": self.memory_read,
+            "memory_written": self.memory_written,
+            "passes": passes,
+        })
+    }
 }
 
 impl Explain {
@@ -269,6 +336,7 @@ impl Explain {
             "estimates": estimates_json(&self.estimates),
             "kernels": kernels,
             "shared": self.shared,
+            "row_form": self.row_form.as_ref().map(RowForm::to_json),
         })
         .to_string()
     }
@@ -359,6 +427,42 @@ impl fmt::Display for Explain {
         }
         for line in &self.shared {
             writeln!(f, "shared {line}")?;
+        }
+        if let Some(r) = &self.row_form {
+            let kernels: u64 = self
+                .kernels
+                .iter()
+                .map(|k| k.bytes_read + k.bytes_written)
+                .sum();
+            writeln!(
+                f,
+                "row form (cpu): {} passes per block of {} of {} rows, moves {} read + {} \
+                 written from memory ({} B; the kernels above: {} B)",
+                r.passes.len(),
+                r.block_rows,
+                r.rows,
+                human_bytes(r.memory_read),
+                human_bytes(r.memory_written),
+                r.memory_read + r.memory_written,
+                kernels
+            )?;
+            for (i, k) in r.passes.iter().enumerate() {
+                let axes = if k.reduce_axes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" reducing axes {:?}", k.reduce_axes)
+                };
+                writeln!(
+                    f,
+                    "pass {i} over {:?}{axes}, reads [{}], writes [{}]",
+                    k.shape,
+                    k.reads.join(", "),
+                    k.writes.join(", ")
+                )?;
+                for line in k.ir.lines() {
+                    writeln!(f, "  {line}")?;
+                }
+            }
         }
         if f.alternate() && !self.estimates.is_empty() {
             writeln!(f, "placement: {}; estimated time of the plan:", self.device)?;

@@ -106,7 +106,7 @@ pub use array::{ArgView, ArgViewMut, DynArray, Element};
 pub use devices::Stats;
 pub use dtype::{DType, Scalar};
 pub use error::{Error, Result};
-pub use explain::{Explain, KernelInfo};
+pub use explain::{Explain, KernelInfo, RowForm};
 pub use expr::functions::*;
 pub use expr::{functions, Expr, ExprKind, Meta, ReduceAxes};
 pub use ops::{BinaryOp, ReduceOp, Reduction, UnaryOp};

@@ -59,8 +59,8 @@ struct BenchArgs {
     /// Device for fusebox's implementations (fused, unfused, copy): cpu or gpu[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Implementations (comma-separated): fused, fused-into, unfused, ndarray-eager, ndarray-zip,
-    /// copy, copy-into.
+    /// Implementations (comma-separated): fused, fused-into, kernels-into (fused-into without
+    /// the row form), unfused, ndarray-eager, ndarray-zip, copy, copy-into.
     #[arg(long = "impl", value_delimiter = ',')]
     impls: Vec<String>,
     /// CPU threads for fusebox (0 = all cores).

@@ -72,6 +72,9 @@ pub struct Options {
     pub threads: usize,
     /// What float -> integer casts do with NaN, infinities and out-of-range values.
     pub invalid_cast: InvalidCast,
+    /// `true` (the default): a CPU plan whose reductions along axis 1 broadcast back per row
+    /// runs in row form ([`crate::Explain::row_form`]); `false`: as its kernels (to compare).
+    pub row_form: bool,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             optimize: true,
             threads: 0,
             invalid_cast: InvalidCast::MinInt,
+            row_form: true,
         }
     }
 }
@@ -103,6 +107,11 @@ impl Options {
     /// CPU threads; 0 = all cores.
     pub fn with_threads(mut self, threads: usize) -> Options {
         self.threads = threads;
+        self
+    }
+    /// `false`: CPU plans run as their kernels, never in row form (a baseline to compare).
+    pub fn with_row_form(mut self, row_form: bool) -> Options {
+        self.row_form = row_form;
         self
     }
     /// What float -> integer casts do with values the integer cannot hold.

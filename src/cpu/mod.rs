@@ -100,6 +100,15 @@ const SUM_CHUNK: usize = SUM_BLOCK << SUM_CHUNK_LOG2;
 /// kept positions): cheap to schedule, small enough to balance the threads.
 const JOB_ELEMS: usize = 1 << 14;
 
+/// Row-form plans go to the pool from this many elements (below, the hand-off costs more
+/// than the second core gives).
+const BLOCK_POOL_MIN: usize = 1 << 16;
+
+thread_local! {
+    /// Set while this thread runs one job of [`CpuBackend::for_blocks`]: calls stay serial.
+    static IN_BLOCK_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Compiled-kernel cache and thread pool.
 pub struct CpuBackend {
     isa: OwnedTargetIsa,
@@ -245,7 +254,7 @@ impl CpuBackend {
     /// The choice for a call of `n` elements of `k` (see [`threads::choose`]), and the
     /// hand-off it was made with.
     fn choose(&self, k: &CpuKernel, n: usize) -> (threads::Choice, f64) {
-        if self.pool.is_none() || n < 2 * threads::PROBE_MIN {
+        if self.pool.is_none() || n < 2 * threads::PROBE_MIN || IN_BLOCK_JOB.get() {
             return (threads::Choice::Serial, 0.0);
         }
         let h = self.handoff_s();
@@ -350,6 +359,35 @@ impl CpuBackend {
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Run `job` on every item of `jobs` (blocks of rows of a row-form plan, see
+    /// [`crate::opt::epilogue`]), each on one thread: on the pool when there are several and
+    /// `elems` (the total work) is worth the hand-off, else on the calling thread. Every call
+    /// a job makes into this backend runs on its own thread (the block stays in that core's
+    /// cache). The first error is returned.
+    pub fn for_blocks<J: Send>(
+        &self,
+        jobs: Vec<J>,
+        elems: usize,
+        job: impl Fn(J) -> Result<()> + Sync + Send,
+    ) -> Result<()> {
+        let run = |j: J| {
+            let was = IN_BLOCK_JOB.replace(true);
+            let r = job(j);
+            IN_BLOCK_JOB.set(was);
+            r
+        };
+        match &self.pool {
+            Some(pool) if jobs.len() > 1 && elems >= BLOCK_POOL_MIN => {
+                self.count_run(true);
+                pool.install(|| jobs.into_par_iter().try_for_each(run))
+            }
+            _ => {
+                self.count_run(false);
+                jobs.into_iter().try_for_each(run)
+            }
+        }
     }
 
     /// Verify, then compile `kernel` or return the cached compilation of an equal kernel.

@@ -24,6 +24,7 @@
 //! Architecture invariants: the executor sees plans and compiled kernels, never `Expr`; it
 //! never decides placement ([`crate::place`] did); it is the only code that calls a backend's
 //! `run*`, `upload` or `download` for a plan.
+mod rows;
 mod run;
 
 pub(crate) use run::{execute, execute_into, Buffer, Residency};
@@ -32,7 +33,7 @@ use crate::cpu::CpuKernel;
 use crate::devices::Devices;
 use crate::error::{Error, Result};
 use crate::gpu::GpuKernel;
-use crate::opt::{Buf, PlanInput, Step};
+use crate::opt::{Buf, PlanInput, RowPlan, Step};
 use crate::options::Device;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +68,15 @@ pub(crate) struct ExecPlan {
     /// kernel embeds a number derived from a length (the count of a `mean`) and no step reads
     /// through a view (a view's strides and offsets are resolved for one shape).
     pub length_generic: bool,
+    /// The plan's row form ([`crate::opt::epilogue`]), compiled where the plan runs on the
+    /// CPU: it runs instead of `steps` on host inputs.
+    pub rows: Option<RowExec>,
+}
+
+/// A row-form plan with its passes compiled for the CPU.
+pub(crate) struct RowExec {
+    pub plan: RowPlan,
+    pub kernels: Vec<Arc<CpuKernel>>,
 }
 
 /// Compile every step for `device` (`Auto` and `Reference` compile for the CPU).
@@ -95,6 +105,8 @@ pub(crate) struct PlanParts {
     pub checks: Vec<Error>,
     /// Whether lowering embedded a number derived from the input lengths in a kernel.
     pub length_constants: bool,
+    /// The row form, if the optimizer offers one (compiled only for a CPU plan).
+    pub rows: Option<RowPlan>,
 }
 
 /// Compile a placed plan. Under `Auto` (`auto`), a GPU that cannot compile it hands it to the
@@ -122,11 +134,26 @@ pub(crate) fn prepare(
         .map(|(_, s)| s.clone())
         .collect();
     let frees = last_uses(&parts.steps, &parts.results);
+    // A row form is laid out for one shape (its row length and blocks), so a plan
+    // that has one is re-planned for other lengths.
     let length_generic = !parts.length_constants
+        && parts.rows.is_none()
         && parts
             .steps
             .iter()
             .all(|s| s.arg_views.iter().all(Option::is_none));
+    let rows = match parts.rows {
+        Some(plan) if device == Device::Cpu && parts.checks.is_empty() => {
+            let cpu = devices.cpu()?;
+            let kernels = plan
+                .steps
+                .iter()
+                .map(|s| cpu.compile(&s.kernel))
+                .collect::<Result<Vec<_>>>()?;
+            Some(RowExec { plan, kernels })
+        }
+        _ => None,
+    };
     Ok(ExecPlan {
         device,
         auto,
@@ -138,6 +165,7 @@ pub(crate) fn prepare(
         checks: parts.checks,
         n_temps,
         length_generic,
+        rows,
     })
 }
 
@@ -213,6 +241,8 @@ pub(crate) fn with_steps(plan: &ExecPlan, r: Resized) -> ExecPlan {
         checks: plan.checks.clone(),
         n_temps: plan.n_temps,
         length_generic: true,
+        // Only a plan without a row form is length-generic (see `prepare`).
+        rows: None,
     }
 }
 

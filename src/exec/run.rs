@@ -155,9 +155,9 @@ pub(crate) fn execute_into(
 }
 
 /// Where [`execute_into`] writes a result: plan result `temp` into `out`.
-struct IntoOut<'o, 'a> {
-    temp: u32,
-    out: &'o mut ArgViewMut<'a>,
+pub(super) struct IntoOut<'o, 'a> {
+    pub temp: u32,
+    pub out: &'o mut ArgViewMut<'a>,
 }
 
 /// [`execute`], with the result `into` names written into its array where the step loop can
@@ -169,8 +169,17 @@ fn run_checked<'a>(
     residency: Residency,
     into: &mut Option<IntoOut<'_, '_>>,
 ) -> Result<Vec<Buffer<'a>>> {
+    let rows = match &plan.rows {
+        Some(rx) if plan.device == Device::Cpu && residency == Residency::Host => {
+            super::rows::run_rows(devices, rx, inputs, into)?
+        }
+        _ => None,
+    };
     let kernels: SmallVec<[&DeviceKernel; 4]> = plan.steps.iter().map(|(_, k)| k).collect();
-    let mut results = match run_steps(devices, plan, &kernels, inputs, residency, into) {
+    let mut results = match rows
+        .map(Ok)
+        .unwrap_or_else(|| run_steps(devices, plan, &kernels, inputs, residency, into))
+    {
         Err(e) if plan.device != Device::Cpu && plan.auto && e.is_device_error() => {
             fell_back(devices, plan.device, &e);
             let steps: Vec<Step> = plan.steps.iter().map(|(s, _)| s.clone()).collect();
@@ -425,7 +434,7 @@ fn whole_plan_on_device(
 }
 
 /// `v` (of the views' base shape) read through the views: a borrow with other strides.
-fn apply_views<'v>(v: ArgView<'v>, views: &crate::opt::ArgViews) -> Result<ArgView<'v>> {
+pub(super) fn apply_views<'v>(v: ArgView<'v>, views: &crate::opt::ArgViews) -> Result<ArgView<'v>> {
     views.views.iter().try_fold(v, |v, view| view.apply(v))
 }
 

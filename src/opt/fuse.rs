@@ -97,6 +97,10 @@ pub struct Plan {
     pub results: Vec<(u32, Vec<usize>)>,
     /// The shared-subexpression decisions (fused partition only).
     pub shared: Vec<SharedChoice>,
+    /// The same computation as passes over blocks of rows, where every pass of a block reads
+    /// the rows while they are in cache ([`super::epilogue`]): offered to the CPU, which runs
+    /// it instead of `steps` (the GPU runs `steps`). `None` where the rules do not apply.
+    pub rows: Option<super::epilogue::RowPlan>,
 }
 
 impl Plan {
@@ -113,8 +117,20 @@ impl Plan {
     }
 }
 
-/// Partition `l` into kernels.
+/// Partition `l` into kernels (and, fused, offer the row form of [`super::epilogue`]).
 pub fn partition(l: &Lowered, mode: Partition) -> Plan {
+    let mut plan = partition_with(l, mode, false);
+    if mode == Partition::Fused {
+        plan.rows = super::epilogue::row_plan(l);
+    }
+    plan
+}
+
+/// Partition `l` into kernels; `share_all`: materialize every element-wise subexpression that
+/// several kernels use and that computes a transcendental function (free when the kernels run
+/// over one block of rows in cache; cheap arithmetic is recomputed), instead of weighing the
+/// bytes.
+pub(super) fn partition_with(l: &Lowered, mode: Partition, share_all: bool) -> Plan {
     let g = &l.graph;
     let mut materialized = vec![false; g.len()];
     for (i, m) in materialized.iter_mut().enumerate() {
@@ -144,7 +160,7 @@ pub fn partition(l: &Lowered, mode: Partition) -> Plan {
     }
     let live = live_nodes(g, &l.roots);
     let shared = if mode == Partition::Fused {
-        choose_shared(l, &live, &mut materialized)
+        choose_shared(l, &live, &mut materialized, share_all)
     } else {
         vec![]
     };
@@ -203,6 +219,7 @@ pub fn partition(l: &Lowered, mode: Partition) -> Plan {
         steps,
         results,
         shared,
+        rows: None,
     }
 }
 
@@ -292,8 +309,13 @@ fn node_bytes(g: &Graph, n: NodeId) -> u64 {
 
 /// For each element-wise node that several kernels compute, compare the bytes of recomputing
 /// it in each against materializing it once, outermost candidates first; materialize where
-/// that moves fewer bytes.
-fn choose_shared(l: &Lowered, live: &[bool], materialized: &mut [bool]) -> Vec<SharedChoice> {
+/// that moves fewer bytes (with `share_all`: where it computes a transcendental).
+fn choose_shared(
+    l: &Lowered,
+    live: &[bool],
+    materialized: &mut [bool],
+    share_all: bool,
+) -> Vec<SharedChoice> {
     let g = &l.graph;
     let mut choices = vec![];
     for i in (0..g.len()).rev() {
@@ -331,7 +353,11 @@ fn choose_shared(l: &Lowered, live: &[bool], materialized: &mut [bool]) -> Vec<S
             .sum::<u64>()
             + leaf_bytes(&leaves_from(g, cand, materialized))
             + node_bytes(g, cand);
-        let materialize = with < recompute;
+        let materialize = if share_all {
+            computes_transcendental(g, cand, materialized)
+        } else {
+            with < recompute
+        };
         materialized[i] = materialize;
         choices.push(SharedChoice {
             node: cand,
@@ -343,6 +369,26 @@ fn choose_shared(l: &Lowered, live: &[bool], materialized: &mut [bool]) -> Vec<S
     }
     choices.reverse();
     choices
+}
+
+/// Whether computing `start` (down to materialized nodes) evaluates a transcendental
+/// function (`exp`, `log`, `sqrt`, ..., `**`, `arctan2`, `hypot`).
+fn computes_transcendental(g: &Graph, start: NodeId, materialized: &[bool]) -> bool {
+    use crate::ops::BinaryOp;
+    let mut seen = HashSet::new();
+    let mut stack = vec![start];
+    while let Some(n) = stack.pop() {
+        if (n != start && materialized[n.index()]) || !seen.insert(n) {
+            continue;
+        }
+        match g.node(n) {
+            Node::Unary(op, _) if op.is_transcendental() => return true,
+            Node::Binary(BinaryOp::Pow | BinaryOp::Arctan2 | BinaryOp::Hypot, ..) => return true,
+            Node::Reduce(..) => {}
+            node => stack.extend(node.args()),
+        }
+    }
+    false
 }
 
 /// Whether the kernel body starting at `start` computes `target` (without crossing a

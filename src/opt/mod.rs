@@ -7,11 +7,13 @@
 //!
 //! Architecture invariant: `opt` never imports a backend; it hands the session a list of
 //! [`fuse::Step`]s whose kernels are verified kernel IR.
+pub mod epilogue;
 pub mod fuse;
 pub mod graph;
 pub mod lower;
 pub mod rewrite;
 
+pub use epilogue::RowPlan;
 pub use fuse::{partition, ArgViews, Buf, Partition, Plan, SharedChoice, Step};
 pub use graph::{AxisMask, Graph, Node, NodeId};
 pub use lower::{lower, lower_many, Lowered, PlanInput};

@@ -310,6 +310,7 @@ impl Session {
                 results: partitioned.results,
                 checks,
                 length_constants: lowered.length_constants,
+                rows: partitioned.rows.filter(|_| inner.options.row_form),
             },
             device,
             auto,
