@@ -1109,6 +1109,7 @@ fn kernels_without_inputs_and_sums_of_broadcasts() {
 
 mod math;
 mod reductions;
+mod half;
 
 #[test]
 fn the_cost_models_fma_detection_agrees_with_the_jits() {
