@@ -843,7 +843,7 @@ fn fmt_elem(a: &DynArray, idx: &[usize]) -> String {
         DynArray::U16(x) => x[ix].to_string(),
         DynArray::U32(x) => x[ix].to_string(),
         DynArray::U64(x) => x[ix].to_string(),
-            DynArray::F16(x) => fmt_array_float(crate::dtype::f16_to_f32(x[ix]) as f64),
+        DynArray::F16(x) => fmt_array_float(crate::dtype::f16_to_f32(x[ix]) as f64),
         DynArray::F32(x) => fmt_array_float(x[ix] as f64),
         DynArray::F64(x) => fmt_array_float(x[ix]),
     }

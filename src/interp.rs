@@ -187,7 +187,9 @@ pub fn run_many(
 fn combine(op: ReduceOp, (a, apos): (Const, i64), (v, vpos): (Const, i64)) -> (Const, i64) {
     if op.is_arg() {
         // The first extremum wins; a NaN beats everything and the first NaN stays.
-        let is_nan = |c: Const| c.as_f64().is_nan() && matches!(c, Const::F16(_) | Const::F32(_) | Const::F64(_));
+        let is_nan = |c: Const| {
+            c.as_f64().is_nan() && matches!(c, Const::F16(_) | Const::F32(_) | Const::F64(_))
+        };
         if is_nan(a) {
             return (a, apos);
         }

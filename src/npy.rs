@@ -127,7 +127,8 @@ fn read_f16(mut reader: impl Read, data_offset: u64, path: Option<&Path>) -> Res
         .map_err(|e| npy_err(path, e))?;
     let end = (data_offset as usize).min(bytes.len());
     retag(&mut bytes[..end], b"f2'", b"u2'").map_err(|e| npy_err(path, e))?;
-    let bits = ArrayD::<u16>::read_npy(std::io::Cursor::new(bytes)).map_err(|e| npy_err(path, e))?;
+    let bits =
+        ArrayD::<u16>::read_npy(std::io::Cursor::new(bytes)).map_err(|e| npy_err(path, e))?;
     Ok(bits.mapv(crate::f16::from_bits).into())
 }
 
@@ -187,9 +188,9 @@ fn header_len(bytes: &[u8]) -> usize {
         Some(1) => bytes
             .get(8..10)
             .map_or(0, |b| 10 + u16::from_le_bytes([b[0], b[1]]) as usize),
-        _ => bytes
-            .get(8..12)
-            .map_or(0, |b| 12 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+        _ => bytes.get(8..12).map_or(0, |b| {
+            12 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+        }),
     };
     n.min(bytes.len())
 }

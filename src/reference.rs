@@ -441,13 +441,7 @@ fn reduction(r: Reduction, x: &DynArray, spec: &ReduceAxes) -> Result<DynArray> 
             } else {
                 BUFSIZE
             };
-            let s = reduce(
-                ReduceOp::Sum,
-                &cast(x, mean_t),
-                &axes,
-                spec.keepdims,
-                chunk,
-            )?;
+            let s = reduce(ReduceOp::Sum, &cast(x, mean_t), &axes, spec.keepdims, chunk)?;
             Ok(cast(&divide_by_count(&s, count)?, float_t))
         }
         Reduction::Var { ddof } | Reduction::Std { ddof } => {

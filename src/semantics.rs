@@ -498,6 +498,9 @@ pub fn cast(c: crate::dtype::Const, to: crate::dtype::DType) -> crate::dtype::Co
         // Everything else converts to float16 through float32 (bool and integers: see
         // `Const::wrap_int`).
         (F16(v), DType::F32) => F32(f16_to_f32(v)),
+        // NumPy's float16 -> uint32 loop is a C cast that goes through int64 (NaN and the
+        // infinities give 0), unlike its float32 loop.
+        (F16(v), DType::U32) => U32(f64_to_i64(f16_to_f32(v) as f64) as u32),
         (F16(_), t) => cast(F32(f16_to_f32_of(c)), t),
         (F32(v), DType::F32) => F32(v),
         (F64(v), DType::F32) => F32(v as f32),
@@ -609,9 +612,7 @@ pub fn fold_binary(
         (Bool(x), Bool(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I32(x), I32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I64(x), I64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
-        (F16(x), F16(y)) if op.is_comparison() => {
-            Bool(compare(op, f16_to_f32(x), f16_to_f32(y)))
-        }
+        (F16(x), F16(y)) if op.is_comparison() => Bool(compare(op, f16_to_f32(x), f16_to_f32(y))),
         (F32(x), F32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (F64(x), F64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I8(x), I8(y)) if op.is_comparison() => Bool(compare(op, x, y)),

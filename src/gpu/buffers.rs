@@ -267,12 +267,10 @@ pub(super) fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<
         | DType::U16
         | DType::U32
         | DType::U64
-        | DType::F16) => {
-            Err(Error::UnsupportedDtype {
-                dtype: t.to_string(),
-                context: "GPU read-back".into(),
-            })
-        }
+        | DType::F16) => Err(Error::UnsupportedDtype {
+            dtype: t.to_string(),
+            context: "GPU read-back".into(),
+        }),
         DType::Bool => {
             let v: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
             let b: Vec<bool> = v.into_iter().map(|x| x != 0).collect();

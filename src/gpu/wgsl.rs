@@ -458,13 +458,9 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str) -> Result<String, WgslError>
         // cannot see that the operands are related. So does every result: the math
         // expansions' exact sums (`(1 + x) - x`, TwoSum) reuse an operand, whose barrier is
         // one shared value, and Mesa folded `(a + b) - b` to `a` through it.
-        DType::I8
-        | DType::I16
-        | DType::U8
-        | DType::U16
-        | DType::U32
-        | DType::U64
-        | DType::F16 => return unsupported(),
+        DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64 | DType::F16 => {
+            return unsupported()
+        }
         DType::F32 | DType::F64 => match op {
             Add => format!("fb_o_{t}({a} + fb_o_{t}({b}))", t = ty(t)),
             Sub => format!("fb_o_{t}({a} - fb_o_{t}({b}))", t = ty(t)),

@@ -550,7 +550,8 @@ impl Kernel {
                         ..
                     }
             );
-            if !f16_ok && (d.ty == DType::F16 || d.inst.operands().iter().any(|v| ty(*v) == DType::F16))
+            if !f16_ok
+                && (d.ty == DType::F16 || d.inst.operands().iter().any(|v| ty(*v) == DType::F16))
             {
                 return err(i, "float16 values are only loaded, stored and cast".into());
             }

@@ -410,7 +410,11 @@ impl Lowering<'_> {
         let keep_shape = keep.result_shape(&shape, &axes);
         let float_t = if xd.is_float() { xd } else { DType::F64 };
         // NumPy's `_mean` sums float16 as float32 and rounds the mean once at the end.
-        let mean_t = if xd == DType::F16 { DType::F32 } else { float_t };
+        let mean_t = if xd == DType::F16 {
+            DType::F32
+        } else {
+            float_t
+        };
         Ok(match r {
             Reduction::Op(op) => self.reduce_node(op, x_id, &axes, out_shape)?,
             Reduction::Mean => {

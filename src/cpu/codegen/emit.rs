@@ -670,6 +670,12 @@ impl Gen<'_, '_> {
             _ if from == to => x,
             // float16 converts through float32 (exact that way), as NumPy's casts do; float64
             // rounds once (`f64_to_f16_s`).
+            // float16 -> uint32 goes through int64 as NumPy's loop does (NaN, inf: 0).
+            (F16, U32) => {
+                let f = self.f16_to_f32_s(x);
+                let i = self.cast_s(F32, I64, f);
+                self.b.ins().ireduce(types::I32, i)
+            }
             (F16, _) => {
                 let f = self.f16_to_f32_s(x);
                 self.cast_s(F32, to, f)

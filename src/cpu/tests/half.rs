@@ -246,8 +246,12 @@ fn jit_nextafter_steps_one_float16() {
         }
     }
     let n = xs.len();
-    let xa: DynArray = ArrayD::from_shape_vec(IxDyn(&[n]), xs.clone()).unwrap().into();
-    let ya: DynArray = ArrayD::from_shape_vec(IxDyn(&[n]), ys.clone()).unwrap().into();
+    let xa: DynArray = ArrayD::from_shape_vec(IxDyn(&[n]), xs.clone())
+        .unwrap()
+        .into();
+    let ya: DynArray = ArrayD::from_shape_vec(IxDyn(&[n]), ys.clone())
+        .unwrap()
+        .into();
     let be = backend();
     let c = be.compile(&k).unwrap();
     let got = be.run(&c, &[xa.view(), ya.view()], &[n]).unwrap();
@@ -261,7 +265,8 @@ fn jit_nextafter_steps_one_float16() {
     }
     // NumPy's values: nextafter(1, 2) is 1 + 2^-10; nextafter(0, -1) the smallest negative
     // subnormal; nextafter(inf, 0) the largest finite; toward itself: itself.
-    let nx = |a: f32, b: f32| f16_to_f32(semantics::nextafter_f16(f16_from_f32(a), f16_from_f32(b)));
+    let nx =
+        |a: f32, b: f32| f16_to_f32(semantics::nextafter_f16(f16_from_f32(a), f16_from_f32(b)));
     assert_eq!(nx(1.0, 2.0), 1.0 + 1.0 / 1024.0);
     assert_eq!(nx(0.0, -1.0), -(2f32.powi(-24)));
     assert_eq!(nx(f32::INFINITY, 0.0), 65504.0);
