@@ -547,6 +547,7 @@ fn to_f64(a: &DynArray) -> Vec<f64> {
         DynArray::U16(x) => x.iter().map(|&v| v as f64).collect(),
         DynArray::U32(x) => x.iter().map(|&v| v as f64).collect(),
         DynArray::U64(x) => x.iter().map(|&v| v as f64).collect(),
+        DynArray::F16(x) => x.iter().map(|&v| v.to_f64()).collect(),
         DynArray::I32(x) => x.iter().map(|&v| v as f64).collect(),
         DynArray::Bool(x) => x.iter().map(|&v| v as u8 as f64).collect(),
     }
