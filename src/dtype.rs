@@ -7,10 +7,15 @@
 //! too: NumPy 2's OverflowError). Weak integer literals hold an `i64`, so a literal above
 //! `i64::MAX` (a large uint64) cannot be written; bind a uint64 array instead.
 //!
-//! [`promote`] is NumPy's table for all eleven dtypes: two integers of one signedness give the
+//! [`promote`] is NumPy's table for all twelve dtypes: two integers of one signedness give the
 //! wider; signed with unsigned the smallest signed type holding both, and float64 for uint64
-//! with any signed type; integers of up to 16 bits with float32 stay float32, wider ones give
-//! float64. `tests/dtype_table.rs` checks every pair and operator against NumPy 2.
+//! with any signed type; bool and 8-bit integers with float16 stay float16, integers of up to
+//! 16 bits with float32 (or float16) give float32, wider ones float64. `tests/dtype_table.rs`
+//! checks every pair and operator against NumPy 2.
+//!
+//! float16 values are `half::f16` (re-exported as `fusebox::f16`); the conversions the
+//! semantics and the JIT share are here ([`f16_to_f32`], [`f16_from_f32`], [`f16_from_f64`]),
+//! bit-exact with NumPy's (the `half` crate's own `from_f64` is off by one near some ties).
 use crate::error::{Error, Result};
 pub use half::f16;
 use std::fmt;

@@ -330,12 +330,37 @@ mod tests {
     }
 
     #[test]
+    fn reads_float16_in_c_and_fortran_order_and_big_endian() {
+        let f16 = |a: DynArray| -> Vec<f32> {
+            let v: ndarray::ArrayD<crate::f16> = a.into_array().unwrap();
+            v.iter().map(|x| crate::dtype::f16_to_f32(*x)).collect()
+        };
+        // np.save('f16_3.npy', np.array([1, 2, 3], np.float16))
+        let a = fixture("f16_3.npy");
+        assert_eq!(a.dtype(), DType::F16);
+        assert_eq!(f16(a), vec![1.0, 2.0, 3.0]);
+        // np.asfortranarray(np.array([[1.5, -0.0, 65504], [np.inf, 6e-8, 0.1]], np.float16))
+        let a = fixture("f16_fortran.npy");
+        assert_eq!(a.shape(), &[2, 3]);
+        let v = f16(a);
+        assert_eq!(v[..3], [1.5, -0.0, 65504.0]);
+        assert!(v[1].is_sign_negative());
+        assert_eq!(v[3..5], [f32::INFINITY, 2f32.powi(-24) * 1.0]);
+        assert_eq!(v[5], 0.099975586); // float16(0.1)
+                                       // np.array([1.5, -2.25, 0.1], '>f2')
+        assert_eq!(
+            f16(fixture("f16_big_endian.npy")),
+            vec![1.5, -2.25, 0.099975586]
+        );
+    }
+
+    #[test]
     fn other_dtypes_are_named() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        match read_npy(&dir.join("f16_unsupported.npy")) {
+        match read_npy(&dir.join("c8_unsupported.npy")) {
             Err(Error::UnsupportedDtype { dtype, context }) => {
-                assert_eq!(dtype, "<f2");
-                assert!(context.contains("f16_unsupported.npy"), "{context}");
+                assert_eq!(dtype, "<c8");
+                assert!(context.contains("c8_unsupported.npy"), "{context}");
             }
             other => panic!("{other:?}"),
         }
@@ -369,6 +394,20 @@ mod tests {
             arr1(&[0u16, u16::MAX]).into(),
             arr1(&[0u32, u32::MAX]).into(),
             arr1(&[0u64, u64::MAX]).into(),
+            arr1(&[
+                crate::f16::from_bits(0x3c00),
+                crate::f16::NAN,
+                crate::f16::NEG_INFINITY,
+            ])
+            .into(),
+            Array::from_shape_vec(
+                (2, 2).f(),
+                [1.0f32, -0.5, 6e-8, 65504.0]
+                    .map(crate::dtype::f16_from_f32)
+                    .to_vec(),
+            )
+            .unwrap()
+            .into(),
         ];
         for a in cases {
             write_npy(&p, &a).unwrap();

@@ -20,6 +20,10 @@
 //!   [`Call`]'s operands have the dtype the call's operator computes in, the operator producing
 //!   the instruction's type (the same typing as the `Unary`/`Binary` instruction it stands for);
 //! - the reduction's operand is in the reduction's accumulator dtype;
+//! - float16 is a storage type: only loads, constants, casts, stores and `nextafter` (one
+//!   float16 step, which has no float32 form) touch it; its arithmetic is float32 with a
+//!   rounding cast after each operation (the optimizer lowers it so, `opt/lower.rs`), and a
+//!   reduction never accumulates it;
 //! - a kernel has at least one output, and its outputs are all stores or all reductions.
 //!
 //! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no branches, so a
