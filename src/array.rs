@@ -69,6 +69,7 @@ element!(u8, U8);
 element!(u16, U16);
 element!(u32, U32);
 element!(u64, U64);
+element!(half::f16, F16);
 element!(f32, F32);
 element!(f64, F64);
 
@@ -84,6 +85,7 @@ pub enum DynArray {
     U16(ArcArray<u16, IxDyn>),
     U32(ArcArray<u32, IxDyn>),
     U64(ArcArray<u64, IxDyn>),
+    F16(ArcArray<half::f16, IxDyn>),
     F32(ArcArray<f32, IxDyn>),
     F64(ArcArray<f64, IxDyn>),
 }
@@ -103,6 +105,7 @@ macro_rules! dispatch {
             $crate::DynArray::U16($a) => $body,
             $crate::DynArray::U32($a) => $body,
             $crate::DynArray::U64($a) => $body,
+            $crate::DynArray::F16($a) => $body,
             $crate::DynArray::F32($a) => $body,
             $crate::DynArray::F64($a) => $body,
         }
@@ -151,6 +154,10 @@ macro_rules! with_dtype {
                 type $t = u64;
                 $body
             }
+            $crate::DType::F16 => {
+                type $t = $crate::f16;
+                $body
+            }
             $crate::DType::F32 => {
                 type $t = f32;
                 $body
@@ -175,6 +182,7 @@ impl DynArray {
             DynArray::U16(_) => DType::U16,
             DynArray::U32(_) => DType::U32,
             DynArray::U64(_) => DType::U64,
+            DynArray::F16(_) => DType::F16,
             DynArray::F32(_) => DType::F32,
             DynArray::F64(_) => DType::F64,
         }
@@ -228,6 +236,7 @@ impl DynArray {
             DynArray::U16(a) => ArgView::U16(a.view()),
             DynArray::U32(a) => ArgView::U32(a.view()),
             DynArray::U64(a) => ArgView::U64(a.view()),
+            DynArray::F16(a) => ArgView::F16(a.view()),
             DynArray::F32(a) => ArgView::F32(a.view()),
             DynArray::F64(a) => ArgView::F64(a.view()),
         }
@@ -326,6 +335,7 @@ impl DynArray {
             DynArray::U16(a) => *a.iter().next()? as f64,
             DynArray::U32(a) => *a.iter().next()? as f64,
             DynArray::U64(a) => *a.iter().next()? as f64,
+            DynArray::F16(a) => crate::dtype::f16_to_f32(*a.iter().next()?) as f64,
             DynArray::F32(a) => *a.iter().next()? as f64,
             DynArray::F64(a) => *a.iter().next()?,
         })
@@ -362,6 +372,7 @@ pub enum ArgView<'a> {
     U16(ArrayViewD<'a, u16>),
     U32(ArrayViewD<'a, u32>),
     U64(ArrayViewD<'a, u64>),
+    F16(ArrayViewD<'a, half::f16>),
     F32(ArrayViewD<'a, f32>),
     F64(ArrayViewD<'a, f64>),
 }
@@ -378,6 +389,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(_) => DType::U16,
             ArgView::U32(_) => DType::U32,
             ArgView::U64(_) => DType::U64,
+            ArgView::F16(_) => DType::F16,
             ArgView::F32(_) => DType::F32,
             ArgView::F64(_) => DType::F64,
         }
@@ -393,6 +405,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => a.shape(),
             ArgView::U32(a) => a.shape(),
             ArgView::U64(a) => a.shape(),
+            ArgView::F16(a) => a.shape(),
             ArgView::F32(a) => a.shape(),
             ArgView::F64(a) => a.shape(),
         }
@@ -409,6 +422,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => a.strides(),
             ArgView::U32(a) => a.strides(),
             ArgView::U64(a) => a.strides(),
+            ArgView::F16(a) => a.strides(),
             ArgView::F32(a) => a.strides(),
             ArgView::F64(a) => a.strides(),
         }
@@ -425,6 +439,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => a.as_ptr() as *const u8,
             ArgView::U32(a) => a.as_ptr() as *const u8,
             ArgView::U64(a) => a.as_ptr() as *const u8,
+            ArgView::F16(a) => a.as_ptr() as *const u8,
             ArgView::F32(a) => a.as_ptr() as *const u8,
             ArgView::F64(a) => a.as_ptr() as *const u8,
         }
@@ -447,6 +462,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => a.is_standard_layout(),
             ArgView::U32(a) => a.is_standard_layout(),
             ArgView::U64(a) => a.is_standard_layout(),
+            ArgView::F16(a) => a.is_standard_layout(),
             ArgView::F32(a) => a.is_standard_layout(),
             ArgView::F64(a) => a.is_standard_layout(),
         }
@@ -464,6 +480,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => ArgView::U16(a.view()),
             ArgView::U32(a) => ArgView::U32(a.view()),
             ArgView::U64(a) => ArgView::U64(a.view()),
+            ArgView::F16(a) => ArgView::F16(a.view()),
             ArgView::F32(a) => ArgView::F32(a.view()),
             ArgView::F64(a) => ArgView::F64(a.view()),
         }
@@ -498,6 +515,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => copy(a),
             ArgView::U32(a) => copy(a),
             ArgView::U64(a) => copy(a),
+            ArgView::F16(a) => copy(a),
             ArgView::F32(a) => copy(a),
             ArgView::F64(a) => copy(a),
         }
@@ -525,6 +543,7 @@ impl<'a> ArgView<'a> {
             ArgView::U16(a) => copy(a),
             ArgView::U32(a) => copy(a),
             ArgView::U64(a) => copy(a),
+            ArgView::F16(a) => copy(a),
             ArgView::F32(a) => copy(a),
             ArgView::F64(a) => copy(a),
         }
@@ -569,6 +588,7 @@ pub enum ArgViewMut<'a> {
     U16(ArrayViewMutD<'a, u16>),
     U32(ArrayViewMutD<'a, u32>),
     U64(ArrayViewMutD<'a, u64>),
+    F16(ArrayViewMutD<'a, half::f16>),
     F32(ArrayViewMutD<'a, f32>),
     F64(ArrayViewMutD<'a, f64>),
 }
@@ -586,6 +606,7 @@ macro_rules! dispatch_mut {
             ArgViewMut::U16($a) => $body,
             ArgViewMut::U32($a) => $body,
             ArgViewMut::U64($a) => $body,
+            ArgViewMut::F16($a) => $body,
             ArgViewMut::F32($a) => $body,
             ArgViewMut::F64($a) => $body,
         }
@@ -604,6 +625,7 @@ impl<'a> ArgViewMut<'a> {
             ArgViewMut::U16(_) => DType::U16,
             ArgViewMut::U32(_) => DType::U32,
             ArgViewMut::U64(_) => DType::U64,
+            ArgViewMut::F16(_) => DType::F16,
             ArgViewMut::F32(_) => DType::F32,
             ArgViewMut::F64(_) => DType::F64,
         }
@@ -672,6 +694,7 @@ impl<'a> ArgViewMut<'a> {
             (ArgViewMut::U16(d), ArgView::U16(s)) => d.assign(s),
             (ArgViewMut::U32(d), ArgView::U32(s)) => d.assign(s),
             (ArgViewMut::U64(d), ArgView::U64(s)) => d.assign(s),
+            (ArgViewMut::F16(d), ArgView::F16(s)) => d.assign(s),
             (ArgViewMut::F32(d), ArgView::F32(s)) => d.assign(s),
             (ArgViewMut::F64(d), ArgView::F64(s)) => d.assign(s),
             (_, s) => return Err(mismatch(s.dtype())),
@@ -694,6 +717,7 @@ impl DynArray {
             DynArray::U16(a) => ArgViewMut::U16(a.view_mut()),
             DynArray::U32(a) => ArgViewMut::U32(a.view_mut()),
             DynArray::U64(a) => ArgViewMut::U64(a.view_mut()),
+            DynArray::F16(a) => ArgViewMut::F16(a.view_mut()),
             DynArray::F32(a) => ArgViewMut::F32(a.view_mut()),
             DynArray::F64(a) => ArgViewMut::F64(a.view_mut()),
         }
@@ -819,6 +843,7 @@ fn fmt_elem(a: &DynArray, idx: &[usize]) -> String {
         DynArray::U16(x) => x[ix].to_string(),
         DynArray::U32(x) => x[ix].to_string(),
         DynArray::U64(x) => x[ix].to_string(),
+        DynArray::F16(x) => fmt_array_float(crate::dtype::f16_to_f32(x[ix]) as f64),
         DynArray::F32(x) => fmt_array_float(x[ix] as f64),
         DynArray::F64(x) => fmt_array_float(x[ix]),
     }

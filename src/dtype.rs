@@ -7,11 +7,17 @@
 //! too: NumPy 2's OverflowError). Weak integer literals hold an `i64`, so a literal above
 //! `i64::MAX` (a large uint64) cannot be written; bind a uint64 array instead.
 //!
-//! [`promote`] is NumPy's table for all eleven dtypes: two integers of one signedness give the
+//! [`promote`] is NumPy's table for all twelve dtypes: two integers of one signedness give the
 //! wider; signed with unsigned the smallest signed type holding both, and float64 for uint64
-//! with any signed type; integers of up to 16 bits with float32 stay float32, wider ones give
-//! float64. `tests/dtype_table.rs` checks every pair and operator against NumPy 2.
+//! with any signed type; bool and 8-bit integers with float16 stay float16, integers of up to
+//! 16 bits with float32 (or float16) give float32, wider ones float64. `tests/dtype_table.rs`
+//! checks every pair and operator against NumPy 2.
+//!
+//! float16 values are `half::f16` (re-exported as `fusebox::f16`); the conversions the
+//! semantics and the JIT share are here ([`f16_to_f32`], [`f16_from_f32`], [`f16_from_f64`]),
+//! bit-exact with NumPy's (the `half` crate's own `from_f64` is off by one near some ties).
 use crate::error::{Error, Result};
+pub use half::f16;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -19,7 +25,7 @@ pub use crate::elem::DType;
 
 impl DType {
     /// All dtypes, in promotion order within each kind.
-    pub const ALL: [DType; 11] = [
+    pub const ALL: [DType; 12] = [
         DType::Bool,
         DType::I8,
         DType::I16,
@@ -29,6 +35,7 @@ impl DType {
         DType::U16,
         DType::U32,
         DType::U64,
+        DType::F16,
         DType::F32,
         DType::F64,
     ];
@@ -37,13 +44,13 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::Bool | DType::I8 | DType::U8 => 1,
-            DType::I16 | DType::U16 => 2,
+            DType::I16 | DType::U16 | DType::F16 => 2,
             DType::I32 | DType::U32 | DType::F32 => 4,
             DType::I64 | DType::U64 | DType::F64 => 8,
         }
     }
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64)
+        matches!(self, DType::F16 | DType::F32 | DType::F64)
     }
     /// Any integer dtype, signed or unsigned (not bool).
     pub fn is_int(self) -> bool {
@@ -77,7 +84,7 @@ impl DType {
             DType::U16 => (0, u16::MAX as i128),
             DType::U32 => (0, u32::MAX as i128),
             DType::U64 => (0, u64::MAX as i128),
-            DType::F32 | DType::F64 => return None,
+            DType::F16 | DType::F32 | DType::F64 => return None,
         })
     }
     pub fn is_bool(self) -> bool {
@@ -96,6 +103,7 @@ impl DType {
             DType::U16 => "u16",
             DType::U32 => "u32",
             DType::U64 => "u64",
+            DType::F16 => "f16",
             DType::F32 => "f32",
             DType::F64 => "f64",
         }
@@ -114,6 +122,7 @@ impl DType {
             "uint32" | "u4" | "u32" | "uintc" => DType::U32,
             // `u8` is NumPy's 8-byte code, uint64, as `i8` is int64.
             "uint64" | "u8" | "u64" | "uintp" | "ulong" => DType::U64,
+            "float16" | "f2" | "f16" | "half" | "e" => DType::F16,
             "float32" | "f4" | "f32" => DType::F32,
             "float64" | "f8" | "f64" | "float" | "double" => DType::F64,
             _ => {
@@ -121,26 +130,25 @@ impl DType {
                     dtype: s.to_string(),
                     context:
                         "not a dtype name (bool, int8, int16, int32, int64, uint8, uint16, uint32, \
-                              uint64, float32, float64)"
+                              uint64, float16, float32, float64)"
                             .into(),
                 })
             }
         })
     }
     /// The smallest float type that holds every value of this dtype exactly (NumPy's "safe"
-    /// cast), `None` where that is float16 (bool, int8, uint8), which fusebox lacks.
+    /// cast): float16 for bool, int8 and uint8.
     pub fn min_float(self) -> Option<DType> {
         self.float_result()
     }
     /// The float type that float-only functions (sqrt, exp, ...) compute in for this input:
-    /// floats keep their type, 16-bit integers go to float32, wider ones to float64. `bool`,
-    /// `int8` and `uint8` have no answer here because NumPy gives float16, which fusebox does
-    /// not support.
+    /// floats keep their type, bool and 8-bit integers go to float16, 16-bit integers to
+    /// float32, wider ones to float64 (as NumPy). Always `Some` for the real dtypes.
     pub fn float_result(self) -> Option<DType> {
         match self {
+            DType::F16 | DType::Bool | DType::I8 | DType::U8 => Some(DType::F16),
             DType::F32 | DType::I16 | DType::U16 => Some(DType::F32),
             DType::F64 | DType::I32 | DType::I64 | DType::U32 | DType::U64 => Some(DType::F64),
-            DType::Bool | DType::I8 | DType::U8 => None,
         }
     }
 }
@@ -153,8 +161,15 @@ pub fn promote(a: DType, b: DType) -> DType {
     }
     match (a, b) {
         (Bool, x) | (x, Bool) => x,
-        (F32, F64) | (F64, F32) => F64,
-        // Integers up to 16 bits fit float32 exactly; wider ones need float64.
+        (F16 | F32, F64) | (F64, F16 | F32) => F64,
+        (F16, F32) | (F32, F16) => F32,
+        // Integers up to 8 bits fit float16 exactly, up to 16 bits float32; wider ones need
+        // float64.
+        (i, F16) | (F16, i) => match i.size() {
+            1 => F16,
+            2 => F32,
+            _ => F64,
+        },
         (i, F32) | (F32, i) => {
             if i.size() <= 2 {
                 F32
@@ -277,6 +292,7 @@ pub enum Const {
     U16(u16),
     U32(u32),
     U64(u64),
+    F16(f16),
     F32(f32),
     F64(f64),
 }
@@ -293,6 +309,7 @@ impl Const {
             Const::U16(_) => DType::U16,
             Const::U32(_) => DType::U32,
             Const::U64(_) => DType::U64,
+            Const::F16(_) => DType::F16,
             Const::F32(_) => DType::F32,
             Const::F64(_) => DType::F64,
         }
@@ -301,6 +318,7 @@ impl Const {
     /// exact in every dtype.
     pub fn small_int(v: i8, t: DType) -> Const {
         match t {
+            DType::F16 => Const::F16(f16_from_f32(v as f32)),
             DType::F32 => Const::F32(v as f32),
             DType::F64 => Const::F64(v as f64),
             _ => Const::wrap_int(v as i128, t),
@@ -319,6 +337,10 @@ impl Const {
             DType::U16 => Const::U16(v as u16),
             DType::U32 => Const::U32(v as u32),
             DType::U64 => Const::U64(v as u64),
+            // NumPy converts integers to float16 through float32 (`npy_float_to_half((float)v)`);
+            // every integer past float32's exact range is past float16's too, so that is the
+            // correctly rounded value.
+            DType::F16 => Const::F16(f16_from_f32(v as f32)),
             DType::F32 => Const::F32(v as f32),
             DType::F64 => Const::F64(v as f64),
         }
@@ -335,7 +357,7 @@ impl Const {
             Const::U16(v) => v as i128,
             Const::U32(v) => v as i128,
             Const::U64(v) => v as i128,
-            Const::F32(_) | Const::F64(_) => return None,
+            Const::F16(_) | Const::F32(_) | Const::F64(_) => return None,
         })
     }
     /// The raw bits, for hashing and exact (NaN-aware, sign-of-zero-aware) equality.
@@ -350,6 +372,7 @@ impl Const {
             Const::U16(v) => v as u64,
             Const::U32(v) => v as u64,
             Const::U64(v) => v,
+            Const::F16(v) => v.to_bits() as u64,
             Const::F32(v) => v.to_bits() as u64,
             Const::F64(v) => v.to_bits(),
         }
@@ -358,6 +381,7 @@ impl Const {
     /// round to nearest).
     pub fn as_f64(self) -> f64 {
         match self {
+            Const::F16(v) => f16_to_f32(v) as f64,
             Const::F32(v) => v as f64,
             Const::F64(v) => v,
             Const::I64(v) => v as f64,
@@ -398,10 +422,72 @@ impl fmt::Display for Const {
             Const::U16(v) => write!(f, "{v}"),
             Const::U32(v) => write!(f, "{v}"),
             Const::U64(v) => write!(f, "{v}"),
+            Const::F16(v) => f.write_str(&crate::fmt::fmt_float(f16_to_f32(*v) as f64)),
             Const::F32(v) => f.write_str(&crate::fmt::fmt_float(*v as f64)),
             Const::F64(v) => f.write_str(&crate::fmt::fmt_float(*v)),
         }
     }
+}
+
+/// float16 to float32, exactly (NaN payloads kept). The integer steps are the ones the JIT
+/// emits (`cpu/codegen`), so both give the same bits.
+pub fn f16_to_f32(h: f16) -> f32 {
+    let h = h.to_bits() as u32;
+    let mut o = (h & 0x7fff) << 13;
+    let exp = o & 0x0f80_0000;
+    o += (127 - 15) << 23;
+    if exp == 0x0f80_0000 {
+        // Inf or NaN: the exponent all ones.
+        o += (128 - 16) << 23;
+    } else if exp == 0 {
+        // Zero or subnormal: renormalized by one float subtraction (exact).
+        o += 1 << 23;
+        o = (f32::from_bits(o) - f32::from_bits(113 << 23)).to_bits();
+    }
+    f32::from_bits(o | ((h & 0x8000) << 16))
+}
+
+/// float32 to float16 rounded to nearest, ties to even, as NumPy's `npy_float_to_half`: past
+/// the largest float16 gives infinity, NaN gives the quiet NaN `0x7e00` with its sign. The
+/// integer steps are the ones the JIT emits (`cpu/codegen`).
+pub fn f16_from_f32(x: f32) -> f16 {
+    let f = x.to_bits();
+    let sign = f & 0x8000_0000;
+    let f = f ^ sign;
+    let o = if f >= 0x4780_0000 {
+        // |x| >= 65536 (float16's infinity after rounding), inf or NaN.
+        if f > 0x7f80_0000 {
+            0x7e00
+        } else {
+            0x7c00
+        }
+    } else if f < 0x3880_0000 {
+        // Below float16's smallest normal: adding 0.5 rounds the mantissa into place
+        // (ties to even by the float addition itself).
+        (f32::from_bits(f) + 0.5).to_bits() - 0x3f00_0000
+    } else {
+        // Rebias the exponent, add the rounding bias (0xfff, one more when the kept
+        // mantissa is odd: ties to even) and drop 13 bits.
+        let odd = (f >> 13) & 1;
+        (f.wrapping_add(0xc800_0fff) + odd) >> 13
+    };
+    f16::from_bits((o | (sign >> 16)) as u16)
+}
+
+/// float64 to float16 rounded once (NumPy's `npy_double_to_half`): the float64 is first
+/// rounded to float32 *to odd* (truncated, with the last bit set when inexact), which keeps
+/// enough information for the second rounding to give the correctly rounded float16.
+pub fn f16_from_f64(x: f64) -> f16 {
+    let t = x as f32;
+    let mut bits = t.to_bits();
+    if t as f64 != x {
+        // Inexact (or NaN): truncate towards zero, then mark the lost bits.
+        if (t as f64).abs() > x.abs() {
+            bits -= 1;
+        }
+        bits |= 1;
+    }
+    f16_from_f32(f32::from_bits(bits))
 }
 
 #[cfg(test)]

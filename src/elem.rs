@@ -4,7 +4,8 @@
 use std::fmt;
 
 /// The element types fusebox computes with: bool, the signed and unsigned integers of 8 to 64
-/// bits and the two IEEE floats, each stored as its Rust type (`bool` as one byte).
+/// bits and the three IEEE floats, each stored as its Rust type (`bool` as one byte, float16
+/// as `half::f16`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     Bool,
@@ -16,6 +17,7 @@ pub enum DType {
     U16,
     U32,
     U64,
+    F16,
     F32,
     F64,
 }
@@ -33,6 +35,7 @@ impl DType {
             DType::U32 => "uint32",
             DType::U64 => "uint64",
             DType::I64 => "int64",
+            DType::F16 => "float16",
             DType::F32 => "float32",
             DType::F64 => "float64",
         }

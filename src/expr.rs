@@ -1284,6 +1284,16 @@ fn cast_check(e: &Expr) -> Option<(Expr, Error)> {
     // MIN - 1 < x < MAX + 1 (MAX + 1 is a power of two, exact in every float). Where MIN - 1
     // is not exact in the source (int32 from float32, int64), x >= MIN says the same.
     let (min, max) = to.int_range()?;
+    // float16 compares in float32 (exact), since the bounds of int16 and wider are not
+    // float16 values (a weak bound would round, to infinity past 65504).
+    let source = from;
+    let widened;
+    let (v, from) = if from == DType::F16 {
+        widened = v.astype(DType::F32);
+        (&widened, DType::F32)
+    } else {
+        (v, from)
+    };
     let below = (min - 1) as f64;
     let exact = if from == DType::F32 {
         (below as f32) as i128 == min - 1
@@ -1300,7 +1310,7 @@ fn cast_check(e: &Expr) -> Option<(Expr, Error)> {
     Some((
         (!ok).any(),
         Error::InvalidCast {
-            from,
+            from: source,
             to: *to,
             expr: e.to_string(),
         },

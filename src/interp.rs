@@ -21,6 +21,7 @@ fn read(v: &ArgView<'_>, idx: &[usize]) -> Const {
         ArgView::U16(a) => Const::U16(a[ix]),
         ArgView::U32(a) => Const::U32(a[ix]),
         ArgView::U64(a) => Const::U64(a[ix]),
+        ArgView::F16(a) => Const::F16(a[ix]),
         ArgView::F32(a) => Const::F32(a[ix]),
         ArgView::F64(a) => Const::F64(a[ix]),
     }
@@ -186,7 +187,9 @@ pub fn run_many(
 fn combine(op: ReduceOp, (a, apos): (Const, i64), (v, vpos): (Const, i64)) -> (Const, i64) {
     if op.is_arg() {
         // The first extremum wins; a NaN beats everything and the first NaN stays.
-        let is_nan = |c: Const| c.as_f64().is_nan() && matches!(c, Const::F32(_) | Const::F64(_));
+        let is_nan = |c: Const| {
+            c.as_f64().is_nan() && matches!(c, Const::F16(_) | Const::F32(_) | Const::F64(_))
+        };
         if is_nan(a) {
             return (a, apos);
         }
@@ -233,6 +236,7 @@ fn from_consts(dtype: DType, shape: &[usize], v: Vec<Const>) -> DynArray {
         DType::U16 => build!(U16),
         DType::U32 => build!(U32),
         DType::U64 => build!(U64),
+        DType::F16 => build!(F16),
         DType::F32 => build!(F32),
         DType::F64 => build!(F64),
     }

@@ -104,7 +104,7 @@ mod view;
 
 pub use array::{ArgView, ArgViewMut, DynArray, Element};
 pub use devices::Stats;
-pub use dtype::{DType, Scalar};
+pub use dtype::{f16, DType, Scalar};
 pub use error::{Error, Result};
 pub use explain::{Explain, KernelInfo, RowForm};
 pub use expr::functions::*;

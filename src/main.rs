@@ -515,6 +515,7 @@ fn json_values(a: &DynArray) -> String {
         DynArray::U16(x) => x.iter().map(|v| v.to_string()).collect(),
         DynArray::U32(x) => x.iter().map(|v| v.to_string()).collect(),
         DynArray::U64(x) => x.iter().map(|v| v.to_string()).collect(),
+        DynArray::F16(x) => x.iter().map(|v| float(v.to_f64())).collect(),
         DynArray::F32(x) => x.iter().map(|v| float(*v as f64)).collect(),
         DynArray::F64(x) => x.iter().map(|v| float(*v)).collect(),
     };

@@ -5,7 +5,7 @@
 //! holds exactly the bytes the shape needs (so a hostile header cannot make us allocate more
 //! than the file's size). Then ndarray-npy's typed reader (`ReadNpyExt`) reads the data, in C or
 //! Fortran order. Supported dtypes: `|b1`, `|i1`, `<i2`, `<i4`, `<i8`, `|u1`, `<u2`, `<u4`,
-//! `<u8`, `<f4`, `<f8` (and their big-endian forms, which ndarray-npy converts); anything else
+//! `<u8`, `<f2`, `<f4`, `<f8` (and their big-endian forms, which ndarray-npy converts); anything else
 //! is [`Error::UnsupportedDtype`] naming the descr. Every other failure is [`Error::Npy`] with
 //! the path and the reason.
 use crate::array::{DynArray, Element};
@@ -37,8 +37,8 @@ fn npy_err(path: Option<&Path>, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Read a `.npy` file of any fusebox dtype (bool, int8..int64, uint8..uint64, float32,
-/// float64), any shape (0-d included), C or Fortran order.
+/// Read a `.npy` file of any fusebox dtype (bool, int8..int64, uint8..uint64, float16,
+/// float32, float64), any shape (0-d included), C or Fortran order.
 pub fn read_npy(path: &Path) -> Result<DynArray> {
     let file = File::open(path).map_err(|e| npy_err(Some(path), e))?;
     let file_len = file.metadata().map_err(|e| npy_err(Some(path), e))?.len();
@@ -65,13 +65,14 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: Option<&Path>) -> Re
         "<u2" | ">u2" => DType::U16,
         "<u4" | ">u4" => DType::U32,
         "<u8" | ">u8" => DType::U64,
+        "<f2" | ">f2" => DType::F16,
         "<f4" | ">f4" => DType::F32,
         "<f8" | ">f8" => DType::F64,
         other => {
             return Err(Error::UnsupportedDtype {
                 dtype: other.to_string(),
                 context: format!(
-                    ".npy descr of {} (supported: |b1, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, <f4, <f8)",
+                    ".npy descr of {} (supported: |b1, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, <f2, <f4, <f8)",
                     path.map_or("<memory>".into(), |p| p.display().to_string())
                 ),
             })
@@ -110,9 +111,35 @@ fn read_from<R: Read + Seek>(mut reader: R, len: u64, path: Option<&Path>) -> Re
         DType::U16 => typed::<u16>(reader, path),
         DType::U32 => typed::<u32>(reader, path),
         DType::U64 => typed::<u64>(reader, path),
+        DType::F16 => read_f16(reader, header.data_offset, path),
         DType::F32 => typed::<f32>(reader, path),
         DType::F64 => typed::<f64>(reader, path),
     }
+}
+
+/// float16 data, which ndarray-npy has no element type for: the header's descr `f2` becomes
+/// `u2` (same length, same data) in a copy of the bytes, ndarray-npy reads the bits (byte
+/// order and C or Fortran order as for any dtype), and each becomes an `f16`.
+fn read_f16(mut reader: impl Read, data_offset: u64, path: Option<&Path>) -> Result<DynArray> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| npy_err(path, e))?;
+    let end = (data_offset as usize).min(bytes.len());
+    retag(&mut bytes[..end], b"f2'", b"u2'").map_err(|e| npy_err(path, e))?;
+    let bits =
+        ArrayD::<u16>::read_npy(std::io::Cursor::new(bytes)).map_err(|e| npy_err(path, e))?;
+    Ok(bits.mapv(crate::f16::from_bits).into())
+}
+
+/// Replace the first `from` in a header by `to` (same length).
+fn retag(header: &mut [u8], from: &[u8], to: &[u8]) -> std::result::Result<(), String> {
+    let at = header
+        .windows(from.len())
+        .position(|w| w == from)
+        .ok_or("float16 descr not found in the header")?;
+    header[at..at + to.len()].copy_from_slice(to);
+    Ok(())
 }
 
 fn typed<T: Element + ReadableElement>(reader: impl Read, path: Option<&Path>) -> Result<DynArray> {
@@ -140,9 +167,32 @@ pub fn write_npy(path: &Path, a: &DynArray) -> Result<()> {
         DynArray::U16(x) => go(path, x),
         DynArray::U32(x) => go(path, x),
         DynArray::U64(x) => go(path, x),
+        DynArray::F16(x) => {
+            // As `<u2` bits, then the header's descr says `<f2` (see `read_f16`).
+            let mut bytes = Vec::new();
+            x.mapv(|v| v.to_bits())
+                .write_npy(&mut bytes)
+                .map_err(|e| npy_err(Some(path), e))?;
+            let end = header_len(&bytes);
+            retag(&mut bytes[..end], b"u2'", b"f2'").map_err(|e| npy_err(Some(path), e))?;
+            std::fs::write(path, bytes).map_err(|e| npy_err(Some(path), e))
+        }
         DynArray::F32(x) => go(path, x),
         DynArray::F64(x) => go(path, x),
     }
+}
+
+/// Bytes before the data of a `.npy` file written by ndarray-npy (version 1, 2 or 3).
+fn header_len(bytes: &[u8]) -> usize {
+    let n = match bytes.get(6) {
+        Some(1) => bytes
+            .get(8..10)
+            .map_or(0, |b| 10 + u16::from_le_bytes([b[0], b[1]]) as usize),
+        _ => bytes.get(8..12).map_or(0, |b| {
+            12 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+        }),
+    };
+    n.min(bytes.len())
 }
 
 /// Parse the magic string, version, and header dictionary (`descr` and `shape`).
@@ -280,12 +330,37 @@ mod tests {
     }
 
     #[test]
+    fn reads_float16_in_c_and_fortran_order_and_big_endian() {
+        let f16 = |a: DynArray| -> Vec<f32> {
+            let v: ndarray::ArrayD<crate::f16> = a.into_array().unwrap();
+            v.iter().map(|x| crate::dtype::f16_to_f32(*x)).collect()
+        };
+        // np.save('f16_3.npy', np.array([1, 2, 3], np.float16))
+        let a = fixture("f16_3.npy");
+        assert_eq!(a.dtype(), DType::F16);
+        assert_eq!(f16(a), vec![1.0, 2.0, 3.0]);
+        // np.asfortranarray(np.array([[1.5, -0.0, 65504], [np.inf, 6e-8, 0.1]], np.float16))
+        let a = fixture("f16_fortran.npy");
+        assert_eq!(a.shape(), &[2, 3]);
+        let v = f16(a);
+        assert_eq!(v[..3], [1.5, -0.0, 65504.0]);
+        assert!(v[1].is_sign_negative());
+        assert_eq!(v[3..5], [f32::INFINITY, 2f32.powi(-24) * 1.0]);
+        assert_eq!(v[5], 0.099975586); // float16(0.1)
+                                       // np.array([1.5, -2.25, 0.1], '>f2')
+        assert_eq!(
+            f16(fixture("f16_big_endian.npy")),
+            vec![1.5, -2.25, 0.099975586]
+        );
+    }
+
+    #[test]
     fn other_dtypes_are_named() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        match read_npy(&dir.join("f16_unsupported.npy")) {
+        match read_npy(&dir.join("c8_unsupported.npy")) {
             Err(Error::UnsupportedDtype { dtype, context }) => {
-                assert_eq!(dtype, "<f2");
-                assert!(context.contains("f16_unsupported.npy"), "{context}");
+                assert_eq!(dtype, "<c8");
+                assert!(context.contains("c8_unsupported.npy"), "{context}");
             }
             other => panic!("{other:?}"),
         }
@@ -319,6 +394,20 @@ mod tests {
             arr1(&[0u16, u16::MAX]).into(),
             arr1(&[0u32, u32::MAX]).into(),
             arr1(&[0u64, u64::MAX]).into(),
+            arr1(&[
+                crate::f16::from_bits(0x3c00),
+                crate::f16::NAN,
+                crate::f16::NEG_INFINITY,
+            ])
+            .into(),
+            Array::from_shape_vec(
+                (2, 2).f(),
+                [1.0f32, -0.5, 6e-8, 65504.0]
+                    .map(crate::dtype::f16_from_f32)
+                    .to_vec(),
+            )
+            .unwrap()
+            .into(),
         ];
         for a in cases {
             write_npy(&p, &a).unwrap();

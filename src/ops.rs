@@ -200,13 +200,12 @@ impl UnaryOp {
             Not => Ok((x, x)),
             // NumPy 2: floor/ceil/trunc/round keep integer and bool dtypes.
             Floor | Ceil | Trunc => Ok((x, x)),
-            Round if x.is_bool() => {
-                bad("NumPy gives float16, which fusebox does not support; cast first")
-            }
+            // NumPy rounds bool in float16.
+            Round if x.is_bool() => Ok((DType::F16, DType::F16)),
             Round => Ok((x, x)),
             _ => match x.float_result() {
                 Some(f) => Ok((f, f)),
-                None => bad("NumPy gives float16, which fusebox does not support; cast first"),
+                None => bad("no float type for this dtype"),
             },
         }
     }
@@ -295,7 +294,6 @@ impl BinaryOp {
                 reason: why.into(),
             })
         };
-        let f16 = "NumPy gives float16 for bool, int8 and uint8 operands, which fusebox does not support; cast first";
         match self {
             _ if self.is_comparison() => Ok((common, DType::Bool)),
             Add | Mul | Maximum | Minimum => Ok((common, common)),
@@ -314,7 +312,7 @@ impl BinaryOp {
             FloorDiv | Rem | Pow | Fmod => Ok((common, common)),
             Arctan2 | Hypot | Copysign | Nextafter => match common.float_result() {
                 Some(f) => Ok((f, f)),
-                None => bad(f16),
+                None => bad("no float type for this dtype"),
             },
             And | Or | Xor if common.is_float() => {
                 bad("bitwise operators need bool or integer operands")

@@ -19,7 +19,7 @@
 //! the same expression can be evaluated on inputs of other shapes; dtypes must match the
 //! symbol's declaration.
 use crate::array::{broadcast_shapes, DynArray, Element};
-use crate::dtype::{check_weak_fits, DType, Scalar};
+use crate::dtype::{check_weak_fits, f16, f16_from_f32, f16_to_f32, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::expr::{binary_types, reduce_meta, where_dtype, Expr, ExprKind, Meta, ReduceAxes};
 use crate::ops::{pow_fast_path, BinaryOp, PowFastPath, ReduceOp, Reduction, UnaryOp};
@@ -331,6 +331,7 @@ fn unary(op: UnaryOp, x: &DynArray) -> Result<DynArray> {
         DType::U16 => map1(x, |v: u16| semantics::unary_u16(op, v)),
         DType::U32 => map1(x, |v: u32| semantics::unary_u32(op, v)),
         DType::U64 => map1(x, |v: u64| semantics::unary_u64(op, v)),
+        DType::F16 => map1(x, |v: f16| semantics::unary_f16(op, v)),
         DType::F32 => map1(x, |v: f32| semantics::unary_f32(op, v)),
         DType::F64 => map1(x, |v: f64| semantics::unary_f64(op, v)),
     }
@@ -349,6 +350,9 @@ fn binary(op: BinaryOp, a: &DynArray, b: &DynArray) -> Result<DynArray> {
             DType::U16 => map2(a, b, |x: u16, y| semantics::compare(op, x, y)),
             DType::U32 => map2(a, b, |x: u32, y| semantics::compare(op, x, y)),
             DType::U64 => map2(a, b, |x: u64, y| semantics::compare(op, x, y)),
+            DType::F16 => map2(a, b, |x: f16, y| {
+                semantics::compare(op, f16_to_f32(x), f16_to_f32(y))
+            }),
             DType::F32 => map2(a, b, |x: f32, y| semantics::compare(op, x, y)),
             DType::F64 => map2(a, b, |x: f64, y| semantics::compare(op, x, y)),
         };
@@ -363,6 +367,7 @@ fn binary(op: BinaryOp, a: &DynArray, b: &DynArray) -> Result<DynArray> {
         DType::U16 => map2(a, b, |x: u16, y| semantics::binary_u16(op, x, y)),
         DType::U32 => map2(a, b, |x: u32, y| semantics::binary_u32(op, x, y)),
         DType::U64 => map2(a, b, |x: u64, y| semantics::binary_u64(op, x, y)),
+        DType::F16 => map2(a, b, |x: f16, y| semantics::binary_f16(op, x, y)),
         DType::F32 => map2(a, b, |x: f32, y| semantics::binary_f32(op, x, y)),
         DType::F64 => map2(a, b, |x: f64, y| semantics::binary_f64(op, x, y)),
     }
@@ -394,6 +399,7 @@ fn select(c: &DynArray, a: &DynArray, b: &DynArray) -> Result<DynArray> {
         DType::U16 => go::<u16>(c, a, b),
         DType::U32 => go::<u32>(c, a, b),
         DType::U64 => go::<u64>(c, a, b),
+        DType::F16 => go::<f16>(c, a, b),
         DType::F32 => go::<f32>(c, a, b),
         DType::F64 => go::<f64>(c, a, b),
     }
@@ -414,6 +420,13 @@ fn reduction(r: Reduction, x: &DynArray, spec: &ReduceAxes) -> Result<DynArray> 
     } else {
         DType::F64 // `dtype='f8'` for bool and integers
     };
+    // `_mean` sums float16 with `dtype='f4'` (through the buffer) and rounds the mean to
+    // float16 at the end; `_var` computes in float16 itself.
+    let mean_t = if x.dtype() == DType::F16 {
+        DType::F32
+    } else {
+        float_t
+    };
     // `np.sum(ints, dtype='f8')` casts through NumPy's buffer, one chunk at a time.
     let chunk = if x.dtype() == float_t {
         NO_BUFFER
@@ -423,14 +436,13 @@ fn reduction(r: Reduction, x: &DynArray, spec: &ReduceAxes) -> Result<DynArray> 
     match r {
         Reduction::Op(op) => reduce(op, x, &axes, spec.keepdims, NO_BUFFER),
         Reduction::Mean => {
-            let s = reduce(
-                ReduceOp::Sum,
-                &cast(x, float_t),
-                &axes,
-                spec.keepdims,
-                chunk,
-            )?;
-            divide_by_count(&s, count)
+            let chunk = if x.dtype() == mean_t {
+                NO_BUFFER
+            } else {
+                BUFSIZE
+            };
+            let s = reduce(ReduceOp::Sum, &cast(x, mean_t), &axes, spec.keepdims, chunk)?;
+            Ok(cast(&divide_by_count(&s, count)?, float_t))
         }
         Reduction::Var { ddof } | Reduction::Std { ddof } => {
             let s = reduce(ReduceOp::Sum, &cast(x, float_t), &axes, true, chunk)?;
@@ -508,6 +520,21 @@ fn reduce(
         (Sum, DynArray::U64(a)) => fold(a, axes, &shape, |g, _| {
             Ok(g.iter().fold(0u64, |s, &v| s.wrapping_add(v)))
         }),
+        // NumPy's float16 loops accumulate each inner run in float32 (`sum` pairwise) and
+        // round the output to float16 after every run.
+        (Sum, DynArray::F16(a)) => fold(a, axes, &shape, |g, run| {
+            let runs = g.chunks(run).flat_map(|r| r.chunks(chunk));
+            Ok(runs.fold(f16::ZERO, |s, c| {
+                let wide: Vec<f32> = c.iter().map(|&v| f16_to_f32(v)).collect();
+                f16_from_f32(f16_to_f32(s) + pairwise_sum_f32(&wide))
+            }))
+        }),
+        (Prod, DynArray::F16(a)) => fold(a, axes, &shape, |g, run| {
+            Ok(g.chunks(run).fold(f16::ONE, |p, c| {
+                let run = c.iter().fold(f16_to_f32(p), |p, &v| p * f16_to_f32(v));
+                f16_from_f32(run)
+            }))
+        }),
         (Prod, DynArray::F64(a)) => fold(a, axes, &shape, |g, _| {
             Ok(g.iter().fold(1.0, |p, &v| p * v))
         }),
@@ -534,6 +561,7 @@ fn reduce(
                 DynArray::U16(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::U32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::U64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
+                DynArray::F16(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::F32(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
                 DynArray::F64(a) => fold(a, axes, &shape, |g, _| arg_best(op, g, max)),
             }

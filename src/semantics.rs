@@ -22,6 +22,7 @@
 //! - NaN signs follow glibc on x86-64 where `copysign` can see them: `arccosh` below 1 and
 //!   `arctanh` beyond 1 give the default NaN (sign bit set); `hypot` passes a NaN operand
 //!   through (the first if both are NaN) unless the other operand is infinite.
+use crate::dtype::{f16, f16_from_f32, f16_from_f64, f16_to_f32};
 use crate::ops::{BinaryOp, UnaryOp};
 
 macro_rules! float_semantics {
@@ -166,6 +167,47 @@ macro_rules! float_semantics {
             }
         }
     };
+}
+
+/// Element-wise unary operator on float16: NumPy's float16 loops convert to float32, apply
+/// the float32 function and round the result to float16 (exact for `sqrt`, whose double
+/// rounding through float32 is innocuous).
+pub fn unary_f16(op: UnaryOp, x: f16) -> f16 {
+    f16_from_f32(unary_f32(op, f16_to_f32(x)))
+}
+
+/// Element-wise binary operator on float16: computed in float32 and rounded (for `+ - * /`
+/// the double rounding is exact), except where NumPy's float16 loop is its own:
+/// `maximum`/`minimum` return the *first* operand on ties (`maximum(0.0, -0.0)` is `0.0`,
+/// unlike float32's loop) and on two NaNs, and `nextafter` steps one float16.
+pub fn binary_f16(op: BinaryOp, a: f16, b: f16) -> f16 {
+    let (x, y) = (f16_to_f32(a), f16_to_f32(b));
+    match op {
+        BinaryOp::Maximum if x >= y || x.is_nan() => a,
+        BinaryOp::Minimum if x <= y || x.is_nan() => a,
+        BinaryOp::Maximum | BinaryOp::Minimum => b,
+        BinaryOp::Nextafter => nextafter_f16(a, b),
+        _ => f16_from_f32(binary_f32(op, x, y)),
+    }
+}
+
+/// NumPy's `npy_half_nextafter`: the next float16 after `x` towards `y`.
+pub fn nextafter_f16(x: f16, y: f16) -> f16 {
+    let (xf, yf) = (f16_to_f32(x), f16_to_f32(y));
+    if xf.is_nan() || yf.is_nan() {
+        return f16::from_bits(0x7e00);
+    }
+    if xf == yf {
+        return x;
+    }
+    let bits = x.to_bits();
+    if xf == 0.0 {
+        // The smallest subnormal, with y's sign.
+        return f16::from_bits((y.to_bits() & 0x8000) | 1);
+    }
+    // Away from zero when moving towards the larger magnitude on the same side.
+    let away = (xf < yf) == (xf > 0.0);
+    f16::from_bits(if away { bits + 1 } else { bits - 1 })
 }
 
 mod libm {
@@ -439,7 +481,7 @@ pub fn float_to_int(x: f64, to: crate::dtype::DType) -> i128 {
                 f64_to_i64(x) as u64 as i128
             }
         }
-        DType::Bool | DType::F32 | DType::F64 => 0,
+        DType::Bool | DType::F16 | DType::F32 | DType::F64 => 0,
     }
 }
 
@@ -450,6 +492,16 @@ pub fn cast(c: crate::dtype::Const, to: crate::dtype::DType) -> crate::dtype::Co
     use crate::dtype::Const::{self, *};
     use crate::dtype::DType;
     match (c, to) {
+        (F16(v), DType::F16) => F16(v),
+        (F64(v), DType::F16) => F16(f16_from_f64(v)),
+        (F32(v), DType::F16) => F16(f16_from_f32(v)),
+        // Everything else converts to float16 through float32 (bool and integers: see
+        // `Const::wrap_int`).
+        (F16(v), DType::F32) => F32(f16_to_f32(v)),
+        // NumPy's float16 -> uint32 loop is a C cast that goes through int64 (NaN and the
+        // infinities give 0), unlike its float32 loop.
+        (F16(v), DType::U32) => U32(f64_to_i64(f16_to_f32(v) as f64) as u32),
+        (F16(_), t) => cast(F32(f16_to_f32_of(c)), t),
         (F32(v), DType::F32) => F32(v),
         (F64(v), DType::F32) => F32(v as f32),
         (F32(_) | F64(_), DType::F64) => F64(c.as_f64()),
@@ -458,6 +510,13 @@ pub fn cast(c: crate::dtype::Const, to: crate::dtype::DType) -> crate::dtype::Co
         // Rust's `as` rounds integers to the nearest float, like C and NumPy (`wrap_int` does
         // for float targets).
         (c, t) => Const::wrap_int(c.as_i128().unwrap_or(0), t),
+    }
+}
+
+fn f16_to_f32_of(c: crate::dtype::Const) -> f32 {
+    match c {
+        crate::dtype::Const::F16(v) => f16_to_f32(v),
+        _ => 0.0,
     }
 }
 
@@ -535,6 +594,7 @@ pub fn fold_unary(op: UnaryOp, c: crate::dtype::Const) -> crate::dtype::Const {
         U16(x) => U16(unary_u16(op, x)),
         U32(x) => U32(unary_u32(op, x)),
         U64(x) => U64(unary_u64(op, x)),
+        F16(x) => F16(unary_f16(op, x)),
         F32(x) => F32(unary_f32(op, x)),
         F64(x) => F64(unary_f64(op, x)),
     }
@@ -552,6 +612,7 @@ pub fn fold_binary(
         (Bool(x), Bool(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I32(x), I32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I64(x), I64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
+        (F16(x), F16(y)) if op.is_comparison() => Bool(compare(op, f16_to_f32(x), f16_to_f32(y))),
         (F32(x), F32(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (F64(x), F64(y)) if op.is_comparison() => Bool(compare(op, x, y)),
         (I8(x), I8(y)) if op.is_comparison() => Bool(compare(op, x, y)),
@@ -569,6 +630,7 @@ pub fn fold_binary(
         (U16(x), U16(y)) => U16(binary_u16(op, x, y)),
         (U32(x), U32(y)) => U32(binary_u32(op, x, y)),
         (U64(x), U64(y)) => U64(binary_u64(op, x, y)),
+        (F16(x), F16(y)) => F16(binary_f16(op, x, y)),
         (F32(x), F32(y)) => F32(binary_f32(op, x, y)),
         (F64(x), F64(y)) => F64(binary_f64(op, x, y)),
         _ => return None,

@@ -454,6 +454,7 @@ impl View {
             ArgView::U16(x) => typed(self, x),
             ArgView::U32(x) => typed(self, x),
             ArgView::U64(x) => typed(self, x),
+            ArgView::F16(x) => typed(self, x),
             ArgView::F32(x) => typed(self, x),
             ArgView::F64(x) => typed(self, x),
         }

@@ -189,13 +189,13 @@ fn error_lines_and_exit_codes() {
         &["eval", "x", &format!("x={}", junk.display())],
         "npy error",
     );
-    // np.save('f16_unsupported.npy', np.array([1, 2, 3], np.float16))
-    let f16 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/f16_unsupported.npy");
+    // np.save('c8_unsupported.npy', np.array([1+2j, -0.5j], np.complex64))
+    let c8 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/c8_unsupported.npy");
     let e = check_error(
-        &["eval", "x", &format!("x={}", f16.display())],
+        &["eval", "x", &format!("x={}", c8.display())],
         "unsupported dtype",
     );
-    assert!(e.contains("<f2"), "{e}");
+    assert!(e.contains("<c8"), "{e}");
     check_error(&["eval", "sin(x, x)", &xb], "parse error at column 1");
     // Usage errors: clap, exit status 2.
     assert_eq!(fusebox(&[]).status.code(), Some(2));
@@ -715,4 +715,28 @@ fn small_and_unsigned_integer_npy_in_and_out() {
         &["eval", "u + (-1)", &u],
         "integer literal -1 out of bounds for uint8",
     );
+}
+
+/// `eval` reads a float16 `.npy` written by NumPy and writes `<f2`: arithmetic in float32
+/// rounded to float16 after each operation, as NumPy (bits from NumPy 2.4).
+#[test]
+fn float16_npy_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let bits = |p: &Path| -> Vec<u16> {
+        let a = fusebox::npy::read_npy(p).unwrap();
+        let v: ArrayD<fusebox::f16> = a.into_array().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    // np.save('f16_3.npy', np.array([1, 2, 3], np.float16))
+    let numpy_f16 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/f16_3.npy");
+    let a = format!("a={}", numpy_f16.display());
+    let out = eval_to(dir.path(), &["a / 3 + 0.1", &a]);
+    // (a / 3 + 0.1).view(np.uint16)
+    assert_eq!(bits(&out), vec![14062, 14882, 15462]);
+    let header = std::fs::read(&out).unwrap();
+    assert!(String::from_utf8_lossy(&header[..64]).contains("'<f2'"));
+    // sqrt of uint8 is float16 in NumPy.
+    let u8s = write(dir.path(), "u8.npy", &arr1(&[4u8, 9, 2]));
+    let out = eval_to(dir.path(), &["sqrt(u)", &format!("u={u8s}")]);
+    assert_eq!(bits(&out), vec![16384, 16896, 15784]);
 }

@@ -90,9 +90,9 @@ fn shape_mismatch_names_both_shapes() {
 #[test]
 fn unsupported_dtype_in_a_file() {
     let err =
-        fusebox::npy::read_npy(std::path::Path::new("tests/data/f16_unsupported.npy")).unwrap_err();
+        fusebox::npy::read_npy(std::path::Path::new("tests/data/c8_unsupported.npy")).unwrap_err();
     assert!(
-        matches!(&err, Error::UnsupportedDtype { dtype, .. } if dtype == "<f2"),
+        matches!(&err, Error::UnsupportedDtype { dtype, .. } if dtype == "<c8"),
         "{err}"
     );
 }

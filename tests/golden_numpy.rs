@@ -94,6 +94,9 @@ fn load(dir: &Path, rel: &str) -> DynArray {
         .or_else(|_| try_read::<u16>(&path))
         .or_else(|_| try_read::<u32>(&path))
         .or_else(|_| try_read::<u64>(&path))
+        // float16: ndarray-npy has no element type for it; fusebox's reader (the bits through
+        // ndarray-npy, see src/npy.rs).
+        .or_else(|e| fusebox::npy::read_npy(&path).map_err(|_| e))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -246,6 +249,25 @@ fn ulp_f32(a: f32, b: f32) -> Option<u64> {
     Some((key(a) - key(b)).unsigned_abs())
 }
 
+fn ulp_f16(a: fusebox::f16, b: fusebox::f16) -> Option<u64> {
+    if a.is_nan() || b.is_nan() {
+        return (a.is_nan() && b.is_nan()).then_some(0);
+    }
+    if a.is_infinite() || b.is_infinite() {
+        return (a == b).then_some(0);
+    }
+    let key = |x: fusebox::f16| -> i64 {
+        let bits = x.to_bits();
+        let mag = (bits & 0x7fff) as i64;
+        if bits >> 15 == 1 {
+            -mag - 1
+        } else {
+            mag
+        }
+    };
+    Some((key(a) - key(b)).unsigned_abs())
+}
+
 /// Per element: `Ok(ulp)` if within tolerance, `Err(ulp or None)` otherwise. Values as strings
 /// for the report.
 struct ElemDiff {
@@ -306,6 +328,11 @@ fn compare(ours: &DynArray, numpy: &DynArray, tol: Tol) -> Outcome {
         |x, y| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
         ulp_f32(x, y)
     );
+    each!(
+        F16,
+        |x, y| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+        ulp_f16(x, y)
+    );
     each!(I64, |x, y| x == y, None);
     each!(I8, |x, y| x == y, None);
     each!(I16, |x, y| x == y, None);
@@ -341,6 +368,7 @@ fn input_elem(a: &DynArray, ix: &[usize]) -> String {
         DynArray::U16(x) => format!("{:?}", x[i]),
         DynArray::U32(x) => format!("{:?}", x[i]),
         DynArray::U64(x) => format!("{:?}", x[i]),
+        DynArray::F16(x) => format!("{:?}", x[i]),
         DynArray::F32(x) => format!("{:?}", x[i]),
         DynArray::F64(x) => format!("{:?}", x[i]),
     }
@@ -388,6 +416,7 @@ fn strided_copy(a: &DynArray) -> DynArray {
         DynArray::U16(x) => go(x),
         DynArray::U32(x) => go(x),
         DynArray::U64(x) => go(x),
+        DynArray::F16(x) => go(x),
         DynArray::F32(x) => go(x),
         DynArray::F64(x) => go(x),
     }
@@ -747,6 +776,89 @@ fn int_dtypes_cpu_jit_unfused_agrees_with_numpy() {
 fn int_dtypes_cpu_jit_on_strided_inputs_agrees_with_numpy() {
     let session = fusebox::Session::new();
     check_ints("cpu-jit", true, &|e| session.compute(e));
+}
+
+// ---- float16 (tests/golden_f16, `gen_golden.py --f16`) -----------------------------------
+
+fn golden_f16_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden_f16")
+}
+
+/// Known differences on the float16 fixtures (same rules as [`KNOWN_FINDINGS`]).
+const KNOWN_F16_FINDINGS: &[(&[&str], &str, &str)] = &[
+    (
+        JIT,
+        "red_sum__f16_red*",
+        "NumPy's float16 reduction rounds its float16 output after each inner run, so along an \
+         outer axis (axis=0 of a matrix) it rounds after every row; the JIT accumulates the \
+         float16 values in float32 and rounds once (the reference follows NumPy exactly). \
+         Sums along the contiguous axis and of everything agree to the bit",
+    ),
+    (
+        JIT,
+        "red_prod__f16_red*",
+        "the same per-row rounding as `red_sum__f16_red*`; NumPy's intermediate rounding can \
+         even overflow to inf where the float32 product does not",
+    ),
+    (
+        JIT,
+        "red_var*__f16_red*",
+        "var of float16 is NumPy's float16 sums (rounded per row along outer axes, see \
+         `red_sum__f16_red*`)",
+    ),
+    (
+        JIT,
+        "red_std*__f16_red*",
+        "std is sqrt(var): the same float16 sums",
+    ),
+    (
+        JIT,
+        "red_min__f16_red_edges2d_a0",
+        "NumPy's float16 minimum keeps the first of equal values (0.0 before -0.0); the JIT \
+         reduces in float32, whose loop keeps the later one: only the sign of a zero differs",
+    ),
+];
+
+/// Every float16 case (and its pairs with every other dtype) on `eval`: arithmetic exact
+/// against NumPy, functions within 1 float16 ULP.
+fn check_f16(engine: &str, strided: bool, eval: &dyn Fn(&Expr) -> fusebox::Result<DynArray>) {
+    let (failures, table, n) = check_all(&golden_f16_dir(), strided, eval);
+    let (unexpected, _known) = triage_with(KNOWN_F16_FINDINGS, engine, failures);
+    report(engine, &unexpected, &table, n);
+    assert!(n > 1400, "manifest looks truncated: {n} cases");
+    assert!(
+        unexpected.is_empty(),
+        "{} of {n} float16 golden cases disagree with NumPy on {engine} (strided: \
+         {strided}):\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
+
+#[test]
+fn f16_reference_agrees_with_numpy() {
+    check_f16("reference", false, &|e| {
+        reference::evaluate(e, &HashMap::new())
+    });
+}
+
+#[test]
+fn f16_cpu_jit_agrees_with_numpy() {
+    let session = fusebox::Session::new();
+    check_f16("cpu-jit", false, &|e| session.compute(e));
+}
+
+#[test]
+fn f16_cpu_jit_unfused_agrees_with_numpy() {
+    let options = fusebox::Options::default().with_optimize(false);
+    let session = fusebox::Session::with_options(options);
+    check_f16("cpu-jit-unfused", false, &|e| session.compute(e));
+}
+
+#[test]
+fn f16_cpu_jit_on_strided_inputs_agrees_with_numpy() {
+    let session = fusebox::Session::new();
+    check_f16("cpu-jit", true, &|e| session.compute(e));
 }
 
 #[test]

@@ -291,6 +291,7 @@ fn std_copy(v: &ArgView<'_>) -> fusebox::DynArray {
         ArgView::U16(a) => go(a),
         ArgView::U32(a) => go(a),
         ArgView::U64(a) => go(a),
+        ArgView::F16(a) => go(a),
         ArgView::F32(a) => go(a),
         ArgView::F64(a) => go(a),
     }

@@ -677,6 +677,7 @@ fn integer_dtypes_without_wgsl_code_stay_on_the_cpu() {
         DType::U16,
         DType::U32,
         DType::U64,
+        DType::F16,
     ] {
         let cast = Expr::data(a.clone(), None).astype(t);
         let xt = fusebox::unstable::reference::evaluate(&cast, &HashMap::new()).unwrap();

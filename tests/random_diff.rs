@@ -36,6 +36,7 @@
 //! Adding a reduction (a new `ReduceOp`, or reductions over axes): one line in [`REDUCTIONS`].
 mod common;
 use common::*;
+use fusebox::unstable::dtype::f16_from_f64;
 use fusebox::{ArgView, DType, Device, DynArray, Error, Expr, Options, Session};
 use fusebox::{BinaryOp, UnaryOp};
 use ndarray::{ArrayD, ArrayViewMutD, Axis, IxDyn, Slice};
@@ -378,6 +379,7 @@ impl Input {
             DType::U16 => fill!(u16, |(_, i): (f64, i64)| i as u16),
             DType::U32 => fill!(u32, |(_, i): (f64, i64)| i as u32),
             DType::U64 => fill!(u64, |(_, i): (f64, i64)| i as u64),
+            DType::F16 => fill!(fusebox::f16, |(f, _): (f64, i64)| f16_from_f64(f)),
             DType::F32 => fill!(f32, |(f, _): (f64, i64)| f as f32),
             DType::F64 => fill!(f64, |(f, _): (f64, i64)| f),
         };
@@ -428,6 +430,7 @@ fn broadcast<'b>(v: &'b ArgView<'_>, shape: &[usize]) -> ArgView<'b> {
         ArgView::U16(a) => a.broadcast(sh).map(ArgView::from),
         ArgView::U32(a) => a.broadcast(sh).map(ArgView::from),
         ArgView::U64(a) => a.broadcast(sh).map(ArgView::from),
+        ArgView::F16(a) => a.broadcast(sh).map(ArgView::from),
         ArgView::F32(a) => a.broadcast(sh).map(ArgView::from),
         ArgView::F64(a) => a.broadcast(sh).map(ArgView::from),
     };

@@ -36,6 +36,7 @@ macro_rules! for_each_dtype {
             (U16, u16, b'u', 2),
             (U32, u32, b'u', 4),
             (U64, u64, b'u', 8),
+            (F16, fusebox::f16, b'f', 2),
             (F32, f32, b'f', 4),
             (F64, f64, b'f', 8),
         }

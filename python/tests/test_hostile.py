@@ -12,7 +12,7 @@ CASES = {
     "datetime array": "fb.evaluate('a', {'a': np.array(['2020-01-01'], dtype='datetime64[D]')}, {})",
     "timedelta array": "fb.evaluate('a', {'a': np.array([1], dtype='timedelta64[s]')}, {})",
     "complex array": "fb.evaluate('a * 2', {'a': np.ones(3, complex)}, {})",
-    "float16 array": "fb.evaluate('a * 2', {'a': np.ones(3, np.float16)}, {})",
+    "float16 array": "r = fb.evaluate('a * 2.5', {'a': np.full(3, 0.1, np.float16)}, {}); assert r.dtype == np.float16 and (r == np.full(3, 0.1, np.float16) * 2.5).all(); raise LookupError('computed')",
     "uint64 array + negative int": "fb.evaluate('a + (-1)', {'a': np.ones(3, np.uint64)}, {})",
     "structured array": "fb.evaluate('a', {'a': np.zeros(3, dtype=[('x', 'f8'), ('y', 'i4')])}, {})",
     "masked array": "fb.evaluate('a + 1', {'a': np.ma.masked_array([1.0, 2.0], mask=[0, 1])}, {})",

@@ -957,6 +957,7 @@ impl Slot {
             DType::U8 => Const::U8(b[0]),
             DType::I16 => Const::I16(i16::from_ne_bytes(two)),
             DType::U16 => Const::U16(u16::from_ne_bytes(two)),
+            DType::F16 => Const::F16(crate::f16::from_bits(u16::from_ne_bytes(two))),
             DType::I32 => Const::I32(i32::from_ne_bytes(four)),
             DType::U32 => Const::U32(u32::from_ne_bytes(four)),
             DType::F32 => Const::F32(f32::from_ne_bytes(four)),
@@ -1064,6 +1065,7 @@ fn const_array(t: DType, shape: &[usize], vals: impl Iterator<Item = Const>) -> 
         DType::U16 => build!(u16, U16),
         DType::U32 => build!(u32, U32),
         DType::U64 => build!(u64, U64),
+        DType::F16 => build!(crate::f16, F16),
         DType::F32 => build!(f32, F32),
         DType::F64 => build!(f64, F64),
     }
@@ -1131,6 +1133,7 @@ enum OutBuf {
     U16(Array<MaybeUninit<u16>, IxDyn>),
     U32(Array<MaybeUninit<u32>, IxDyn>),
     U64(Array<MaybeUninit<u64>, IxDyn>),
+    F16(Array<MaybeUninit<crate::f16>, IxDyn>),
     F32(Array<MaybeUninit<f32>, IxDyn>),
     F64(Array<MaybeUninit<f64>, IxDyn>),
 }
@@ -1147,6 +1150,7 @@ impl OutBuf {
             DType::U16 => OutBuf::U16(uninit_output(shape, n)),
             DType::U32 => OutBuf::U32(uninit_output(shape, n)),
             DType::U64 => OutBuf::U64(uninit_output(shape, n)),
+            DType::F16 => OutBuf::F16(uninit_output(shape, n)),
             DType::F32 => OutBuf::F32(uninit_output(shape, n)),
             DType::F64 => OutBuf::F64(uninit_output(shape, n)),
         }
@@ -1162,6 +1166,7 @@ impl OutBuf {
             OutBuf::U16(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::U32(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::U64(a) => a.as_mut_ptr() as *mut u8,
+            OutBuf::F16(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::F32(a) => a.as_mut_ptr() as *mut u8,
             OutBuf::F64(a) => a.as_mut_ptr() as *mut u8,
         }
@@ -1181,6 +1186,7 @@ impl OutBuf {
                 OutBuf::U16(a) => u16::wrap(a.assume_init().into_shared()),
                 OutBuf::U32(a) => u32::wrap(a.assume_init().into_shared()),
                 OutBuf::U64(a) => u64::wrap(a.assume_init().into_shared()),
+                OutBuf::F16(a) => crate::f16::wrap(a.assume_init().into_shared()),
                 OutBuf::F32(a) => f32::wrap(a.assume_init().into_shared()),
                 OutBuf::F64(a) => f64::wrap(a.assume_init().into_shared()),
             }

@@ -261,12 +261,16 @@ pub(super) fn bytes_to_array(t: DType, bytes: &[u8], shape: &[usize]) -> Result<
         DType::I32 => typed::<i32>(bytes, shape),
         DType::I64 => typed::<i64>(bytes, shape),
         // `check_capabilities` refuses the other dtypes before any buffer exists.
-        t @ (DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64) => {
-            Err(Error::UnsupportedDtype {
-                dtype: t.to_string(),
-                context: "GPU read-back".into(),
-            })
-        }
+        t @ (DType::I8
+        | DType::I16
+        | DType::U8
+        | DType::U16
+        | DType::U32
+        | DType::U64
+        | DType::F16) => Err(Error::UnsupportedDtype {
+            dtype: t.to_string(),
+            context: "GPU read-back".into(),
+        }),
         DType::Bool => {
             let v: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
             let b: Vec<bool> = v.into_iter().map(|x| x != 0).collect();
@@ -323,6 +327,12 @@ impl<'a> HostInput<'a> {
             ArgView::U16(v) => pod(v),
             ArgView::U32(v) => pod(v),
             ArgView::U64(v) => pod(v),
+            // Refused before any buffer exists (`check_capabilities`); the bits, for
+            // completeness.
+            ArgView::F16(v) => {
+                let u: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
+                Cow::Owned(bytemuck::cast_slice(&u).to_vec())
+            }
             ArgView::Bool(v) => {
                 let u: Vec<u32> = v.iter().map(|&b| b as u32).collect();
                 // iter() is in logical (C) order whatever the strides.

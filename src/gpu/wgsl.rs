@@ -283,7 +283,8 @@ fn const_expr(c: Const, word: &mut usize) -> String {
         | Const::U8(_)
         | Const::U16(_)
         | Const::U32(_)
-        | Const::U64(_)) => format!("fusebox_unsupported_dtype({c})"),
+        | Const::U64(_)
+        | Const::F16(_)) => format!("fusebox_unsupported_dtype({c})"),
         Const::F32(_) => {
             *word += 1;
             format!("bitcast<f32>(P[cb + {w}u])")
@@ -457,7 +458,7 @@ fn binary(op: BinaryOp, t: DType, a: &str, b: &str) -> Result<String, WgslError>
         // cannot see that the operands are related. So does every result: the math
         // expansions' exact sums (`(1 + x) - x`, TwoSum) reuse an operand, whose barrier is
         // one shared value, and Mesa folded `(a + b) - b` to `a` through it.
-        DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64 => {
+        DType::I8 | DType::I16 | DType::U8 | DType::U16 | DType::U32 | DType::U64 | DType::F16 => {
             return unsupported()
         }
         DType::F32 | DType::F64 => match op {

@@ -20,6 +20,10 @@
 //!   [`Call`]'s operands have the dtype the call's operator computes in, the operator producing
 //!   the instruction's type (the same typing as the `Unary`/`Binary` instruction it stands for);
 //! - the reduction's operand is in the reduction's accumulator dtype;
+//! - float16 is a storage type: only loads, constants, casts, stores and `nextafter` (one
+//!   float16 step, which has no float32 form) touch it; its arithmetic is float32 with a
+//!   rounding cast after each operation (the optimizer lowers it so, `opt/lower.rs`), and a
+//!   reduction never accumulates it;
 //! - a kernel has at least one output, and its outputs are all stores or all reductions.
 //!
 //! Rare-lane fallbacks. A vector math expansion ([`crate::mathlib`]) has no branches, so a
@@ -101,6 +105,31 @@ impl fmt::Display for Call {
         match self {
             Call::Unary(op, a) => write!(f, "{op}({a})"),
             Call::Binary(op, a, b) => write!(f, "{op}({a}, {b})"),
+        }
+    }
+}
+
+impl Inst {
+    /// The values the instruction reads, in order.
+    pub fn operands(&self) -> Vec<Value> {
+        match *self {
+            Inst::Load { .. } | Inst::Const(_) => vec![],
+            Inst::Unary { arg, .. }
+            | Inst::Cast { arg }
+            | Inst::Bitcast { arg }
+            | Inst::Lookup { index: arg, .. } => vec![arg],
+            Inst::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+            Inst::Select {
+                cond,
+                on_true,
+                on_false,
+            } => vec![cond, on_true, on_false],
+            Inst::Fallback { cond, value, call } => {
+                let mut v = vec![cond, value];
+                v.extend(call.args());
+                v
+            }
+            Inst::Fma { a, b, c } => vec![a, b, c],
         }
     }
 }
@@ -512,6 +541,24 @@ impl Kernel {
                     }
                 }
             }
+            // float16 is a storage type here: loaded, stored, converted, and stepped by
+            // `nextafter` (which has no float32 form); its arithmetic is float32, rounded by a
+            // cast after each operation (the optimizer lowers it so).
+            let f16_ok = matches!(
+                d.inst,
+                Inst::Load { .. }
+                    | Inst::Const(_)
+                    | Inst::Cast { .. }
+                    | Inst::Binary {
+                        op: BinaryOp::Nextafter,
+                        ..
+                    }
+            );
+            if !f16_ok
+                && (d.ty == DType::F16 || d.inst.operands().iter().any(|v| ty(*v) == DType::F16))
+            {
+                return err(i, "float16 values are only loaded, stored and cast".into());
+            }
         }
         if self.outputs.is_empty() {
             return Err(Error::InvalidKernel {
@@ -533,7 +580,7 @@ impl Kernel {
             }
             if let Output::Reduce { op, value } = *o {
                 match op.signature(self.ty(value)) {
-                    Ok((c, _)) if c == self.ty(value) => {}
+                    Ok((c, _)) if c == self.ty(value) && c != DType::F16 => {}
                     _ => {
                         return Err(Error::InvalidKernel {
                             message: format!("{op} cannot accumulate {}", self.ty(value)),

@@ -148,12 +148,55 @@ pub fn lower_many(
 
 impl Lowering<'_> {
     fn add(&mut self, node: Node, dtype: DType, shape: Vec<usize>) -> NodeId {
+        if let Some(id) = self.widen_f16(node, dtype, &shape) {
+            return id;
+        }
         if self.optimize {
             if let Some(id) = rewrite::simplify(&mut self.graph, node, dtype, &shape) {
                 return id;
             }
         }
         self.graph.add(node, dtype, shape)
+    }
+
+    /// float16 arithmetic as NumPy's float16 loops do it: the operands converted to float32
+    /// (exact), the operation in float32, the result rounded back to float16 by a cast, once
+    /// per operation. So the kernel IR and the backends only load, store and convert float16
+    /// (`kir` verifies it). `maximum`/`minimum` swap their operands: NumPy's float16 loop
+    /// returns the first operand on ties, its float32 loop the second. Reductions accumulate
+    /// in float32 and round once (NumPy rounds after each inner run: the same for one run);
+    /// `argmin`/`argmax` and comparisons need no rounding. `nextafter` stays float16 (one
+    /// float16 step has no float32 form).
+    fn widen_f16(&mut self, node: Node, dtype: DType, shape: &[usize]) -> Option<NodeId> {
+        use DType::{F16, F32};
+        let is16 = |g: &Graph, id: NodeId| g.dtype(id) == F16;
+        let wide = |dt: DType| if dt == F16 { F32 } else { dt };
+        let (node, out) = match node {
+            Node::Unary(op, a) if is16(&self.graph, a) => {
+                let a = self.cast_to(a, F32);
+                (Node::Unary(op, a), wide(dtype))
+            }
+            Node::Binary(BinaryOp::Nextafter, ..) => return None,
+            Node::Binary(op, a, b) if is16(&self.graph, a) => {
+                let (a, b) = (self.cast_to(a, F32), self.cast_to(b, F32));
+                let (a, b) = match op {
+                    BinaryOp::Maximum | BinaryOp::Minimum => (b, a),
+                    _ => (a, b),
+                };
+                (Node::Binary(op, a, b), wide(dtype))
+            }
+            Node::Where(c, a, b) if dtype == F16 => {
+                let (a, b) = (self.cast_to(a, F32), self.cast_to(b, F32));
+                (Node::Where(c, a, b), F32)
+            }
+            Node::Reduce(op, a, mask) if is16(&self.graph, a) => {
+                let a = self.cast_to(a, F32);
+                (Node::Reduce(op, a, mask), wide(dtype))
+            }
+            _ => return None,
+        };
+        let id = self.add(node, out, shape.to_vec());
+        Some(self.cast_to(id, dtype))
     }
 
     fn cast_to(&mut self, id: NodeId, dtype: DType) -> NodeId {
@@ -372,12 +415,19 @@ impl Lowering<'_> {
         };
         let keep_shape = keep.result_shape(&shape, &axes);
         let float_t = if xd.is_float() { xd } else { DType::F64 };
+        // NumPy's `_mean` sums float16 as float32 and rounds the mean once at the end.
+        let mean_t = if xd == DType::F16 {
+            DType::F32
+        } else {
+            float_t
+        };
         Ok(match r {
             Reduction::Op(op) => self.reduce_node(op, x_id, &axes, out_shape)?,
             Reduction::Mean => {
-                let xf = self.cast_to(x_id, float_t);
+                let xf = self.cast_to(x_id, mean_t);
                 let s = self.reduce_node(ReduceOp::Sum, xf, &axes, out_shape.clone())?;
-                self.div_const(s, count as f64, result, out_shape)
+                let m = self.div_const(s, count as f64, mean_t, out_shape);
+                self.cast_to(m, result)
             }
             Reduction::Var { ddof } | Reduction::Std { ddof } => {
                 let xf = self.cast_to(x_id, float_t);
@@ -449,8 +499,15 @@ impl Lowering<'_> {
     }
 
     /// `a / c` in `dtype` (`c` a float count).
+    /// NumPy divides by the count (an int64) in float64 and casts back. For float32 that is
+    /// the float32 quotient (correctly rounded either way); float16 divides in float64 as
+    /// NumPy does and rounds once.
     fn div_const(&mut self, a: NodeId, c: f64, dtype: DType, shape: Vec<usize>) -> NodeId {
         self.length_constants = true;
+        if dtype == DType::F16 {
+            let q = self.div_const(a, c, DType::F64, shape);
+            return self.cast_to(q, DType::F16);
+        }
         let a = self.cast_to(a, dtype);
         let k = self.graph.add(
             Node::Const(crate::semantics::cast(Const::F64(c), dtype)),

@@ -21,6 +21,7 @@ fn is_value(c: Option<Const>, v: f64) -> bool {
     match c {
         Some(Const::F64(x)) => x.to_bits() == v.to_bits(),
         Some(Const::F32(x)) => (x as f64).to_bits() == v.to_bits(),
+        Some(Const::F16(x)) => (crate::dtype::f16_to_f32(x) as f64).to_bits() == v.to_bits(),
         Some(c) => c.as_f64() == v,
         None => false,
     }
@@ -28,6 +29,7 @@ fn is_value(c: Option<Const>, v: f64) -> bool {
 
 fn float_const(dtype: DType, v: f64) -> Const {
     match dtype {
+        DType::F16 => Const::F16(crate::dtype::f16_from_f64(v)),
         DType::F32 => Const::F32(v as f32),
         _ => Const::F64(v),
     }
@@ -63,6 +65,7 @@ pub fn simplify(g: &mut Graph, node: Node, dtype: DType, shape: &[usize]) -> Opt
                     (DType::Bool, _)
                         | (DType::I32, DType::I64 | DType::F64)
                         | (DType::F32, DType::F64)
+                        | (DType::F16, DType::F32 | DType::F64)
                 );
                 if lossless && from == dtype {
                     return same_shape(g, x);

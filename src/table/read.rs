@@ -219,6 +219,7 @@ pub(crate) fn arrow_type(d: DType) -> DataType {
         DType::U16 => DataType::UInt16,
         DType::U32 => DataType::UInt32,
         DType::U64 => DataType::UInt64,
+        DType::F16 => DataType::Float16,
         DType::F32 => DataType::Float32,
         DType::F64 => DataType::Float64,
     }
@@ -254,6 +255,10 @@ pub(crate) fn to_arrow(a: &DynArray, validity: Option<arrow_buffer::NullBuffer>)
             validity,
         )),
         DynArray::U64(x) => Arc::new(arrow_array::UInt64Array::new(
+            x.iter().copied().collect(),
+            validity,
+        )),
+        DynArray::F16(x) => Arc::new(arrow_array::Float16Array::new(
             x.iter().copied().collect(),
             validity,
         )),

@@ -474,6 +474,11 @@ fn extreme(d: DType, big: bool) -> crate::dtype::Const {
         DType::U16 => pick!(u16, U16),
         DType::U32 => pick!(u32, U32),
         DType::U64 => pick!(u64, U64),
+        DType::F16 => Const::F16(if big {
+            crate::f16::INFINITY
+        } else {
+            crate::f16::NEG_INFINITY
+        }),
         DType::F32 => Const::F32(if big {
             f32::INFINITY
         } else {

@@ -45,7 +45,7 @@ pub fn values(dtype: DType, n: usize, seed: u64) -> ArrayD<f64> {
     let mut r = Rng::new(seed);
     let v: Vec<f64> = (0..n)
         .map(|i| match dtype {
-            DType::F32 | DType::F64 => {
+            DType::F16 | DType::F32 | DType::F64 => {
                 if i < F64_EDGES.len() && seed.is_multiple_of(2) {
                     F64_EDGES[i]
                 } else {
@@ -92,6 +92,7 @@ pub fn typed(dtype: DType, v: &ArrayD<f64>) -> DynArray {
             }
             a.into()
         }
+        DType::F16 => v.mapv(fusebox::unstable::dtype::f16_from_f64).into(),
         DType::F32 => v.mapv(|x| x as f32).into(),
         DType::F64 => v.clone().into(),
         // The other integer types: values wrapped to the type (-1 is the unsigned maximum),
@@ -218,6 +219,28 @@ pub fn ulp_f32(a: f32, b: f32) -> u64 {
     fusebox::unstable::semantics::ulp_distance_f32(a, b)
 }
 
+/// [`ulp_f32`] for float16 (in float16 units).
+pub fn ulp_f16(a: fusebox::f16, b: fusebox::f16) -> u64 {
+    if a.is_nan() && b.is_nan() {
+        return 0;
+    }
+    if a.is_nan() || b.is_nan() {
+        return u64::MAX;
+    }
+    if a == b {
+        return 0;
+    }
+    let key = |x: fusebox::f16| -> i64 {
+        let bits = x.to_bits() as i16;
+        if bits < 0 {
+            i16::MIN as i64 - bits as i64
+        } else {
+            bits as i64
+        }
+    };
+    (key(a) - key(b)).unsigned_abs()
+}
+
 /// Assert that `ours` agrees with `oracle`: same dtype and shape; integers and bools equal;
 /// floats within `max_ulp` (0 = bitwise, except that any NaN matches any NaN).
 pub fn assert_agree(what: &str, ours: &DynArray, oracle: &DynArray, max_ulp: u64) {
@@ -261,6 +284,13 @@ pub fn agree(ours: &DynArray, oracle: &DynArray, max_ulp: u64) -> Result<(), Str
             for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
                 if ulp_f32(*x, *y) > max_ulp {
                     bad.push(format!("[{i}] ours {x:e} oracle {y:e}"));
+                }
+            }
+        }
+        (DynArray::F16(a), DynArray::F16(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                if ulp_f16(*x, *y) > max_ulp {
+                    bad.push(format!("[{i}] ours {x} oracle {y}"));
                 }
             }
         }
@@ -331,6 +361,7 @@ pub fn sum_agree(ours: &DynArray, oracle: &DynArray, summed: &DynArray) -> Resul
     let vals: Vec<f64> = match summed {
         DynArray::F64(a) => a.iter().copied().collect(),
         DynArray::F32(a) => a.iter().map(|&v| v as f64).collect(),
+        DynArray::F16(a) => a.iter().map(|&v| v.to_f64()).collect(),
         _ => return agree(ours, oracle, 0),
     };
     // Sum of |v| over the finite values; NaN and infinities decide the result on their own
@@ -338,13 +369,17 @@ pub fn sum_agree(ours: &DynArray, oracle: &DynArray, summed: &DynArray) -> Resul
     let abs_sum: f64 = vals.iter().filter(|v| v.is_finite()).map(|v| v.abs()).sum();
     let nan_for_sure = vals.iter().any(|v| v.is_nan())
         || (vals.contains(&f64::INFINITY) && vals.contains(&f64::NEG_INFINITY));
+    // float16: NumPy rounds to float16 after each inner run, the JIT once (a few float16
+    // roundings, 2^-11 each, relative to the partial sums).
     let tol = match ours.dtype() {
         DType::F64 => 1e-13 * abs_sum,
+        DType::F16 => 4e-3 * abs_sum,
         _ => 1e-5 * abs_sum,
     };
-    // f32 sums overflow at f32::MAX although the f64 sum of |v| does not.
-    let overflow =
-        !abs_sum.is_finite() || (ours.dtype() == DType::F32 && abs_sum > f32::MAX as f64);
+    // f32 (f16) sums overflow at f32::MAX (65504) although the f64 sum of |v| does not.
+    let overflow = !abs_sum.is_finite()
+        || (ours.dtype() == DType::F32 && abs_sum > f32::MAX as f64)
+        || (ours.dtype() == DType::F16 && abs_sum > 65504.0);
     if (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= tol || (overflow && !nan_for_sure) {
         Ok(())
     } else {

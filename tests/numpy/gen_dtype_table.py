@@ -4,14 +4,14 @@ dtype fusebox has (and every pair of them), with strong arrays and with weak Pyt
 
 Run with the project's NumPy 2 venv (deterministic; rewrites the file):
 
-    /work/pv/bin/python tests/numpy/gen_dtype_table.py
+    /work/pv/bin/python tests/numpy/gen_dtype_table.py   (or any venv with NumPy 2)
 
 One case per line, tab-separated: `kind  op  lhs  rhs  result`
   kind    `unary` (rhs `-`), `binary` (two arrays), `weak_r` (array op scalar),
           `weak_l` (scalar op array), `reduce` (rhs `-`)
   lhs/rhs a dtype name, or for the weak kinds the Python literal (True, 2, -1, 300, 2.5, ...)
   result  NumPy's result dtype, or `error` where NumPy raises (TypeError, OverflowError for a
-          weak int that does not fit) or gives a dtype fusebox lacks (float16): fusebox must
+          weak int that does not fit) or gives a dtype fusebox lacks (complex): fusebox must
           refuse those with a typed error.
 tests/dtype_table.rs checks fusebox's typing (`Expr::meta`) against every line.
 """
@@ -22,7 +22,7 @@ import numpy as np
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dtypes", "dtype_table.tsv")
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-          "float32", "float64"]
+          "float16", "float32", "float64"]
 SUPPORTED = {np.dtype(d) for d in DTYPES}
 UNARY = {
     "neg": np.negative, "not": np.invert, "abs": np.absolute, "sign": np.sign, "sqrt": np.sqrt,

@@ -8,7 +8,8 @@ Run from anywhere with the project's NumPy 2 venv:
 It is deterministic (fixed seed, fixed value lists) and rewrites tests/golden/ completely
 (`gen_golden.py --ints` writes tests/golden_ints/ instead: the same generators focused on
 int8, int16, uint8, uint16, uint32 and uint64, with their pairs against every dtype, from a
-seed of their own, so the default fixtures do not change):
+seed of their own, so the default fixtures do not change; `--f16` writes tests/golden_f16/:
+float16 and its pairs with every other dtype, where, casts and reductions):
 
 - in/*.npy      input arrays (edge values per dtype, random values, shaped for broadcasting)
 - out/*.npy     NumPy's result for each case
@@ -22,7 +23,7 @@ seed of their own, so the default fixtures do not change):
             literals are weak Python scalars: True/False, 2, -1, 2.5
   bindings  `a=in/f64_col.npy b=in/f64_row.npy` (or `-`)
   expected  `out/NAME.npy`, or `error` where NumPy raises or gives a dtype outside fusebox's
-            set (float16): fusebox must return an error there too
+            set (complex): fusebox must return an error there too
   tol       `exact` (bitwise; NaN matches NaN; the sign of zero counts) or `ulp:N`
 
 The ULP bounds in ULP_TOL were measured on this machine (x86-64, AVX-512) between NumPy 2.4
@@ -53,9 +54,10 @@ DTYPES = {
     "float64": np.float64,
 }
 SHORT = {"bool": "b", "int32": "i32", "int64": "i64", "float32": "f32", "float64": "f64"}
-# Every dtype fusebox computes with (a NumPy result of another dtype, float16, is `error`).
+# Every dtype fusebox computes with (a NumPy result of another dtype, complex, is `error`).
 SUPPORTED = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
-                                   np.uint16, np.uint32, np.uint64, np.float32, np.float64)}
+                                   np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+                                   np.float64)}
 
 rng = np.random.default_rng(20261123)
 
@@ -104,6 +106,24 @@ def random_floats(dt, n):
         rng.uniform(-100.0, 100.0, n - 3 * (n // 4)),
     ]
     return np.concatenate(parts).astype(dt)
+
+
+def random_f16(n):
+    """float16 values across its range: normal magnitudes 1e-4..3e4 of both signs, a few
+    subnormals, and values in [-100, 100]."""
+    parts = [
+        rng.choice([-1.0, 1.0], n // 2) * 10.0 ** rng.uniform(-4, 4.5, n // 2),
+        rng.uniform(-100.0, 100.0, n // 4),
+        rng.choice([-1.0, 1.0], n - 3 * (n // 4)) * rng.uniform(0, 6e-5, n - 3 * (n // 4)),
+    ]
+    return np.concatenate(parts).astype(np.float16)
+
+
+def rand_floats(t, n):
+    return random_f16(n) if t is np.float16 else random_floats(t, n)
+
+
+FLOATS = (np.float16, np.float32, np.float64)
 
 
 def random_ints(dt, n):
@@ -208,6 +228,11 @@ ULP_TOL = {
     ("tanh", "float32"): 3, ("tanh", "float64"): 2,
 }
 
+# float16 functions are NumPy's float32 loops (scalar npy_*f) rounded to float16; fusebox's
+# float32 results round the same way except next to a float16 tie: 1 float16 ULP.
+for _op in TRANSCENDENTAL_UNARY | TRANSCENDENTAL_BINARY:
+    ULP_TOL[(_op, "float16")] = 1
+
 
 def tolerance(op, result_dtype):
     kind = np.dtype(result_dtype).kind
@@ -291,8 +316,8 @@ def gen_unary():
         if dt not in FOCUS:
             continue
         s = SHORT[dt]
-        if t in (np.float32, np.float64):
-            x = np.concatenate([EDGES[dt], random_floats(t, 480)]).astype(t)
+        if t in FLOATS:
+            x = np.concatenate([EDGES[dt], rand_floats(t, 480)]).astype(t)
         elif t is np.bool_:
             x = EDGES[dt]
         else:
@@ -328,7 +353,7 @@ def gen_binary():
                 ia, ib = f"{sa}_col10", f"{sb}_row10"
             for op, (fn, _) in BINARY.items():
                 bb, ibb = b, ib
-                if op == "pow" and db in POW_EXPONENTS and da != "float32" and da != "float64":
+                if op == "pow" and db in POW_EXPONENTS and DTYPES[da] not in FLOATS:
                     # Non-negative integer exponents only, as a row against a column of bases.
                     bb = POW_EXPONENTS[db].reshape(1, -1)
                     ibb = f"{sb}_powexp"
@@ -339,13 +364,13 @@ def gen_binary():
                 run_case(f"{op}__{sa}_{sb}", binary_expr(op, "a", "b"), f"({op} a b)",
                          [sym("a", ia, a), sym("b", ibb, bb)], fn, op)
     # Random element-wise pairs for floats: the division family and ULP measurement.
-    for dt in ("float32", "float64"):
+    for dt in ("float16", "float32", "float64"):
         if dt not in FOCUS:
             continue
         t = DTYPES[dt]
         s = SHORT[dt]
-        a = random_floats(t, 400)
-        b = random_floats(t, 400)
+        a = rand_floats(t, 400)
+        b = rand_floats(t, 400)
         for op, (fn, _) in BINARY.items():
             bb, ib = b, f"{s}_randb"
             if op == "pow":
@@ -401,6 +426,8 @@ def gen_where():
             for db in names:
                 if cname != "b" and da != db:
                     continue
+                if da not in FOCUS and db not in FOCUS:
+                    continue
                 sa, sb = SHORT[da], SHORT[db]
                 a = pick_subset(da, 10).reshape(-1, 1)
                 b = np.resize(EDGES[db][::-1], 8)
@@ -408,6 +435,8 @@ def gen_where():
                          [sym("c", f"cond_{cname}", c), sym("a", f"{sa}_col10", a),
                           sym("b", f"{sb}_row8", b)], np.where, "where")
     for da in names:
+        if da not in FOCUS:
+            continue
         sa = SHORT[da]
         a = EDGES[da]
         cond = np.resize(c_bool, a.shape)
@@ -433,6 +462,8 @@ def gen_astype():
         x = EDGES[da]
         if ta in (np.float32, np.float64):
             x = np.concatenate([x, random_floats(ta, 60) * 1e3]).astype(ta)
+        elif ta is np.float16:
+            x = np.concatenate([x, random_f16(60)]).astype(ta)
         for db, tb in DTYPES.items():
             if da not in FOCUS and db not in FOCUS:
                 continue
@@ -450,7 +481,7 @@ def gen_sum():
         for n in lengths:
             if t is np.bool_:
                 x = rng.integers(0, 2, n).astype(bool)
-            elif t in (np.float32, np.float64):
+            elif t in FLOATS:
                 x = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(t)
             else:
                 x = random_ints(t, n)
@@ -460,7 +491,7 @@ def gen_sum():
                  np.sum, "sum")
         if t is not np.bool_:
             x2 = np.resize(EDGES[dt], (3, 50)).astype(t)
-            if t in (np.float32, np.float64):
+            if t in FLOATS:
                 x2 = np.where(np.isfinite(x2), x2, 1.0).astype(t)
             run_case(f"sum__{s}_2d", "sum(a)", "(sum a)", [sym("a", f"{s}_sum2d", x2)],
                      np.sum, "sum")
@@ -536,13 +567,15 @@ def reduction_inputs():
     edge values laid out 2-D so that some rows hold a NaN and others not."""
     out = {}
     for dt, t in DTYPES.items():
+        if dt not in FOCUS:
+            continue
         s = SHORT[dt]
         if t is np.bool_:
             m = rng.integers(0, 2, (9, 150)).astype(bool)
             m[3] = False
             m[5] = True
             c = rng.integers(0, 2, (4, 6, 20)).astype(bool)
-        elif t in (np.float32, np.float64):
+        elif t in FLOATS:
             m = (rng.standard_normal((9, 150)) * 10.0 ** rng.uniform(-3, 3, (9, 150))).astype(t)
             c = (rng.standard_normal((4, 6, 20)) * 10.0 ** rng.uniform(-2, 2, (4, 6, 20))).astype(t)
         else:
@@ -550,7 +583,7 @@ def reduction_inputs():
             c = random_ints(t, 480).reshape(4, 6, 20)
         e = EDGES[dt]
         e2 = np.resize(e, (5, 8)).astype(t)
-        if t in (np.float32, np.float64):
+        if t in FLOATS:
             e2[1] = np.where(np.isnan(e2[1]), 1.0, e2[1])  # some rows without NaN
             e2[2] = np.where(np.isnan(e2[2]), 2.0, e2[2])
         out[dt] = [(f"{s}_red9x150", m), (f"{s}_red4x6x20", c), (f"{s}_edges", e),
@@ -558,9 +591,11 @@ def reduction_inputs():
     return out
 
 
-def gen_reductions():
+def gen_reductions(focused_only=False):
     inputs = reduction_inputs()
     for dt, t in DTYPES.items():
+        if dt not in FOCUS:
+            continue
         s = SHORT[dt]
         (mn, m), (cn, c), (en, e), (e2n, e2) = inputs[dt]
         for rname, fn, kw in REDUCTIONS:
@@ -591,6 +626,8 @@ def gen_reductions():
             # Out-of-range and repeated axes.
             red_case(rname, fn, kw, mn, m, 2, False)
             red_case(rname, fn, kw, mn, m, (1, -1), False)
+    if focused_only:
+        return
     # Length-1 axes: NumPy's iterator drops them, so a (9, 1) column sums pairwise like a row.
     for dt in ("float32", "float64"):
         s = SHORT[dt]
@@ -705,10 +742,33 @@ def setup_ints():
     rng = np.random.default_rng(20261203)
 
 
+F16_EDGES = [
+    np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 1.5, 3.0, -7.0, 0.1,
+    -3.7, 100.0, 65504.0, -65504.0, 6.1035e-05, 6e-08, -6e-08, 1e-05, 2049.0, 0.3333, 11.5,
+    1000.0, -1000.0, 255.0, 256.5, 1e4, 3e4, -2e4,
+]
+
+
+def setup_f16():
+    """`--f16`: float16 with its pairs against every dtype (the integer types included)."""
+    global FOCUS, FOCUS_CASTS, rng
+    setup_ints()
+    DTYPES["float16"] = np.float16
+    SHORT["float16"] = "f16"
+    EDGES["float16"] = np.array(F16_EDGES, np.float16)
+    FOCUS = {"float16"}
+    rng = np.random.default_rng(20261216)
+
+
 def main():
     global ROOT, IN, OUT, ULP_TOL
     survey = len(sys.argv) == 3 and sys.argv[1] == "--survey"
     ints = len(sys.argv) == 2 and sys.argv[1] == "--ints"
+    f16 = len(sys.argv) == 2 and sys.argv[1] == "--f16"
+    if f16:
+        ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden_f16")
+        IN, OUT = os.path.join(ROOT, "in"), os.path.join(ROOT, "out")
+        setup_f16()
     if ints:
         ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden_ints")
         IN, OUT = os.path.join(ROOT, "in"), os.path.join(ROOT, "out")
@@ -717,8 +777,8 @@ def main():
         ROOT = os.path.abspath(sys.argv[2])
         IN, OUT = os.path.join(ROOT, "in"), os.path.join(ROOT, "out")
         ULP_TOL = {}  # report every distance; the survey never fails on tolerance
-    elif len(sys.argv) != 1 and not ints:
-        sys.exit("usage: gen_golden.py [--survey DIR | --ints]")
+    elif len(sys.argv) != 1 and not (ints or f16):
+        sys.exit("usage: gen_golden.py [--survey DIR | --ints | --f16]")
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)
     os.makedirs(IN)
@@ -731,6 +791,14 @@ def main():
         gen_weak()
         gen_astype()
         gen_sum()
+    elif f16:
+        gen_unary()
+        gen_binary()
+        gen_weak()
+        gen_where()
+        gen_astype()
+        gen_sum()
+        gen_reductions(focused_only=True)
     else:
         gen_unary()
         gen_binary()

@@ -383,6 +383,7 @@ impl Gen<'_, '_> {
             Const::U16(v) => self.iconst(types::I16, v as i16 as i64),
             Const::U32(v) => self.iconst(types::I32, v as i32 as i64),
             Const::U64(v) => self.b.ins().iconst(types::I64, v as i64),
+            Const::F16(v) => self.iconst(types::I16, v.to_bits() as i16 as i64),
             Const::F32(v) => self.b.ins().f32const(v),
             Const::F64(v) => self.b.ins().f64const(v),
         }
@@ -532,6 +533,13 @@ impl Gen<'_, '_> {
         b: Value,
     ) -> Result<Value> {
         use BinaryOp::*;
+        if dt == DType::F16 {
+            // The verifier lets only `nextafter` compute on float16.
+            return match op {
+                Nextafter => Ok(self.nextafter_f16_s(a, b)),
+                _ => self.unsupported(format!("{op} of float16")),
+            };
+        }
         if op.is_comparison() {
             return Ok(match dt {
                 DType::F32 | DType::F64 => self.b.ins().fcmp(float_cc(op), a, b),
@@ -811,6 +819,23 @@ impl Gen<'_, '_> {
         let t = scalar_type(to);
         match (from, to) {
             _ if from == to => x,
+            // float16 converts through float32 (exact that way), as NumPy's casts do; float64
+            // rounds once (`f64_to_f16_s`).
+            // float16 -> uint32 goes through int64 as NumPy's loop does (NaN, inf: 0).
+            (F16, U32) => {
+                let f = self.f16_to_f32_s(x);
+                let i = self.cast_s(F32, I64, f);
+                self.b.ins().ireduce(types::I32, i)
+            }
+            (F16, _) => {
+                let f = self.f16_to_f32_s(x);
+                self.cast_s(F32, to, f)
+            }
+            (F64, F16) => self.f64_to_f16_s(x),
+            (_, F16) => {
+                let f = self.cast_s(from, F32, x);
+                self.f32_to_f16_s(f)
+            }
             (Bool, F32 | F64) => {
                 let one = self.fconst(t, 1.0);
                 let zero = self.fconst(t, 0.0);
@@ -844,6 +869,114 @@ impl Gen<'_, '_> {
             // Integer to integer: two's complement resize by the source's signedness.
             _ => self.int_resize(from, t, x),
         }
+    }
+
+    /// float16 bits (an `i16`) to float32, exactly: `dtype::f16_to_f32`'s steps.
+    pub(super) fn f16_to_f32_s(&mut self, h: Value) -> Value {
+        let i = types::I32;
+        let h = self.b.ins().uextend(i, h);
+        let mag = self.b.ins().band_imm_s(h, 0x7fff);
+        let o = self.b.ins().ishl_imm_s(mag, 13);
+        let exp = self.b.ins().band_imm_s(o, 0x0f80_0000);
+        let o = self.b.ins().iadd_imm_s(o, (127 - 15) << 23);
+        // Inf/NaN: the exponent all ones.
+        let is_inf = self.b.ins().icmp_imm_s(IntCC::Equal, exp, 0x0f80_0000);
+        let o_inf = self.b.ins().iadd_imm_s(o, (128 - 16) << 23);
+        // Zero/subnormal: renormalized by one exact float subtraction.
+        let is_sub = self.b.ins().icmp_imm_s(IntCC::Equal, exp, 0);
+        let o1 = self.b.ins().iadd_imm_s(o, 1 << 23);
+        let f1 = self.b.ins().bitcast(types::F32, MemFlagsData::new(), o1);
+        let magic = self.b.ins().f32const(f32::from_bits(113 << 23));
+        let d = self.b.ins().fsub(f1, magic);
+        let o_sub = self.b.ins().bitcast(i, MemFlagsData::new(), d);
+        let o = self.b.ins().select(is_sub, o_sub, o);
+        let o = self.b.ins().select(is_inf, o_inf, o);
+        let sign = self.b.ins().band_imm_s(h, 0x8000);
+        let sign = self.b.ins().ishl_imm_s(sign, 16);
+        let o = self.b.ins().bor(o, sign);
+        self.b.ins().bitcast(types::F32, MemFlagsData::new(), o)
+    }
+
+    /// float32 to float16 bits, rounded to nearest even: `dtype::f16_from_f32`'s steps.
+    pub(super) fn f32_to_f16_s(&mut self, x: Value) -> Value {
+        let i = types::I32;
+        let f = self.b.ins().bitcast(i, MemFlagsData::new(), x);
+        let sign = self.b.ins().band_imm_s(f, 0x8000_0000u32 as i32 as i64);
+        let f = self.b.ins().bxor(f, sign);
+        // |x| >= 65536, inf or NaN.
+        let big = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, f, 0x4780_0000);
+        let nan = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedGreaterThan, f, 0x7f80_0000);
+        let qnan = self.b.ins().iconst(i, 0x7e00);
+        let inf = self.b.ins().iconst(i, 0x7c00);
+        let o_big = self.b.ins().select(nan, qnan, inf);
+        // Below the smallest normal float16: adding 0.5 rounds the mantissa into place.
+        let small = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, f, 0x3880_0000);
+        let ff = self.b.ins().bitcast(types::F32, MemFlagsData::new(), f);
+        let half = self.b.ins().f32const(0.5);
+        let s = self.b.ins().fadd(ff, half);
+        let s = self.b.ins().bitcast(i, MemFlagsData::new(), s);
+        let o_small = self.b.ins().iadd_imm_s(s, -0x3f00_0000);
+        // Normal: rebias, add the rounding bias (one more when the kept mantissa is odd).
+        let odd = self.b.ins().ushr_imm_s(f, 13);
+        let odd = self.b.ins().band_imm_s(odd, 1);
+        let n = self.b.ins().iadd_imm_s(f, 0xc800_0fffu32 as i32 as i64);
+        let n = self.b.ins().iadd(n, odd);
+        let o_norm = self.b.ins().ushr_imm_s(n, 13);
+        let o = self.b.ins().select(small, o_small, o_norm);
+        let o = self.b.ins().select(big, o_big, o);
+        let sign = self.b.ins().ushr_imm_s(sign, 16);
+        let o = self.b.ins().bor(o, sign);
+        self.b.ins().ireduce(types::I16, o)
+    }
+
+    /// float64 to float16 bits rounded once: to float32 rounded *to odd* (truncated, the last
+    /// bit set when inexact), then to float16 (`dtype::f16_from_f64`).
+    pub(super) fn f64_to_f16_s(&mut self, x: Value) -> Value {
+        let t = self.b.ins().fdemote(types::F32, x);
+        let back = self.b.ins().fpromote(types::F64, t);
+        let inexact = self.b.ins().fcmp(FloatCC::NotEqual, back, x);
+        let ab = self.b.ins().fabs(back);
+        let ax = self.b.ins().fabs(x);
+        let over = self.b.ins().fcmp(FloatCC::GreaterThan, ab, ax);
+        let bits = self.b.ins().bitcast(types::I32, MemFlagsData::new(), t);
+        let over = self.b.ins().uextend(types::I32, over);
+        let down = self.b.ins().isub(bits, over);
+        let odd = self.b.ins().bor_imm_s(down, 1);
+        let bits = self.b.ins().select(inexact, odd, bits);
+        let t = self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits);
+        self.f32_to_f16_s(t)
+    }
+
+    /// NumPy's `npy_half_nextafter` on float16 bits (`semantics::nextafter_f16`).
+    pub(super) fn nextafter_f16_s(&mut self, x: Value, y: Value) -> Value {
+        let xf = self.f16_to_f32_s(x);
+        let yf = self.f16_to_f32_s(y);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, xf, yf);
+        let eq = self.b.ins().fcmp(FloatCC::Equal, xf, yf);
+        let zero = self.b.ins().f32const(0.0);
+        let x_zero = self.b.ins().fcmp(FloatCC::Equal, xf, zero);
+        // Away from zero when y lies beyond x on x's side.
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, xf, yf);
+        let pos = self.b.ins().fcmp(FloatCC::GreaterThan, xf, zero);
+        let towards = self.b.ins().bxor(lt, pos);
+        let up = self.b.ins().iadd_imm_s(x, 1);
+        let down = self.b.ins().iadd_imm_s(x, -1);
+        let stepped = self.b.ins().select(towards, down, up);
+        let ysign = self.b.ins().band_imm_s(y, 0x8000u16 as i16 as i64);
+        let tiny = self.b.ins().bor_imm_s(ysign, 1);
+        let r = self.b.ins().select(x_zero, tiny, stepped);
+        let r = self.b.ins().select(eq, x, r);
+        let qnan = self.b.ins().iconst(types::I16, 0x7e00);
+        self.b.ins().select(nan, qnan, r)
     }
 
     // ---- vector code ----

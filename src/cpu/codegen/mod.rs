@@ -465,7 +465,8 @@ fn const_shift(
 fn scalar_type(dt: DType) -> Type {
     match dt {
         DType::Bool | DType::I8 | DType::U8 => types::I8,
-        DType::I16 | DType::U16 => types::I16,
+        // float16 is held as its bits: the kernel IR only loads, stores and converts it.
+        DType::I16 | DType::U16 | DType::F16 => types::I16,
         DType::I32 | DType::U32 => types::I32,
         DType::I64 | DType::U64 => types::I64,
         DType::F32 => types::F32,

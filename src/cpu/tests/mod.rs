@@ -1107,6 +1107,7 @@ fn kernels_without_inputs_and_sums_of_broadcasts() {
     assert_eq!(got.scalar_f64(), Some((2100 * 2099 / 2) as f64));
 }
 
+mod half;
 mod math;
 mod reductions;
 
