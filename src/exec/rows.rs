@@ -31,7 +31,7 @@ fn rows_of<'a>(v: &'a ArgView<'_>, lo: usize, hi: usize) -> ArgView<'a> {
             }
         };
     }
-    cut!(Bool, I32, I64, I8, I16, U8, U16, U32, U64, F32, F64)
+    cut!(Bool, I32, I64, I8, I16, U8, U16, U32, U64, F16, F32, F64)
 }
 
 /// `v` cut along axis 0 into consecutive pieces of `block` rows (the last one shorter).
@@ -52,7 +52,7 @@ fn split_rows(v: ArgViewMut<'_>, block: usize) -> Vec<ArgViewMut<'_>> {
             }
         };
     }
-    split!(Bool, I32, I64, I8, I16, U8, U16, U32, U64, F32, F64)
+    split!(Bool, I32, I64, I8, I16, U8, U16, U32, U64, F16, F32, F64)
 }
 
 /// A fresh array of `shape` (zeroed: the allocator hands large ones out as untouched pages).
