@@ -139,12 +139,6 @@ impl Table {
     /// Open a file by its extension: `.parquet`/`.pq`, `.arrow`/`.feather`/`.ipc` (an Arrow IPC
     /// file), `.arrows` (an Arrow IPC stream), `.csv`, `.npz`. Only the metadata is read now;
     /// the rows stream when something is computed.
-    ///
-    /// A Parquet file is memory-mapped: its pages are decoded where the page cache holds them.
-    /// Deleting it or renaming another file over it leaves the table reading the file it
-    /// opened; another process writing into it in place is seen by later evaluations (bytes the
-    /// decoders check as they check any file), and truncating it in place while the table lives
-    /// makes a read past the new end fault (`SIGBUS`), as with any memory-mapped reader.
     pub fn open(path: impl AsRef<Path>) -> Result<Table> {
         Ok(Table::from_source(Source::open(path.as_ref())?))
     }

@@ -80,9 +80,6 @@ pub(crate) enum Source {
     },
     Parquet {
         path: PathBuf,
-        /// The file's bytes, memory-mapped at open ([`map_file`]): chunk readers slice pages
-        /// out of it without copying.
-        data: bytes::Bytes,
         schema: SchemaRef,
         rows: usize,
         /// Per column: whether the statistics allow a null (true when they do not say).
@@ -145,46 +142,6 @@ pub(crate) fn guard<T>(
             ))
         }
     }
-}
-
-/// The bytes of the file at `path`, memory-mapped (read-only, shared with the page cache):
-/// readers slice them without a copy, and the mapping lives as long as any slice of it.
-///
-/// The table reads the file as it was when opened only as far as the system keeps it so:
-/// - deleting or renaming the file, or replacing it by renaming another over its name, changes
-///   nothing: the mapping holds the old file's pages (the usual way to rewrite a file);
-/// - writing into the same file in place (another process) is seen by later reads: the
-///   decoders then see other bytes, which they check like any file's (a bad page, a
-///   length past the end: `Error::Table`), or plausible other values;
-/// - truncating the file in place makes a read of a page past the new end fault (`SIGBUS`),
-///   as with any memory-mapped reader (polars, DuckDB, Arrow's own).
-fn map_file(path: &Path) -> Result<bytes::Bytes> {
-    let file = open_file(path)?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::Io {
-            path: Some(path.to_path_buf()),
-            message: e.to_string(),
-        })?
-        .len();
-    if len == 0 {
-        // Nothing to map (a zero-length mapping is an error on Linux); the reader reports
-        // the missing footer.
-        return Ok(bytes::Bytes::new());
-    }
-    // SAFETY: `Mmap::map` is unsafe because the returned slice aliases memory another
-    // process may change (the file is not locked). The mapping is read-only and private to
-    // this process's reads; fusebox never writes the file. What a change by another process
-    // does is documented above: a rewrite in place gives the decoders other bytes, which
-    // every decoder checks as untrusted input (no undefined behaviour in this crate rests on
-    // their values); a truncation faults. Rust's aliasing rules for `&[u8]` assume the bytes
-    // do not change while borrowed, which only such an outside writer can break; this is the
-    // contract every memory-mapped reader has, stated in the docs of `Table::open`.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io {
-        path: Some(path.to_path_buf()),
-        message: format!("memory-mapping the file: {e}"),
-    })?;
-    Ok(bytes::Bytes::from_owner(map))
 }
 
 fn open_file(path: &Path) -> Result<File> {
@@ -346,8 +303,7 @@ impl Source {
 
     pub fn parquet(path: &Path) -> Result<Source> {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let file = map_file(path)?;
-        let data = file.clone();
+        let file = open_file(path)?;
         guard(
             Some(path),
             || None,
@@ -400,7 +356,6 @@ impl Source {
                 };
                 Ok(Source::Parquet {
                     path: path.to_path_buf(),
-                    data,
                     schema,
                     rows,
                     nullable,
@@ -566,11 +521,7 @@ impl Source {
         use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
         use parquet::arrow::ProjectionMask;
         let Source::Parquet {
-            path,
-            data,
-            meta,
-            groups,
-            ..
+            path, meta, groups, ..
         } = self
         else {
             return Err(Error::Argument {
@@ -580,7 +531,7 @@ impl Source {
         let chunks = self.rows().unwrap_or(0).div_ceil(chunk_rows.max(1));
         let only: Vec<bool> = (0..chunks).map(|k| k != c).collect();
         let (read, sel) = super::prune::selection(groups, &only, chunk_rows);
-        let file = data.clone();
+        let file = open_file(path)?;
         let pos = || Some(format!("chunk {c} (rows from {})", c * chunk_rows));
         guard(Some(path), pos, || {
             let b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
@@ -621,10 +572,10 @@ impl Source {
                     .collect();
                 Ok(Box::new(out.into_iter()))
             }
-            Source::Parquet { path, data, .. } => {
+            Source::Parquet { path, .. } => {
                 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
                 use parquet::arrow::ProjectionMask;
-                let file = data.clone();
+                let file = open_file(path)?;
                 let reader = guard(
                     Some(path),
                     || None,

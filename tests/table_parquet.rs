@@ -1,6 +1,5 @@
-//! A Parquet table reads its file through a memory map (issue 14): results are the bits of the
-//! same rows in memory, and the table keeps the file it opened when the name is deleted or
-//! another file is renamed over it (the mapping holds the opened file's pages).
+//! A Parquet table's results are the bits of the same rows in memory at any chunk size (what
+//! a change to how the file is read must keep, issue 14), and an empty file is a typed error.
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fusebox::table::Table;
@@ -41,7 +40,7 @@ fn write(path: &Path, b: &RecordBatch) {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fusebox_mmap_{}_{name}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("fusebox_parquet_{}_{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -59,7 +58,7 @@ fn results(t: &Table) -> Vec<String> {
 }
 
 #[test]
-fn mapped_file_gives_the_bits_of_memory_across_chunks() {
+fn a_parquet_file_gives_the_bits_of_memory_across_chunks() {
     let d = dir("bits");
     let path = d.join("t.parquet");
     let b = batch(10_000, 1.0);
@@ -74,35 +73,7 @@ fn mapped_file_gives_the_bits_of_memory_across_chunks() {
 }
 
 #[test]
-fn the_opened_file_stays_after_delete_and_rename_over() {
-    let d = dir("rename");
-    let path = d.join("t.parquet");
-    let first = batch(7_000, 1.0);
-    write(&path, &first);
-    let t = Table::open(&path).unwrap().with_chunk_rows(2048);
-    let want = results(
-        &Table::from_batches(vec![first])
-            .unwrap()
-            .with_chunk_rows(2048),
-    );
-    // Another file renamed over the name: the table still reads the one it opened.
-    let other = d.join("other.parquet");
-    write(&other, &batch(7_000, -3.0));
-    std::fs::rename(&other, &path).unwrap();
-    assert_eq!(results(&t), want);
-    // The name deleted: the same.
-    std::fs::remove_file(&path).unwrap();
-    assert_eq!(results(&t), want);
-    // A new table over the name is an I/O error naming the file.
-    match Table::open(&path) {
-        Err(fusebox::Error::Io { path: Some(p), .. }) => assert_eq!(p, path),
-        Err(e) => panic!("{e:?}"),
-        Ok(_) => panic!("opened a deleted file"),
-    }
-}
-
-#[test]
-fn an_empty_file_is_a_table_error_not_a_fault() {
+fn an_empty_parquet_file_is_a_table_error() {
     let d = dir("empty");
     let path = d.join("empty.parquet");
     std::fs::write(&path, b"").unwrap();
