@@ -705,11 +705,7 @@ impl Gen<'_, '_> {
             .brif(more, scalar_body, &args(&body_args), exit, &args(&acc_head));
 
         self.b.switch_to_block(scalar_body);
-        let mut addrs = Vec::new();
-        for j in 0..k.inputs.len() {
-            let off = self.b.ins().imul(i_body, p.steps[j]);
-            addrs.push(self.b.ins().iadd(p.bases[j], off));
-        }
+        let addrs = self.addrs_at(&p.bases, &p.steps, i_body);
         let vals = self.body(Mode::Scalar, &addrs, 0)?;
         let next = self.b.ins().iadd_imm_s(i_body, 1);
         let mut back = vec![next];
@@ -782,11 +778,7 @@ impl Gen<'_, '_> {
         self.b.ins().brif(more, body, &args(&[i_head]), exit, &[]);
 
         self.b.switch_to_block(body);
-        let mut addrs = Vec::new();
-        for j in 0..k.inputs.len() {
-            let off = self.b.ins().imul(i_body, p.steps[j]);
-            addrs.push(self.b.ins().iadd(p.bases[j], off));
-        }
+        let addrs = self.addrs_at(&p.bases, &p.steps, i_body);
         let vals = self.body(Mode::Scalar, &addrs, 0)?;
         let off = self.b.ins().imul_imm_s(i_body, row);
         let slots = self.b.ins().iadd(p.out, off);
@@ -851,11 +843,7 @@ impl Gen<'_, '_> {
         self.b.ins().jump(vbody, &args(&[zero_i]));
 
         self.b.switch_to_block(vbody);
-        let mut addrs = Vec::new();
-        for (vbase, vstep) in vbases.iter().zip(&vsteps) {
-            let off = self.b.ins().imul(i_v, *vstep);
-            addrs.push(self.b.ins().iadd(*vbase, off));
-        }
+        let addrs = self.addrs_at(&vbases, &vsteps, i_v);
         let mut acc_addrs = Vec::new();
         for (o, r) in reds.iter().enumerate() {
             let off = self.b.ins().imul_imm_s(i_v, r.acc.size() as i64);
@@ -899,11 +887,7 @@ impl Gen<'_, '_> {
         self.b.ins().brif(more, body, &args(&[i_head]), exit, &[]);
 
         self.b.switch_to_block(body);
-        let mut addrs = Vec::new();
-        for j in 0..k.inputs.len() {
-            let off = self.b.ins().imul(i_body, p.steps[j]);
-            addrs.push(self.b.ins().iadd(p.bases[j], off));
-        }
+        let addrs = self.addrs_at(&p.bases, &p.steps, i_body);
         let vals = self.body(Mode::Scalar, &addrs, 0)?;
         for (o, r) in reds.iter().enumerate() {
             let off = self.b.ins().imul_imm_s(i_body, r.acc.size() as i64);
@@ -918,6 +902,18 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(exit);
         self.b.ins().return_(&[]);
         Ok(())
+    }
+
+    /// Each input's address of element `i`: `bases[j] + i * steps[j]`.
+    fn addrs_at(&mut self, bases: &[Value], steps: &[Value], i: Value) -> Vec<Value> {
+        bases
+            .iter()
+            .zip(steps)
+            .map(|(base, step)| {
+                let off = self.b.ins().imul(i, *step);
+                self.b.ins().iadd(*base, off)
+            })
+            .collect()
     }
 
     /// Whether every input's step is its element size or 0 (the SIMD loops' layout), and per
@@ -1142,11 +1138,7 @@ impl Gen<'_, '_> {
         if consts > REG_CONSTS {
             self.pool_base = Some(self.b.ins().stack_load(ptr, ptr, pool_slot, 0));
         }
-        let mut addrs = Vec::new();
-        for (vbase, vstep) in vbases.iter().zip(&vsteps) {
-            let off = self.b.ins().imul(i, *vstep);
-            addrs.push(self.b.ins().iadd(*vbase, off));
-        }
+        let addrs = self.addrs_at(&vbases, &vsteps, i);
         let mut out_addrs = Vec::new();
         for (o, out) in outs.iter().enumerate() {
             let size = k.dtype_of(k.outputs[o]).size() as i64;
