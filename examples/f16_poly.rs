@@ -33,7 +33,8 @@ fn main() {
         let poly = (5.0 * &x + 4.0) * &x + 1.0;
         let c = s.compile(&poly).unwrap();
         let (t_poly, t_copy) = if dt == DType::F16 {
-            let a: Array1<f16> = Array1::from_shape_fn(n, |i| f16::from_f32((i % 1000) as f32 * 1e-3));
+            let a: Array1<f16> =
+                Array1::from_shape_fn(n, |i| f16::from_f32((i % 1000) as f32 * 1e-3));
             let mut out = Array1::from_elem(n, f16::ZERO);
             let mut dst = Array1::from_elem(n, f16::ZERO);
             c.call_into(&[a.view().into_dyn().into()], out.view_mut().into_dyn())
