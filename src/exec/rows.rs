@@ -20,6 +20,9 @@ use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// One block's rows of the plan's result arrays: (temporary, its rows).
+type Pieces<'o> = Vec<(u32, ArgViewMut<'o>)>;
+
 /// Rows `lo..hi` of `v` (along axis 0), borrowed.
 fn rows_of<'a>(v: &'a ArgView<'_>, lo: usize, hi: usize) -> ArgView<'a> {
     macro_rules! cut {
@@ -173,7 +176,7 @@ pub(super) fn run_rows<'a>(
     let block = rp.block_rows.max(1);
     let blocks = rp.rows.div_ceil(block);
     // Per block: (temporary, its rows of the result array).
-    let mut pieces: Vec<Vec<(u32, ArgViewMut<'_>)>> = (0..blocks).map(|_| vec![]).collect();
+    let mut pieces: Vec<Pieces<'_>> = (0..blocks).map(|_| vec![]).collect();
     let mut targets: Vec<(u32, ArgViewMut<'_>)> =
         full.iter_mut().map(|(t, a)| (*t, a.view_mut())).collect();
     if let Some(d) = direct.as_mut() {
@@ -188,7 +191,7 @@ pub(super) fn run_rows<'a>(
     // Jobs of consecutive blocks (a few per thread), so a job's scratch arrays are allocated
     // once and reused from block to block while they are in cache.
     let per_job = blocks.div_ceil(4 * cpu.threads().max(1)).max(1);
-    let mut jobs: Vec<Vec<(usize, Vec<(u32, ArgViewMut<'_>)>)>> = vec![];
+    let mut jobs: Vec<Vec<(usize, Pieces<'_>)>> = vec![];
     for (b, p) in pieces.into_iter().enumerate() {
         if b % per_job == 0 {
             jobs.push(vec![]);
@@ -244,7 +247,7 @@ fn run_block(
     read: &std::collections::HashSet<u32>,
     lo: usize,
     block: usize,
-    mut outs: Vec<(u32, ArgViewMut<'_>)>,
+    mut outs: Pieces<'_>,
     reuse: &mut HashMap<u32, DynArray>,
 ) -> Result<()> {
     let rp = &rx.plan;
