@@ -20,6 +20,9 @@ use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// One block's rows of the plan's result arrays: (temporary, its rows).
+type Pieces<'o> = Vec<(u32, ArgViewMut<'o>)>;
+
 /// Rows `lo..hi` of `v` (along axis 0), borrowed.
 fn rows_of<'a>(v: &'a ArgView<'_>, lo: usize, hi: usize) -> ArgView<'a> {
     macro_rules! cut {
@@ -141,9 +144,12 @@ pub(super) fn run_rows<'a>(
     // The caller's `out` takes the first result where it has that result's stored shape and no
     // input overlaps it other than exactly.
     let all_inputs: Vec<ArgView<'_>> = whole.iter().flatten().flatten().cloned().collect();
+    // `into` names the first result by the kernels' numbering; here it is the row form's
+    // first result.
+    let first = rp.results.first().map(|(t, _)| *t).unwrap_or(u32::MAX);
     let mut direct = into.take_if(|i| {
-        rp.results.iter().filter(|(u, _)| *u == i.temp).count() == 1
-            && producer.get(&i.temp).is_some_and(|&(si, o)| {
+        rp.results.iter().filter(|(u, _)| *u == first).count() == 1
+            && producer.get(&first).is_some_and(|&(si, o)| {
                 rp.steps[si].out_shapes[o].as_slice() == i.out.shape()
                     && crate::cpu::alias(&all_inputs, &*i.out) != Alias::Partial
             })
@@ -152,7 +158,7 @@ pub(super) fn run_rows<'a>(
     // The results' full arrays (the one in `out` excepted).
     let mut full: Vec<(u32, DynArray)> = vec![];
     for (t, _) in &rp.results {
-        if full.iter().any(|(u, _)| u == t) || direct.as_ref().is_some_and(|d| d.temp == *t) {
+        if full.iter().any(|(u, _)| u == t) || (direct.is_some() && *t == first) {
             continue;
         }
         let (si, o) = producer
@@ -170,74 +176,38 @@ pub(super) fn run_rows<'a>(
     let block = rp.block_rows.max(1);
     let blocks = rp.rows.div_ceil(block);
     // Per block: (temporary, its rows of the result array).
-    let mut jobs: Vec<(usize, Vec<(u32, ArgViewMut<'_>)>)> =
-        (0..blocks).map(|b| (b, vec![])).collect();
+    let mut pieces: Vec<Pieces<'_>> = (0..blocks).map(|_| vec![]).collect();
     let mut targets: Vec<(u32, ArgViewMut<'_>)> =
         full.iter_mut().map(|(t, a)| (*t, a.view_mut())).collect();
     if let Some(d) = direct.as_mut() {
-        targets.push((d.temp, d.out.reborrow()));
+        targets.push((first, d.out.reborrow()));
     }
     for (t, v) in targets {
         for (b, piece) in split_rows(v, block).into_iter().enumerate() {
-            jobs[b].1.push((t, piece));
+            pieces[b].push((t, piece));
         }
     }
     let cpu = devices.cpu()?;
-    let kernels = &rx.kernels;
+    // Jobs of consecutive blocks (a few per thread), so a job's scratch arrays are allocated
+    // once and reused from block to block while they are in cache.
+    let per_job = blocks.div_ceil(4 * cpu.threads().max(1)).max(1);
+    let mut jobs: Vec<Vec<(usize, Pieces<'_>)>> = vec![];
+    for (b, p) in pieces.into_iter().enumerate() {
+        if b % per_job == 0 {
+            jobs.push(vec![]);
+        }
+        jobs.last_mut().expect("pushed above").push((b, p));
+    }
     let elems: usize = rp
         .steps
         .iter()
         .map(|s| s.shape.iter().product::<usize>())
         .sum();
-    cpu.for_blocks(jobs, elems, |(bi, mut outs)| {
-        let lo = bi * block;
-        let hi = (lo + block).min(rp.rows);
-        let rows = hi - lo;
-        let mut scratch: HashMap<u32, DynArray> = HashMap::new();
-        for (si, s) in rp.steps.iter().enumerate() {
-            let mut space = s.shape.clone();
-            space[0] = rows;
-            // Temporaries as this step reads them (their block, reshaped: shares the data).
-            let mut temps: SmallVec<[Option<DynArray>; 4]> = SmallVec::new();
-            for (b, shape) in s.args.iter().zip(&s.arg_shapes) {
-                temps.push(match b {
-                    Buf::Temp(t) => {
-                        let a = scratch.get(t).ok_or_else(|| Error::InvalidKernel {
-                            message: format!("result t{t} read before it was computed"),
-                        })?;
-                        let mut shape = shape.clone();
-                        shape[0] = rows;
-                        Some(a.reshaped(&shape)?)
-                    }
-                    Buf::Input(_) => None,
-                });
-            }
-            let mut views: SmallVec<[ArgView<'_>; 4]> = SmallVec::new();
-            for (j, t) in temps.iter().enumerate() {
-                views.push(match (t, &whole[si][j]) {
-                    (Some(a), _) => a.view(),
-                    (None, Some(v)) if rp.per_block[si][j] => rows_of(v, lo, hi),
-                    (None, Some(v)) => v.reborrow(),
-                    (None, None) => unreachable!("every argument is a temporary or an input"),
-                });
-            }
-            let only = (s.temps.len() == 1 && !s.kernel.is_reduction())
-                .then(|| s.temps[0])
-                .filter(|t| !read.contains(t));
-            if let Some(out) = only.and_then(|t| outs.iter_mut().find(|(u, _)| *u == t)) {
-                cpu.run_into(&kernels[si], &views, &space, &mut out.1)?;
-                continue;
-            }
-            let res = cpu.run_many(&kernels[si], &views, &space, &s.reduce_axes)?;
-            for (a, t) in res.into_iter().zip(&s.temps) {
-                if let Some((_, out)) = outs.iter_mut().find(|(u, _)| u == t) {
-                    let shape = out.shape().to_vec();
-                    out.assign(&a.reshaped(&shape)?.view())?;
-                }
-                if read.contains(t) {
-                    scratch.insert(*t, a);
-                }
-            }
+    cpu.for_blocks(jobs, elems, |job| {
+        // Block-sized arrays of the stores that stay in the block, reused by the job's blocks.
+        let mut reuse: HashMap<u32, DynArray> = HashMap::new();
+        for (bi, outs) in job {
+            run_block(cpu, rx, &whole, &read, bi * block, block, outs, &mut reuse)?;
         }
         Ok(())
     })?;
@@ -264,4 +234,98 @@ pub(super) fn run_rows<'a>(
     }
     // `into` was taken where `out` was written (then the first result is not in the list).
     Ok(Some(results))
+}
+
+/// Run every pass of `rx` over the block of rows starting at `lo` (at most `block` rows),
+/// writing the plan's results into `outs` (this block's rows of each) and keeping the
+/// block-local stores' arrays in `reuse` for the job's next block.
+#[allow(clippy::too_many_arguments)]
+fn run_block(
+    cpu: &crate::cpu::CpuBackend,
+    rx: &RowExec,
+    whole: &[Vec<Option<ArgView<'_>>>],
+    read: &std::collections::HashSet<u32>,
+    lo: usize,
+    block: usize,
+    mut outs: Pieces<'_>,
+    reuse: &mut HashMap<u32, DynArray>,
+) -> Result<()> {
+    let rp = &rx.plan;
+    let kernels = &rx.kernels;
+    let hi = (lo + block).min(rp.rows);
+    let rows = hi - lo;
+    let mut scratch: HashMap<u32, DynArray> = HashMap::new();
+    for (si, s) in rp.steps.iter().enumerate() {
+        let mut space = s.shape.clone();
+        space[0] = rows;
+        // Temporaries as this step reads them (their block, reshaped: shares the data).
+        let mut temps: SmallVec<[Option<DynArray>; 4]> = SmallVec::new();
+        for (b, shape) in s.args.iter().zip(&s.arg_shapes) {
+            temps.push(match b {
+                Buf::Temp(t) => {
+                    let a = scratch.get(t).ok_or_else(|| Error::InvalidKernel {
+                        message: format!("result t{t} read before it was computed"),
+                    })?;
+                    let mut shape = shape.clone();
+                    shape[0] = rows;
+                    Some(a.reshaped(&shape)?)
+                }
+                Buf::Input(_) => None,
+            });
+        }
+        let mut views: SmallVec<[ArgView<'_>; 4]> = SmallVec::new();
+        for (j, t) in temps.iter().enumerate() {
+            views.push(match (t, &whole[si][j]) {
+                (Some(a), _) => a.view(),
+                (None, Some(v)) if rp.per_block[si][j] => rows_of(v, lo, hi),
+                (None, Some(v)) => v.reborrow(),
+                (None, None) => unreachable!("every argument is a temporary or an input"),
+            });
+        }
+        let only = (s.temps.len() == 1 && !s.kernel.is_reduction()).then(|| s.temps[0]);
+        let result = only.and_then(|t| outs.iter_mut().find(|(u, _)| *u == t));
+        match (only, result) {
+            (Some(t), Some(out)) if !read.contains(&t) => {
+                cpu.run_into(&kernels[si], &views, &space, &mut out.1)?;
+                continue;
+            }
+            (Some(t), None) => {
+                // A store that stays in the block: into the job's reused array.
+                let mut a = match reuse.remove(&t) {
+                    Some(a) if a.shape() == space.as_slice() => a,
+                    _ => fresh(s.kernel.output_dtype(), &space),
+                };
+                cpu.run_into(&kernels[si], &views, &space, &mut a.view_mut())?;
+                drop(views);
+                drop(temps);
+                scratch.insert(t, a);
+                continue;
+            }
+            _ => {}
+        }
+        let res = cpu.run_many(&kernels[si], &views, &space, &s.reduce_axes)?;
+        for (a, t) in res.into_iter().zip(&s.temps) {
+            if let Some((_, out)) = outs.iter_mut().find(|(u, _)| u == t) {
+                let shape = out.shape().to_vec();
+                out.assign(&a.reshaped(&shape)?.view())?;
+            }
+            if read.contains(t) {
+                scratch.insert(*t, a);
+            }
+        }
+    }
+    // The block-local stores go back for the next block.
+    for (t, a) in scratch {
+        if !s_is_reduction(rp, t) {
+            reuse.insert(t, a);
+        }
+    }
+    Ok(())
+}
+
+/// Whether temporary `t` is a reduction's result (a fresh small array per block).
+fn s_is_reduction(rp: &crate::opt::RowPlan, t: u32) -> bool {
+    rp.steps
+        .iter()
+        .any(|s| s.kernel.is_reduction() && s.temps.contains(&t))
 }
