@@ -50,7 +50,7 @@ enum Cmd {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Cases to run (comma-separated): copy, add1, poly, gauss, sumsq, two, rowbcast, colbcast,
-    /// softmax, standardize, gauss32, relu_mix. Default: all.
+    /// softmax, standardize, gauss32, relu_mix, add_u8. Default: all.
     #[arg(long = "case", value_delimiter = ',')]
     cases: Vec<String>,
     /// Sizes (comma-separated; `1e7` notation accepted). Default: 1e3 to 1e7 by powers of ten.
