@@ -3,14 +3,13 @@
 //! read, kernels per chunk, bytes, chunks skipped by statistics) is checked against what
 //! `compute` then does (the session's `Stats`, the table's skip counter) and against the
 //! fusion rules' exact byte counts.
+mod parquet_common;
+
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fusebox::table::{Table, TableExplain};
 use fusebox::{Device, Error, Options, Session};
-use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const N: usize = 10_000;
@@ -38,23 +37,7 @@ fn batch() -> RecordBatch {
 
 /// A fresh Parquet file of [`batch`] in row groups of [`GROUP`] rows.
 fn parquet_file() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("fusebox_explain_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("t{}.parquet", NEXT.fetch_add(1, Ordering::Relaxed)));
-    let b = batch();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(GROUP))
-        .build();
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
-        b.schema(),
-        Some(props),
-    )
-    .unwrap();
-    w.write(&b).unwrap();
-    w.close().unwrap();
-    path
+    parquet_common::fresh_parquet("explain", &batch(), GROUP)
 }
 
 fn cpu() -> Session {

@@ -1,10 +1,10 @@
 //! A Parquet table's results are the bits of the same rows in memory at any chunk size (what
 //! a change to how the file is read must keep, issue 14), and an empty file is a typed error.
+mod parquet_common;
+
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fusebox::table::Table;
-use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,17 +26,7 @@ fn batch(n: usize, k: f64) -> RecordBatch {
 }
 
 fn write(path: &Path, b: &RecordBatch) {
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(3000))
-        .build();
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(path).unwrap(),
-        b.schema(),
-        Some(props),
-    )
-    .unwrap();
-    w.write(b).unwrap();
-    w.close().unwrap();
+    parquet_common::write_parquet(path, b, 3000);
 }
 
 fn dir(name: &str) -> PathBuf {

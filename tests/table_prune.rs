@@ -1,14 +1,13 @@
 //! Row groups skipped by their statistics: a filter that the min/max/null counts of a Parquet
 //! row group prove false never decodes it, and the results keep every bit. Oracle: the same
 //! table in memory (no statistics, nothing skipped) and sums computed here in plain Rust.
+mod parquet_common;
+
 use arrow_array::{ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fusebox::table::Table;
 use fusebox::Expr;
-use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const N: usize = 10_000;
@@ -57,23 +56,7 @@ fn batch() -> RecordBatch {
 
 /// A fresh file per call (tests run in parallel).
 fn parquet_file() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("fusebox_prune_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("t{}.parquet", NEXT.fetch_add(1, Ordering::Relaxed)));
-    let b = batch();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(GROUP))
-        .build();
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
-        b.schema(),
-        Some(props),
-    )
-    .unwrap();
-    w.write(&b).unwrap();
-    w.close().unwrap();
-    path
+    parquet_common::fresh_parquet("prune", &batch(), GROUP)
 }
 
 /// The file table and the in-memory table, both with chunks of `chunk` rows.
