@@ -1,22 +1,12 @@
 //! Device-resident arrays through the session: data uploaded once stays on the GPU, results
 //! feed the next expression, and nothing is uploaded again (the session's counters show it).
 //! Skips without an adapter, fails instead under `FUSEBOX_REQUIRE_GPU=1`.
-use fusebox::{DType, Device, Error, Expr, Options, Session};
+mod common;
+
+use fusebox::{DType, Error, Expr, Session};
 use ndarray::Array1;
 
-fn gpu_session() -> Option<Session> {
-    let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match fusebox::unstable::gpu::GpuBackend::new(0) {
-        Ok(_) => Some(Session::with_options(
-            Options::default().with_device(Device::Gpu(0)),
-        )),
-        Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
-        Err(e) => {
-            println!("skipping: {e}");
-            None
-        }
-    }
-}
+use common::gpu_session;
 
 #[test]
 fn results_stay_on_the_device_and_feed_the_next_expression() {

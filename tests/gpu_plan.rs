@@ -2,30 +2,13 @@
 //! keeps temporaries and reduction partials on the device, and downloads only the results. The
 //! session's counters (`Stats`) prove it; results agree with the reference evaluator.
 //! Skips without an adapter, fails instead under `FUSEBOX_REQUIRE_GPU=1`.
+mod common;
+
 use fusebox::{DType, Device, DynArray, Expr, Options, Session};
 use ndarray::Array1;
 use std::process::Command;
 
-fn gpu_session() -> Option<Session> {
-    let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match fusebox::unstable::gpu::GpuBackend::new(0) {
-        Ok(_) => Some(Session::with_options(
-            Options::default().with_device(Device::Gpu(0)),
-        )),
-        Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
-        Err(e) => {
-            println!("skipping: {e}");
-            None
-        }
-    }
-}
-
-/// Whether adapter 0 runs float64 (not on GL, Metal, most mobile GPUs).
-fn has_f64() -> bool {
-    fusebox::unstable::gpu::adapters()
-        .first()
-        .is_some_and(|a| a.f64 && a.i64)
-}
+use common::{gpu_has_f64 as has_f64, gpu_session};
 
 /// Values with a spread of magnitudes and signs, deterministic.
 fn data(n: usize) -> Array1<f64> {

@@ -3,31 +3,15 @@
 //! prove the kernels ran there; the CPU session over the same table is the oracle (integers,
 //! counts, min/max and validity exactly; float sums within 1e-12 relative: the GPU sums a
 //! chunk pairwise). Skips without an adapter, fails instead under `FUSEBOX_REQUIRE_GPU=1`.
+mod common;
+
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fusebox::table::{Column, Table};
 use fusebox::{Device, Options, Session};
 use std::sync::Arc;
 
-fn gpu_session() -> Option<Session> {
-    let required = std::env::var("FUSEBOX_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match fusebox::unstable::gpu::GpuBackend::new(0) {
-        Ok(_) => Some(Session::with_options(
-            Options::default().with_device(Device::Gpu(0)),
-        )),
-        Err(e) if required => panic!("FUSEBOX_REQUIRE_GPU=1 but no usable GPU adapter: {e}"),
-        Err(e) => {
-            println!("skipping: {e}");
-            None
-        }
-    }
-}
-
-fn has_f64() -> bool {
-    fusebox::unstable::gpu::adapters()
-        .first()
-        .is_some_and(|a| a.f64 && a.i64)
-}
+use common::{gpu_has_f64 as has_f64, gpu_session};
 
 /// 50,000 rows in batches of 7,001: `a` spread around 0, `b` with every 5th row null, `k`
 /// small integers.

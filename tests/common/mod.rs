@@ -403,3 +403,20 @@ pub fn gpu_available() -> bool {
         }
     })
 }
+
+/// A session pinned to GPU adapter 0, or `None` (with the reason printed) where
+/// [`gpu_available`] says there is none.
+pub fn gpu_session() -> Option<fusebox::Session> {
+    gpu_available().then(|| {
+        fusebox::Session::with_options(
+            fusebox::Options::default().with_device(fusebox::Device::Gpu(0)),
+        )
+    })
+}
+
+/// Whether adapter 0 runs float64 and int64 (not on GL, Metal, most mobile GPUs).
+pub fn gpu_has_f64() -> bool {
+    fusebox::unstable::gpu::adapters()
+        .first()
+        .is_some_and(|a| a.f64 && a.i64)
+}
