@@ -87,7 +87,19 @@ def test_reduction_partials_are_fused():
     assert after["bytes_read"] - before["bytes_read"] == X.nbytes
 
 
-def test_local_cluster_with_worker_processes():
+@pytest.fixture
+def restore_environ():
+    """dask.distributed's nanny writes its pre-spawn environment (OMP_NUM_THREADS=1, ...) into
+    this process's os.environ; later tests (and the children they start) must not inherit it."""
+    import os
+
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_local_cluster_with_worker_processes(restore_environ):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
