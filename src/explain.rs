@@ -83,21 +83,21 @@ pub(crate) fn build(
         one_time_costs: true,
         result_on_host: true,
     };
+    // The row form runs where the plan runs on the CPU (and the CPU's estimate is its).
+    let rows = plan
+        .rows
+        .as_ref()
+        .filter(|_| optimize && cx.options.row_form);
     let per_device = cx
         .placer
-        .estimates(cx.devices, steps, &targets, &residency, mode)?;
+        .estimates(cx.devices, steps, rows, &targets, &residency, mode)?;
     let device = match cx.options.device {
         Device::Auto => target_name(choose(&totals(&per_device)).unwrap_or(Target::Cpu)),
         Device::Cpu => "cpu".into(),
         d => cx.devices.device_name(d),
     };
     let mut kernels = step_infos(lowered, &plan.steps, &device);
-    // The row form runs where the plan runs on the CPU.
-    let row_form = plan
-        .rows
-        .as_ref()
-        .filter(|_| optimize && cx.options.row_form);
-    let row_form = row_form.map(|rp| {
+    let row_form = rows.map(|rp| {
         let mut passes = step_infos(lowered, &rp.steps, "cpu");
         for (p, s) in passes.iter_mut().zip(&rp.steps) {
             for (w, t) in p.writes.iter_mut().zip(&s.temps) {

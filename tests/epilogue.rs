@@ -481,3 +481,48 @@ fn without_the_row_form_the_plan_runs_as_its_kernels() {
     s.compute_with(&e, &bind).unwrap();
     assert_eq!(s.stats().kernels_launched - before, 4);
 }
+
+/// The cost model sees what the CPU runs: with a row form, the CPU's estimated memory time is
+/// the kernels' scaled to the row form's bytes (X read once, the result written once), and
+/// the compute time is the same.
+#[test]
+fn the_cpu_estimate_counts_the_row_forms_bytes() {
+    let (rows, cols) = (2000, 1000);
+    let a = data(rows, cols);
+    let e = softmax(&x(rows, cols));
+    let bind = [("x", ArgView::from(&a))];
+    let cpu_estimate = |ex: &fusebox::Explain| {
+        ex.estimates
+            .iter()
+            .find(|d| d.device == "cpu")
+            .expect("a cpu estimate")
+            .estimate
+    };
+    let kernels = Session::with_options(
+        Options::default()
+            .with_device(Device::Cpu)
+            .with_threads(2)
+            .with_row_form(false),
+    )
+    .explain_with(&e, &bind)
+    .unwrap();
+    let rowed = cpu(2).explain_with(&e, &bind).unwrap();
+    let rf = rowed.row_form.as_ref().expect("softmax has a row form");
+    let kernel_bytes: u64 = kernels
+        .kernels
+        .iter()
+        .map(|k| k.bytes_read + k.bytes_written)
+        .sum();
+    let ratio = (rf.memory_read + rf.memory_written) as f64 / kernel_bytes as f64;
+    // X (16 MB) is read by three kernels and the result written once; the row form reads it once.
+    assert!(ratio < 0.6, "ratio {ratio}");
+    let (k, r) = (cpu_estimate(&kernels), cpu_estimate(&rowed));
+    assert!(k.memory_s > 0.0);
+    assert!(
+        (r.memory_s - k.memory_s * ratio).abs() <= 1e-9 * k.memory_s,
+        "row form {} vs kernels {} x {ratio}",
+        r.memory_s,
+        k.memory_s
+    );
+    assert_eq!(r.compute_s, k.compute_s);
+}

@@ -1,7 +1,9 @@
 //! `Device::Auto`: which device a plan runs on. The candidates are the CPU and every GPU
 //! adapter that can run all of the plan's kernels; each gets an estimate from the model
 //! ([`super::model`]) with its parameters (given by the caller, or measured once by the probes
-//! and kept by the calibration store), and the lowest total wins.
+//! and kept by the calibration store), and the lowest total wins. A plan with a row form
+//! ([`crate::opt::epilogue`]) is estimated on the CPU with the row form's memory traffic,
+//! since that is what the CPU runs.
 //!
 //! Cheap in the common case: a plan the CPU finishes before any GPU measured on this machine
 //! could even launch its kernels stays on the CPU without listing the adapters (which loads
@@ -16,7 +18,7 @@ use crate::devices::{adapters, Devices, MAX_GPUS};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kir::Kernel;
-use crate::opt::{Buf, Step};
+use crate::opt::{Buf, RowPlan, Step};
 use crate::options::Device;
 use std::sync::Mutex;
 
@@ -152,11 +154,13 @@ impl Placer {
     }
 
     /// Per-kernel estimates on each target. A GPU whose calibration fails is dropped (with a
-    /// warning); a CPU failure is an error.
+    /// warning); a CPU failure is an error. `rows`: the plan's row form, which the CPU runs
+    /// instead of the kernels ([`row_form_memory`]).
     pub fn estimates(
         &self,
         devices: &Devices,
         steps: &[Step],
+        rows: Option<&RowPlan>,
         targets: &[Target],
         residency: &[Residence],
         mode: Mode,
@@ -181,22 +185,25 @@ impl Placer {
                 cached: steps.iter().map(|s| cached(&s.kernel)).collect(),
                 started,
             };
-            out.push((
-                t,
-                model::estimate_plan(&plan, residency, &cand, &transfer, mode),
-            ));
+            let mut es = model::estimate_plan(&plan, residency, &cand, &transfer, mode);
+            if let (Target::Cpu, Some(rp)) = (t, rows) {
+                row_form_memory(&mut es, &plan, rp);
+            }
+            out.push((t, es));
         }
         Ok(out)
     }
 
-    /// The device a plan of `steps` over `n_inputs` host inputs runs on: the pinned one, or
-    /// `Auto`'s choice (calibrating only when there is more than one candidate).
+    /// The device a plan of `steps` (with row form `rows`, which only the CPU runs) over
+    /// `n_inputs` host inputs runs on: the pinned one, or `Auto`'s choice (calibrating only
+    /// when there is more than one candidate).
     pub fn place(
         &self,
         devices: &Devices,
         pinned: Device,
         n_inputs: usize,
         steps: &[Step],
+        rows: Option<&RowPlan>,
         one_shot: bool,
     ) -> Result<Device> {
         match pinned {
@@ -216,7 +223,7 @@ impl Placer {
         // (and, the first time, compile) its kernels stays on the CPU without listing the
         // adapters, which loads drivers (small arrays: the common case, kept cheap).
         if let Some(floor) = self.gpu_floor(devices, steps.len(), one_shot) {
-            let cpu = self.estimates(devices, steps, &[Target::Cpu], &residency, mode)?;
+            let cpu = self.estimates(devices, steps, rows, &[Target::Cpu], &residency, mode)?;
             let cpu_total: f64 = cpu
                 .iter()
                 .flat_map(|(_, es)| es)
@@ -230,11 +237,31 @@ impl Placer {
         if targets.len() < 2 {
             return Ok(Device::Cpu);
         }
-        let totals = totals(&self.estimates(devices, steps, &targets, &residency, mode)?);
+        let totals = totals(&self.estimates(devices, steps, rows, &targets, &residency, mode)?);
         Ok(match model::choose(&totals) {
             Some(Target::Gpu(n)) => Device::Gpu(n),
             _ => Device::Cpu,
         })
+    }
+}
+
+/// The CPU runs a plan that has a row form block of rows by block of rows, each block kept in
+/// cache across the passes: its memory traffic is the row form's (each input read once, each
+/// result written once: [`RowPlan::memory_bytes`]), not the sum of its kernels' (which read
+/// the input once per pass and write and read back the reductions). Each kernel's memory time
+/// is scaled by that ratio; its compute is unchanged (the row form runs the same instructions).
+fn row_form_memory(es: &mut [Estimate], plan: &[PlanKernel], rp: &RowPlan) {
+    let (read, written) = rp.memory_bytes();
+    let kernels: u64 = plan
+        .iter()
+        .map(|k| k.cost.bytes_read + k.cost.bytes_written)
+        .sum();
+    if kernels == 0 {
+        return;
+    }
+    let f = ((read + written) as f64 / kernels as f64).min(1.0);
+    for e in es {
+        e.memory_s *= f;
     }
 }
 

@@ -339,6 +339,8 @@ impl Compiled {
             inner.options.device,
             skeleton.inputs.len(),
             &r.steps,
+            // Only a plan without a row form is resized (`ExecPlan::length_generic`).
+            None,
             false,
         )?;
         if device != skeleton.device {

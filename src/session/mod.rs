@@ -293,11 +293,13 @@ impl Session {
         };
         let partitioned = opt::partition(&lowered, mode);
         partitioned.check_sizes()?;
+        let rows = partitioned.rows.filter(|_| inner.options.row_form);
         let device = inner.placer.place(
             &inner.devices,
             inner.options.device,
             lowered.inputs.len(),
             &partitioned.steps,
+            rows.as_ref(),
             one_shot,
         )?;
         let auto = inner.options.device == Device::Auto;
@@ -310,7 +312,7 @@ impl Session {
                 results: partitioned.results,
                 checks,
                 length_constants: lowered.length_constants,
-                rows: partitioned.rows.filter(|_| inner.options.row_form),
+                rows,
             },
             device,
             auto,
